@@ -1,0 +1,26 @@
+//! The pure domain of Formulary: components and purls, organisations and their settings, entries
+//! (decisions), OSV advisories with affected-version evaluation, and the policy engine that turns
+//! all of these into an explained allow or deny.
+//!
+//! This crate does no I/O: no files, no network, no clock. Callers pass the time in. That keeps
+//! the policy exact, fast and testable; storage and transport live in other crates.
+
+pub mod advisory;
+mod component;
+mod entry;
+mod error;
+mod licence;
+mod organisation;
+pub mod policy;
+mod settings;
+mod severity;
+
+pub use component::{Component, ComponentVersion};
+pub use entry::{Entry, EntryDraft, Status, Waiver};
+pub use error::CoreError;
+pub use licence::LicenceCheck;
+pub use organisation::{OrgCode, Organisation};
+pub use settings::{EcosystemSettings, Stance};
+pub use severity::Severity;
+
+pub use formulary_ecosystems as ecosystems;

@@ -1,0 +1,23 @@
+//! The policy engine: from entries, settings, advisories and release evidence to an explained
+//! decision for every version of a component, in one organisation's view at one moment.
+//!
+//! The rules, in order (design.md, "Policy semantics"):
+//! 1. a `prohibited` entry denies; an organisation loosens a national prohibition only by an
+//!    unexpired exception entry that waives it;
+//! 2. under a curated stance, a version no admitting entry covers is denied;
+//! 3. an advisory at or above the view's threshold denies, unless an unexpired exception waives
+//!    it; unrated advisories count as high and malicious-package reports always deny;
+//! 4. a licence outside the view's allowed set denies;
+//! 5. a release younger than the cooldown is denied, unless it fixes an advisory that affects the
+//!    newest version otherwise allowed (the security fast lane);
+//! 6. upstream yanks are passed through, not hidden.
+
+mod decision;
+mod evaluate;
+mod release;
+mod snapshot;
+
+pub use decision::{Decision, Effect, Reason, ReasonCode};
+pub use evaluate::{evaluate_releases, evaluate_version};
+pub use release::Release;
+pub use snapshot::{PolicySnapshot, View};

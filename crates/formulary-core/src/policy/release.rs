@@ -1,0 +1,28 @@
+use chrono::{DateTime, Utc};
+use formulary_ecosystems::Version;
+
+/// What is known about one release of a component: the evidence the time- and licence-based
+/// rules need. Unknown facts are `None`, and the decision says so.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Release {
+    /// The version.
+    pub version: Version,
+    /// When it was published upstream.
+    pub published: Option<DateTime<Utc>>,
+    /// `Some(reason)` when the upstream yanked it (the reason may be empty).
+    pub yanked: Option<String>,
+    /// Its licence as an SPDX expression.
+    pub licence: Option<String>,
+}
+
+impl Release {
+    /// A release about which nothing but the version is known.
+    pub fn bare(version: Version) -> Release {
+        Release {
+            version,
+            published: None,
+            yanked: None,
+            licence: None,
+        }
+    }
+}

@@ -1,0 +1,119 @@
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use formulary_ecosystems::Ecosystem;
+
+use crate::advisory::Advisory;
+use crate::component::Component;
+use crate::entry::Entry;
+use crate::organisation::{OrgCode, Organisation};
+use crate::settings::EcosystemSettings;
+
+/// Whose formulary, at what moment: an organisation's view, now or at a snapshot date.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct View {
+    /// The organisation.
+    pub organisation: OrgCode,
+    /// The moment the decision is taken for.
+    pub at: DateTime<Utc>,
+}
+
+/// Everything the policy engine reads, held in memory and indexed by component. A new snapshot
+/// is built and swapped in whole when entries, advisories or settings change.
+#[derive(Debug, Clone, Default)]
+pub struct PolicySnapshot {
+    organisations: HashMap<OrgCode, Organisation>,
+    settings: HashMap<(OrgCode, Ecosystem), EcosystemSettings>,
+    entries: HashMap<Component, Vec<Arc<Entry>>>,
+    advisories: HashMap<Component, Vec<Arc<Advisory>>>,
+}
+
+impl PolicySnapshot {
+    /// Builds a snapshot. Withdrawn advisories are left out.
+    pub fn new(
+        organisations: impl IntoIterator<Item = Organisation>,
+        settings: impl IntoIterator<Item = (OrgCode, Ecosystem, EcosystemSettings)>,
+        entries: impl IntoIterator<Item = Entry>,
+        advisories: impl IntoIterator<Item = Advisory>,
+    ) -> PolicySnapshot {
+        let mut snapshot = PolicySnapshot {
+            organisations: organisations
+                .into_iter()
+                .map(|organisation| (organisation.code.clone(), organisation))
+                .collect(),
+            settings: settings
+                .into_iter()
+                .map(|(code, ecosystem, settings)| ((code, ecosystem), settings))
+                .collect(),
+            ..PolicySnapshot::default()
+        };
+        for entry in entries {
+            snapshot
+                .entries
+                .entry(entry.draft.component.clone())
+                .or_default()
+                .push(Arc::new(entry));
+        }
+        for advisory in advisories
+            .into_iter()
+            .filter(|advisory| !advisory.is_withdrawn())
+        {
+            let advisory = Arc::new(advisory);
+            let mut components: Vec<&Component> = advisory.components().collect();
+            components.sort();
+            components.dedup();
+            for component in components {
+                snapshot
+                    .advisories
+                    .entry(component.clone())
+                    .or_default()
+                    .push(Arc::clone(&advisory));
+            }
+        }
+        snapshot
+    }
+
+    /// The organisation with this code, if it exists.
+    pub fn organisation(&self, code: &OrgCode) -> Option<&Organisation> {
+        self.organisations.get(code)
+    }
+
+    /// The settings an organisation applies to an ecosystem: its own, else the national ones,
+    /// else the defaults.
+    pub fn settings_for(&self, organisation: &OrgCode, ecosystem: Ecosystem) -> EcosystemSettings {
+        self.settings
+            .get(&(organisation.clone(), ecosystem))
+            .or_else(|| self.settings.get(&(OrgCode::national(), ecosystem)))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Every entry (all organisations) about a component.
+    pub fn entries_for(&self, component: &Component) -> &[Arc<Entry>] {
+        self.entries.get(component).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every advisory in force about a component.
+    pub fn advisories_for(&self, component: &Component) -> &[Arc<Advisory>] {
+        self.advisories.get(component).map_or(&[], Vec::as_slice)
+    }
+
+    /// The components that have at least one entry, for listings.
+    pub fn components_with_entries(&self) -> impl Iterator<Item = &Component> {
+        self.entries.keys()
+    }
+
+    /// How many advisories the snapshot holds for supported ecosystems (counting each once).
+    pub fn advisory_count(&self) -> usize {
+        let mut ids: Vec<&str> = self
+            .advisories
+            .values()
+            .flatten()
+            .map(|advisory| advisory.id.as_str())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids.len()
+    }
+}

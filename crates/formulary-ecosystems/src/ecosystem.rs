@@ -1,0 +1,90 @@
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{printable, EcosystemError};
+
+/// A package ecosystem: a family of packages that share naming and version rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ecosystem {
+    /// The Python Package Index (purl type `pypi`, OSV ecosystem `PyPI`).
+    Pypi,
+    /// The Comprehensive R Archive Network (purl type `cran`, OSV ecosystem `CRAN`).
+    Cran,
+}
+
+impl Ecosystem {
+    /// Every ecosystem Formulary supports, in display order.
+    pub const ALL: [Ecosystem; 2] = [Ecosystem::Pypi, Ecosystem::Cran];
+
+    /// The purl type and the word used in URLs, configuration and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ecosystem::Pypi => "pypi",
+            Ecosystem::Cran => "cran",
+        }
+    }
+
+    /// The ecosystem's name in OSV records (`affected[].package.ecosystem`).
+    pub fn osv_name(self) -> &'static str {
+        match self {
+            Ecosystem::Pypi => "PyPI",
+            Ecosystem::Cran => "CRAN",
+        }
+    }
+
+    /// Maps an OSV ecosystem string to a supported ecosystem. OSV ecosystems may carry a suffix
+    /// after a colon (for example `Debian:11`), which never applies to the ecosystems supported
+    /// here, so only exact names match.
+    pub fn from_osv_name(name: &str) -> Option<Ecosystem> {
+        Ecosystem::ALL
+            .into_iter()
+            .find(|ecosystem| ecosystem.osv_name() == name)
+    }
+}
+
+impl fmt::Display for Ecosystem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Ecosystem {
+    type Err = EcosystemError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let lowered = text.trim().to_ascii_lowercase();
+        Ecosystem::ALL
+            .into_iter()
+            .find(|ecosystem| ecosystem.as_str() == lowered)
+            .ok_or_else(|| EcosystemError::UnknownEcosystem {
+                given: printable(text),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_case_insensitively_and_rejects_unknown() {
+        assert_eq!("PyPI".parse::<Ecosystem>(), Ok(Ecosystem::Pypi));
+        assert_eq!("cran".parse::<Ecosystem>(), Ok(Ecosystem::Cran));
+        let error = "maven\u{7}".parse::<Ecosystem>().unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "unknown ecosystem 'maven\\u{7}'; Formulary supports: pypi, cran"
+        );
+    }
+
+    #[test]
+    fn maps_osv_names_exactly() {
+        assert_eq!(Ecosystem::from_osv_name("PyPI"), Some(Ecosystem::Pypi));
+        assert_eq!(Ecosystem::from_osv_name("CRAN"), Some(Ecosystem::Cran));
+        assert_eq!(Ecosystem::from_osv_name("pypi"), None);
+        assert_eq!(Ecosystem::from_osv_name("Debian:11"), None);
+    }
+}

@@ -1,0 +1,94 @@
+use std::cmp::Ordering;
+use std::fmt;
+
+use crate::cran_version::CranVersion;
+use crate::ecosystem::Ecosystem;
+use crate::error::{printable, EcosystemError};
+
+/// A version of a package in one ecosystem, ordered by that ecosystem's rules.
+///
+/// Versions of different ecosystems never meet in practice; if they do, they order by ecosystem
+/// first so that sorting stays total.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Version {
+    /// A PEP 440 version.
+    Pypi(pep440_rs::Version),
+    /// An R package version.
+    Cran(CranVersion),
+}
+
+impl Version {
+    /// Parses `text` with the ecosystem's version syntax.
+    pub fn parse(ecosystem: Ecosystem, text: &str) -> Result<Version, EcosystemError> {
+        match ecosystem {
+            Ecosystem::Pypi => {
+                if text.len() > 128 {
+                    return Err(EcosystemError::InvalidVersion {
+                        ecosystem: "pypi",
+                        version: printable(text),
+                        why: "it is longer than 128 characters".to_owned(),
+                    });
+                }
+                text.trim()
+                    .parse::<pep440_rs::Version>()
+                    .map(Version::Pypi)
+                    .map_err(|error| EcosystemError::InvalidVersion {
+                        ecosystem: "pypi",
+                        version: printable(text),
+                        why: format!(
+                            "{error} (PEP 440 versions look like 2.32.3, 1.0rc1 or 2.0.post1)"
+                        ),
+                    })
+            }
+            Ecosystem::Cran => text.parse::<CranVersion>().map(Version::Cran),
+        }
+    }
+
+    /// The ecosystem whose ordering this version follows.
+    pub fn ecosystem(&self) -> Ecosystem {
+        match self {
+            Version::Pypi(_) => Ecosystem::Pypi,
+            Version::Cran(_) => Ecosystem::Cran,
+        }
+    }
+
+    /// True for PEP 440 pre-releases and development releases. R has none.
+    pub fn is_prerelease(&self) -> bool {
+        match self {
+            Version::Pypi(version) => version.any_prerelease(),
+            Version::Cran(_) => false,
+        }
+    }
+}
+
+impl PartialOrd for Version {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Version {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (self, other) {
+            (Version::Pypi(left), Version::Pypi(right)) => left.cmp(right),
+            (Version::Cran(left), Version::Cran(right)) => left.cmp(right),
+            _ => self.ecosystem().cmp(&other.ecosystem()),
+        }
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Version::Pypi(version) => version.fmt(f),
+            Version::Cran(version) => version.fmt(f),
+        }
+    }
+}
+
+impl serde::Serialize for Version {
+    /// Versions serialise as the text the ecosystem writes them in.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
