@@ -5,6 +5,7 @@
 //! This crate does no I/O: no files, no network, no clock. Callers pass the time in. That keeps
 //! the policy exact, fast and testable; storage and transport live in other crates.
 
+mod access;
 pub mod advisory;
 mod component;
 mod entry;
@@ -15,6 +16,7 @@ pub mod policy;
 mod settings;
 mod severity;
 
+pub use access::Role;
 pub use component::{Component, ComponentVersion};
 pub use entry::{Entry, EntryDraft, Status, Waiver};
 pub use error::CoreError;

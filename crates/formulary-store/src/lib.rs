@@ -1,1 +1,26 @@
-//! placeholder
+//! Persistence for Formulary. Records live in SQLite (the embedded default) or PostgreSQL, through
+//! one migration set and one code path (sqlx's `Any` driver); blobs live in object storage,
+//! addressed by their SHA-256.
+//!
+//! This is the only crate that knows SQL. Every change of state is written in the same
+//! transaction as its row in the hash-chained audit log, so no change goes unrecorded.
+
+mod advisories;
+mod audit;
+mod blobs;
+mod database;
+mod entries;
+mod error;
+mod organisations;
+mod releases;
+mod snapshot;
+mod time;
+mod tokens;
+
+pub use advisories::{AdvisoryImport, AdvisorySummary, ImportOutcome};
+pub use audit::{AuditRecord, AuditVerification};
+pub use blobs::{BlobRef, BlobStore};
+pub use database::{redact_url, Database};
+pub use entries::{EntryFilter, StoredEntry};
+pub use error::StoreError;
+pub use tokens::{ApiToken, IssuedToken};

@@ -1,0 +1,164 @@
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyConnection, AnyPool, ConnectOptions, Connection, Executor};
+
+use crate::error::StoreError;
+
+/// How many times a write is tried when concurrent writers keep conflicting with it.
+const WRITE_ATTEMPTS: u32 = 12;
+
+/// A boxed future borrowing a connection, as returned by the closures given to
+/// [`Database::transact`].
+pub(crate) type TransactionFuture<'t, T> =
+    Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 't>>;
+
+/// The record store: a pool of connections to SQLite or PostgreSQL with the schema applied.
+#[derive(Debug, Clone)]
+pub struct Database {
+    pool: AnyPool,
+    is_sqlite: bool,
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Removes the password from a database URL so that it can be shown in messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("REDACTED"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => url
+            .split('@')
+            .next_back()
+            .map_or_else(String::new, |host| format!("…@{host}")),
+    }
+}
+
+impl Database {
+    /// Opens the database at `url` (`sqlite://PATH` — created if missing — or `postgres://…`)
+    /// and applies any pending migrations.
+    pub async fn open(url: &str) -> Result<Database, StoreError> {
+        sqlx::any::install_default_drivers();
+        let is_sqlite = url.starts_with("sqlite:");
+        if !is_sqlite && !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+            return Err(StoreError::UnsupportedUrl(redact_url(url)));
+        }
+        let connect_url = if is_sqlite && !url.contains("mode=") {
+            format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+        } else {
+            url.to_owned()
+        };
+        let options: AnyConnectOptions = connect_url
+            .parse::<AnyConnectOptions>()
+            .map_err(|source| StoreError::Connect {
+                url: redact_url(url),
+                source,
+            })?
+            .log_statements(tracing::log::LevelFilter::Trace);
+        let pool = AnyPoolOptions::new()
+            .max_connections(if is_sqlite { 8 } else { 16 })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |connection, _| {
+                Box::pin(async move {
+                    if is_sqlite {
+                        // WAL lets readers proceed while one writer writes; foreign keys are off by
+                        // default in SQLite; the busy timeout makes writers wait rather than fail.
+                        connection
+                            .execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Connect { url: redact_url(url), source })?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Database { pool, is_sqlite })
+    }
+
+    /// The connection pool, for the store's modules.
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// True when the records live in SQLite.
+    pub fn is_sqlite(&self) -> bool {
+        self.is_sqlite
+    }
+
+    /// Checks that the database answers, for health checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// Runs `work` in a transaction and commits it. When a concurrent writer conflicts (a unique
+    /// key taken in between, a busy SQLite file, a PostgreSQL serialisation failure), the whole
+    /// transaction is rolled back and tried again from the start.
+    pub(crate) async fn transact<T, F>(&self, mut work: F) -> Result<T, StoreError>
+    where
+        F: for<'t> FnMut(&'t mut AnyConnection) -> TransactionFuture<'t, T>,
+    {
+        for attempt in 0..WRITE_ATTEMPTS {
+            let mut connection = self.pool.acquire().await?;
+            let mut transaction = connection.begin().await?;
+            let outcome = match work(&mut transaction).await {
+                Ok(value) => transaction
+                    .commit()
+                    .await
+                    .map(|()| value)
+                    .map_err(StoreError::from),
+                Err(error) => {
+                    let _ = transaction.rollback().await;
+                    Err(error)
+                }
+            };
+            match outcome {
+                Err(StoreError::Database(error)) if is_write_conflict(&error) => {
+                    let backoff = Duration::from_millis(
+                        5 * u64::from(attempt + 1) + u64::from(rand_jitter()),
+                    );
+                    tokio::time::sleep(backoff).await;
+                }
+                other => return other,
+            }
+        }
+        Err(StoreError::Contended(WRITE_ATTEMPTS))
+    }
+}
+
+/// A few milliseconds of jitter so that retrying writers do not collide again in lockstep.
+fn rand_jitter() -> u8 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.subsec_nanos());
+    (nanos % 7) as u8
+}
+
+/// True for errors that mean "another writer got there first; try again".
+fn is_write_conflict(error: &sqlx::Error) -> bool {
+    let Some(database_error) = error.as_database_error() else {
+        return false;
+    };
+    if database_error.is_unique_violation() {
+        return true;
+    }
+    let code = database_error.code().unwrap_or_default();
+    // PostgreSQL: serialization_failure, deadlock_detected. SQLite: BUSY (5), LOCKED (6) and their
+    // extended codes such as BUSY_SNAPSHOT (517).
+    matches!(
+        code.as_ref(),
+        "40001" | "40P01" | "5" | "6" | "261" | "517" | "262"
+    ) || database_error.message().contains("database is locked")
+}

@@ -1,0 +1,72 @@
+use thiserror::Error;
+
+/// Everything that can go wrong in storage, worded for the person who has to fix it.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The database could not be reached or opened.
+    #[error("could not open the database at {url}: {source}. Check `database_url` and that the database server is running and reachable")]
+    Connect {
+        /// The database URL with any password removed.
+        url: String,
+        /// What the driver said.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The URL names a database kind Formulary does not use.
+    #[error("unsupported database URL '{0}': use sqlite://PATH or postgres://USER@HOST/DATABASE")]
+    UnsupportedUrl(String),
+    /// Applying the schema migrations failed.
+    #[error("could not bring the database schema up to date: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A stored row could not be read back (it was written by a newer version, or edited by hand).
+    #[error("a stored {what} could not be read: {why}")]
+    Corrupt {
+        /// What kind of record.
+        what: &'static str,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The thing asked for does not exist.
+    #[error("{0} was not found")]
+    NotFound(String),
+    /// The change conflicts with what is stored.
+    #[error("{0}")]
+    Conflict(String),
+    /// The domain refused the input.
+    #[error(transparent)]
+    Invalid(#[from] formulary_core::CoreError),
+    /// Object storage failed.
+    #[error("blob storage error: {0}")]
+    Blob(#[from] object_store::Error),
+    /// A blob's content does not match the digest it was announced with.
+    #[error("content digest mismatch: expected sha256 {expected}, got {actual}; the file was not stored")]
+    DigestMismatch {
+        /// The digest the source announced.
+        expected: String,
+        /// The digest of the bytes received.
+        actual: String,
+    },
+    /// The stream that fed a blob failed before it ended.
+    #[error("the download was interrupted after {bytes} bytes: {why}; nothing was stored")]
+    Interrupted {
+        /// How many bytes arrived.
+        bytes: u64,
+        /// What the source said.
+        why: String,
+    },
+    /// A write kept conflicting with concurrent writers.
+    #[error("the change could not be saved after {0} attempts because other writers kept changing the same records; try again")]
+    Contended(u32),
+}
+
+impl StoreError {
+    pub(crate) fn corrupt(what: &'static str, why: impl ToString) -> StoreError {
+        StoreError::Corrupt {
+            what,
+            why: why.to_string(),
+        }
+    }
+}

@@ -1,0 +1,60 @@
+use chrono::Utc;
+use formulary_core::ecosystems::Version;
+use formulary_core::policy::Release;
+use formulary_core::Component;
+use sqlx::Row;
+
+use crate::database::Database;
+use crate::error::StoreError;
+use crate::time;
+
+impl Database {
+    /// Records (or refreshes) what is known about a release. The first time a release is seen is
+    /// kept, so that it can stand in for an unknown publication time.
+    pub async fn record_release(
+        &self,
+        component: &Component,
+        release: &Release,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO releases (ecosystem, name, version, published, yanked, licence, first_seen) VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (ecosystem, name, version) DO UPDATE SET published = COALESCE(excluded.published, releases.published),
+               yanked = excluded.yanked, licence = COALESCE(excluded.licence, releases.licence)",
+        )
+        .bind(component.ecosystem().as_str())
+        .bind(component.name.as_str())
+        .bind(release.version.to_string())
+        .bind(release.published.map(time::to_text))
+        .bind(release.yanked.clone())
+        .bind(release.licence.clone())
+        .bind(time::to_text(Utc::now()))
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Everything known about a component's releases. Versions that no longer parse are skipped.
+    pub async fn releases_of(&self, component: &Component) -> Result<Vec<Release>, StoreError> {
+        let rows = sqlx::query("SELECT version, published, yanked, licence FROM releases WHERE ecosystem = $1 AND name = $2")
+            .bind(component.ecosystem().as_str())
+            .bind(component.name.as_str())
+            .fetch_all(self.pool())
+            .await?;
+        let mut releases = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let Ok(version) =
+                Version::parse(component.ecosystem(), &row.try_get::<String, _>("version")?)
+            else {
+                continue;
+            };
+            releases.push(Release {
+                version,
+                published: time::optional_from_text(row.try_get("published")?)?,
+                yanked: row.try_get("yanked")?,
+                licence: row.try_get("licence")?,
+            });
+        }
+        releases.sort_by(|left, right| left.version.cmp(&right.version));
+        Ok(releases)
+    }
+}

@@ -1,0 +1,195 @@
+use chrono::{DateTime, Utc};
+use formulary_core::{OrgCode, Role};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::audit;
+use crate::database::Database;
+use crate::error::StoreError;
+use crate::time;
+
+/// Every token starts with this, so that secret scanners and people recognise it.
+const TOKEN_PREFIX: &str = "frm_";
+
+/// A stored API token (never the secret itself: only its SHA-256).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiToken {
+    /// Public identifier, safe to show and log.
+    pub id: String,
+    /// What it is for.
+    pub name: String,
+    /// The organisation it acts for.
+    pub organisation: OrgCode,
+    /// What it may do there.
+    pub role: Role,
+    /// Who issued it.
+    pub created_by: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working, if ever.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl ApiToken {
+    /// How the token appears as an actor in the audit log.
+    pub fn actor(&self) -> String {
+        format!("token:{} ({})", self.id, self.name)
+    }
+}
+
+/// A newly issued token: the secret is shown once and never stored.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    /// The stored token.
+    pub token: ApiToken,
+    /// The bearer secret to hand to the client.
+    pub secret: String,
+}
+
+fn digest(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+impl Database {
+    /// Issues a token for an organisation and role.
+    pub async fn issue_token(
+        &self,
+        name: &str,
+        organisation: &OrgCode,
+        role: Role,
+        expires_at: Option<DateTime<Utc>>,
+        actor: &str,
+    ) -> Result<IssuedToken, StoreError> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+            return Err(StoreError::Conflict(
+                "a token needs a name of 1 to 100 printable characters saying what it is for"
+                    .to_owned(),
+            ));
+        }
+        self.require_organisation(organisation).await?;
+        // Two random v4 UUIDs: 244 random bits from the operating system's generator.
+        let secret = format!(
+            "{TOKEN_PREFIX}{}{}",
+            uuid::Uuid::new_v4().simple(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let token = ApiToken {
+            id: format!("t-{}", &uuid::Uuid::now_v7().simple().to_string()[..16]),
+            name: name.to_owned(),
+            organisation: organisation.clone(),
+            role,
+            created_by: actor.to_owned(),
+            created_at: time::now(),
+            expires_at,
+            revoked_at: None,
+        };
+        let (stored, hash, actor) = (token.clone(), digest(&secret), actor.to_owned());
+        self.transact(move |connection| {
+            let (token, hash, actor) = (stored.clone(), hash.clone(), actor.clone());
+            Box::pin(async move {
+                sqlx::query(
+                    "INSERT INTO api_tokens (id, name, token_hash, organisation, role, created_by, created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL)",
+                )
+                .bind(&token.id)
+                .bind(&token.name)
+                .bind(&hash)
+                .bind(token.organisation.as_str())
+                .bind(token.role.as_str())
+                .bind(&token.created_by)
+                .bind(time::to_text(token.created_at))
+                .bind(token.expires_at.map(time::to_text))
+                .execute(&mut *connection)
+                .await?;
+                let details = serde_json::json!({ "name": token.name, "organisation": token.organisation, "role": token.role, "expires_at": token.expires_at });
+                audit::append(connection, &actor, "token.issue", &token.id, &details).await?;
+                Ok(())
+            })
+        })
+        .await?;
+        Ok(IssuedToken { token, secret })
+    }
+
+    /// The token a bearer secret belongs to, if it is valid now (not revoked, not expired).
+    pub async fn authenticate_token(&self, secret: &str) -> Result<Option<ApiToken>, StoreError> {
+        if !secret.starts_with(TOKEN_PREFIX) || secret.len() > 200 {
+            return Ok(None);
+        }
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM api_tokens WHERE token_hash = $1"
+        ))
+        .bind(digest(secret))
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(token) = row.map(|row| decode(&row)).transpose()? else {
+            return Ok(None);
+        };
+        let now = Utc::now();
+        let usable =
+            token.revoked_at.is_none() && token.expires_at.is_none_or(|expires| now < expires);
+        Ok(usable.then_some(token))
+    }
+
+    /// Revokes a token at once.
+    pub async fn revoke_token(&self, id: &str, actor: &str) -> Result<(), StoreError> {
+        let (id, actor) = (id.to_owned(), actor.to_owned());
+        self.transact(move |connection| {
+            let (id, actor) = (id.clone(), actor.clone());
+            Box::pin(async move {
+                let changed = sqlx::query(
+                    "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+                )
+                .bind(time::to_text(Utc::now()))
+                .bind(&id)
+                .execute(&mut *connection)
+                .await?
+                .rows_affected();
+                if changed == 0 {
+                    return Err(StoreError::NotFound(format!(
+                        "an unrevoked token with id '{}'",
+                        id.escape_debug()
+                    )));
+                }
+                audit::append(
+                    connection,
+                    &actor,
+                    "token.revoke",
+                    &id,
+                    &serde_json::json!({}),
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Every token, newest first.
+    pub async fn tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM api_tokens ORDER BY created_at DESC"
+        ))
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(decode).collect()
+    }
+}
+
+const COLUMNS: &str =
+    "id, name, organisation, role, created_by, created_at, expires_at, revoked_at";
+
+fn decode(row: &sqlx::any::AnyRow) -> Result<ApiToken, StoreError> {
+    Ok(ApiToken {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        organisation: row.try_get::<String, _>("organisation")?.parse()?,
+        role: row.try_get::<String, _>("role")?.parse()?,
+        created_by: row.try_get("created_by")?,
+        created_at: time::from_text(&row.try_get::<String, _>("created_at")?)?,
+        expires_at: time::optional_from_text(row.try_get("expires_at")?)?,
+        revoked_at: time::optional_from_text(row.try_get("revoked_at")?)?,
+    })
+}

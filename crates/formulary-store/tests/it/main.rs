@@ -1,0 +1,8 @@
+//! The storage suite. Every test in `records` runs twice: on SQLite and on PostgreSQL (a fresh
+//! database per test). PostgreSQL tests need `FORMULARY_TEST_POSTGRES_URL`; `scripts/test` sets
+//! it, and with `FORMULARY_TEST_REQUIRE_POSTGRES=1` a missing server fails the run instead of
+//! skipping.
+
+mod blobs;
+mod records;
+mod support;
