@@ -13,17 +13,21 @@ pub enum Ecosystem {
     Pypi,
     /// The Comprehensive R Archive Network (purl type `cran`, OSV ecosystem `CRAN`).
     Cran,
+    /// Desktop tools installed as a whole (R, Python, git, an IDE): purl type `generic`. They
+    /// have no package index; their entries drive what the self-service installer offers.
+    Generic,
 }
 
 impl Ecosystem {
     /// Every ecosystem Formulary supports, in display order.
-    pub const ALL: [Ecosystem; 2] = [Ecosystem::Pypi, Ecosystem::Cran];
+    pub const ALL: [Ecosystem; 3] = [Ecosystem::Pypi, Ecosystem::Cran, Ecosystem::Generic];
 
     /// The purl type and the word used in URLs, configuration and the CLI.
     pub fn as_str(self) -> &'static str {
         match self {
             Ecosystem::Pypi => "pypi",
             Ecosystem::Cran => "cran",
+            Ecosystem::Generic => "generic",
         }
     }
 
@@ -32,6 +36,8 @@ impl Ecosystem {
         match self {
             Ecosystem::Pypi => "PyPI",
             Ecosystem::Cran => "CRAN",
+            // OSV has no ecosystem for desktop tools; this name matches no record.
+            Ecosystem::Generic => "Generic",
         }
     }
 
@@ -76,7 +82,7 @@ mod tests {
         let error = "maven\u{7}".parse::<Ecosystem>().unwrap_err();
         assert_eq!(
             error.to_string(),
-            "unknown ecosystem 'maven\\u{7}'; Formulary supports: pypi, cran"
+            "unknown ecosystem 'maven\\u{7}'; Formulary supports: pypi, cran, generic"
         );
     }
 

@@ -7,6 +7,7 @@
 mod cran_version;
 mod ecosystem;
 mod error;
+mod generic_version;
 mod name;
 mod range;
 mod version;
@@ -14,6 +15,7 @@ mod version;
 pub use cran_version::CranVersion;
 pub use ecosystem::Ecosystem;
 pub use error::EcosystemError;
+pub use generic_version::GenericVersion;
 pub use name::PackageName;
 pub use range::{Comparator, VersionRange};
 pub use version::Version;

@@ -35,6 +35,7 @@ impl PackageName {
         let normalized = match ecosystem {
             Ecosystem::Pypi => normalize_pypi(name).map_err(invalid)?,
             Ecosystem::Cran => check_cran(name).map_err(invalid)?,
+            Ecosystem::Generic => normalize_generic(name).map_err(invalid)?,
         };
         Ok(PackageName {
             ecosystem,
@@ -105,6 +106,22 @@ fn check_cran(name: &str) -> Result<String, &'static str> {
         return Err("it must have at least two characters and must not end with '.'");
     }
     Ok(name.to_owned())
+}
+
+/// Desktop tool names: ASCII letters, digits, `.`, `_` and `-`, starting with a letter or digit;
+/// compared in lower case.
+fn normalize_generic(name: &str) -> Result<String, &'static str> {
+    let bytes = name.as_bytes();
+    if !bytes
+        .iter()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return Err("only ASCII letters, digits, '.', '_' and '-' are allowed");
+    }
+    if !bytes[0].is_ascii_alphanumeric() {
+        return Err("it must start with a letter or digit");
+    }
+    Ok(name.to_ascii_lowercase())
 }
 
 #[cfg(test)]

@@ -1,13 +1,12 @@
 use std::fmt;
-use std::str::FromStr;
 
-use crate::cran_version::CranVersion;
 use crate::ecosystem::Ecosystem;
 use crate::error::{printable, EcosystemError};
 use crate::version::Version;
 
 /// A version range written in the ecosystem's own syntax:
-/// PEP 440 specifiers for PyPI (`>=2.31,<3`), R's comparison list for CRAN (`>= 1.0-2, < 2.0`).
+/// PEP 440 specifiers for PyPI (`>=2.31,<3`), R's comparison list for CRAN (`>= 1.0-2, < 2.0`),
+/// and the same comparison list for desktop tools (`>= 4.3, < 5`).
 /// `*` (or an empty string) covers every version.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VersionRange {
@@ -20,14 +19,14 @@ pub struct VersionRange {
 enum Bounds {
     Every,
     Pypi(pep440_rs::VersionSpecifiers),
-    Cran(Vec<Comparator>),
+    Comparisons(Vec<Comparator>),
 }
 
-/// One R version comparison, such as `>= 1.0-2`.
+/// One version comparison, such as `>= 1.0-2`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Comparator {
     operator: Operator,
-    version: CranVersion,
+    version: Version,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,7 +54,7 @@ impl Operator {
 
 impl Comparator {
     /// True when `version` satisfies this comparison.
-    pub fn matches(&self, version: &CranVersion) -> bool {
+    pub fn matches(&self, version: &Version) -> bool {
         let ordering = version.cmp(&self.version);
         match self.operator {
             Operator::Less => ordering.is_lt(),
@@ -74,10 +73,9 @@ impl fmt::Display for Comparator {
     }
 }
 
-impl FromStr for Comparator {
-    type Err = String;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
+impl Comparator {
+    /// Reads one comparison, such as `>= 1.0-2` or `(< 2.0)`, with the ecosystem's versions.
+    pub fn parse(ecosystem: Ecosystem, text: &str) -> Result<Comparator, String> {
         let clause = text
             .trim()
             .trim_start_matches('(')
@@ -101,9 +99,7 @@ impl FromStr for Comparator {
                     printable(clause)
                 )
             })?;
-        let version = clause[symbol.len()..]
-            .trim()
-            .parse::<CranVersion>()
+        let version = Version::parse(ecosystem, clause[symbol.len()..].trim())
             .map_err(|error| error.to_string())?;
         Ok(Comparator { operator, version })
     }
@@ -142,14 +138,14 @@ impl VersionRange {
                         "{error}; write PEP 440 specifiers such as '>=2.31,<3' or '==1.4.*'"
                     ))
                 })?,
-            Ecosystem::Cran => trimmed
+            Ecosystem::Cran | Ecosystem::Generic => trimmed
                 .split(',')
-                .map(str::parse::<Comparator>)
+                .map(|clause| Comparator::parse(ecosystem, clause))
                 .collect::<Result<Vec<_>, _>>()
-                .map(Bounds::Cran)
+                .map(Bounds::Comparisons)
                 .map_err(|why| {
                     invalid(format!(
-                        "{why}; write R comparisons such as '>= 1.0-2, < 2.0'"
+                        "{why}; write comparisons such as '>= 1.0-2, < 2.0'"
                     ))
                 })?,
         };
@@ -180,9 +176,12 @@ impl VersionRange {
         match (&self.bounds, version) {
             (Bounds::Every, version) => version.ecosystem() == self.ecosystem,
             (Bounds::Pypi(specifiers), Version::Pypi(version)) => specifiers.contains(version),
-            (Bounds::Cran(comparators), Version::Cran(version)) => comparators
-                .iter()
-                .all(|comparator| comparator.matches(version)),
+            (Bounds::Comparisons(comparators), version) => {
+                version.ecosystem() == self.ecosystem
+                    && comparators
+                        .iter()
+                        .all(|comparator| comparator.matches(version))
+            }
             _ => false,
         }
     }
@@ -226,7 +225,13 @@ mod tests {
         let error = VersionRange::parse(Ecosystem::Pypi, ">=banana").unwrap_err();
         assert!(error.to_string().contains("PEP 440 specifiers"), "{error}");
         let error = VersionRange::parse(Ecosystem::Cran, "~1.0").unwrap_err();
-        assert!(error.to_string().contains("R comparisons"), "{error}");
+        assert!(error.to_string().contains("write comparisons"), "{error}");
+    }
+
+    #[test]
+    fn desktop_tool_ranges_use_comparisons() {
+        assert!(covers(Ecosystem::Generic, ">= 4.3, < 5", "4.4.2"));
+        assert!(!covers(Ecosystem::Generic, ">= 4.3, < 5", "5.0.0"));
     }
 
     #[test]

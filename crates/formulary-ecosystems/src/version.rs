@@ -4,6 +4,7 @@ use std::fmt;
 use crate::cran_version::CranVersion;
 use crate::ecosystem::Ecosystem;
 use crate::error::{printable, EcosystemError};
+use crate::generic_version::GenericVersion;
 
 /// A version of a package in one ecosystem, ordered by that ecosystem's rules.
 ///
@@ -15,6 +16,8 @@ pub enum Version {
     Pypi(pep440_rs::Version),
     /// An R package version.
     Cran(CranVersion),
+    /// A desktop tool's version.
+    Generic(GenericVersion),
 }
 
 impl Version {
@@ -41,6 +44,7 @@ impl Version {
                     })
             }
             Ecosystem::Cran => text.parse::<CranVersion>().map(Version::Cran),
+            Ecosystem::Generic => text.parse::<GenericVersion>().map(Version::Generic),
         }
     }
 
@@ -49,6 +53,7 @@ impl Version {
         match self {
             Version::Pypi(_) => Ecosystem::Pypi,
             Version::Cran(_) => Ecosystem::Cran,
+            Version::Generic(_) => Ecosystem::Generic,
         }
     }
 
@@ -56,7 +61,7 @@ impl Version {
     pub fn is_prerelease(&self) -> bool {
         match self {
             Version::Pypi(version) => version.any_prerelease(),
-            Version::Cran(_) => false,
+            Version::Cran(_) | Version::Generic(_) => false,
         }
     }
 }
@@ -72,6 +77,7 @@ impl Ord for Version {
         match (self, other) {
             (Version::Pypi(left), Version::Pypi(right)) => left.cmp(right),
             (Version::Cran(left), Version::Cran(right)) => left.cmp(right),
+            (Version::Generic(left), Version::Generic(right)) => left.cmp(right),
             _ => self.ecosystem().cmp(&other.ecosystem()),
         }
     }
@@ -82,6 +88,7 @@ impl fmt::Display for Version {
         match self {
             Version::Pypi(version) => version.fmt(f),
             Version::Cran(version) => version.fmt(f),
+            Version::Generic(version) => version.fmt(f),
         }
     }
 }
