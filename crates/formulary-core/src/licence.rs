@@ -32,7 +32,7 @@ impl LicenceCheck {
         };
         let Ok(expression) = spdx::Expression::parse_mode(declared, spdx::ParseMode::LAX) else {
             return LicenceCheck::Unrecognised {
-                declared: declared.chars().take(200).collect(),
+                declared: crate::error::printable(declared),
             };
         };
         let allowed_ids: Vec<&str> = allowed
@@ -47,7 +47,7 @@ impl LicenceCheck {
             LicenceCheck::Allowed
         } else {
             LicenceCheck::NotAllowed {
-                expression: declared.to_owned(),
+                expression: crate::error::printable(declared),
             }
         }
     }

@@ -1,1 +1,21 @@
-//! placeholder
+//! The HTTP application: the landing page, the health check and the JSON API under `/api/v1`.
+//!
+//! Handlers are thin: they authenticate, authorise, call the store or the policy engine, and
+//! shape the answer. Every error becomes an `application/problem+json` response in one place
+//! ([`ApiError`]). Policy decisions come from an in-memory snapshot ([`SnapshotHolder`]) that is
+//! rebuilt when the database's change counter moves, so replicas follow each other's writes.
+
+mod api;
+mod auth;
+mod error;
+mod html;
+mod landing;
+mod router;
+mod snapshot;
+mod state;
+
+pub use api::entries::EntryView;
+pub use error::ApiError;
+pub use router::app;
+pub use snapshot::SnapshotHolder;
+pub use state::AppState;

@@ -213,3 +213,14 @@ impl Database {
         })
     }
 }
+
+impl Database {
+    /// The sequence number of the newest audit row (0 when empty). Every change of state writes
+    /// one, so a replica that sees this number move knows its policy snapshot is stale.
+    pub async fn change_counter(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS head FROM audit_log")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.try_get("head")?)
+    }
+}

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `formulary` binary.
+
+fn main() -> std::process::ExitCode {
+    formulary::cli::main()
+}

@@ -261,7 +261,11 @@ fn derive_severity(record: &OsvRecord) -> (Option<Severity>, Option<f64>) {
             Some(best.map_or(score, |best| best.max(score)))
         });
     if let Some(score) = best_score {
-        return (Severity::from_score(score), Some(score));
+        // A score of 0.0 means "no impact": rated, and the lowest rating, not "unrated".
+        return (
+            Some(Severity::from_score(score).unwrap_or(Severity::Low)),
+            Some(score),
+        );
     }
     let rated = record
         .database_specific

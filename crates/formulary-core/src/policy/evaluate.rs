@@ -475,7 +475,7 @@ impl<'a> Context<'a> {
                     ReasonCode::LicenceUnknown,
                     format!(
                         "its licence is {}, so the allowed-licence rule could not be checked; check it before wide use",
-                        release.licence.as_deref().map_or_else(|| "not declared".to_owned(), |text| format!("'{text}', not an SPDX expression"))
+                        release.licence.as_deref().map_or_else(|| "not declared".to_owned(), |text| format!("'{}', not an SPDX expression", crate::error::printable(text)))
                     ),
                 ));
                 false

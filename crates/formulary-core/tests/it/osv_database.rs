@@ -206,3 +206,12 @@ fn malformed_records_say_what_and_where() {
         "hostile ids are refused"
     );
 }
+
+#[test]
+fn a_zero_cvss_score_is_low_not_unrated() {
+    let advisory = advisory_from_yaml(
+        "id: GHSA-zero\nmodified: 2025-01-01T00:00:00Z\nseverity:\n- type: CVSS_V3\n  score: CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:N\naffected:\n- package: {ecosystem: PyPI, name: demo}\n  versions: ['1.0']\n",
+    );
+    assert_eq!(advisory.cvss_score, Some(0.0));
+    assert_eq!(advisory.effective_severity(), Severity::Low);
+}

@@ -1,0 +1,27 @@
+//! The JSON API under `/api/v1`: one module per resource.
+
+pub(crate) mod advisories;
+pub mod entries;
+pub(crate) mod organisations;
+pub(crate) mod policy;
+
+use axum::http::Uri;
+
+use crate::error::ApiError;
+
+/// Any unknown path.
+pub(crate) async fn not_found(uri: Uri) -> ApiError {
+    ApiError::not_found(format!(
+        "nothing is served at {}; the API lives under /api/v1",
+        uri.path()
+    ))
+}
+
+/// Reads a component purl from a query or body field, with a 400 that names the field.
+pub(crate) fn parse_field<T: std::str::FromStr<Err = formulary_core::CoreError>>(
+    field: &str,
+    text: &str,
+) -> Result<T, ApiError> {
+    text.parse::<T>()
+        .map_err(|error| ApiError::bad_request(format!("{field}: {error}")))
+}

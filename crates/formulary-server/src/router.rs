@@ -1,0 +1,46 @@
+use std::time::Duration;
+
+use axum::routing::{get, put};
+use axum::Router;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::api;
+use crate::landing;
+use crate::state::AppState;
+
+/// Every route of the application, in one place.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(landing::landing))
+        .route("/healthz", get(landing::health))
+        .route(
+            "/api/v1/organisations",
+            get(api::organisations::list).post(api::organisations::create),
+        )
+        .route(
+            "/api/v1/organisations/{code}/settings",
+            get(api::organisations::settings),
+        )
+        .route(
+            "/api/v1/organisations/{code}/settings/{ecosystem}",
+            put(api::organisations::set_settings),
+        )
+        .route(
+            "/api/v1/entries",
+            get(api::entries::list).post(api::entries::create),
+        )
+        .route(
+            "/api/v1/entries/{id}",
+            get(api::entries::show).delete(api::entries::remove),
+        )
+        .route("/api/v1/policy/check", get(api::policy::check))
+        .route("/api/v1/advisories", get(api::advisories::list))
+        .fallback(api::not_found)
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(60),
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

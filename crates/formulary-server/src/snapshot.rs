@@ -1,0 +1,91 @@
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use chrono::Utc;
+use formulary_core::policy::PolicySnapshot;
+use formulary_store::{Database, StoreError};
+
+/// The policy snapshot in force, swapped whole when the records change. Readers take a cheap
+/// `Arc` clone and never wait for a rebuild.
+#[derive(Debug)]
+pub struct SnapshotHolder {
+    current: RwLock<(i64, Arc<PolicySnapshot>)>,
+}
+
+impl SnapshotHolder {
+    /// Loads the snapshot as it stands now.
+    pub async fn load(database: &Database) -> Result<SnapshotHolder, StoreError> {
+        let counter = database.change_counter().await?;
+        let snapshot = database.policy_snapshot(Utc::now()).await?;
+        Ok(SnapshotHolder {
+            current: RwLock::new((counter, Arc::new(snapshot))),
+        })
+    }
+
+    /// The snapshot in force.
+    pub fn current(&self) -> Arc<PolicySnapshot> {
+        let guard = self
+            .current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(&guard.1)
+    }
+
+    /// Rebuilds the snapshot if the database changed since it was built. Returns true when it did.
+    pub async fn refresh(&self, database: &Database) -> Result<bool, StoreError> {
+        let counter = database.change_counter().await?;
+        let known = self
+            .current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0;
+        if counter == known {
+            return Ok(false);
+        }
+        let snapshot = Arc::new(database.policy_snapshot(Utc::now()).await?);
+        let mut guard = self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if counter > guard.0 {
+            *guard = (counter, snapshot);
+        }
+        Ok(true)
+    }
+
+    /// Keeps the snapshot fresh: checks the change counter every `interval`, so that writes made
+    /// through any replica (or the CLI) reach this one. Also picks up expiries at day boundaries
+    /// by rebuilding at least every hour.
+    pub fn follow(
+        self: Arc<Self>,
+        database: Database,
+        interval: Duration,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut ticks: u64 = 0;
+            let hourly = (3600 / interval.as_secs().max(1)).max(1);
+            loop {
+                tokio::time::sleep(interval).await;
+                ticks += 1;
+                let outcome = if ticks % hourly == 0 {
+                    self.force(&database).await
+                } else {
+                    self.refresh(&database).await.map(|_| ())
+                };
+                if let Err(error) = outcome {
+                    tracing::warn!(%error, "could not refresh the policy snapshot; serving the previous one");
+                }
+            }
+        })
+    }
+
+    async fn force(&self, database: &Database) -> Result<(), StoreError> {
+        let counter = database.change_counter().await?;
+        let snapshot = Arc::new(database.policy_snapshot(Utc::now()).await?);
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = (counter, snapshot);
+        Ok(())
+    }
+}

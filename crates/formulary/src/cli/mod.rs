@@ -1,0 +1,171 @@
+//! Command-line definitions and dispatch. Exit status: 0 success (and "allowed"), 1 a negative
+//! answer (a denied version, a broken audit chain), 2 an error.
+
+mod advisories;
+mod audit;
+mod entries;
+mod organisations;
+mod output;
+mod policy;
+mod serve;
+mod tokens;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use formulary_store::{BlobStore, Database};
+
+use crate::config::{self, Overrides, Settings};
+
+/// Formulary: the software formulary and policy-enforcing package gateway.
+#[derive(Debug, Parser)]
+#[command(name = "formulary", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file (TOML). Default: ./formulary.toml when it exists.
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Folder for the embedded SQLite file and blobs [default: ./formulary-data].
+    #[arg(long, global = true, value_name = "PATH")]
+    data_dir: Option<PathBuf>,
+    /// Record store: sqlite://PATH or postgres://USER@HOST/DATABASE.
+    #[arg(long, global = true, value_name = "URL")]
+    database_url: Option<String>,
+    /// What to do.
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server (web page, JSON API, health check).
+    Serve(serve::ServeArgs),
+    /// Manage organisations and their per-ecosystem rules.
+    #[command(subcommand, name = "org")]
+    Organisation(organisations::OrganisationCommand),
+    /// Manage entries: decisions about components and version ranges.
+    #[command(subcommand)]
+    Entry(entries::EntryCommand),
+    /// Ask the policy engine.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+    /// Import and sync OSV advisories.
+    #[command(subcommand)]
+    Advisories(advisories::AdvisoriesCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(tokens::TokenCommand),
+    /// Check the tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+}
+
+/// Parses the command line, runs the command and turns the outcome into an exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: could not start the async runtime: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let overrides = Overrides {
+        data_dir: cli.data_dir.clone(),
+        database_url: cli.database_url.clone(),
+        listen: match &cli.command {
+            Command::Serve(args) => args.listen,
+            _ => None,
+        },
+    };
+    let settings = Settings::load(cli.config.as_deref(), overrides)?;
+    init_logging(&settings, matches!(cli.command, Command::Serve(_)));
+    for variable in config::unknown_variables() {
+        tracing::warn!("{variable} is set but is not a Formulary setting; see docs/configuration.md for the names");
+    }
+    let context = Context { settings };
+    match cli.command {
+        Command::Serve(args) => serve::run(&context, args).await,
+        Command::Organisation(command) => organisations::run(&context, command).await,
+        Command::Entry(command) => entries::run(&context, command).await,
+        Command::Policy(command) => policy::run(&context, command).await,
+        Command::Advisories(command) => advisories::run(&context, command).await,
+        Command::Token(command) => tokens::run(&context, command).await,
+        Command::Audit(command) => audit::run(&context, command).await,
+    }
+}
+
+/// What every command can reach.
+pub(crate) struct Context {
+    settings: Settings,
+}
+
+impl Context {
+    /// Opens the record store, creating the data folder for the embedded SQLite default.
+    async fn database(&self) -> anyhow::Result<Database> {
+        let url = self.settings.database_url();
+        if self.settings.database_url.is_none() {
+            std::fs::create_dir_all(&self.settings.data_dir).map_err(|error| {
+                anyhow::anyhow!(
+                    "could not create the data folder {}: {error}",
+                    self.settings.data_dir.display()
+                )
+            })?;
+        }
+        Ok(Database::open(&url).await?)
+    }
+
+    /// Opens the blob store.
+    fn blobs(&self) -> anyhow::Result<BlobStore> {
+        Ok(BlobStore::local(&self.settings.blob_dir())?)
+    }
+}
+
+/// Who the local operator is, for the audit log.
+pub(crate) fn operator() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "operator".to_owned());
+    format!(
+        "cli:{}",
+        user.chars()
+            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            .take(64)
+            .collect::<String>()
+    )
+}
+
+fn init_logging(settings: &Settings, serving: bool) {
+    let default = if serving {
+        "info,sqlx=warn,tower_http=info"
+    } else {
+        "warn,sqlx=error"
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FORMULARY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(
+            std::env::var_os("NO_COLOR").is_none()
+                && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        );
+    let _ = if settings.log_format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}

@@ -1,0 +1,72 @@
+//! `formulary serve`.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use formulary_server::AppState;
+
+use super::Context;
+
+/// Options of `formulary serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080]. Port 0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: Option<SocketAddr>,
+    /// Seed a demo formulary (national formulary and one trust overlay) when the database has no entries.
+    #[arg(long)]
+    demo: bool,
+}
+
+pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let database = context.database().await?;
+    let blobs = context.blobs()?;
+    match blobs.sweep_incoming(chrono::Duration::hours(1)).await {
+        Ok(0) => {}
+        Ok(removed) => tracing::info!(
+            removed,
+            "removed unfinished blob writes left by an earlier crash"
+        ),
+        Err(error) => tracing::warn!(%error, "could not sweep unfinished blob writes"),
+    }
+    if args.demo && crate::demo::seed_if_empty(&database).await? {
+        tracing::info!("seeded the demo formulary (organisations NATIONAL and RJ1)");
+    }
+    let state = AppState::new(database.clone()).await?;
+    let _follower = Arc::clone(&state.snapshot).follow(database, Duration::from_secs(2));
+    let listener = tokio::net::TcpListener::bind(context.settings.listen)
+        .await
+        .with_context(|| format!("could not listen on {}: is another program using that port? Choose another with --listen", context.settings.listen))?;
+    let address = listener.local_addr()?;
+    println!("Formulary is listening on http://{address}/ (Ctrl-C to stop)");
+    axum::serve(listener, formulary_server::app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

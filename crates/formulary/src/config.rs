@@ -1,0 +1,181 @@
+//! Configuration, layered: built-in defaults, then a TOML file (`--config`, `FORMULARY_CONFIG`,
+//! or `./formulary.toml` when present), then `FORMULARY_*` environment variables, then flags.
+//! Every setting is documented in docs/configuration.md.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Every setting Formulary reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Folder for the embedded defaults: the SQLite file and the blob folder.
+    pub data_dir: PathBuf,
+    /// Where records live: `sqlite://PATH` or `postgres://USER@HOST/DATABASE`. Default: the
+    /// SQLite file `formulary.db` in `data_dir`.
+    pub database_url: Option<String>,
+    /// Where blobs (cached package files) live. Default: `blobs` in `data_dir`.
+    pub blob_dir: Option<PathBuf>,
+    /// The address `formulary serve` listens on.
+    pub listen: SocketAddr,
+    /// OSV exports (`all.zip` URLs) that `formulary advisories sync` fetches.
+    pub advisory_sources: Vec<String>,
+    /// Log format: `text` or `json`.
+    pub log_format: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            data_dir: PathBuf::from("formulary-data"),
+            database_url: None,
+            blob_dir: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            advisory_sources: vec![
+                "https://osv-vulnerabilities.storage.googleapis.com/PyPI/all.zip".to_owned(),
+                "https://osv-vulnerabilities.storage.googleapis.com/CRAN/all.zip".to_owned(),
+            ],
+            log_format: "text".to_owned(),
+        }
+    }
+}
+
+/// The setting names, as the environment spells them after `FORMULARY_`.
+const KNOWN_VARIABLES: [&str; 6] = [
+    "DATA_DIR",
+    "DATABASE_URL",
+    "BLOB_DIR",
+    "LISTEN",
+    "ADVISORY_SOURCES",
+    "LOG_FORMAT",
+];
+
+/// Variables that are not settings but are read elsewhere.
+const OTHER_VARIABLES: [&str; 3] = ["CONFIG", "LOG", "TOKEN"];
+
+impl Settings {
+    /// Loads the layers. `overrides` are the flags the user gave (only those set).
+    pub fn load(config_file: Option<&Path>, overrides: Overrides) -> anyhow::Result<Settings> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        let file = config_file
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("FORMULARY_CONFIG").map(PathBuf::from))
+            .or_else(|| Some(PathBuf::from("formulary.toml")).filter(|path| path.exists()));
+        if let Some(file) = &file {
+            if !file.exists() {
+                bail!(
+                    "the configuration file {} does not exist; check --config or FORMULARY_CONFIG",
+                    file.display()
+                );
+            }
+            figment = figment.merge(Toml::file_exact(file));
+        }
+        figment = figment
+            .merge(Env::prefixed("FORMULARY_").only(&KNOWN_VARIABLES))
+            .merge(Serialized::defaults(overrides));
+        let settings: Settings = figment.extract().context(
+            "the configuration is not valid (see docs/configuration.md for every setting)",
+        )?;
+        if !matches!(settings.log_format.as_str(), "text" | "json") {
+            bail!(
+                "log_format must be text or json, not '{}'",
+                settings.log_format.escape_debug()
+            );
+        }
+        Ok(settings)
+    }
+
+    /// The database URL in force.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("formulary.db").display()))
+    }
+
+    /// The blob folder in force.
+    pub fn blob_dir(&self) -> PathBuf {
+        self.blob_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("blobs"))
+    }
+}
+
+/// Settings given as flags; `None` leaves the lower layers in force.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    /// `--data-dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// `--database-url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// `--listen`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+}
+
+/// `FORMULARY_*` variables that are set but mean nothing to Formulary (usually a typo).
+pub fn unknown_variables() -> Vec<String> {
+    std::env::vars_os()
+        .filter_map(|(name, _)| name.into_string().ok())
+        .filter_map(|name| name.strip_prefix("FORMULARY_").map(str::to_owned))
+        .filter(|rest| !rest.starts_with("TEST_"))
+        .filter(|rest| {
+            !KNOWN_VARIABLES.contains(&rest.as_str()) && !OTHER_VARIABLES.contains(&rest.as_str())
+        })
+        .map(|rest| format!("FORMULARY_{rest}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_embedded_setup() {
+        let settings = Settings::default();
+        assert_eq!(
+            settings.database_url(),
+            "sqlite://formulary-data/formulary.db"
+        );
+        assert_eq!(settings.blob_dir(), PathBuf::from("formulary-data/blobs"));
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn file_then_environment_then_flags() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "formulary.toml",
+                "data_dir = \"/srv/formulary\"\nlisten = \"0.0.0.0:9000\"\n",
+            )?;
+            jail.set_env("FORMULARY_LISTEN", "127.0.0.1:9100");
+            let from_env =
+                Settings::load(None, Overrides::default()).map_err(|error| error.to_string())?;
+            assert_eq!(from_env.data_dir, PathBuf::from("/srv/formulary"));
+            assert_eq!(from_env.listen.to_string(), "127.0.0.1:9100");
+            let flags = Overrides {
+                listen: Some(SocketAddr::from(([127, 0, 0, 1], 9200))),
+                ..Overrides::default()
+            };
+            let from_flags = Settings::load(None, flags).map_err(|error| error.to_string())?;
+            assert_eq!(from_flags.listen.to_string(), "127.0.0.1:9200");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_file_settings_are_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("formulary.toml", "databse_url = \"sqlite://x\"\n")?;
+            let error = Settings::load(None, Overrides::default()).expect_err("a typo is refused");
+            assert!(format!("{error:#}").contains("databse_url"), "{error:#}");
+            Ok(())
+        });
+    }
+}
