@@ -1,0 +1,8 @@
+//! End-to-end tests of the `formulary` binary: real processes, a real server on a real socket,
+//! real OSV data.
+
+mod advisories;
+mod bad_input;
+mod formulary_cli;
+mod policy_check;
+mod server;
