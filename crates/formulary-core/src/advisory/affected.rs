@@ -118,8 +118,10 @@ impl AffectedRange {
 pub struct AffectedPackage {
     /// The affected component.
     pub component: Component,
-    listed_versions: Vec<String>,
+    /// Listed versions that parse, sorted for binary search.
     parsed_versions: Vec<Version>,
+    /// Listed versions that do not parse, matched by text.
+    unparsed_versions: Vec<String>,
     ranges: Vec<AffectedRange>,
 }
 
@@ -130,25 +132,32 @@ impl AffectedPackage {
         ranges: Vec<AffectedRange>,
     ) -> AffectedPackage {
         let ecosystem = component.ecosystem();
-        let parsed_versions = versions
-            .iter()
-            .filter_map(|text| Version::parse(ecosystem, text).ok())
-            .collect();
+        let mut parsed_versions = Vec::with_capacity(versions.len());
+        let mut unparsed_versions = Vec::new();
+        for text in versions {
+            match Version::parse(ecosystem, text) {
+                Ok(version) => parsed_versions.push(version),
+                Err(_) => unparsed_versions.push(text.clone()),
+            }
+        }
+        parsed_versions.sort();
+        parsed_versions.dedup();
         AffectedPackage {
             component,
-            listed_versions: versions.to_vec(),
             parsed_versions,
+            unparsed_versions,
             ranges,
         }
     }
 
-    /// True when `version` is listed in `versions` or lies in any range. The list is matched
-    /// first, by text and then by the ecosystem's equality (`1.0` equals `1.0.0` in PEP 440).
+    /// True when `version` is listed in `versions` (by the ecosystem's equality: `1.0` equals
+    /// `1.0.0` in PEP 440; listed versions that do not parse are matched by text) or lies in any
+    /// range.
     pub fn affects(&self, version: &Version) -> bool {
-        let text = version.to_string();
-        self.listed_versions.iter().any(|listed| listed == &text)
-            || self.parsed_versions.contains(version)
+        self.parsed_versions.binary_search(version).is_ok()
             || self.ranges.iter().any(|range| range.contains(version))
+            || (!self.unparsed_versions.is_empty()
+                && self.unparsed_versions.contains(&version.to_string()))
     }
 
     /// The fixing versions of every range.
