@@ -148,6 +148,10 @@ mod tests {
     }
 
     #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment::Jail's closure must return figment::Error"
+    )]
     fn file_then_environment_then_flags() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(
@@ -170,6 +174,10 @@ mod tests {
     }
 
     #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment::Jail's closure must return figment::Error"
+    )]
     fn unknown_file_settings_are_errors() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("formulary.toml", "databse_url = \"sqlite://x\"\n")?;

@@ -67,8 +67,6 @@ async fn sync_imports_an_export_once_and_reports_upstream_failures() {
     let base = serve_exports().await;
     let workspace = Workspace::new();
     let run = |args: Vec<String>| {
-        let workspace_path = workspace.folder.path().to_path_buf();
-        let _ = workspace_path;
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         workspace.run(&args)
     };
