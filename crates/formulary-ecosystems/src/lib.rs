@@ -9,6 +9,7 @@ mod ecosystem;
 mod error;
 mod generic_version;
 mod name;
+pub mod pypi;
 mod range;
 mod version;
 
