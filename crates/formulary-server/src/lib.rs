@@ -1,4 +1,5 @@
-//! The HTTP application: the landing page, the health check and the JSON API under `/api/v1`.
+//! The HTTP application: the landing page, the health check, the JSON API under `/api/v1`, and
+//! the package gateway's PyPI front-end.
 //!
 //! Handlers are thin: they authenticate, authorise, call the store or the policy engine, and
 //! shape the answer. Every error becomes an `application/problem+json` response in one place
@@ -10,6 +11,7 @@ mod auth;
 mod error;
 mod html;
 mod landing;
+mod pypi;
 mod router;
 mod snapshot;
 mod state;

@@ -7,7 +7,26 @@ use tower_http::trace::TraceLayer;
 
 use crate::api;
 use crate::landing;
+use crate::pypi;
 use crate::state::AppState;
+
+/// The PyPI gateway's routes under one view prefix (none, an organisation, a snapshot date, or both).
+fn pypi_routes(prefix: &str) -> Router<AppState> {
+    Router::new()
+        .route(&format!("{prefix}/pypi/simple/"), get(pypi::root))
+        .route(
+            &format!("{prefix}/pypi/simple/{{project}}/"),
+            get(pypi::project),
+        )
+        .route(
+            &format!("{prefix}/pypi/simple/{{project}}"),
+            get(pypi::project_without_slash),
+        )
+        .route(
+            &format!("{prefix}/pypi/files/{{project}}/{{filename}}"),
+            get(pypi::file),
+        )
+}
 
 /// Every route of the application, in one place.
 pub fn app(state: AppState) -> Router {
@@ -36,6 +55,10 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v1/policy/check", get(api::policy::check))
         .route("/api/v1/advisories", get(api::advisories::list))
+        .merge(pypi_routes(""))
+        .merge(pypi_routes("/o/{org}"))
+        .merge(pypi_routes("/{at}"))
+        .merge(pypi_routes("/o/{org}/{at}"))
         .fallback(api::not_found)
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

@@ -5,11 +5,16 @@ use chrono::Utc;
 use formulary_core::policy::PolicySnapshot;
 use formulary_store::{Database, StoreError};
 
+/// A dated snapshot's key: the change counter it was built at and the moment it shows.
+type DatedKey = (i64, chrono::DateTime<Utc>);
+
 /// The policy snapshot in force, swapped whole when the records change. Readers take a cheap
 /// `Arc` clone and never wait for a rebuild.
 #[derive(Debug)]
 pub struct SnapshotHolder {
     current: RwLock<(i64, Arc<PolicySnapshot>)>,
+    /// Snapshots of past moments (dated views), by (change counter, moment); a few are kept.
+    dated: std::sync::Mutex<Vec<(DatedKey, Arc<PolicySnapshot>)>>,
 }
 
 impl SnapshotHolder {
@@ -19,6 +24,7 @@ impl SnapshotHolder {
         let snapshot = database.policy_snapshot(Utc::now()).await?;
         Ok(SnapshotHolder {
             current: RwLock::new((counter, Arc::new(snapshot))),
+            dated: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -29,6 +35,41 @@ impl SnapshotHolder {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         Arc::clone(&guard.1)
+    }
+
+    /// The snapshot as things stood at `at` (a dated view), built once and kept while nothing
+    /// changes.
+    pub async fn at(
+        &self,
+        database: &Database,
+        at: chrono::DateTime<Utc>,
+    ) -> Result<Arc<PolicySnapshot>, StoreError> {
+        let counter = self
+            .current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0;
+        let key = (counter, at);
+        if let Some(found) = self
+            .dated
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .find(|(stored, _)| *stored == key)
+        {
+            return Ok(Arc::clone(&found.1));
+        }
+        let snapshot = Arc::new(database.policy_snapshot(at).await?);
+        let mut dated = self
+            .dated
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        dated.retain(|((stored_counter, _), _)| *stored_counter == counter);
+        if dated.len() >= 8 {
+            dated.remove(0);
+        }
+        dated.push((key, Arc::clone(&snapshot)));
+        Ok(snapshot)
     }
 
     /// Rebuilds the snapshot if the database changed since it was built. Returns true when it did.

@@ -1,6 +1,8 @@
 use std::sync::Arc;
 
-use formulary_store::Database;
+use formulary_core::OrgCode;
+use formulary_gateway::PypiGateway;
+use formulary_store::{BlobStore, Database};
 
 use crate::snapshot::SnapshotHolder;
 
@@ -9,15 +11,26 @@ use crate::snapshot::SnapshotHolder;
 pub struct AppState {
     /// The record store.
     pub database: Database,
+    /// The blob store (cached package files).
+    pub blobs: BlobStore,
     /// The policy snapshot in force.
     pub snapshot: Arc<SnapshotHolder>,
+    /// The PyPI gateway, when configured.
+    pub pypi: Option<Arc<PypiGateway>>,
+    /// The organisation whose view the unprefixed gateway paths (`/pypi/…`) serve.
+    pub default_organisation: OrgCode,
     /// A short description of where records live (`SQLite` or `PostgreSQL`), for the landing page.
     pub storage_label: String,
 }
 
 impl AppState {
     /// State over an opened database, with a freshly loaded snapshot.
-    pub async fn new(database: Database) -> Result<AppState, formulary_store::StoreError> {
+    pub async fn new(
+        database: Database,
+        blobs: BlobStore,
+        pypi: Option<Arc<PypiGateway>>,
+        default_organisation: OrgCode,
+    ) -> Result<AppState, formulary_store::StoreError> {
         let snapshot = Arc::new(SnapshotHolder::load(&database).await?);
         let storage_label = if database.is_sqlite() {
             "SQLite"
@@ -27,7 +40,10 @@ impl AppState {
         .to_owned();
         Ok(AppState {
             database,
+            blobs,
             snapshot,
+            pypi,
+            default_organisation,
             storage_label,
         })
     }

@@ -27,6 +27,14 @@ pub struct Settings {
     pub advisory_sources: Vec<String>,
     /// Log format: `text` or `json`.
     pub log_format: String,
+    /// PEP 503/691 indexes the PyPI gateway pulls from, in order; empty for an air-gapped site.
+    pub pypi_upstreams: Vec<String>,
+    /// Seconds an upstream may take to answer before Formulary retries and then gives up.
+    pub upstream_timeout_seconds: u64,
+    /// Seconds a cached upstream index document is used before it is revalidated.
+    pub index_revalidate_seconds: u64,
+    /// The organisation whose view the unprefixed gateway paths (`/pypi/simple/`) serve.
+    pub default_organisation: String,
 }
 
 impl Default for Settings {
@@ -41,6 +49,10 @@ impl Default for Settings {
                 "https://osv-vulnerabilities.storage.googleapis.com/CRAN/all.zip".to_owned(),
             ],
             log_format: "text".to_owned(),
+            pypi_upstreams: vec!["https://pypi.org/simple/".to_owned()],
+            upstream_timeout_seconds: 30,
+            index_revalidate_seconds: 600,
+            default_organisation: "NATIONAL".to_owned(),
         }
     }
 }

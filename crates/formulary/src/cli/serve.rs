@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
+use formulary_gateway::PypiGateway;
 use formulary_server::AppState;
 
 use super::Context;
@@ -36,7 +37,13 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
     if args.demo && crate::demo::seed_if_empty(&database).await? {
         tracing::info!("seeded the demo formulary (organisations NATIONAL and RJ1)");
     }
-    let state = AppState::new(database.clone()).await?;
+    let pypi = pypi_gateway(context, &database, &blobs)?;
+    let default_organisation = context
+        .settings
+        .default_organisation
+        .parse()
+        .context("default_organisation is not a valid organisation code")?;
+    let state = AppState::new(database.clone(), blobs, pypi, default_organisation).await?;
     let _follower = Arc::clone(&state.snapshot).follow(database, Duration::from_secs(2));
     let listener = tokio::net::TcpListener::bind(context.settings.listen)
         .await
@@ -47,6 +54,31 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The PyPI gateway over the configured upstreams.
+fn pypi_gateway(
+    context: &Context,
+    database: &formulary_store::Database,
+    blobs: &formulary_store::BlobStore,
+) -> anyhow::Result<Option<Arc<PypiGateway>>> {
+    let settings = &context.settings;
+    let upstreams = settings
+        .pypi_upstreams
+        .iter()
+        .map(|text| {
+            url::Url::parse(text)
+                .with_context(|| format!("pypi_upstreams: '{}' is not a URL", text.escape_debug()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let gateway = PypiGateway::new(
+        database.clone(),
+        blobs.clone(),
+        upstreams,
+        Duration::from_secs(settings.upstream_timeout_seconds.max(1)),
+        Duration::from_secs(settings.index_revalidate_seconds),
+    )?;
+    Ok(Some(Arc::new(gateway)))
 }
 
 async fn shutdown_signal() {

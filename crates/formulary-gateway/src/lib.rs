@@ -1,0 +1,17 @@
+//! The package gateway's logic, independent of HTTP framing: fetching from upstream indexes,
+//! caching index documents and files, and applying the policy to both. The server turns its
+//! outcomes into responses.
+//!
+//! Denied versions stay in PyPI index documents as yanked files whose yank reason is the policy's
+//! reason (PEP 592): resolvers skip them, an exact pin still reaches the download, and the
+//! download is refused with the reason. A project with no allowed version in a curated view is
+//! "not in this formulary" (the server answers 404).
+
+mod error;
+mod pypi;
+mod single_flight;
+mod upstream;
+
+pub use error::GatewayError;
+pub use pypi::{FileOutcome, PageOutcome, PypiGateway, ServedPage};
+pub use upstream::{UpstreamClient, UpstreamFailure};

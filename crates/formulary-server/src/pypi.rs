@@ -1,0 +1,509 @@
+//! The PyPI simple API (`/pypi/simple/`, `/o/{org}/pypi/simple/`, `/@YYYY-MM-DD/pypi/simple/`)
+//! and its files: content negotiation (PEP 691), strong ETags, Range requests, and refusals that
+//! pip and uv print.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Extension;
+use chrono::{NaiveDate, Utc};
+use formulary_core::ecosystems::pypi;
+use formulary_core::ecosystems::Ecosystem;
+use formulary_core::policy::{Decision, Effect, PolicySnapshot, View};
+use formulary_core::{Component, OrgCode};
+use formulary_gateway::{FileOutcome, GatewayError, PageOutcome, PypiGateway};
+use formulary_store::Download;
+use futures::TryStreamExt;
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Which organisation and which moment a request is for, from its path prefix.
+struct ViewRequest {
+    view: View,
+    dated: bool,
+}
+
+fn view_for(state: &AppState, params: &HashMap<String, String>) -> Result<ViewRequest, ApiError> {
+    let organisation: OrgCode = match params.get("org") {
+        Some(code) => code
+            .parse()
+            .map_err(|error: formulary_core::CoreError| ApiError::not_found(error.to_string()))?,
+        None => state.default_organisation.clone(),
+    };
+    let (at, dated) = match params.get("at") {
+        None => (Utc::now(), false),
+        Some(text) => {
+            let day = text
+                .strip_prefix('@')
+                .and_then(|day| NaiveDate::parse_from_str(day, "%Y-%m-%d").ok())
+                .ok_or_else(|| {
+                    ApiError::not_found(format!(
+                        "'{}' is not a snapshot date; write /@YYYY-MM-DD/",
+                        text.escape_debug()
+                    ))
+                })?;
+            let end_of_day = day
+                .and_hms_opt(23, 59, 59)
+                .map(|time| time.and_utc())
+                .ok_or_else(|| ApiError::not_found("not a date"))?;
+            if end_of_day > Utc::now() + chrono::Duration::days(1) {
+                return Err(ApiError::not_found(format!(
+                    "{day} is in the future; a snapshot view shows a day that has passed"
+                )));
+            }
+            (end_of_day.min(Utc::now()), true)
+        }
+    };
+    Ok(ViewRequest {
+        view: View { organisation, at },
+        dated,
+    })
+}
+
+async fn snapshot_for(
+    state: &AppState,
+    request: &ViewRequest,
+) -> Result<Arc<PolicySnapshot>, ApiError> {
+    let snapshot = if request.dated {
+        state.snapshot.at(&state.database, request.view.at).await?
+    } else {
+        state.snapshot.current()
+    };
+    if snapshot.organisation(&request.view.organisation).is_none() {
+        return Err(ApiError::not_found(format!(
+            "there is no organisation {}; the views are /o/CODE/pypi/simple/",
+            request.view.organisation
+        )));
+    }
+    Ok(snapshot)
+}
+
+fn gateway(state: &AppState) -> Result<&PypiGateway, ApiError> {
+    state
+        .pypi
+        .as_deref()
+        .ok_or_else(|| ApiError::not_found("the PyPI gateway is not configured on this server"))
+}
+
+/// The client asked for PEP 691 JSON rather than HTML.
+fn wants_json(headers: &HeaderMap) -> bool {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    let mut best_json = -1.0f32;
+    let mut best_html = -1.0f32;
+    for item in accept.split(',') {
+        let mut parts = item.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let quality = parts
+            .find_map(|part| {
+                part.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+            })
+            .unwrap_or(1.0);
+        match media.as_str() {
+            "application/vnd.pypi.simple.v1+json" | "application/vnd.pypi.simple.latest+json" => {
+                best_json = best_json.max(quality)
+            }
+            "application/vnd.pypi.simple.v1+html"
+            | "application/vnd.pypi.simple.latest+html"
+            | "text/html"
+            | "*/*" => best_html = best_html.max(quality),
+            _ => {}
+        }
+    }
+    best_json > 0.0 && best_json >= best_html
+}
+
+fn document(headers: &HeaderMap, json: bool, body: Vec<u8>, stale: Option<&str>) -> Response {
+    let etag = format!("\"{}\"", hex::encode(Sha256::digest(&body)));
+    let content_type = if json {
+        pypi::JSON_CONTENT_TYPE
+    } else if headers
+        .get(header::ACCEPT)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|accept| accept.contains(pypi::HTML_CONTENT_TYPE))
+    {
+        pypi::HTML_CONTENT_TYPE
+    } else {
+        "text/html; charset=utf-8"
+    };
+    let not_modified = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|tags| {
+            tags.split(',')
+                .any(|tag| tag.trim() == etag || tag.trim() == "*")
+        });
+    let mut response = if not_modified {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        Body::from(body).into_response()
+    };
+    let response_headers = response.headers_mut();
+    response_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response_headers.insert(header::VARY, HeaderValue::from_static("Accept"));
+    response_headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=30"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        response_headers.insert(header::ETAG, value);
+    }
+    if let Some(note) = stale.and_then(|note| HeaderValue::from_str(note).ok()) {
+        response_headers.insert("x-formulary-stale", note);
+    }
+    response
+}
+
+fn gateway_error(error: GatewayError) -> ApiError {
+    match error {
+        GatewayError::Store(error) => error.into(),
+        GatewayError::Upstream(failure) => ApiError::new(StatusCode::BAD_GATEWAY, "Upstream index unavailable", format!("{failure}. Nothing is cached for this project yet; try again later.")),
+        GatewayError::CorruptUpstreamFile { filename } => ApiError::new(StatusCode::BAD_GATEWAY, "Corrupt upstream file", format!("The upstream copy of {filename} does not match its published sha256, so Formulary refused it and cached nothing. Try again later.")),
+    }
+}
+
+/// `GET …/pypi/simple/`: the projects this gateway has served.
+pub(crate) async fn root(
+    State(state): State<AppState>,
+    Path(params): Path<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let request = view_for(&state, &params)?;
+    snapshot_for(&state, &request).await?;
+    let projects = gateway(&state)?
+        .known_projects()
+        .await
+        .map_err(gateway_error)?;
+    let json = wants_json(&headers);
+    let body = if json {
+        pypi::render_root_json(&projects)
+    } else {
+        pypi::render_root_html(&projects)
+    };
+    Ok(document(&headers, json, body, None))
+}
+
+/// `GET …/pypi/simple/{project}` without the trailing slash.
+pub(crate) async fn project_without_slash(
+    Path(params): Path<HashMap<String, String>>,
+    uri: axum::http::Uri,
+) -> Response {
+    let _ = params;
+    Redirect::permanent(&format!("{}/", uri.path())).into_response()
+}
+
+/// `GET …/pypi/simple/{project}/`.
+pub(crate) async fn project(
+    State(state): State<AppState>,
+    Path(params): Path<HashMap<String, String>>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Result<Response, ApiError> {
+    let name = params
+        .get("project")
+        .map(String::as_str)
+        .unwrap_or_default();
+    let component = Component::new(Ecosystem::Pypi, name)
+        .map_err(|error| ApiError::not_found(error.to_string()))?;
+    if component.name.as_str() != name {
+        // PEP 503: redirect to the normalised name.
+        let path = uri.path();
+        let prefix = path.strip_suffix(&format!("{name}/")).unwrap_or(path);
+        return Ok(Redirect::permanent(&format!("{prefix}{}/", component.name)).into_response());
+    }
+    let request = view_for(&state, &params)?;
+    let snapshot = snapshot_for(&state, &request).await?;
+    let files_base = format!("../../files/{}/", component.name);
+    match gateway(&state)?
+        .page(&snapshot, &request.view, &component, &files_base)
+        .await
+        .map_err(gateway_error)?
+    {
+        PageOutcome::Page(served) => {
+            let json = wants_json(&headers);
+            let body = if json {
+                pypi::render_json(&served.page)
+            } else {
+                pypi::render_html(&served.page)
+            };
+            let stale = served
+                .stale
+                .then_some("upstream unreachable; serving the cached index");
+            Ok(document(&headers, json, body, stale))
+        }
+        PageOutcome::NotInFormulary(decision) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "Not in this formulary",
+            format!(
+                "{}. Request it at {}",
+                decision.headline().unwrap_or("no version is allowed"),
+                request_link(&decision)
+            ),
+        )),
+        PageOutcome::Missing => Err(ApiError::not_found(format!(
+            "no upstream index has a project called {}",
+            component.name
+        ))),
+    }
+}
+
+fn request_link(decision: &Decision) -> String {
+    decision
+        .reasons
+        .iter()
+        .find_map(|reason| {
+            reason
+                .link
+                .clone()
+                .filter(|link| link.starts_with("/requests"))
+        })
+        .unwrap_or_else(|| format!("/requests/new?component={}", decision.component.purl()))
+}
+
+/// The HTTP reason phrase pip prints: printable ASCII, one line, bounded.
+fn reason_phrase(decision: &Decision) -> String {
+    let headline = decision.headline().unwrap_or("denied by policy");
+    let text: String = format!("Blocked by Formulary: {headline}")
+        .replace('…', "...")
+        .chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '?'
+            }
+        })
+        .take(300)
+        .collect();
+    text
+}
+
+fn refusal(decision: &Decision) -> Response {
+    let detail: Vec<String> = decision
+        .reasons
+        .iter()
+        .filter(|reason| reason.effect == Effect::Deny)
+        .map(|reason| reason.message.clone())
+        .collect();
+    let body = serde_json::json!({
+        "type": "about:blank",
+        "title": format!("Blocked by Formulary: {} {} is not allowed", decision.component.name, decision.version),
+        "status": 403,
+        "detail": detail.join(" | "),
+        "reasons": decision.reasons,
+        "request": request_link(decision),
+    });
+    let mut response = (
+        StatusCode::FORBIDDEN,
+        serde_json::to_vec(&body).unwrap_or_default(),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    if let Ok(phrase) = hyper::ext::ReasonPhrase::try_from(reason_phrase(decision)) {
+        response.extensions_mut().insert(phrase);
+    }
+    response
+}
+
+/// `GET …/pypi/files/{project}/{filename}`.
+pub(crate) async fn file(
+    State(state): State<AppState>,
+    Path(params): Path<HashMap<String, String>>,
+    headers: HeaderMap,
+    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
+) -> Result<Response, ApiError> {
+    let name = params
+        .get("project")
+        .map(String::as_str)
+        .unwrap_or_default();
+    let filename = params
+        .get("filename")
+        .map(String::as_str)
+        .unwrap_or_default();
+    let component = Component::new(Ecosystem::Pypi, name)
+        .map_err(|error| ApiError::not_found(error.to_string()))?;
+    if let Err(why) = pypi::check_filename(filename) {
+        return Err(ApiError::not_found(format!(
+            "'{}' is not a file Formulary serves: {why}",
+            filename.escape_debug()
+        )));
+    }
+    let request = view_for(&state, &params)?;
+    let snapshot = snapshot_for(&state, &request).await?;
+    let outcome = gateway(&state)?
+        .file(&snapshot, &request.view, &component, filename)
+        .await
+        .map_err(gateway_error)?;
+    let ledger = |version: String, outcome: &str| Download {
+        organisation: request.view.organisation.clone(),
+        component: component.clone(),
+        version,
+        filename: filename.to_owned(),
+        outcome: outcome.to_owned(),
+        client: connection.as_ref().map_or_else(
+            || "unknown".to_owned(),
+            |Extension(ConnectInfo(address))| address.ip().to_string(),
+        ),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("")
+            .to_owned(),
+        actor: None,
+    };
+    match outcome {
+        FileOutcome::Refused(decision) => {
+            if let Err(error) = state
+                .database
+                .record_download(&ledger(decision.version.clone(), "refused"))
+                .await
+            {
+                tracing::warn!(%error, "could not write the download ledger");
+            }
+            Ok(refusal(&decision))
+        }
+        FileOutcome::Missing => Err(ApiError::not_found(format!(
+            "{} has no file called {}",
+            component.name,
+            filename.escape_debug()
+        ))),
+        FileOutcome::Serve { blob, version } => {
+            if let Err(error) = state
+                .database
+                .record_download(&ledger(version, "served"))
+                .await
+            {
+                tracing::warn!(%error, "could not write the download ledger");
+            }
+            serve_blob(&state, &blob.sha256, &headers).await
+        }
+    }
+}
+
+/// Streams a blob, honouring a single `Range: bytes=a-b` (uv reads wheel metadata this way).
+async fn serve_blob(
+    state: &AppState,
+    sha256: &str,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let stored = state.blobs.get(sha256).await?;
+    let size = stored.meta.size;
+    let etag = format!("\"sha256-{sha256}\"");
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| parse_range(value, size));
+    let if_range_ok = headers
+        .get(header::IF_RANGE)
+        .and_then(|value| value.to_str().ok())
+        .is_none_or(|value| value == etag);
+    let mut response = match range.filter(|_| if_range_ok) {
+        Some(Ok((start, end))) => {
+            drop(stored);
+            let bytes = state.blobs.get_range(sha256, start..end + 1).await?;
+            let mut response = (StatusCode::PARTIAL_CONTENT, bytes).into_response();
+            if let Ok(value) = HeaderValue::from_str(&format!("bytes {start}-{end}/{size}")) {
+                response.headers_mut().insert(header::CONTENT_RANGE, value);
+            }
+            response
+        }
+        Some(Err(())) => {
+            let mut response = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                response.headers_mut().insert(header::CONTENT_RANGE, value);
+            }
+            return Ok(response);
+        }
+        None => {
+            let stream = stored.into_stream().map_err(std::io::Error::other);
+            let mut response = Body::from_stream(stream).into_response();
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+            response
+        }
+    };
+    let response_headers = response.headers_mut();
+    response_headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    response_headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    response_headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("max-age=31536000, immutable"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        response_headers.insert(header::ETAG, value);
+    }
+    Ok(response)
+}
+
+/// Reads `bytes=a-b`, `bytes=a-` or `bytes=-n` against a size; `Err` when unsatisfiable,
+/// `None` for anything else (several ranges, other units), which is answered in full.
+fn parse_range(value: &str, size: u64) -> Option<Result<(u64, u64), ()>> {
+    let spec = value.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (first, last) = spec.split_once('-')?;
+    let range = match (first.trim(), last.trim()) {
+        ("", suffix) => {
+            let length: u64 = suffix.parse().ok()?;
+            if length == 0 || size == 0 {
+                return Some(Err(()));
+            }
+            (size.saturating_sub(length), size - 1)
+        }
+        (start, "") => (start.parse().ok()?, size.saturating_sub(1)),
+        (start, end) => (
+            start.parse().ok()?,
+            end.parse::<u64>().ok()?.min(size.saturating_sub(1)),
+        ),
+    };
+    if range.0 >= size || range.0 > range.1 {
+        return Some(Err(()));
+    }
+    Some(Ok(range))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_follow_rfc_9110() {
+        assert_eq!(parse_range("bytes=0-9", 100), Some(Ok((0, 9))));
+        assert_eq!(parse_range("bytes=90-", 100), Some(Ok((90, 99))));
+        assert_eq!(parse_range("bytes=-10", 100), Some(Ok((90, 99))));
+        assert_eq!(parse_range("bytes=95-200", 100), Some(Ok((95, 99))));
+        assert_eq!(parse_range("bytes=100-", 100), Some(Err(())));
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), None);
+        assert_eq!(parse_range("items=0-1", 100), None);
+    }
+
+    #[test]
+    fn pip_and_uv_accept_headers_negotiate_json() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, text/html; q=0.01"));
+        assert!(wants_json(&headers));
+        headers.insert(header::ACCEPT, HeaderValue::from_static("text/html"));
+        assert!(!wants_json(&headers));
+        headers.remove(header::ACCEPT);
+        assert!(!wants_json(&headers));
+    }
+}

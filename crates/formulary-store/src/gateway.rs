@@ -1,0 +1,161 @@
+use chrono::{DateTime, Utc};
+use formulary_core::ecosystems::Ecosystem;
+use formulary_core::{Component, OrgCode};
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::database::Database;
+use crate::error::StoreError;
+use crate::time;
+
+/// An upstream index document as last fetched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamPage {
+    /// The upstream index it came from.
+    pub upstream: String,
+    /// The document, normalised to the ecosystem's JSON form.
+    pub document: String,
+    /// The upstream's entity tag, for revalidation.
+    pub etag: Option<String>,
+    /// When it was fetched or last revalidated.
+    pub fetched_at: DateTime<Utc>,
+}
+
+/// One line of the download ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Download {
+    /// The view it was asked through.
+    pub organisation: OrgCode,
+    /// The component.
+    pub component: Component,
+    /// The version.
+    pub version: String,
+    /// The file.
+    pub filename: String,
+    /// `served` or `refused`.
+    pub outcome: String,
+    /// The client's address.
+    pub client: String,
+    /// The client's User-Agent (pip, uv, R …), shortened.
+    pub user_agent: String,
+    /// The authenticated user or token, when there is one.
+    pub actor: Option<String>,
+}
+
+impl Database {
+    /// Stores (or replaces) the last fetched upstream document of a project.
+    pub async fn save_upstream_page(
+        &self,
+        component: &Component,
+        page: &UpstreamPage,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO upstream_pages (ecosystem, name, upstream, document, etag, fetched_at) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (ecosystem, name) DO UPDATE SET upstream = excluded.upstream, document = excluded.document,
+               etag = excluded.etag, fetched_at = excluded.fetched_at",
+        )
+        .bind(component.ecosystem().as_str())
+        .bind(component.name.as_str())
+        .bind(&page.upstream)
+        .bind(&page.document)
+        .bind(page.etag.clone())
+        .bind(time::to_text(page.fetched_at))
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The last fetched upstream document of a project, if any.
+    pub async fn upstream_page(
+        &self,
+        component: &Component,
+    ) -> Result<Option<UpstreamPage>, StoreError> {
+        let row = sqlx::query("SELECT upstream, document, etag, fetched_at FROM upstream_pages WHERE ecosystem = $1 AND name = $2")
+            .bind(component.ecosystem().as_str())
+            .bind(component.name.as_str())
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|row| {
+            Ok(UpstreamPage {
+                upstream: row.try_get("upstream")?,
+                document: row.try_get("document")?,
+                etag: row.try_get("etag")?,
+                fetched_at: time::from_text(&row.try_get::<String, _>("fetched_at")?)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// The projects of an ecosystem whose upstream documents are cached, by name.
+    pub async fn cached_projects(&self, ecosystem: Ecosystem) -> Result<Vec<String>, StoreError> {
+        let rows =
+            sqlx::query("SELECT name FROM upstream_pages WHERE ecosystem = $1 ORDER BY name")
+                .bind(ecosystem.as_str())
+                .fetch_all(self.pool())
+                .await?;
+        rows.iter().map(|row| Ok(row.try_get("name")?)).collect()
+    }
+
+    /// Records a download (served or refused) in the ledger.
+    pub async fn record_download(&self, download: &Download) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO downloads (id, at, organisation, ecosystem, name, version, filename, outcome, client, user_agent, actor)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(format!("d-{}", uuid::Uuid::now_v7().simple()))
+        .bind(time::to_text(Utc::now()))
+        .bind(download.organisation.as_str())
+        .bind(download.component.ecosystem().as_str())
+        .bind(download.component.name.as_str())
+        .bind(&download.version)
+        .bind(&download.filename)
+        .bind(&download.outcome)
+        .bind(&download.client)
+        .bind(download.user_agent.chars().take(200).collect::<String>())
+        .bind(download.actor.clone())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The ledger lines of a component (newest first): "who has version X?".
+    pub async fn downloads_of(&self, component: &Component) -> Result<Vec<Download>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT organisation, version, filename, outcome, client, user_agent, actor FROM downloads WHERE ecosystem = $1 AND name = $2 ORDER BY at DESC",
+        )
+        .bind(component.ecosystem().as_str())
+        .bind(component.name.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(Download {
+                    organisation: row.try_get::<String, _>("organisation")?.parse()?,
+                    component: component.clone(),
+                    version: row.try_get("version")?,
+                    filename: row.try_get("filename")?,
+                    outcome: row.try_get("outcome")?,
+                    client: row.try_get("client")?,
+                    user_agent: row.try_get("user_agent")?,
+                    actor: row.try_get("actor")?,
+                })
+            })
+            .collect()
+    }
+
+    /// When Formulary first saw any release of a component, if ever (for the cooldown rule of
+    /// indexes that give no upload times).
+    pub async fn first_seen_of(
+        &self,
+        component: &Component,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let row = sqlx::query(
+            "SELECT MIN(first_seen) AS first FROM releases WHERE ecosystem = $1 AND name = $2",
+        )
+        .bind(component.ecosystem().as_str())
+        .bind(component.name.as_str())
+        .fetch_one(self.pool())
+        .await?;
+        time::optional_from_text(row.try_get("first")?)
+    }
+}
