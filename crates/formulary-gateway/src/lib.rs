@@ -8,10 +8,12 @@
 //! "not in this formulary" (the server answers 404).
 
 mod error;
+mod mirror;
 mod pypi;
 mod single_flight;
 mod upstream;
 
 pub use error::GatewayError;
+pub use mirror::{import_pypi_folder, MirrorReport};
 pub use pypi::{FileOutcome, PageOutcome, PypiGateway, ServedPage};
 pub use upstream::{UpstreamClient, UpstreamFailure};

@@ -57,15 +57,16 @@ impl Default for Settings {
     }
 }
 
-/// The setting names, as the environment spells them after `FORMULARY_`.
-const KNOWN_VARIABLES: [&str; 6] = [
-    "DATA_DIR",
-    "DATABASE_URL",
-    "BLOB_DIR",
-    "LISTEN",
-    "ADVISORY_SOURCES",
-    "LOG_FORMAT",
-];
+/// The setting names, as the environment spells them after `FORMULARY_` (upper case): derived
+/// from [`Settings`] itself so that the two cannot drift apart.
+fn setting_names() -> Vec<String> {
+    match serde_json::to_value(Settings::default()) {
+        Ok(serde_json::Value::Object(fields)) => {
+            fields.keys().map(|key| key.to_ascii_uppercase()).collect()
+        }
+        _ => Vec::new(),
+    }
+}
 
 /// Variables that are not settings but are read elsewhere.
 const OTHER_VARIABLES: [&str; 3] = ["CONFIG", "LOG", "TOKEN"];
@@ -88,7 +89,14 @@ impl Settings {
             figment = figment.merge(Toml::file_exact(file));
         }
         figment = figment
-            .merge(Env::prefixed("FORMULARY_").only(&KNOWN_VARIABLES))
+            .merge(
+                Env::prefixed("FORMULARY_").only(
+                    &setting_names()
+                        .iter()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>(),
+                ),
+            )
             .merge(Serialized::defaults(overrides));
         let settings: Settings = figment.extract().context(
             "the configuration is not valid (see docs/configuration.md for every setting)",
@@ -133,13 +141,12 @@ pub struct Overrides {
 
 /// `FORMULARY_*` variables that are set but mean nothing to Formulary (usually a typo).
 pub fn unknown_variables() -> Vec<String> {
+    let known = setting_names();
     std::env::vars_os()
         .filter_map(|(name, _)| name.into_string().ok())
         .filter_map(|name| name.strip_prefix("FORMULARY_").map(str::to_owned))
         .filter(|rest| !rest.starts_with("TEST_"))
-        .filter(|rest| {
-            !KNOWN_VARIABLES.contains(&rest.as_str()) && !OTHER_VARIABLES.contains(&rest.as_str())
-        })
+        .filter(|rest| !known.contains(rest) && !OTHER_VARIABLES.contains(&rest.as_str()))
         .map(|rest| format!("FORMULARY_{rest}"))
         .collect()
 }
@@ -181,6 +188,29 @@ mod tests {
             };
             let from_flags = Settings::load(None, flags).map_err(|error| error.to_string())?;
             assert_eq!(from_flags.listen.to_string(), "127.0.0.1:9200");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment::Jail's closure must return figment::Error"
+    )]
+    fn every_setting_can_come_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "FORMULARY_PYPI_UPSTREAMS",
+                "[\"http://127.0.0.1:1/simple/\"]",
+            );
+            jail.set_env("FORMULARY_UPSTREAM_TIMEOUT_SECONDS", "5");
+            jail.set_env("FORMULARY_DEFAULT_ORGANISATION", "RJ1");
+            let settings =
+                Settings::load(None, Overrides::default()).map_err(|error| error.to_string())?;
+            assert_eq!(settings.pypi_upstreams, ["http://127.0.0.1:1/simple/"]);
+            assert_eq!(settings.upstream_timeout_seconds, 5);
+            assert_eq!(settings.default_organisation, "RJ1");
+            assert!(unknown_variables().is_empty(), "{:?}", unknown_variables());
             Ok(())
         });
     }

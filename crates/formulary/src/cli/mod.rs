@@ -4,6 +4,7 @@
 mod advisories;
 mod audit;
 mod entries;
+mod mirror;
 mod organisations;
 mod output;
 mod policy;
@@ -58,6 +59,9 @@ enum Command {
     /// Check the tamper-evident audit log.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Import package files for air-gapped sites.
+    #[command(subcommand)]
+    Mirror(mirror::MirrorCommand),
 }
 
 /// Parses the command line, runs the command and turns the outcome into an exit status.
@@ -105,6 +109,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Advisories(command) => advisories::run(&context, command).await,
         Command::Token(command) => tokens::run(&context, command).await,
         Command::Audit(command) => audit::run(&context, command).await,
+        Command::Mirror(command) => mirror::run(&context, command).await,
     }
 }
 

@@ -4,5 +4,6 @@
 mod advisories;
 mod bad_input;
 mod formulary_cli;
+mod gateway_pypi;
 mod policy_check;
 mod server;

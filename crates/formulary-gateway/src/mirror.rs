@@ -1,0 +1,216 @@
+//! Offline mirrors: wheels and sdists copied from a folder into the blob store and the cached
+//! index, so that an air-gapped site serves them with no upstream at all.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use formulary_core::ecosystems::pypi::{self, DistributionFile, ProjectPage};
+use formulary_core::ecosystems::{Ecosystem, PackageName};
+use formulary_core::policy::Release;
+use formulary_core::Component;
+use formulary_store::{BlobStore, Database, UpstreamPage};
+
+use crate::error::GatewayError;
+
+/// What an import did.
+#[derive(Debug, Default)]
+pub struct MirrorReport {
+    /// Files stored, as (project, file name).
+    pub imported: Vec<(String, String)>,
+    /// Files skipped, with the reason.
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+/// Largest METADATA file read from a wheel.
+const MAX_METADATA_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Imports every wheel and sdist in `folder` (not recursive).
+pub async fn import_pypi_folder(
+    database: &Database,
+    blobs: &BlobStore,
+    folder: &Path,
+) -> Result<MirrorReport, GatewayError> {
+    let mut report = MirrorReport::default();
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(folder)
+        .map_err(|error| {
+            GatewayError::Store(formulary_store::StoreError::NotFound(format!(
+                "the folder {} ({error})",
+                folder.display()
+            )))
+        })?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.is_file())
+        .collect();
+    paths.sort();
+    for path in paths {
+        let filename = path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if let Err(why) = pypi::check_filename(&filename) {
+            report.skipped.push((path, why.to_owned()));
+            continue;
+        }
+        let Some(project) = project_of(&filename) else {
+            report.skipped.push((
+                path,
+                "the file name names no project and version".to_owned(),
+            ));
+            continue;
+        };
+        let Some(version) = pypi::version_from_filename(&project, &filename) else {
+            report.skipped.push((
+                path,
+                "the version in the file name is not PEP 440".to_owned(),
+            ));
+            continue;
+        };
+        let metadata = if filename.ends_with(".whl") {
+            wheel_metadata(&path)
+        } else {
+            None
+        };
+        let file = tokio::fs::File::open(&path).await.map_err(|error| {
+            GatewayError::Store(formulary_store::StoreError::NotFound(format!(
+                "{} ({error})",
+                path.display()
+            )))
+        })?;
+        let blob = blobs.put_stream(file_chunks(file), None).await?;
+        let component = Component {
+            name: project.clone(),
+        };
+        let mut page = cached_page(database, &component).await?;
+        page.files.retain(|existing| existing.filename != filename);
+        page.files.push(DistributionFile {
+            filename: filename.clone(),
+            url: format!("formulary-blob:sha256/{}", blob.sha256),
+            hashes: [("sha256".to_owned(), blob.sha256.clone())]
+                .into_iter()
+                .collect(),
+            requires_python: metadata
+                .as_ref()
+                .and_then(|fields| field(fields, "Requires-Python")),
+            core_metadata: None,
+            yanked: None,
+            size: Some(blob.size),
+            upload_time: None,
+        });
+        let document = String::from_utf8(pypi::render_json(&page)).unwrap_or_default();
+        let upstream = database.upstream_page(&component).await?.map_or_else(
+            || "formulary-blob:mirror".to_owned(),
+            |stored| stored.upstream,
+        );
+        database
+            .save_upstream_page(
+                &component,
+                &UpstreamPage {
+                    upstream,
+                    document,
+                    etag: None,
+                    fetched_at: chrono::Utc::now(),
+                },
+            )
+            .await?;
+        let licence = metadata
+            .as_ref()
+            .and_then(|fields| field(fields, "License-Expression"));
+        database
+            .record_release(
+                &component,
+                &Release {
+                    version,
+                    published: None,
+                    yanked: None,
+                    licence,
+                },
+            )
+            .await?;
+        report.imported.push((project.to_string(), filename));
+    }
+    Ok(report)
+}
+
+async fn cached_page(
+    database: &Database,
+    component: &Component,
+) -> Result<ProjectPage, GatewayError> {
+    let base = url::Url::parse("https://cached.invalid/")
+        .map_err(|error| formulary_store::StoreError::Conflict(error.to_string()))?;
+    Ok(match database.upstream_page(component).await? {
+        Some(stored) => pypi::parse_json(stored.document.as_bytes(), &base).unwrap_or_default(),
+        None => ProjectPage {
+            name: component.name.to_string(),
+            files: Vec::new(),
+            versions: Vec::new(),
+        },
+    })
+}
+
+/// The project a distribution's file name belongs to: the first `-`-separated part of a wheel,
+/// everything before the last `-` of an sdist.
+fn project_of(filename: &str) -> Option<PackageName> {
+    let name = if filename.ends_with(".whl") {
+        filename.split('-').next()?
+    } else {
+        let stem = [".tar.gz", ".zip", ".tar.bz2", ".tgz", ".tar.xz"]
+            .iter()
+            .find_map(|suffix| filename.strip_suffix(suffix))?;
+        stem.rsplit_once('-')?.0
+    };
+    PackageName::new(Ecosystem::Pypi, name).ok()
+}
+
+/// The core metadata (`*.dist-info/METADATA`) of a wheel, as its header lines.
+fn wheel_metadata(path: &Path) -> Option<Vec<(String, String)>> {
+    let file = std::fs::File::open(path).ok()?;
+    let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file)).ok()?;
+    let name = archive
+        .file_names()
+        .find(|name| name.ends_with(".dist-info/METADATA") && name.matches('/').count() == 1)?
+        .to_owned();
+    let mut text = String::new();
+    archive
+        .by_name(&name)
+        .ok()?
+        .take(MAX_METADATA_BYTES)
+        .read_to_string(&mut text)
+        .ok()?;
+    let header = text.split("\n\n").next().unwrap_or_default();
+    Some(
+        header
+            .lines()
+            .filter_map(|line| {
+                line.split_once(": ")
+                    .map(|(key, value)| (key.to_owned(), value.trim().to_owned()))
+            })
+            .collect(),
+    )
+}
+
+fn field(fields: &[(String, String)], name: &str) -> Option<String> {
+    fields
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case(name))
+        .map(|(_, value)| value.clone())
+}
+
+/// A file as a stream of byte chunks.
+fn file_chunks(
+    file: tokio::fs::File,
+) -> futures::stream::BoxStream<'static, Result<bytes::Bytes, std::io::Error>> {
+    use futures::StreamExt;
+    futures::stream::unfold(file, |mut file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buffer = vec![0u8; 256 * 1024];
+        match file.read(&mut buffer).await {
+            Ok(0) => None,
+            Ok(read) => {
+                buffer.truncate(read);
+                Some((Ok(bytes::Bytes::from(buffer)), file))
+            }
+            Err(error) => Some((Err(error), file)),
+        }
+    })
+    .boxed()
+}

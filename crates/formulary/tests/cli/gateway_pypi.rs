@@ -1,0 +1,476 @@
+//! The PyPI gateway driven by the real pip and uv, against a local upstream built from real
+//! wheels (downloaded once with pip) and served by Python's own static HTTP server. A small
+//! fault-injecting upstream covers corrupt and interrupted files.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use crate::formulary_cli::{repo_root, text, Workspace};
+
+/// Real wheels: requests with an advisory-affected version (2.19.1, PYSEC-2018-28), an older
+/// unaffected-by-2018 but affected-by-2023 version, and allowed versions, with dependencies.
+const WHEELS: [&str; 11] = [
+    "requests==2.19.1",
+    "requests==2.31.0",
+    "requests==2.32.3",
+    "idna==2.7",
+    "idna==3.7",
+    "urllib3==1.23",
+    "urllib3==2.2.2",
+    "chardet==3.0.4",
+    "certifi==2024.7.4",
+    "charset-normalizer==3.3.2",
+    "six==1.16.0",
+];
+
+/// Downloads the wheels once per target folder (kept between runs).
+fn wheels() -> &'static Path {
+    static FOLDER: OnceLock<PathBuf> = OnceLock::new();
+    FOLDER.get_or_init(|| {
+        let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-wheels");
+        std::fs::create_dir_all(&folder).expect("wheel folder");
+        let present = std::fs::read_dir(&folder).map(|items| items.count()).unwrap_or(0);
+        if present < WHEELS.len() {
+            // One requirement per call: pip refuses two versions of a project in one resolution.
+            for requirement in WHEELS {
+                let output = Command::new("python3")
+                    .args(["-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:", "--disable-pip-version-check", "-d"])
+                    .arg(&folder)
+                    .arg(requirement)
+                    .env("PIP_CONFIG_FILE", "/dev/null")
+                    .env_remove("PIP_FIND_LINKS")
+                    .output()
+                    .expect("python3 -m pip runs");
+                assert!(output.status.success(), "could not download {requirement} from PyPI (the test needs network to PyPI): {}", text(&output.stderr));
+            }
+        }
+        folder
+    })
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address")
+        .port()
+}
+
+fn wait_for_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on port {port}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A process killed when dropped.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A PEP 503 tree of the wheels, served by `python3 -m http.server`.
+fn static_upstream(root: &Path) -> (Running, String) {
+    let simple = root.join("simple");
+    let packages = root.join("packages");
+    std::fs::create_dir_all(&packages).expect("packages");
+    let mut projects: std::collections::BTreeMap<String, Vec<(String, String)>> =
+        Default::default();
+    for entry in std::fs::read_dir(wheels()).expect("wheels").flatten() {
+        let filename = entry.file_name().to_string_lossy().into_owned();
+        let bytes = std::fs::read(entry.path()).expect("wheel");
+        std::fs::write(packages.join(&filename), &bytes).expect("copy");
+        let project = filename
+            .split('-')
+            .next()
+            .expect("name")
+            .to_ascii_lowercase()
+            .replace('_', "-");
+        projects
+            .entry(project)
+            .or_default()
+            .push((filename, hex::encode(Sha256::digest(&bytes))));
+    }
+    for (project, files) in &projects {
+        let folder = simple.join(project);
+        std::fs::create_dir_all(&folder).expect("project folder");
+        let links: String = files
+            .iter()
+            .map(|(file, digest)| {
+                format!("<a href=\"../../packages/{file}#sha256={digest}\">{file}</a><br>\n")
+            })
+            .collect();
+        std::fs::write(
+            folder.join("index.html"),
+            format!("<!DOCTYPE html><html><body>\n{links}</body></html>\n"),
+        )
+        .expect("index");
+    }
+    let port = free_port();
+    let child = Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+            "--directory",
+        ])
+        .arg(root)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 -m http.server starts");
+    wait_for_port(port);
+    (Running(child), format!("http://127.0.0.1:{port}/simple/"))
+}
+
+/// Starts `formulary serve` with the given upstreams.
+fn gateway(workspace: &Workspace, upstreams: &str) -> (Running, String) {
+    let mut child = workspace
+        .command(&["serve", "--listen", "127.0.0.1:0"])
+        .env("FORMULARY_PYPI_UPSTREAMS", upstreams)
+        .env("FORMULARY_INDEX_REVALIDATE_SECONDS", "0")
+        .env("FORMULARY_UPSTREAM_TIMEOUT_SECONDS", "5")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("formulary serve starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("address line");
+    let base = line
+        .split_whitespace()
+        .find(|word| word.starts_with("http://"))
+        .expect("address")
+        .trim_end_matches('/')
+        .to_owned();
+    (Running(child), base)
+}
+
+fn venv(root: &Path, name: &str) -> PathBuf {
+    let path = root.join(name);
+    let output = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&path)
+        .output()
+        .expect("venv");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    path
+}
+
+fn pip(venv: &Path, index: &str, requirement: &str) -> Output {
+    Command::new(venv.join("bin/pip"))
+        .args([
+            "install",
+            "--disable-pip-version-check",
+            "--no-cache-dir",
+            "--no-input",
+            "--index-url",
+            index,
+            requirement,
+        ])
+        .env("PIP_CONFIG_FILE", "/dev/null")
+        .env_remove("PIP_FIND_LINKS")
+        .output()
+        .expect("pip runs")
+}
+
+fn uv(venv: &Path, index: &str, requirement: &str) -> Output {
+    Command::new("uv")
+        .args(["pip", "install", "--no-cache", "--python"])
+        .arg(venv.join("bin/python"))
+        .args(["--index-url", index, requirement])
+        .env("UV_NO_CONFIG", "1")
+        .env_remove("PIP_FIND_LINKS")
+        .output()
+        .expect("uv runs (scripts/test installs it)")
+}
+
+fn installed(venv: &Path) -> Vec<String> {
+    let output = Command::new(venv.join("bin/python"))
+        .args(["-c", "import importlib.metadata as m; print('\\n'.join(sorted(f\"{d.metadata['Name'].lower()}=={d.version}\" for d in m.distributions())))"])
+        .output()
+        .expect("python runs");
+    text(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .filter(|line| !line.starts_with("pip==") && !line.starts_with("setuptools=="))
+        .collect()
+}
+
+fn import_requests_advisories(workspace: &Workspace) {
+    workspace.ok(&[
+        "advisories",
+        "import",
+        &repo_root()
+            .join("test-data/osv/pypa-advisory-database/vulns/requests")
+            .display()
+            .to_string(),
+    ]);
+}
+
+#[test]
+fn pip_and_uv_install_allowed_versions_and_show_why_a_pin_is_refused() {
+    let workspace = Workspace::new();
+    let (upstream, upstream_url) = static_upstream(&workspace.folder.path().join("upstream"));
+    import_requests_advisories(&workspace);
+    let (_server, base) = gateway(&workspace, &format!("[\"{upstream_url}\"]"));
+    let index = format!("{base}/pypi/simple/");
+
+    let latest = venv(workspace.folder.path(), "latest");
+    let output = pip(&latest, &index, "requests");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert_eq!(
+        installed(&latest),
+        [
+            "certifi==2024.7.4",
+            "charset-normalizer==3.3.2",
+            "idna==3.7",
+            "requests==2.32.3",
+            "urllib3==2.2.2"
+        ]
+    );
+
+    let older = venv(workspace.folder.path(), "older");
+    let output = pip(&older, &index, "requests<2.32");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        installed(&older).contains(&"requests==2.31.0".to_owned()),
+        "2.19.1 is affected, so the resolver picks 2.31.0: {:?}",
+        installed(&older)
+    );
+
+    let pinned = venv(workspace.folder.path(), "pinned");
+    let output = pip(&pinned, &index, "requests==2.19.1");
+    assert!(!output.status.success());
+    let message = text(&output.stderr);
+    assert!(
+        message.contains("403")
+            && message.contains("Blocked by Formulary")
+            && message.contains("PYSEC-2018-28"),
+        "{message}"
+    );
+
+    let with_uv = venv(workspace.folder.path(), "uv");
+    let output = uv(&with_uv, &index, "requests");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(installed(&with_uv).contains(&"requests==2.32.3".to_owned()));
+    let output = uv(&with_uv, &index, "requests==2.19.1");
+    assert!(!output.status.success());
+    let message = text(&output.stderr);
+    assert!(
+        message.contains("Blocked by Formulary") && message.contains("PYSEC-2018-28"),
+        "{message}"
+    );
+
+    // A curated organisation view serves only what its entries approve.
+    workspace.ok(&["org", "add", "RJ2", "--name", "A curated trust"]);
+    workspace.ok(&[
+        "org",
+        "settings",
+        "RJ2",
+        "--ecosystem",
+        "pypi",
+        "--stance",
+        "curated",
+    ]);
+    for name in [
+        "requests",
+        "idna",
+        "urllib3",
+        "certifi",
+        "charset-normalizer",
+    ] {
+        workspace.ok(&[
+            "entry",
+            "add",
+            &format!("pkg:pypi/{name}"),
+            "--status",
+            "approved",
+            "--reason",
+            "needed by requests",
+            "--org",
+            "RJ2",
+        ]);
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let curated_index = format!("{base}/o/RJ2/pypi/simple/");
+    let curated = venv(workspace.folder.path(), "curated");
+    let output = pip(&curated, &curated_index, "requests");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let refused = pip(&curated, &curated_index, "six");
+    assert!(!refused.status.success());
+    let page = Command::new("python3")
+        .args(["-c", &format!("import urllib.request,sys\ntry:\n urllib.request.urlopen('{curated_index}six/')\nexcept urllib.error.HTTPError as e:\n print(e.code, e.read().decode())")])
+        .output()
+        .expect("python");
+    let answer = text(&page.stdout);
+    assert!(
+        answer.starts_with("404") && answer.contains("Not in this formulary"),
+        "{answer}"
+    );
+
+    // The upstream stops: cached index documents and files still install, and the gateway says so.
+    drop(upstream);
+    let offline = venv(workspace.folder.path(), "offline");
+    let output = pip(&offline, &index, "requests");
+    assert!(
+        output.status.success(),
+        "cached files still install: {}",
+        text(&output.stderr)
+    );
+    let headers = Command::new("python3")
+        .args(["-c", &format!("import urllib.request\nr = urllib.request.urlopen('{index}requests/')\nprint(r.headers.get('x-formulary-stale'))")])
+        .output()
+        .expect("python");
+    assert!(
+        text(&headers.stdout).contains("upstream unreachable"),
+        "{}",
+        text(&headers.stdout)
+    );
+}
+
+#[test]
+fn an_air_gapped_site_installs_imported_files_with_no_upstream() {
+    let workspace = Workspace::new();
+    let imported = workspace.ok(&["mirror", "import", "pypi", &wheels().display().to_string()]);
+    assert!(
+        imported.contains(&format!("Imported {} files", WHEELS.len())),
+        "{imported}"
+    );
+    import_requests_advisories(&workspace);
+    let (_server, base) = gateway(&workspace, "[]");
+    let index = format!("{base}/pypi/simple/");
+    let target = venv(workspace.folder.path(), "airgapped");
+    let output = pip(&target, &index, "requests");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(
+        installed(&target).contains(&"requests==2.32.3".to_owned()),
+        "{:?}",
+        installed(&target)
+    );
+    let output = uv(&target, &index, "requests==2.19.1");
+    assert!(
+        text(&output.stderr).contains("PYSEC-2018-28"),
+        "imported files obey the same policy: {}",
+        text(&output.stderr)
+    );
+}
+
+/// An upstream that misbehaves on purpose: one file does not match its published digest, the
+/// other breaks off half-way.
+fn faulty_upstream() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let announced = hex::encode(Sha256::digest(b"the bytes the index promises"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let announced = announced.clone();
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut request_line = String::new();
+                let _ = reader.read_line(&mut request_line);
+                loop {
+                    let mut header = String::new();
+                    if reader.read_line(&mut header).map_or(true, |read| read == 0)
+                        || header == "\r\n"
+                    {
+                        break;
+                    }
+                }
+                let path = request_line
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or("/")
+                    .to_owned();
+                if path.starts_with("/simple/faulty") {
+                    let body = format!(
+                        "<a href=\"/files/faulty-1.0-py3-none-any.whl#sha256={announced}\">faulty-1.0-py3-none-any.whl</a>\n<a href=\"/files/faulty-2.0-py3-none-any.whl\">faulty-2.0-py3-none-any.whl</a>\n"
+                    );
+                    let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                } else if path.ends_with("faulty-1.0-py3-none-any.whl") {
+                    let body = b"different bytes altogether";
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = stream.write_all(body);
+                } else if path.ends_with("faulty-2.0-py3-none-any.whl") {
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\nConnection: close\r\n\r\n"
+                    );
+                    let _ = stream.write_all(&[7u8; 100_000]);
+                    let _ = stream.shutdown(std::net::Shutdown::Both);
+                } else {
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    );
+                }
+            });
+        }
+    });
+    format!("http://127.0.0.1:{port}/simple/")
+}
+
+fn files_under(folder: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    if let Ok(items) = std::fs::read_dir(folder) {
+        for item in items.flatten() {
+            let path = item.path();
+            if path.is_dir() {
+                found.extend(files_under(&path));
+            } else {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn corrupt_and_interrupted_upstream_files_are_refused_and_never_cached() {
+    let workspace = Workspace::new();
+    let upstream = faulty_upstream();
+    let (_server, base) = gateway(&workspace, &format!("[\"{upstream}\"]"));
+    for (file, expected) in [
+        (
+            "faulty-1.0-py3-none-any.whl",
+            "does not match its published sha256",
+        ),
+        ("faulty-2.0-py3-none-any.whl", "did not answer"),
+    ] {
+        let url = format!("{base}/pypi/files/faulty/{file}");
+        let script = format!("import urllib.request\ntry:\n urllib.request.urlopen('{base}/pypi/simple/faulty/')\n urllib.request.urlopen('{url}')\n print('200')\nexcept urllib.error.HTTPError as e:\n print(e.code, e.read().decode())");
+        let output = Command::new("python3")
+            .args(["-c", &script])
+            .output()
+            .expect("python");
+        let answer = text(&output.stdout);
+        assert!(
+            answer.starts_with("502") && answer.contains(expected),
+            "{file}: {answer}"
+        );
+    }
+    let blobs = files_under(&workspace.folder.path().join("data/blobs"));
+    assert!(
+        blobs.is_empty(),
+        "nothing half-cached or corrupt was kept: {blobs:?}"
+    );
+}
