@@ -70,6 +70,12 @@ pub async fn import_pypi_folder(
         } else {
             None
         };
+        // The wheel's METADATA is served as its PEP 658 `.metadata` file, addressed by digest.
+        let metadata_blob = match &metadata {
+            Some((raw, _)) => Some(blobs.put_bytes(bytes::Bytes::from(raw.clone())).await?),
+            None => None,
+        };
+        let metadata = metadata.map(|(_, fields)| fields);
         let file = tokio::fs::File::open(&path).await.map_err(|error| {
             GatewayError::Store(formulary_store::StoreError::NotFound(format!(
                 "{} ({error})",
@@ -91,7 +97,8 @@ pub async fn import_pypi_folder(
             requires_python: metadata
                 .as_ref()
                 .and_then(|fields| field(fields, "Requires-Python")),
-            core_metadata: None,
+            core_metadata: metadata_blob
+                .map(|stored| [("sha256".to_owned(), stored.sha256)].into_iter().collect()),
             yanked: None,
             size: Some(blob.size),
             upload_time: None,
@@ -161,31 +168,34 @@ fn project_of(filename: &str) -> Option<PackageName> {
     PackageName::new(Ecosystem::Pypi, name).ok()
 }
 
-/// The core metadata (`*.dist-info/METADATA`) of a wheel, as its header lines.
-fn wheel_metadata(path: &Path) -> Option<Vec<(String, String)>> {
+/// Core metadata header fields, as (name, value) in file order.
+type MetadataFields = Vec<(String, String)>;
+
+/// The core metadata (`*.dist-info/METADATA`) of a wheel: its bytes and its header lines.
+fn wheel_metadata(path: &Path) -> Option<(Vec<u8>, MetadataFields)> {
     let file = std::fs::File::open(path).ok()?;
     let mut archive = zip::ZipArchive::new(std::io::BufReader::new(file)).ok()?;
     let name = archive
         .file_names()
         .find(|name| name.ends_with(".dist-info/METADATA") && name.matches('/').count() == 1)?
         .to_owned();
-    let mut text = String::new();
+    let mut raw = Vec::new();
     archive
         .by_name(&name)
         .ok()?
         .take(MAX_METADATA_BYTES)
-        .read_to_string(&mut text)
+        .read_to_end(&mut raw)
         .ok()?;
+    let text = String::from_utf8_lossy(&raw);
     let header = text.split("\n\n").next().unwrap_or_default();
-    Some(
-        header
-            .lines()
-            .filter_map(|line| {
-                line.split_once(": ")
-                    .map(|(key, value)| (key.to_owned(), value.trim().to_owned()))
-            })
-            .collect(),
-    )
+    let fields = header
+        .lines()
+        .filter_map(|line| {
+            line.split_once(": ")
+                .map(|(key, value)| (key.to_owned(), value.trim().to_owned()))
+        })
+        .collect();
+    Some((raw, fields))
 }
 
 fn field(fields: &[(String, String)], name: &str) -> Option<String> {

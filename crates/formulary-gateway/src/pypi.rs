@@ -10,11 +10,17 @@ use formulary_core::policy::{
 };
 use formulary_core::Component;
 use formulary_store::{BlobRef, BlobStore, Database, StoreError, UpstreamPage};
+use futures::StreamExt;
 use url::Url;
 
 use crate::error::GatewayError;
 use crate::single_flight::SingleFlight;
 use crate::upstream::{Fetched, UpstreamClient, UpstreamFailure};
+
+/// Files the index announces as larger than this are streamed to the first client while they are
+/// stored; smaller ones (and files of unknown size) are verified before the first byte is sent,
+/// so that a corrupt upstream copy is answered with a clear 502.
+const STREAM_ABOVE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// URL scheme of files that live only in the blob store (imported for air-gapped sites).
 const BLOB_SCHEME: &str = "formulary-blob:";
@@ -30,21 +36,75 @@ struct Project {
     stale: bool,
 }
 
-/// A project page ready to render for one view.
+/// A document rendered once, with its strong entity tag.
 #[derive(Debug, Clone)]
+pub struct Rendered {
+    /// The bytes.
+    pub body: bytes::Bytes,
+    /// `"<sha256 of the body>"`.
+    pub etag: String,
+}
+
+impl Rendered {
+    /// Wraps rendered bytes and computes their entity tag.
+    pub fn new(body: Vec<u8>) -> Rendered {
+        use sha2::Digest;
+        let etag = format!("\"{}\"", hex::encode(sha2::Sha256::digest(&body)));
+        Rendered {
+            body: bytes::Bytes::from(body),
+            etag,
+        }
+    }
+}
+
+/// A project page ready to serve for one view, rendered at most once per format.
+#[derive(Debug)]
 pub struct ServedPage {
     /// The page, with file URLs pointing at this gateway and denied versions yanked with their
     /// reason.
     pub page: ProjectPage,
     /// True when the upstream could not be reached and the page comes from the cache.
     pub stale: bool,
+    json: std::sync::OnceLock<Rendered>,
+    html: std::sync::OnceLock<Rendered>,
 }
+
+impl ServedPage {
+    /// The page as PEP 691 JSON.
+    pub fn json(&self) -> &Rendered {
+        self.json
+            .get_or_init(|| Rendered::new(pypi::render_json(&self.page)))
+    }
+
+    /// The page as PEP 503 HTML.
+    pub fn html(&self) -> &Rendered {
+        self.html
+            .get_or_init(|| Rendered::new(pypi::render_html(&self.page)))
+    }
+}
+
+/// How long a built page is reused while nothing else changes: bounds how late time-based rules
+/// (cooldown ends, pilot expiries) reach a page.
+const PAGE_REUSE: Duration = Duration::from_secs(30);
+
+/// A built page and what it was built from.
+#[derive(Debug)]
+struct CachedPage {
+    generation: i64,
+    project: Arc<Project>,
+    files_base: String,
+    built: std::time::Instant,
+    served: Arc<ServedPage>,
+}
+
+/// Pages are cached per project, organisation and snapshot day (`None`: now).
+type PageKey = (String, formulary_core::OrgCode, Option<chrono::NaiveDate>);
 
 /// The answer for a project page.
 #[derive(Debug)]
 pub enum PageOutcome {
     /// Serve this page.
-    Page(ServedPage),
+    Page(Arc<ServedPage>),
     /// The view allows no version of the project (a curated view without an entry).
     NotInFormulary(Box<Decision>),
     /// No upstream has the project.
@@ -52,7 +112,6 @@ pub enum PageOutcome {
 }
 
 /// The answer for a file.
-#[derive(Debug)]
 pub enum FileOutcome {
     /// Serve this blob.
     Serve {
@@ -61,10 +120,36 @@ pub enum FileOutcome {
         /// The version it belongs to.
         version: String,
     },
+    /// Serve these bytes as they arrive from upstream (the first request for a large uncached
+    /// file); they are stored at the same time, and the stream breaks off before its last chunk
+    /// if the file turns out not to match its published digest.
+    Stream {
+        /// The bytes.
+        body: futures::stream::BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
+        /// The size the index announced.
+        size: u64,
+        /// The digest the index announced.
+        sha256: Option<String>,
+        /// The version it belongs to.
+        version: String,
+    },
     /// The policy denies the file's version.
     Refused(Box<Decision>),
     /// No such file.
     Missing,
+}
+
+/// A file's bytes as they arrive.
+type FileBody = futures::stream::BoxStream<'static, Result<bytes::Bytes, std::io::Error>>;
+
+/// A file found and decided.
+enum Located {
+    Missing,
+    Refused(Box<Decision>),
+    Allowed {
+        file: Box<DistributionFile>,
+        version: String,
+    },
 }
 
 /// The PyPI front-end's logic.
@@ -76,9 +161,10 @@ pub struct PypiGateway {
     upstreams: Vec<Url>,
     revalidate_after: chrono::Duration,
     projects: Mutex<HashMap<String, Arc<Project>>>,
-    fetched_urls: Mutex<HashMap<String, BlobRef>>,
+    fetched_urls: Arc<Mutex<HashMap<String, BlobRef>>>,
     page_flight: SingleFlight,
     file_flight: SingleFlight,
+    pages: Mutex<HashMap<PageKey, CachedPage>>,
 }
 
 impl PypiGateway {
@@ -108,9 +194,10 @@ impl PypiGateway {
             revalidate_after: chrono::Duration::from_std(revalidate_after)
                 .unwrap_or(chrono::Duration::minutes(10)),
             projects: Mutex::new(HashMap::new()),
-            fetched_urls: Mutex::new(HashMap::new()),
+            fetched_urls: Arc::new(Mutex::new(HashMap::new())),
             page_flight: SingleFlight::default(),
             file_flight: SingleFlight::default(),
+            pages: Mutex::new(HashMap::new()),
         })
     }
 
@@ -329,16 +416,38 @@ impl PypiGateway {
 
     /// The project page for a view: denied versions yanked with their reason, file URLs under
     /// `files_base` (relative to the page, e.g. `../../files/requests/`).
+    ///
+    /// `generation` identifies the snapshot (its change counter) and `day` the snapshot date of a
+    /// dated view: a page built for the same project, view, generation and upstream document is
+    /// reused for up to 30 seconds.
     pub async fn page(
         &self,
         snapshot: &PolicySnapshot,
+        generation: i64,
         view: &View,
+        day: Option<chrono::NaiveDate>,
         component: &Component,
         files_base: &str,
     ) -> Result<PageOutcome, GatewayError> {
         let Some(project) = self.project(component).await? else {
             return Ok(PageOutcome::Missing);
         };
+        let key: PageKey = (component.name.to_string(), view.organisation.clone(), day);
+        {
+            let pages = self
+                .pages
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(cached) = pages.get(&key) {
+                let current = cached.generation == generation
+                    && Arc::ptr_eq(&cached.project, &project)
+                    && cached.files_base == files_base
+                    && cached.built.elapsed() < PAGE_REUSE;
+                if current {
+                    return Ok(PageOutcome::Page(Arc::clone(&cached.served)));
+                }
+            }
+        }
         let releases: Vec<Release> = project
             .releases
             .iter()
@@ -378,7 +487,6 @@ impl PypiGateway {
             }
             let mut served = file.clone();
             served.url = format!("{files_base}{}", file.filename);
-            served.core_metadata = None;
             served.upload_time = releases
                 .iter()
                 .find(|release| release.version == version)
@@ -401,10 +509,72 @@ impl PypiGateway {
             files,
             versions: versions.iter().map(ToString::to_string).collect(),
         };
-        Ok(PageOutcome::Page(ServedPage {
+        let served = Arc::new(ServedPage {
             page,
             stale: project.stale,
-        }))
+            json: std::sync::OnceLock::new(),
+            html: std::sync::OnceLock::new(),
+        });
+        let mut pages = self
+            .pages
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pages.len() >= 10_000 {
+            pages.clear();
+        }
+        pages.insert(
+            key,
+            CachedPage {
+                generation,
+                project,
+                files_base: files_base.to_owned(),
+                built: std::time::Instant::now(),
+                served: Arc::clone(&served),
+            },
+        );
+        Ok(PageOutcome::Page(served))
+    }
+
+    /// Finds a file of a project and decides its version for a view.
+    async fn locate(
+        &self,
+        snapshot: &PolicySnapshot,
+        view: &View,
+        component: &Component,
+        filename: &str,
+    ) -> Result<Located, GatewayError> {
+        if pypi::check_filename(filename).is_err() {
+            return Ok(Located::Missing);
+        }
+        let Some(project) = self.project(component).await? else {
+            return Ok(Located::Missing);
+        };
+        let Some(file) = project
+            .page
+            .files
+            .iter()
+            .find(|file| file.filename == filename)
+            .cloned()
+        else {
+            return Ok(Located::Missing);
+        };
+        let Some(version) = pypi::version_from_filename(&component.name, filename) else {
+            return Ok(Located::Missing);
+        };
+        let decision = formulary_core::policy::evaluate_version(
+            snapshot,
+            view,
+            component,
+            &version,
+            &project.releases,
+        );
+        if !decision.allowed {
+            return Ok(Located::Refused(Box::new(decision)));
+        }
+        Ok(Located::Allowed {
+            file: Box::new(file),
+            version: version.to_string(),
+        })
     }
 
     /// A file for a view: refused when its version is denied, else served from the blob store,
@@ -416,37 +586,153 @@ impl PypiGateway {
         component: &Component,
         filename: &str,
     ) -> Result<FileOutcome, GatewayError> {
-        if pypi::check_filename(filename).is_err() {
-            return Ok(FileOutcome::Missing);
+        match self.locate(snapshot, view, component, filename).await? {
+            Located::Missing => Ok(FileOutcome::Missing),
+            Located::Refused(decision) => Ok(FileOutcome::Refused(decision)),
+            Located::Allowed { file, version } => {
+                let large = file.size.filter(|size| *size > STREAM_ABOVE_BYTES);
+                match large {
+                    Some(size) if !file.url.starts_with(BLOB_SCHEME) => {
+                        match self.fetch_streaming(&file).await? {
+                            Ok(blob) => Ok(FileOutcome::Serve { blob, version }),
+                            Err(body) => Ok(FileOutcome::Stream {
+                                body,
+                                size,
+                                sha256: file.sha256().map(str::to_owned),
+                                version,
+                            }),
+                        }
+                    }
+                    _ => Ok(FileOutcome::Serve {
+                        blob: self.ensure_blob(&file).await?,
+                        version,
+                    }),
+                }
+            }
         }
-        let Some(project) = self.project(component).await? else {
-            return Ok(FileOutcome::Missing);
+    }
+
+    /// Gives the cached blob (`Ok`) or, when the file is not cached yet, starts fetching it and
+    /// returns its bytes as they arrive (`Err`, the stream). A background task stores the file,
+    /// holding the file's fetch lock so that concurrent requests wait and then find it cached.
+    /// One chunk is held back until the digest is checked: a corrupt file never reaches the
+    /// client whole, and never enters the cache.
+    async fn fetch_streaming(
+        &self,
+        file: &DistributionFile,
+    ) -> Result<Result<BlobRef, FileBody>, GatewayError> {
+        if let Some(found) = self.cached_blob(file).await? {
+            return Ok(Ok(found));
+        }
+        let flight = self.file_flight.lock(&file.url).await;
+        if let Some(found) = self.cached_blob(file).await? {
+            return Ok(Ok(found));
+        }
+        let url = Url::parse(&file.url).map_err(|error| UpstreamFailure::Malformed {
+            url: file.filename.clone(),
+            why: error.to_string(),
+        })?;
+        let upstream = self.client.file(&url).await?;
+        let (sender, receiver) =
+            tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(16);
+        let held: Arc<Mutex<Option<bytes::Bytes>>> = Arc::default();
+        let tee = {
+            let (sender, held) = (sender.clone(), Arc::clone(&held));
+            upstream.then(move |chunk| {
+                let (sender, held) = (sender.clone(), Arc::clone(&held));
+                async move {
+                    if let Ok(bytes) = &chunk {
+                        let previous = held
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .replace(bytes.clone());
+                        if let Some(previous) = previous {
+                            // A client that went away does not stop the download being stored.
+                            let _ = sender.send(Ok(previous)).await;
+                        }
+                    }
+                    chunk
+                }
+            })
         };
-        let Some(file) = project
-            .page
-            .files
-            .iter()
-            .find(|file| file.filename == filename)
-        else {
-            return Ok(FileOutcome::Missing);
-        };
-        let Some(version) = pypi::version_from_filename(&component.name, filename) else {
-            return Ok(FileOutcome::Missing);
-        };
-        let decision = formulary_core::policy::evaluate_version(
-            snapshot,
-            view,
-            component,
-            &version,
-            &project.releases,
+        let (blobs, fetched_urls) = (self.blobs.clone(), Arc::clone(&self.fetched_urls));
+        let (expected, filename, url_key) = (
+            file.sha256().map(str::to_owned),
+            file.filename.clone(),
+            file.url.clone(),
         );
-        if !decision.allowed {
-            return Ok(FileOutcome::Refused(Box::new(decision)));
+        tokio::spawn(async move {
+            let _flight = flight;
+            match blobs.put_stream(Box::pin(tee), expected.as_deref()).await {
+                Ok(blob) => {
+                    fetched_urls
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .insert(url_key, blob);
+                    let last = held
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .take();
+                    if let Some(last) = last {
+                        let _ = sender.send(Ok(last)).await;
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(file = %filename, %error, "streamed upstream file was not stored");
+                    let _ = sender
+                        .send(Err(std::io::Error::other(format!("{filename}: {error}"))))
+                        .await;
+                }
+            }
+        });
+        let body = futures::stream::unfold(receiver, |mut receiver| async move {
+            receiver.recv().await.map(|item| (item, receiver))
+        });
+        Ok(Err(Box::pin(body)))
+    }
+
+    /// A file's core metadata (PEP 658/714: `<file>.metadata`), under the same policy as the file.
+    /// Fetched once from `<upstream file URL>.metadata` and checked against the digest the index
+    /// announced; imported wheels carry theirs in the blob store.
+    pub async fn metadata(
+        &self,
+        snapshot: &PolicySnapshot,
+        view: &View,
+        component: &Component,
+        filename: &str,
+    ) -> Result<FileOutcome, GatewayError> {
+        let (file, version) = match self.locate(snapshot, view, component, filename).await? {
+            Located::Missing => return Ok(FileOutcome::Missing),
+            Located::Refused(decision) => return Ok(FileOutcome::Refused(decision)),
+            Located::Allowed { file, version } => (file, version),
+        };
+        let Some(hashes) = file.core_metadata.clone() else {
+            return Ok(FileOutcome::Missing);
+        };
+        if file.url.starts_with(BLOB_SCHEME) {
+            let Some(digest) = hashes.get("sha256") else {
+                return Ok(FileOutcome::Missing);
+            };
+            if !self.blobs.contains(digest).await? {
+                return Ok(FileOutcome::Missing);
+            }
+            return Ok(FileOutcome::Serve {
+                blob: BlobRef {
+                    sha256: digest.clone(),
+                    size: 0,
+                },
+                version,
+            });
         }
-        let blob = self.ensure_blob(file).await?;
+        let metadata_file = DistributionFile {
+            filename: format!("{}.metadata", file.filename),
+            url: format!("{}.metadata", file.url),
+            hashes,
+            ..DistributionFile::default()
+        };
         Ok(FileOutcome::Serve {
-            blob,
-            version: version.to_string(),
+            blob: self.ensure_blob(&metadata_file).await?,
+            version,
         })
     }
 

@@ -16,10 +16,9 @@ use formulary_core::ecosystems::pypi;
 use formulary_core::ecosystems::Ecosystem;
 use formulary_core::policy::{Decision, Effect, PolicySnapshot, View};
 use formulary_core::{Component, OrgCode};
-use formulary_gateway::{FileOutcome, GatewayError, PageOutcome, PypiGateway};
+use formulary_gateway::{FileOutcome, GatewayError, PageOutcome, PypiGateway, Rendered};
 use formulary_store::Download;
 use futures::TryStreamExt;
-use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -27,7 +26,8 @@ use crate::state::AppState;
 /// Which organisation and which moment a request is for, from its path prefix.
 struct ViewRequest {
     view: View,
-    dated: bool,
+    /// The snapshot date of a dated view (`/@YYYY-MM-DD/…`).
+    day: Option<NaiveDate>,
 }
 
 fn view_for(state: &AppState, params: &HashMap<String, String>) -> Result<ViewRequest, ApiError> {
@@ -37,8 +37,8 @@ fn view_for(state: &AppState, params: &HashMap<String, String>) -> Result<ViewRe
             .map_err(|error: formulary_core::CoreError| ApiError::not_found(error.to_string()))?,
         None => state.default_organisation.clone(),
     };
-    let (at, dated) = match params.get("at") {
-        None => (Utc::now(), false),
+    let (at, day) = match params.get("at") {
+        None => (Utc::now(), None),
         Some(text) => {
             let day = text
                 .strip_prefix('@')
@@ -58,23 +58,25 @@ fn view_for(state: &AppState, params: &HashMap<String, String>) -> Result<ViewRe
                     "{day} is in the future; a snapshot view shows a day that has passed"
                 )));
             }
-            (end_of_day.min(Utc::now()), true)
+            (end_of_day.min(Utc::now()), Some(day))
         }
     };
     Ok(ViewRequest {
         view: View { organisation, at },
-        dated,
+        day,
     })
 }
 
+/// The snapshot a request is decided by, with its generation (for page caching).
 async fn snapshot_for(
     state: &AppState,
     request: &ViewRequest,
-) -> Result<Arc<PolicySnapshot>, ApiError> {
-    let snapshot = if request.dated {
+) -> Result<(i64, Arc<PolicySnapshot>), ApiError> {
+    let (generation, current) = state.snapshot.current_with_generation();
+    let snapshot = if request.day.is_some() {
         state.snapshot.at(&state.database, request.view.at).await?
     } else {
-        state.snapshot.current()
+        current
     };
     if snapshot.organisation(&request.view.organisation).is_none() {
         return Err(ApiError::not_found(format!(
@@ -82,7 +84,7 @@ async fn snapshot_for(
             request.view.organisation
         )));
     }
-    Ok(snapshot)
+    Ok((generation, snapshot))
 }
 
 fn gateway(state: &AppState) -> Result<&PypiGateway, ApiError> {
@@ -124,8 +126,8 @@ fn wants_json(headers: &HeaderMap) -> bool {
     best_json > 0.0 && best_json >= best_html
 }
 
-fn document(headers: &HeaderMap, json: bool, body: Vec<u8>, stale: Option<&str>) -> Response {
-    let etag = format!("\"{}\"", hex::encode(Sha256::digest(&body)));
+fn document(headers: &HeaderMap, json: bool, rendered: &Rendered, stale: Option<&str>) -> Response {
+    let etag = &rendered.etag;
     let content_type = if json {
         pypi::JSON_CONTENT_TYPE
     } else if headers
@@ -147,7 +149,7 @@ fn document(headers: &HeaderMap, json: bool, body: Vec<u8>, stale: Option<&str>)
     let mut response = if not_modified {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        Body::from(body).into_response()
+        Body::from(rendered.body.clone()).into_response()
     };
     let response_headers = response.headers_mut();
     response_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -156,7 +158,7 @@ fn document(headers: &HeaderMap, json: bool, body: Vec<u8>, stale: Option<&str>)
         header::CACHE_CONTROL,
         HeaderValue::from_static("max-age=30"),
     );
-    if let Ok(value) = HeaderValue::from_str(&etag) {
+    if let Ok(value) = HeaderValue::from_str(etag) {
         response_headers.insert(header::ETAG, value);
     }
     if let Some(note) = stale.and_then(|note| HeaderValue::from_str(note).ok()) {
@@ -191,7 +193,7 @@ pub(crate) async fn root(
     } else {
         pypi::render_root_html(&projects)
     };
-    Ok(document(&headers, json, body, None))
+    Ok(document(&headers, json, &Rendered::new(body), None))
 }
 
 /// `GET …/pypi/simple/{project}` without the trailing slash.
@@ -223,24 +225,27 @@ pub(crate) async fn project(
         return Ok(Redirect::permanent(&format!("{prefix}{}/", component.name)).into_response());
     }
     let request = view_for(&state, &params)?;
-    let snapshot = snapshot_for(&state, &request).await?;
+    let (generation, snapshot) = snapshot_for(&state, &request).await?;
     let files_base = format!("../../files/{}/", component.name);
     match gateway(&state)?
-        .page(&snapshot, &request.view, &component, &files_base)
+        .page(
+            &snapshot,
+            generation,
+            &request.view,
+            request.day,
+            &component,
+            &files_base,
+        )
         .await
         .map_err(gateway_error)?
     {
         PageOutcome::Page(served) => {
             let json = wants_json(&headers);
-            let body = if json {
-                pypi::render_json(&served.page)
-            } else {
-                pypi::render_html(&served.page)
-            };
+            let rendered = if json { served.json() } else { served.html() };
             let stale = served
                 .stale
                 .then_some("upstream unreachable; serving the cached index");
-            Ok(document(&headers, json, body, stale))
+            Ok(document(&headers, json, rendered, stale))
         }
         PageOutcome::NotInFormulary(decision) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -330,10 +335,15 @@ pub(crate) async fn file(
         .get("project")
         .map(String::as_str)
         .unwrap_or_default();
-    let filename = params
+    let requested = params
         .get("filename")
         .map(String::as_str)
         .unwrap_or_default();
+    // PEP 658/714: `<file>.metadata` is the file's core metadata, under the same policy.
+    let (filename, wants_metadata) = match requested.strip_suffix(".metadata") {
+        Some(distribution) => (distribution, true),
+        None => (requested, false),
+    };
     let component = Component::new(Ecosystem::Pypi, name)
         .map_err(|error| ApiError::not_found(error.to_string()))?;
     if let Err(why) = pypi::check_filename(filename) {
@@ -343,11 +353,18 @@ pub(crate) async fn file(
         )));
     }
     let request = view_for(&state, &params)?;
-    let snapshot = snapshot_for(&state, &request).await?;
-    let outcome = gateway(&state)?
-        .file(&snapshot, &request.view, &component, filename)
-        .await
-        .map_err(gateway_error)?;
+    let (_, snapshot) = snapshot_for(&state, &request).await?;
+    let gateway = gateway(&state)?;
+    let outcome = if wants_metadata {
+        gateway
+            .metadata(&snapshot, &request.view, &component, filename)
+            .await
+    } else {
+        gateway
+            .file(&snapshot, &request.view, &component, filename)
+            .await
+    }
+    .map_err(gateway_error)?;
     let ledger = |version: String, outcome: &str| Download {
         organisation: request.view.organisation.clone(),
         component: component.clone(),
@@ -367,30 +384,46 @@ pub(crate) async fn file(
     };
     match outcome {
         FileOutcome::Refused(decision) => {
-            if let Err(error) = state
-                .database
-                .record_download(&ledger(decision.version.clone(), "refused"))
-                .await
-            {
-                tracing::warn!(%error, "could not write the download ledger");
+            if !wants_metadata {
+                write_ledger(&state, &ledger(decision.version.clone(), "refused")).await;
             }
             Ok(refusal(&decision))
         }
         FileOutcome::Missing => Err(ApiError::not_found(format!(
             "{} has no file called {}",
             component.name,
-            filename.escape_debug()
+            requested.escape_debug()
         ))),
         FileOutcome::Serve { blob, version } => {
-            if let Err(error) = state
-                .database
-                .record_download(&ledger(version, "served"))
-                .await
-            {
-                tracing::warn!(%error, "could not write the download ledger");
+            if !wants_metadata {
+                write_ledger(&state, &ledger(version, "served")).await;
             }
             serve_blob(&state, &blob.sha256, &headers).await
         }
+        FileOutcome::Stream {
+            body,
+            size,
+            sha256,
+            version,
+        } => {
+            write_ledger(&state, &ledger(version, "served")).await;
+            // The first request for a large file: bytes as they arrive from upstream (a Range,
+            // if any, is answered with the whole file, as HTTP allows).
+            let mut response = Body::from_stream(body).into_response();
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+            let etag = sha256.map(|digest| format!("\"sha256-{digest}\""));
+            set_file_headers(&mut response, etag.as_deref());
+            Ok(response)
+        }
+    }
+}
+
+/// Records a download; a ledger failure is logged and does not fail the download.
+async fn write_ledger(state: &AppState, line: &Download) {
+    if let Err(error) = state.database.record_download(line).await {
+        tracing::warn!(%error, "could not write the download ledger");
     }
 }
 
@@ -428,29 +461,47 @@ async fn serve_blob(
             }
             return Ok(response);
         }
-        None => {
-            let stream = stored.into_stream().map_err(std::io::Error::other);
-            let mut response = Body::from_stream(stream).into_response();
-            response
-                .headers_mut()
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-            response
-        }
+        None => match state.blobs.open_local(sha256).await? {
+            // Local folder: read the file directly in large chunks.
+            Some((file, size)) => {
+                drop(stored);
+                let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024);
+                let mut response = Body::from_stream(stream).into_response();
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+                response
+            }
+            None => {
+                let stream = stored.into_stream().map_err(std::io::Error::other);
+                let mut response = Body::from_stream(stream).into_response();
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+                response
+            }
+        },
     };
-    let response_headers = response.headers_mut();
-    response_headers.insert(
+    set_file_headers(&mut response, Some(&etag));
+    Ok(response)
+}
+
+/// The headers every package file carries: opaque bytes, ranges supported, cacheable for ever
+/// (a file name never changes content), and an entity tag when the digest is known.
+fn set_file_headers(response: &mut Response, etag: Option<&str>) {
+    let headers = response.headers_mut();
+    headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
-    response_headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    response_headers.insert(
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("max-age=31536000, immutable"),
     );
-    if let Ok(value) = HeaderValue::from_str(&etag) {
-        response_headers.insert(header::ETAG, value);
+    if let Some(value) = etag.and_then(|etag| HeaderValue::from_str(etag).ok()) {
+        headers.insert(header::ETAG, value);
     }
-    Ok(response)
 }
 
 /// Reads `bytes=a-b`, `bytes=a-` or `bytes=-n` against a size; `Err` when unsatisfiable,

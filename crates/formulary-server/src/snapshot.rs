@@ -28,6 +28,15 @@ impl SnapshotHolder {
         })
     }
 
+    /// The snapshot in force with its generation (the change counter it was built at).
+    pub fn current_with_generation(&self) -> (i64, Arc<PolicySnapshot>) {
+        let guard = self
+            .current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (guard.0, Arc::clone(&guard.1))
+    }
+
     /// The snapshot in force.
     pub fn current(&self) -> Arc<PolicySnapshot> {
         let guard = self

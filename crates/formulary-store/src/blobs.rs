@@ -27,6 +27,8 @@ pub struct BlobRef {
 #[derive(Debug, Clone)]
 pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
+    /// The folder, when blobs live in a local folder: files are then read directly.
+    local_root: Option<std::path::PathBuf>,
 }
 
 /// Parts are sent in chunks of this size (S3 needs at least 5 MiB per part but the last).
@@ -42,12 +44,49 @@ impl BlobStore {
             ))
         })?;
         let store = LocalFileSystem::new_with_prefix(folder)?;
-        Ok(BlobStore::from_object_store(Arc::new(store)))
+        let local_root = std::fs::canonicalize(folder).ok();
+        Ok(BlobStore {
+            store: Arc::new(store),
+            local_root,
+        })
     }
 
     /// Blobs in any object store.
     pub fn from_object_store(store: Arc<dyn ObjectStore>) -> BlobStore {
-        BlobStore { store }
+        BlobStore {
+            store,
+            local_root: None,
+        }
+    }
+
+    /// Opens a blob as a local file, when blobs live in a local folder: the fast path for serving
+    /// whole files. `Ok(None)` for other stores (use [`BlobStore::get`]).
+    pub async fn open_local(
+        &self,
+        sha256: &str,
+    ) -> Result<Option<(tokio::fs::File, u64)>, StoreError> {
+        let Some(root) = &self.local_root else {
+            return Ok(None);
+        };
+        let path = root.join(Self::address(sha256)?.as_ref());
+        match tokio::fs::File::open(&path).await {
+            Ok(file) => {
+                let size = file
+                    .metadata()
+                    .await
+                    .map_err(|error| {
+                        StoreError::Conflict(format!("cannot read blob sha256:{sha256}: {error}"))
+                    })?
+                    .len();
+                Ok(Some((file, size)))
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                Err(StoreError::NotFound(format!("blob sha256:{sha256}")))
+            }
+            Err(error) => Err(StoreError::Conflict(format!(
+                "cannot open blob sha256:{sha256}: {error}"
+            ))),
+        }
     }
 
     fn address(sha256: &str) -> Result<Path, StoreError> {

@@ -140,6 +140,9 @@ impl AffectedPackage {
                 Err(_) => unparsed_versions.push(text.clone()),
             }
         }
+        // A listed version that a range already covers adds nothing; the PyPA database lists
+        // most of its range members, so this keeps thousands of versions out of memory.
+        parsed_versions.retain(|version| !ranges.iter().any(|range| range.contains(version)));
         parsed_versions.sort();
         parsed_versions.dedup();
         AffectedPackage {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use axum::serve::ListenerExt;
 use clap::Args;
 use formulary_gateway::PypiGateway;
 use formulary_server::AppState;
@@ -49,6 +50,12 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
         .await
         .with_context(|| format!("could not listen on {}: is another program using that port? Choose another with --listen", context.settings.listen))?;
     let address = listener.local_addr()?;
+    // Small responses must not wait for Nagle's algorithm (about 40 ms per response otherwise).
+    let listener = listener.tap_io(|connection| {
+        if let Err(error) = connection.set_nodelay(true) {
+            tracing::debug!(%error, "could not set TCP_NODELAY");
+        }
+    });
     println!("Formulary is listening on http://{address}/ (Ctrl-C to stop)");
     axum::serve(listener, formulary_server::app(state))
         .with_graceful_shutdown(shutdown_signal())

@@ -368,6 +368,35 @@ fn an_air_gapped_site_installs_imported_files_with_no_upstream() {
         "imported files obey the same policy: {}",
         text(&output.stderr)
     );
+
+    // PEP 658/714: the wheel's core metadata is advertised and served, digest and all.
+    let script = format!(
+        "import json, hashlib, urllib.request\n\
+         page = json.load(urllib.request.urlopen(urllib.request.Request('{index}idna/', headers={{'Accept': 'application/vnd.pypi.simple.v1+json'}})))\n\
+         wheel = [f for f in page['files'] if f['filename'].startswith('idna-3.7')][0]\n\
+         body = urllib.request.urlopen(urllib.request.urljoin('{index}idna/', wheel['url']) + '.metadata').read()\n\
+         print(wheel['core-metadata']['sha256'] == hashlib.sha256(body).hexdigest(), body.split(b'\\n')[1].decode())"
+    );
+    let output = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python");
+    let answer = text(&output.stdout);
+    assert!(
+        answer.starts_with("True Name: idna"),
+        "{answer}{}",
+        text(&output.stderr)
+    );
+}
+
+/// Size of the files that are large enough to be streamed to the first client.
+const BIG_FILE_BYTES: usize = 10 * 1024 * 1024;
+
+/// A large file whose bytes depend on `seed`.
+fn big_file(seed: u8) -> Vec<u8> {
+    (0..BIG_FILE_BYTES)
+        .map(|index| (index % 251) as u8 ^ seed)
+        .collect()
 }
 
 /// An upstream that misbehaves on purpose: one file does not match its published digest, the
@@ -397,7 +426,28 @@ fn faulty_upstream() -> String {
                     .nth(1)
                     .unwrap_or("/")
                     .to_owned();
-                if path.starts_with("/simple/faulty") {
+                if path.starts_with("/simple/big") {
+                    // big-1.0 is served as announced; big-2.0 is served with other bytes than announced.
+                    let good = hex::encode(Sha256::digest(big_file(1)));
+                    let promised = hex::encode(Sha256::digest(big_file(3)));
+                    let body = format!(
+                        r#"{{"meta":{{"api-version":"1.1"}},"name":"big","files":[{{"filename":"big-1.0-py3-none-any.whl","url":"/files/big-1.0-py3-none-any.whl","hashes":{{"sha256":"{good}"}},"size":{size}}},{{"filename":"big-2.0-py3-none-any.whl","url":"/files/big-2.0-py3-none-any.whl","hashes":{{"sha256":"{promised}"}},"size":{size}}}]}}"#,
+                        size = BIG_FILE_BYTES
+                    );
+                    let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.pypi.simple.v1+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                } else if let Some(seed) = path
+                    .strip_prefix("/files/big-")
+                    .and_then(|rest| rest.chars().next())
+                    .and_then(|c| c.to_digit(10))
+                {
+                    let body = big_file(seed as u8);
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = stream.write_all(&body);
+                } else if path.starts_with("/simple/faulty") {
                     let body = format!(
                         "<a href=\"/files/faulty-1.0-py3-none-any.whl#sha256={announced}\">faulty-1.0-py3-none-any.whl</a>\n<a href=\"/files/faulty-2.0-py3-none-any.whl\">faulty-2.0-py3-none-any.whl</a>\n"
                     );
@@ -473,4 +523,70 @@ fn corrupt_and_interrupted_upstream_files_are_refused_and_never_cached() {
         blobs.is_empty(),
         "nothing half-cached or corrupt was kept: {blobs:?}"
     );
+
+    // Hostile names and paths get a clear 404 and touch nothing outside the store.
+    let long_name = "a".repeat(5_000);
+    for path in [
+        "/pypi/files/faulty/..%2F..%2F..%2Fetc%2Fpasswd".to_owned(),
+        "/pypi/files/faulty/%2Fetc%2Fpasswd.whl".to_owned(),
+        "/pypi/files/..%2Fx/faulty-1.0-py3-none-any.whl".to_owned(),
+        "/pypi/simple/%2E%2E/".to_owned(),
+        "/pypi/simple/bad%0Aname/".to_owned(),
+        format!("/pypi/simple/{long_name}/"),
+        "/o/..%2F..%2Fetc/pypi/simple/faulty/".to_owned(),
+        "/@1999-99-99/pypi/simple/faulty/".to_owned(),
+    ] {
+        let script = format!("import urllib.request\ntry:\n urllib.request.urlopen('{base}{path}')\n print('200')\nexcept urllib.error.HTTPError as e:\n print(e.code, e.headers.get('content-type'))");
+        let output = Command::new("python3")
+            .args(["-c", &script])
+            .output()
+            .expect("python");
+        let answer = text(&output.stdout);
+        assert!(
+            answer.starts_with("404 application/problem+json"),
+            "{path}: {answer}"
+        );
+    }
+    assert!(files_under(&workspace.folder.path().join("data/blobs")).is_empty());
+}
+
+#[test]
+fn large_files_stream_to_the_first_client_and_a_corrupt_one_breaks_off_uncached() {
+    let workspace = Workspace::new();
+    let upstream = faulty_upstream();
+    let (_server, base) = gateway(&workspace, &format!("[\"{upstream}\"]"));
+    let good = hex::encode(Sha256::digest(big_file(1)));
+    let script = format!(
+        "import hashlib, urllib.request\n\
+         base = '{base}/pypi/files/big/'\n\
+         body = urllib.request.urlopen(base + 'big-1.0-py3-none-any.whl').read()\n\
+         print(hashlib.sha256(body).hexdigest() == '{good}', len(body))\n\
+         try:\n    broken = urllib.request.urlopen(base + 'big-2.0-py3-none-any.whl').read()\n    print('complete', len(broken))\n\
+         except Exception as error:\n    print('broken', type(error).__name__)\n\
+         again = urllib.request.urlopen(base + 'big-1.0-py3-none-any.whl')\n\
+         print(again.headers.get('etag'), len(again.read()))"
+    );
+    let output = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python");
+    let lines: Vec<String> = text(&output.stdout).lines().map(str::to_owned).collect();
+    assert_eq!(
+        lines.first().map(String::as_str),
+        Some(format!("True {BIG_FILE_BYTES}").as_str()),
+        "{lines:?} {}",
+        text(&output.stderr)
+    );
+    assert!(
+        lines.get(1).is_some_and(|line| line.starts_with("broken")),
+        "a corrupt file never arrives whole: {lines:?}"
+    );
+    assert_eq!(
+        lines.get(2).map(String::as_str),
+        Some(format!("\"sha256-{good}\" {BIG_FILE_BYTES}").as_str()),
+        "the second request is served from the cache: {lines:?}"
+    );
+    let stored: Vec<PathBuf> = files_under(&workspace.folder.path().join("data/blobs"));
+    assert_eq!(stored.len(), 1, "only the good file is cached: {stored:?}");
+    assert!(stored[0].ends_with(&good));
 }
