@@ -465,7 +465,7 @@ async fn serve_blob(
             // Local folder: read the file directly in large chunks.
             Some((file, size)) => {
                 drop(stored);
-                let stream = tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024);
+                let stream = tokio_util::io::ReaderStream::with_capacity(file, 128 * 1024);
                 let mut response = Body::from_stream(stream).into_response();
                 response
                     .headers_mut()
