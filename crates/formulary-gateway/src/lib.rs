@@ -15,5 +15,5 @@ mod upstream;
 
 pub use error::GatewayError;
 pub use mirror::{import_pypi_folder, MirrorReport};
-pub use pypi::{FileOutcome, PageOutcome, PypiGateway, Rendered, ServedPage};
+pub use pypi::{FileOutcome, PageOutcome, PypiGateway, Rendered, ServedPage, DEFAULT_SCOPE};
 pub use upstream::{UpstreamClient, UpstreamFailure};

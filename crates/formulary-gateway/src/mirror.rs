@@ -11,6 +11,7 @@ use formulary_core::Component;
 use formulary_store::{BlobStore, Database, UpstreamPage};
 
 use crate::error::GatewayError;
+use crate::pypi::DEFAULT_SCOPE;
 
 /// What an import did.
 #[derive(Debug, Default)]
@@ -104,12 +105,16 @@ pub async fn import_pypi_folder(
             upload_time: None,
         });
         let document = String::from_utf8(pypi::render_json(&page)).unwrap_or_default();
-        let upstream = database.upstream_page(&component).await?.map_or_else(
-            || "formulary-blob:mirror".to_owned(),
-            |stored| stored.upstream,
-        );
+        let upstream = database
+            .upstream_page(DEFAULT_SCOPE, &component)
+            .await?
+            .map_or_else(
+                || "formulary-blob:mirror".to_owned(),
+                |stored| stored.upstream,
+            );
         database
             .save_upstream_page(
+                DEFAULT_SCOPE,
                 &component,
                 &UpstreamPage {
                     upstream,
@@ -144,14 +149,16 @@ async fn cached_page(
 ) -> Result<ProjectPage, GatewayError> {
     let base = url::Url::parse("https://cached.invalid/")
         .map_err(|error| formulary_store::StoreError::Conflict(error.to_string()))?;
-    Ok(match database.upstream_page(component).await? {
-        Some(stored) => pypi::parse_json(stored.document.as_bytes(), &base).unwrap_or_default(),
-        None => ProjectPage {
-            name: component.name.to_string(),
-            files: Vec::new(),
-            versions: Vec::new(),
+    Ok(
+        match database.upstream_page(DEFAULT_SCOPE, component).await? {
+            Some(stored) => pypi::parse_json(stored.document.as_bytes(), &base).unwrap_or_default(),
+            None => ProjectPage {
+                name: component.name.to_string(),
+                files: Vec::new(),
+                versions: Vec::new(),
+            },
         },
-    })
+    )
 }
 
 /// The project a distribution's file name belongs to: the first `-`-separated part of a wheel,

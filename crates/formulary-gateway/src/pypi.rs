@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use formulary_core::ecosystems::pypi::{self, DistributionFile, ProjectPage};
-use formulary_core::ecosystems::{Ecosystem, Version};
+use formulary_core::ecosystems::Version;
 use formulary_core::policy::{
     evaluate_releases, Decision, PolicySnapshot, ReasonCode, Release, View,
 };
@@ -165,7 +165,13 @@ pub struct PypiGateway {
     page_flight: SingleFlight,
     file_flight: SingleFlight,
     pages: Mutex<HashMap<PageKey, CachedPage>>,
+    /// Where this gateway's cached index documents are kept apart from other gateways'.
+    scope: String,
 }
+
+/// The cache scope of the gateway serving organisations that have no upstreams of their own
+/// (and of files imported with `mirror import`).
+pub const DEFAULT_SCOPE: &str = "pypi";
 
 impl PypiGateway {
     /// A gateway over `upstreams` (simple index URLs, tried in order; none for an air-gapped
@@ -198,12 +204,20 @@ impl PypiGateway {
             page_flight: SingleFlight::default(),
             file_flight: SingleFlight::default(),
             pages: Mutex::new(HashMap::new()),
+            scope: DEFAULT_SCOPE.to_owned(),
         })
+    }
+
+    /// Makes this the gateway of one organisation that has upstreams of its own: its cached
+    /// index documents are kept apart from the default gateway's.
+    pub fn for_organisation(mut self, organisation: &formulary_core::OrgCode) -> PypiGateway {
+        self.scope = format!("{DEFAULT_SCOPE}@{organisation}");
+        self
     }
 
     /// Names of the projects this gateway has seen, for the root index.
     pub async fn known_projects(&self) -> Result<Vec<String>, GatewayError> {
-        Ok(self.database.cached_projects(Ecosystem::Pypi).await?)
+        Ok(self.database.cached_projects(&self.scope).await?)
     }
 
     fn remembered(&self, name: &str) -> Option<Arc<Project>> {
@@ -308,7 +322,7 @@ impl PypiGateway {
         &self,
         component: &Component,
     ) -> Result<Option<Arc<Project>>, GatewayError> {
-        let Some(stored) = self.database.upstream_page(component).await? else {
+        let Some(stored) = self.database.upstream_page(&self.scope, component).await? else {
             return Ok(None);
         };
         let base = Url::parse("https://cached.invalid/")
@@ -403,7 +417,9 @@ impl PypiGateway {
             etag: etag.clone(),
             fetched_at: now,
         };
-        self.database.save_upstream_page(component, &stored).await?;
+        self.database
+            .save_upstream_page(&self.scope, component, &stored)
+            .await?;
         Ok(Project {
             page,
             releases,

@@ -87,10 +87,13 @@ async fn snapshot_for(
     Ok((generation, snapshot))
 }
 
-fn gateway(state: &AppState) -> Result<&PypiGateway, ApiError> {
+/// The gateway serving an organisation: its own when it has upstreams of its own, else the default.
+fn gateway<'a>(state: &'a AppState, organisation: &OrgCode) -> Result<&'a PypiGateway, ApiError> {
     state
-        .pypi
-        .as_deref()
+        .pypi_by_organisation
+        .get(organisation)
+        .or(state.pypi.as_ref())
+        .map(std::sync::Arc::as_ref)
         .ok_or_else(|| ApiError::not_found("the PyPI gateway is not configured on this server"))
 }
 
@@ -183,7 +186,7 @@ pub(crate) async fn root(
 ) -> Result<Response, ApiError> {
     let request = view_for(&state, &params)?;
     snapshot_for(&state, &request).await?;
-    let projects = gateway(&state)?
+    let projects = gateway(&state, &request.view.organisation)?
         .known_projects()
         .await
         .map_err(gateway_error)?;
@@ -227,7 +230,7 @@ pub(crate) async fn project(
     let request = view_for(&state, &params)?;
     let (generation, snapshot) = snapshot_for(&state, &request).await?;
     let files_base = format!("../../files/{}/", component.name);
-    match gateway(&state)?
+    match gateway(&state, &request.view.organisation)?
         .page(
             &snapshot,
             generation,
@@ -354,7 +357,7 @@ pub(crate) async fn file(
     }
     let request = view_for(&state, &params)?;
     let (_, snapshot) = snapshot_for(&state, &request).await?;
-    let gateway = gateway(&state)?;
+    let gateway = gateway(&state, &request.view.organisation)?;
     let outcome = if wants_metadata {
         gateway
             .metadata(&snapshot, &request.view, &component, filename)

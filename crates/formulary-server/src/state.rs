@@ -17,6 +17,8 @@ pub struct AppState {
     pub snapshot: Arc<SnapshotHolder>,
     /// The PyPI gateway, when configured.
     pub pypi: Option<Arc<PypiGateway>>,
+    /// Gateways of organisations that pull from upstreams of their own.
+    pub pypi_by_organisation: std::collections::HashMap<OrgCode, Arc<PypiGateway>>,
     /// The organisation whose view the unprefixed gateway paths (`/pypi/…`) serve.
     pub default_organisation: OrgCode,
     /// A short description of where records live (`SQLite` or `PostgreSQL`), for the landing page.
@@ -43,6 +45,7 @@ impl AppState {
             blobs,
             snapshot,
             pypi,
+            pypi_by_organisation: std::collections::HashMap::new(),
             default_organisation,
             storage_label,
         })

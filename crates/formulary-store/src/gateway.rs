@@ -1,5 +1,4 @@
 use chrono::{DateTime, Utc};
-use formulary_core::ecosystems::Ecosystem;
 use formulary_core::{Component, OrgCode};
 use serde::Serialize;
 use sqlx::Row;
@@ -43,9 +42,11 @@ pub struct Download {
 }
 
 impl Database {
-    /// Stores (or replaces) the last fetched upstream document of a project.
+    /// Stores (or replaces) the last fetched upstream document of a project. `scope` separates
+    /// gateways with different upstreams (`pypi`, or `pypi@RJ1` for an organisation's own).
     pub async fn save_upstream_page(
         &self,
+        scope: &str,
         component: &Component,
         page: &UpstreamPage,
     ) -> Result<(), StoreError> {
@@ -54,7 +55,7 @@ impl Database {
              ON CONFLICT (ecosystem, name) DO UPDATE SET upstream = excluded.upstream, document = excluded.document,
                etag = excluded.etag, fetched_at = excluded.fetched_at",
         )
-        .bind(component.ecosystem().as_str())
+        .bind(scope)
         .bind(component.name.as_str())
         .bind(&page.upstream)
         .bind(&page.document)
@@ -65,13 +66,14 @@ impl Database {
         Ok(())
     }
 
-    /// The last fetched upstream document of a project, if any.
+    /// The last fetched upstream document of a project in a scope, if any.
     pub async fn upstream_page(
         &self,
+        scope: &str,
         component: &Component,
     ) -> Result<Option<UpstreamPage>, StoreError> {
         let row = sqlx::query("SELECT upstream, document, etag, fetched_at FROM upstream_pages WHERE ecosystem = $1 AND name = $2")
-            .bind(component.ecosystem().as_str())
+            .bind(scope)
             .bind(component.name.as_str())
             .fetch_optional(self.pool())
             .await?;
@@ -86,11 +88,11 @@ impl Database {
         .transpose()
     }
 
-    /// The projects of an ecosystem whose upstream documents are cached, by name.
-    pub async fn cached_projects(&self, ecosystem: Ecosystem) -> Result<Vec<String>, StoreError> {
+    /// The projects whose upstream documents are cached in a scope, by name.
+    pub async fn cached_projects(&self, scope: &str) -> Result<Vec<String>, StoreError> {
         let rows =
             sqlx::query("SELECT name FROM upstream_pages WHERE ecosystem = $1 ORDER BY name")
-                .bind(ecosystem.as_str())
+                .bind(scope)
                 .fetch_all(self.pool())
                 .await?;
         rows.iter().map(|row| Ok(row.try_get("name")?)).collect()

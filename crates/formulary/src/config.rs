@@ -35,6 +35,9 @@ pub struct Settings {
     pub index_revalidate_seconds: u64,
     /// The organisation whose view the unprefixed gateway paths (`/pypi/simple/`) serve.
     pub default_organisation: String,
+    /// Organisations that pull PyPI packages from upstreams of their own, instead of
+    /// `pypi_upstreams`: organisation code → index URLs in order.
+    pub pypi_organisation_upstreams: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl Default for Settings {
@@ -53,6 +56,7 @@ impl Default for Settings {
             upstream_timeout_seconds: 30,
             index_revalidate_seconds: 600,
             default_organisation: "NATIONAL".to_owned(),
+            pypi_organisation_upstreams: std::collections::BTreeMap::new(),
         }
     }
 }

@@ -6,8 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use std::collections::HashMap;
+
 use axum::serve::ListenerExt;
 use clap::Args;
+use formulary_core::OrgCode;
 use formulary_gateway::PypiGateway;
 use formulary_server::AppState;
 
@@ -38,13 +41,15 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
     if args.demo && crate::demo::seed_if_empty(&database).await? {
         tracing::info!("seeded the demo formulary (organisations NATIONAL and RJ1)");
     }
-    let pypi = pypi_gateway(context, &database, &blobs)?;
+    let (pypi, pypi_by_organisation) = pypi_gateways(context, &database, &blobs)?;
     let default_organisation = context
         .settings
         .default_organisation
         .parse()
         .context("default_organisation is not a valid organisation code")?;
-    let state = AppState::new(database.clone(), blobs, pypi, default_organisation).await?;
+    let mut state =
+        AppState::new(database.clone(), blobs, Some(pypi), default_organisation).await?;
+    state.pypi_by_organisation = pypi_by_organisation;
     let _follower = Arc::clone(&state.snapshot).follow(database, Duration::from_secs(2));
     let listener = tokio::net::TcpListener::bind(context.settings.listen)
         .await
@@ -63,29 +68,46 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
-/// The PyPI gateway over the configured upstreams.
-fn pypi_gateway(
+/// Gateways of organisations with upstreams of their own.
+type GatewaysByOrganisation = HashMap<OrgCode, Arc<PypiGateway>>;
+
+/// The PyPI gateways: the default one over `pypi_upstreams`, and one per organisation that has
+/// upstreams of its own.
+fn pypi_gateways(
     context: &Context,
     database: &formulary_store::Database,
     blobs: &formulary_store::BlobStore,
-) -> anyhow::Result<Option<Arc<PypiGateway>>> {
+) -> anyhow::Result<(Arc<PypiGateway>, GatewaysByOrganisation)> {
     let settings = &context.settings;
-    let upstreams = settings
-        .pypi_upstreams
-        .iter()
-        .map(|text| {
-            url::Url::parse(text)
-                .with_context(|| format!("pypi_upstreams: '{}' is not a URL", text.escape_debug()))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let gateway = PypiGateway::new(
-        database.clone(),
-        blobs.clone(),
-        upstreams,
-        Duration::from_secs(settings.upstream_timeout_seconds.max(1)),
-        Duration::from_secs(settings.index_revalidate_seconds),
-    )?;
-    Ok(Some(Arc::new(gateway)))
+    let build = |upstreams: &[String]| -> anyhow::Result<PypiGateway> {
+        let upstreams = upstreams
+            .iter()
+            .map(|text| {
+                url::Url::parse(text).with_context(|| {
+                    format!("'{}' is not an upstream index URL", text.escape_debug())
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(PypiGateway::new(
+            database.clone(),
+            blobs.clone(),
+            upstreams,
+            Duration::from_secs(settings.upstream_timeout_seconds.max(1)),
+            Duration::from_secs(settings.index_revalidate_seconds),
+        )?)
+    };
+    let default = Arc::new(build(&settings.pypi_upstreams).context("pypi_upstreams")?);
+    let mut by_organisation = HashMap::new();
+    for (code, upstreams) in &settings.pypi_organisation_upstreams {
+        let organisation: OrgCode = code
+            .parse()
+            .with_context(|| format!("pypi_organisation_upstreams: {code}"))?;
+        let gateway = build(upstreams)
+            .with_context(|| format!("pypi_organisation_upstreams.{organisation}"))?
+            .for_organisation(&organisation);
+        by_organisation.insert(organisation, Arc::new(gateway));
+    }
+    Ok((default, by_organisation))
 }
 
 async fn shutdown_signal() {

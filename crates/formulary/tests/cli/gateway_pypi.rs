@@ -138,11 +138,21 @@ fn static_upstream(root: &Path) -> (Running, String) {
 
 /// Starts `formulary serve` with the given upstreams.
 fn gateway(workspace: &Workspace, upstreams: &str) -> (Running, String) {
+    gateway_with(workspace, upstreams, &[])
+}
+
+/// Starts `formulary serve` with the given upstreams and extra settings.
+fn gateway_with(
+    workspace: &Workspace,
+    upstreams: &str,
+    extra: &[(&str, String)],
+) -> (Running, String) {
     let mut child = workspace
         .command(&["serve", "--listen", "127.0.0.1:0"])
         .env("FORMULARY_PYPI_UPSTREAMS", upstreams)
         .env("FORMULARY_INDEX_REVALIDATE_SECONDS", "0")
         .env("FORMULARY_UPSTREAM_TIMEOUT_SECONDS", "5")
+        .envs(extra.iter().map(|(name, value)| (*name, value.as_str())))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -323,6 +333,22 @@ fn pip_and_uv_install_allowed_versions_and_show_why_a_pin_is_refused() {
         "{answer}"
     );
 
+    // A dated view shows the formulary as it stood on that day: before RJ2's entries existed,
+    // its curated view had nothing.
+    let dated = Command::new("python3")
+        .args(["-c", &format!("import urllib.request\nfor path in ['o/RJ2/@2020-01-01/pypi/simple/requests/', 'o/RJ2/pypi/simple/requests/']:\n try:\n  print(urllib.request.urlopen('{base}/' + path).status)\n except urllib.error.HTTPError as e:\n  print(e.code, e.read().decode())")])
+        .output()
+        .expect("python");
+    let answers = text(&dated.stdout);
+    let lines: Vec<&str> = answers.lines().collect();
+    assert!(
+        lines
+            .first()
+            .is_some_and(|line| line.starts_with("404") && line.contains("Not in this formulary")),
+        "{answers}"
+    );
+    assert_eq!(lines.get(1).copied(), Some("200"), "{answers}");
+
     // The upstream stops: cached index documents and files still install, and the gateway says so.
     drop(upstream);
     let offline = venv(workspace.folder.path(), "offline");
@@ -447,6 +473,9 @@ fn faulty_upstream() -> String {
                         body.len()
                     );
                     let _ = stream.write_all(&body);
+                } else if path.starts_with("/simple/redirected") {
+                    // Same port, another host name: a redirect Formulary must not follow.
+                    let _ = write!(stream, "HTTP/1.1 302 Found\r\nLocation: http://localhost:{port}/simple/faulty/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
                 } else if path.starts_with("/simple/faulty") {
                     let body = format!(
                         "<a href=\"/files/faulty-1.0-py3-none-any.whl#sha256={announced}\">faulty-1.0-py3-none-any.whl</a>\n<a href=\"/files/faulty-2.0-py3-none-any.whl\">faulty-2.0-py3-none-any.whl</a>\n"
@@ -548,6 +577,60 @@ fn corrupt_and_interrupted_upstream_files_are_refused_and_never_cached() {
         );
     }
     assert!(files_under(&workspace.folder.path().join("data/blobs")).is_empty());
+
+    // An upstream that redirects to another host is not followed.
+    let script = format!("import urllib.request\ntry:\n urllib.request.urlopen('{base}/pypi/simple/redirected/')\n print('200')\nexcept urllib.error.HTTPError as e:\n print(e.code, e.read().decode())");
+    let output = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python");
+    let answer = text(&output.stdout);
+    assert!(
+        answer.starts_with("502") && answer.contains("another host"),
+        "{answer}"
+    );
+}
+
+#[test]
+fn an_organisation_pulls_from_upstreams_of_its_own() {
+    let workspace = Workspace::new();
+    workspace.ok(&["org", "add", "RJ3", "--name", "A trust with its own mirror"]);
+    let own_upstream = faulty_upstream();
+    let (_server, base) = gateway_with(
+        &workspace,
+        "[]",
+        &[(
+            "FORMULARY_PYPI_ORGANISATION_UPSTREAMS",
+            format!("{{RJ3=[\"{own_upstream}\"]}}"),
+        )],
+    );
+    let status = |path: &str| {
+        let script = format!("import urllib.request\ntry:\n print(urllib.request.urlopen('{base}{path}').status)\nexcept urllib.error.HTTPError as e:\n print(e.code)");
+        text(
+            &Command::new("python3")
+                .args(["-c", &script])
+                .output()
+                .expect("python")
+                .stdout,
+        )
+        .trim()
+        .to_owned()
+    };
+    assert_eq!(
+        status("/o/RJ3/pypi/simple/faulty/"),
+        "200",
+        "RJ3's own upstream has the project"
+    );
+    assert_eq!(
+        status("/pypi/simple/faulty/"),
+        "404",
+        "the default view has no upstream at all"
+    );
+    assert_eq!(
+        status("/o/NATIONAL/pypi/simple/faulty/"),
+        "404",
+        "other organisations do not see RJ3's upstream"
+    );
 }
 
 #[test]
