@@ -415,6 +415,14 @@ fn an_air_gapped_site_installs_imported_files_with_no_upstream() {
     );
 }
 
+/// How often the upstream was asked for `counted-1.0-py3-none-any.whl`.
+static COUNTED_FETCHES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A small file (verified before serving) for the single-fetch test.
+fn counted_file() -> Vec<u8> {
+    (0..200_000u32).map(|index| (index % 199) as u8).collect()
+}
+
 /// Size of the files that are large enough to be streamed to the first client.
 const BIG_FILE_BYTES: usize = 10 * 1024 * 1024;
 
@@ -473,6 +481,23 @@ fn faulty_upstream() -> String {
                         body.len()
                     );
                     let _ = stream.write_all(&body);
+                } else if path.starts_with("/simple/counted") {
+                    let digest = hex::encode(Sha256::digest(counted_file()));
+                    let body = format!("<a href=\"/files/counted-1.0-py3-none-any.whl#sha256={digest}\">counted-1.0-py3-none-any.whl</a>\n");
+                    let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                } else if path.ends_with("counted-1.0-py3-none-any.whl") {
+                    COUNTED_FETCHES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let body = counted_file();
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    // Slowly, so that concurrent requests overlap with the fetch.
+                    for chunk in body.chunks(body.len() / 10) {
+                        let _ = stream.write_all(chunk);
+                        std::thread::sleep(Duration::from_millis(30));
+                    }
                 } else if path.starts_with("/simple/redirected") {
                     // Same port, another host name: a redirect Formulary must not follow.
                     let _ = write!(stream, "HTTP/1.1 302 Found\r\nLocation: http://localhost:{port}/simple/faulty/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
@@ -672,4 +697,34 @@ fn large_files_stream_to_the_first_client_and_a_corrupt_one_breaks_off_uncached(
     let stored: Vec<PathBuf> = files_under(&workspace.folder.path().join("data/blobs"));
     assert_eq!(stored.len(), 1, "only the good file is cached: {stored:?}");
     assert!(stored[0].ends_with(&good));
+}
+
+#[test]
+fn concurrent_requests_for_an_uncached_file_fetch_it_from_upstream_once() {
+    let workspace = Workspace::new();
+    let upstream = faulty_upstream();
+    let (_server, base) = gateway(&workspace, &format!("[\"{upstream}\"]"));
+    let script = format!(
+        "import urllib.request, concurrent.futures\n\
+         urllib.request.urlopen('{base}/pypi/simple/counted/').read()\n\
+         url = '{base}/pypi/files/counted/counted-1.0-py3-none-any.whl'\n\
+         with concurrent.futures.ThreadPoolExecutor(12) as pool:\n    sizes = list(pool.map(lambda _: len(urllib.request.urlopen(url).read()), range(12)))\n\
+         print(sizes)"
+    );
+    let output = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python");
+    let sizes = text(&output.stdout);
+    assert_eq!(
+        sizes.trim(),
+        format!("{:?}", vec![200_000; 12]),
+        "{}",
+        text(&output.stderr)
+    );
+    assert_eq!(
+        COUNTED_FETCHES.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "twelve concurrent requests, one upstream fetch"
+    );
 }
