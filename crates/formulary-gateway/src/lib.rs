@@ -8,6 +8,7 @@
 //! "not in this formulary" (the server answers 404).
 
 mod error;
+mod files;
 mod mirror;
 mod pypi;
 mod single_flight;

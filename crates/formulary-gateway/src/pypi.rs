@@ -10,10 +10,10 @@ use formulary_core::policy::{
 };
 use formulary_core::Component;
 use formulary_store::{BlobRef, BlobStore, Database, StoreError, UpstreamPage};
-use futures::StreamExt;
 use url::Url;
 
 use crate::error::GatewayError;
+use crate::files::{FileCache, UpstreamFile};
 use crate::single_flight::SingleFlight;
 use crate::upstream::{Fetched, UpstreamClient, UpstreamFailure};
 
@@ -139,9 +139,6 @@ pub enum FileOutcome {
     Missing,
 }
 
-/// A file's bytes as they arrive.
-type FileBody = futures::stream::BoxStream<'static, Result<bytes::Bytes, std::io::Error>>;
-
 /// A file found and decided.
 enum Located {
     Missing,
@@ -156,14 +153,12 @@ enum Located {
 #[derive(Debug)]
 pub struct PypiGateway {
     database: Database,
-    blobs: BlobStore,
     client: UpstreamClient,
     upstreams: Vec<Url>,
     revalidate_after: chrono::Duration,
     projects: Mutex<HashMap<String, Arc<Project>>>,
-    fetched_urls: Arc<Mutex<HashMap<String, BlobRef>>>,
     page_flight: SingleFlight,
-    file_flight: SingleFlight,
+    files: FileCache,
     pages: Mutex<HashMap<PageKey, CachedPage>>,
     /// Where this gateway's cached index documents are kept apart from other gateways'.
     scope: String,
@@ -194,15 +189,13 @@ impl PypiGateway {
             .collect();
         Ok(PypiGateway {
             database,
-            blobs,
+            files: FileCache::new(blobs, UpstreamClient::new(timeout)?),
             client: UpstreamClient::new(timeout)?,
             upstreams,
             revalidate_after: chrono::Duration::from_std(revalidate_after)
                 .unwrap_or(chrono::Duration::minutes(10)),
             projects: Mutex::new(HashMap::new()),
-            fetched_urls: Arc::new(Mutex::new(HashMap::new())),
             page_flight: SingleFlight::default(),
-            file_flight: SingleFlight::default(),
             pages: Mutex::new(HashMap::new()),
             scope: DEFAULT_SCOPE.to_owned(),
         })
@@ -609,7 +602,7 @@ impl PypiGateway {
                 let large = file.size.filter(|size| *size > STREAM_ABOVE_BYTES);
                 match large {
                     Some(size) if !file.url.starts_with(BLOB_SCHEME) => {
-                        match self.fetch_streaming(&file).await? {
+                        match self.files.fetch_streaming(upstream_file(&file)).await? {
                             Ok(blob) => Ok(FileOutcome::Serve { blob, version }),
                             Err(body) => Ok(FileOutcome::Stream {
                                 body,
@@ -626,85 +619,6 @@ impl PypiGateway {
                 }
             }
         }
-    }
-
-    /// Gives the cached blob (`Ok`) or, when the file is not cached yet, starts fetching it and
-    /// returns its bytes as they arrive (`Err`, the stream). A background task stores the file,
-    /// holding the file's fetch lock so that concurrent requests wait and then find it cached.
-    /// One chunk is held back until the digest is checked: a corrupt file never reaches the
-    /// client whole, and never enters the cache.
-    async fn fetch_streaming(
-        &self,
-        file: &DistributionFile,
-    ) -> Result<Result<BlobRef, FileBody>, GatewayError> {
-        if let Some(found) = self.cached_blob(file).await? {
-            return Ok(Ok(found));
-        }
-        let flight = self.file_flight.lock(&file.url).await;
-        if let Some(found) = self.cached_blob(file).await? {
-            return Ok(Ok(found));
-        }
-        let url = Url::parse(&file.url).map_err(|error| UpstreamFailure::Malformed {
-            url: file.filename.clone(),
-            why: error.to_string(),
-        })?;
-        let upstream = self.client.file(&url).await?;
-        let (sender, receiver) =
-            tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(16);
-        let held: Arc<Mutex<Option<bytes::Bytes>>> = Arc::default();
-        let tee = {
-            let (sender, held) = (sender.clone(), Arc::clone(&held));
-            upstream.then(move |chunk| {
-                let (sender, held) = (sender.clone(), Arc::clone(&held));
-                async move {
-                    if let Ok(bytes) = &chunk {
-                        let previous = held
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .replace(bytes.clone());
-                        if let Some(previous) = previous {
-                            // A client that went away does not stop the download being stored.
-                            let _ = sender.send(Ok(previous)).await;
-                        }
-                    }
-                    chunk
-                }
-            })
-        };
-        let (blobs, fetched_urls) = (self.blobs.clone(), Arc::clone(&self.fetched_urls));
-        let (expected, filename, url_key) = (
-            file.sha256().map(str::to_owned),
-            file.filename.clone(),
-            file.url.clone(),
-        );
-        tokio::spawn(async move {
-            let _flight = flight;
-            match blobs.put_stream(Box::pin(tee), expected.as_deref()).await {
-                Ok(blob) => {
-                    fetched_urls
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .insert(url_key, blob);
-                    let last = held
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .take();
-                    if let Some(last) = last {
-                        let _ = sender.send(Ok(last)).await;
-                    }
-                }
-                Err(error) => {
-                    tracing::error!(file = %filename, %error, "streamed upstream file was not stored");
-                    let _ = sender
-                        .send(Err(std::io::Error::other(format!("{filename}: {error}"))))
-                        .await;
-                }
-            }
-        });
-        let body = futures::stream::unfold(receiver, |mut receiver| async move {
-            receiver.recv().await.map(|item| (item, receiver))
-        });
-        Ok(Err(Box::pin(body)))
     }
 
     /// A file's core metadata (PEP 658/714: `<file>.metadata`), under the same policy as the file.
@@ -729,7 +643,7 @@ impl PypiGateway {
             let Some(digest) = hashes.get("sha256") else {
                 return Ok(FileOutcome::Missing);
             };
-            if !self.blobs.contains(digest).await? {
+            if !self.files.blobs().contains(digest).await? {
                 return Ok(FileOutcome::Missing);
             }
             return Ok(FileOutcome::Serve {
@@ -758,7 +672,7 @@ impl PypiGateway {
             .strip_prefix(BLOB_SCHEME)
             .and_then(|rest| rest.strip_prefix("sha256/"))
         {
-            if self.blobs.contains(digest).await? {
+            if self.files.blobs().contains(digest).await? {
                 return Ok(BlobRef {
                     sha256: digest.to_owned(),
                     size: file.size.unwrap_or(0),
@@ -769,58 +683,17 @@ impl PypiGateway {
                 file.filename
             ))));
         }
-        if let Some(found) = self.cached_blob(file).await? {
-            return Ok(found);
-        }
-        let _flight = self.file_flight.lock(&file.url).await;
-        if let Some(found) = self.cached_blob(file).await? {
-            return Ok(found);
-        }
-        let url = Url::parse(&file.url).map_err(|error| UpstreamFailure::Malformed {
-            url: file.filename.clone(),
-            why: error.to_string(),
-        })?;
-        let stream = self.client.file(&url).await?;
-        match self.blobs.put_stream(stream, file.sha256()).await {
-            Ok(blob) => {
-                self.fetched_urls
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(file.url.clone(), blob.clone());
-                Ok(blob)
-            }
-            Err(StoreError::DigestMismatch { expected, actual }) => {
-                tracing::error!(file = %file.filename, %expected, %actual, "upstream file does not match its published sha256; not cached");
-                Err(GatewayError::CorruptUpstreamFile {
-                    filename: file.filename.clone(),
-                })
-            }
-            Err(StoreError::Interrupted { bytes, why }) => {
-                Err(GatewayError::Upstream(UpstreamFailure::Unreachable {
-                    url: file.filename.clone(),
-                    why: format!("the download broke off after {bytes} bytes: {why}"),
-                }))
-            }
-            Err(other) => Err(other.into()),
-        }
+        self.files.fetch(upstream_file(file)).await
     }
+}
 
-    async fn cached_blob(&self, file: &DistributionFile) -> Result<Option<BlobRef>, GatewayError> {
-        if let Some(digest) = file.sha256() {
-            if self.blobs.contains(digest).await? {
-                return Ok(Some(BlobRef {
-                    sha256: digest.to_owned(),
-                    size: file.size.unwrap_or(0),
-                }));
-            }
-            return Ok(None);
-        }
-        Ok(self
-            .fetched_urls
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&file.url)
-            .cloned())
+/// What the file cache needs to know about a distribution file.
+fn upstream_file(file: &DistributionFile) -> UpstreamFile<'_> {
+    UpstreamFile {
+        url: &file.url,
+        filename: &file.filename,
+        sha256: file.sha256(),
+        size: file.size,
     }
 }
 
