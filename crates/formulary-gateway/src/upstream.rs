@@ -53,6 +53,22 @@ pub enum Fetched {
     Missing,
 }
 
+/// The result of asking an upstream for any document (a `PACKAGES` index, a folder listing).
+#[derive(Debug)]
+pub enum Document {
+    /// The body and its entity tag.
+    Body {
+        /// The bytes.
+        bytes: Bytes,
+        /// The entity tag.
+        etag: Option<String>,
+    },
+    /// The cached copy is still current (304).
+    NotModified,
+    /// Not there (404 or 410).
+    Missing,
+}
+
 /// A client for PEP 503/691 indexes: timeouts, retries with backoff, same-host redirects only,
 /// size limits.
 #[derive(Debug, Clone)]
@@ -193,7 +209,7 @@ impl UpstreamClient {
             .and_then(|value| value.to_str().ok())
             .unwrap_or_default()
             .to_ascii_lowercase();
-        let body = read_limited(response, &url).await?;
+        let body = read_limited(response, &url, MAX_PAGE_BYTES).await?;
         let malformed = |error: pypi::IndexError| UpstreamFailure::Malformed {
             url: redacted(&url),
             why: error.to_string(),
@@ -209,6 +225,25 @@ impl UpstreamClient {
             pypi::parse_html(&text, &final_url, project).map_err(malformed)?
         };
         Ok(Fetched::Page { page, etag })
+    }
+
+    /// Fetches a document of at most `limit` bytes, revalidating with `etag` when one is known.
+    pub async fn document(&self, url: &Url, etag: Option<&str>, limit: usize) -> Result<Document, UpstreamFailure> {
+        let mut request = self.client.get(url.clone()).header(ACCEPT, "*/*");
+        if let Some(etag) = etag.and_then(|etag| HeaderValue::from_str(etag).ok()) {
+            request = request.header(IF_NONE_MATCH, etag);
+        }
+        let response = self.send(request, url).await?;
+        match response.status() {
+            StatusCode::NOT_MODIFIED => Ok(Document::NotModified),
+            StatusCode::NOT_FOUND | StatusCode::GONE => Ok(Document::Missing),
+            status if !status.is_success() => Err(UpstreamFailure::Status { url: redacted(url), status: status.as_u16() }),
+            _ => {
+                let etag = response.headers().get(ETAG).and_then(|value| value.to_str().ok()).map(str::to_owned);
+                let bytes = read_limited(response, url, limit).await?;
+                Ok(Document::Body { bytes, etag })
+            }
+        }
     }
 
     /// Starts downloading a file; the body arrives as a stream.
@@ -230,7 +265,7 @@ impl UpstreamClient {
     }
 }
 
-async fn read_limited(response: reqwest::Response, url: &Url) -> Result<Bytes, UpstreamFailure> {
+async fn read_limited(response: reqwest::Response, url: &Url, limit: usize) -> Result<Bytes, UpstreamFailure> {
     let mut body = Vec::new();
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {
@@ -238,10 +273,10 @@ async fn read_limited(response: reqwest::Response, url: &Url) -> Result<Bytes, U
             url: redacted(url),
             why: explain(error),
         })?;
-        if body.len() + chunk.len() > MAX_PAGE_BYTES {
+        if body.len() + chunk.len() > limit {
             return Err(UpstreamFailure::Malformed {
                 url: redacted(url),
-                why: "the document is larger than 64 MiB".to_owned(),
+                why: format!("the document is larger than {} MiB", limit / (1024 * 1024)),
             });
         }
         body.extend_from_slice(&chunk);
