@@ -7,6 +7,7 @@
 //! download is refused with the reason. A project with no allowed version in a curated view is
 //! "not in this formulary" (the server answers 404).
 
+mod cran;
 mod error;
 mod files;
 mod mirror;
@@ -14,6 +15,7 @@ mod pypi;
 mod single_flight;
 mod upstream;
 
+pub use cran::{is_tree as is_cran_tree, CranFileOutcome, CranGateway, ServedIndex};
 pub use error::GatewayError;
 pub use mirror::{import_pypi_folder, MirrorReport};
 pub use pypi::{FileOutcome, PageOutcome, PypiGateway, Rendered, ServedPage, DEFAULT_SCOPE};

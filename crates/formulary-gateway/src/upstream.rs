@@ -228,7 +228,12 @@ impl UpstreamClient {
     }
 
     /// Fetches a document of at most `limit` bytes, revalidating with `etag` when one is known.
-    pub async fn document(&self, url: &Url, etag: Option<&str>, limit: usize) -> Result<Document, UpstreamFailure> {
+    pub async fn document(
+        &self,
+        url: &Url,
+        etag: Option<&str>,
+        limit: usize,
+    ) -> Result<Document, UpstreamFailure> {
         let mut request = self.client.get(url.clone()).header(ACCEPT, "*/*");
         if let Some(etag) = etag.and_then(|etag| HeaderValue::from_str(etag).ok()) {
             request = request.header(IF_NONE_MATCH, etag);
@@ -237,9 +242,16 @@ impl UpstreamClient {
         match response.status() {
             StatusCode::NOT_MODIFIED => Ok(Document::NotModified),
             StatusCode::NOT_FOUND | StatusCode::GONE => Ok(Document::Missing),
-            status if !status.is_success() => Err(UpstreamFailure::Status { url: redacted(url), status: status.as_u16() }),
+            status if !status.is_success() => Err(UpstreamFailure::Status {
+                url: redacted(url),
+                status: status.as_u16(),
+            }),
             _ => {
-                let etag = response.headers().get(ETAG).and_then(|value| value.to_str().ok()).map(str::to_owned);
+                let etag = response
+                    .headers()
+                    .get(ETAG)
+                    .and_then(|value| value.to_str().ok())
+                    .map(str::to_owned);
                 let bytes = read_limited(response, url, limit).await?;
                 Ok(Document::Body { bytes, etag })
             }
@@ -265,7 +277,11 @@ impl UpstreamClient {
     }
 }
 
-async fn read_limited(response: reqwest::Response, url: &Url, limit: usize) -> Result<Bytes, UpstreamFailure> {
+async fn read_limited(
+    response: reqwest::Response,
+    url: &Url,
+    limit: usize,
+) -> Result<Bytes, UpstreamFailure> {
     let mut body = Vec::new();
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {

@@ -1,0 +1,882 @@
+//! The CRAN front-end's logic: `PACKAGES` indexes per repository tree (`src/contrib`,
+//! `bin/windows/contrib/4.4`, `bin/macosx/…/contrib/4.4`), filtered by policy, and package files
+//! fetched through the shared file cache.
+//!
+//! R has no yank marker, so a denied version leaves the index. When the newest version of a
+//! package is denied, the newest allowed version from the upstream's `Archive/` takes its place,
+//! described from the archived tarball's own DESCRIPTION, so `install.packages()` installs that
+//! instead. A package whose dependencies cannot be served leaves the index too: the index never
+//! promises an install that must fail.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use deb822_fast::Paragraph;
+use formulary_core::ecosystems::cran::{self, licence_to_spdx, BASE_PACKAGES};
+use formulary_core::ecosystems::{Ecosystem, Version};
+use formulary_core::policy::{evaluate_releases, Decision, PolicySnapshot, Release, View};
+use formulary_core::Component;
+use formulary_store::{BlobRef, BlobStore, Database, UpstreamPage};
+use url::Url;
+
+use crate::error::GatewayError;
+use crate::files::{FileCache, UpstreamFile};
+use crate::pypi::Rendered;
+use crate::single_flight::SingleFlight;
+use crate::upstream::{Document, UpstreamClient, UpstreamFailure};
+
+/// Largest `PACKAGES` index read (CRAN's is about 10 MB uncompressed).
+const MAX_PACKAGES_BYTES: usize = 128 * 1024 * 1024;
+/// Largest archived tarball read for its DESCRIPTION.
+const MAX_DESCRIPTION_BYTES: u64 = 1024 * 1024;
+/// Cache scope of CRAN trees in the store.
+const SCOPE: &str = "cran";
+/// How long a built index is reused while nothing else changes.
+const INDEX_REUSE: Duration = Duration::from_secs(30);
+
+/// One repository tree as last fetched.
+#[derive(Debug)]
+struct Tree {
+    upstream: Url,
+    paragraphs: Vec<Paragraph>,
+    /// First-seen dates of versions that appeared after Formulary first saw the tree.
+    published: HashMap<(String, String), DateTime<Utc>>,
+    etag: Option<String>,
+    checked_at: DateTime<Utc>,
+    stale: bool,
+}
+
+/// A `PACKAGES` index ready to serve for one view.
+#[derive(Debug)]
+pub struct ServedIndex {
+    /// `PACKAGES`.
+    pub packages: Rendered,
+    /// `PACKAGES.gz`.
+    pub packages_gz: Rendered,
+    /// True when the upstream could not be reached and the index comes from the cache.
+    pub stale: bool,
+    /// Packages left out, with why (for logs and the component page).
+    pub withheld: Vec<String>,
+}
+
+/// The answer for a package file.
+#[derive(Debug)]
+pub enum CranFileOutcome {
+    /// Serve this blob.
+    Serve {
+        /// Where it is stored.
+        blob: BlobRef,
+        /// The version.
+        version: String,
+    },
+    /// The policy denies the version.
+    Refused(Box<Decision>),
+    /// No such file.
+    Missing,
+}
+
+#[derive(Debug)]
+struct CachedIndex {
+    generation: i64,
+    tree: Arc<Tree>,
+    built: std::time::Instant,
+    served: Arc<ServedIndex>,
+}
+
+/// Indexes are cached per tree, organisation and snapshot day (`None`: now).
+type IndexKey = (String, formulary_core::OrgCode, Option<chrono::NaiveDate>);
+
+/// The CRAN front-end.
+#[derive(Debug)]
+pub struct CranGateway {
+    database: Database,
+    client: UpstreamClient,
+    files: FileCache,
+    upstreams: Vec<Url>,
+    revalidate_after: chrono::Duration,
+    trees: Mutex<HashMap<String, Arc<Tree>>>,
+    tree_flight: SingleFlight,
+    descriptions: Mutex<HashMap<(String, String), Paragraph>>,
+    indexes: Mutex<HashMap<IndexKey, CachedIndex>>,
+}
+
+/// True for the repository trees R asks for: `src/contrib`, `bin/windows/contrib/X.Y`,
+/// `bin/macosx/contrib/X.Y` and `bin/macosx/PLATFORM/contrib/X.Y`.
+pub fn is_tree(path: &str) -> bool {
+    let parts: Vec<&str> = path.split('/').collect();
+    let r_version = |text: &str| {
+        text.split('.').count() == 2
+            && text.split('.').all(|part| {
+                !part.is_empty() && part.len() <= 3 && part.bytes().all(|b| b.is_ascii_digit())
+            })
+    };
+    let platform = |text: &str| {
+        (1..=40).contains(&text.len())
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    };
+    match parts.as_slice() {
+        ["src", "contrib"] => true,
+        ["bin", "windows", "contrib", version] | ["bin", "macosx", "contrib", version] => {
+            r_version(version)
+        }
+        ["bin", "macosx", name, "contrib", version] => platform(name) && r_version(version),
+        _ => false,
+    }
+}
+
+/// The package and version a file name carries: `readxl_1.4.3.tar.gz` (source), `.zip`
+/// (Windows) or `.tgz` (macOS).
+pub fn parse_filename(filename: &str) -> Option<(Component, Version)> {
+    let stem = [".tar.gz", ".zip", ".tgz"]
+        .iter()
+        .find_map(|suffix| filename.strip_suffix(suffix))?;
+    let (name, version) = stem.split_once('_')?;
+    if filename.len() > 200 || filename.contains(['/', '\\']) {
+        return None;
+    }
+    let component = Component::new(Ecosystem::Cran, name).ok()?;
+    let version = Version::parse(Ecosystem::Cran, version).ok()?;
+    Some((component, version))
+}
+
+fn field<'a>(paragraph: &'a Paragraph, name: &str) -> Option<&'a str> {
+    paragraph.get(name)
+}
+
+/// The component, version and release evidence a `PACKAGES` paragraph describes.
+fn release_of(
+    paragraph: &Paragraph,
+    published: &HashMap<(String, String), DateTime<Utc>>,
+) -> Option<(Component, Release)> {
+    let name = field(paragraph, "Package")?;
+    let version_text = field(paragraph, "Version")?;
+    let component = Component::new(Ecosystem::Cran, name).ok()?;
+    let version = Version::parse(Ecosystem::Cran, version_text).ok()?;
+    let licence = field(paragraph, "License").and_then(licence_to_spdx);
+    let published = published
+        .get(&(name.to_owned(), version_text.to_owned()))
+        .copied();
+    Some((
+        component,
+        Release {
+            version,
+            published,
+            yanked: None,
+            licence,
+        },
+    ))
+}
+
+impl CranGateway {
+    /// A gateway over CRAN-like repositories (tried in order; none for an air-gapped site).
+    pub fn new(
+        database: Database,
+        blobs: BlobStore,
+        upstreams: Vec<Url>,
+        timeout: Duration,
+        revalidate_after: Duration,
+    ) -> Result<CranGateway, reqwest::Error> {
+        let upstreams = upstreams
+            .into_iter()
+            .map(|mut url| {
+                if !url.path().ends_with('/') {
+                    url.set_path(&format!("{}/", url.path()));
+                }
+                url
+            })
+            .collect();
+        Ok(CranGateway {
+            database,
+            client: UpstreamClient::new(timeout)?,
+            files: FileCache::new(blobs, UpstreamClient::new(timeout)?),
+            upstreams,
+            revalidate_after: chrono::Duration::from_std(revalidate_after)
+                .unwrap_or(chrono::Duration::minutes(10)),
+            trees: Mutex::new(HashMap::new()),
+            tree_flight: SingleFlight::default(),
+            descriptions: Mutex::new(HashMap::new()),
+            indexes: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn remembered(&self, tree: &str) -> Option<Arc<Tree>> {
+        self.trees
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(tree)
+            .cloned()
+    }
+
+    fn remember(&self, name: &str, tree: Tree) -> Arc<Tree> {
+        let tree = Arc::new(tree);
+        self.trees
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(name.to_owned(), Arc::clone(&tree));
+        tree
+    }
+
+    fn is_fresh(&self, tree: &Tree) -> bool {
+        !tree.stale && Utc::now() - tree.checked_at < self.revalidate_after
+    }
+
+    /// The tree's index, fetched or revalidated when old, served from the cache (marked stale)
+    /// when every upstream fails.
+    async fn tree(&self, name: &str) -> Result<Option<Arc<Tree>>, GatewayError> {
+        if let Some(tree) = self.remembered(name).filter(|tree| self.is_fresh(tree)) {
+            return Ok(Some(tree));
+        }
+        let _flight = self.tree_flight.lock(name).await;
+        if let Some(tree) = self.remembered(name).filter(|tree| self.is_fresh(tree)) {
+            return Ok(Some(tree));
+        }
+        let cached = match self.remembered(name) {
+            Some(tree) => Some(tree),
+            None => self.load_cached(name).await?,
+        };
+        let mut failure = None;
+        for upstream in &self.upstreams {
+            let etag = cached
+                .as_ref()
+                .filter(|tree| &tree.upstream == upstream)
+                .and_then(|tree| tree.etag.clone());
+            match self.fetch_packages(upstream, name, etag.as_deref()).await {
+                Ok(Some(Some((text, etag)))) => {
+                    let tree = self
+                        .refresh(name, upstream, &text, etag, cached.as_deref())
+                        .await?;
+                    return Ok(Some(self.remember(name, tree)));
+                }
+                Ok(Some(None)) => {
+                    if let Some(tree) = &cached {
+                        let renewed = Tree {
+                            upstream: tree.upstream.clone(),
+                            paragraphs: tree.paragraphs.clone(),
+                            published: tree.published.clone(),
+                            etag: tree.etag.clone(),
+                            checked_at: Utc::now(),
+                            stale: false,
+                        };
+                        return Ok(Some(self.remember(name, renewed)));
+                    }
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(tree = name, %error, "upstream CRAN index failed");
+                    failure = Some(error);
+                }
+            }
+        }
+        match (failure, cached) {
+            (Some(_), Some(tree)) => {
+                let stale = Tree {
+                    upstream: tree.upstream.clone(),
+                    paragraphs: tree.paragraphs.clone(),
+                    published: tree.published.clone(),
+                    etag: tree.etag.clone(),
+                    checked_at: Utc::now() - self.revalidate_after + chrono::Duration::seconds(30),
+                    stale: true,
+                };
+                Ok(Some(self.remember(name, stale)))
+            }
+            (Some(error), None) => Err(GatewayError::Upstream(error)),
+            (None, cached) if self.upstreams.is_empty() => Ok(cached),
+            (None, _) => Ok(None),
+        }
+    }
+
+    /// `Some(Some(text, etag))` new, `Some(None)` not modified, `None` missing. Tries
+    /// `PACKAGES.gz`, then `PACKAGES`.
+    async fn fetch_packages(
+        &self,
+        upstream: &Url,
+        tree: &str,
+        etag: Option<&str>,
+    ) -> Result<Option<Option<(String, Option<String>)>>, UpstreamFailure> {
+        for (file, compressed) in [("PACKAGES.gz", true), ("PACKAGES", false)] {
+            let url = upstream.join(&format!("{tree}/{file}")).map_err(|error| {
+                UpstreamFailure::Malformed {
+                    url: upstream.to_string(),
+                    why: error.to_string(),
+                }
+            })?;
+            match self.client.document(&url, etag, MAX_PACKAGES_BYTES).await? {
+                Document::Missing => continue,
+                Document::NotModified => return Ok(Some(None)),
+                Document::Body { bytes, etag } => {
+                    let text = if compressed {
+                        gunzip(&bytes, &url)?
+                    } else {
+                        String::from_utf8_lossy(&bytes).into_owned()
+                    };
+                    return Ok(Some(Some((text, etag))));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    async fn load_cached(&self, name: &str) -> Result<Option<Arc<Tree>>, GatewayError> {
+        let key = Component::new(Ecosystem::Generic, &name.replace('/', "-"))
+            .map_err(|error| formulary_store::StoreError::Conflict(error.to_string()))?;
+        let Some(stored) = self.database.upstream_page(SCOPE, &key).await? else {
+            return Ok(None);
+        };
+        let paragraphs = cran::parse_packages(&stored.document).unwrap_or_default();
+        let upstream = Url::parse(&stored.upstream)
+            .map_err(|error| formulary_store::StoreError::Conflict(error.to_string()))?;
+        let published = self.published_dates(&paragraphs).await?;
+        let tree = Tree {
+            upstream,
+            paragraphs,
+            published,
+            etag: stored.etag,
+            checked_at: stored.fetched_at,
+            stale: false,
+        };
+        Ok(Some(self.remember(name, tree)))
+    }
+
+    /// Dates of versions Formulary saw appear (the cooldown rule for indexes without dates).
+    async fn published_dates(
+        &self,
+        paragraphs: &[Paragraph],
+    ) -> Result<HashMap<(String, String), DateTime<Utc>>, GatewayError> {
+        let mut dates = HashMap::new();
+        for paragraph in paragraphs {
+            let Some((component, release)) = release_of(paragraph, &HashMap::new()) else {
+                continue;
+            };
+            if let Some(known) = self
+                .database
+                .releases_of(&component)
+                .await?
+                .into_iter()
+                .find(|known| known.version == release.version)
+            {
+                if let Some(published) = known.published {
+                    dates.insert(
+                        (component.name.to_string(), release.version.to_string()),
+                        published,
+                    );
+                }
+            }
+        }
+        Ok(dates)
+    }
+
+    async fn refresh(
+        &self,
+        name: &str,
+        upstream: &Url,
+        text: &str,
+        etag: Option<String>,
+        previous: Option<&Tree>,
+    ) -> Result<Tree, GatewayError> {
+        let paragraphs =
+            cran::parse_packages(text).map_err(|error| UpstreamFailure::Malformed {
+                url: upstream.to_string(),
+                why: error.to_string(),
+            })?;
+        let now = Utc::now();
+        let mut published = previous
+            .map(|tree| tree.published.clone())
+            .unwrap_or_default();
+        if let Some(previous) = previous {
+            let known: HashSet<(String, String)> = previous
+                .paragraphs
+                .iter()
+                .filter_map(|paragraph| {
+                    Some((
+                        field(paragraph, "Package")?.to_owned(),
+                        field(paragraph, "Version")?.to_owned(),
+                    ))
+                })
+                .collect();
+            for paragraph in &paragraphs {
+                let (Some(package), Some(version)) =
+                    (field(paragraph, "Package"), field(paragraph, "Version"))
+                else {
+                    continue;
+                };
+                let key = (package.to_owned(), version.to_owned());
+                if !known.contains(&key) && !published.contains_key(&key) {
+                    if let Some((component, mut release)) = release_of(paragraph, &HashMap::new()) {
+                        release.published = Some(now);
+                        self.database.record_release(&component, &release).await?;
+                        published.insert(key, now);
+                    }
+                }
+            }
+        }
+        let key = Component::new(Ecosystem::Generic, &name.replace('/', "-"))
+            .map_err(|error| formulary_store::StoreError::Conflict(error.to_string()))?;
+        let stored = UpstreamPage {
+            upstream: upstream.to_string(),
+            document: text.to_owned(),
+            etag: etag.clone(),
+            fetched_at: now,
+        };
+        self.database
+            .save_upstream_page(SCOPE, &key, &stored)
+            .await?;
+        Ok(Tree {
+            upstream: upstream.clone(),
+            paragraphs,
+            published,
+            etag,
+            checked_at: now,
+            stale: false,
+        })
+    }
+
+    /// The `PACKAGES` index of a tree for a view.
+    pub async fn index(
+        &self,
+        snapshot: &PolicySnapshot,
+        generation: i64,
+        view: &View,
+        day: Option<chrono::NaiveDate>,
+        tree_name: &str,
+    ) -> Result<Option<Arc<ServedIndex>>, GatewayError> {
+        let Some(tree) = self.tree(tree_name).await? else {
+            return Ok(None);
+        };
+        let key = (tree_name.to_owned(), view.organisation.clone(), day);
+        if let Some(cached) = self
+            .indexes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key)
+        {
+            if cached.generation == generation
+                && Arc::ptr_eq(&cached.tree, &tree)
+                && cached.built.elapsed() < INDEX_REUSE
+            {
+                return Ok(Some(Arc::clone(&cached.served)));
+            }
+        }
+        let mut kept: Vec<Paragraph> = Vec::with_capacity(tree.paragraphs.len());
+        let mut withheld = Vec::new();
+        for paragraph in &tree.paragraphs {
+            let Some((component, release)) = release_of(paragraph, &tree.published) else {
+                continue;
+            };
+            if release
+                .published
+                .is_some_and(|published| published > view.at)
+            {
+                continue;
+            }
+            let decision =
+                evaluate_releases(snapshot, view, &component, std::slice::from_ref(&release))
+                    .remove(0);
+            if decision.allowed {
+                kept.push(paragraph.clone());
+                continue;
+            }
+            let reason = decision.headline().unwrap_or("denied").to_owned();
+            match self
+                .archived_substitute(snapshot, view, &tree, &component, tree_name)
+                .await
+            {
+                Some(substitute) => {
+                    withheld.push(format!(
+                        "{} {}: {reason}; serving {} instead",
+                        component.name,
+                        release.version,
+                        field(&substitute, "Version").unwrap_or("?")
+                    ));
+                    kept.push(substitute);
+                }
+                None => withheld.push(format!("{} {}: {reason}", component.name, release.version)),
+            }
+        }
+        withhold_unsatisfiable(&mut kept, &mut withheld);
+        let text = cran::render_packages(&kept);
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        std::io::Write::write_all(&mut encoder, text.as_bytes())
+            .map_err(|error| formulary_store::StoreError::Conflict(error.to_string()))?;
+        let gz = encoder
+            .finish()
+            .map_err(|error| formulary_store::StoreError::Conflict(error.to_string()))?;
+        let served = Arc::new(ServedIndex {
+            packages: Rendered::new(text.into_bytes()),
+            packages_gz: Rendered::new(gz),
+            stale: tree.stale,
+            withheld,
+        });
+        let mut indexes = self
+            .indexes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if indexes.len() >= 1_000 {
+            indexes.clear();
+        }
+        indexes.insert(
+            key,
+            CachedIndex {
+                generation,
+                tree,
+                built: std::time::Instant::now(),
+                served: Arc::clone(&served),
+            },
+        );
+        Ok(Some(served))
+    }
+
+    /// The newest allowed version of a package in the upstream's `src/contrib/Archive/<pkg>/`,
+    /// described from its tarball's DESCRIPTION. Source trees only.
+    async fn archived_substitute(
+        &self,
+        snapshot: &PolicySnapshot,
+        view: &View,
+        tree: &Tree,
+        component: &Component,
+        tree_name: &str,
+    ) -> Option<Paragraph> {
+        if tree_name != "src/contrib" {
+            return None;
+        }
+        let name = component.name.as_str();
+        let listing_url = tree
+            .upstream
+            .join(&format!("src/contrib/Archive/{name}/"))
+            .ok()?;
+        let listing = match self
+            .client
+            .document(&listing_url, None, 4 * 1024 * 1024)
+            .await
+        {
+            Ok(Document::Body { bytes, .. }) => String::from_utf8_lossy(&bytes).into_owned(),
+            _ => return None,
+        };
+        let base = listing_url.clone();
+        let page = formulary_core::ecosystems::pypi::parse_html(&listing, &base, name).ok()?;
+        let mut candidates: Vec<(Version, String)> = page
+            .files
+            .iter()
+            .filter_map(|file| {
+                let filename = file.url.rsplit('/').next()?.to_owned();
+                let (found, version) = parse_filename(&filename)?;
+                (&found == component && filename.ends_with(".tar.gz"))
+                    .then_some((version, file.url.clone()))
+            })
+            .collect();
+        candidates.sort_by(|left, right| right.0.cmp(&left.0));
+        let releases: Vec<Release> = candidates
+            .iter()
+            .map(|(version, _)| Release {
+                version: version.clone(),
+                published: None,
+                yanked: None,
+                licence: None,
+            })
+            .collect();
+        let decisions = evaluate_releases(snapshot, view, component, &releases);
+        let (version, url) = candidates
+            .iter()
+            .zip(&decisions)
+            .find(|(_, decision)| decision.allowed)
+            .map(|(candidate, _)| candidate.clone())?;
+        let description = self.description(component, &version, &url).await?;
+        // The licence of the archived version may differ: decide again with it.
+        let release = Release {
+            version: version.clone(),
+            published: None,
+            yanked: None,
+            licence: field(&description, "License").and_then(licence_to_spdx),
+        };
+        evaluate_releases(snapshot, view, component, &[release])
+            .remove(0)
+            .allowed
+            .then_some(description)
+    }
+
+    /// The DESCRIPTION of an archived tarball, as a `PACKAGES` paragraph.
+    async fn description(
+        &self,
+        component: &Component,
+        version: &Version,
+        url: &str,
+    ) -> Option<Paragraph> {
+        let key = (component.name.to_string(), version.to_string());
+        if let Some(found) = self
+            .descriptions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&key)
+        {
+            return Some(found.clone());
+        }
+        let filename = format!("{}_{}.tar.gz", component.name, version);
+        let blob = self
+            .files
+            .fetch(UpstreamFile {
+                url,
+                filename: &filename,
+                sha256: None,
+                size: None,
+            })
+            .await
+            .ok()?;
+        let bytes = self
+            .files
+            .blobs()
+            .get(&blob.sha256)
+            .await
+            .ok()?
+            .bytes()
+            .await
+            .ok()?;
+        let text = read_description(&bytes, component.name.as_str())?;
+        let full = cran::parse_packages(&text).ok()?.into_iter().next()?;
+        let mut paragraph = Paragraph { fields: Vec::new() };
+        for name in [
+            "Package",
+            "Version",
+            "Priority",
+            "Depends",
+            "Imports",
+            "LinkingTo",
+            "Suggests",
+            "Enhances",
+            "License",
+            "License_is_FOSS",
+            "License_restricts_use",
+            "OS_type",
+            "Archs",
+            "NeedsCompilation",
+        ] {
+            if let Some(value) = full.get(name) {
+                paragraph.insert(name, value);
+            }
+        }
+        self.descriptions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key, paragraph.clone());
+        Some(paragraph)
+    }
+
+    /// A package file of a tree (current, or from `Archive/` for source packages).
+    pub async fn file(
+        &self,
+        snapshot: &PolicySnapshot,
+        view: &View,
+        tree_name: &str,
+        filename: &str,
+    ) -> Result<CranFileOutcome, GatewayError> {
+        let Some((component, version)) = parse_filename(filename) else {
+            return Ok(CranFileOutcome::Missing);
+        };
+        let Some(tree) = self.tree(tree_name).await? else {
+            return Ok(CranFileOutcome::Missing);
+        };
+        let current = tree.paragraphs.iter().find(|paragraph| {
+            field(paragraph, "Package") == Some(component.name.as_str())
+                && field(paragraph, "Version")
+                    .and_then(|text| Version::parse(Ecosystem::Cran, text).ok())
+                    .as_ref()
+                    == Some(&version)
+        });
+        let (url, release) = match current {
+            Some(paragraph) => {
+                let release = release_of(paragraph, &tree.published)
+                    .map(|(_, release)| release)
+                    .unwrap_or_else(|| Release::bare(version.clone()));
+                (
+                    tree.upstream.join(&format!("{tree_name}/{filename}")),
+                    release,
+                )
+            }
+            None if tree_name == "src/contrib" => {
+                let licence = self
+                    .descriptions
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .get(&(component.name.to_string(), version.to_string()))
+                    .and_then(|paragraph| field(paragraph, "License").and_then(licence_to_spdx));
+                (
+                    tree.upstream.join(&format!(
+                        "src/contrib/Archive/{}/{filename}",
+                        component.name
+                    )),
+                    Release {
+                        version: version.clone(),
+                        published: None,
+                        yanked: None,
+                        licence,
+                    },
+                )
+            }
+            None => return Ok(CranFileOutcome::Missing),
+        };
+        let decision = evaluate_releases(snapshot, view, &component, &[release]).remove(0);
+        if !decision.allowed {
+            return Ok(CranFileOutcome::Refused(Box::new(decision)));
+        }
+        let url = url.map_err(|error| UpstreamFailure::Malformed {
+            url: filename.to_owned(),
+            why: error.to_string(),
+        })?;
+        let blob = match self
+            .files
+            .fetch(UpstreamFile {
+                url: url.as_str(),
+                filename,
+                sha256: None,
+                size: None,
+            })
+            .await
+        {
+            Ok(blob) => blob,
+            Err(GatewayError::Upstream(UpstreamFailure::Status { status: 404, .. })) => {
+                return Ok(CranFileOutcome::Missing)
+            }
+            Err(error) => return Err(error),
+        };
+        Ok(CranFileOutcome::Serve {
+            blob,
+            version: version.to_string(),
+        })
+    }
+}
+
+/// Removes packages whose install-time dependencies are not in the index (or not in a version
+/// they accept), until nothing changes.
+fn withhold_unsatisfiable(kept: &mut Vec<Paragraph>, withheld: &mut Vec<String>) {
+    loop {
+        let available: HashMap<String, Version> = kept
+            .iter()
+            .filter_map(|paragraph| {
+                Some((
+                    field(paragraph, "Package")?.to_owned(),
+                    Version::parse(Ecosystem::Cran, field(paragraph, "Version")?).ok()?,
+                ))
+            })
+            .collect();
+        let before = kept.len();
+        kept.retain(|paragraph| {
+            let missing: Vec<String> = cran::dependencies(paragraph)
+                .into_iter()
+                .filter(|dependency| !BASE_PACKAGES.contains(&dependency.name.as_str()))
+                .filter(|dependency| {
+                    !available
+                        .get(&dependency.name)
+                        .is_some_and(|version| dependency.range.contains(version))
+                })
+                .map(|dependency| format!("{} ({})", dependency.name, dependency.range))
+                .collect();
+            if missing.is_empty() {
+                return true;
+            }
+            withheld.push(format!(
+                "{}: needs {}, which this view does not serve",
+                field(paragraph, "Package").unwrap_or("?"),
+                missing.join(", ")
+            ));
+            false
+        });
+        if kept.len() == before {
+            return;
+        }
+    }
+}
+
+fn gunzip(bytes: &[u8], url: &Url) -> Result<String, UpstreamFailure> {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(bytes)
+        .take(MAX_PACKAGES_BYTES as u64)
+        .read_to_string(&mut text)
+        .map_err(|error| UpstreamFailure::Malformed {
+            url: url.to_string(),
+            why: format!("PACKAGES.gz could not be decompressed: {error}"),
+        })?;
+    Ok(text)
+}
+
+/// Reads `<package>/DESCRIPTION` from a source tarball.
+fn read_description(tarball: &[u8], package: &str) -> Option<String> {
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(tarball));
+    for entry in archive.entries().ok()? {
+        let mut entry = entry.ok()?;
+        let path = entry.path().ok()?.to_string_lossy().into_owned();
+        if path == format!("{package}/DESCRIPTION") {
+            let mut text = String::new();
+            (&mut entry)
+                .take(MAX_DESCRIPTION_BYTES)
+                .read_to_string(&mut text)
+                .ok()?;
+            return Some(text);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_r_repository_trees_are_accepted() {
+        for good in [
+            "src/contrib",
+            "bin/windows/contrib/4.4",
+            "bin/macosx/big-sur-arm64/contrib/4.4",
+            "bin/macosx/contrib/4.3",
+        ] {
+            assert!(is_tree(good), "{good}");
+        }
+        for bad in [
+            "src",
+            "src/contrib/../..",
+            "bin/windows/contrib/latest",
+            "bin/macosx/../contrib/4.4",
+            "etc/passwd",
+            "",
+        ] {
+            assert!(!is_tree(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn file_names_carry_package_and_version() {
+        let (component, version) = parse_filename("readxl_1.4.3.tar.gz").unwrap();
+        assert_eq!(
+            (component.name.as_str(), version.to_string().as_str()),
+            ("readxl", "1.4.3")
+        );
+        assert!(parse_filename("data.table_1.15.4.zip").is_some());
+        for bad in [
+            "readxl.tar.gz",
+            "../x_1.0.tar.gz",
+            "readxl_1.0.exe",
+            "1x_1.0.tar.gz",
+        ] {
+            assert!(parse_filename(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn packages_with_missing_dependencies_are_withheld_transitively() {
+        let mut kept = cran::parse_packages("Package: a\nVersion: 1.0\nImports: b\n\nPackage: b\nVersion: 1.0\nImports: c (>= 2.0)\n\nPackage: c\nVersion: 1.0\n\nPackage: d\nVersion: 1.0\nDepends: R (>= 4.0), stats\n").unwrap();
+        let mut withheld = Vec::new();
+        withhold_unsatisfiable(&mut kept, &mut withheld);
+        let names: Vec<&str> = kept
+            .iter()
+            .filter_map(|paragraph| paragraph.get("Package"))
+            .collect();
+        assert_eq!(
+            names,
+            ["c", "d"],
+            "b needs c >= 2.0; a needs b; d needs only R and base packages"
+        );
+        assert_eq!(withheld.len(), 2);
+    }
+}
