@@ -15,7 +15,10 @@ mod pypi;
 mod single_flight;
 mod upstream;
 
-pub use cran::{is_tree as is_cran_tree, CranFileOutcome, CranGateway, ServedIndex};
+pub use cran::{
+    is_tree as is_cran_tree, parse_filename as parse_cran_filename, CranFileOutcome, CranGateway,
+    ServedIndex,
+};
 pub use error::GatewayError;
 pub use mirror::{import_pypi_folder, MirrorReport};
 pub use pypi::{FileOutcome, PageOutcome, PypiGateway, Rendered, ServedPage, DEFAULT_SCOPE};

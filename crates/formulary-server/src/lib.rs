@@ -8,6 +8,8 @@
 
 mod api;
 mod auth;
+mod cran;
+mod downloads;
 mod error;
 mod html;
 mod landing;

@@ -18,19 +18,22 @@ use formulary_core::policy::{Decision, Effect, PolicySnapshot, View};
 use formulary_core::{Component, OrgCode};
 use formulary_gateway::{FileOutcome, GatewayError, PageOutcome, PypiGateway, Rendered};
 use formulary_store::Download;
-use futures::TryStreamExt;
 
+use crate::downloads::{serve_blob, set_file_headers, write_ledger};
 use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Which organisation and which moment a request is for, from its path prefix.
-struct ViewRequest {
-    view: View,
+pub(crate) struct ViewRequest {
+    pub(crate) view: View,
     /// The snapshot date of a dated view (`/@YYYY-MM-DD/…`).
-    day: Option<NaiveDate>,
+    pub(crate) day: Option<NaiveDate>,
 }
 
-fn view_for(state: &AppState, params: &HashMap<String, String>) -> Result<ViewRequest, ApiError> {
+pub(crate) fn view_for(
+    state: &AppState,
+    params: &HashMap<String, String>,
+) -> Result<ViewRequest, ApiError> {
     let organisation: OrgCode = match params.get("org") {
         Some(code) => code
             .parse()
@@ -68,7 +71,7 @@ fn view_for(state: &AppState, params: &HashMap<String, String>) -> Result<ViewRe
 }
 
 /// The snapshot a request is decided by, with its generation (for page caching).
-async fn snapshot_for(
+pub(crate) async fn snapshot_for(
     state: &AppState,
     request: &ViewRequest,
 ) -> Result<(i64, Arc<PolicySnapshot>), ApiError> {
@@ -170,7 +173,7 @@ fn document(headers: &HeaderMap, json: bool, rendered: &Rendered, stale: Option<
     response
 }
 
-fn gateway_error(error: GatewayError) -> ApiError {
+pub(crate) fn gateway_error(error: GatewayError) -> ApiError {
     match error {
         GatewayError::Store(error) => error.into(),
         GatewayError::Upstream(failure) => ApiError::new(StatusCode::BAD_GATEWAY, "Upstream index unavailable", format!("{failure}. Nothing is cached for this project yet; try again later.")),
@@ -423,132 +426,9 @@ pub(crate) async fn file(
     }
 }
 
-/// Records a download; a ledger failure is logged and does not fail the download.
-async fn write_ledger(state: &AppState, line: &Download) {
-    if let Err(error) = state.database.record_download(line).await {
-        tracing::warn!(%error, "could not write the download ledger");
-    }
-}
-
-/// Streams a blob, honouring a single `Range: bytes=a-b` (uv reads wheel metadata this way).
-async fn serve_blob(
-    state: &AppState,
-    sha256: &str,
-    headers: &HeaderMap,
-) -> Result<Response, ApiError> {
-    let stored = state.blobs.get(sha256).await?;
-    let size = stored.meta.size;
-    let etag = format!("\"sha256-{sha256}\"");
-    let range = headers
-        .get(header::RANGE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| parse_range(value, size));
-    let if_range_ok = headers
-        .get(header::IF_RANGE)
-        .and_then(|value| value.to_str().ok())
-        .is_none_or(|value| value == etag);
-    let mut response = match range.filter(|_| if_range_ok) {
-        Some(Ok((start, end))) => {
-            drop(stored);
-            let bytes = state.blobs.get_range(sha256, start..end + 1).await?;
-            let mut response = (StatusCode::PARTIAL_CONTENT, bytes).into_response();
-            if let Ok(value) = HeaderValue::from_str(&format!("bytes {start}-{end}/{size}")) {
-                response.headers_mut().insert(header::CONTENT_RANGE, value);
-            }
-            response
-        }
-        Some(Err(())) => {
-            let mut response = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
-            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
-                response.headers_mut().insert(header::CONTENT_RANGE, value);
-            }
-            return Ok(response);
-        }
-        None => match state.blobs.open_local(sha256).await? {
-            // Local folder: read the file directly in large chunks.
-            Some((file, size)) => {
-                drop(stored);
-                let stream = tokio_util::io::ReaderStream::with_capacity(file, 128 * 1024);
-                let mut response = Body::from_stream(stream).into_response();
-                response
-                    .headers_mut()
-                    .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-                response
-            }
-            None => {
-                let stream = stored.into_stream().map_err(std::io::Error::other);
-                let mut response = Body::from_stream(stream).into_response();
-                response
-                    .headers_mut()
-                    .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-                response
-            }
-        },
-    };
-    set_file_headers(&mut response, Some(&etag));
-    Ok(response)
-}
-
-/// The headers every package file carries: opaque bytes, ranges supported, cacheable for ever
-/// (a file name never changes content), and an entity tag when the digest is known.
-fn set_file_headers(response: &mut Response, etag: Option<&str>) {
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("max-age=31536000, immutable"),
-    );
-    if let Some(value) = etag.and_then(|etag| HeaderValue::from_str(etag).ok()) {
-        headers.insert(header::ETAG, value);
-    }
-}
-
-/// Reads `bytes=a-b`, `bytes=a-` or `bytes=-n` against a size; `Err` when unsatisfiable,
-/// `None` for anything else (several ranges, other units), which is answered in full.
-fn parse_range(value: &str, size: u64) -> Option<Result<(u64, u64), ()>> {
-    let spec = value.trim().strip_prefix("bytes=")?;
-    if spec.contains(',') {
-        return None;
-    }
-    let (first, last) = spec.split_once('-')?;
-    let range = match (first.trim(), last.trim()) {
-        ("", suffix) => {
-            let length: u64 = suffix.parse().ok()?;
-            if length == 0 || size == 0 {
-                return Some(Err(()));
-            }
-            (size.saturating_sub(length), size - 1)
-        }
-        (start, "") => (start.parse().ok()?, size.saturating_sub(1)),
-        (start, end) => (
-            start.parse().ok()?,
-            end.parse::<u64>().ok()?.min(size.saturating_sub(1)),
-        ),
-    };
-    if range.0 >= size || range.0 > range.1 {
-        return Some(Err(()));
-    }
-    Some(Ok(range))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ranges_follow_rfc_9110() {
-        assert_eq!(parse_range("bytes=0-9", 100), Some(Ok((0, 9))));
-        assert_eq!(parse_range("bytes=90-", 100), Some(Ok((90, 99))));
-        assert_eq!(parse_range("bytes=-10", 100), Some(Ok((90, 99))));
-        assert_eq!(parse_range("bytes=95-200", 100), Some(Ok((95, 99))));
-        assert_eq!(parse_range("bytes=100-", 100), Some(Err(())));
-        assert_eq!(parse_range("bytes=0-1,5-6", 100), None);
-        assert_eq!(parse_range("items=0-1", 100), None);
-    }
 
     #[test]
     fn pip_and_uv_accept_headers_negotiate_json() {

@@ -6,6 +6,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::api;
+use crate::cran;
 use crate::landing;
 use crate::pypi;
 use crate::state::AppState;
@@ -55,6 +56,14 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v1/policy/check", get(api::policy::check))
         .route("/api/v1/advisories", get(api::advisories::list))
+        .route(
+            "/_blocked/cran/{package}/{version}/{reason}",
+            get(cran::blocked),
+        )
+        .route("/cran/{*path}", get(cran::serve))
+        .route("/o/{org}/cran/{*path}", get(cran::serve))
+        .route("/{at}/cran/{*path}", get(cran::serve))
+        .route("/o/{org}/{at}/cran/{*path}", get(cran::serve))
         .merge(pypi_routes(""))
         .merge(pypi_routes("/o/{org}"))
         .merge(pypi_routes("/{at}"))

@@ -17,6 +17,8 @@ pub struct AppState {
     pub snapshot: Arc<SnapshotHolder>,
     /// The PyPI gateway, when configured.
     pub pypi: Option<Arc<PypiGateway>>,
+    /// The CRAN gateway, when configured.
+    pub cran: Option<Arc<formulary_gateway::CranGateway>>,
     /// Gateways of organisations that pull from upstreams of their own.
     pub pypi_by_organisation: std::collections::HashMap<OrgCode, Arc<PypiGateway>>,
     /// The organisation whose view the unprefixed gateway paths (`/pypi/…`) serve.
@@ -45,6 +47,7 @@ impl AppState {
             blobs,
             snapshot,
             pypi,
+            cran: None,
             pypi_by_organisation: std::collections::HashMap::new(),
             default_organisation,
             storage_label,

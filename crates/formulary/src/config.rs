@@ -29,6 +29,8 @@ pub struct Settings {
     pub log_format: String,
     /// PEP 503/691 indexes the PyPI gateway pulls from, in order; empty for an air-gapped site.
     pub pypi_upstreams: Vec<String>,
+    /// CRAN-like repositories the CRAN gateway pulls from, in order; empty for an air-gapped site.
+    pub cran_upstreams: Vec<String>,
     /// Seconds an upstream may take to answer before Formulary retries and then gives up.
     pub upstream_timeout_seconds: u64,
     /// Seconds a cached upstream index document is used before it is revalidated.
@@ -53,6 +55,7 @@ impl Default for Settings {
             ],
             log_format: "text".to_owned(),
             pypi_upstreams: vec!["https://pypi.org/simple/".to_owned()],
+            cran_upstreams: vec!["https://cloud.r-project.org/".to_owned()],
             upstream_timeout_seconds: 30,
             index_revalidate_seconds: 600,
             default_organisation: "NATIONAL".to_owned(),

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use axum::serve::ListenerExt;
 use clap::Args;
 use formulary_core::OrgCode;
-use formulary_gateway::PypiGateway;
+use formulary_gateway::{CranGateway, PypiGateway};
 use formulary_server::AppState;
 
 use super::Context;
@@ -50,6 +50,7 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
     let mut state =
         AppState::new(database.clone(), blobs, Some(pypi), default_organisation).await?;
     state.pypi_by_organisation = pypi_by_organisation;
+    state.cran = Some(Arc::new(cran_gateway(context, &database, &state.blobs)?));
     let _follower = Arc::clone(&state.snapshot).follow(database, Duration::from_secs(2));
     let listener = tokio::net::TcpListener::bind(context.settings.listen)
         .await
@@ -108,6 +109,30 @@ fn pypi_gateways(
         by_organisation.insert(organisation, Arc::new(gateway));
     }
     Ok((default, by_organisation))
+}
+
+/// The CRAN gateway over `cran_upstreams`.
+fn cran_gateway(
+    context: &Context,
+    database: &formulary_store::Database,
+    blobs: &formulary_store::BlobStore,
+) -> anyhow::Result<CranGateway> {
+    let settings = &context.settings;
+    let upstreams = settings
+        .cran_upstreams
+        .iter()
+        .map(|text| {
+            url::Url::parse(text)
+                .with_context(|| format!("cran_upstreams: '{}' is not a URL", text.escape_debug()))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(CranGateway::new(
+        database.clone(),
+        blobs.clone(),
+        upstreams,
+        Duration::from_secs(settings.upstream_timeout_seconds.max(1)),
+        Duration::from_secs(settings.index_revalidate_seconds),
+    )?)
 }
 
 async fn shutdown_signal() {
