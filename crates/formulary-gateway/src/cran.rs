@@ -100,6 +100,8 @@ pub struct CranGateway {
     trees: Mutex<HashMap<String, Arc<Tree>>>,
     tree_flight: SingleFlight,
     descriptions: Mutex<HashMap<(String, String), Paragraph>>,
+    /// The last `Archive/<package>/` listing seen, by package.
+    archive_listings: Mutex<HashMap<String, Vec<(Version, String)>>>,
     indexes: Mutex<HashMap<IndexKey, CachedIndex>>,
 }
 
@@ -200,6 +202,7 @@ impl CranGateway {
             trees: Mutex::new(HashMap::new()),
             tree_flight: SingleFlight::default(),
             descriptions: Mutex::new(HashMap::new()),
+            archive_listings: Mutex::new(HashMap::new()),
             indexes: Mutex::new(HashMap::new()),
         })
     }
@@ -548,26 +551,41 @@ impl CranGateway {
             .upstream
             .join(&format!("src/contrib/Archive/{name}/"))
             .ok()?;
-        let listing = match self
+        let mut candidates = match self
             .client
             .document(&listing_url, None, 4 * 1024 * 1024)
             .await
         {
-            Ok(Document::Body { bytes, .. }) => String::from_utf8_lossy(&bytes).into_owned(),
-            _ => return None,
+            Ok(Document::Body { bytes, .. }) => {
+                let listing = String::from_utf8_lossy(&bytes).into_owned();
+                let page =
+                    formulary_core::ecosystems::pypi::parse_html(&listing, &listing_url, name)
+                        .ok()?;
+                let found: Vec<(Version, String)> = page
+                    .files
+                    .iter()
+                    .filter_map(|file| {
+                        let filename = file.url.rsplit('/').next()?.to_owned();
+                        let (found, version) = parse_filename(&filename)?;
+                        (&found == component && filename.ends_with(".tar.gz"))
+                            .then_some((version, file.url.clone()))
+                    })
+                    .collect();
+                self.archive_listings
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .insert(name.to_owned(), found.clone());
+                found
+            }
+            Ok(Document::Missing) => return None,
+            // The upstream is down: the last listing seen still stands.
+            _ => self
+                .archive_listings
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(name)
+                .cloned()?,
         };
-        let base = listing_url.clone();
-        let page = formulary_core::ecosystems::pypi::parse_html(&listing, &base, name).ok()?;
-        let mut candidates: Vec<(Version, String)> = page
-            .files
-            .iter()
-            .filter_map(|file| {
-                let filename = file.url.rsplit('/').next()?.to_owned();
-                let (found, version) = parse_filename(&filename)?;
-                (&found == component && filename.ends_with(".tar.gz"))
-                    .then_some((version, file.url.clone()))
-            })
-            .collect();
         candidates.sort_by(|left, right| right.0.cmp(&left.0));
         let releases: Vec<Release> = candidates
             .iter()
