@@ -174,6 +174,24 @@ fn release_of(
     ))
 }
 
+/// The store key of a tree's cached index (`src/contrib` → `src-contrib`).
+fn tree_key(tree: &str) -> Result<Component, GatewayError> {
+    Component::new(Ecosystem::Generic, &tree.replace('/', "-")).map_err(|error| {
+        GatewayError::Store(formulary_store::StoreError::Conflict(error.to_string()))
+    })
+}
+
+/// The cached `PACKAGES` of a tree, as the gateway last fetched it (empty when it never did):
+/// for explaining dependencies outside a request.
+pub async fn cached_index(database: &Database, tree: &str) -> Result<Vec<Paragraph>, GatewayError> {
+    Ok(
+        match database.upstream_page(SCOPE, &tree_key(tree)?).await? {
+            Some(stored) => cran::parse_packages(&stored.document).unwrap_or_default(),
+            None => Vec::new(),
+        },
+    )
+}
+
 impl CranGateway {
     /// A gateway over CRAN-like repositories (tried in order; none for an air-gapped site).
     pub fn new(
@@ -325,8 +343,7 @@ impl CranGateway {
     }
 
     async fn load_cached(&self, name: &str) -> Result<Option<Arc<Tree>>, GatewayError> {
-        let key = Component::new(Ecosystem::Generic, &name.replace('/', "-"))
-            .map_err(|error| formulary_store::StoreError::Conflict(error.to_string()))?;
+        let key = tree_key(name)?;
         let Some(stored) = self.database.upstream_page(SCOPE, &key).await? else {
             return Ok(None);
         };
@@ -417,8 +434,7 @@ impl CranGateway {
                 }
             }
         }
-        let key = Component::new(Ecosystem::Generic, &name.replace('/', "-"))
-            .map_err(|error| formulary_store::StoreError::Conflict(error.to_string()))?;
+        let key = tree_key(name)?;
         let stored = UpstreamPage {
             upstream: upstream.to_string(),
             document: text.to_owned(),

@@ -16,8 +16,8 @@ mod single_flight;
 mod upstream;
 
 pub use cran::{
-    is_tree as is_cran_tree, parse_filename as parse_cran_filename, CranFileOutcome, CranGateway,
-    ServedIndex,
+    cached_index as cached_cran_index, is_tree as is_cran_tree,
+    parse_filename as parse_cran_filename, CranFileOutcome, CranGateway, ServedIndex,
 };
 pub use error::GatewayError;
 pub use mirror::{import_pypi_folder, MirrorReport};

@@ -54,6 +54,8 @@ pub enum ReasonCode {
     ReleaseDateUnknown,
     /// Yanked upstream.
     Yanked,
+    /// A package it needs at install time is denied, so installing it must fail.
+    DependencyDenied,
 }
 
 /// One reason behind a decision.

@@ -233,4 +233,31 @@ fn r_installs_the_newest_allowed_version_and_shows_why_a_file_is_refused() {
         "{}",
         text(&check.stdout)
     );
+
+    // A denied dependency is explained too: installing readxl needs cellar.
+    workspace.ok(&[
+        "entry",
+        "add",
+        "pkg:cran/cellar",
+        "--status",
+        "prohibited",
+        "--reason",
+        "withdrawn by its maintainer",
+    ]);
+    let check = workspace.run(&["policy", "check", "pkg:cran/readxl@1.4.1", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&check.stdout).expect("JSON");
+    let reasons = report["decisions"][0]["reasons"]
+        .as_array()
+        .expect("reasons");
+    let dependency = reasons
+        .iter()
+        .find(|reason| reason["code"] == "dependency-denied")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert!(
+        dependency["message"]
+            .as_str()
+            .unwrap()
+            .contains("needs cellar"),
+        "{dependency}"
+    );
 }
