@@ -367,27 +367,17 @@ impl CranGateway {
         &self,
         paragraphs: &[Paragraph],
     ) -> Result<HashMap<(String, String), DateTime<Utc>>, GatewayError> {
-        let mut dates = HashMap::new();
-        for paragraph in paragraphs {
-            let Some((component, release)) = release_of(paragraph, &HashMap::new()) else {
-                continue;
-            };
-            if let Some(known) = self
-                .database
-                .releases_of(&component)
-                .await?
-                .into_iter()
-                .find(|known| known.version == release.version)
-            {
-                if let Some(published) = known.published {
-                    dates.insert(
-                        (component.name.to_string(), release.version.to_string()),
-                        published,
-                    );
-                }
-            }
-        }
-        Ok(dates)
+        let known = self.database.published_releases(Ecosystem::Cran).await?;
+        Ok(paragraphs
+            .iter()
+            .filter_map(|paragraph| {
+                let key = (
+                    field(paragraph, "Package")?.to_owned(),
+                    field(paragraph, "Version")?.to_owned(),
+                );
+                known.get(&key).map(|published| (key, *published))
+            })
+            .collect())
     }
 
     async fn refresh(

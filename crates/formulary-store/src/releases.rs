@@ -58,3 +58,25 @@ impl Database {
         Ok(releases)
     }
 }
+
+impl Database {
+    /// Every dated release of an ecosystem, as ((name, version), published): one query for
+    /// indexes that cover a whole repository (CRAN's `PACKAGES`).
+    pub async fn published_releases(
+        &self,
+        ecosystem: formulary_core::ecosystems::Ecosystem,
+    ) -> Result<std::collections::HashMap<(String, String), chrono::DateTime<Utc>>, StoreError>
+    {
+        let rows = sqlx::query("SELECT name, version, published FROM releases WHERE ecosystem = $1 AND published IS NOT NULL")
+            .bind(ecosystem.as_str())
+            .fetch_all(self.pool())
+            .await?;
+        let mut found = std::collections::HashMap::with_capacity(rows.len());
+        for row in &rows {
+            if let Some(published) = time::optional_from_text(row.try_get("published")?)? {
+                found.insert((row.try_get("name")?, row.try_get("version")?), published);
+            }
+        }
+        Ok(found)
+    }
+}
