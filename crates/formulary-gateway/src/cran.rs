@@ -100,6 +100,8 @@ pub struct CranGateway {
     trees: Mutex<HashMap<String, Arc<Tree>>>,
     tree_flight: SingleFlight,
     descriptions: Mutex<HashMap<(String, String), Paragraph>>,
+    /// Held while an index is being built.
+    index_build: tokio::sync::Mutex<()>,
     /// The last `Archive/<package>/` listing seen, by package.
     archive_listings: Mutex<HashMap<String, Vec<(Version, String)>>>,
     indexes: Mutex<HashMap<IndexKey, CachedIndex>>,
@@ -221,6 +223,7 @@ impl CranGateway {
             tree_flight: SingleFlight::default(),
             descriptions: Mutex::new(HashMap::new()),
             archive_listings: Mutex::new(HashMap::new()),
+            index_build: tokio::sync::Mutex::new(()),
             indexes: Mutex::new(HashMap::new()),
         })
     }
@@ -457,19 +460,47 @@ impl CranGateway {
             return Ok(None);
         };
         let key = (tree_name.to_owned(), view.organisation.clone(), day);
-        if let Some(cached) = self
-            .indexes
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&key)
-        {
-            if cached.generation == generation
-                && Arc::ptr_eq(&cached.tree, &tree)
-                && cached.built.elapsed() < INDEX_REUSE
-            {
-                return Ok(Some(Arc::clone(&cached.served)));
+        let cached_for = |indexes: &HashMap<IndexKey, CachedIndex>| {
+            indexes
+                .get(&key)
+                .filter(|cached| {
+                    cached.generation == generation && Arc::ptr_eq(&cached.tree, &tree)
+                })
+                .map(|cached| {
+                    (
+                        Arc::clone(&cached.served),
+                        cached.built.elapsed() < INDEX_REUSE,
+                    )
+                })
+        };
+        let current = cached_for(
+            &self
+                .indexes
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        // One request builds at a time. While an index is merely old (same policy, same upstream
+        // document: only time-based rules could differ), the others keep getting it.
+        let _building = match current {
+            Some((served, true)) => return Ok(Some(served)),
+            Some((served, false)) => match self.index_build.try_lock() {
+                Ok(guard) => guard,
+                Err(_) => return Ok(Some(served)),
+            },
+            None => {
+                let guard = self.index_build.lock().await;
+                let built = cached_for(
+                    &self
+                        .indexes
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner),
+                );
+                if let Some((served, true)) = built {
+                    return Ok(Some(served));
+                }
+                guard
             }
-        }
+        };
         let mut kept: Vec<Paragraph> = Vec::with_capacity(tree.paragraphs.len());
         let mut withheld = Vec::new();
         for paragraph in &tree.paragraphs {
