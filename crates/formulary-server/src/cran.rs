@@ -12,9 +12,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
 use formulary_core::policy::Decision;
 use formulary_gateway::{is_cran_tree, CranFileOutcome, CranGateway, Rendered};
-use formulary_store::Download;
 
-use crate::downloads::{serve_blob, write_ledger};
+use crate::downloads::{serve_blob, write_ledger, Requester};
 use crate::error::ApiError;
 use crate::pypi::{gateway_error, snapshot_for, view_for};
 use crate::state::AppState;
@@ -139,22 +138,15 @@ pub(crate) async fn serve(
         .file(&snapshot, &request.view, tree, file)
         .await
         .map_err(gateway_error)?;
-    let ledger = |component: formulary_core::Component, version: String, outcome: &str| Download {
-        organisation: request.view.organisation.clone(),
-        component,
-        version,
-        filename: file.to_owned(),
-        outcome: outcome.to_owned(),
-        client: connection.as_ref().map_or_else(
-            || "unknown".to_owned(),
-            |Extension(ConnectInfo(address))| address.ip().to_string(),
-        ),
-        user_agent: headers
-            .get(header::USER_AGENT)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or("")
-            .to_owned(),
-        actor: None,
+    let requester = Requester::of(&headers, connection.as_ref());
+    let ledger = |component: formulary_core::Component, version: String, outcome: &str| {
+        requester.line(
+            &request.view.organisation,
+            component,
+            version,
+            file,
+            outcome,
+        )
     };
     match outcome {
         CranFileOutcome::Missing => Err(not_found()),

@@ -4,11 +4,59 @@
 use axum::body::Body;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use formulary_core::{Component, OrgCode};
 use formulary_store::Download;
 use futures::TryStreamExt;
 
 use crate::error::ApiError;
 use crate::state::AppState;
+
+/// Who asked for a file: the client's address and User-Agent, for the ledger.
+pub(crate) struct Requester {
+    client: String,
+    user_agent: String,
+}
+
+impl Requester {
+    /// Reads the requester from the connection and the headers.
+    pub(crate) fn of(
+        headers: &HeaderMap,
+        connection: Option<&axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
+    ) -> Requester {
+        Requester {
+            client: connection.map_or_else(
+                || "unknown".to_owned(),
+                |axum::Extension(axum::extract::ConnectInfo(address))| address.ip().to_string(),
+            ),
+            user_agent: headers
+                .get(header::USER_AGENT)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or("")
+                .to_owned(),
+        }
+    }
+
+    /// A ledger line for a file this requester asked for.
+    pub(crate) fn line(
+        &self,
+        organisation: &OrgCode,
+        component: Component,
+        version: String,
+        filename: &str,
+        outcome: &str,
+    ) -> Download {
+        Download {
+            organisation: organisation.clone(),
+            component,
+            version,
+            filename: filename.to_owned(),
+            outcome: outcome.to_owned(),
+            client: self.client.clone(),
+            user_agent: self.user_agent.clone(),
+            actor: None,
+        }
+    }
+}
 
 /// Records a download; a ledger failure is logged and does not fail the download.
 pub(crate) async fn write_ledger(state: &AppState, line: &Download) {

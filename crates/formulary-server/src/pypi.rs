@@ -17,9 +17,8 @@ use formulary_core::ecosystems::Ecosystem;
 use formulary_core::policy::{Decision, Effect, PolicySnapshot, View};
 use formulary_core::{Component, OrgCode};
 use formulary_gateway::{FileOutcome, GatewayError, PageOutcome, PypiGateway, Rendered};
-use formulary_store::Download;
 
-use crate::downloads::{serve_blob, set_file_headers, write_ledger};
+use crate::downloads::{serve_blob, set_file_headers, write_ledger, Requester};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -371,22 +370,15 @@ pub(crate) async fn file(
             .await
     }
     .map_err(gateway_error)?;
-    let ledger = |version: String, outcome: &str| Download {
-        organisation: request.view.organisation.clone(),
-        component: component.clone(),
-        version,
-        filename: filename.to_owned(),
-        outcome: outcome.to_owned(),
-        client: connection.as_ref().map_or_else(
-            || "unknown".to_owned(),
-            |Extension(ConnectInfo(address))| address.ip().to_string(),
-        ),
-        user_agent: headers
-            .get(header::USER_AGENT)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or("")
-            .to_owned(),
-        actor: None,
+    let requester = Requester::of(&headers, connection.as_ref());
+    let ledger = |version: String, outcome: &str| {
+        requester.line(
+            &request.view.organisation,
+            component.clone(),
+            version,
+            filename,
+            outcome,
+        )
     };
     match outcome {
         FileOutcome::Refused(decision) => {
