@@ -25,7 +25,7 @@ use url::Url;
 use crate::error::GatewayError;
 use crate::files::{FileCache, UpstreamFile};
 use crate::pypi::Rendered;
-use crate::single_flight::SingleFlight;
+use crate::revalidating::{Answer, Lookup, Revalidated, Revalidating};
 use crate::upstream::{Document, UpstreamClient, UpstreamFailure};
 
 /// Largest `PACKAGES` index read (CRAN's is about 10 MB uncompressed).
@@ -47,6 +47,35 @@ struct Tree {
     etag: Option<String>,
     checked_at: DateTime<Utc>,
     stale: bool,
+}
+
+impl Revalidated for Tree {
+    fn origin(&self) -> &str {
+        self.upstream.as_str()
+    }
+
+    fn etag(&self) -> Option<&str> {
+        self.etag.as_deref()
+    }
+
+    fn checked_at(&self) -> DateTime<Utc> {
+        self.checked_at
+    }
+
+    fn is_stale(&self) -> bool {
+        self.stale
+    }
+
+    fn rechecked(&self, at: DateTime<Utc>, stale: bool) -> Tree {
+        Tree {
+            upstream: self.upstream.clone(),
+            paragraphs: self.paragraphs.clone(),
+            published: self.published.clone(),
+            etag: self.etag.clone(),
+            checked_at: at,
+            stale,
+        }
+    }
 }
 
 /// A `PACKAGES` index ready to serve for one view.
@@ -96,9 +125,7 @@ pub struct CranGateway {
     client: UpstreamClient,
     files: FileCache,
     upstreams: Vec<Url>,
-    revalidate_after: chrono::Duration,
-    trees: Mutex<HashMap<String, Arc<Tree>>>,
-    tree_flight: SingleFlight,
+    trees: Revalidating<Tree>,
     descriptions: Mutex<HashMap<(String, String), Paragraph>>,
     /// Held while an index is being built.
     index_build: tokio::sync::Mutex<()>,
@@ -217,10 +244,10 @@ impl CranGateway {
             client: UpstreamClient::new(timeout)?,
             files: FileCache::new(blobs, UpstreamClient::new(timeout)?),
             upstreams,
-            revalidate_after: chrono::Duration::from_std(revalidate_after)
-                .unwrap_or(chrono::Duration::minutes(10)),
-            trees: Mutex::new(HashMap::new()),
-            tree_flight: SingleFlight::default(),
+            trees: Revalidating::new(
+                chrono::Duration::from_std(revalidate_after)
+                    .unwrap_or(chrono::Duration::minutes(10)),
+            ),
             descriptions: Mutex::new(HashMap::new()),
             archive_listings: Mutex::new(HashMap::new()),
             index_build: tokio::sync::Mutex::new(()),
@@ -228,100 +255,42 @@ impl CranGateway {
         })
     }
 
-    fn remembered(&self, tree: &str) -> Option<Arc<Tree>> {
-        self.trees
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(tree)
-            .cloned()
-    }
-
-    fn remember(&self, name: &str, tree: Tree) -> Arc<Tree> {
-        let tree = Arc::new(tree);
-        self.trees
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(name.to_owned(), Arc::clone(&tree));
-        tree
-    }
-
-    fn is_fresh(&self, tree: &Tree) -> bool {
-        !tree.stale && Utc::now() - tree.checked_at < self.revalidate_after
-    }
-
     /// The tree's index, fetched or revalidated when old, served from the cache (marked stale)
     /// when every upstream fails.
     async fn tree(&self, name: &str) -> Result<Option<Arc<Tree>>, GatewayError> {
-        if let Some(tree) = self.remembered(name).filter(|tree| self.is_fresh(tree)) {
-            return Ok(Some(tree));
-        }
-        let _flight = self.tree_flight.lock(name).await;
-        if let Some(tree) = self.remembered(name).filter(|tree| self.is_fresh(tree)) {
-            return Ok(Some(tree));
-        }
-        let cached = match self.remembered(name) {
-            Some(tree) => Some(tree),
-            None => self.load_cached(name).await?,
-        };
-        let mut failure = None;
-        for upstream in &self.upstreams {
-            let etag = cached
-                .as_ref()
-                .filter(|tree| &tree.upstream == upstream)
-                .and_then(|tree| tree.etag.clone());
-            match self.fetch_packages(upstream, name, etag.as_deref()).await {
-                Ok(Some(Some((text, etag)))) => {
-                    let tree = self
-                        .refresh(name, upstream, &text, etag, cached.as_deref())
-                        .await?;
-                    return Ok(Some(self.remember(name, tree)));
-                }
-                Ok(Some(None)) => {
-                    if let Some(tree) = &cached {
-                        let renewed = Tree {
-                            upstream: tree.upstream.clone(),
-                            paragraphs: tree.paragraphs.clone(),
-                            published: tree.published.clone(),
-                            etag: tree.etag.clone(),
-                            checked_at: Utc::now(),
-                            stale: false,
-                        };
-                        return Ok(Some(self.remember(name, renewed)));
-                    }
-                }
-                Ok(None) => {}
-                Err(error) => {
-                    tracing::warn!(tree = name, %error, "upstream CRAN index failed");
-                    failure = Some(error);
-                }
-            }
-        }
-        match (failure, cached) {
-            (Some(_), Some(tree)) => {
-                let stale = Tree {
-                    upstream: tree.upstream.clone(),
-                    paragraphs: tree.paragraphs.clone(),
-                    published: tree.published.clone(),
-                    etag: tree.etag.clone(),
-                    checked_at: Utc::now() - self.revalidate_after + chrono::Duration::seconds(30),
-                    stale: true,
-                };
-                Ok(Some(self.remember(name, stale)))
-            }
-            (Some(error), None) => Err(GatewayError::Upstream(error)),
-            (None, cached) if self.upstreams.is_empty() => Ok(cached),
-            (None, _) => Ok(None),
-        }
+        let lookup = self
+            .trees
+            .get(
+                name,
+                &self.upstreams,
+                Box::pin(self.load_cached(name)),
+                |upstream: Url, etag: Option<String>| {
+                    Box::pin(
+                        async move { self.fetch_packages(&upstream, name, etag.as_deref()).await },
+                    )
+                },
+                |upstream: Url,
+                 (text, etag): (String, Option<String>),
+                 previous: Option<Arc<Tree>>| {
+                    Box::pin(async move {
+                        self.refresh(name, &upstream, &text, etag, previous.as_deref())
+                            .await
+                    })
+                },
+            )
+            .await?;
+        Ok(match lookup {
+            Lookup::Found(tree) => Some(tree),
+            Lookup::Absent(_) => None,
+        })
     }
 
-    /// `Some(Some(text, etag))` new, `Some(None)` not modified, `None` missing. Tries
-    /// `PACKAGES.gz`, then `PACKAGES`.
     async fn fetch_packages(
         &self,
         upstream: &Url,
         tree: &str,
         etag: Option<&str>,
-    ) -> Result<Option<Option<(String, Option<String>)>>, UpstreamFailure> {
+    ) -> Result<Answer<(String, Option<String>)>, UpstreamFailure> {
         for (file, compressed) in [("PACKAGES.gz", true), ("PACKAGES", false)] {
             let url = upstream.join(&format!("{tree}/{file}")).map_err(|error| {
                 UpstreamFailure::Malformed {
@@ -331,21 +300,21 @@ impl CranGateway {
             })?;
             match self.client.document(&url, etag, MAX_PACKAGES_BYTES).await? {
                 Document::Missing => continue,
-                Document::NotModified => return Ok(Some(None)),
+                Document::NotModified => return Ok(Answer::NotModified),
                 Document::Body { bytes, etag } => {
                     let text = if compressed {
                         gunzip(&bytes, &url)?
                     } else {
                         String::from_utf8_lossy(&bytes).into_owned()
                     };
-                    return Ok(Some(Some((text, etag))));
+                    return Ok(Answer::Document((text, etag)));
                 }
             }
         }
-        Ok(None)
+        Ok(Answer::Missing)
     }
 
-    async fn load_cached(&self, name: &str) -> Result<Option<Arc<Tree>>, GatewayError> {
+    async fn load_cached(&self, name: &str) -> Result<Option<Tree>, GatewayError> {
         let key = tree_key(name)?;
         let Some(stored) = self.database.upstream_page(SCOPE, &key).await? else {
             return Ok(None);
@@ -362,7 +331,7 @@ impl CranGateway {
             checked_at: stored.fetched_at,
             stale: false,
         };
-        Ok(Some(self.remember(name, tree)))
+        Ok(Some(tree))
     }
 
     /// Dates of versions Formulary saw appear (the cooldown rule for indexes without dates).

@@ -12,6 +12,7 @@ mod error;
 mod files;
 mod mirror;
 mod pypi;
+mod revalidating;
 mod single_flight;
 mod upstream;
 

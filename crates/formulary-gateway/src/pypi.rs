@@ -14,8 +14,8 @@ use url::Url;
 
 use crate::error::GatewayError;
 use crate::files::{FileCache, UpstreamFile};
-use crate::single_flight::SingleFlight;
-use crate::upstream::{Fetched, UpstreamClient, UpstreamFailure};
+use crate::revalidating::{Answer, Lookup, Revalidated, Revalidating};
+use crate::upstream::{Fetched, UpstreamClient};
 
 /// Files the index announces as larger than this are streamed to the first client while they are
 /// stored; smaller ones (and files of unknown size) are verified before the first byte is sent,
@@ -34,6 +34,35 @@ struct Project {
     etag: Option<String>,
     checked_at: DateTime<Utc>,
     stale: bool,
+}
+
+impl Revalidated for Project {
+    fn origin(&self) -> &str {
+        &self.upstream
+    }
+
+    fn etag(&self) -> Option<&str> {
+        self.etag.as_deref()
+    }
+
+    fn checked_at(&self) -> DateTime<Utc> {
+        self.checked_at
+    }
+
+    fn is_stale(&self) -> bool {
+        self.stale
+    }
+
+    fn rechecked(&self, at: DateTime<Utc>, stale: bool) -> Project {
+        Project {
+            page: self.page.clone(),
+            releases: self.releases.clone(),
+            upstream: self.upstream.clone(),
+            etag: self.etag.clone(),
+            checked_at: at,
+            stale,
+        }
+    }
 }
 
 /// A document rendered once, with its strong entity tag.
@@ -155,9 +184,7 @@ pub struct PypiGateway {
     database: Database,
     client: UpstreamClient,
     upstreams: Vec<Url>,
-    revalidate_after: chrono::Duration,
-    projects: Mutex<HashMap<String, Arc<Project>>>,
-    page_flight: SingleFlight,
+    projects: Revalidating<Project>,
     files: FileCache,
     pages: Mutex<HashMap<PageKey, CachedPage>>,
     /// Where this gateway's cached index documents are kept apart from other gateways'.
@@ -192,10 +219,10 @@ impl PypiGateway {
             files: FileCache::new(blobs, UpstreamClient::new(timeout)?),
             client: UpstreamClient::new(timeout)?,
             upstreams,
-            revalidate_after: chrono::Duration::from_std(revalidate_after)
-                .unwrap_or(chrono::Duration::minutes(10)),
-            projects: Mutex::new(HashMap::new()),
-            page_flight: SingleFlight::default(),
+            projects: Revalidating::new(
+                chrono::Duration::from_std(revalidate_after)
+                    .unwrap_or(chrono::Duration::minutes(10)),
+            ),
             pages: Mutex::new(HashMap::new()),
             scope: DEFAULT_SCOPE.to_owned(),
         })
@@ -213,108 +240,51 @@ impl PypiGateway {
         Ok(self.database.cached_projects(&self.scope).await?)
     }
 
-    fn remembered(&self, name: &str) -> Option<Arc<Project>> {
-        self.projects
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(name)
-            .cloned()
-    }
-
-    fn remember(&self, name: &str, project: Project) -> Arc<Project> {
-        let project = Arc::new(project);
-        self.projects
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(name.to_owned(), Arc::clone(&project));
-        project
-    }
-
-    fn is_fresh(&self, project: &Project) -> bool {
-        !project.stale && Utc::now() - project.checked_at < self.revalidate_after
-    }
-
     /// The project, fetched or revalidated when its cached copy is old, served from the cache
     /// (marked stale) when every upstream fails.
     async fn project(&self, component: &Component) -> Result<Option<Arc<Project>>, GatewayError> {
         let name = component.name.as_str();
-        if let Some(project) = self
-            .remembered(name)
-            .filter(|project| self.is_fresh(project))
-        {
-            return Ok(Some(project));
-        }
-        let _flight = self.page_flight.lock(name).await;
-        if let Some(project) = self
-            .remembered(name)
-            .filter(|project| self.is_fresh(project))
-        {
-            return Ok(Some(project));
-        }
-        let cached = match self.remembered(name) {
-            Some(project) => Some(project),
-            None => self.load_cached(component).await?,
-        };
-        if self.upstreams.is_empty() {
-            return Ok(cached);
-        }
-        let mut failure: Option<UpstreamFailure> = None;
-        for index in &self.upstreams {
-            let etag = cached
-                .as_ref()
-                .filter(|project| project.upstream == index.as_str())
-                .and_then(|project| project.etag.clone());
-            match self.client.project_page(index, name, etag.as_deref()).await {
-                Ok(Fetched::Page { page, etag }) => {
-                    let project = self
-                        .refresh(component, index, page, etag, cached.as_deref())
-                        .await?;
-                    return Ok(Some(self.remember(name, project)));
-                }
-                Ok(Fetched::NotModified) => {
-                    if let Some(project) = &cached {
-                        let renewed = Project {
-                            page: project.page.clone(),
-                            releases: project.releases.clone(),
-                            upstream: project.upstream.clone(),
-                            etag: project.etag.clone(),
-                            checked_at: Utc::now(),
-                            stale: false,
-                        };
-                        return Ok(Some(self.remember(name, renewed)));
-                    }
-                }
-                Ok(Fetched::Missing) => {}
-                Err(error) => {
-                    tracing::warn!(project = name, %error, "upstream index failed");
-                    failure = Some(error);
-                }
-            }
-        }
-        match (failure, cached) {
-            (Some(_), Some(project)) => {
-                let stale = Project {
-                    page: project.page.clone(),
-                    releases: project.releases.clone(),
-                    upstream: project.upstream.clone(),
-                    etag: project.etag.clone(),
-                    checked_at: Utc::now() - self.revalidate_after + chrono::Duration::seconds(30),
-                    stale: true,
-                };
-                Ok(Some(self.remember(name, stale)))
-            }
-            (Some(error), None) => Err(GatewayError::Upstream(error)),
+        let lookup = self
+            .projects
+            .get(
+                name,
+                &self.upstreams,
+                Box::pin(self.load_cached(component)),
+                |index: Url, etag: Option<String>| {
+                    Box::pin(async move {
+                        Ok(
+                            match self
+                                .client
+                                .project_page(&index, name, etag.as_deref())
+                                .await?
+                            {
+                                Fetched::Page { page, etag } => Answer::Document((page, etag)),
+                                Fetched::NotModified => Answer::NotModified,
+                                Fetched::Missing => Answer::Missing,
+                            },
+                        )
+                    })
+                },
+                |index: Url,
+                 (page, etag): (ProjectPage, Option<String>),
+                 previous: Option<Arc<Project>>| {
+                    Box::pin(async move {
+                        self.refresh(component, &index, page, etag, previous.as_deref())
+                            .await
+                    })
+                },
+            )
+            .await?;
+        Ok(match lookup {
+            Lookup::Found(project) => Some(project),
             // Every upstream says the project does not exist; imported files still count.
-            (None, cached) => {
-                Ok(cached.filter(|project| project.upstream.starts_with(BLOB_SCHEME)))
+            Lookup::Absent(cached) => {
+                cached.filter(|project| project.upstream.starts_with(BLOB_SCHEME))
             }
-        }
+        })
     }
 
-    async fn load_cached(
-        &self,
-        component: &Component,
-    ) -> Result<Option<Arc<Project>>, GatewayError> {
+    async fn load_cached(&self, component: &Component) -> Result<Option<Project>, GatewayError> {
         let Some(stored) = self.database.upstream_page(&self.scope, component).await? else {
             return Ok(None);
         };
@@ -332,7 +302,7 @@ impl PypiGateway {
             checked_at: stored.fetched_at,
             stale: false,
         };
-        Ok(Some(self.remember(component.name.as_str(), project)))
+        Ok(Some(project))
     }
 
     /// Stores a newly fetched page and works out each release's evidence. Publication time

@@ -1,0 +1,158 @@
+//! Index documents cached from upstreams and kept fresh: fresh copies come from memory; one
+//! refresh at a time per document; entity-tag revalidation; several upstreams in order; and when
+//! every upstream fails, the cached copy, marked stale. Shared by every front-end (a PyPI project
+//! page, a CRAN `PACKAGES` tree).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use url::Url;
+
+use crate::error::GatewayError;
+use crate::single_flight::SingleFlight;
+use crate::upstream::UpstreamFailure;
+
+/// What a front-end caches for one document.
+pub(crate) trait Revalidated {
+    /// The upstream it came from.
+    fn origin(&self) -> &str;
+    /// The upstream's entity tag for it.
+    fn etag(&self) -> Option<&str>;
+    /// When it was last fetched or confirmed.
+    fn checked_at(&self) -> DateTime<Utc>;
+    /// True when the upstream could not be reached at the last check.
+    fn is_stale(&self) -> bool;
+    /// The same content, checked at `at`.
+    fn rechecked(&self, at: DateTime<Utc>, stale: bool) -> Self;
+}
+
+/// One step a front-end contributes to a lookup (load, ask, build), as a boxed future.
+pub(crate) type Step<'a, R> = std::pin::Pin<Box<dyn std::future::Future<Output = R> + Send + 'a>>;
+
+/// What an upstream answered.
+pub(crate) enum Answer<D> {
+    /// A new document.
+    Document(D),
+    /// The cached copy is still current.
+    NotModified,
+    /// The upstream does not have it.
+    Missing,
+}
+
+/// The outcome of a lookup.
+pub(crate) enum Lookup<T> {
+    /// Serve this.
+    Found(Arc<T>),
+    /// Every upstream says the document does not exist; the stored copy, if any, is given so
+    /// that the front-end can decide (imported files still count).
+    Absent(Option<Arc<T>>),
+}
+
+/// The cache of one kind of document.
+#[derive(Debug)]
+pub(crate) struct Revalidating<T> {
+    items: Mutex<HashMap<String, Arc<T>>>,
+    flight: SingleFlight,
+    revalidate_after: chrono::Duration,
+}
+
+impl<T: Revalidated> Revalidating<T> {
+    pub(crate) fn new(revalidate_after: chrono::Duration) -> Revalidating<T> {
+        Revalidating {
+            items: Mutex::new(HashMap::new()),
+            flight: SingleFlight::default(),
+            revalidate_after,
+        }
+    }
+
+    /// Keeps `item` as the current copy of `name`.
+    pub(crate) fn remember(&self, name: &str, item: T) -> Arc<T> {
+        let item = Arc::new(item);
+        self.items
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(name.to_owned(), Arc::clone(&item));
+        item
+    }
+
+    fn remembered(&self, name: &str) -> Option<Arc<T>> {
+        self.items
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
+
+    fn fresh(&self, name: &str) -> Option<Arc<T>> {
+        self.remembered(name).filter(|item| {
+            !item.is_stale() && Utc::now() - item.checked_at() < self.revalidate_after
+        })
+    }
+
+    /// The current copy of `name`: from memory while fresh; else the stored copy (`load`, once)
+    /// revalidated against each upstream in turn (`ask`, with the stored entity tag), a new
+    /// document turned into a new copy (`build`).
+    pub(crate) async fn get<'a, D>(
+        &'a self,
+        name: &'a str,
+        upstreams: &'a [Url],
+        load: Step<'a, Result<Option<T>, GatewayError>>,
+        ask: impl Fn(Url, Option<String>) -> Step<'a, Result<Answer<D>, UpstreamFailure>>,
+        build: impl Fn(Url, D, Option<Arc<T>>) -> Step<'a, Result<T, GatewayError>>,
+    ) -> Result<Lookup<T>, GatewayError> {
+        if let Some(item) = self.fresh(name) {
+            return Ok(Lookup::Found(item));
+        }
+        let _flight = self.flight.lock(name).await;
+        if let Some(item) = self.fresh(name) {
+            return Ok(Lookup::Found(item));
+        }
+        let cached = match self.remembered(name) {
+            Some(item) => Some(item),
+            None => load.await?.map(|item| self.remember(name, item)),
+        };
+        if upstreams.is_empty() {
+            return Ok(match cached {
+                Some(item) => Lookup::Found(item),
+                None => Lookup::Absent(None),
+            });
+        }
+        let mut failure = None;
+        for upstream in upstreams {
+            let etag = cached
+                .as_ref()
+                .filter(|item| item.origin() == upstream.as_str())
+                .and_then(|item| item.etag().map(str::to_owned));
+            match ask(upstream.clone(), etag).await {
+                Ok(Answer::Document(document)) => {
+                    let item = build(upstream.clone(), document, cached.clone()).await?;
+                    return Ok(Lookup::Found(self.remember(name, item)));
+                }
+                Ok(Answer::NotModified) => {
+                    if let Some(item) = &cached {
+                        return Ok(Lookup::Found(
+                            self.remember(name, item.rechecked(Utc::now(), false)),
+                        ));
+                    }
+                }
+                Ok(Answer::Missing) => {}
+                Err(error) => {
+                    tracing::warn!(document = name, %error, "upstream failed");
+                    failure = Some(error);
+                }
+            }
+        }
+        match (failure, cached) {
+            // Try again soon, not at every request.
+            (Some(_), Some(item)) => {
+                let retry_at = Utc::now() - self.revalidate_after + chrono::Duration::seconds(30);
+                Ok(Lookup::Found(
+                    self.remember(name, item.rechecked(retry_at, true)),
+                ))
+            }
+            (Some(error), None) => Err(GatewayError::Upstream(error)),
+            (None, cached) => Ok(Lookup::Absent(cached)),
+        }
+    }
+}
