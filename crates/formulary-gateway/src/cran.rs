@@ -26,7 +26,7 @@ use crate::error::GatewayError;
 use crate::files::{FileCache, UpstreamFile};
 use crate::pypi::Rendered;
 use crate::revalidating::{Answer, Lookup, Revalidated, Revalidating};
-use crate::upstream::{Document, UpstreamClient, UpstreamFailure};
+use crate::upstream::{as_folders, Document, UpstreamClient, UpstreamFailure};
 
 /// Largest `PACKAGES` index read (CRAN's is about 10 MB uncompressed).
 const MAX_PACKAGES_BYTES: usize = 128 * 1024 * 1024;
@@ -230,19 +230,12 @@ impl CranGateway {
         timeout: Duration,
         revalidate_after: Duration,
     ) -> Result<CranGateway, reqwest::Error> {
-        let upstreams = upstreams
-            .into_iter()
-            .map(|mut url| {
-                if !url.path().ends_with('/') {
-                    url.set_path(&format!("{}/", url.path()));
-                }
-                url
-            })
-            .collect();
+        let upstreams = as_folders(upstreams);
+        let client = UpstreamClient::new(timeout)?;
         Ok(CranGateway {
             database,
-            client: UpstreamClient::new(timeout)?,
-            files: FileCache::new(blobs, UpstreamClient::new(timeout)?),
+            files: FileCache::new(blobs, client.clone()),
+            client,
             upstreams,
             trees: Revalidating::new(
                 chrono::Duration::from_std(revalidate_after)

@@ -15,7 +15,7 @@ use url::Url;
 use crate::error::GatewayError;
 use crate::files::{FileCache, UpstreamFile};
 use crate::revalidating::{Answer, Lookup, Revalidated, Revalidating};
-use crate::upstream::{Fetched, UpstreamClient};
+use crate::upstream::{as_folders, Fetched, UpstreamClient};
 
 /// Files the index announces as larger than this are streamed to the first client while they are
 /// stored; smaller ones (and files of unknown size) are verified before the first byte is sent,
@@ -205,19 +205,12 @@ impl PypiGateway {
         timeout: Duration,
         revalidate_after: Duration,
     ) -> Result<PypiGateway, reqwest::Error> {
-        let upstreams = upstreams
-            .into_iter()
-            .map(|mut url| {
-                if !url.path().ends_with('/') {
-                    url.set_path(&format!("{}/", url.path()));
-                }
-                url
-            })
-            .collect();
+        let upstreams = as_folders(upstreams);
+        let client = UpstreamClient::new(timeout)?;
         Ok(PypiGateway {
             database,
-            files: FileCache::new(blobs, UpstreamClient::new(timeout)?),
-            client: UpstreamClient::new(timeout)?,
+            files: FileCache::new(blobs, client.clone()),
+            client,
             upstreams,
             projects: Revalidating::new(
                 chrono::Duration::from_std(revalidate_after)

@@ -69,6 +69,19 @@ pub enum Document {
     Missing,
 }
 
+/// Upstream base URLs as folders (ending in `/`), so that relative paths join under them.
+pub(crate) fn as_folders(upstreams: Vec<Url>) -> Vec<Url> {
+    upstreams
+        .into_iter()
+        .map(|mut url| {
+            if !url.path().ends_with('/') {
+                url.set_path(&format!("{}/", url.path()));
+            }
+            url
+        })
+        .collect()
+}
+
 /// A client for PEP 503/691 indexes: timeouts, retries with backoff, same-host redirects only,
 /// size limits.
 #[derive(Debug, Clone)]

@@ -66,13 +66,29 @@ pub(crate) async fn write_ledger(state: &AppState, line: &Download) {
 }
 
 /// Streams a blob, honouring a single `Range: bytes=a-b` (uv reads wheel metadata this way).
+/// The blob is opened once: directly when blobs live in a local folder, else through the store.
 pub(crate) async fn serve_blob(
     state: &AppState,
     sha256: &str,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let stored = state.blobs.get(sha256).await?;
-    let size = stored.meta.size;
+    let (body, size): (Body, u64) = match state.blobs.open_local(sha256).await? {
+        Some((file, size)) => (
+            Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+                file,
+                128 * 1024,
+            )),
+            size,
+        ),
+        None => {
+            let stored = state.blobs.get(sha256).await?;
+            let size = stored.meta.size;
+            (
+                Body::from_stream(stored.into_stream().map_err(std::io::Error::other)),
+                size,
+            )
+        }
+    };
     let etag = format!("\"sha256-{sha256}\"");
     let range = headers
         .get(header::RANGE)
@@ -84,7 +100,7 @@ pub(crate) async fn serve_blob(
         .is_none_or(|value| value == etag);
     let mut response = match range.filter(|_| if_range_ok) {
         Some(Ok((start, end))) => {
-            drop(stored);
+            drop(body);
             let bytes = state.blobs.get_range(sha256, start..end + 1).await?;
             let mut response = (StatusCode::PARTIAL_CONTENT, bytes).into_response();
             if let Ok(value) = HeaderValue::from_str(&format!("bytes {start}-{end}/{size}")) {
@@ -99,26 +115,13 @@ pub(crate) async fn serve_blob(
             }
             return Ok(response);
         }
-        None => match state.blobs.open_local(sha256).await? {
-            // Local folder: read the file directly in large chunks.
-            Some((file, size)) => {
-                drop(stored);
-                let stream = tokio_util::io::ReaderStream::with_capacity(file, 128 * 1024);
-                let mut response = Body::from_stream(stream).into_response();
-                response
-                    .headers_mut()
-                    .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-                response
-            }
-            None => {
-                let stream = stored.into_stream().map_err(std::io::Error::other);
-                let mut response = Body::from_stream(stream).into_response();
-                response
-                    .headers_mut()
-                    .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-                response
-            }
-        },
+        None => {
+            let mut response = body.into_response();
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+            response
+        }
     };
     set_file_headers(&mut response, Some(&etag));
     Ok(response)

@@ -52,3 +52,80 @@ impl Workspace {
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// A process killed when dropped.
+pub struct Running(pub std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A port nothing listens on yet.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address")
+        .port()
+}
+
+/// Waits until something listens on `port`.
+pub fn wait_for_port(port: u16) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing listens on port {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Serves a folder with Python's static HTTP server; returns it and its base URL (ending in `/`).
+pub fn static_server(root: &Path) -> (Running, String) {
+    let port = free_port();
+    let child = Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            "--bind",
+            "127.0.0.1",
+            &port.to_string(),
+            "--directory",
+        ])
+        .arg(root)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3 -m http.server starts");
+    wait_for_port(port);
+    (Running(child), format!("http://127.0.0.1:{port}/"))
+}
+
+impl Workspace {
+    /// Starts `formulary serve` on a free port with the given settings; returns it and its base URL.
+    pub fn serve(&self, settings: &[(&str, String)]) -> (Running, String) {
+        use std::io::BufRead;
+        let mut child = self
+            .command(&["serve", "--listen", "127.0.0.1:0"])
+            .envs(settings.iter().map(|(name, value)| (*name, value.as_str())))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("formulary serve starts");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("address line");
+        let base = line
+            .split_whitespace()
+            .find(|word| word.starts_with("http://"))
+            .expect("address")
+            .trim_end_matches('/')
+            .to_owned();
+        (Running(child), base)
+    }
+}

@@ -5,13 +5,12 @@
 //! affects 1.4.1 (the upstream's current version) and RSEC-2023-1 affects 1.2.0, so 1.4.0 from
 //! the Archive is the newest allowed version.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::formulary_cli::{repo_root, text, Workspace};
+use crate::formulary_cli::{repo_root, static_server, text, Running, Workspace};
 
 /// Source tarballs built once per target folder: (file name, whether it is current).
 fn r_packages() -> &'static Path {
@@ -47,23 +46,6 @@ fn r_packages() -> &'static Path {
     })
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("address")
-        .port()
-}
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A CRAN-like tree: current packages in src/contrib (with PACKAGES written by R itself),
 /// older readxl versions in src/contrib/Archive/readxl/.
 fn upstream(root: &Path) -> (Running, String) {
@@ -89,51 +71,16 @@ fn upstream(root: &Path) -> (Running, String) {
         .output()
         .expect("Rscript runs");
     assert!(output.status.success(), "{}", text(&output.stderr));
-    let port = free_port();
-    let child = Command::new("python3")
-        .args([
-            "-m",
-            "http.server",
-            "--bind",
-            "127.0.0.1",
-            &port.to_string(),
-            "--directory",
-        ])
-        .arg(root)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3 -m http.server");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "upstream did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (Running(child), format!("http://127.0.0.1:{port}/"))
+    static_server(root)
 }
 
 fn gateway(workspace: &Workspace, upstreams: &str) -> (Running, String) {
-    let mut child = workspace
-        .command(&["serve", "--listen", "127.0.0.1:0"])
-        .env("FORMULARY_CRAN_UPSTREAMS", upstreams)
-        .env("FORMULARY_PYPI_UPSTREAMS", "[]")
-        .env("FORMULARY_INDEX_REVALIDATE_SECONDS", "0")
-        .env("FORMULARY_UPSTREAM_TIMEOUT_SECONDS", "5")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("formulary serve");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("address");
-    let base = line
-        .split_whitespace()
-        .find(|word| word.starts_with("http://"))
-        .expect("address")
-        .trim_end_matches('/')
-        .to_owned();
-    (Running(child), base)
+    workspace.serve(&[
+        ("FORMULARY_CRAN_UPSTREAMS", upstreams.to_owned()),
+        ("FORMULARY_PYPI_UPSTREAMS", "[]".to_owned()),
+        ("FORMULARY_INDEX_REVALIDATE_SECONDS", "0".to_owned()),
+        ("FORMULARY_UPSTREAM_TIMEOUT_SECONDS", "5".to_owned()),
+    ])
 }
 
 fn r(code: &str) -> Output {

@@ -5,13 +5,13 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use crate::formulary_cli::{repo_root, text, Workspace};
+use crate::formulary_cli::{repo_root, static_server, text, Running, Workspace};
 
 /// Real wheels: requests with an advisory-affected version (2.19.1, PYSEC-2018-28), an older
 /// unaffected-by-2018 but affected-by-2023 version, and allowed versions, with dependencies.
@@ -54,32 +54,6 @@ fn wheels() -> &'static Path {
     })
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("address")
-        .port()
-}
-
-fn wait_for_port(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on port {port}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A process killed when dropped.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A PEP 503 tree of the wheels, served by `python3 -m http.server`.
 fn static_upstream(root: &Path) -> (Running, String) {
     let simple = root.join("simple");
@@ -117,23 +91,8 @@ fn static_upstream(root: &Path) -> (Running, String) {
         )
         .expect("index");
     }
-    let port = free_port();
-    let child = Command::new("python3")
-        .args([
-            "-m",
-            "http.server",
-            "--bind",
-            "127.0.0.1",
-            &port.to_string(),
-            "--directory",
-        ])
-        .arg(root)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3 -m http.server starts");
-    wait_for_port(port);
-    (Running(child), format!("http://127.0.0.1:{port}/simple/"))
+    let (server, base) = static_server(root);
+    (server, format!("{base}simple/"))
 }
 
 /// Starts `formulary serve` with the given upstreams.
@@ -147,27 +106,13 @@ fn gateway_with(
     upstreams: &str,
     extra: &[(&str, String)],
 ) -> (Running, String) {
-    let mut child = workspace
-        .command(&["serve", "--listen", "127.0.0.1:0"])
-        .env("FORMULARY_PYPI_UPSTREAMS", upstreams)
-        .env("FORMULARY_INDEX_REVALIDATE_SECONDS", "0")
-        .env("FORMULARY_UPSTREAM_TIMEOUT_SECONDS", "5")
-        .envs(extra.iter().map(|(name, value)| (*name, value.as_str())))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("formulary serve starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("address line");
-    let base = line
-        .split_whitespace()
-        .find(|word| word.starts_with("http://"))
-        .expect("address")
-        .trim_end_matches('/')
-        .to_owned();
-    (Running(child), base)
+    let mut settings = vec![
+        ("FORMULARY_PYPI_UPSTREAMS", upstreams.to_owned()),
+        ("FORMULARY_INDEX_REVALIDATE_SECONDS", "0".to_owned()),
+        ("FORMULARY_UPSTREAM_TIMEOUT_SECONDS", "5".to_owned()),
+    ];
+    settings.extend(extra.iter().cloned());
+    workspace.serve(&settings)
 }
 
 fn venv(root: &Path, name: &str) -> PathBuf {
