@@ -81,18 +81,10 @@ fn pypi_gateways(
 ) -> anyhow::Result<(Arc<PypiGateway>, GatewaysByOrganisation)> {
     let settings = &context.settings;
     let build = |upstreams: &[String]| -> anyhow::Result<PypiGateway> {
-        let upstreams = upstreams
-            .iter()
-            .map(|text| {
-                url::Url::parse(text).with_context(|| {
-                    format!("'{}' is not an upstream index URL", text.escape_debug())
-                })
-            })
-            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(PypiGateway::new(
             database.clone(),
             blobs.clone(),
-            upstreams,
+            upstream_urls(upstreams)?,
             Duration::from_secs(settings.upstream_timeout_seconds.max(1)),
             Duration::from_secs(settings.index_revalidate_seconds),
         )?)
@@ -118,21 +110,28 @@ fn cran_gateway(
     blobs: &formulary_store::BlobStore,
 ) -> anyhow::Result<CranGateway> {
     let settings = &context.settings;
-    let upstreams = settings
-        .cran_upstreams
-        .iter()
-        .map(|text| {
-            url::Url::parse(text)
-                .with_context(|| format!("cran_upstreams: '{}' is not a URL", text.escape_debug()))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(CranGateway::new(
         database.clone(),
         blobs.clone(),
-        upstreams,
+        upstream_urls(&settings.cran_upstreams).context("cran_upstreams")?,
         Duration::from_secs(settings.upstream_timeout_seconds.max(1)),
         Duration::from_secs(settings.index_revalidate_seconds),
     )?)
+}
+
+/// Parses a configured list of upstream URLs, naming the one that is not a URL.
+fn upstream_urls(texts: &[String]) -> anyhow::Result<Vec<url::Url>> {
+    texts
+        .iter()
+        .map(|text| {
+            url::Url::parse(text).with_context(|| {
+                format!(
+                    "'{}' is not an upstream URL; write it as https://host/path/",
+                    text.escape_debug()
+                )
+            })
+        })
+        .collect()
 }
 
 async fn shutdown_signal() {
