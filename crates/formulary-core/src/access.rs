@@ -84,6 +84,28 @@ impl FromStr for Role {
     }
 }
 
+/// One role held in one organisation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Membership {
+    /// Where the role is held.
+    pub organisation: OrgCode,
+    /// The role.
+    pub role: Role,
+}
+
+impl Membership {
+    /// A role in an organisation.
+    pub fn new(organisation: OrgCode, role: Role) -> Membership {
+        Membership { organisation, role }
+    }
+
+    /// True when this membership gives `role` over `organisation`'s work: held there, or held
+    /// nationally (national staff act for every organisation).
+    pub fn grants(&self, role: Role, organisation: &OrgCode) -> bool {
+        self.role == role && (&self.organisation == organisation || self.organisation.is_national())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,6 +27,9 @@ pub enum CoreError {
     /// A setting has a value outside what it accepts.
     #[error("invalid setting: {0}")]
     InvalidSetting(String),
+    /// A request, sign-off or decision is malformed.
+    #[error("the request is not valid: {0}")]
+    InvalidRequest(String),
     /// An OSV record could not be used.
     #[error("OSV record {id}: {why}")]
     InvalidAdvisory {

@@ -13,10 +13,11 @@ mod error;
 mod licence;
 mod organisation;
 pub mod policy;
+pub mod request;
 mod settings;
 mod severity;
 
-pub use access::Role;
+pub use access::{Membership, Role};
 pub use component::{Component, ComponentVersion};
 pub use entry::{Entry, EntryDraft, Status, Waiver};
 pub use error::CoreError;

@@ -31,6 +31,15 @@ impl Ecosystem {
         }
     }
 
+    /// How the ecosystem is named for people (`PyPI`, `CRAN`, `Desktop tool`).
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Ecosystem::Pypi => "PyPI",
+            Ecosystem::Cran => "CRAN",
+            Ecosystem::Generic => "Desktop tool",
+        }
+    }
+
     /// The ecosystem's name in OSV records (`affected[].package.ecosystem`).
     pub fn osv_name(self) -> &'static str {
         match self {

@@ -1,14 +1,48 @@
-use axum::extract::FromRequestParts;
+//! API authentication: `Authorization: Bearer frm_…` tokens. A personal token (from
+//! `formulary login`) acts as its person with the roles they hold now; a service account's token
+//! carries the one role it was issued with.
+
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use formulary_store::ApiToken;
 
 use crate::error::ApiError;
+use crate::identity::Principal;
 use crate::state::AppState;
 
-/// A request authenticated by an API token (`Authorization: Bearer frm_…`).
+/// A request authenticated by an API token.
 #[derive(Debug, Clone)]
-pub struct Authenticated(pub ApiToken);
+pub struct Authenticated(pub Principal);
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let header = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .map(str::trim)
+}
+
+async fn principal_for(state: &AppState, secret: &str) -> Result<Principal, ApiError> {
+    let invalid = || {
+        ApiError::new(
+            axum::http::StatusCode::UNAUTHORIZED,
+            "Invalid token",
+            "The API token is unknown, revoked or expired. Sign in again with `formulary login`, or ask an administrator for a new service token (`formulary token create`).",
+        )
+    };
+    let token = state
+        .database
+        .authenticate_token(secret)
+        .await?
+        .ok_or_else(invalid)?;
+    match &token.user_id {
+        None => Ok(Principal::from_service_token(&token)),
+        Some(user_id) => match state.database.user(user_id).await? {
+            Some(user) if user.disabled_at.is_none() => Ok(Principal::from_user(user)),
+            _ => Err(invalid()),
+        },
+    }
+}
 
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
@@ -17,23 +51,21 @@ impl FromRequestParts<AppState> for Authenticated {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .ok_or_else(ApiError::unauthenticated)?;
-        let secret = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .map(str::trim)
-            .ok_or_else(ApiError::unauthenticated)?;
-        match state.database.authenticate_token(secret).await? {
-            Some(token) => Ok(Authenticated(token)),
-            None => Err(ApiError::new(
-                axum::http::StatusCode::UNAUTHORIZED,
-                "Invalid token",
-                "The API token is unknown, revoked or expired. Ask an administrator for a new one (`formulary token create`).",
-            )),
+        let secret = bearer(parts).ok_or_else(ApiError::unauthenticated)?;
+        Ok(Authenticated(principal_for(state, secret).await?))
+    }
+}
+
+impl OptionalFromRequestParts<AppState> for Authenticated {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        match bearer(parts) {
+            None => Ok(None),
+            Some(secret) => Ok(Some(Authenticated(principal_for(state, secret).await?))),
         }
     }
 }

@@ -8,15 +8,19 @@
 
 mod api;
 mod auth;
+pub mod catalogue;
 mod cran;
 mod downloads;
 mod error;
-mod html;
+pub mod identity;
 mod landing;
 mod pypi;
+pub mod reports;
 mod router;
 mod snapshot;
 mod state;
+mod web;
+pub mod workflow;
 
 pub use api::entries::EntryView;
 pub use error::ApiError;

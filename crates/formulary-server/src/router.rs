@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 use axum::Router;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -32,7 +32,6 @@ fn pypi_routes(prefix: &str) -> Router<AppState> {
 /// Every route of the application, in one place.
 pub fn app(state: AppState) -> Router {
     Router::new()
-        .route("/", get(landing::landing))
         .route("/healthz", get(landing::health))
         .route(
             "/api/v1/organisations",
@@ -56,6 +55,38 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v1/policy/check", get(api::policy::check))
         .route("/api/v1/advisories", get(api::advisories::list))
+        .route("/api/v1/openapi.json", get(api::openapi::document))
+        .route("/api/v1/session/token", post(api::session::issue))
+        .route("/api/v1/me", get(api::session::me))
+        .route("/api/v1/search", get(api::catalogue::search))
+        .route(
+            "/api/v1/components/{ecosystem}/{name}",
+            get(api::catalogue::component),
+        )
+        .route(
+            "/api/v1/requests",
+            get(api::requests::list).post(api::requests::create),
+        )
+        .route("/api/v1/requests/{id}", get(api::requests::show))
+        .route(
+            "/api/v1/requests/{id}/comments",
+            post(api::requests::comment),
+        )
+        .route(
+            "/api/v1/requests/{id}/sign-offs",
+            post(api::requests::sign_off),
+        )
+        .route(
+            "/api/v1/requests/{id}/decision",
+            post(api::requests::decide),
+        )
+        .route(
+            "/api/v1/requests/{id}/withdraw",
+            post(api::requests::withdraw),
+        )
+        .route("/api/v1/decisions", get(api::catalogue::decisions))
+        .route("/api/v1/metrics", get(api::catalogue::metrics))
+        .route("/api/v1/audit", get(api::catalogue::audit))
         .route(
             "/_blocked/cran/{package}/{version}/{reason}",
             get(cran::blocked),
@@ -64,6 +95,7 @@ pub fn app(state: AppState) -> Router {
         .route("/o/{org}/cran/{*path}", get(cran::serve))
         .route("/{at}/cran/{*path}", get(cran::serve))
         .route("/o/{org}/{at}/cran/{*path}", get(cran::serve))
+        .merge(crate::web::routes())
         .merge(pypi_routes(""))
         .merge(pypi_routes("/o/{org}"))
         .merge(pypi_routes("/{at}"))

@@ -66,6 +66,19 @@ fn row_hash(
 
 /// Appends a row inside the caller's transaction. Two concurrent appenders pick the same `seq`;
 /// the primary key turns the second into a conflict, and its transaction is retried whole.
+/// Appends a row like [`append`], when the caller has no use for its position.
+pub(crate) async fn record(
+    connection: &mut AnyConnection,
+    actor: &str,
+    action: &str,
+    subject: &str,
+    details: &serde_json::Value,
+) -> Result<(), StoreError> {
+    append(connection, actor, action, subject, details)
+        .await
+        .map(|_| ())
+}
+
 pub(crate) async fn append(
     connection: &mut AnyConnection,
     actor: &str,

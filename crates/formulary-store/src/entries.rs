@@ -42,6 +42,55 @@ pub struct EntryFilter {
     pub include_removed: bool,
 }
 
+/// Writes a new entry and its audit row on `connection` (inside the caller's transaction).
+pub(crate) async fn insert_entry(
+    connection: &mut sqlx::AnyConnection,
+    entry: &Entry,
+    actor: &str,
+) -> Result<(), StoreError> {
+    let draft = &entry.draft;
+    let waives = serde_json::to_string(&draft.waives)
+        .map_err(|error| StoreError::corrupt("waiver list", error))?;
+    sqlx::query(&format!(
+        "INSERT INTO entries ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, NULL, NULL, NULL)"
+    ))
+    .bind(&entry.id)
+    .bind(draft.organisation.as_str())
+    .bind(draft.component.ecosystem().as_str())
+    .bind(draft.component.name.as_str())
+    .bind(draft.range.as_str())
+    .bind(draft.status.as_str())
+    .bind(draft.constraints.clone())
+    .bind(draft.review_date.map(|day| day.to_string()))
+    .bind(draft.expires.map(|day| day.to_string()))
+    .bind(&waives)
+    .bind(&draft.decided_by)
+    .bind(&draft.reason)
+    .bind(draft.mentor.clone())
+    .bind(time::to_text(entry.created_at))
+    .bind(actor)
+    .execute(&mut *connection)
+    .await?;
+    audit::append(
+        connection,
+        actor,
+        "entry.add",
+        &entry.id,
+        &entry_details(draft),
+    )
+    .await?;
+    Ok(())
+}
+
+/// A new entry for `draft`, with a fresh id, recorded now.
+pub(crate) fn new_entry(draft: &EntryDraft) -> Entry {
+    Entry {
+        id: format!("e-{}", uuid::Uuid::now_v7().simple()),
+        draft: draft.clone(),
+        created_at: time::now(),
+    }
+}
+
 const COLUMNS: &str = "id, organisation, ecosystem, name, version_range, status, constraints_text, review_date, expires, waives, decided_by, reason, mentor, created_at, created_by, removed_at, removed_by, removal_reason";
 
 impl Database {
@@ -49,42 +98,12 @@ impl Database {
     pub async fn add_entry(&self, draft: &EntryDraft, actor: &str) -> Result<Entry, StoreError> {
         draft.validate()?;
         self.require_organisation(&draft.organisation).await?;
-        let entry = Entry {
-            id: format!("e-{}", uuid::Uuid::now_v7().simple()),
-            draft: draft.clone(),
-            created_at: time::now(),
-        };
-        let waives = serde_json::to_string(&draft.waives)
-            .map_err(|error| StoreError::corrupt("waiver list", error))?;
+        let entry = new_entry(draft);
         let actor = actor.to_owned();
         let stored = entry.clone();
         self.transact(move |connection| {
-            let (entry, waives, actor) = (stored.clone(), waives.clone(), actor.clone());
-            Box::pin(async move {
-                let draft = &entry.draft;
-                sqlx::query(&format!(
-                    "INSERT INTO entries ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, NULL, NULL, NULL)"
-                ))
-                .bind(&entry.id)
-                .bind(draft.organisation.as_str())
-                .bind(draft.component.ecosystem().as_str())
-                .bind(draft.component.name.as_str())
-                .bind(draft.range.as_str())
-                .bind(draft.status.as_str())
-                .bind(draft.constraints.clone())
-                .bind(draft.review_date.map(|day| day.to_string()))
-                .bind(draft.expires.map(|day| day.to_string()))
-                .bind(&waives)
-                .bind(&draft.decided_by)
-                .bind(&draft.reason)
-                .bind(draft.mentor.clone())
-                .bind(time::to_text(entry.created_at))
-                .bind(&actor)
-                .execute(&mut *connection)
-                .await?;
-                audit::append(connection, &actor, "entry.add", &entry.id, &entry_details(draft)).await?;
-                Ok(())
-            })
+            let (entry, actor) = (stored.clone(), actor.clone());
+            Box::pin(async move { insert_entry(connection, &entry, &actor).await })
         })
         .await?;
         Ok(entry)

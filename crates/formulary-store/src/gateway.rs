@@ -161,3 +161,41 @@ impl Database {
         time::optional_from_text(row.try_get("first")?)
     }
 }
+
+/// Downloads refused or served, counted per component.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DownloadTally {
+    /// The component.
+    pub component: Component,
+    /// `served` or `refused`.
+    pub outcome: String,
+    /// How many.
+    pub count: i64,
+}
+
+impl Database {
+    /// The ledger counted by component and outcome, largest first.
+    pub async fn download_tallies(&self) -> Result<Vec<DownloadTally>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT ecosystem, name, outcome, COUNT(*) AS n FROM downloads GROUP BY ecosystem, name, outcome ORDER BY n DESC, ecosystem, name",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let mut tallies = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let Ok(ecosystem) = row.try_get::<String, _>("ecosystem")?.parse() else {
+                continue;
+            };
+            let Ok(component) = Component::new(ecosystem, &row.try_get::<String, _>("name")?)
+            else {
+                continue;
+            };
+            tallies.push(DownloadTally {
+                component,
+                outcome: row.try_get("outcome")?,
+                count: row.try_get("n")?,
+            });
+        }
+        Ok(tallies)
+    }
+}

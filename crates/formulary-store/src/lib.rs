@@ -5,24 +5,34 @@
 //! This is the only crate that knows SQL. Every change of state is written in the same
 //! transaction as its row in the hash-chained audit log, so no change goes unrecorded.
 
+mod accounts;
 mod advisories;
 mod audit;
 mod blobs;
+mod catalogue;
 mod database;
 mod entries;
 mod error;
 mod gateway;
 mod organisations;
 mod releases;
+mod requests;
+mod sessions;
 mod snapshot;
 mod time;
 mod tokens;
 
+pub use accounts::{canonical_username, NewUser, User, LOCAL_PROVIDER};
 pub use advisories::{AdvisoryImport, AdvisorySummary, ImportOutcome};
 pub use audit::{AuditRecord, AuditVerification};
 pub use blobs::{BlobRef, BlobStore};
 pub use database::{redact_url, Database};
 pub use entries::{EntryFilter, StoredEntry};
 pub use error::StoreError;
-pub use gateway::{Download, UpstreamPage};
+pub use gateway::{Download, DownloadTally, UpstreamPage};
+pub use requests::{
+    DecisionRecord, EventKind, Grant, RecordedDecision, RequestEvent, RequestFilter, StoredRequest,
+    UserRef,
+};
+pub use sessions::{random_secret, Session, StartedSession};
 pub use tokens::{ApiToken, IssuedToken};

@@ -31,6 +31,9 @@ pub struct ApiToken {
     pub expires_at: Option<DateTime<Utc>>,
     /// When it was revoked, if it was.
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The person it acts as (a token from `formulary login`), whose roles it then carries;
+    /// None for a service account's token, which carries `organisation` and `role`.
+    pub user_id: Option<String>,
 }
 
 impl ApiToken {
@@ -63,6 +66,42 @@ impl Database {
         expires_at: Option<DateTime<Utc>>,
         actor: &str,
     ) -> Result<IssuedToken, StoreError> {
+        self.issue(name, organisation, role, None, expires_at, actor)
+            .await
+    }
+
+    /// Issues a token that acts as a person, with whatever roles they hold when it is used.
+    pub async fn issue_user_token(
+        &self,
+        name: &str,
+        user: &crate::accounts::User,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<IssuedToken, StoreError> {
+        let (organisation, role) = user
+            .memberships
+            .first()
+            .map(|membership| (membership.organisation.clone(), membership.role))
+            .unwrap_or((OrgCode::national(), Role::Requester));
+        self.issue(
+            name,
+            &organisation,
+            role,
+            Some(user.id.clone()),
+            expires_at,
+            &user.actor(),
+        )
+        .await
+    }
+
+    async fn issue(
+        &self,
+        name: &str,
+        organisation: &OrgCode,
+        role: Role,
+        user_id: Option<String>,
+        expires_at: Option<DateTime<Utc>>,
+        actor: &str,
+    ) -> Result<IssuedToken, StoreError> {
         let name = name.trim();
         if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
             return Err(StoreError::Conflict(
@@ -86,13 +125,14 @@ impl Database {
             created_at: time::now(),
             expires_at,
             revoked_at: None,
+            user_id,
         };
         let (stored, hash, actor) = (token.clone(), digest(&secret), actor.to_owned());
         self.transact(move |connection| {
             let (token, hash, actor) = (stored.clone(), hash.clone(), actor.clone());
             Box::pin(async move {
                 sqlx::query(
-                    "INSERT INTO api_tokens (id, name, token_hash, organisation, role, created_by, created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL)",
+                    "INSERT INTO api_tokens (id, name, token_hash, organisation, role, created_by, created_at, expires_at, revoked_at, user_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9)",
                 )
                 .bind(&token.id)
                 .bind(&token.name)
@@ -102,9 +142,10 @@ impl Database {
                 .bind(&token.created_by)
                 .bind(time::to_text(token.created_at))
                 .bind(token.expires_at.map(time::to_text))
+                .bind(token.user_id.clone())
                 .execute(&mut *connection)
                 .await?;
-                let details = serde_json::json!({ "name": token.name, "organisation": token.organisation, "role": token.role, "expires_at": token.expires_at });
+                let details = serde_json::json!({ "name": token.name, "organisation": token.organisation, "role": token.role, "user": token.user_id, "expires_at": token.expires_at });
                 audit::append(connection, &actor, "token.issue", &token.id, &details).await?;
                 Ok(())
             })
@@ -179,7 +220,7 @@ impl Database {
 }
 
 const COLUMNS: &str =
-    "id, name, organisation, role, created_by, created_at, expires_at, revoked_at";
+    "id, name, organisation, role, created_by, created_at, expires_at, revoked_at, user_id";
 
 fn decode(row: &sqlx::any::AnyRow) -> Result<ApiToken, StoreError> {
     Ok(ApiToken {
@@ -191,5 +232,6 @@ fn decode(row: &sqlx::any::AnyRow) -> Result<ApiToken, StoreError> {
         created_at: time::from_text(&row.try_get::<String, _>("created_at")?)?,
         expires_at: time::optional_from_text(row.try_get("expires_at")?)?,
         revoked_at: time::optional_from_text(row.try_get("revoked_at")?)?,
+        user_id: row.try_get("user_id")?,
     })
 }

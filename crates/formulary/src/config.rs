@@ -76,7 +76,7 @@ fn setting_names() -> Vec<String> {
 }
 
 /// Variables that are not settings but are read elsewhere.
-const OTHER_VARIABLES: [&str; 3] = ["CONFIG", "LOG", "TOKEN"];
+const OTHER_VARIABLES: [&str; 5] = ["CONFIG", "LOG", "TOKEN", "SERVER", "CREDENTIALS"];
 
 impl Settings {
     /// Loads the layers. `overrides` are the flags the user gave (only those set).

@@ -5,5 +5,6 @@
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod demo_people;
 pub mod lockfile;
 pub mod osv_source;

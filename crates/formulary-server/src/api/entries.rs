@@ -151,20 +151,18 @@ pub(crate) struct NewEntry {
 /// for their own overlay.
 pub(crate) async fn create(
     State(state): State<AppState>,
-    Authenticated(token): Authenticated,
+    Authenticated(caller): Authenticated,
     Json(body): Json<NewEntry>,
 ) -> Result<(StatusCode, Json<EntryView>), ApiError> {
     let organisation: OrgCode = match &body.organisation {
         Some(code) => parse_field("organisation", code)?,
         None => OrgCode::national(),
     };
-    if !token
-        .role
-        .may_change_formulary(&token.organisation, &organisation)
-    {
+    if !caller.may_change_formulary(&organisation) {
         return Err(ApiError::forbidden(format!(
-            "this token ({} of {}) may not change {organisation}'s formulary",
-            token.role, token.organisation
+            "{} ({}) may not change {organisation}'s formulary",
+            caller.name,
+            caller.describe_roles()
         )));
     }
     let component: Component = parse_field("component", &body.component)?;
@@ -184,11 +182,11 @@ pub(crate) async fn create(
         review_date: body.review_date,
         expires: body.expires,
         waives,
-        decided_by: body.decided_by.unwrap_or_else(|| token.name.clone()),
+        decided_by: body.decided_by.unwrap_or_else(|| caller.name.clone()),
         reason: body.reason,
         mentor: body.mentor,
     };
-    let entry = state.database.add_entry(&draft, &token.actor()).await?;
+    let entry = state.database.add_entry(&draft, &caller.actor).await?;
     state.snapshot.refresh(&state.database).await?;
     let stored = state.database.entry(&entry.id).await?;
     Ok((StatusCode::CREATED, Json(EntryView::from(&stored))))
@@ -204,24 +202,22 @@ pub(crate) struct Removal {
 /// `DELETE /api/v1/entries/{id}`: the entry stays in history, marked removed.
 pub(crate) async fn remove(
     State(state): State<AppState>,
-    Authenticated(token): Authenticated,
+    Authenticated(caller): Authenticated,
     Path(id): Path<String>,
     Json(body): Json<Removal>,
 ) -> Result<Json<EntryView>, ApiError> {
     let stored = state.database.entry(&id).await?;
     let organisation = &stored.entry.draft.organisation;
-    if !token
-        .role
-        .may_change_formulary(&token.organisation, organisation)
-    {
+    if !caller.may_change_formulary(organisation) {
         return Err(ApiError::forbidden(format!(
-            "this token ({} of {}) may not change {organisation}'s formulary",
-            token.role, token.organisation
+            "{} ({}) may not change {organisation}'s formulary",
+            caller.name,
+            caller.describe_roles()
         )));
     }
     let removed = state
         .database
-        .remove_entry(&id, &token.actor(), &body.reason)
+        .remove_entry(&id, &caller.actor, &body.reason)
         .await?;
     state.snapshot.refresh(&state.database).await?;
     Ok(Json(EntryView::from(&removed)))

@@ -1,9 +1,13 @@
 //! The JSON API under `/api/v1`: one module per resource.
 
 pub(crate) mod advisories;
+pub(crate) mod catalogue;
 pub mod entries;
+pub(crate) mod openapi;
 pub(crate) mod organisations;
 pub(crate) mod policy;
+pub mod requests;
+pub(crate) mod session;
 
 use axum::http::Uri;
 

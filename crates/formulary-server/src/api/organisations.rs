@@ -30,13 +30,14 @@ pub(crate) struct NewOrganisation {
 /// `POST /api/v1/organisations`: national curators only.
 pub(crate) async fn create(
     State(state): State<AppState>,
-    Authenticated(token): Authenticated,
+    Authenticated(caller): Authenticated,
     Json(body): Json<NewOrganisation>,
 ) -> Result<(StatusCode, Json<Organisation>), ApiError> {
-    if !token.role.may_manage_organisations(&token.organisation) {
+    if !caller.may_manage_organisations() {
         return Err(ApiError::forbidden(format!(
-            "only a national curator may add organisations; this token is {} of {}",
-            token.role, token.organisation
+            "only a national curator may add organisations; {} is {}",
+            caller.name,
+            caller.describe_roles()
         )));
     }
     let organisation = Organisation {
@@ -45,7 +46,7 @@ pub(crate) async fn create(
     };
     state
         .database
-        .add_organisation(&organisation, &token.actor())
+        .add_organisation(&organisation, &caller.actor)
         .await?;
     state.snapshot.refresh(&state.database).await?;
     Ok((StatusCode::CREATED, Json(organisation)))
@@ -72,7 +73,7 @@ pub(crate) async fn settings(
 /// `PUT /api/v1/organisations/{code}/settings/{ecosystem}`.
 pub(crate) async fn set_settings(
     State(state): State<AppState>,
-    Authenticated(token): Authenticated,
+    Authenticated(caller): Authenticated,
     Path((code, ecosystem)): Path<(String, String)>,
     Json(settings): Json<EcosystemSettings>,
 ) -> Result<Json<EcosystemSettings>, ApiError> {
@@ -83,15 +84,16 @@ pub(crate) async fn set_settings(
             .map_err(|error: formulary_core::ecosystems::EcosystemError| {
                 ApiError::bad_request(error.to_string())
             })?;
-    if !token.role.may_change_formulary(&token.organisation, &code) {
+    if !caller.may_change_formulary(&code) {
         return Err(ApiError::forbidden(format!(
-            "this token ({} of {}) may not change {code}'s settings",
-            token.role, token.organisation
+            "{} ({}) may not change {code}'s settings",
+            caller.name,
+            caller.describe_roles()
         )));
     }
     state
         .database
-        .set_ecosystem_settings(&code, ecosystem, &settings, &token.actor())
+        .set_ecosystem_settings(&code, ecosystem, &settings, &caller.actor)
         .await?;
     state.snapshot.refresh(&state.database).await?;
     Ok(Json(settings))

@@ -1,8 +1,10 @@
 //! Command-line definitions and dispatch. Exit status: 0 success (and "allowed"), 1 a negative
 //! answer (a denied version, a broken audit chain), 2 an error.
 
+mod admin;
 mod advisories;
 mod audit;
+mod client;
 mod entries;
 mod mirror;
 mod organisations;
@@ -62,6 +64,17 @@ enum Command {
     /// Import package files for air-gapped sites.
     #[command(subcommand)]
     Mirror(mirror::MirrorCommand),
+    /// Manage accounts and roles (on the server's machine).
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
+    /// Sign in to a Formulary server and keep a personal token for the commands below.
+    Login(client::LoginArgs),
+    /// Search a server's catalogue.
+    Search(client::SearchArgs),
+    /// Request a tool from a server, starting from the problem.
+    Request(client::RequestArgs),
+    /// Show your requests, or one request's timeline.
+    Status(client::StatusArgs),
 }
 
 /// Parses the command line, runs the command and turns the outcome into an exit status.
@@ -110,6 +123,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(command) => tokens::run(&context, command).await,
         Command::Audit(command) => audit::run(&context, command).await,
         Command::Mirror(command) => mirror::run(&context, command).await,
+        Command::Admin(command) => admin::run(&context, command).await,
+        Command::Login(args) => client::login(args).await,
+        Command::Search(args) => client::search(args).await,
+        Command::Request(args) => client::request(args).await,
+        Command::Status(args) => client::status(args).await,
     }
 }
 

@@ -82,7 +82,8 @@ pub(crate) async fn run(context: &Context, command: PolicyCommand) -> anyhow::Re
             &releases,
         ));
     }
-    explain_cran_dependencies(&database, &snapshot, &view, &mut decisions).await?;
+    formulary_gateway::explain_cran_dependencies(&database, &snapshot, &view, &mut decisions)
+        .await?;
     let allowed = decisions.iter().all(|decision| decision.allowed);
     if json {
         output::json(&Report {
@@ -118,74 +119,4 @@ pub(crate) async fn run(context: &Context, command: PolicyCommand) -> anyhow::Re
     } else {
         ExitCode::from(1)
     })
-}
-
-/// For CRAN versions the gateway has seen, checks the packages they need at install time: a
-/// denied dependency makes the install fail, so it denies the package too (with the reason).
-async fn explain_cran_dependencies(
-    database: &formulary_store::Database,
-    snapshot: &formulary_core::policy::PolicySnapshot,
-    view: &View,
-    decisions: &mut [Decision],
-) -> anyhow::Result<()> {
-    use formulary_core::ecosystems::{cran, Ecosystem, Version};
-    use formulary_core::policy::{Effect, Reason, ReasonCode};
-    if !decisions
-        .iter()
-        .any(|decision| decision.component.ecosystem() == Ecosystem::Cran)
-    {
-        return Ok(());
-    }
-    let index = formulary_gateway::cached_cran_index(database, "src/contrib").await?;
-    let field =
-        |paragraph: &deb822_fast::Paragraph, name: &str| paragraph.get(name).map(str::to_owned);
-    for decision in decisions
-        .iter_mut()
-        .filter(|decision| decision.component.ecosystem() == Ecosystem::Cran)
-    {
-        let Some(paragraph) = index.iter().find(|paragraph| {
-            field(paragraph, "Package").as_deref() == Some(decision.component.name.as_str())
-                && field(paragraph, "Version").as_deref() == Some(decision.version.as_str())
-        }) else {
-            continue;
-        };
-        for dependency in cran::dependencies(paragraph) {
-            let Ok(component) = formulary_core::Component::new(Ecosystem::Cran, &dependency.name)
-            else {
-                continue;
-            };
-            let served = index
-                .iter()
-                .filter(|candidate| {
-                    field(candidate, "Package").as_deref() == Some(dependency.name.as_str())
-                })
-                .filter_map(|candidate| {
-                    Version::parse(Ecosystem::Cran, &field(candidate, "Version")?).ok()
-                })
-                .filter(|version| dependency.range.contains(version))
-                .max();
-            let Some(version) = served else { continue };
-            let releases = database.releases_of(&component).await?;
-            let dependency_decision =
-                evaluate_version(snapshot, view, &component, &version, &releases);
-            if !dependency_decision.allowed {
-                decision.allowed = false;
-                decision.reasons.push(Reason {
-                    code: ReasonCode::DependencyDenied,
-                    effect: Effect::Deny,
-                    message: format!(
-                        "it needs {} ({}), and {} {} is denied: {}. Installing it must fail until that is resolved",
-                        dependency.name,
-                        dependency.range,
-                        dependency.name,
-                        version,
-                        dependency_decision.headline().unwrap_or("denied")
-                    ),
-                    advisory: None,
-                    link: Some(format!("/components/cran/{}", dependency.name)),
-                });
-            }
-        }
-    }
-    Ok(())
 }

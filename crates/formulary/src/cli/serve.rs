@@ -51,6 +51,12 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
         AppState::new(database.clone(), blobs, Some(pypi), default_organisation).await?;
     state.pypi_by_organisation = pypi_by_organisation;
     state.cran = Some(Arc::new(cran_gateway(context, &database, &state.blobs)?));
+    if args.demo && crate::demo_people::seed_if_empty(&state).await? {
+        tracing::info!(
+            "seeded the demo accounts ana (requester), rob (reviewer), aisha (approver), olu (organisation admin), nina (national curator) and audrey (auditor), all with the password '{}', and their requests",
+            crate::demo_people::DEMO_PASSWORD
+        );
+    }
     let _follower = Arc::clone(&state.snapshot).follow(database, Duration::from_secs(2));
     let listener = tokio::net::TcpListener::bind(context.settings.listen)
         .await

@@ -1,0 +1,165 @@
+//! The OpenAPI 3.1 document served at `/api/v1/openapi.json`, built from one table of
+//! operations. A test checks that every `/api/v1` route in the router is documented.
+
+use axum::Json;
+use serde_json::{json, Map, Value};
+
+/// One documented operation.
+struct Operation {
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    /// Needs `Authorization: Bearer frm_…`.
+    authenticated: bool,
+    /// The request body's schema name, if it has one.
+    body: Option<&'static str>,
+    /// The success status and its schema name.
+    answer: (u16, &'static str),
+}
+
+const fn op(
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    authenticated: bool,
+    body: Option<&'static str>,
+    answer: (u16, &'static str),
+) -> Operation {
+    Operation {
+        method,
+        path,
+        summary,
+        authenticated,
+        body,
+        answer,
+    }
+}
+
+const OPERATIONS: &[Operation] = &[
+    op("post", "/api/v1/session/token", "Trade a username and password for a personal API token (used by `formulary login`); failed attempts are rate limited", false, Some("TokenRequest"), (201, "IssuedToken")),
+    op("get", "/api/v1/me", "Who the token acts as, with their roles", true, None, (200, "Whoami")),
+    op("get", "/api/v1/search", "Search components across every ecosystem (`q`, optional `ecosystem`, `organisation`)", false, None, (200, "SearchHits")),
+    op("get", "/api/v1/components/{ecosystem}/{name}", "A component: each version's decision for the organisation with reasons, evidence, precedent, mentor and requests", false, None, (200, "ComponentReport")),
+    op("get", "/api/v1/requests", "Your requests (`scope=mine`) or the open requests you may review or decide (`scope=queue`)", true, None, (200, "RequestList")),
+    op("post", "/api/v1/requests", "Request a tool; granted at once when an entry in force already covers it", true, Some("RequestForm"), (201, "Request")),
+    op("get", "/api/v1/requests/{id}", "A request with its timeline", true, None, (200, "Request")),
+    op("post", "/api/v1/requests/{id}/comments", "Comment on a request", true, Some("Comment"), (200, "Request")),
+    op("post", "/api/v1/requests/{id}/sign-offs", "Sign off a review stage (reviewers; never the requester)", true, Some("SignOff"), (200, "Request")),
+    op("post", "/api/v1/requests/{id}/decision", "Decide a request (approvers; never the requester nor the sole reviewer); approvals create an entry", true, Some("Decision"), (200, "Request")),
+    op("post", "/api/v1/requests/{id}/withdraw", "Withdraw your own open request", true, Some("Withdrawal"), (200, "Request")),
+    op("get", "/api/v1/decisions", "The public decision log, newest first (filters `q`, `ecosystem`, `organisation`, `decision`)", false, None, (200, "DecisionLog")),
+    op("get", "/api/v1/metrics", "Time to decision, reuse rate, requests by state, estimated cost avoided, blocked downloads", false, None, (200, "Metrics")),
+    op("get", "/api/v1/audit", "Audit log rows after `after`, oldest first (auditors and national curators)", true, None, (200, "AuditRows")),
+    op("get", "/api/v1/organisations", "Organisations", false, None, (200, "Any")),
+    op("post", "/api/v1/organisations", "Add an organisation (national curators)", true, Some("Any"), (201, "Any")),
+    op("get", "/api/v1/organisations/{code}/settings", "An organisation's settings per ecosystem", false, None, (200, "Any")),
+    op("put", "/api/v1/organisations/{code}/settings/{ecosystem}", "Change an organisation's settings for an ecosystem", true, Some("Any"), (200, "Any")),
+    op("get", "/api/v1/entries", "Entries (decisions) of every formulary", false, None, (200, "Any")),
+    op("post", "/api/v1/entries", "Add an entry (national curators; organisation admins for their overlay)", true, Some("Any"), (201, "Any")),
+    op("get", "/api/v1/entries/{id}", "One entry with its history", false, None, (200, "Any")),
+    op("delete", "/api/v1/entries/{id}", "Remove an entry (kept in history)", true, Some("Any"), (200, "Any")),
+    op("get", "/api/v1/policy/check", "The decision on `purl` for `organisation`, with every reason", false, None, (200, "Any")),
+    op("get", "/api/v1/advisories", "Advisories in force", false, None, (200, "Any")),
+    op("get", "/api/v1/openapi.json", "This document", false, None, (200, "Any")),
+];
+
+fn schemas() -> Value {
+    let text = json!({ "type": "string" });
+    let object = |properties: Value, required: &[&str]| json!({ "type": "object", "properties": properties, "required": required });
+    json!({
+        "Any": {},
+        "Problem": object(json!({ "type": text, "title": text, "status": { "type": "integer" }, "detail": text }), &["title", "status", "detail"]),
+        "TokenRequest": object(json!({ "username": text, "password": text, "name": text }), &["username", "password"]),
+        "IssuedToken": object(json!({ "token": text, "expires_at": text, "user": { "$ref": "#/components/schemas/Whoami" } }), &["token", "user"]),
+        "Whoami": object(json!({ "id": text, "name": text, "username": text, "memberships": { "type": "array", "items": object(json!({ "organisation": text, "role": { "enum": ["requester", "reviewer", "approver", "organisation-admin", "national-curator", "auditor"] } }), &["organisation", "role"]) } }), &["id", "name", "memberships"]),
+        "SearchHits": { "type": "array", "items": object(json!({ "component": text, "statuses": { "type": "array", "items": text }, "open_requests": { "type": "integer" } }), &["component"]) },
+        "ComponentReport": object(json!({ "component": text, "organisation": text, "versions": { "type": "array" }, "precedents": { "type": "array" }, "advisories": { "type": "array" }, "mentor": text, "requests": { "type": "array" } }), &["component", "versions"]),
+        "RequestForm": object(json!({
+            "organisation": text, "ecosystem": { "enum": ["pypi", "cran", "generic"] }, "name": text, "version_range": text,
+            "problem": { "type": "string", "maxLength": 4000 }, "data_class": { "enum": ["aggregate", "personal", "clinical"] },
+            "environment": { "type": "string", "maxLength": 4000 }, "alternatives": { "type": "string", "maxLength": 4000 },
+            "users": { "type": "string", "description": "a whole number, 1 or more" }, "credentials": { "type": "string", "maxLength": 4000 }
+        }), &["ecosystem", "name", "problem", "data_class", "environment", "users"]),
+        "Request": object(json!({
+            "id": { "type": "integer" }, "component": text, "range": text, "organisation": text, "problem": text, "data_class": text,
+            "state": { "enum": ["submitted", "in-review", "approved", "approved-with-constraints", "pilot", "rejected", "withdrawn"] },
+            "requester": object(json!({ "id": text, "name": text }), &["id", "name"]), "created_at": text, "decided_at": text,
+            "decision": { "type": ["object", "null"] }, "url": text, "events": { "type": "array" }
+        }), &["id", "component", "state"]),
+        "RequestList": { "type": "array", "items": { "$ref": "#/components/schemas/Request" } },
+        "Comment": object(json!({ "body": text }), &["body"]),
+        "SignOff": object(json!({ "stage": { "enum": ["basic", "technical", "security", "information-governance", "clinical-safety"] }, "verdict": { "enum": ["passed", "concerns"] }, "note": text }), &["stage", "verdict", "note"]),
+        "Decision": object(json!({ "outcome": { "enum": ["approved", "approved-with-constraints", "pilot", "rejected"] }, "reason": text, "scope": { "enum": ["organisation", "national"] }, "constraints": text, "expires": text, "mentor": text, "reused_from": text }), &["outcome", "reason"]),
+        "Withdrawal": object(json!({ "note": text }), &[]),
+        "DecisionLog": { "type": "array", "items": object(json!({ "decided_at": text, "component": text, "range": text, "organisation": text, "decision": text, "reason": text, "decided_by": text, "request": { "type": ["integer", "null"] }, "entry": { "type": ["string", "null"] } }), &["decided_at", "component", "decision", "reason"]) },
+        "Metrics": object(json!({ "time_to_decision": { "type": "object" }, "reuse_rate": { "type": ["number", "null"] }, "requests_by_state": { "type": "object" }, "estimated_cost_avoided_pounds": { "type": "array" }, "blocked_downloads": { "type": "integer" } }), &["time_to_decision", "requests_by_state"]),
+        "AuditRows": { "type": "array", "items": object(json!({ "seq": { "type": "integer" }, "at": text, "actor": text, "action": text, "subject": text, "details": {}, "previous_hash": text, "hash": text }), &["seq", "hash"]) },
+    })
+}
+
+fn parameters(path: &str) -> Vec<Value> {
+    path.split('/')
+        .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
+        .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": if name == "id" { "integer" } else { "string" } } }))
+        .collect()
+}
+
+/// The whole document.
+pub fn build() -> Value {
+    let mut paths = Map::new();
+    for operation in OPERATIONS {
+        let mut entry = json!({
+            "summary": operation.summary,
+            "parameters": parameters(operation.path),
+            "responses": {
+                operation.answer.0.to_string(): { "description": "Success", "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{}", operation.answer.1) } } } },
+                "default": { "description": "What went wrong, why, and what to do next", "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } } }
+            }
+        });
+        if operation.authenticated {
+            entry["security"] = json!([{ "token": [] }]);
+        }
+        if let Some(body) = operation.body {
+            entry["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{body}") } } } });
+        }
+        let item = paths
+            .entry(operation.path.to_owned())
+            .or_insert_with(|| json!({}));
+        item[operation.method] = entry;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": { "title": "Formulary API", "version": env!("CARGO_PKG_VERSION"), "description": "The software formulary: catalogue, requests and reviews, decision log, metrics and audit. State-changing calls need `Authorization: Bearer frm_…` (from `formulary login`, or a service token from `formulary token create`)." },
+        "paths": paths,
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": { "token": { "type": "http", "scheme": "bearer", "description": "A Formulary API token (frm_…)" } }
+        }
+    })
+}
+
+/// `GET /api/v1/openapi.json`.
+pub(crate) async fn document() -> Json<Value> {
+    Json(build())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_api_route_in_the_router_is_documented() {
+        let document = super::build();
+        let router = include_str!("../router.rs");
+        let mut routes = 0;
+        for literal in router
+            .split('"')
+            .filter(|part| part.starts_with("/api/v1/"))
+        {
+            routes += 1;
+            assert!(
+                document["paths"].get(literal).is_some(),
+                "{literal} is not in the OpenAPI document"
+            );
+        }
+        assert!(routes >= 20, "found only {routes} routes");
+    }
+}

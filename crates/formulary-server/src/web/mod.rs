@@ -1,0 +1,98 @@
+//! The web UI: server-rendered pages in the NHS.UK design system's style, working without
+//! JavaScript. Every page that changes state is a form checked for CSRF ([`session`]); every
+//! page carries a strict Content Security Policy.
+
+mod assets;
+mod catalogue;
+pub(crate) mod page;
+mod reports;
+mod requests;
+pub(crate) mod session;
+mod sign_in;
+
+use axum::http::header::{
+    CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
+};
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use maud::html;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A failure shown as a page (not JSON): what happened, and what to do next.
+#[derive(Debug)]
+pub struct WebError(ApiError);
+
+impl From<ApiError> for WebError {
+    fn from(error: ApiError) -> WebError {
+        WebError(error)
+    }
+}
+
+impl From<formulary_store::StoreError> for WebError {
+    fn from(error: formulary_store::StoreError) -> WebError {
+        WebError(error.into())
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let content = html! {
+            h1 { (self.0.title) }
+            p { (self.0.detail) }
+            p { a href="/" { "Go to the home page" } " or " a href="/components" { "search the catalogue" } "." }
+        };
+        page::render_with_status(
+            self.0.status,
+            &session::Viewer::default(),
+            page::Section::Home,
+            &self.0.title,
+            false,
+            content,
+        )
+        .into_response()
+    }
+}
+
+/// Headers every page carries: no inline script or style, no framing, no sniffing.
+async fn security_headers(response: Response) -> Response {
+    let mut response = response;
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+    );
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    response
+}
+
+/// The web UI's routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(catalogue::home))
+        .route("/sign-in", get(sign_in::show).post(sign_in::submit))
+        .route("/sign-out", post(sign_in::sign_out))
+        .route("/components", get(catalogue::search_page))
+        .route(
+            "/components/{ecosystem}/{name}",
+            get(catalogue::component_page),
+        )
+        .route("/requests", get(requests::list).post(requests::create))
+        .route("/requests/new", get(requests::new))
+        .route("/requests/{id}", get(requests::show))
+        .route("/requests/{id}/comments", post(requests::comment))
+        .route("/requests/{id}/sign-offs", post(requests::sign_off))
+        .route("/requests/{id}/decision", post(requests::decide))
+        .route("/requests/{id}/withdraw", post(requests::withdraw))
+        .route("/decisions", get(reports::decisions))
+        .route("/metrics", get(reports::metrics_page))
+        .route("/audit", get(reports::audit))
+        .layer(axum::middleware::map_response(security_headers))
+        .route("/assets/{file}", get(assets::serve))
+        .route("/assets/images/{file}", get(assets::image))
+}

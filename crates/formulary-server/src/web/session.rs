@@ -1,0 +1,300 @@
+//! Sessions in the browser: the session cookie (HttpOnly, SameSite=Lax, Secure except on
+//! loopback development hosts), the viewer it identifies, and CSRF protection for every form
+//! that changes state (a per-session token in a hidden field, plus an Origin check).
+
+use axum::body::Body;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::{COOKIE, HOST, ORIGIN, SET_COOKIE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::Duration;
+use serde::de::DeserializeOwned;
+
+use crate::identity::Principal;
+use crate::state::AppState;
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "formulary_session";
+/// The cookie that protects the sign-in form (there is no session yet).
+pub const SIGN_IN_COOKIE: &str = "formulary_sign_in";
+/// How long a session lasts: a working day.
+pub const SESSION_HOURS: i64 = 10;
+/// Largest form body accepted.
+pub const MAX_FORM_BYTES: usize = 64 * 1024;
+
+/// How long a session lasts.
+pub fn session_lifetime() -> Duration {
+    Duration::hours(SESSION_HOURS)
+}
+
+/// Reads one cookie's value.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+/// True when the request came to a loopback host name (local development, tests), where
+/// browsers may refuse `Secure` cookies over plain HTTP.
+fn is_loopback_host(headers: &HeaderMap) -> bool {
+    let host = headers
+        .get(HOST)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    let name = host
+        .rsplit_once(':')
+        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(host, |(name, _)| name);
+    matches!(name, "localhost" | "127.0.0.1" | "[::1]")
+}
+
+/// A `Set-Cookie` value: HttpOnly, SameSite=Lax, Path=/, Secure unless on loopback.
+pub fn set_cookie(
+    headers: &HeaderMap,
+    name: &str,
+    value: &str,
+    max_age_seconds: i64,
+) -> HeaderValue {
+    let secure = if is_loopback_host(headers) {
+        ""
+    } else {
+        "; Secure"
+    };
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_seconds}{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
+}
+
+/// Adds a cookie to a response.
+pub fn with_cookie(mut response: Response, cookie: HeaderValue) -> Response {
+    response.headers_mut().append(SET_COOKIE, cookie);
+    response
+}
+
+/// Who is looking at a page: a signed-in person, or nobody.
+#[derive(Debug, Clone, Default)]
+pub struct Viewer {
+    /// The signed-in person.
+    pub principal: Option<Principal>,
+    /// Their session's CSRF token.
+    pub csrf_token: Option<String>,
+}
+
+impl FromRequestParts<AppState> for Viewer {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(secret) = cookie(&parts.headers, SESSION_COOKIE) else {
+            return Ok(Viewer::default());
+        };
+        match state.database.session(secret).await {
+            Ok(Some(session)) => Ok(Viewer {
+                principal: Some(Principal::from_user(session.user)),
+                csrf_token: Some(session.csrf_token),
+            }),
+            Ok(None) => Ok(Viewer::default()),
+            Err(error) => {
+                tracing::error!(%error, "could not read the session");
+                Err(StatusCode::SERVICE_UNAVAILABLE.into_response())
+            }
+        }
+    }
+}
+
+/// A signed-in viewer; anyone else is sent to the sign-in page and brought back afterwards.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    /// Who.
+    pub principal: Principal,
+    /// The viewer, for rendering.
+    pub viewer: Viewer,
+}
+
+fn sign_in_redirect(parts: &Parts) -> Response {
+    let next = parts.uri.path_and_query().map_or("/", |path| path.as_str());
+    let encoded: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+    Redirect::to(&format!("/sign-in?next={encoded}")).into_response()
+}
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let viewer = Viewer::from_request_parts(parts, state).await?;
+        match viewer.principal.clone() {
+            Some(principal) => Ok(SignedIn { principal, viewer }),
+            None => Err(sign_in_redirect(parts)),
+        }
+    }
+}
+
+/// Compares two secrets in time that does not depend on where they differ.
+pub fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |difference, (x, y)| difference | (x ^ y))
+            == 0
+}
+
+/// Refuses a cross-site form post: when the browser sends `Origin`, it must be this host.
+pub fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(ORIGIN).and_then(|value| value.to_str().ok()) else {
+        return true;
+    };
+    let host = headers
+        .get(HOST)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    origin
+        .split_once("://")
+        .is_some_and(|(_, rest)| rest.trim_end_matches('/') == host)
+}
+
+/// A page that says a form could not be accepted.
+fn refused(status: StatusCode, title: &str, detail: &str) -> Response {
+    let markup = maud::html! {
+        (maud::DOCTYPE)
+        html lang="en-GB" {
+            head { meta charset="utf-8"; title { (title) " – Formulary" } link rel="stylesheet" href="/assets/nhsuk-frontend.min.css"; }
+            body { div.nhsuk-width-container { main.nhsuk-main-wrapper #maincontent {
+                h1 { (title) } p { (detail) } p { a href="/" { "Go to the home page" } }
+            } } }
+        }
+    };
+    (status, axum::response::Html(markup.into_string())).into_response()
+}
+
+/// A state-changing form from a signed-in person, checked for CSRF and size, then parsed
+/// into `T` (unknown fields, such as the token itself, are ignored).
+#[derive(Debug)]
+pub struct PostedForm<T> {
+    /// Who sent it.
+    pub signed_in: SignedIn,
+    /// The parsed fields.
+    pub form: T,
+}
+
+/// Reads a form body within [`MAX_FORM_BYTES`], with a page saying so when it is larger.
+pub async fn read_form_body(body: Body) -> Result<Vec<(String, String)>, Response> {
+    let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES).await.map_err(|_| {
+        refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "The form is too large",
+            "Forms are limited to 64 KB and each text field to 4,000 characters. Shorten your answers, or link to a document, and send the form again.",
+        )
+    })?;
+    Ok(url::form_urlencoded::parse(&bytes).into_owned().collect())
+}
+
+/// Builds `T` from form pairs.
+pub fn parse_pairs<T: DeserializeOwned>(pairs: &[(String, String)]) -> Result<T, Response> {
+    let value = serde_json::Value::Object(
+        pairs
+            .iter()
+            .filter(|(key, _)| key != "csrf_token")
+            .map(|(key, value)| (key.clone(), serde_json::Value::String(value.clone())))
+            .collect(),
+    );
+    serde_json::from_value(value).map_err(|error| {
+        refused(
+            StatusCode::BAD_REQUEST,
+            "The form could not be read",
+            &format!("{error}. Go back, reload the page and try again."),
+        )
+    })
+}
+
+/// The value of one form field.
+pub fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.as_str())
+}
+
+/// The page for a form whose CSRF token is missing or wrong.
+pub fn csrf_refusal() -> Response {
+    refused(
+        StatusCode::FORBIDDEN,
+        "This form has expired",
+        "The form did not carry this session's security token, so nothing was changed. This happens when a form was sent from another site, or after you signed out. Reload the page and send the form again.",
+    )
+}
+
+impl<T: DeserializeOwned> FromRequest<AppState> for PostedForm<T> {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = request.into_parts();
+        let signed_in = SignedIn::from_request_parts(&mut parts, state).await?;
+        if !same_origin(&parts.headers) {
+            return Err(csrf_refusal());
+        }
+        let pairs = read_form_body(body).await?;
+        let expected = signed_in.viewer.csrf_token.as_deref().unwrap_or("");
+        let sent = field(&pairs, "csrf_token").unwrap_or("");
+        if expected.is_empty() || !same_secret(sent, expected) {
+            tracing::warn!(user = %signed_in.principal.actor, "form refused: CSRF token missing or wrong");
+            return Err(csrf_refusal());
+        }
+        let form = parse_pairs(&pairs)?;
+        Ok(PostedForm { signed_in, form })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_read_and_set_safely() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            COOKIE,
+            HeaderValue::from_static("a=1; formulary_session=abc; b=2"),
+        );
+        assert_eq!(cookie(&headers, SESSION_COOKIE), Some("abc"));
+        headers.insert(HOST, HeaderValue::from_static("formulary.example.nhs.uk"));
+        let value = set_cookie(&headers, SESSION_COOKIE, "x", 60);
+        let text = value.to_str().unwrap();
+        assert!(
+            text.contains("HttpOnly")
+                && text.contains("SameSite=Lax")
+                && text.ends_with("; Secure"),
+            "{text}"
+        );
+        headers.insert(HOST, HeaderValue::from_static("127.0.0.1:8080"));
+        assert!(!set_cookie(&headers, SESSION_COOKIE, "x", 60)
+            .to_str()
+            .unwrap()
+            .contains("Secure"));
+    }
+
+    #[test]
+    fn cross_site_origins_are_refused() {
+        let mut headers = HeaderMap::new();
+        headers.insert(HOST, HeaderValue::from_static("127.0.0.1:8080"));
+        assert!(same_origin(&headers));
+        headers.insert(ORIGIN, HeaderValue::from_static("http://127.0.0.1:8080"));
+        assert!(same_origin(&headers));
+        headers.insert(ORIGIN, HeaderValue::from_static("https://evil.example"));
+        assert!(!same_origin(&headers));
+        assert!(
+            same_secret("abc", "abc") && !same_secret("abc", "abd") && !same_secret("abc", "ab")
+        );
+    }
+}

@@ -1,0 +1,215 @@
+//! Signing in and out. The sign-in form is protected against cross-site posting by a
+//! double-submit cookie (there is no session yet); repeated failures for one username or from
+//! one address are refused for a while; every sign-in, failure and sign-out is audited.
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Extension;
+use formulary_core::request::FieldError;
+use maud::html;
+use serde::Deserialize;
+
+use super::page::{self, Field, Section};
+use super::session::{
+    self, cookie, csrf_refusal, read_form_body, same_origin, same_secret, set_cookie, with_cookie,
+    Viewer, SESSION_COOKIE, SIGN_IN_COOKIE,
+};
+use crate::identity::{self, Credentials, LocalAccounts, SignInError};
+use crate::state::AppState;
+
+/// Query of the sign-in page.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Next {
+    #[serde(default)]
+    next: String,
+}
+
+/// Only local paths are followed after sign-in (no open redirect).
+fn safe_next(next: &str) -> &str {
+    let local = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && !next.chars().any(char::is_control);
+    if local {
+        next
+    } else {
+        "/"
+    }
+}
+
+fn form(
+    viewer: &Viewer,
+    token: &str,
+    username: &str,
+    next: &str,
+    errors: &[FieldError],
+    status: StatusCode,
+) -> Response {
+    let content = html! {
+        div.nhsuk-grid-row { div.nhsuk-grid-column-two-thirds {
+            (page::error_summary(errors))
+            h1 { "Sign in" }
+            p { "Sign in to request tools, follow your requests, and review or decide them if that is your role. Searching the catalogue and the decision log needs no account." }
+            form method="post" action="/sign-in" novalidate {
+                input type="hidden" name="csrf_token" value=(token);
+                input type="hidden" name="next" value=(next);
+                (page::input(Field { name: "username", label: "Username", hint: None, value: username }, "text", Some("username"), errors))
+                (page::input(Field { name: "password", label: "Password", hint: None, value: "" }, "password", Some("current-password"), errors))
+                button.nhsuk-button type="submit" data-module="nhsuk-button" { "Sign in" }
+            }
+        } }
+    };
+    page::render_with_status(
+        status,
+        viewer,
+        Section::Account,
+        "Sign in",
+        !errors.is_empty(),
+        content,
+    )
+    .into_response()
+}
+
+/// `GET /sign-in`.
+pub(crate) async fn show(
+    viewer: Viewer,
+    headers: HeaderMap,
+    Query(query): Query<Next>,
+) -> Response {
+    let next = safe_next(&query.next).to_owned();
+    if viewer.principal.is_some() {
+        return Redirect::to(&next).into_response();
+    }
+    let token = formulary_store::random_secret();
+    let response = form(&viewer, &token, "", &next, &[], StatusCode::OK);
+    with_cookie(response, set_cookie(&headers, SIGN_IN_COOKIE, &token, 3600))
+}
+
+/// `POST /sign-in`.
+pub(crate) async fn submit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
+    body: Body,
+) -> Response {
+    let pairs = match read_form_body(body).await {
+        Ok(pairs) => pairs,
+        Err(response) => return response,
+    };
+    let expected = cookie(&headers, SIGN_IN_COOKIE).unwrap_or("");
+    let sent = session::field(&pairs, "csrf_token").unwrap_or("");
+    if !same_origin(&headers) || expected.is_empty() || !same_secret(sent, expected) {
+        return csrf_refusal();
+    }
+    let username = session::field(&pairs, "username")
+        .unwrap_or("")
+        .trim()
+        .to_owned();
+    let password = session::field(&pairs, "password").unwrap_or("").to_owned();
+    let next = safe_next(session::field(&pairs, "next").unwrap_or("/")).to_owned();
+    let client = connection.map_or_else(
+        || "unknown".to_owned(),
+        |Extension(ConnectInfo(address))| address.ip().to_string(),
+    );
+    let viewer = Viewer::default();
+    let again = |errors: Vec<FieldError>, status| {
+        form(&viewer, expected, &username, &next, &errors, status)
+    };
+    let mut errors = Vec::new();
+    if username.is_empty() {
+        errors.push(FieldError::new("username", "Enter your username"));
+    }
+    if password.is_empty() {
+        errors.push(FieldError::new("password", "Enter your password"));
+    }
+    if !errors.is_empty() {
+        return again(errors, StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let credentials = Credentials {
+        username: username.clone(),
+        password,
+    };
+    match identity::sign_in(&state.database, &LocalAccounts, &credentials, &client).await {
+        Ok(user) => match state.database.start_session(&user, session::session_lifetime(), &client).await {
+            Ok(started) => {
+                let response = Redirect::to(&next).into_response();
+                let response = with_cookie(
+                    response,
+                    set_cookie(&headers, SESSION_COOKIE, &started.secret, session::SESSION_HOURS * 3600),
+                );
+                with_cookie(response, set_cookie(&headers, SIGN_IN_COOKIE, "", 0))
+            }
+            Err(error) => {
+                tracing::error!(%error, "could not start a session");
+                StatusCode::SERVICE_UNAVAILABLE.into_response()
+            }
+        },
+        Err(SignInError::Store(error)) => {
+            tracing::error!(%error, "sign-in failed on storage");
+            StatusCode::SERVICE_UNAVAILABLE.into_response()
+        }
+        Err(SignInError::TooManyAttempts) => again(
+            vec![FieldError::new("username", format!("Too many failed sign-ins. Wait {} minutes and try again, or ask your organisation's administrator to reset your password", identity::FAILURE_WINDOW_MINUTES))],
+            StatusCode::TOO_MANY_REQUESTS,
+        ),
+        Err(SignInError::Disabled) => again(
+            vec![FieldError::new("username", "This account is disabled. Ask your organisation's administrator")],
+            StatusCode::UNAUTHORIZED,
+        ),
+        Err(SignInError::Rejected) => again(
+            vec![FieldError::new("username", "Enter a correct username and password (passwords are case-sensitive)")],
+            StatusCode::UNAUTHORIZED,
+        ),
+    }
+}
+
+/// `POST /sign-out`: ends the session for good, so the cookie stops working even if kept.
+pub(crate) async fn sign_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let pairs = match read_form_body(body).await {
+        Ok(pairs) => pairs,
+        Err(response) => return response,
+    };
+    let Some(secret) = cookie(&headers, SESSION_COOKIE) else {
+        return Redirect::to("/").into_response();
+    };
+    let session = match state.database.session(secret).await {
+        Ok(session) => session,
+        Err(error) => {
+            tracing::error!(%error, "could not read the session");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    if let Some(session) = session {
+        let sent = session::field(&pairs, "csrf_token").unwrap_or("");
+        if !same_origin(&headers) || !same_secret(sent, &session.csrf_token) {
+            return csrf_refusal();
+        }
+        if let Err(error) = state.database.end_session(secret).await {
+            tracing::error!(%error, "could not end the session");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    }
+    with_cookie(
+        Redirect::to("/").into_response(),
+        set_cookie(&headers, SESSION_COOKIE, "", 0),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_local_paths_are_followed() {
+        assert_eq!(super::safe_next("/requests/4"), "/requests/4");
+        assert_eq!(super::safe_next("//evil.example/x"), "/");
+        assert_eq!(super::safe_next("https://evil.example"), "/");
+        assert_eq!(super::safe_next("/\\evil.example"), "/");
+    }
+}

@@ -1,0 +1,408 @@
+//! The request workflow as the server runs it: check the input, check who may act
+//! ([`formulary_core::request::workflow`]), write the step (with its audit row), and refresh the
+//! policy snapshot when a decision changed the formulary. The web pages and the JSON API both
+//! call these functions, so the rules are enforced in one place.
+
+use axum::http::StatusCode;
+use chrono::{Days, NaiveDate, Utc};
+use formulary_core::request::workflow::{
+    may_comment, may_decide, may_sign_off, may_submit, may_withdraw, DecisionScope, Refusal,
+    RequestFacts, SignedStage,
+};
+use formulary_core::request::{
+    FieldError, Outcome, RequestDraft, RequestForm, RequestState, ReviewStage, SignOffVerdict,
+    MAX_FIELD_CHARS,
+};
+use formulary_core::{EntryDraft, Status};
+use formulary_store::{DecisionRecord, EventKind, Grant, RequestEvent, StoredRequest};
+use serde::Deserialize;
+
+use crate::error::ApiError;
+use crate::identity::Principal;
+use crate::state::AppState;
+
+/// How long a pilot runs when the approver gives no end date.
+const DEFAULT_PILOT_DAYS: u64 = 90;
+/// When an approval is looked at again when the approver gives no review date.
+const DEFAULT_REVIEW_DAYS: u64 = 365;
+
+/// Why a workflow step did not happen.
+#[derive(Debug)]
+pub enum WorkflowError {
+    /// The input has problems, each against its field (shown in an error summary).
+    Invalid(Vec<FieldError>),
+    /// The step is not allowed for this person or in this state.
+    Refused(Refusal),
+    /// Anything else (not found, storage).
+    Failed(ApiError),
+}
+
+impl From<ApiError> for WorkflowError {
+    fn from(error: ApiError) -> WorkflowError {
+        WorkflowError::Failed(error)
+    }
+}
+
+impl From<formulary_store::StoreError> for WorkflowError {
+    fn from(error: formulary_store::StoreError) -> WorkflowError {
+        WorkflowError::Failed(error.into())
+    }
+}
+
+impl From<WorkflowError> for ApiError {
+    fn from(error: WorkflowError) -> ApiError {
+        match error {
+            WorkflowError::Invalid(errors) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "The input is not valid",
+                errors
+                    .iter()
+                    .map(|error| format!("{}: {}", error.field, error.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+            WorkflowError::Refused(Refusal::NotPermitted(why)) => ApiError::forbidden(why),
+            WorkflowError::Refused(Refusal::WrongState(why)) => {
+                ApiError::new(StatusCode::CONFLICT, "Not possible now", why)
+            }
+            WorkflowError::Failed(error) => error,
+        }
+    }
+}
+
+fn single(field: &'static str, message: impl Into<String>) -> WorkflowError {
+    WorkflowError::Invalid(vec![FieldError::new(field, message)])
+}
+
+/// A request with its timeline, and the facts the rules need.
+#[derive(Debug, Clone)]
+pub struct RequestRecord {
+    /// The request.
+    pub request: StoredRequest,
+    /// Its timeline, oldest first.
+    pub events: Vec<RequestEvent>,
+}
+
+impl RequestRecord {
+    /// What the workflow rules need to know.
+    pub fn facts(&self) -> RequestFacts {
+        RequestFacts {
+            organisation: self.request.draft.organisation.clone(),
+            requester: self.request.requester.id.clone(),
+            state: self.request.state,
+            data_class: self.request.draft.data_class,
+            signed: self
+                .events
+                .iter()
+                .filter(|event| event.kind == EventKind::SignOff)
+                .filter_map(|event| {
+                    Some(SignedStage {
+                        stage: event.stage?,
+                        by: event.actor.id.clone(),
+                    })
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Loads a request and its timeline (404 when there is none).
+pub async fn load(state: &AppState, id: i64) -> Result<RequestRecord, ApiError> {
+    let request = state
+        .database
+        .request(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("there is no request {id}")))?;
+    let events = state.database.request_events(id).await?;
+    Ok(RequestRecord { request, events })
+}
+
+/// The entry in force that already answers a request in the requester's organisation: an
+/// approving national or organisation entry covering the requested versions, with no
+/// prohibition beside it.
+pub fn covering_entry(state: &AppState, draft: &RequestDraft) -> Option<Grant> {
+    let snapshot = state.snapshot.current();
+    let today = Utc::now().date_naive();
+    let applicable: Vec<_> = snapshot
+        .entries_for(&draft.component)
+        .iter()
+        .filter(|entry| {
+            (entry.draft.organisation.is_national()
+                || entry.draft.organisation == draft.organisation)
+                && entry.is_in_force_on(today)
+        })
+        .collect();
+    if applicable
+        .iter()
+        .any(|entry| entry.draft.status == Status::Prohibited)
+    {
+        return None;
+    }
+    applicable
+        .iter()
+        .filter(|entry| {
+            matches!(
+                entry.draft.status,
+                Status::Approved | Status::ApprovedWithConstraints | Status::Pilot
+            )
+        })
+        .find(|entry| entry.draft.range.is_every() || entry.draft.range == draft.range)
+        .map(|entry| {
+            let state = match entry.draft.status {
+                Status::ApprovedWithConstraints => RequestState::ApprovedWithConstraints,
+                Status::Pilot => RequestState::Pilot,
+                _ => RequestState::Approved,
+            };
+            let whose = if entry.draft.organisation.is_national() {
+                "the national formulary".to_owned()
+            } else {
+                format!("{}'s formulary", entry.draft.organisation)
+            };
+            Grant {
+                entry_id: entry.id.clone(),
+                state,
+                reason: format!(
+                    "Already {} in {whose} ({} {}): {}",
+                    entry.draft.status.as_str().replace('-', " "),
+                    entry.draft.component,
+                    entry.draft.range.as_str(),
+                    entry.draft.reason
+                ),
+            }
+        })
+}
+
+/// Submits a request. When an entry in force already covers it, it is granted at once.
+pub async fn submit(
+    state: &AppState,
+    principal: &Principal,
+    form: &RequestForm,
+) -> Result<StoredRequest, WorkflowError> {
+    let draft = form
+        .check(principal.home_organisation().as_ref())
+        .map_err(WorkflowError::Invalid)?;
+    may_submit(&principal.as_actor(), &draft.organisation).map_err(WorkflowError::Refused)?;
+    let grant = covering_entry(state, &draft);
+    Ok(state
+        .database
+        .submit_request(&draft, &principal.user_ref(), &principal.actor, grant)
+        .await?)
+}
+
+fn checked_text(
+    field: &'static str,
+    text: &str,
+    required: Option<&str>,
+) -> Result<String, WorkflowError> {
+    let text = text.trim();
+    if let Some(message) = required {
+        if text.is_empty() {
+            return Err(single(field, message));
+        }
+    }
+    if text.chars().count() > MAX_FIELD_CHARS {
+        return Err(single(
+            field,
+            format!(
+                "This must be {MAX_FIELD_CHARS} characters or fewer; link to a document for more"
+            ),
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// Adds a comment to a request's thread.
+pub async fn comment(
+    state: &AppState,
+    principal: &Principal,
+    id: i64,
+    body: &str,
+) -> Result<(), WorkflowError> {
+    let record = load(state, id).await?;
+    may_comment(&principal.as_actor(), &record.facts()).map_err(WorkflowError::Refused)?;
+    let body = checked_text("body", body, Some("Enter a comment"))?;
+    Ok(state
+        .database
+        .comment_on_request(id, &principal.user_ref(), &principal.actor, &body)
+        .await?)
+}
+
+/// A reviewer's sign-off, as submitted.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct SignOffForm {
+    /// The stage (`basic`, `technical`, `security`, `information-governance`, `clinical-safety`).
+    pub stage: String,
+    /// `passed` or `concerns`.
+    pub verdict: String,
+    /// What the reviewer checked and found.
+    pub note: String,
+}
+
+/// Signs off a review stage.
+pub async fn sign_off(
+    state: &AppState,
+    principal: &Principal,
+    id: i64,
+    form: &SignOffForm,
+) -> Result<(), WorkflowError> {
+    let stage: ReviewStage = form
+        .stage
+        .parse()
+        .map_err(|_| single("stage", "Select the review stage you are signing off"))?;
+    let verdict: SignOffVerdict = form.verdict.parse().map_err(|_| {
+        single(
+            "verdict",
+            "Select whether the stage passed or raised concerns",
+        )
+    })?;
+    let note = checked_text(
+        "note",
+        &form.note,
+        Some("Say what you checked and what you found"),
+    )?;
+    let record = load(state, id).await?;
+    may_sign_off(&principal.as_actor(), &record.facts(), stage).map_err(WorkflowError::Refused)?;
+    Ok(state
+        .database
+        .sign_off_request(
+            id,
+            &principal.user_ref(),
+            &principal.actor,
+            stage,
+            verdict,
+            &note,
+        )
+        .await?)
+}
+
+/// An approver's decision, as submitted.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct DecisionForm {
+    /// `approved`, `approved-with-constraints`, `pilot` or `rejected`.
+    pub outcome: String,
+    /// Why (published in the decision log).
+    pub reason: String,
+    /// `organisation` (default) or `national`.
+    pub scope: String,
+    /// Conditions of use, for approvals with constraints.
+    pub constraints: String,
+    /// The pilot's last day (`YYYY-MM-DD`); 90 days from today when empty.
+    pub expires: String,
+    /// The named person who answers questions about the tool.
+    pub mentor: String,
+    /// What earlier decision this reuses (an entry id or `request:N`), if any.
+    pub reused_from: String,
+}
+
+fn optional_day(field: &'static str, text: &str) -> Result<Option<NaiveDate>, WorkflowError> {
+    match text.trim() {
+        "" => Ok(None),
+        day => day
+            .parse::<NaiveDate>()
+            .map(Some)
+            .map_err(|_| single(field, "Enter a date as YYYY-MM-DD, for example 2027-03-31")),
+    }
+}
+
+/// Decides a request; approvals write an entry at the chosen scope.
+pub async fn decide(
+    state: &AppState,
+    principal: &Principal,
+    id: i64,
+    form: &DecisionForm,
+) -> Result<StoredRequest, WorkflowError> {
+    let outcome: Outcome = form.outcome.parse().map_err(|_| {
+        single(
+            "outcome",
+            "Select a decision: approved, approved with constraints, pilot or rejected",
+        )
+    })?;
+    let scope = match form.scope.trim() {
+        "" | "organisation" => DecisionScope::Organisation,
+        "national" => DecisionScope::National,
+        _ => return Err(single("scope", "Select national or organisation scope")),
+    };
+    let reason = checked_text(
+        "reason",
+        &form.reason,
+        Some("Give the reason for the decision; it is published in the decision log"),
+    )?;
+    let constraints = checked_text("constraints", &form.constraints, None)?;
+    if outcome == Outcome::ApprovedWithConstraints && constraints.is_empty() {
+        return Err(single("constraints", "Write down the constraints of use"));
+    }
+    let mentor = checked_text("mentor", &form.mentor, None)?;
+    let today = Utc::now().date_naive();
+    let expires = optional_day("expires", &form.expires)?;
+    if expires.is_some_and(|day| day <= today) {
+        return Err(single(
+            "expires",
+            "The pilot's end date must be in the future",
+        ));
+    }
+    let reused_from = checked_text("reused_from", &form.reused_from, None)?;
+    let record = load(state, id).await?;
+    may_decide(&principal.as_actor(), &record.facts(), outcome, scope)
+        .map_err(WorkflowError::Refused)?;
+    let request = &record.request;
+    let entry = outcome.entry_status().map(|status| EntryDraft {
+        organisation: match scope {
+            DecisionScope::National => formulary_core::OrgCode::national(),
+            DecisionScope::Organisation => request.draft.organisation.clone(),
+        },
+        component: request.draft.component.clone(),
+        range: request.draft.range.clone(),
+        status,
+        constraints: (!constraints.is_empty()).then(|| constraints.clone()),
+        review_date: today.checked_add_days(Days::new(DEFAULT_REVIEW_DAYS)),
+        expires: match status {
+            Status::Pilot => {
+                expires.or_else(|| today.checked_add_days(Days::new(DEFAULT_PILOT_DAYS)))
+            }
+            _ => None,
+        },
+        waives: Vec::new(),
+        decided_by: principal.name.clone(),
+        reason: format!("{reason} (request {id})"),
+        mentor: (!mentor.is_empty()).then(|| mentor.clone()),
+    });
+    let decision = DecisionRecord {
+        state: outcome.state(),
+        reason,
+        scope: entry.as_ref().map(|_| {
+            match scope {
+                DecisionScope::National => "national",
+                DecisionScope::Organisation => "organisation",
+            }
+            .to_owned()
+        }),
+        entry,
+        reused_from: (!reused_from.is_empty()).then_some(reused_from),
+    };
+    let written = state
+        .database
+        .decide_request(id, &principal.user_ref(), &principal.actor, &decision)
+        .await?;
+    if written.is_some() {
+        state.snapshot.refresh(&state.database).await?;
+    }
+    Ok(load(state, id).await?.request)
+}
+
+/// Withdraws a request.
+pub async fn withdraw(
+    state: &AppState,
+    principal: &Principal,
+    id: i64,
+    note: &str,
+) -> Result<(), WorkflowError> {
+    let record = load(state, id).await?;
+    may_withdraw(&principal.as_actor(), &record.facts()).map_err(WorkflowError::Refused)?;
+    let note = checked_text("note", note, None)?;
+    Ok(state
+        .database
+        .withdraw_request(id, &principal.user_ref(), &principal.actor, &note)
+        .await?)
+}

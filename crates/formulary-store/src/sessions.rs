@@ -1,0 +1,145 @@
+//! Sign-in sessions. The cookie carries a random secret; only its SHA-256 is stored, with the
+//! session's CSRF token and expiry. Signing out ends the session for good.
+
+use chrono::{DateTime, Duration, Utc};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::accounts::User;
+use crate::audit;
+use crate::database::Database;
+use crate::error::StoreError;
+use crate::time;
+
+/// A live session, as found from its cookie secret.
+#[derive(Debug, Clone)]
+pub struct Session {
+    /// Who is signed in.
+    pub user: User,
+    /// The token every form of this session must carry.
+    pub csrf_token: String,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A session just started: the secret goes into the cookie and is never stored.
+#[derive(Debug, Clone)]
+pub struct StartedSession {
+    /// The cookie value.
+    pub secret: String,
+    /// The session's CSRF token.
+    pub csrf_token: String,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+fn digest(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// 244 random bits from the operating system's generator, as 64 hex characters.
+pub fn random_secret() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
+impl Database {
+    /// Starts a session for a user who has just proved who they are (audited as `user.sign-in`).
+    pub async fn start_session(
+        &self,
+        user: &User,
+        lifetime: Duration,
+        client: &str,
+    ) -> Result<StartedSession, StoreError> {
+        let started = StartedSession {
+            secret: random_secret(),
+            csrf_token: random_secret(),
+            expires_at: time::now() + lifetime,
+        };
+        let (stored, user, client) = (started.clone(), user.clone(), client.to_owned());
+        self.transact(move |connection| {
+            let (session, user, client) = (stored.clone(), user.clone(), client.clone());
+            Box::pin(async move {
+                sqlx::query("INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, expires_at, ended_at) VALUES ($1, $2, $3, $4, $5, NULL)")
+                    .bind(digest(&session.secret))
+                    .bind(&user.id)
+                    .bind(&session.csrf_token)
+                    .bind(time::to_text(time::now()))
+                    .bind(time::to_text(session.expires_at))
+                    .execute(&mut *connection)
+                    .await?;
+                let details = serde_json::json!({ "client": client, "expires_at": session.expires_at });
+                audit::record(connection, &user.actor(), "user.sign-in", &user.id, &details).await
+            })
+        })
+        .await?;
+        Ok(started)
+    }
+
+    /// The live session a cookie secret belongs to: not ended, not expired, account not disabled.
+    pub async fn session(&self, secret: &str) -> Result<Option<Session>, StoreError> {
+        if secret.len() != 64 || !secret.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "SELECT user_id, csrf_token, expires_at, ended_at FROM sessions WHERE id_hash = $1",
+        )
+        .bind(digest(secret))
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let ended: Option<String> = row.try_get("ended_at")?;
+        let expires_at = time::from_text(&row.try_get::<String, _>("expires_at")?)?;
+        if ended.is_some() || expires_at <= Utc::now() {
+            return Ok(None);
+        }
+        let user_id: String = row.try_get("user_id")?;
+        let Some(user) = self.user(&user_id).await? else {
+            return Ok(None);
+        };
+        if user.disabled_at.is_some() {
+            return Ok(None);
+        }
+        Ok(Some(Session {
+            user,
+            csrf_token: row.try_get("csrf_token")?,
+            expires_at,
+        }))
+    }
+
+    /// Ends a session at once (audited as `user.sign-out`). Ending an unknown or ended session
+    /// does nothing.
+    pub async fn end_session(&self, secret: &str) -> Result<(), StoreError> {
+        let hash = digest(secret);
+        self.transact(move |connection| {
+            let hash = hash.clone();
+            Box::pin(async move {
+                let row = sqlx::query(
+                    "SELECT user_id FROM sessions WHERE id_hash = $1 AND ended_at IS NULL",
+                )
+                .bind(&hash)
+                .fetch_optional(&mut *connection)
+                .await?;
+                let Some(row) = row else { return Ok(()) };
+                let user_id: String = row.try_get("user_id")?;
+                sqlx::query("UPDATE sessions SET ended_at = $1 WHERE id_hash = $2")
+                    .bind(time::to_text(time::now()))
+                    .bind(&hash)
+                    .execute(&mut *connection)
+                    .await?;
+                audit::record(
+                    connection,
+                    &format!("user-id:{user_id}"),
+                    "user.sign-out",
+                    &user_id,
+                    &serde_json::json!({}),
+                )
+                .await
+            })
+        })
+        .await
+    }
+}
