@@ -36,13 +36,6 @@ impl Actor<'_> {
             .iter()
             .any(|membership| membership.grants(role, organisation))
     }
-
-    /// True when the actor belongs to `organisation` in any role (or holds a national role).
-    pub fn belongs_to(&self, organisation: &OrgCode) -> bool {
-        self.memberships.iter().any(|membership| {
-            &membership.organisation == organisation || membership.organisation.is_national()
-        })
-    }
 }
 
 /// A stage that has been signed off, and by whom.
@@ -101,9 +94,14 @@ impl RequestFacts {
     }
 }
 
-/// Anyone who belongs to an organisation may ask for a tool for it.
+/// Anyone who belongs to an organisation may ask for a tool for it, except auditors, who read
+/// and never change.
 pub fn may_submit(actor: &Actor<'_>, organisation: &OrgCode) -> Result<(), Refusal> {
-    if actor.belongs_to(organisation) {
+    let acting_member = actor.memberships.iter().any(|membership| {
+        membership.role != Role::Auditor
+            && (&membership.organisation == organisation || membership.organisation.is_national())
+    });
+    if acting_member {
         Ok(())
     } else {
         Err(Refusal::NotPermitted(format!(
@@ -273,6 +271,7 @@ mod tests {
 
         assert!(may_submit(&actor("ana", &requester), &trust()).is_ok());
         assert!(may_submit(&actor("sam", &stranger), &trust()).is_err());
+        assert!(may_submit(&actor("aud", &auditor), &trust()).is_err());
         assert!(may_sign_off(&actor("rev", &reviewer), &request, ReviewStage::Basic).is_ok());
         for (id, roles) in [
             ("ana", &requester),

@@ -30,7 +30,7 @@ const WHEELS: [&str; 11] = [
 ];
 
 /// Downloads the wheels once per target folder (kept between runs).
-fn wheels() -> &'static Path {
+pub(crate) fn wheels() -> &'static Path {
     static FOLDER: OnceLock<PathBuf> = OnceLock::new();
     FOLDER.get_or_init(|| {
         let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-wheels");
@@ -55,7 +55,7 @@ fn wheels() -> &'static Path {
 }
 
 /// A PEP 503 tree of the wheels, served by `python3 -m http.server`.
-fn static_upstream(root: &Path) -> (Running, String) {
+pub(crate) fn static_upstream(root: &Path) -> (Running, String) {
     let simple = root.join("simple");
     let packages = root.join("packages");
     std::fs::create_dir_all(&packages).expect("packages");

@@ -3,8 +3,10 @@
 
 mod advisories;
 mod bad_input;
+mod browser;
 mod formulary_cli;
 mod gateway_cran;
 mod gateway_pypi;
 mod policy_check;
+mod requests;
 mod server;

@@ -96,8 +96,8 @@ async fn the_demo_server_answers_and_enforces_roles() {
         .await
         .expect("text");
     assert!(
-        landing.contains("Formulary is running")
-            && landing.contains("Guy&#39;s and St Thomas&#39;"),
+        landing.contains("Which open-source tools and packages may be used here")
+            && landing.contains("What this server holds"),
         "{landing}"
     );
     let missing = client

@@ -1,0 +1,298 @@
+//! The web UI in a real browser: headless Debian chromium driven by `playwright-core`
+//! (tests/browser/*.js) against `formulary serve` on a real socket, with the real pip before and
+//! after. Screenshots of every step are kept in `target/browser-screenshots/<case>/`.
+//!
+//! Needs `node` and Debian's `chromium` (`apt-get install nodejs npm chromium`; `scripts/test`
+//! installs chromium when it runs as root); `npm ci` runs in tests/browser when its
+//! node_modules is missing. Set `CHROMIUM` to use another chromium binary.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::Value;
+
+use crate::formulary_cli::{repo_root, text, Running, Workspace};
+use crate::gateway_pypi::static_upstream;
+
+/// Every account's password (the browser scripts read it from `FORMULARY_TEST_PASSWORD`).
+const PASSWORD: &str = "correct horse battery staple";
+
+/// The people the scripts sign in as: username, name shown, role. The scripts check the names.
+const PEOPLE: [(&str, &str, &str); 3] = [
+    ("ana", "Ana Analyst", "RJ1:requester"),
+    ("rob", "Rob Reviewer", "RJ1:reviewer"),
+    ("aisha", "Aisha Approver", "RJ1:approver"),
+];
+
+fn add_user(workspace: &Workspace, username: &str, name: &str, role: &str) {
+    let mut child = workspace
+        .command(&["admin", "user", "add", username, "--name", name, "--role", role])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("admin user add starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{PASSWORD}\n").as_bytes())
+        .expect("password written");
+    let output = child.wait_with_output().expect("admin user add ends");
+    assert!(
+        output.status.success(),
+        "admin user add {username}: {}",
+        text(&output.stderr)
+    );
+}
+
+/// A trust whose PyPI view is curated (nothing unapproved is served), its requester, reviewer
+/// and approver, and the server pulling from a local upstream of real wheels (six 1.16.0 among
+/// them). Returns the workspace, the upstream, the server and its base URL.
+fn setup() -> (Workspace, Running, Running, String) {
+    let workspace = Workspace::new();
+    workspace.ok(&["org", "add", "RJ1", "--name", "Browser Test Trust"]);
+    workspace.ok(&[
+        "org",
+        "settings",
+        "RJ1",
+        "--ecosystem",
+        "pypi",
+        "--stance",
+        "curated",
+    ]);
+    for (username, name, role) in PEOPLE {
+        add_user(&workspace, username, name, role);
+    }
+    let (upstream, upstream_url) = static_upstream(&workspace.folder.path().join("upstream"));
+    let (server, base) = workspace.serve(&[
+        ("FORMULARY_PYPI_UPSTREAMS", format!("[\"{upstream_url}\"]")),
+        ("FORMULARY_INDEX_REVALIDATE_SECONDS", "0".to_owned()),
+        ("FORMULARY_UPSTREAM_TIMEOUT_SECONDS", "5".to_owned()),
+    ]);
+    (workspace, upstream, server, base)
+}
+
+/// The chromium the scripts drive; panics with how to install it when it is missing.
+fn chromium() -> String {
+    let path = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+    assert!(
+        Path::new(&path).exists(),
+        "the browser tests need Debian's chromium at {path}: run `apt-get install chromium` \
+         (scripts/test does when run as root), or set CHROMIUM to a chromium binary"
+    );
+    path
+}
+
+/// tests/browser with its node_modules: runs `npm ci` there when they are missing, once even
+/// when several test processes start together.
+fn browser_tests() -> PathBuf {
+    let folder = repo_root().join("tests/browser");
+    let installed = folder.join("node_modules/playwright-core/package.json");
+    let node = Command::new("node").arg("--version").output();
+    assert!(
+        node.is_ok_and(|output| output.status.success()),
+        "the browser tests need Node.js: run `apt-get install nodejs npm`"
+    );
+    let lock = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-npm-ci.lock");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !installed.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "npm ci in {} did not finish in 5 minutes",
+            folder.display()
+        );
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock)
+        {
+            Ok(_) => {
+                let output = if installed.exists() {
+                    None
+                } else {
+                    Some(
+                        Command::new("npm")
+                            .args(["ci", "--no-audit", "--no-fund"])
+                            .current_dir(&folder)
+                            .output(),
+                    )
+                };
+                let _ = std::fs::remove_file(&lock);
+                if let Some(output) = output {
+                    let output = output.expect(
+                        "the browser tests need npm to install playwright-core: run `apt-get install npm`",
+                    );
+                    assert!(
+                        output.status.success(),
+                        "npm ci in {} failed (it needs the npm registry once): {}{}",
+                        folder.display(),
+                        text(&output.stdout),
+                        text(&output.stderr)
+                    );
+                }
+            }
+            Err(_) => {
+                // Another test process is installing; a lock older than 5 minutes is stale.
+                let stale = std::fs::metadata(&lock)
+                    .and_then(|metadata| metadata.modified())
+                    .is_ok_and(|modified| {
+                        SystemTime::now()
+                            .duration_since(modified)
+                            .is_ok_and(|age| age > Duration::from_secs(300))
+                    });
+                if stale {
+                    let _ = std::fs::remove_file(&lock);
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+        }
+    }
+    folder
+}
+
+/// Where one case's screenshots go: `target/browser-screenshots/<case>`.
+fn screenshot_folder(case: &str) -> PathBuf {
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("the target folder")
+        .to_path_buf();
+    target.join("browser-screenshots").join(case)
+}
+
+/// Runs `node tests/browser/<case>.js` against `base` and insists that it passes.
+fn run_case(case: &str, base: &str) {
+    let chromium = chromium();
+    let folder = browser_tests();
+    let screenshots = screenshot_folder(case);
+    let started = Instant::now();
+    let output = Command::new("node")
+        .arg(folder.join(format!("{case}.js")))
+        .current_dir(repo_root())
+        .env("BASE_URL", base)
+        .env("SCREENSHOT_DIR", &screenshots)
+        .env("FORMULARY_TEST_PASSWORD", PASSWORD)
+        .env("CHROMIUM", chromium)
+        .output()
+        .expect("node runs");
+    assert!(
+        output.status.success(),
+        "the browser case {case} failed after {:.1} s (screenshots in {}):\n{}{}",
+        started.elapsed().as_secs_f64(),
+        screenshots.display(),
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    let shots = std::fs::read_dir(&screenshots)
+        .map(|items| items.count())
+        .unwrap_or(0);
+    assert!(
+        shots >= 5,
+        "the browser case {case} should leave a screenshot per step in {}; found {shots}",
+        screenshots.display()
+    );
+}
+
+fn venv(root: &Path, name: &str) -> PathBuf {
+    let path = root.join(name);
+    let output = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&path)
+        .output()
+        .expect("venv");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    path
+}
+
+fn pip(venv: &Path, index: &str, requirement: &str) -> Output {
+    Command::new(venv.join("bin/pip"))
+        .args([
+            "install",
+            "--disable-pip-version-check",
+            "--no-cache-dir",
+            "--no-input",
+            "--index-url",
+            index,
+            requirement,
+        ])
+        .env("PIP_CONFIG_FILE", "/dev/null")
+        .env_remove("PIP_FIND_LINKS")
+        .output()
+        .expect("pip runs")
+}
+
+fn get_json(url: &str) -> Value {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let answer = reqwest::get(url).await.expect("GET answers");
+        assert!(
+            answer.status().is_success(),
+            "GET {url}: {}",
+            answer.status()
+        );
+        answer.json().await.expect("JSON")
+    })
+}
+
+#[test]
+fn journey_from_request_to_install_in_a_real_browser() {
+    let (workspace, _upstream, _server, base) = setup();
+    let index = format!("{base}/o/RJ1/pypi/simple/");
+
+    // Before: RJ1 is curated and nobody approved six, so pip cannot have it.
+    let before = venv(workspace.folder.path(), "before");
+    let refused = pip(&before, &index, "six");
+    assert!(
+        !refused.status.success(),
+        "six must not install from RJ1's curated view before it is approved: {}",
+        text(&refused.stdout)
+    );
+
+    run_case("journey", &base);
+
+    // After: the approval reached the gateway, the public log, the metrics and the audit log.
+    let after = venv(workspace.folder.path(), "after");
+    let installed = pip(&after, &index, "six");
+    assert!(
+        installed.status.success(),
+        "six should install from RJ1's view once approved: {}{}",
+        text(&installed.stdout),
+        text(&installed.stderr)
+    );
+    assert!(
+        text(&installed.stdout).contains("Successfully installed six-1.16.0"),
+        "{}",
+        text(&installed.stdout)
+    );
+    let verified = workspace.run(&["audit", "verify"]);
+    assert!(
+        verified.status.success(),
+        "formulary audit verify: {}{}",
+        text(&verified.stdout),
+        text(&verified.stderr)
+    );
+    let decisions = get_json(&format!("{base}/api/v1/decisions?q=six"));
+    let rows = decisions.as_array().expect("a list of decisions");
+    assert!(
+        rows.iter().any(|row| row["decision"] == "approved"
+            && row["organisation"] == "RJ1"
+            && row["component"].to_string().contains("six")),
+        "the decision log should hold six approved for RJ1: {decisions}"
+    );
+    let metrics = get_json(&format!("{base}/api/v1/metrics"));
+    assert_eq!(
+        metrics["requests_by_state"]["approved"], 1,
+        "the metrics should count one approved request: {metrics}"
+    );
+}
+
+#[test]
+fn forms_show_accessible_error_summaries_in_a_real_browser() {
+    let (_workspace, _upstream, _server, base) = setup();
+    run_case("errors", &base);
+}
