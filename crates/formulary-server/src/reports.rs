@@ -113,7 +113,7 @@ pub async fn decision_log(
                 .is_none_or(|organisation| &row.organisation == organisation)
             && (decision.is_empty() || row.decision == decision)
     });
-    rows.sort_by(|a, b| b.decided_at.cmp(&a.decided_at));
+    rows.sort_by_key(|row| std::cmp::Reverse(row.decided_at));
     Ok(rows)
 }
 

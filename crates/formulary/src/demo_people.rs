@@ -13,8 +13,11 @@ const ACTOR: &str = "demo:seed";
 /// The password of every demo account (printed when the demo starts; never use it elsewhere).
 pub const DEMO_PASSWORD: &str = "formulary-demo";
 
-/// The demo accounts: username, display name, roles.
-pub const DEMO_USERS: [(&str, &str, &[(&str, Role)]); 6] = [
+/// A demo account: username, display name, and roles as (organisation, role).
+pub type DemoUser = (&'static str, &'static str, &'static [(&'static str, Role)]);
+
+/// The demo accounts.
+pub const DEMO_USERS: [DemoUser; 6] = [
     (
         "ana",
         "Ana Patel (analyst, RJ1)",

@@ -164,18 +164,35 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
         .is_some_and(|(_, rest)| rest.trim_end_matches('/') == host)
 }
 
-/// A page that says a form could not be accepted.
-fn refused(status: StatusCode, title: &str, detail: &str) -> Response {
-    let markup = maud::html! {
-        (maud::DOCTYPE)
-        html lang="en-GB" {
-            head { meta charset="utf-8"; title { (title) " – Formulary" } link rel="stylesheet" href="/assets/nhsuk-frontend.min.css"; }
-            body { div.nhsuk-width-container { main.nhsuk-main-wrapper #maincontent {
-                h1 { (title) } p { (detail) } p { a href="/" { "Go to the home page" } }
-            } } }
-        }
-    };
-    (status, axum::response::Html(markup.into_string())).into_response()
+/// A form that could not be accepted: shown as a short page with what to do next.
+#[derive(Debug, Clone)]
+pub struct Refused {
+    status: StatusCode,
+    title: &'static str,
+    detail: String,
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        let markup = maud::html! {
+            (maud::DOCTYPE)
+            html lang="en-GB" {
+                head { meta charset="utf-8"; title { (self.title) " – Formulary" } link rel="stylesheet" href="/assets/nhsuk-frontend.min.css"; }
+                body { div.nhsuk-width-container { main.nhsuk-main-wrapper #maincontent {
+                    h1 { (self.title) } p { (self.detail) } p { a href="/" { "Go to the home page" } }
+                } } }
+            }
+        };
+        (self.status, axum::response::Html(markup.into_string())).into_response()
+    }
+}
+
+fn refused(status: StatusCode, title: &'static str, detail: impl Into<String>) -> Refused {
+    Refused {
+        status,
+        title,
+        detail: detail.into(),
+    }
 }
 
 /// A state-changing form from a signed-in person, checked for CSRF and size, then parsed
@@ -189,7 +206,7 @@ pub struct PostedForm<T> {
 }
 
 /// Reads a form body within [`MAX_FORM_BYTES`], with a page saying so when it is larger.
-pub async fn read_form_body(body: Body) -> Result<Vec<(String, String)>, Response> {
+pub async fn read_form_body(body: Body) -> Result<Vec<(String, String)>, Refused> {
     let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES).await.map_err(|_| {
         refused(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -201,7 +218,7 @@ pub async fn read_form_body(body: Body) -> Result<Vec<(String, String)>, Respons
 }
 
 /// Builds `T` from form pairs.
-pub fn parse_pairs<T: DeserializeOwned>(pairs: &[(String, String)]) -> Result<T, Response> {
+pub fn parse_pairs<T: DeserializeOwned>(pairs: &[(String, String)]) -> Result<T, Refused> {
     let value = serde_json::Value::Object(
         pairs
             .iter()
@@ -213,7 +230,7 @@ pub fn parse_pairs<T: DeserializeOwned>(pairs: &[(String, String)]) -> Result<T,
         refused(
             StatusCode::BAD_REQUEST,
             "The form could not be read",
-            &format!("{error}. Go back, reload the page and try again."),
+            format!("{error}. Go back, reload the page and try again."),
         )
     })
 }
@@ -228,11 +245,12 @@ pub fn field<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
 
 /// The page for a form whose CSRF token is missing or wrong.
 pub fn csrf_refusal() -> Response {
-    refused(
+    let refusal = refused(
         StatusCode::FORBIDDEN,
         "This form has expired",
         "The form did not carry this session's security token, so nothing was changed. This happens when a form was sent from another site, or after you signed out. Reload the page and send the form again.",
-    )
+    );
+    refusal.into_response()
 }
 
 impl<T: DeserializeOwned> FromRequest<AppState> for PostedForm<T> {
@@ -244,14 +262,16 @@ impl<T: DeserializeOwned> FromRequest<AppState> for PostedForm<T> {
         if !same_origin(&parts.headers) {
             return Err(csrf_refusal());
         }
-        let pairs = read_form_body(body).await?;
+        let pairs = read_form_body(body)
+            .await
+            .map_err(IntoResponse::into_response)?;
         let expected = signed_in.viewer.csrf_token.as_deref().unwrap_or("");
         let sent = field(&pairs, "csrf_token").unwrap_or("");
         if expected.is_empty() || !same_secret(sent, expected) {
             tracing::warn!(user = %signed_in.principal.actor, "form refused: CSRF token missing or wrong");
             return Err(csrf_refusal());
         }
-        let form = parse_pairs(&pairs)?;
+        let form = parse_pairs(&pairs).map_err(IntoResponse::into_response)?;
         Ok(PostedForm { signed_in, form })
     }
 }

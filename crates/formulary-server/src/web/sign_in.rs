@@ -98,7 +98,7 @@ pub(crate) async fn submit(
 ) -> Response {
     let pairs = match read_form_body(body).await {
         Ok(pairs) => pairs,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let expected = cookie(&headers, SIGN_IN_COOKIE).unwrap_or("");
     let sent = session::field(&pairs, "csrf_token").unwrap_or("");
@@ -175,7 +175,7 @@ pub(crate) async fn sign_out(
 ) -> Response {
     let pairs = match read_form_body(body).await {
         Ok(pairs) => pairs,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let Some(secret) = cookie(&headers, SESSION_COOKIE) else {
         return Redirect::to("/").into_response();

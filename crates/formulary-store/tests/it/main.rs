@@ -4,5 +4,6 @@
 //! skipping.
 
 mod blobs;
+mod people;
 mod records;
 mod support;

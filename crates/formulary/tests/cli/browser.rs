@@ -28,7 +28,9 @@ const PEOPLE: [(&str, &str, &str); 3] = [
 
 fn add_user(workspace: &Workspace, username: &str, name: &str, role: &str) {
     let mut child = workspace
-        .command(&["admin", "user", "add", username, "--name", name, "--role", role])
+        .command(&[
+            "admin", "user", "add", username, "--name", name, "--role", role,
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -223,20 +225,23 @@ fn pip(venv: &Path, index: &str, requirement: &str) -> Output {
         .expect("pip runs")
 }
 
-fn get_json(url: &str) -> Value {
+/// `GET url`: the status and the body.
+fn get(url: &str) -> (u16, String) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     runtime.block_on(async {
         let answer = reqwest::get(url).await.expect("GET answers");
-        assert!(
-            answer.status().is_success(),
-            "GET {url}: {}",
-            answer.status()
-        );
-        answer.json().await.expect("JSON")
+        let status = answer.status().as_u16();
+        (status, answer.text().await.expect("a body"))
     })
+}
+
+fn get_json(url: &str) -> Value {
+    let (status, body) = get(url);
+    assert_eq!(status, 200, "GET {url}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|error| panic!("GET {url}: {error}: {body}"))
 }
 
 #[test]
@@ -248,9 +253,16 @@ fn journey_from_request_to_install_in_a_real_browser() {
     let before = venv(workspace.folder.path(), "before");
     let refused = pip(&before, &index, "six");
     assert!(
-        !refused.status.success(),
-        "six must not install from RJ1's curated view before it is approved: {}",
-        text(&refused.stdout)
+        !refused.status.success()
+            && text(&refused.stderr).contains("No matching distribution found for six"),
+        "six must not install from RJ1's curated view before it is approved: {}{}",
+        text(&refused.stdout),
+        text(&refused.stderr)
+    );
+    let (status, body) = get(&format!("{index}six/"));
+    assert!(
+        status == 404 && body.contains("Not in this formulary"),
+        "RJ1's view should say six is not in its formulary: {status} {body}"
     );
 
     run_case("journey", &base);
