@@ -11,6 +11,10 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { chromium } = require('playwright-core');
 
+/** axe-core, injected into each page to check it against WCAG 2.2 A and AA. */
+const AXE = require.resolve('axe-core/axe.min.js');
+const WCAG_TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa'];
+
 const BASE_URL = (process.env.BASE_URL || '').replace(/\/+$/, '');
 const SCREENSHOT_DIR = process.env.SCREENSHOT_DIR || '';
 const PASSWORD = process.env.FORMULARY_TEST_PASSWORD || '';
@@ -48,7 +52,9 @@ async function runCase(name, body) {
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     args: ['--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking'],
   });
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-GB' });
+  // bypassCSP lets the test inject axe-core; it also means the page's CSP cannot hide an escaping
+  // bug from the dialog check: only the escaping itself keeps script from running.
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, locale: 'en-GB', bypassCSP: true });
   context.setDefaultTimeout(15_000);
   const page = await context.newPage();
   const problems = [];
@@ -63,6 +69,7 @@ async function runCase(name, body) {
     const file = path.join(SCREENSHOT_DIR, `${String(step).padStart(2, '0')}-${label}.png`);
     await page.screenshot({ path: file, fullPage: true });
     expect(problems.length === 0, problems.join('; '));
+    await checkAccessibility(page, label);
     return file;
   };
   try {
@@ -84,6 +91,19 @@ async function runCase(name, body) {
   } finally {
     await browser.close();
   }
+}
+
+/**
+ * Runs axe-core on the page and fails on any WCAG 2.2 A or AA violation, naming the rule and the
+ * elements.
+ */
+async function checkAccessibility(page, what) {
+  await page.addScriptTag({ path: AXE });
+  const violations = await page.evaluate(async (tags) => {
+    const result = await window.axe.run(document, { runOnly: { type: 'tag', values: tags } });
+    return result.violations.map((violation) => `${violation.id} (${violation.impact}): ${violation.help}; at ${violation.nodes.slice(0, 3).map((node) => node.target.join(' ')).join(', ')}`);
+  }, WCAG_TAGS);
+  expect(violations.length === 0, `${what}: axe-core found WCAG 2.2 AA violations: ${violations.join(' | ')}`);
 }
 
 /** Opens a path of the site and insists on a successful page. */
@@ -169,4 +189,5 @@ module.exports = {
   signIn,
   signOut,
   checkErrorSummary,
+  checkAccessibility,
 };

@@ -211,6 +211,23 @@ fn checked_text(
     Ok(text.to_owned())
 }
 
+/// Like [`checked_text`], adding any problem to `errors` (so every field is reported at once).
+fn collect_text(
+    errors: &mut Vec<FieldError>,
+    field: &'static str,
+    text: &str,
+    required: Option<&str>,
+) -> String {
+    match checked_text(field, text, required) {
+        Ok(text) => text,
+        Err(WorkflowError::Invalid(found)) => {
+            errors.extend(found);
+            String::new()
+        }
+        Err(_) => String::new(),
+    }
+}
+
 /// Adds a comment to a request's thread.
 pub async fn comment(
     state: &AppState,
@@ -246,21 +263,30 @@ pub async fn sign_off(
     id: i64,
     form: &SignOffForm,
 ) -> Result<(), WorkflowError> {
-    let stage: ReviewStage = form
-        .stage
-        .parse()
-        .map_err(|_| single("stage", "Select the review stage you are signing off"))?;
-    let verdict: SignOffVerdict = form.verdict.parse().map_err(|_| {
-        single(
+    let mut errors = Vec::new();
+    let stage = form.stage.parse::<ReviewStage>().ok();
+    if stage.is_none() {
+        errors.push(FieldError::new(
+            "stage",
+            "Select the review stage you are signing off",
+        ));
+    }
+    let verdict = form.verdict.parse::<SignOffVerdict>().ok();
+    if verdict.is_none() {
+        errors.push(FieldError::new(
             "verdict",
             "Select whether the stage passed or raised concerns",
-        )
-    })?;
-    let note = checked_text(
+        ));
+    }
+    let note = collect_text(
+        &mut errors,
         "note",
         &form.note,
         Some("Say what you checked and what you found"),
-    )?;
+    );
+    let (Some(stage), Some(verdict), true) = (stage, verdict, errors.is_empty()) else {
+        return Err(WorkflowError::Invalid(errors));
+    };
     let record = load(state, id).await?;
     may_sign_off(&principal.as_actor(), &record.facts(), stage).map_err(WorkflowError::Refused)?;
     Ok(state
@@ -296,13 +322,13 @@ pub struct DecisionForm {
     pub reused_from: String,
 }
 
-fn optional_day(field: &'static str, text: &str) -> Result<Option<NaiveDate>, WorkflowError> {
+fn optional_day(text: &str) -> Result<Option<NaiveDate>, &'static str> {
     match text.trim() {
         "" => Ok(None),
         day => day
             .parse::<NaiveDate>()
             .map(Some)
-            .map_err(|_| single(field, "Enter a date as YYYY-MM-DD, for example 2027-03-31")),
+            .map_err(|_| "Enter a date as YYYY-MM-DD, for example 2027-03-31"),
     }
 }
 
@@ -313,36 +339,58 @@ pub async fn decide(
     id: i64,
     form: &DecisionForm,
 ) -> Result<StoredRequest, WorkflowError> {
-    let outcome: Outcome = form.outcome.parse().map_err(|_| {
-        single(
+    let mut errors = Vec::new();
+    let outcome = form.outcome.parse::<Outcome>().ok();
+    if outcome.is_none() {
+        errors.push(FieldError::new(
             "outcome",
             "Select a decision: approved, approved with constraints, pilot or rejected",
-        )
-    })?;
+        ));
+    }
     let scope = match form.scope.trim() {
-        "" | "organisation" => DecisionScope::Organisation,
-        "national" => DecisionScope::National,
-        _ => return Err(single("scope", "Select national or organisation scope")),
+        "" | "organisation" => Some(DecisionScope::Organisation),
+        "national" => Some(DecisionScope::National),
+        _ => {
+            errors.push(FieldError::new(
+                "scope",
+                "Select national or organisation scope",
+            ));
+            None
+        }
     };
-    let reason = checked_text(
+    let reason = collect_text(
+        &mut errors,
         "reason",
         &form.reason,
         Some("Give the reason for the decision; it is published in the decision log"),
-    )?;
-    let constraints = checked_text("constraints", &form.constraints, None)?;
-    if outcome == Outcome::ApprovedWithConstraints && constraints.is_empty() {
-        return Err(single("constraints", "Write down the constraints of use"));
-    }
-    let mentor = checked_text("mentor", &form.mentor, None)?;
-    let today = Utc::now().date_naive();
-    let expires = optional_day("expires", &form.expires)?;
-    if expires.is_some_and(|day| day <= today) {
-        return Err(single(
-            "expires",
-            "The pilot's end date must be in the future",
+    );
+    let constraints = collect_text(&mut errors, "constraints", &form.constraints, None);
+    if outcome == Some(Outcome::ApprovedWithConstraints) && constraints.is_empty() {
+        errors.push(FieldError::new(
+            "constraints",
+            "Write down the constraints of use",
         ));
     }
-    let reused_from = checked_text("reused_from", &form.reused_from, None)?;
+    let mentor = collect_text(&mut errors, "mentor", &form.mentor, None);
+    let today = Utc::now().date_naive();
+    let expires = match optional_day(&form.expires) {
+        Ok(Some(day)) if day <= today => {
+            errors.push(FieldError::new(
+                "expires",
+                "The pilot's end date must be in the future",
+            ));
+            None
+        }
+        Ok(day) => day,
+        Err(message) => {
+            errors.push(FieldError::new("expires", message));
+            None
+        }
+    };
+    let reused_from = collect_text(&mut errors, "reused_from", &form.reused_from, None);
+    let (Some(outcome), Some(scope), true) = (outcome, scope, errors.is_empty()) else {
+        return Err(WorkflowError::Invalid(errors));
+    };
     let record = load(state, id).await?;
     may_decide(&principal.as_actor(), &record.facts(), outcome, scope)
         .map_err(WorkflowError::Refused)?;
@@ -365,7 +413,7 @@ pub async fn decide(
         },
         waives: Vec::new(),
         decided_by: principal.name.clone(),
-        reason: format!("{reason} (request {id})"),
+        reason: reason.clone(),
         mentor: (!mentor.is_empty()).then(|| mentor.clone()),
     });
     let decision = DecisionRecord {

@@ -52,10 +52,12 @@ fn search_form(query: &str, ecosystem: &str) -> Markup {
 pub(crate) async fn home(
     State(state): State<AppState>,
     viewer: Viewer,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, WebError> {
     let (advisories, in_force) = state.database.advisory_counts().await?;
     let organisations = state.database.organisations().await?;
     let organisation = viewing_organisation(&state, &viewer);
+    let base = server_base(&headers);
     let content = html! {
         h1 { "Formulary" }
         p.nhsuk-lede-text { "Which open-source tools and packages may be used here, on what evidence, and how to ask for one that is not yet allowed." }
@@ -68,8 +70,8 @@ pub(crate) async fn home(
             div.nhsuk-grid-column-one-half {
                 h2.nhsuk-heading-m { "Install without admin rights" }
                 p { "Point pip, uv and R at this server: blocked versions are skipped or refused with the reason." }
-                p { code { "pip config set global.index-url " (format!("/o/{organisation}/pypi/simple/")) } }
-                p { code { "options(repos = c(CRAN = \"…" (format!("/o/{organisation}/cran")) "\"))" } }
+                p { code { "pip config set global.index-url " (format!("{base}/o/{organisation}/pypi/simple/")) } }
+                p { code { "options(repos = c(CRAN = \"" (format!("{base}/o/{organisation}/cran")) "\"))" } }
             }
         }
         h2.nhsuk-heading-m { "What this server holds" }
@@ -80,6 +82,23 @@ pub(crate) async fn home(
         }
     };
     Ok(page::render(&viewer, Section::Home, "Formulary", false, content).into_response())
+}
+
+/// The address clients use to reach this server, from the request (`Host`, and the scheme a
+/// proxy reports in `X-Forwarded-Proto`).
+fn server_base(headers: &axum::http::HeaderMap) -> String {
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let host = header("host")
+        .filter(|host| {
+            host.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .unwrap_or("127.0.0.1:8080");
+    let scheme = match header("x-forwarded-proto") {
+        Some("https") => "https",
+        _ => "http",
+    };
+    format!("{scheme}://{host}")
 }
 
 /// Query of the search page.
@@ -220,7 +239,7 @@ fn component_markup(report: &ComponentReport) -> Markup {
                                         li {
                                             @if reason.effect == Effect::Deny { strong { "Blocks: " } }
                                             (reason.message)
-                                            @if let Some(link) = &reason.link { " " a href=(link) { "More" } }
+                                            @if let Some(link) = &reason.link { " " a href=(link) { "Details" span.nhsuk-u-visually-hidden { " about " (link.rsplit('/').next().unwrap_or("this reason")) } } }
                                         }
                                     }
                                 }

@@ -94,7 +94,7 @@ pub fn render_with_status(
                     }
                     div.nhsuk-width-container {
                         @if let Some(principal) = principal {
-                            p.formulary-account {
+                            div.formulary-account {
                                 "Signed in as " strong { (principal.name) } " (" (principal.describe_roles()) ") · "
                                 form.formulary-inline-form method="post" action="/sign-out" {
                                     input type="hidden" name="csrf_token" value=(viewer.csrf_token.as_deref().unwrap_or(""));

@@ -111,7 +111,7 @@ pub(crate) async fn decisions(
             button.nhsuk-button.nhsuk-button--secondary type="submit" { "Filter" }
         }
         p { "Download: " a href=(export("csv")) { "CSV" } " · " a href=(export("json")) { "JSON" } }
-        p { (rows.len()) " decisions" @if shown < rows.len() { ", the newest " (shown) " shown" } "." }
+        p { (rows.len()) @if rows.len() == 1 { " decision" } @else { " decisions" } @if shown < rows.len() { ", the newest " (shown) " shown" } "." }
         table.nhsuk-table #decision-log {
             caption.nhsuk-table__caption.nhsuk-u-visually-hidden { "Decisions, newest first" }
             thead.nhsuk-table__head { tr { th scope="col" { "Date" } th scope="col" { "Component" } th scope="col" { "Organisation" } th scope="col" { "Decision" } th scope="col" { "Reason" } th scope="col" { "Decided by" } } }

@@ -670,3 +670,142 @@ async fn web_forms_refuse_forgery_oversize_and_guessing_escape_markup_and_end_se
         "other accounts are unaffected"
     );
 }
+
+#[test]
+fn the_cli_logs_in_searches_requests_and_shows_status() {
+    let (workspace, _server, base) = setup();
+    let credentials = workspace.folder.path().join("credentials.json");
+    let client = |arguments: &[&str], stdin: Option<&str>| {
+        let mut child = workspace
+            .command(arguments)
+            .env("FORMULARY_CREDENTIALS", &credentials)
+            .env_remove("FORMULARY_TOKEN")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("formulary runs");
+        let mut input = child.stdin.take().expect("stdin");
+        if let Some(stdin) = stdin {
+            input.write_all(stdin.as_bytes()).expect("stdin written");
+        }
+        drop(input);
+        child.wait_with_output().expect("formulary ends")
+    };
+
+    let refused = client(&["status", "--server", &base], None);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        text(&refused.stderr).contains("you are not signed in"),
+        "{}",
+        text(&refused.stderr)
+    );
+    let wrong = client(
+        &[
+            "login",
+            "--server",
+            &base,
+            "--username",
+            "ana",
+            "--password-stdin",
+        ],
+        Some("not the password\n"),
+    );
+    assert!(!wrong.status.success());
+    assert!(
+        text(&wrong.stderr).contains("Sign-in failed"),
+        "{}",
+        text(&wrong.stderr)
+    );
+
+    let login = client(
+        &[
+            "login",
+            "--server",
+            &base,
+            "--username",
+            "ana",
+            "--password-stdin",
+        ],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert!(login.status.success(), "{}", text(&login.stderr));
+    assert!(
+        text(&login.stdout).contains("Signed in to")
+            && text(&login.stdout).contains("requester of RJ1"),
+        "{}",
+        text(&login.stdout)
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&credentials)
+            .expect("saved")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "only the owner can read the token");
+    }
+
+    let requested = client(
+        &[
+            "request",
+            "pkg:pypi/polars@1.2.0",
+            "--problem",
+            "Faster joins on the SUS extract",
+            "--data",
+            "personal",
+            "--environment",
+            "Linux VM",
+            "--users",
+            "3",
+        ],
+        None,
+    );
+    assert!(requested.status.success(), "{}", text(&requested.stderr));
+    assert!(
+        text(&requested.stdout).contains("Request 1 submitted for pkg:pypi/polars"),
+        "{}",
+        text(&requested.stdout)
+    );
+    let bad = client(
+        &[
+            "request",
+            "pkg:pypi/polars",
+            "--problem",
+            "x",
+            "--data",
+            "secret",
+            "--environment",
+            "y",
+            "--users",
+            "1",
+        ],
+        None,
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("data_class"),
+        "{}",
+        text(&bad.stderr)
+    );
+
+    let found = client(&["search", "pola"], None);
+    assert!(
+        text(&found.stdout).contains("pkg:pypi/polars"),
+        "{}",
+        text(&found.stdout)
+    );
+    let listed = client(&["status"], None);
+    assert!(
+        text(&listed.stdout).contains("pkg:pypi/polars")
+            && text(&listed.stdout).contains("submitted"),
+        "{}",
+        text(&listed.stdout)
+    );
+    let one = client(&["status", "1"], None);
+    let shown = text(&one.stdout);
+    assert!(
+        shown.contains("==1.2.0") && shown.contains("submitted") && shown.contains("Timeline:"),
+        "{shown}"
+    );
+}
