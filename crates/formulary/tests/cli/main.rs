@@ -5,6 +5,7 @@ mod advisories;
 mod bad_input;
 mod formulary_cli;
 mod gateway_cran;
+mod gateway_cran_airgapped;
 mod gateway_pypi;
 mod policy_check;
 mod server;
