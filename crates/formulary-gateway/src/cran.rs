@@ -15,13 +15,17 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use deb822_fast::Paragraph;
-use formulary_core::ecosystems::cran::{self, licence_to_spdx, BASE_PACKAGES};
+use formulary_core::ecosystems::cran::{
+    self, archive_from_value, archive_value, licence_to_spdx, rds, Archive, ArchivedFile,
+    BASE_PACKAGES,
+};
 use formulary_core::ecosystems::{Ecosystem, Version};
 use formulary_core::policy::{evaluate_releases, Decision, PolicySnapshot, Release, View};
 use formulary_core::Component;
 use formulary_store::{BlobRef, BlobStore, Database, UpstreamPage};
 use url::Url;
 
+use crate::cran_mirror::{ImportedFiles, INDEX_FIELDS};
 use crate::error::GatewayError;
 use crate::files::{FileCache, UpstreamFile};
 use crate::pypi::Rendered;
@@ -33,7 +37,7 @@ const MAX_PACKAGES_BYTES: usize = 128 * 1024 * 1024;
 /// Largest archived tarball read for its DESCRIPTION.
 const MAX_DESCRIPTION_BYTES: u64 = 1024 * 1024;
 /// Cache scope of CRAN trees in the store.
-const SCOPE: &str = "cran";
+pub(crate) const SCOPE: &str = "cran";
 /// How long a built index is reused while nothing else changes.
 const INDEX_REUSE: Duration = Duration::from_secs(30);
 
@@ -132,6 +136,80 @@ pub struct CranGateway {
     /// The last `Archive/<package>/` listing seen, by package.
     archive_listings: Mutex<HashMap<String, Vec<(Version, String)>>>,
     indexes: Mutex<HashMap<IndexKey, CachedIndex>>,
+    /// Files put in by `mirror import cran`, and when they were read from the store.
+    imported: Mutex<Option<(std::time::Instant, Arc<ImportedFiles>)>>,
+    /// How long the list of imported files is trusted before it is read again.
+    reload_after: Duration,
+    /// The upstream's `src/contrib/Meta/archive.rds`.
+    archives: Revalidating<UpstreamArchive>,
+    /// Held while an `archive.rds` is being built.
+    archive_build: tokio::sync::Mutex<()>,
+    /// Built `archive.rds` files per organisation and snapshot day.
+    archive_files: Mutex<HashMap<ArchiveKey, CachedArchive>>,
+}
+
+/// `archive.rds` files are cached per organisation and snapshot day (`None`: now).
+type ArchiveKey = (formulary_core::OrgCode, Option<chrono::NaiveDate>);
+
+#[derive(Debug)]
+struct CachedArchive {
+    generation: i64,
+    upstream: Option<Arc<UpstreamArchive>>,
+    imported: Arc<ImportedFiles>,
+    built: std::time::Instant,
+    served: Arc<Rendered>,
+}
+
+/// The archive an upstream lists in `src/contrib/Meta/archive.rds`.
+#[derive(Debug)]
+struct UpstreamArchive {
+    upstream: Url,
+    archive: Archive,
+    etag: Option<String>,
+    checked_at: DateTime<Utc>,
+    stale: bool,
+}
+
+impl Revalidated for UpstreamArchive {
+    fn origin(&self) -> &str {
+        self.upstream.as_str()
+    }
+
+    fn etag(&self) -> Option<&str> {
+        self.etag.as_deref()
+    }
+
+    fn checked_at(&self) -> DateTime<Utc> {
+        self.checked_at
+    }
+
+    fn is_stale(&self) -> bool {
+        self.stale
+    }
+
+    fn rechecked(&self, at: DateTime<Utc>, stale: bool) -> UpstreamArchive {
+        UpstreamArchive {
+            upstream: self.upstream.clone(),
+            archive: self.archive.clone(),
+            etag: self.etag.clone(),
+            checked_at: at,
+            stale,
+        }
+    }
+}
+
+/// Where `archive.rds` lives, relative to a repository.
+const ARCHIVE_RDS: &str = "src/contrib/Meta/archive.rds";
+/// Largest upstream `archive.rds` read (CRAN's is a few MB).
+const MAX_ARCHIVE_RDS_BYTES: usize = 64 * 1024 * 1024;
+
+/// Where an archived version of a package can be had.
+#[derive(Debug, Clone)]
+enum ArchivedSource {
+    /// At this upstream URL.
+    Upstream(String),
+    /// Imported, with this `PACKAGES` entry.
+    Imported(Paragraph),
 }
 
 /// True for the repository trees R asks for: `src/contrib`, `bin/windows/contrib/X.Y`,
@@ -204,7 +282,7 @@ fn release_of(
 }
 
 /// The store key of a tree's cached index (`src/contrib` → `src-contrib`).
-fn tree_key(tree: &str) -> Result<Component, GatewayError> {
+pub(crate) fn tree_key(tree: &str) -> Result<Component, GatewayError> {
     Component::new(Ecosystem::Generic, &tree.replace('/', "-")).map_err(|error| {
         GatewayError::Store(formulary_store::StoreError::Conflict(error.to_string()))
     })
@@ -245,7 +323,34 @@ impl CranGateway {
             archive_listings: Mutex::new(HashMap::new()),
             index_build: tokio::sync::Mutex::new(()),
             indexes: Mutex::new(HashMap::new()),
+            imported: Mutex::new(None),
+            reload_after: revalidate_after,
+            archives: Revalidating::new(
+                chrono::Duration::from_std(revalidate_after)
+                    .unwrap_or(chrono::Duration::minutes(10)),
+            ),
+            archive_build: tokio::sync::Mutex::new(()),
+            archive_files: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The files `mirror import cran` put in, read again from the store when older than the
+    /// revalidation period (an import runs in another process).
+    async fn imported(&self) -> Result<Arc<ImportedFiles>, GatewayError> {
+        if let Some((read_at, files)) = lock(&self.imported).as_ref() {
+            if read_at.elapsed() < self.reload_after {
+                return Ok(Arc::clone(files));
+            }
+        }
+        let files = ImportedFiles::load(&self.database).await?;
+        let mut current = lock(&self.imported);
+        // Keep the same Arc while nothing changed, so that built documents stay valid.
+        let files = match current.take() {
+            Some((_, known)) if *known == files => known,
+            _ => Arc::new(files),
+        };
+        *current = Some((std::time::Instant::now(), Arc::clone(&files)));
+        Ok(files)
     }
 
     /// The tree's index, fetched or revalidated when old, served from the cache (marked stale)
@@ -532,17 +637,44 @@ impl CranGateway {
         Ok(Some(served))
     }
 
-    /// The newest allowed version of a package in the upstream's `src/contrib/Archive/<pkg>/`,
-    /// described from its tarball's DESCRIPTION. Source trees only.
-    async fn archived_substitute(
+    /// The archived versions of a package: those in the upstream's
+    /// `src/contrib/Archive/<pkg>/` listing and those imported, newest first.
+    async fn archived_versions(
         &self,
-        snapshot: &PolicySnapshot,
-        view: &View,
         tree: &Tree,
         component: &Component,
-        tree_name: &str,
-    ) -> Option<Paragraph> {
-        if tree_name != "src/contrib" {
+        imported: &ImportedFiles,
+    ) -> Vec<(Version, ArchivedSource)> {
+        let mut found: Vec<(Version, ArchivedSource)> = self
+            .upstream_listing(tree, component)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(version, url)| (version, ArchivedSource::Upstream(url)))
+            .collect();
+        for (version, _, file) in imported.sources_of(component) {
+            let Some(entry) = cran::parse_packages(&file.entry)
+                .ok()
+                .and_then(|mut paragraphs| paragraphs.pop())
+            else {
+                continue;
+            };
+            // An imported copy is preferred: it needs no upstream.
+            found.retain(|(known, _)| *known != version);
+            found.push((version, ArchivedSource::Imported(entry)));
+        }
+        found.sort_by(|left, right| right.0.cmp(&left.0));
+        found
+    }
+
+    /// The upstream's `src/contrib/Archive/<pkg>/` listing, as (version, URL); the last one seen
+    /// when the upstream cannot be reached; none for a tree that only imports filled.
+    async fn upstream_listing(
+        &self,
+        tree: &Tree,
+        component: &Component,
+    ) -> Option<Vec<(Version, String)>> {
+        if !matches!(tree.upstream.scheme(), "http" | "https") {
             return None;
         }
         let name = component.name.as_str();
@@ -550,7 +682,7 @@ impl CranGateway {
             .upstream
             .join(&format!("src/contrib/Archive/{name}/"))
             .ok()?;
-        let mut candidates = match self
+        match self
             .client
             .document(&listing_url, None, 4 * 1024 * 1024)
             .await
@@ -570,38 +702,54 @@ impl CranGateway {
                             .then_some((version, file.url.clone()))
                     })
                     .collect();
-                self.archive_listings
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .insert(name.to_owned(), found.clone());
-                found
+                lock(&self.archive_listings).insert(name.to_owned(), found.clone());
+                Some(found)
             }
-            Ok(Document::Missing) => return None,
+            Ok(Document::Missing) => None,
             // The upstream is down: the last listing seen still stands.
-            _ => self
-                .archive_listings
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get(name)
-                .cloned()?,
-        };
-        candidates.sort_by(|left, right| right.0.cmp(&left.0));
+            _ => lock(&self.archive_listings).get(name).cloned(),
+        }
+    }
+
+    /// The newest allowed archived version of a package, described from its tarball's
+    /// DESCRIPTION. Source trees only.
+    async fn archived_substitute(
+        &self,
+        snapshot: &PolicySnapshot,
+        view: &View,
+        tree: &Tree,
+        component: &Component,
+        tree_name: &str,
+    ) -> Option<Paragraph> {
+        if tree_name != "src/contrib" {
+            return None;
+        }
+        let imported = self.imported().await.ok()?;
+        let candidates = self.archived_versions(tree, component, &imported).await;
         let releases: Vec<Release> = candidates
             .iter()
-            .map(|(version, _)| Release {
+            .map(|(version, source)| Release {
                 version: version.clone(),
                 published: None,
                 yanked: None,
-                licence: None,
+                licence: match source {
+                    ArchivedSource::Imported(entry) => {
+                        field(entry, "License").and_then(licence_to_spdx)
+                    }
+                    ArchivedSource::Upstream(_) => None,
+                },
             })
             .collect();
         let decisions = evaluate_releases(snapshot, view, component, &releases);
-        let (version, url) = candidates
+        let (version, source) = candidates
             .iter()
             .zip(&decisions)
             .find(|(_, decision)| decision.allowed)
             .map(|(candidate, _)| candidate.clone())?;
-        let description = self.description(component, &version, &url).await?;
+        let description = match source {
+            ArchivedSource::Imported(entry) => return Some(entry),
+            ArchivedSource::Upstream(url) => self.description(component, &version, &url).await?,
+        };
         // The licence of the archived version may differ: decide again with it.
         let release = Release {
             version: version.clone(),
@@ -623,12 +771,7 @@ impl CranGateway {
         url: &str,
     ) -> Option<Paragraph> {
         let key = (component.name.to_string(), version.to_string());
-        if let Some(found) = self
-            .descriptions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&key)
-        {
+        if let Some(found) = lock(&self.descriptions).get(&key) {
             return Some(found.clone());
         }
         let filename = format!("{}_{}.tar.gz", component.name, version);
@@ -654,34 +797,17 @@ impl CranGateway {
         let text = read_description(&bytes, component.name.as_str())?;
         let full = cran::parse_packages(&text).ok()?.into_iter().next()?;
         let mut paragraph = Paragraph { fields: Vec::new() };
-        for name in [
-            "Package",
-            "Version",
-            "Priority",
-            "Depends",
-            "Imports",
-            "LinkingTo",
-            "Suggests",
-            "Enhances",
-            "License",
-            "License_is_FOSS",
-            "License_restricts_use",
-            "OS_type",
-            "Archs",
-            "NeedsCompilation",
-        ] {
+        for name in INDEX_FIELDS {
             if let Some(value) = full.get(name) {
                 paragraph.insert(name, value);
             }
         }
-        self.descriptions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(key, paragraph.clone());
+        lock(&self.descriptions).insert(key, paragraph.clone());
         Some(paragraph)
     }
 
-    /// A package file of a tree (current, or from `Archive/` for source packages).
+    /// A package file of a tree (current, or from `Archive/` for source packages): an imported
+    /// copy when there is one, else the upstream's through the file cache.
     pub async fn file(
         &self,
         snapshot: &PolicySnapshot,
@@ -692,51 +818,79 @@ impl CranGateway {
         let Some((component, version)) = parse_filename(filename) else {
             return Ok(CranFileOutcome::Missing);
         };
-        let Some(tree) = self.tree(tree_name).await? else {
-            return Ok(CranFileOutcome::Missing);
+        let imported = self.imported().await?;
+        let imported_file = imported.file(tree_name, filename);
+        let tree = match self.tree(tree_name).await {
+            Ok(tree) => tree,
+            // An imported file does not need the upstream's index.
+            Err(error) if imported_file.is_none() => return Err(error),
+            Err(_) => None,
         };
-        let current = tree.paragraphs.iter().find(|paragraph| {
-            field(paragraph, "Package") == Some(component.name.as_str())
-                && field(paragraph, "Version")
-                    .and_then(|text| Version::parse(Ecosystem::Cran, text).ok())
-                    .as_ref()
-                    == Some(&version)
+        let current = tree.as_ref().and_then(|tree| {
+            tree.paragraphs.iter().find(|paragraph| {
+                field(paragraph, "Package") == Some(component.name.as_str())
+                    && field(paragraph, "Version")
+                        .and_then(|text| Version::parse(Ecosystem::Cran, text).ok())
+                        .as_ref()
+                        == Some(&version)
+            })
         });
-        let (url, release) = match current {
-            Some(paragraph) => {
-                let release = release_of(paragraph, &tree.published)
-                    .map(|(_, release)| release)
-                    .unwrap_or_else(|| Release::bare(version.clone()));
-                (
-                    tree.upstream.join(&format!("{tree_name}/{filename}")),
-                    release,
-                )
-            }
-            None if tree_name == "src/contrib" => {
-                let licence = self
-                    .descriptions
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+        let known_licence = || {
+            let from_import = imported_file.and_then(|file| {
+                cran::parse_packages(&file.entry)
+                    .ok()?
+                    .pop()?
+                    .get("License")
+                    .and_then(licence_to_spdx)
+            });
+            from_import.or_else(|| {
+                lock(&self.descriptions)
                     .get(&(component.name.to_string(), version.to_string()))
-                    .and_then(|paragraph| field(paragraph, "License").and_then(licence_to_spdx));
-                (
-                    tree.upstream.join(&format!(
-                        "src/contrib/Archive/{}/{filename}",
-                        component.name
-                    )),
-                    Release {
-                        version: version.clone(),
-                        published: None,
-                        yanked: None,
-                        licence,
-                    },
-                )
-            }
-            None => return Ok(CranFileOutcome::Missing),
+                    .and_then(|paragraph| field(paragraph, "License").and_then(licence_to_spdx))
+            })
         };
+        let release = match (current, &tree) {
+            (Some(paragraph), Some(tree)) => release_of(paragraph, &tree.published)
+                .map(|(_, release)| release)
+                .unwrap_or_else(|| Release::bare(version.clone())),
+            _ if imported_file.is_some() || tree_name == "src/contrib" => Release {
+                version: version.clone(),
+                published: None,
+                yanked: None,
+                licence: known_licence(),
+            },
+            _ => return Ok(CranFileOutcome::Missing),
+        };
+        if imported_file.is_none() && tree.is_none() {
+            return Ok(CranFileOutcome::Missing);
+        }
         let decision = evaluate_releases(snapshot, view, &component, &[release]).remove(0);
         if !decision.allowed {
             return Ok(CranFileOutcome::Refused(Box::new(decision)));
+        }
+        if let Some(file) = imported_file {
+            return Ok(CranFileOutcome::Serve {
+                blob: BlobRef {
+                    sha256: file.sha256.clone(),
+                    size: file.size,
+                },
+                version: version.to_string(),
+            });
+        }
+        let is_current = current.is_some();
+        let Some(tree) = tree else {
+            return Ok(CranFileOutcome::Missing);
+        };
+        let url = if is_current {
+            tree.upstream.join(&format!("{tree_name}/{filename}"))
+        } else {
+            tree.upstream.join(&format!(
+                "src/contrib/Archive/{}/{filename}",
+                component.name
+            ))
+        };
+        if !matches!(tree.upstream.scheme(), "http" | "https") {
+            return Ok(CranFileOutcome::Missing);
         }
         let url = url.map_err(|error| UpstreamFailure::Malformed {
             url: filename.to_owned(),
@@ -763,6 +917,304 @@ impl CranGateway {
             version: version.to_string(),
         })
     }
+
+    /// `src/contrib/Meta/archive.rds` for a view: every archived source version the view allows
+    /// (from the upstream's own `archive.rds`, the `Archive/` listings seen, and imports), so
+    /// that `remotes::install_version` finds older allowed versions and no denied one.
+    pub async fn archive_rds(
+        &self,
+        snapshot: &PolicySnapshot,
+        generation: i64,
+        view: &View,
+        day: Option<chrono::NaiveDate>,
+    ) -> Result<Arc<Rendered>, GatewayError> {
+        let upstream = self.upstream_archive().await;
+        let imported = self.imported().await?;
+        let key = (view.organisation.clone(), day);
+        let cached = || {
+            lock(&self.archive_files)
+                .get(&key)
+                .filter(|cached| {
+                    cached.generation == generation
+                        && cached.built.elapsed() < INDEX_REUSE
+                        && Arc::ptr_eq(&cached.imported, &imported)
+                        && match (&cached.upstream, &upstream) {
+                            (Some(left), Some(right)) => Arc::ptr_eq(left, right),
+                            (None, None) => true,
+                            _ => false,
+                        }
+                })
+                .map(|cached| Arc::clone(&cached.served))
+        };
+        if let Some(served) = cached() {
+            return Ok(served);
+        }
+        let _building = self.archive_build.lock().await;
+        if let Some(served) = cached() {
+            return Ok(served);
+        }
+        let current: HashMap<String, Version> = match self.tree("src/contrib").await {
+            Ok(Some(tree)) => tree
+                .paragraphs
+                .iter()
+                .filter_map(|paragraph| {
+                    Some((
+                        field(paragraph, "Package")?.to_owned(),
+                        Version::parse(Ecosystem::Cran, field(paragraph, "Version")?).ok()?,
+                    ))
+                })
+                .collect(),
+            _ => HashMap::new(),
+        };
+        let mut known: std::collections::BTreeMap<String, HashMap<String, ArchivedFile>> =
+            std::collections::BTreeMap::new();
+        if let Some(upstream) = &upstream {
+            for (package, files) in &upstream.archive {
+                let entry = known.entry(package.clone()).or_default();
+                for file in files {
+                    entry.insert(file.filename.clone(), file.clone());
+                }
+            }
+        }
+        for (package, listing) in lock(&self.archive_listings).iter() {
+            let entry = known.entry(package.clone()).or_default();
+            for (_, url) in listing {
+                if let Some(filename) = url.rsplit('/').next() {
+                    entry
+                        .entry(filename.to_owned())
+                        .or_insert_with(|| ArchivedFile {
+                            filename: filename.to_owned(),
+                            size: None,
+                            modified: None,
+                        });
+                }
+            }
+        }
+        let mut licences: HashMap<String, Option<String>> = HashMap::new();
+        for (filename, file) in imported.trees.get("src/contrib").into_iter().flatten() {
+            let Some((component, version)) = parse_filename(filename) else {
+                continue;
+            };
+            if !filename.ends_with(".tar.gz")
+                || current.get(component.name.as_str()) == Some(&version)
+            {
+                continue;
+            }
+            let licence = cran::parse_packages(&file.entry)
+                .ok()
+                .and_then(|mut paragraphs| paragraphs.pop())
+                .and_then(|entry| entry.get("License").and_then(licence_to_spdx));
+            licences.insert(filename.clone(), licence);
+            known.entry(component.name.to_string()).or_default().insert(
+                filename.clone(),
+                ArchivedFile {
+                    filename: filename.clone(),
+                    size: Some(file.size),
+                    modified: file.modified,
+                },
+            );
+        }
+        let mut allowed = Archive::new();
+        for (package, files) in known {
+            let Ok(component) = Component::new(Ecosystem::Cran, &package) else {
+                continue;
+            };
+            let mut versions: Vec<(Version, ArchivedFile)> = files
+                .into_values()
+                .filter_map(|file| {
+                    let (found, version) = parse_filename(&file.filename)?;
+                    (found == component && file.filename.ends_with(".tar.gz"))
+                        .then_some((version, file))
+                })
+                .collect();
+            versions.sort_by(|left, right| left.0.cmp(&right.0));
+            let releases: Vec<Release> = versions
+                .iter()
+                .map(|(version, file)| Release {
+                    version: version.clone(),
+                    published: None,
+                    yanked: None,
+                    licence: licences.get(&file.filename).cloned().flatten().or_else(|| {
+                        lock(&self.descriptions)
+                            .get(&(package.clone(), version.to_string()))
+                            .and_then(|entry| field(entry, "License").and_then(licence_to_spdx))
+                    }),
+                })
+                .collect();
+            let decisions = evaluate_releases(snapshot, view, &component, &releases);
+            let files: Vec<ArchivedFile> = versions
+                .into_iter()
+                .zip(decisions)
+                .filter(|(_, decision)| decision.allowed)
+                .map(|((_, file), _)| file)
+                .collect();
+            if !files.is_empty() {
+                allowed.insert(package, files);
+            }
+        }
+        let bytes = rds::serialize(&archive_value(&allowed));
+        let served = Arc::new(Rendered::new(gzip(&bytes)?));
+        let mut files = lock(&self.archive_files);
+        if files.len() >= 1_000 {
+            files.clear();
+        }
+        files.insert(
+            key,
+            CachedArchive {
+                generation,
+                upstream,
+                imported,
+                built: std::time::Instant::now(),
+                served: Arc::clone(&served),
+            },
+        );
+        Ok(served)
+    }
+
+    /// The upstream's `archive.rds`, revalidated like an index; none when there is no upstream,
+    /// it has none, or it cannot be read (then the `Archive/` listings and imports still count).
+    async fn upstream_archive(&self) -> Option<Arc<UpstreamArchive>> {
+        if self.upstreams.is_empty() {
+            return None;
+        }
+        let lookup = self
+            .archives
+            .get(
+                ARCHIVE_RDS,
+                &self.upstreams,
+                Box::pin(self.load_cached_archive()),
+                |upstream: Url, etag: Option<String>| {
+                    Box::pin(async move {
+                        let url = upstream.join(ARCHIVE_RDS).map_err(|error| {
+                            UpstreamFailure::Malformed {
+                                url: upstream.to_string(),
+                                why: error.to_string(),
+                            }
+                        })?;
+                        Ok(
+                            match self
+                                .client
+                                .document(&url, etag.as_deref(), MAX_ARCHIVE_RDS_BYTES)
+                                .await?
+                            {
+                                Document::Missing => Answer::Missing,
+                                Document::NotModified => Answer::NotModified,
+                                Document::Body { bytes, etag } => {
+                                    Answer::Document((read_archive_rds(&bytes, &url)?, etag))
+                                }
+                            },
+                        )
+                    })
+                },
+                |upstream: Url, (archive, etag): (Archive, Option<String>), _previous| {
+                    Box::pin(async move { self.save_archive(upstream, archive, etag).await })
+                },
+            )
+            .await;
+        match lookup {
+            Ok(Lookup::Found(archive)) => Some(archive),
+            Ok(Lookup::Absent(_)) => None,
+            Err(error) => {
+                tracing::warn!(%error, "the upstream archive.rds is not available; listing only the archived versions seen and imported");
+                None
+            }
+        }
+    }
+
+    async fn load_cached_archive(&self) -> Result<Option<UpstreamArchive>, GatewayError> {
+        let Some(stored) = self
+            .database
+            .upstream_page(SCOPE, &tree_key(ARCHIVE_RDS)?)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let (Ok(upstream), Ok(archive)) = (
+            Url::parse(&stored.upstream),
+            serde_json::from_str::<Archive>(&stored.document),
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(UpstreamArchive {
+            upstream,
+            archive,
+            etag: stored.etag,
+            checked_at: stored.fetched_at,
+            stale: false,
+        }))
+    }
+
+    async fn save_archive(
+        &self,
+        upstream: Url,
+        archive: Archive,
+        etag: Option<String>,
+    ) -> Result<UpstreamArchive, GatewayError> {
+        let now = Utc::now();
+        let document = serde_json::to_string(&archive).map_err(|error| {
+            GatewayError::Upstream(UpstreamFailure::Malformed {
+                url: upstream.to_string(),
+                why: error.to_string(),
+            })
+        })?;
+        self.database
+            .save_upstream_page(
+                SCOPE,
+                &tree_key(ARCHIVE_RDS)?,
+                &UpstreamPage {
+                    upstream: upstream.to_string(),
+                    document,
+                    etag: etag.clone(),
+                    fetched_at: now,
+                },
+            )
+            .await?;
+        Ok(UpstreamArchive {
+            upstream,
+            archive,
+            etag,
+            checked_at: now,
+            stale: false,
+        })
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Reads an upstream `archive.rds` (gzip-compressed or not).
+fn read_archive_rds(bytes: &[u8], url: &Url) -> Result<Archive, UpstreamFailure> {
+    let malformed = |why: String| UpstreamFailure::Malformed {
+        url: url.to_string(),
+        why,
+    };
+    let mut plain = Vec::new();
+    let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
+        flate2::read::GzDecoder::new(bytes)
+            .take(4 * MAX_ARCHIVE_RDS_BYTES as u64)
+            .read_to_end(&mut plain)
+            .map_err(|error| {
+                malformed(format!("archive.rds could not be decompressed: {error}"))
+            })?;
+        plain.as_slice()
+    } else {
+        bytes
+    };
+    rds::deserialize(bytes)
+        .and_then(|value| archive_from_value(&value))
+        .map_err(|error| malformed(error.to_string()))
+}
+
+fn gzip(bytes: &[u8]) -> Result<Vec<u8>, GatewayError> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut encoder, bytes)
+        .and_then(|()| encoder.finish())
+        .map_err(|error| {
+            GatewayError::Store(formulary_store::StoreError::Conflict(error.to_string()))
+        })
 }
 
 /// Removes packages whose install-time dependencies are not in the index (or not in a version

@@ -17,4 +17,12 @@ pub enum GatewayError {
         /// The file.
         filename: String,
     },
+    /// A folder given to `mirror import` cannot be imported.
+    #[error("cannot import {what}: {why}")]
+    Mirror {
+        /// The folder or file.
+        what: String,
+        /// Why, and what to do.
+        why: String,
+    },
 }

@@ -8,6 +8,7 @@
 //! "not in this formulary" (the server answers 404).
 
 mod cran;
+mod cran_mirror;
 mod dependencies;
 mod error;
 mod files;
@@ -21,6 +22,7 @@ pub use cran::{
     cached_index as cached_cran_index, is_tree as is_cran_tree,
     parse_filename as parse_cran_filename, CranFileOutcome, CranGateway, ServedIndex,
 };
+pub use cran_mirror::import_cran_folder;
 pub use dependencies::explain_cran_dependencies;
 pub use error::GatewayError;
 pub use mirror::{import_pypi_folder, MirrorReport};

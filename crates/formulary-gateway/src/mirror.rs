@@ -1,5 +1,6 @@
 //! Offline mirrors: wheels and sdists copied from a folder into the blob store and the cached
-//! index, so that an air-gapped site serves them with no upstream at all.
+//! index, so that an air-gapped site serves them with no upstream at all. The CRAN import is in
+//! `cran_mirror.rs` and shares the report and the file reading.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,7 @@ use crate::pypi::DEFAULT_SCOPE;
 /// What an import did.
 #[derive(Debug, Default)]
 pub struct MirrorReport {
-    /// Files stored, as (project, file name).
+    /// Files stored, as (project or repository tree, file name).
     pub imported: Vec<(String, String)>,
     /// Files skipped, with the reason.
     pub skipped: Vec<(PathBuf, String)>,
@@ -213,7 +214,7 @@ fn field(fields: &[(String, String)], name: &str) -> Option<String> {
 }
 
 /// A file as a stream of byte chunks.
-fn file_chunks(
+pub(crate) fn file_chunks(
     file: tokio::fs::File,
 ) -> futures::stream::BoxStream<'static, Result<bytes::Bytes, std::io::Error>> {
     use futures::StreamExt;

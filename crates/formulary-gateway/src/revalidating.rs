@@ -108,16 +108,21 @@ impl<T: Revalidated> Revalidating<T> {
         if let Some(item) = self.fresh(name) {
             return Ok(Lookup::Found(item));
         }
+        if upstreams.is_empty() {
+            // Only the store can change (`mirror import` in another process): read it again
+            // once the copy in memory is as old as a revalidation would be.
+            return Ok(match load.await? {
+                Some(item) => Lookup::Found(self.remember(name, item.rechecked(Utc::now(), false))),
+                None => match self.remembered(name) {
+                    Some(item) => Lookup::Found(item),
+                    None => Lookup::Absent(None),
+                },
+            });
+        }
         let cached = match self.remembered(name) {
             Some(item) => Some(item),
             None => load.await?.map(|item| self.remember(name, item)),
         };
-        if upstreams.is_empty() {
-            return Ok(match cached {
-                Some(item) => Lookup::Found(item),
-                None => Lookup::Absent(None),
-            });
-        }
         let mut failure = None;
         for upstream in upstreams {
             let etag = cached

@@ -1,7 +1,8 @@
 //! The CRAN-like repository (`/cran/`, `/o/{org}/cran/`, `/@YYYY-MM-DD/cran/`): `PACKAGES` and
-//! `PACKAGES.gz` per tree, package files, and refusals R can show. R prints only the URL of a
-//! download that failed, so a refused file redirects to `/_blocked/cran/{package}/{version}/{reason}`,
-//! which answers 403: the reason is in the URL R prints.
+//! `PACKAGES.gz` per tree, `src/contrib/Meta/archive.rds`, package files, and refusals R can
+//! show. R prints only the URL of a download that failed, so a refused file redirects to
+//! `/_blocked/cran/{package}/{version}/{reason}`, which answers 403: the reason is in the URL R
+//! prints.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -95,6 +96,18 @@ pub(crate) async fn serve(
             path.escape_debug()
         ))
     };
+    if path == "src/contrib/Meta/archive.rds" {
+        let archive = gateway(&state)?
+            .archive_rds(&snapshot, generation, &request.view, request.day)
+            .await
+            .map_err(gateway_error)?;
+        return Ok(index_response(
+            &headers,
+            &archive,
+            "application/octet-stream",
+            false,
+        ));
+    }
     let Some((directory, file)) = path.rsplit_once('/') else {
         return Err(not_found());
     };

@@ -177,6 +177,7 @@ pub(crate) fn gateway_error(error: GatewayError) -> ApiError {
         GatewayError::Store(error) => error.into(),
         GatewayError::Upstream(failure) => ApiError::new(StatusCode::BAD_GATEWAY, "Upstream index unavailable", format!("{failure}. Nothing is cached for this project yet; try again later.")),
         GatewayError::CorruptUpstreamFile { filename } => ApiError::new(StatusCode::BAD_GATEWAY, "Corrupt upstream file", format!("The upstream copy of {filename} does not match its published sha256, so Formulary refused it and cached nothing. Try again later.")),
+        GatewayError::Mirror { what, why } => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Import failed", format!("cannot import {what}: {why}")),
     }
 }
 

@@ -1,10 +1,13 @@
 //! CRAN-like repositories: the `PACKAGES` index (a deb822-style file of one paragraph per
-//! package), the dependencies a package declares, and R's free-form `License:` field mapped to
-//! SPDX.
+//! package), the dependencies a package declares, R's free-form `License:` field mapped to
+//! SPDX, and `Meta/archive.rds` (through a small reader and writer of R's serialization format).
 
+mod archive;
 mod licence;
 mod packages;
+pub mod rds;
 
+pub use archive::{archive_from_value, archive_value, Archive, ArchivedFile};
 pub use licence::licence_to_spdx;
 pub use packages::{
     dependencies, parse_packages, render_packages, Dependency, PackagesError, BASE_PACKAGES,

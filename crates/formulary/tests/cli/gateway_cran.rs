@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::formulary_cli::{repo_root, static_server, text, Running, Workspace};
 
 /// Source tarballs built once per target folder: (file name, whether it is current).
-fn r_packages() -> &'static Path {
+pub(crate) fn r_packages() -> &'static Path {
     static FOLDER: OnceLock<PathBuf> = OnceLock::new();
     FOLDER.get_or_init(|| {
         let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-r-packages");
@@ -46,9 +46,11 @@ fn r_packages() -> &'static Path {
     })
 }
 
-/// A CRAN-like tree: current packages in src/contrib (with PACKAGES written by R itself),
-/// older readxl versions in src/contrib/Archive/readxl/.
-fn upstream(root: &Path) -> (Running, String) {
+/// A CRAN-like repository folder: current packages in src/contrib (with PACKAGES written by R
+/// itself), older readxl versions in src/contrib/Archive/readxl/ with the Meta/archive.rds R's
+/// own `file.info()` and `saveRDS()` make (as CRAN does), and a Windows binary tree for this R
+/// version with fake binary packages (zip files holding a DESCRIPTION, as real ones do).
+pub(crate) fn repository_folder(root: &Path) {
     let contrib = root.join("src/contrib");
     let archive = contrib.join("Archive/readxl");
     std::fs::create_dir_all(&archive).expect("archive folder");
@@ -60,21 +62,76 @@ fn upstream(root: &Path) -> (Running, String) {
     ] {
         std::fs::copy(r_packages().join(file), target.join(file)).expect("copy tarball");
     }
-    let output = Command::new("Rscript")
-        .args([
-            "-e",
-            &format!(
-                "tools::write_PACKAGES('{}', type = 'source')",
-                contrib.display()
-            ),
-        ])
-        .output()
-        .expect("Rscript runs");
+    let windows = root
+        .join(text(&r("cat(contrib.url('', type = 'win.binary'))").stdout).trim_start_matches('/'));
+    std::fs::create_dir_all(&windows).expect("windows tree");
+    for (name, version, imports) in [("cellar", "1.0.0", ""), ("readxl", "1.4.1", "cellar")] {
+        fake_windows_binary(&windows, name, version, imports);
+    }
+    let mac = root.join(
+        text(&r("cat(contrib.url('', type = 'mac.binary.big-sur-x86_64'))").stdout)
+            .trim_start_matches('/'),
+    );
+    fake_mac_binary(&mac, "cellar", "1.0.0");
+    let output = r(&format!(
+        "tools::write_PACKAGES('{contrib}', type = 'source'); tools::write_PACKAGES('{windows}', type = 'win.binary'); tools::write_PACKAGES('{mac}', type = 'mac.binary'); \
+         setwd('{contrib}/Archive'); files <- list.files('.', pattern = '[.]tar[.]gz$', recursive = TRUE); \
+         dir.create('../Meta'); saveRDS(split(file.info(files), dirname(files)), '../Meta/archive.rds')",
+        contrib = contrib.display(),
+        windows = windows.display(),
+        mac = mac.display()
+    ));
     assert!(output.status.success(), "{}", text(&output.stderr));
+}
+
+/// A zip file shaped like a Windows binary package: `<name>/DESCRIPTION` with a `Built:` line.
+fn fake_windows_binary(folder: &Path, name: &str, version: &str, imports: &str) {
+    use std::io::Write;
+    let file = std::fs::File::create(folder.join(format!("{name}_{version}.zip"))).expect("zip");
+    let mut zip = zip::ZipWriter::new(file);
+    let options = zip::write::SimpleFileOptions::default();
+    let imports_line = if imports.is_empty() {
+        String::new()
+    } else {
+        format!("Imports: {imports}\n")
+    };
+    zip.start_file(format!("{name}/DESCRIPTION"), options)
+        .expect("member");
+    write!(zip, "Package: {name}\nVersion: {version}\nTitle: Test Package {name}\nDescription: A fake binary package.\nLicense: MIT + file LICENSE\n{imports_line}Built: R 4.2.0; ; 2026-01-01 00:00:00 UTC; windows\n").expect("DESCRIPTION");
+    zip.start_file(format!("{name}/NAMESPACE"), options)
+        .expect("member");
+    writeln!(zip, "export({name}_version)").expect("NAMESPACE");
+    zip.finish().expect("zip written");
+}
+
+/// A gzip-compressed tarball shaped like a macOS binary package, made with tar(1).
+fn fake_mac_binary(folder: &Path, name: &str, version: &str) {
+    let staging = folder.join("staging");
+    std::fs::create_dir_all(staging.join(name)).expect("staging");
+    std::fs::write(
+        staging.join(name).join("DESCRIPTION"),
+        format!("Package: {name}\nVersion: {version}\nTitle: Test Package {name}\nDescription: A fake binary package.\nLicense: MIT + file LICENSE\nBuilt: R 4.2.0; ; 2026-01-01 00:00:00 UTC; unix\n"),
+    )
+    .expect("DESCRIPTION");
+    let output = Command::new("tar")
+        .arg("czf")
+        .arg(folder.join(format!("{name}_{version}.tgz")))
+        .arg("-C")
+        .arg(&staging)
+        .arg(name)
+        .output()
+        .expect("tar runs");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    std::fs::remove_dir_all(staging).expect("staging removed");
+}
+
+/// The repository folder served by a static server.
+fn upstream(root: &Path) -> (Running, String) {
+    repository_folder(root);
     static_server(root)
 }
 
-fn gateway(workspace: &Workspace, upstreams: &str) -> (Running, String) {
+pub(crate) fn gateway(workspace: &Workspace, upstreams: &str) -> (Running, String) {
     workspace.serve(&[
         ("FORMULARY_CRAN_UPSTREAMS", upstreams.to_owned()),
         ("FORMULARY_PYPI_UPSTREAMS", "[]".to_owned()),
@@ -83,7 +140,7 @@ fn gateway(workspace: &Workspace, upstreams: &str) -> (Running, String) {
     ])
 }
 
-fn r(code: &str) -> Output {
+pub(crate) fn r(code: &str) -> Output {
     Command::new("Rscript")
         .args(["--vanilla", "-e", code])
         .output()
@@ -206,5 +263,119 @@ fn r_installs_the_newest_allowed_version_and_shows_why_a_file_is_refused() {
             .unwrap()
             .contains("needs cellar"),
         "{dependency}"
+    );
+}
+
+#[test]
+fn r_finds_allowed_archived_versions_and_binary_packages_through_an_upstream() {
+    let workspace = Workspace::new();
+    let (_upstream_server, upstream_url) = upstream(&workspace.folder.path().join("upstream"));
+    workspace.ok(&[
+        "advisories",
+        "import",
+        &repo_root()
+            .join("test-data/osv/r-advisory-database")
+            .display()
+            .to_string(),
+    ]);
+    let (_server, base) = gateway(&workspace, &format!("[\"{upstream_url}\"]"));
+    let repository = format!("{base}/cran");
+
+    // The upstream's archive.rds (written by R's saveRDS) lists 1.2.0 and 1.4.0; RSEC-2023-1
+    // denies 1.2.0, so the gateway's archive.rds lists 1.4.0 only.
+    let archive = |repository: &str| {
+        r(&format!(
+            "a <- readRDS(gzcon(url('{repository}/src/contrib/Meta/archive.rds'))); cat(length(a), names(a), rownames(a$readxl))"
+        ))
+    };
+    let output = archive(&repository);
+    assert_eq!(
+        text(&output.stdout),
+        "1 readxl readxl/readxl_1.4.0.tar.gz",
+        "{}",
+        text(&output.stderr)
+    );
+    let library = workspace.folder.path().join("library");
+    std::fs::create_dir_all(&library).expect("library");
+    let output = r(&format!(
+        "remotes::install_version('readxl', '1.4.0', repos = '{repository}', lib = '{lib}', upgrade = 'never', quiet = TRUE); cat(as.character(packageVersion('readxl', lib.loc = '{lib}')))",
+        lib = library.display()
+    ));
+    assert_eq!(text(&output.stdout), "1.4.0", "{}", text(&output.stderr));
+
+    // A curated view that approved only cellar lists no archived readxl at all.
+    workspace.ok(&["org", "add", "RJ6", "--name", "A curated trust"]);
+    workspace.ok(&[
+        "org",
+        "settings",
+        "RJ6",
+        "--ecosystem",
+        "cran",
+        "--stance",
+        "curated",
+    ]);
+    workspace.ok(&[
+        "entry",
+        "add",
+        "pkg:cran/cellar",
+        "--status",
+        "approved",
+        "--reason",
+        "reviewed",
+        "--org",
+        "RJ6",
+    ]);
+    std::thread::sleep(Duration::from_secs(3));
+    let output = archive(&format!("{base}/o/RJ6/cran"));
+    assert_eq!(text(&output.stdout).trim(), "0", "{}", text(&output.stderr));
+
+    // The Windows tree: cellar is listed and downloads; readxl 1.4.1 is hidden, and a direct
+    // download is refused with the reason in the URL R prints.
+    let destination = workspace.folder.path().join("downloads");
+    std::fs::create_dir_all(&destination).expect("downloads");
+    let output = r(&format!(
+        "options(warn = 1); cat(sort(rownames(available.packages(contriburl = contrib.url('{repository}', type = 'win.binary'))))); \
+         cat('', basename(download.packages('cellar', '{destination}', repos = '{repository}', type = 'win.binary', quiet = TRUE)[, 2])); \
+         cat('', nrow(download.packages('readxl', '{destination}', repos = '{repository}', type = 'win.binary', quiet = TRUE)))",
+        destination = destination.display()
+    ));
+    assert_eq!(
+        text(&output.stdout),
+        "cellar cellar_1.0.0.zip 0",
+        "{}",
+        text(&output.stderr)
+    );
+    assert!(
+        text(&output.stderr).contains("no package ‘readxl’ at the repositories"),
+        "{}",
+        text(&output.stderr)
+    );
+    let windows = text(
+        &r(&format!(
+            "cat(contrib.url('{repository}', type = 'win.binary'))"
+        ))
+        .stdout,
+    );
+    let output = r(&format!(
+        "download.file('{windows}/readxl_1.4.1.zip', tempfile(), quiet = TRUE)"
+    ));
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains("_blocked/cran/readxl/1.4.1/affected-by-rsec-2023-2"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    // The macOS tree goes through the same code: listed and downloadable.
+    let output = r(&format!(
+        "contrib <- contrib.url('{repository}', type = 'mac.binary.big-sur-x86_64'); cat(rownames(available.packages(contriburl = contrib))); \
+         cat('', basename(download.packages('cellar', '{destination}', contriburl = contrib, type = 'mac.binary.big-sur-x86_64', quiet = TRUE)[, 2]))",
+        destination = destination.display()
+    ));
+    assert_eq!(
+        text(&output.stdout),
+        "cellar cellar_1.0.0.tgz",
+        "{}",
+        text(&output.stderr)
     );
 }

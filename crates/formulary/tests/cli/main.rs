@@ -6,6 +6,7 @@ mod bad_input;
 mod browser;
 mod formulary_cli;
 mod gateway_cran;
+mod gateway_cran_airgapped;
 mod gateway_pypi;
 mod policy_check;
 mod requests;
