@@ -116,6 +116,18 @@ impl Principal {
             .map(|membership| membership.organisation.clone())
     }
 
+    /// The organisations they belong to, without repeats, in code order.
+    pub fn organisations(&self) -> Vec<OrgCode> {
+        let mut codes: Vec<OrgCode> = self
+            .memberships
+            .iter()
+            .map(|membership| membership.organisation.clone())
+            .collect();
+        codes.sort();
+        codes.dedup();
+        codes
+    }
+
     /// Their roles in words, e.g. `requester of RJ1, auditor of NATIONAL`.
     pub fn describe_roles(&self) -> String {
         if self.memberships.is_empty() {

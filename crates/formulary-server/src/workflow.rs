@@ -13,7 +13,7 @@ use formulary_core::request::{
     FieldError, Outcome, RequestDraft, RequestForm, RequestState, ReviewStage, SignOffVerdict,
     MAX_FIELD_CHARS,
 };
-use formulary_core::{EntryDraft, Status};
+use formulary_core::{EntryDraft, Role, Status};
 use formulary_store::{DecisionRecord, EventKind, Grant, RequestEvent, StoredRequest};
 use serde::Deserialize;
 
@@ -170,6 +170,29 @@ pub fn covering_entry(state: &AppState, draft: &RequestDraft) -> Option<Grant> {
                 ),
             }
         })
+}
+
+/// The open requests `principal` may review or decide (reviewers, approvers and national
+/// curators of the request's organisation), newest first.
+pub async fn review_queue(
+    state: &AppState,
+    principal: &Principal,
+) -> Result<Vec<StoredRequest>, ApiError> {
+    let open = state
+        .database
+        .requests(&formulary_store::RequestFilter {
+            open_only: true,
+            ..formulary_store::RequestFilter::default()
+        })
+        .await?;
+    Ok(open
+        .into_iter()
+        .filter(|request| {
+            [Role::Reviewer, Role::Approver, Role::NationalCurator]
+                .into_iter()
+                .any(|role| principal.holds(role, &request.draft.organisation))
+        })
+        .collect())
 }
 
 /// Submits a request. When an entry in force already covers it, it is granted at once.

@@ -2,7 +2,7 @@
 //! Password hashing happens above this crate; only the resulting hash is stored.
 
 use chrono::{DateTime, Utc};
-use formulary_core::{Membership, OrgCode, Role};
+use formulary_core::{Membership, Role};
 use serde::Serialize;
 use sqlx::Row;
 
@@ -39,18 +39,6 @@ impl User {
     /// How the user appears as an actor in the audit log.
     pub fn actor(&self) -> String {
         format!("user:{}", self.username)
-    }
-
-    /// The organisations they belong to, without repeats, in code order.
-    pub fn organisations(&self) -> Vec<OrgCode> {
-        let mut codes: Vec<OrgCode> = self
-            .memberships
-            .iter()
-            .map(|membership| membership.organisation.clone())
-            .collect();
-        codes.sort();
-        codes.dedup();
-        codes
     }
 }
 

@@ -7,7 +7,6 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use formulary_core::request::{DataClass, RequestForm, RequestState};
-use formulary_core::Role;
 use formulary_store::{RecordedDecision, RequestEvent, RequestFilter, StoredRequest, UserRef};
 use serde::{Deserialize, Serialize};
 
@@ -108,20 +107,7 @@ pub(crate) async fn list(
                 })
                 .await?
         }
-        "queue" => state
-            .database
-            .requests(&RequestFilter {
-                open_only: true,
-                ..RequestFilter::default()
-            })
-            .await?
-            .into_iter()
-            .filter(|request| {
-                [Role::Reviewer, Role::Approver, Role::NationalCurator]
-                    .into_iter()
-                    .any(|role| caller.holds(role, &request.draft.organisation))
-            })
-            .collect(),
+        "queue" => workflow::review_queue(&state, &caller).await?,
         other => {
             return Err(ApiError::bad_request(format!(
                 "scope '{}' is unknown; use mine or queue",

@@ -62,21 +62,7 @@ pub(crate) async fn list(
         || principal.has_role(Role::Approver)
         || principal.has_role(Role::NationalCurator);
     let queue: Vec<StoredRequest> = if staff {
-        state
-            .database
-            .requests(&RequestFilter {
-                open_only: true,
-                ..RequestFilter::default()
-            })
-            .await?
-            .into_iter()
-            .filter(|request| {
-                let organisation = &request.draft.organisation;
-                [Role::Reviewer, Role::Approver, Role::NationalCurator]
-                    .into_iter()
-                    .any(|role| principal.holds(role, organisation))
-            })
-            .collect()
+        workflow::review_queue(&state, principal).await?
     } else {
         Vec::new()
     };
@@ -107,17 +93,6 @@ pub(crate) struct Prefill {
     ecosystem: String,
     #[serde(default)]
     name: String,
-}
-
-fn organisation_choices(principal: &Principal) -> Vec<OrgCode> {
-    let mut codes: Vec<OrgCode> = principal
-        .memberships
-        .iter()
-        .map(|membership| membership.organisation.clone())
-        .collect();
-    codes.sort();
-    codes.dedup();
-    codes
 }
 
 fn existing_work(report: &ComponentReport) -> Markup {
@@ -156,7 +131,7 @@ fn request_form(
     existing: Option<&ComponentReport>,
     needs_confirmation: bool,
 ) -> Markup {
-    let organisations = organisation_choices(principal);
+    let organisations = principal.organisations();
     let ecosystems: Vec<(&str, &str)> = formulary_core::ecosystems::Ecosystem::ALL
         .iter()
         .map(|ecosystem| (ecosystem.as_str(), ecosystem.display_name()))

@@ -6,15 +6,14 @@
 //! installs chromium when it runs as root); `npm ci` runs in tests/browser when its
 //! node_modules is missing. Set `CHROMIUM` to use another chromium binary.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
 use crate::formulary_cli::{repo_root, text, Running, Workspace};
-use crate::gateway_pypi::static_upstream;
+use crate::gateway_pypi::{pip, static_upstream, venv};
 
 /// Every account's password (the browser scripts read it from `FORMULARY_TEST_PASSWORD`).
 const PASSWORD: &str = "correct horse battery staple";
@@ -25,30 +24,6 @@ const PEOPLE: [(&str, &str, &str); 3] = [
     ("rob", "Rob Reviewer", "RJ1:reviewer"),
     ("aisha", "Aisha Approver", "RJ1:approver"),
 ];
-
-fn add_user(workspace: &Workspace, username: &str, name: &str, role: &str) {
-    let mut child = workspace
-        .command(&[
-            "admin", "user", "add", username, "--name", name, "--role", role,
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("admin user add starts");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .expect("password written");
-    let output = child.wait_with_output().expect("admin user add ends");
-    assert!(
-        output.status.success(),
-        "admin user add {username}: {}",
-        text(&output.stderr)
-    );
-}
 
 /// A trust whose PyPI view is curated (nothing unapproved is served), its requester, reviewer
 /// and approver, and the server pulling from a local upstream of real wheels (six 1.16.0 among
@@ -66,7 +41,7 @@ fn setup() -> (Workspace, Running, Running, String) {
         "curated",
     ]);
     for (username, name, role) in PEOPLE {
-        add_user(&workspace, username, name, role);
+        workspace.add_user(username, name, &[role], PASSWORD);
     }
     let (upstream, upstream_url) = static_upstream(&workspace.folder.path().join("upstream"));
     let (server, base) = workspace.serve(&[
@@ -195,34 +170,6 @@ fn run_case(case: &str, base: &str) {
         "the browser case {case} should leave a screenshot per step in {}; found {shots}",
         screenshots.display()
     );
-}
-
-fn venv(root: &Path, name: &str) -> PathBuf {
-    let path = root.join(name);
-    let output = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&path)
-        .output()
-        .expect("venv");
-    assert!(output.status.success(), "{}", text(&output.stderr));
-    path
-}
-
-fn pip(venv: &Path, index: &str, requirement: &str) -> Output {
-    Command::new(venv.join("bin/pip"))
-        .args([
-            "install",
-            "--disable-pip-version-check",
-            "--no-cache-dir",
-            "--no-input",
-            "--index-url",
-            index,
-            requirement,
-        ])
-        .env("PIP_CONFIG_FILE", "/dev/null")
-        .env_remove("PIP_FIND_LINKS")
-        .output()
-        .expect("pip runs")
 }
 
 /// `GET url`: the status and the body.

@@ -106,6 +106,34 @@ pub fn static_server(root: &Path) -> (Running, String) {
 }
 
 impl Workspace {
+    /// Creates an account with `formulary admin user add`, giving the password on stdin.
+    pub fn add_user(&self, username: &str, name: &str, roles: &[&str], password: &str) {
+        use std::io::Write;
+        let mut arguments = vec!["admin", "user", "add", username, "--name", name];
+        for role in roles {
+            arguments.extend(["--role", role]);
+        }
+        let mut child = self
+            .command(&arguments)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("admin user add starts");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("{password}\n").as_bytes())
+            .expect("password written");
+        let output = child.wait_with_output().expect("admin user add ends");
+        assert!(
+            output.status.success(),
+            "admin user add {username}: {}",
+            text(&output.stderr)
+        );
+    }
+
     /// Starts `formulary serve` on a free port with the given settings; returns it and its base URL.
     pub fn serve(&self, settings: &[(&str, String)]) -> (Running, String) {
         use std::io::BufRead;

@@ -115,7 +115,7 @@ fn gateway_with(
     workspace.serve(&settings)
 }
 
-fn venv(root: &Path, name: &str) -> PathBuf {
+pub(crate) fn venv(root: &Path, name: &str) -> PathBuf {
     let path = root.join(name);
     let output = Command::new("python3")
         .args(["-m", "venv"])
@@ -126,7 +126,7 @@ fn venv(root: &Path, name: &str) -> PathBuf {
     path
 }
 
-fn pip(venv: &Path, index: &str, requirement: &str) -> Output {
+pub(crate) fn pip(venv: &Path, index: &str, requirement: &str) -> Output {
     Command::new(venv.join("bin/pip"))
         .args([
             "install",

@@ -14,39 +14,22 @@ use crate::formulary_cli::{text, Running, Workspace};
 
 const PASSWORD: &str = "a long test passphrase";
 
-fn add_user(workspace: &Workspace, username: &str, roles: &[&str]) {
-    let mut arguments = vec!["admin", "user", "add", username, "--name", username];
-    for role in roles {
-        arguments.extend(["--role", role]);
-    }
-    let mut child = workspace
-        .command(&arguments)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("admin user add starts");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{PASSWORD}\n").as_bytes())
-        .expect("password written");
-    let output = child.wait_with_output().expect("admin user add ends");
-    assert!(output.status.success(), "{}", text(&output.stderr));
-}
-
 /// A workspace with two trusts and one person per role; returns it with the running server.
 fn setup() -> (Workspace, Running, String) {
     let workspace = Workspace::new();
     workspace.ok(&["org", "add", "RJ1", "--name", "Trust One"]);
     workspace.ok(&["org", "add", "RQM", "--name", "Trust Two"]);
-    add_user(&workspace, "ana", &["RJ1:requester"]);
-    add_user(&workspace, "rob", &["RJ1:reviewer"]);
-    add_user(&workspace, "aisha", &["RJ1:approver"]);
-    add_user(&workspace, "olu", &["RJ1:organisation-admin"]);
-    add_user(&workspace, "other", &["RQM:approver", "RQM:reviewer"]);
-    add_user(&workspace, "audrey", &["NATIONAL:auditor"]);
+    workspace.add_user("ana", "ana", &["RJ1:requester"], PASSWORD);
+    workspace.add_user("rob", "rob", &["RJ1:reviewer"], PASSWORD);
+    workspace.add_user("aisha", "aisha", &["RJ1:approver"], PASSWORD);
+    workspace.add_user("olu", "olu", &["RJ1:organisation-admin"], PASSWORD);
+    workspace.add_user(
+        "other",
+        "other",
+        &["RQM:approver", "RQM:reviewer"],
+        PASSWORD,
+    );
+    workspace.add_user("audrey", "audrey", &["NATIONAL:auditor"], PASSWORD);
     let (server, base) = workspace.serve(&[]);
     (workspace, server, base)
 }
