@@ -11,6 +11,7 @@ mod cran;
 mod cran_mirror;
 mod error;
 mod files;
+mod ledger;
 mod mirror;
 mod pypi;
 mod revalidating;
@@ -23,6 +24,7 @@ pub use cran::{
 };
 pub use cran_mirror::import_cran_folder;
 pub use error::GatewayError;
+pub use ledger::{DownloadLedger, LedgerWriter};
 pub use mirror::{import_pypi_folder, MirrorReport};
 pub use pypi::{FileOutcome, PageOutcome, PypiGateway, Rendered, ServedPage, DEFAULT_SCOPE};
 pub use upstream::{UpstreamClient, UpstreamFailure};

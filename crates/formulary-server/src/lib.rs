@@ -17,9 +17,11 @@ mod pypi;
 mod router;
 mod snapshot;
 mod state;
+mod zero_copy;
 
 pub use api::entries::EntryView;
 pub use error::ApiError;
 pub use router::app;
 pub use snapshot::SnapshotHolder;
 pub use state::AppState;
+pub use zero_copy::{ZeroCopyListener, ZeroCopyStream};

@@ -4,5 +4,6 @@
 //! skipping.
 
 mod blobs;
+mod ledger;
 mod records;
 mod support;
