@@ -17,7 +17,7 @@ DOCS=${DOCS:-1}
 PACKAGES_COUNT=20000
 PORT_NGINX=18180
 PORT_GATEWAY=18190
-BIN=$ROOT/target/release/formulary
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/formulary
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 PIDS=()

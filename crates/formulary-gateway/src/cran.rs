@@ -606,15 +606,22 @@ impl CranGateway {
         }
         withhold_unsatisfiable(&mut kept, &mut withheld);
         let text = cran::render_packages(&kept);
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        std::io::Write::write_all(&mut encoder, text.as_bytes())
-            .map_err(|error| formulary_store::StoreError::Conflict(error.to_string()))?;
-        let gz = encoder
-            .finish()
-            .map_err(|error| formulary_store::StoreError::Conflict(error.to_string()))?;
+        // A rebuild that changed nothing (the usual case) keeps the same bodies: no compression,
+        // no hashing, and connections keep sending them from the same file.
+        let previous = lock(&self.indexes)
+            .get(&key)
+            .map(|cached| Arc::clone(&cached.served))
+            .filter(|previous| previous.packages.body == text.as_bytes());
+        let (packages, packages_gz) = match previous {
+            Some(previous) => (previous.packages.clone(), previous.packages_gz.clone()),
+            None => {
+                let gz = gzip(text.as_bytes())?;
+                (Rendered::new(text.into_bytes()), Rendered::new(gz))
+            }
+        };
         let served = Arc::new(ServedIndex {
-            packages: Rendered::new(text.into_bytes()),
-            packages_gz: Rendered::new(gz),
+            packages,
+            packages_gz,
             stale: tree.stale,
             withheld,
         });
@@ -1208,8 +1215,9 @@ fn read_archive_rds(bytes: &[u8], url: &Url) -> Result<Archive, UpstreamFailure>
         .map_err(|error| malformed(error.to_string()))
 }
 
+/// Compresses a document as well as gzip can: it is built rarely and sent often.
 fn gzip(bytes: &[u8]) -> Result<Vec<u8>, GatewayError> {
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     std::io::Write::write_all(&mut encoder, bytes)
         .and_then(|()| encoder.finish())
         .map_err(|error| {

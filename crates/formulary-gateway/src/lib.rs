@@ -12,6 +12,7 @@ mod cran_mirror;
 mod dependencies;
 mod error;
 mod files;
+mod ledger;
 mod mirror;
 mod pypi;
 mod revalidating;
@@ -25,6 +26,7 @@ pub use cran::{
 pub use cran_mirror::import_cran_folder;
 pub use dependencies::explain_cran_dependencies;
 pub use error::GatewayError;
+pub use ledger::{DownloadLedger, LedgerWriter};
 pub use mirror::{import_pypi_folder, MirrorReport};
 pub use pypi::{FileOutcome, PageOutcome, PypiGateway, Rendered, ServedPage, DEFAULT_SCOPE};
 pub use upstream::{UpstreamClient, UpstreamFailure};

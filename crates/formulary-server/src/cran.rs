@@ -39,6 +39,7 @@ fn index_response(
     let mut response = if not_modified {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
+        crate::zero_copy::register(&rendered.body);
         rendered.body.clone().into_response()
     };
     let response_headers = response.headers_mut();

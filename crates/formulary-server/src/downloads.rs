@@ -58,10 +58,16 @@ impl Requester {
     }
 }
 
-/// Records a download; a ledger failure is logged and does not fail the download.
+/// Records a download (queued for the batching writer when there is one); a ledger failure is
+/// logged and does not fail the download.
 pub(crate) async fn write_ledger(state: &AppState, line: &Download) {
-    if let Err(error) = state.database.record_download(line).await {
-        tracing::warn!(%error, "could not write the download ledger");
+    match &state.ledger {
+        Some(ledger) => ledger.record(line.clone(), &state.database).await,
+        None => {
+            if let Err(error) = state.database.record_download(line).await {
+                tracing::warn!(%error, "could not write the download ledger");
+            }
+        }
     }
 }
 
@@ -72,22 +78,34 @@ pub(crate) async fn serve_blob(
     sha256: &str,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (body, size): (Body, u64) = match state.blobs.open_local(sha256).await? {
-        Some((file, size)) => (
-            Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
-                file,
-                128 * 1024,
-            )),
-            size,
-        ),
-        None => {
-            let stored = state.blobs.get(sha256).await?;
-            let size = stored.meta.size;
-            (
-                Body::from_stream(stored.into_stream().map_err(std::io::Error::other)),
-                size,
-            )
+    let kept = crate::zero_copy::blob(sha256);
+    let (body, size): (Body, u64) = match kept {
+        Some(bytes) => {
+            let size = bytes.len() as u64;
+            (Body::from(bytes), size)
         }
+        None => match state.blobs.open_local(sha256).await? {
+            // Small files are read whole once and then sent from the file with sendfile.
+            Some((file, size)) if size <= crate::zero_copy::MAX_BLOB_BYTES => {
+                let bytes = read_whole(sha256, file, size).await?;
+                (Body::from(bytes), size)
+            }
+            Some((file, size)) => (
+                Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+                    file,
+                    128 * 1024,
+                )),
+                size,
+            ),
+            None => {
+                let stored = state.blobs.get(sha256).await?;
+                let size = stored.meta.size;
+                (
+                    Body::from_stream(stored.into_stream().map_err(std::io::Error::other)),
+                    size,
+                )
+            }
+        },
     };
     let etag = format!("\"sha256-{sha256}\"");
     let range = headers
@@ -125,6 +143,36 @@ pub(crate) async fn serve_blob(
     };
     set_file_headers(&mut response, Some(&etag));
     Ok(response)
+}
+
+/// Reads a small blob whole in one blocking call, and keeps it for sending with sendfile.
+async fn read_whole(
+    sha256: &str,
+    file: tokio::fs::File,
+    size: u64,
+) -> Result<bytes::Bytes, ApiError> {
+    let mut file = file.into_std().await;
+    let read = tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut buffer = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+        file.read_to_end(&mut buffer).map(|_| (buffer, file))
+    })
+    .await;
+    match read {
+        Ok(Ok((buffer, file))) => {
+            let bytes = bytes::Bytes::from(buffer);
+            crate::zero_copy::keep_blob(sha256, bytes.clone(), file);
+            Ok(bytes)
+        }
+        Ok(Err(error)) => Err(formulary_store::StoreError::Conflict(format!(
+            "cannot read a stored package file: {error}"
+        ))
+        .into()),
+        Err(error) => Err(formulary_store::StoreError::Conflict(format!(
+            "cannot read a stored package file: {error}"
+        ))
+        .into()),
+    }
 }
 
 /// The headers every package file carries: opaque bytes, ranges supported, cacheable for ever

@@ -21,9 +21,11 @@ mod snapshot;
 mod state;
 mod web;
 pub mod workflow;
+mod zero_copy;
 
 pub use api::entries::EntryView;
 pub use error::ApiError;
 pub use router::app;
 pub use snapshot::SnapshotHolder;
 pub use state::AppState;
+pub use zero_copy::{ZeroCopyListener, ZeroCopyStream};

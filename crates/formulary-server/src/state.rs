@@ -23,6 +23,8 @@ pub struct AppState {
     pub pypi_by_organisation: std::collections::HashMap<OrgCode, Arc<PypiGateway>>,
     /// The organisation whose view the unprefixed gateway paths (`/pypi/…`) serve.
     pub default_organisation: OrgCode,
+    /// The download ledger's batching writer; without one, lines are written one by one.
+    pub ledger: Option<formulary_gateway::DownloadLedger>,
     /// A short description of where records live (`SQLite` or `PostgreSQL`), for the landing page.
     pub storage_label: String,
 }
@@ -50,6 +52,7 @@ impl AppState {
             cran: None,
             pypi_by_organisation: std::collections::HashMap::new(),
             default_organisation,
+            ledger: None,
             storage_label,
         })
     }

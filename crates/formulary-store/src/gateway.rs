@@ -120,6 +120,45 @@ impl Database {
         Ok(())
     }
 
+    /// Records several ledger lines in one statement (the gateway batches its downloads), all
+    /// stamped now.
+    pub async fn record_downloads(&self, downloads: &[Download]) -> Result<(), StoreError> {
+        const COLUMNS: usize = 11;
+        // Well under SQLite's and PostgreSQL's limits on bound parameters.
+        for chunk in downloads.chunks(256) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|row| {
+                    let placeholders: Vec<String> = (1..=COLUMNS)
+                        .map(|column| format!("${}", row * COLUMNS + column))
+                        .collect();
+                    format!("({})", placeholders.join(", "))
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO downloads (id, at, organisation, ecosystem, name, version, filename, outcome, client, user_agent, actor) VALUES {}",
+                rows.join(", ")
+            );
+            let at = time::to_text(Utc::now());
+            let mut query = sqlx::query(&sql);
+            for download in chunk {
+                query = query
+                    .bind(format!("d-{}", uuid::Uuid::now_v7().simple()))
+                    .bind(at.clone())
+                    .bind(download.organisation.as_str().to_owned())
+                    .bind(download.component.ecosystem().as_str())
+                    .bind(download.component.name.as_str().to_owned())
+                    .bind(download.version.clone())
+                    .bind(download.filename.clone())
+                    .bind(download.outcome.clone())
+                    .bind(download.client.clone())
+                    .bind(download.user_agent.chars().take(200).collect::<String>())
+                    .bind(download.actor.clone());
+            }
+            query.execute(self.pool()).await?;
+        }
+        Ok(())
+    }
+
     /// The ledger lines of a component (newest first): "who has version X?".
     pub async fn downloads_of(&self, component: &Component) -> Result<Vec<Download>, StoreError> {
         let rows = sqlx::query(

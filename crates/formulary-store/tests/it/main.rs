@@ -4,6 +4,10 @@
 //! skipping.
 
 mod blobs;
+<<<<<<< HEAD
 mod people;
+=======
+mod ledger;
+>>>>>>> issue5
 mod records;
 mod support;

@@ -8,7 +8,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use std::collections::HashMap;
 
-use axum::serve::ListenerExt;
 use clap::Args;
 use formulary_core::OrgCode;
 use formulary_gateway::{CranGateway, PypiGateway};
@@ -57,21 +56,23 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
             crate::demo_people::DEMO_PASSWORD
         );
     }
+    let (ledger, ledger_writer) = formulary_gateway::DownloadLedger::start(database.clone());
+    state.ledger = Some(ledger);
     let _follower = Arc::clone(&state.snapshot).follow(database, Duration::from_secs(2));
     let listener = tokio::net::TcpListener::bind(context.settings.listen)
         .await
         .with_context(|| format!("could not listen on {}: is another program using that port? Choose another with --listen", context.settings.listen))?;
     let address = listener.local_addr()?;
-    // Small responses must not wait for Nagle's algorithm (about 40 ms per response otherwise).
-    let listener = listener.tap_io(|connection| {
-        if let Err(error) = connection.set_nodelay(true) {
-            tracing::debug!(%error, "could not set TCP_NODELAY");
-        }
-    });
+    // TCP_NODELAY (small responses must not wait for Nagle's algorithm), and large immutable
+    // bodies sent with sendfile.
+    let listener = formulary_server::ZeroCopyListener::new(listener);
     println!("Formulary is listening on http://{address}/ (Ctrl-C to stop)");
     axum::serve(listener, formulary_server::app(state))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    // Every download answered so far is in the queue: write it before exiting.
+    let written = ledger_writer.finish().await;
+    tracing::info!(written, "download ledger written");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -73,7 +73,7 @@ fn an_imported_cran_folder_installs_with_no_upstream_and_the_same_policy() {
             .display()
             .to_string(),
     ]);
-    let (_server, base) = gateway(&workspace, "[]");
+    let (mut server, base) = gateway(&workspace, "[]");
     let repository = format!("{base}/cran");
 
     // RSEC-2023-2 denies readxl 1.4.1: R installs 1.4.0 from the imported Archive, with cellar.
@@ -154,5 +154,25 @@ fn an_imported_cran_folder_installs_with_no_upstream_and_the_same_policy() {
         std::fs::read(destination.join("cellar_1.0.0.zip")).expect("downloaded"),
         std::fs::read(bundle.join(&windows_tree).join("cellar_1.0.0.zip")).expect("original"),
         "the served binary is the imported one"
+    );
+
+    // A graceful stop writes every queued ledger line: each download and refusal is there.
+    let stopped = std::process::Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(stopped.success());
+    assert!(server.0.wait().expect("server exits").success());
+    let count = std::process::Command::new("python3")
+        .arg("-c")
+        .arg("import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); print(*c.execute(\"SELECT outcome, COUNT(*) FROM downloads WHERE name IN ('readxl', 'cellar') GROUP BY outcome ORDER BY outcome\").fetchall())")
+        .arg(workspace.folder.path().join("data/formulary.db"))
+        .output()
+        .expect("python3 runs");
+    let ledger = text(&count.stdout);
+    assert!(
+        ledger.starts_with("('refused', 1) ('served', "),
+        "{ledger}{}",
+        text(&count.stderr)
     );
 }
