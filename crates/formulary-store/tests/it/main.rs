@@ -4,10 +4,7 @@
 //! skipping.
 
 mod blobs;
-<<<<<<< HEAD
-mod people;
-=======
 mod ledger;
->>>>>>> issue5
+mod people;
 mod records;
 mod support;
