@@ -59,26 +59,48 @@ async fn write_batches(
 ) -> usize {
     let mut written = 0;
     let mut batch = Vec::with_capacity(BATCH);
+    let mut stopping = false;
     loop {
-        let received = tokio::select! {
-            count = receiver.recv_many(&mut batch, BATCH) => count,
-            _ = &mut stopped => {
-                // No new lines; write what is queued.
-                receiver.close();
-                receiver.recv_many(&mut batch, BATCH).await
+        let received = if stopping {
+            // Closed: drain what is queued, then `recv_many` answers 0.
+            receiver.recv_many(&mut batch, BATCH).await
+        } else {
+            tokio::select! {
+                count = receiver.recv_many(&mut batch, BATCH) => count,
+                _ = &mut stopped => {
+                    // The stop signal completes once; it is never polled again.
+                    stopping = true;
+                    receiver.close();
+                    receiver.recv_many(&mut batch, BATCH).await
+                }
             }
         };
         if received == 0 {
             return written;
         }
-        match database.record_downloads(&batch).await {
-            Ok(()) => written += batch.len(),
-            Err(error) => {
-                tracing::warn!(%error, lines = batch.len(), "could not write the download ledger")
-            }
-        }
+        written += write_with_retries(&database, &batch).await;
         batch.clear();
     }
+}
+
+/// Writes one batch, trying again a few times (a busy database, a failover) before giving up
+/// with a warning that says how many lines were lost.
+async fn write_with_retries(database: &Database, batch: &[Download]) -> usize {
+    const ATTEMPTS: u32 = 4;
+    for attempt in 1..=ATTEMPTS {
+        match database.record_downloads(batch).await {
+            Ok(()) => return batch.len(),
+            Err(error) if attempt == ATTEMPTS => {
+                tracing::error!(%error, lines = batch.len(), "could not write the download ledger; these lines are lost");
+            }
+            Err(error) => {
+                tracing::warn!(%error, attempt, "could not write the download ledger; trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(attempt)))
+                    .await;
+            }
+        }
+    }
+    0
 }
 
 #[cfg(test)]
@@ -89,11 +111,13 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn every_queued_line_is_written_by_shutdown() {
-        let folder = std::env::temp_dir().join(format!("formulary-ledger-{}", std::process::id()));
-        std::fs::create_dir_all(&folder).expect("folder");
-        let database = Database::open(&format!("sqlite://{}", folder.join("ledger.db").display()))
-            .await
-            .expect("SQLite");
+        let folder = tempfile::tempdir().expect("temporary folder");
+        let database = Database::open(&format!(
+            "sqlite://{}",
+            folder.path().join("ledger.db").display()
+        ))
+        .await
+        .expect("SQLite");
         let (ledger, writer) = DownloadLedger::start(database.clone());
         let component = Component::new(Ecosystem::Cran, "cellar").expect("name");
         let mut tasks = Vec::new();
@@ -121,6 +145,5 @@ mod tests {
         let recorded = database.downloads_of(&component).await.expect("ledger");
         assert_eq!(recorded.len(), 1000);
         database.close().await;
-        std::fs::remove_dir_all(folder).expect("cleaned up");
     }
 }
