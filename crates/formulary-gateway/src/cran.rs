@@ -29,7 +29,7 @@ use crate::cran_mirror::{ImportedFiles, INDEX_FIELDS};
 use crate::error::GatewayError;
 use crate::files::{FileCache, UpstreamFile};
 use crate::pypi::Rendered;
-use crate::revalidating::{Answer, Lookup, Revalidated, Revalidating};
+use crate::revalidating::{Answer, Freshness, Lookup, Revalidated, Revalidating};
 use crate::upstream::{as_folders, Document, UpstreamClient, UpstreamFailure};
 
 /// Largest `PACKAGES` index read (CRAN's is about 10 MB uncompressed).
@@ -44,40 +44,23 @@ const INDEX_REUSE: Duration = Duration::from_secs(30);
 /// One repository tree as last fetched.
 #[derive(Debug)]
 struct Tree {
-    upstream: Url,
+    /// Where it came from (its files are relative to `freshness.origin`) and when.
+    freshness: Freshness,
     paragraphs: Vec<Paragraph>,
     /// First-seen dates of versions that appeared after Formulary first saw the tree.
     published: HashMap<(String, String), DateTime<Utc>>,
-    etag: Option<String>,
-    checked_at: DateTime<Utc>,
-    stale: bool,
 }
 
 impl Revalidated for Tree {
-    fn origin(&self) -> &str {
-        self.upstream.as_str()
+    fn freshness(&self) -> &Freshness {
+        &self.freshness
     }
 
-    fn etag(&self) -> Option<&str> {
-        self.etag.as_deref()
-    }
-
-    fn checked_at(&self) -> DateTime<Utc> {
-        self.checked_at
-    }
-
-    fn is_stale(&self) -> bool {
-        self.stale
-    }
-
-    fn rechecked(&self, at: DateTime<Utc>, stale: bool) -> Tree {
+    fn with_freshness(&self, freshness: Freshness) -> Tree {
         Tree {
-            upstream: self.upstream.clone(),
+            freshness,
             paragraphs: self.paragraphs.clone(),
             published: self.published.clone(),
-            etag: self.etag.clone(),
-            checked_at: at,
-            stale,
         }
     }
 }
@@ -163,37 +146,19 @@ struct CachedArchive {
 /// The archive an upstream lists in `src/contrib/Meta/archive.rds`.
 #[derive(Debug)]
 struct UpstreamArchive {
-    upstream: Url,
+    freshness: Freshness,
     archive: Archive,
-    etag: Option<String>,
-    checked_at: DateTime<Utc>,
-    stale: bool,
 }
 
 impl Revalidated for UpstreamArchive {
-    fn origin(&self) -> &str {
-        self.upstream.as_str()
+    fn freshness(&self) -> &Freshness {
+        &self.freshness
     }
 
-    fn etag(&self) -> Option<&str> {
-        self.etag.as_deref()
-    }
-
-    fn checked_at(&self) -> DateTime<Utc> {
-        self.checked_at
-    }
-
-    fn is_stale(&self) -> bool {
-        self.stale
-    }
-
-    fn rechecked(&self, at: DateTime<Utc>, stale: bool) -> UpstreamArchive {
+    fn with_freshness(&self, freshness: Freshness) -> UpstreamArchive {
         UpstreamArchive {
-            upstream: self.upstream.clone(),
+            freshness,
             archive: self.archive.clone(),
-            etag: self.etag.clone(),
-            checked_at: at,
-            stale,
         }
     }
 }
@@ -418,16 +383,12 @@ impl CranGateway {
             return Ok(None);
         };
         let paragraphs = cran::parse_packages(&stored.document).unwrap_or_default();
-        let upstream = Url::parse(&stored.upstream)
-            .map_err(|error| formulary_store::StoreError::Conflict(error.to_string()))?;
+        let freshness = Freshness::stored(&stored)?;
         let published = self.published_dates(&paragraphs).await?;
         let tree = Tree {
-            upstream,
+            freshness,
             paragraphs,
             published,
-            etag: stored.etag,
-            checked_at: stored.fetched_at,
-            stale: false,
         };
         Ok(Some(tree))
     }
@@ -505,12 +466,9 @@ impl CranGateway {
             .save_upstream_page(SCOPE, &key, &stored)
             .await?;
         Ok(Tree {
-            upstream: upstream.clone(),
+            freshness: Freshness::new(upstream.clone(), etag, now),
             paragraphs,
             published,
-            etag,
-            checked_at: now,
-            stale: false,
         })
     }
 
@@ -622,7 +580,7 @@ impl CranGateway {
         let served = Arc::new(ServedIndex {
             packages,
             packages_gz,
-            stale: tree.stale,
+            stale: tree.freshness.stale,
             withheld,
         });
         let mut indexes = self
@@ -681,12 +639,13 @@ impl CranGateway {
         tree: &Tree,
         component: &Component,
     ) -> Option<Vec<(Version, String)>> {
-        if !matches!(tree.upstream.scheme(), "http" | "https") {
+        if !matches!(tree.freshness.origin.scheme(), "http" | "https") {
             return None;
         }
         let name = component.name.as_str();
         let listing_url = tree
-            .upstream
+            .freshness
+            .origin
             .join(&format!("src/contrib/Archive/{name}/"))
             .ok()?;
         match self
@@ -889,14 +848,16 @@ impl CranGateway {
             return Ok(CranFileOutcome::Missing);
         };
         let url = if is_current {
-            tree.upstream.join(&format!("{tree_name}/{filename}"))
+            tree.freshness
+                .origin
+                .join(&format!("{tree_name}/{filename}"))
         } else {
-            tree.upstream.join(&format!(
+            tree.freshness.origin.join(&format!(
                 "src/contrib/Archive/{}/{filename}",
                 component.name
             ))
         };
-        if !matches!(tree.upstream.scheme(), "http" | "https") {
+        if !matches!(tree.freshness.origin.scheme(), "http" | "https") {
             return Ok(CranFileOutcome::Missing);
         }
         let url = url.map_err(|error| UpstreamFailure::Malformed {
@@ -1143,11 +1104,8 @@ impl CranGateway {
             return Ok(None);
         };
         Ok(Some(UpstreamArchive {
-            upstream,
+            freshness: Freshness::new(upstream, stored.etag, stored.fetched_at),
             archive,
-            etag: stored.etag,
-            checked_at: stored.fetched_at,
-            stale: false,
         }))
     }
 
@@ -1177,11 +1135,8 @@ impl CranGateway {
             )
             .await?;
         Ok(UpstreamArchive {
-            upstream,
+            freshness: Freshness::new(upstream, etag, now),
             archive,
-            etag,
-            checked_at: now,
-            stale: false,
         })
     }
 }

@@ -2,7 +2,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use formulary_core::ecosystems::pypi::{self, DistributionFile, ProjectPage};
 use formulary_core::ecosystems::Version;
 use formulary_core::policy::{
@@ -14,7 +14,7 @@ use url::Url;
 
 use crate::error::GatewayError;
 use crate::files::{FileCache, UpstreamFile};
-use crate::revalidating::{Answer, Lookup, Revalidated, Revalidating};
+use crate::revalidating::{Answer, Freshness, Lookup, Revalidated, Revalidating};
 use crate::upstream::{as_folders, Fetched, UpstreamClient};
 
 /// Files the index announces as larger than this are streamed to the first client while they are
@@ -28,39 +28,21 @@ const BLOB_SCHEME: &str = "formulary-blob:";
 /// What the gateway knows about one project: the upstream page and the release evidence.
 #[derive(Debug)]
 struct Project {
+    freshness: Freshness,
     page: ProjectPage,
     releases: Vec<Release>,
-    upstream: String,
-    etag: Option<String>,
-    checked_at: DateTime<Utc>,
-    stale: bool,
 }
 
 impl Revalidated for Project {
-    fn origin(&self) -> &str {
-        &self.upstream
+    fn freshness(&self) -> &Freshness {
+        &self.freshness
     }
 
-    fn etag(&self) -> Option<&str> {
-        self.etag.as_deref()
-    }
-
-    fn checked_at(&self) -> DateTime<Utc> {
-        self.checked_at
-    }
-
-    fn is_stale(&self) -> bool {
-        self.stale
-    }
-
-    fn rechecked(&self, at: DateTime<Utc>, stale: bool) -> Project {
+    fn with_freshness(&self, freshness: Freshness) -> Project {
         Project {
+            freshness,
             page: self.page.clone(),
             releases: self.releases.clone(),
-            upstream: self.upstream.clone(),
-            etag: self.etag.clone(),
-            checked_at: at,
-            stale,
         }
     }
 }
@@ -272,7 +254,7 @@ impl PypiGateway {
             Lookup::Found(project) => Some(project),
             // Every upstream says the project does not exist; imported files still count.
             Lookup::Absent(cached) => {
-                cached.filter(|project| project.upstream.starts_with(BLOB_SCHEME))
+                cached.filter(|project| project.freshness.origin.as_str().starts_with(BLOB_SCHEME))
             }
         })
     }
@@ -288,12 +270,9 @@ impl PypiGateway {
         })?;
         let releases = self.database.releases_of(component).await?;
         let project = Project {
+            freshness: Freshness::stored(&stored)?,
             page,
             releases,
-            upstream: stored.upstream,
-            etag: stored.etag,
-            checked_at: stored.fetched_at,
-            stale: false,
         };
         Ok(Some(project))
     }
@@ -377,12 +356,9 @@ impl PypiGateway {
             .save_upstream_page(&self.scope, component, &stored)
             .await?;
         Ok(Project {
+            freshness: Freshness::new(index.clone(), etag, now),
             page,
             releases,
-            upstream: index.to_string(),
-            etag,
-            checked_at: now,
-            stale: false,
         })
     }
 
@@ -483,7 +459,7 @@ impl PypiGateway {
         };
         let served = Arc::new(ServedPage {
             page,
-            stale: project.stale,
+            stale: project.freshness.stale,
             json: std::sync::OnceLock::new(),
             html: std::sync::OnceLock::new(),
         });

@@ -13,18 +13,57 @@ use crate::error::GatewayError;
 use crate::single_flight::SingleFlight;
 use crate::upstream::UpstreamFailure;
 
-/// What a front-end caches for one document.
-pub(crate) trait Revalidated {
-    /// The upstream it came from.
-    fn origin(&self) -> &str;
+/// Where a cached document came from and when it was last checked: the part every cached
+/// document has, whatever the front-end.
+#[derive(Debug, Clone)]
+pub(crate) struct Freshness {
+    /// The upstream it came from (`formulary-blob:…` for imported files).
+    pub(crate) origin: Url,
     /// The upstream's entity tag for it.
-    fn etag(&self) -> Option<&str>;
+    pub(crate) etag: Option<String>,
     /// When it was last fetched or confirmed.
-    fn checked_at(&self) -> DateTime<Utc>;
+    pub(crate) checked_at: DateTime<Utc>,
     /// True when the upstream could not be reached at the last check.
-    fn is_stale(&self) -> bool;
+    pub(crate) stale: bool,
+}
+
+impl Freshness {
+    /// A document fetched (or stored) at `checked_at`.
+    pub(crate) fn new(origin: Url, etag: Option<String>, checked_at: DateTime<Utc>) -> Freshness {
+        Freshness {
+            origin,
+            etag,
+            checked_at,
+            stale: false,
+        }
+    }
+
+    /// The freshness of a document as the store kept it.
+    pub(crate) fn stored(page: &formulary_store::UpstreamPage) -> Result<Freshness, GatewayError> {
+        let origin =
+            Url::parse(&page.upstream).map_err(|error| formulary_store::StoreError::Corrupt {
+                what: "cached upstream document",
+                why: format!("its origin '{}' is not a URL: {error}", page.upstream),
+            })?;
+        Ok(Freshness::new(origin, page.etag.clone(), page.fetched_at))
+    }
+}
+
+/// What a front-end caches for one document: its content and its [`Freshness`].
+pub(crate) trait Revalidated: Sized {
+    /// Where it came from and when it was last checked.
+    fn freshness(&self) -> &Freshness;
+    /// The same content with another freshness (cheap: content is shared, not copied).
+    fn with_freshness(&self, freshness: Freshness) -> Self;
+
     /// The same content, checked at `at`.
-    fn rechecked(&self, at: DateTime<Utc>, stale: bool) -> Self;
+    fn rechecked(&self, at: DateTime<Utc>, stale: bool) -> Self {
+        self.with_freshness(Freshness {
+            checked_at: at,
+            stale,
+            ..self.freshness().clone()
+        })
+    }
 }
 
 /// One step a front-end contributes to a lookup (load, ask, build), as a boxed future.
@@ -86,7 +125,8 @@ impl<T: Revalidated> Revalidating<T> {
 
     fn fresh(&self, name: &str) -> Option<Arc<T>> {
         self.remembered(name).filter(|item| {
-            !item.is_stale() && Utc::now() - item.checked_at() < self.revalidate_after
+            let freshness = item.freshness();
+            !freshness.stale && Utc::now() - freshness.checked_at < self.revalidate_after
         })
     }
 
@@ -127,8 +167,8 @@ impl<T: Revalidated> Revalidating<T> {
         for upstream in upstreams {
             let etag = cached
                 .as_ref()
-                .filter(|item| item.origin() == upstream.as_str())
-                .and_then(|item| item.etag().map(str::to_owned));
+                .filter(|item| &item.freshness().origin == upstream)
+                .and_then(|item| item.freshness().etag.clone());
             match ask(upstream.clone(), etag).await {
                 Ok(Answer::Document(document)) => {
                     let item = build(upstream.clone(), document, cached.clone()).await?;
@@ -159,5 +199,66 @@ impl<T: Revalidated> Revalidating<T> {
             (Some(error), None) => Err(GatewayError::Upstream(error)),
             (None, cached) => Ok(Lookup::Absent(cached)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Page {
+        freshness: Freshness,
+        text: String,
+    }
+
+    impl Revalidated for Page {
+        fn freshness(&self) -> &Freshness {
+            &self.freshness
+        }
+
+        fn with_freshness(&self, freshness: Freshness) -> Page {
+            Page {
+                freshness,
+                text: self.text.clone(),
+            }
+        }
+    }
+
+    #[test]
+    fn stored_origins_of_upstreams_and_imports_are_read_and_rechecks_keep_them() {
+        for origin in [
+            "https://pypi.org/simple/",
+            "formulary-blob:mirror",
+            crate::cran_mirror::MIRROR_UPSTREAM,
+        ] {
+            let stored = formulary_store::UpstreamPage {
+                upstream: origin.to_owned(),
+                document: String::new(),
+                etag: Some("\"v1\"".to_owned()),
+                fetched_at: Utc::now(),
+            };
+            let freshness = Freshness::stored(&stored).expect(origin);
+            assert_eq!(freshness.origin.as_str(), origin);
+            let page = Page {
+                freshness,
+                text: "body".to_owned(),
+            };
+            let later = Utc::now() + chrono::Duration::minutes(5);
+            let rechecked = page.rechecked(later, true);
+            assert_eq!(rechecked.freshness.origin.as_str(), origin);
+            assert_eq!(rechecked.freshness.etag.as_deref(), Some("\"v1\""));
+            assert_eq!(rechecked.freshness.checked_at, later);
+            assert!(rechecked.freshness.stale);
+            assert_eq!(rechecked.text, "body");
+        }
+        let broken = formulary_store::UpstreamPage {
+            upstream: "not a url".to_owned(),
+            document: String::new(),
+            etag: None,
+            fetched_at: Utc::now(),
+        };
+        let error = Freshness::stored(&broken).unwrap_err().to_string();
+        assert!(error.contains("'not a url' is not a URL"), "{error}");
     }
 }
