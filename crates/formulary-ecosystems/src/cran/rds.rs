@@ -494,7 +494,7 @@ impl Reader<'_> {
         };
         let data = match (class.as_str(), state) {
             (
-                "compact_intseq",
+                kind @ ("compact_intseq" | "compact_realseq"),
                 Read::Value(RValue {
                     data: RData::Double(numbers),
                     ..
@@ -506,30 +506,12 @@ impl Reader<'_> {
                         "a compact sequence is too long".to_owned(),
                     ));
                 }
-                RData::Integer(
-                    (0..length as i64)
-                        .map(|index| Some((start + step * index as f64) as i32))
-                        .collect(),
-                )
-            }
-            (
-                "compact_realseq",
-                Read::Value(RValue {
-                    data: RData::Double(numbers),
-                    ..
-                }),
-            ) if numbers.len() == 3 => {
-                let (length, start, step) = (numbers[0], numbers[1], numbers[2]);
-                if !(0.0..=1e8).contains(&length) {
-                    return Err(RdsError::Malformed(
-                        "a compact sequence is too long".to_owned(),
-                    ));
+                let values = (0..length as i64).map(|index| start + step * index as f64);
+                if kind == "compact_intseq" {
+                    RData::Integer(values.map(|value| Some(value as i32)).collect())
+                } else {
+                    RData::Double(values.collect())
                 }
-                RData::Double(
-                    (0..length as i64)
-                        .map(|index| start + step * index as f64)
-                        .collect(),
-                )
             }
             (
                 "wrap_integer" | "wrap_real" | "wrap_logical" | "wrap_string" | "wrap_list",
