@@ -1,6 +1,6 @@
 use thiserror::Error;
 
-use crate::upstream::UpstreamFailure;
+use crate::engine::upstream::UpstreamFailure;
 
 /// Why the gateway could not answer.
 #[derive(Debug, Error)]
@@ -11,11 +11,14 @@ pub enum GatewayError {
     /// Every upstream failed and nothing is cached.
     #[error("the upstream index could not be reached and nothing is cached for this project: {0}")]
     Upstream(#[from] UpstreamFailure),
-    /// The upstream file did not match its announced digest.
-    #[error("the upstream file for {filename} does not match its published sha256; it was not cached. Try again later, and tell the operator if it persists")]
+    /// The upstream served a file that does not match its published digests or is not the file
+    /// its name says.
+    #[error("the upstream served a corrupt or mismatched {filename} ({why}); it was not cached. Try again later, and tell the operator if it persists")]
     CorruptUpstreamFile {
         /// The file.
         filename: String,
+        /// What is wrong with it.
+        why: String,
     },
     /// A folder given to `mirror import` cannot be imported.
     #[error("cannot import {what}: {why}")]

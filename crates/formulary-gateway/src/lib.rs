@@ -8,25 +8,22 @@
 //! "not in this formulary" (the server answers 404).
 
 mod cran;
-mod cran_mirror;
 mod dependencies;
+mod engine;
 mod error;
-mod files;
 mod ledger;
-mod mirror;
 mod pypi;
-mod revalidating;
-mod single_flight;
-mod upstream;
 
 pub use cran::{
     cached_index as cached_cran_index, is_tree as is_cran_tree,
     parse_filename as parse_cran_filename, CranFileOutcome, CranGateway, ServedIndex,
 };
-pub use cran_mirror::import_cran_folder;
+pub use cran::mirror::import_cran_folder;
 pub use dependencies::explain_cran_dependencies;
 pub use error::GatewayError;
 pub use ledger::{DownloadLedger, LedgerWriter};
-pub use mirror::{import_pypi_folder, MirrorReport};
-pub use pypi::{FileOutcome, PageOutcome, PypiGateway, Rendered, ServedPage, DEFAULT_SCOPE};
-pub use upstream::{UpstreamClient, UpstreamFailure};
+pub use engine::import::MirrorReport;
+pub use engine::rendered::Rendered;
+pub use engine::upstream::{UpstreamClient, UpstreamFailure};
+pub use pypi::mirror::import_pypi_folder;
+pub use pypi::{FileOutcome, PageOutcome, PypiGateway, ServedPage, DEFAULT_SCOPE};

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
 use formulary_core::policy::Decision;
@@ -16,7 +16,7 @@ use formulary_gateway::{is_cran_tree, CranFileOutcome, CranGateway, Rendered};
 
 use crate::downloads::{serve_blob, write_ledger, Requester};
 use crate::error::ApiError;
-use crate::pypi::{gateway_error, snapshot_for, view_for};
+use crate::gateway::{document_response, gateway_error, snapshot_for, view_for};
 use crate::state::AppState;
 
 fn gateway(state: &AppState) -> Result<&CranGateway, ApiError> {
@@ -32,32 +32,7 @@ fn index_response(
     content_type: &'static str,
     stale: bool,
 ) -> Response {
-    let not_modified = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|tags| tags.split(',').any(|tag| tag.trim() == rendered.etag));
-    let mut response = if not_modified {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        crate::zero_copy::register(&rendered.body);
-        rendered.body.clone().into_response()
-    };
-    let response_headers = response.headers_mut();
-    response_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response_headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("max-age=30"),
-    );
-    if let Ok(value) = HeaderValue::from_str(&rendered.etag) {
-        response_headers.insert(header::ETAG, value);
-    }
-    if stale {
-        response_headers.insert(
-            "x-formulary-stale",
-            HeaderValue::from_static("upstream unreachable; serving the cached index"),
-        );
-    }
-    response
+    document_response(headers, rendered, content_type, stale, true)
 }
 
 /// A reason as a URL path segment: lower-case letters, digits and dashes.
@@ -90,7 +65,7 @@ pub(crate) async fn serve(
         .unwrap_or_default()
         .trim_start_matches('/');
     let request = view_for(&state, &params)?;
-    let (generation, snapshot) = snapshot_for(&state, &request).await?;
+    let (generation, snapshot) = snapshot_for(&state, &request, "/cran/").await?;
     let not_found = || {
         ApiError::not_found(format!(
             "'{}' is not part of this CRAN-like repository",

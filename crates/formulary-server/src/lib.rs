@@ -12,6 +12,7 @@ pub mod catalogue;
 mod cran;
 mod downloads;
 mod error;
+mod gateway;
 pub mod identity;
 mod landing;
 mod pypi;

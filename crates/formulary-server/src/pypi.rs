@@ -4,90 +4,24 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
-use chrono::{NaiveDate, Utc};
 use formulary_core::ecosystems::pypi;
 use formulary_core::ecosystems::Ecosystem;
-use formulary_core::policy::{Decision, Effect, PolicySnapshot, View};
 use formulary_core::{Component, OrgCode};
-use formulary_gateway::{FileOutcome, GatewayError, PageOutcome, PypiGateway, Rendered};
+use formulary_gateway::{FileOutcome, PageOutcome, PypiGateway, Rendered};
 
 use crate::downloads::{serve_blob, set_file_headers, write_ledger, Requester};
 use crate::error::ApiError;
+use crate::gateway::{document_response, gateway_error, refusal, request_link, snapshot_for, view_for};
 use crate::state::AppState;
 
-/// Which organisation and which moment a request is for, from its path prefix.
-pub(crate) struct ViewRequest {
-    pub(crate) view: View,
-    /// The snapshot date of a dated view (`/@YYYY-MM-DD/…`).
-    pub(crate) day: Option<NaiveDate>,
-}
-
-pub(crate) fn view_for(
-    state: &AppState,
-    params: &HashMap<String, String>,
-) -> Result<ViewRequest, ApiError> {
-    let organisation: OrgCode = match params.get("org") {
-        Some(code) => code
-            .parse()
-            .map_err(|error: formulary_core::CoreError| ApiError::not_found(error.to_string()))?,
-        None => state.default_organisation.clone(),
-    };
-    let (at, day) = match params.get("at") {
-        None => (Utc::now(), None),
-        Some(text) => {
-            let day = text
-                .strip_prefix('@')
-                .and_then(|day| NaiveDate::parse_from_str(day, "%Y-%m-%d").ok())
-                .ok_or_else(|| {
-                    ApiError::not_found(format!(
-                        "'{}' is not a snapshot date; write /@YYYY-MM-DD/",
-                        text.escape_debug()
-                    ))
-                })?;
-            let end_of_day = day
-                .and_hms_opt(23, 59, 59)
-                .map(|time| time.and_utc())
-                .ok_or_else(|| ApiError::not_found("not a date"))?;
-            if end_of_day > Utc::now() + chrono::Duration::days(1) {
-                return Err(ApiError::not_found(format!(
-                    "{day} is in the future; a snapshot view shows a day that has passed"
-                )));
-            }
-            (end_of_day.min(Utc::now()), Some(day))
-        }
-    };
-    Ok(ViewRequest {
-        view: View { organisation, at },
-        day,
-    })
-}
-
-/// The snapshot a request is decided by, with its generation (for page caching).
-pub(crate) async fn snapshot_for(
-    state: &AppState,
-    request: &ViewRequest,
-) -> Result<(i64, Arc<PolicySnapshot>), ApiError> {
-    let (generation, current) = state.snapshot.current_with_generation();
-    let snapshot = if request.day.is_some() {
-        state.snapshot.at(&state.database, request.view.at).await?
-    } else {
-        current
-    };
-    if snapshot.organisation(&request.view.organisation).is_none() {
-        return Err(ApiError::not_found(format!(
-            "there is no organisation {}; the views are /o/CODE/pypi/simple/",
-            request.view.organisation
-        )));
-    }
-    Ok((generation, snapshot))
-}
+/// Where this ecosystem's views live under a view prefix, for messages.
+const PATH: &str = "/pypi/simple/";
 
 /// The gateway serving an organisation: its own when it has upstreams of its own, else the default.
 fn gateway<'a>(state: &'a AppState, organisation: &OrgCode) -> Result<&'a PypiGateway, ApiError> {
@@ -131,8 +65,7 @@ fn wants_json(headers: &HeaderMap) -> bool {
     best_json > 0.0 && best_json >= best_html
 }
 
-fn document(headers: &HeaderMap, json: bool, rendered: &Rendered, stale: Option<&str>) -> Response {
-    let etag = &rendered.etag;
+fn document(headers: &HeaderMap, json: bool, rendered: &Rendered, stale: bool) -> Response {
     let content_type = if json {
         pypi::JSON_CONTENT_TYPE
     } else if headers
@@ -144,41 +77,11 @@ fn document(headers: &HeaderMap, json: bool, rendered: &Rendered, stale: Option<
     } else {
         "text/html; charset=utf-8"
     };
-    let not_modified = headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|tags| {
-            tags.split(',')
-                .any(|tag| tag.trim() == etag || tag.trim() == "*")
-        });
-    let mut response = if not_modified {
-        StatusCode::NOT_MODIFIED.into_response()
-    } else {
-        Body::from(rendered.body.clone()).into_response()
-    };
-    let response_headers = response.headers_mut();
-    response_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response_headers.insert(header::VARY, HeaderValue::from_static("Accept"));
-    response_headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("max-age=30"),
-    );
-    if let Ok(value) = HeaderValue::from_str(etag) {
-        response_headers.insert(header::ETAG, value);
-    }
-    if let Some(note) = stale.and_then(|note| HeaderValue::from_str(note).ok()) {
-        response_headers.insert("x-formulary-stale", note);
-    }
+    let mut response = document_response(headers, rendered, content_type, stale, false);
     response
-}
-
-pub(crate) fn gateway_error(error: GatewayError) -> ApiError {
-    match error {
-        GatewayError::Store(error) => error.into(),
-        GatewayError::Upstream(failure) => ApiError::new(StatusCode::BAD_GATEWAY, "Upstream index unavailable", format!("{failure}. Nothing is cached for this project yet; try again later.")),
-        GatewayError::CorruptUpstreamFile { filename } => ApiError::new(StatusCode::BAD_GATEWAY, "Corrupt upstream file", format!("The upstream copy of {filename} does not match its published sha256, so Formulary refused it and cached nothing. Try again later.")),
-        GatewayError::Mirror { what, why } => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Import failed", format!("cannot import {what}: {why}")),
-    }
+        .headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Accept"));
+    response
 }
 
 /// `GET …/pypi/simple/`: the projects this gateway has served.
@@ -188,7 +91,7 @@ pub(crate) async fn root(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let request = view_for(&state, &params)?;
-    snapshot_for(&state, &request).await?;
+    snapshot_for(&state, &request, PATH).await?;
     let projects = gateway(&state, &request.view.organisation)?
         .known_projects()
         .await
@@ -199,7 +102,7 @@ pub(crate) async fn root(
     } else {
         pypi::render_root_html(&projects)
     };
-    Ok(document(&headers, json, &Rendered::new(body), None))
+    Ok(document(&headers, json, &Rendered::new(body), false))
 }
 
 /// `GET …/pypi/simple/{project}` without the trailing slash.
@@ -231,7 +134,7 @@ pub(crate) async fn project(
         return Ok(Redirect::permanent(&format!("{prefix}{}/", component.name)).into_response());
     }
     let request = view_for(&state, &params)?;
-    let (generation, snapshot) = snapshot_for(&state, &request).await?;
+    let (generation, snapshot) = snapshot_for(&state, &request, PATH).await?;
     let files_base = format!("../../files/{}/", component.name);
     match gateway(&state, &request.view.organisation)?
         .page(
@@ -248,10 +151,7 @@ pub(crate) async fn project(
         PageOutcome::Page(served) => {
             let json = wants_json(&headers);
             let rendered = if json { served.json() } else { served.html() };
-            let stale = served
-                .stale
-                .then_some("upstream unreachable; serving the cached index");
-            Ok(document(&headers, json, rendered, stale))
+            Ok(document(&headers, json, rendered, served.stale))
         }
         PageOutcome::NotInFormulary(decision) => Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -267,67 +167,6 @@ pub(crate) async fn project(
             component.name
         ))),
     }
-}
-
-fn request_link(decision: &Decision) -> String {
-    decision
-        .reasons
-        .iter()
-        .find_map(|reason| {
-            reason
-                .link
-                .clone()
-                .filter(|link| link.starts_with("/requests"))
-        })
-        .unwrap_or_else(|| format!("/requests/new?component={}", decision.component.purl()))
-}
-
-/// The HTTP reason phrase pip prints: printable ASCII, one line, bounded.
-fn reason_phrase(decision: &Decision) -> String {
-    let headline = decision.headline().unwrap_or("denied by policy");
-    let text: String = format!("Blocked by Formulary: {headline}")
-        .replace('…', "...")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '?'
-            }
-        })
-        .take(300)
-        .collect();
-    text
-}
-
-fn refusal(decision: &Decision) -> Response {
-    let detail: Vec<String> = decision
-        .reasons
-        .iter()
-        .filter(|reason| reason.effect == Effect::Deny)
-        .map(|reason| reason.message.clone())
-        .collect();
-    let body = serde_json::json!({
-        "type": "about:blank",
-        "title": format!("Blocked by Formulary: {} {} is not allowed", decision.component.name, decision.version),
-        "status": 403,
-        "detail": detail.join(" | "),
-        "reasons": decision.reasons,
-        "request": request_link(decision),
-    });
-    let mut response = (
-        StatusCode::FORBIDDEN,
-        serde_json::to_vec(&body).unwrap_or_default(),
-    )
-        .into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    if let Ok(phrase) = hyper::ext::ReasonPhrase::try_from(reason_phrase(decision)) {
-        response.extensions_mut().insert(phrase);
-    }
-    response
 }
 
 /// `GET …/pypi/files/{project}/{filename}`.
@@ -359,7 +198,7 @@ pub(crate) async fn file(
         )));
     }
     let request = view_for(&state, &params)?;
-    let (_, snapshot) = snapshot_for(&state, &request).await?;
+    let (_, snapshot) = snapshot_for(&state, &request, PATH).await?;
     let gateway = gateway(&state, &request.view.organisation)?;
     let outcome = if wants_metadata {
         gateway

@@ -8,9 +8,18 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{GetResult, ObjectStore, PutPayload};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
+use crate::digests::{Algorithm, Digests, Hasher};
 use crate::error::StoreError;
+
+/// A file that can be read and sought (a blob being checked).
+pub trait ReadSeek: std::io::Read + std::io::Seek + Send {}
+
+impl<T: std::io::Read + std::io::Seek + Send> ReadSeek for T {}
+
+/// A format's own sanity check of a complete file (a wheel is a zip whose dist-info matches its
+/// name; a CRAN tarball holds the DESCRIPTION of its package): `Err` says what is wrong.
+pub type FormatCheck = Arc<dyn Fn(&mut dyn ReadSeek) -> Result<(), String> + Send + Sync>;
 
 /// A stored blob: its SHA-256 (hex) and size.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -111,8 +120,34 @@ impl BlobStore {
     /// nothing is stored. A stream that fails part-way stores nothing either.
     pub async fn put_stream<S, E>(
         &self,
-        mut stream: S,
+        stream: S,
         expected_sha256: Option<&str>,
+    ) -> Result<BlobRef, StoreError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let mut expected = Digests::none();
+        if let Some(digest) = expected_sha256 {
+            expected = expected
+                .with(Algorithm::Sha256, digest)
+                .map_err(|error| StoreError::Rejected {
+                    why: error.to_string(),
+                })?;
+        }
+        self.put_verified(stream, &expected, None).await
+    }
+
+    /// Stores a stream of bytes only if it matches every digest in `expected` and passes
+    /// `check` (the format's own sanity check, run on the complete file before it becomes
+    /// visible). The file is written under a temporary name, flushed to disk, checked, and only
+    /// then moved to its address: nothing unverified is ever visible, and a stream that fails
+    /// part-way stores nothing.
+    pub async fn put_verified<S, E>(
+        &self,
+        mut stream: S,
+        expected: &Digests,
+        check: Option<FormatCheck>,
     ) -> Result<BlobRef, StoreError>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
@@ -120,7 +155,7 @@ impl BlobStore {
     {
         let incoming = Path::from(format!("incoming/{}", uuid::Uuid::new_v4().simple()));
         let mut upload = self.store.put_multipart(&incoming).await?;
-        let mut hasher = Sha256::new();
+        let mut hasher = Hasher::for_expected(expected);
         let mut size: u64 = 0;
         let mut buffer = BytesMut::with_capacity(PART_SIZE);
         let mut failure = None;
@@ -162,22 +197,75 @@ impl BlobStore {
             return Err(error);
         }
         upload.complete().await?;
-        let sha256 = hex::encode(hasher.finalize());
-        if let Some(expected) = expected_sha256 {
-            if !expected.eq_ignore_ascii_case(&sha256) {
-                let _ = self.store.delete(&incoming).await;
-                return Err(StoreError::DigestMismatch {
-                    expected: expected.to_ascii_lowercase(),
-                    actual: sha256,
-                });
-            }
+        let computed = hasher.finish();
+        if let Some((algorithm, expected, actual)) = expected.contradiction(&computed) {
+            let _ = self.store.delete(&incoming).await;
+            return Err(StoreError::DigestMismatch {
+                algorithm: algorithm.name(),
+                expected: expected.to_owned(),
+                actual: actual.to_owned(),
+            });
+        }
+        let sha256 = computed.sha256.clone().unwrap_or_default();
+        if let Err(error) = self.settle(&incoming, check).await {
+            let _ = self.store.delete(&incoming).await;
+            return Err(error);
         }
         let address = Self::address(&sha256)?;
         if let Err(error) = self.store.rename(&incoming, &address).await {
             let _ = self.store.delete(&incoming).await;
             return Err(error.into());
         }
+        self.sync_folder_of(&address).await;
         Ok(BlobRef { sha256, size })
+    }
+
+    /// Flushes a just-written temporary blob to disk (local folders) and runs the format check
+    /// on it.
+    async fn settle(&self, incoming: &Path, check: Option<FormatCheck>) -> Result<(), StoreError> {
+        let local = self
+            .local_root
+            .as_ref()
+            .map(|root| root.join(incoming.as_ref()));
+        if check.is_none() && local.is_none() {
+            return Ok(());
+        }
+        let remote = match (&check, &local) {
+            (Some(_), None) => Some(self.store.get(incoming).await?.bytes().await?),
+            _ => None,
+        };
+        let outcome = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
+            let io = |error: std::io::Error| {
+                StoreError::Conflict(format!("cannot flush a blob being stored: {error}"))
+            };
+            if let Some(path) = &local {
+                let mut file = std::fs::File::open(path).map_err(io)?;
+                file.sync_all().map_err(io)?;
+                if let Some(check) = &check {
+                    check(&mut file).map_err(|why| StoreError::Rejected { why })?;
+                }
+            } else if let (Some(check), Some(bytes)) = (&check, remote) {
+                check(&mut std::io::Cursor::new(bytes))
+                    .map_err(|why| StoreError::Rejected { why })?;
+            }
+            Ok(())
+        })
+        .await;
+        outcome.map_err(|error| StoreError::Conflict(format!("a blob check failed: {error}")))?
+    }
+
+    /// Makes a rename durable (local folders): the folder's entry is flushed too.
+    async fn sync_folder_of(&self, address: &Path) {
+        let Some(root) = &self.local_root else {
+            return;
+        };
+        let Some(folder) = root.join(address.as_ref()).parent().map(FilePath::to_owned) else {
+            return;
+        };
+        let _ = tokio::task::spawn_blocking(move || {
+            std::fs::File::open(&folder).and_then(|folder| folder.sync_all())
+        })
+        .await;
     }
 
     /// Stores bytes already in memory.
@@ -214,6 +302,48 @@ impl BlobStore {
     /// Reads part of a blob.
     pub async fn get_range(&self, sha256: &str, range: Range<u64>) -> Result<Bytes, StoreError> {
         Ok(self.store.get_range(&Self::address(sha256)?, range).await?)
+    }
+
+    /// Every stored blob, as (digest, size), in no particular order.
+    pub async fn list(&self) -> Result<Vec<BlobRef>, StoreError> {
+        let mut listing = self.store.list(Some(&Path::from("sha256")));
+        let mut found = Vec::new();
+        while let Some(item) = listing.next().await {
+            let meta = item?;
+            if let Some(name) = meta.location.filename() {
+                if Self::address(name).is_ok() {
+                    found.push(BlobRef {
+                        sha256: name.to_owned(),
+                        size: meta.size,
+                    });
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Hashes a stored blob again: `Ok(None)` when it still matches its address, else the digest
+    /// of what is actually stored.
+    pub async fn rehash(&self, sha256: &str) -> Result<Option<String>, StoreError> {
+        let mut stream = self.get(sha256).await?.into_stream();
+        let mut hasher = Hasher::for_expected(&Digests::none());
+        while let Some(chunk) = stream.next().await {
+            hasher.update(&chunk?);
+        }
+        let actual = hasher.finish().sha256.unwrap_or_default();
+        Ok((actual != sha256).then_some(actual))
+    }
+
+    /// Moves a blob that no longer matches its address out of the way (`quarantine/`), where an
+    /// operator can inspect it; it is no longer served.
+    pub async fn quarantine(&self, sha256: &str) -> Result<String, StoreError> {
+        let from = Self::address(sha256)?;
+        let to = Path::from(format!(
+            "quarantine/{sha256}-{}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        self.store.rename(&from, &to).await?;
+        Ok(to.to_string())
     }
 
     /// Removes leftovers of writes that never finished (a crash mid-write), older than `age`.

@@ -42,12 +42,21 @@ pub enum StoreError {
     #[error("blob storage error: {0}")]
     Blob(#[from] object_store::Error),
     /// A blob's content does not match the digest it was announced with.
-    #[error("content digest mismatch: expected sha256 {expected}, got {actual}; the file was not stored")]
+    #[error("content digest mismatch: expected {algorithm} {expected}, got {actual}; the file was not stored")]
     DigestMismatch {
+        /// The algorithm (`sha256`, `md5` …).
+        algorithm: &'static str,
         /// The digest the source announced.
         expected: String,
         /// The digest of the bytes received.
         actual: String,
+    },
+    /// The content matches its digests but is not the file it claims to be (not a zip, a
+    /// tarball of another package …).
+    #[error("the file is not what it claims to be: {why}; it was not stored")]
+    Rejected {
+        /// What the format check found.
+        why: String,
     },
     /// The stream that fed a blob failed before it ended.
     #[error("the download was interrupted after {bytes} bytes: {why}; nothing was stored")]

@@ -7,19 +7,6 @@ use crate::database::Database;
 use crate::error::StoreError;
 use crate::time;
 
-/// An upstream index document as last fetched.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpstreamPage {
-    /// The upstream index it came from.
-    pub upstream: String,
-    /// The document, normalised to the ecosystem's JSON form.
-    pub document: String,
-    /// The upstream's entity tag, for revalidation.
-    pub etag: Option<String>,
-    /// When it was fetched or last revalidated.
-    pub fetched_at: DateTime<Utc>,
-}
-
 /// One line of the download ledger.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Download {
@@ -42,62 +29,6 @@ pub struct Download {
 }
 
 impl Database {
-    /// Stores (or replaces) the last fetched upstream document of a project. `scope` separates
-    /// gateways with different upstreams (`pypi`, or `pypi@RJ1` for an organisation's own).
-    pub async fn save_upstream_page(
-        &self,
-        scope: &str,
-        component: &Component,
-        page: &UpstreamPage,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO upstream_pages (ecosystem, name, upstream, document, etag, fetched_at) VALUES ($1, $2, $3, $4, $5, $6)
-             ON CONFLICT (ecosystem, name) DO UPDATE SET upstream = excluded.upstream, document = excluded.document,
-               etag = excluded.etag, fetched_at = excluded.fetched_at",
-        )
-        .bind(scope)
-        .bind(component.name.as_str())
-        .bind(&page.upstream)
-        .bind(&page.document)
-        .bind(page.etag.clone())
-        .bind(time::to_text(page.fetched_at))
-        .execute(self.pool())
-        .await?;
-        Ok(())
-    }
-
-    /// The last fetched upstream document of a project in a scope, if any.
-    pub async fn upstream_page(
-        &self,
-        scope: &str,
-        component: &Component,
-    ) -> Result<Option<UpstreamPage>, StoreError> {
-        let row = sqlx::query("SELECT upstream, document, etag, fetched_at FROM upstream_pages WHERE ecosystem = $1 AND name = $2")
-            .bind(scope)
-            .bind(component.name.as_str())
-            .fetch_optional(self.pool())
-            .await?;
-        row.map(|row| {
-            Ok(UpstreamPage {
-                upstream: row.try_get("upstream")?,
-                document: row.try_get("document")?,
-                etag: row.try_get("etag")?,
-                fetched_at: time::from_text(&row.try_get::<String, _>("fetched_at")?)?,
-            })
-        })
-        .transpose()
-    }
-
-    /// The projects whose upstream documents are cached in a scope, by name.
-    pub async fn cached_projects(&self, scope: &str) -> Result<Vec<String>, StoreError> {
-        let rows =
-            sqlx::query("SELECT name FROM upstream_pages WHERE ecosystem = $1 ORDER BY name")
-                .bind(scope)
-                .fetch_all(self.pool())
-                .await?;
-        rows.iter().map(|row| Ok(row.try_get("name")?)).collect()
-    }
-
     /// Records a download (served or refused) in the ledger.
     pub async fn record_download(&self, download: &Download) -> Result<(), StoreError> {
         sqlx::query(

@@ -11,6 +11,8 @@ mod audit;
 mod blobs;
 mod catalogue;
 mod database;
+mod digests;
+mod documents;
 mod entries;
 mod error;
 mod gateway;
@@ -25,11 +27,13 @@ mod tokens;
 pub use accounts::{canonical_username, NewUser, User, LOCAL_PROVIDER};
 pub use advisories::{AdvisoryImport, AdvisorySummary, ImportOutcome};
 pub use audit::{AuditRecord, AuditVerification};
-pub use blobs::{BlobRef, BlobStore};
+pub use blobs::{BlobRef, BlobStore, FormatCheck, ReadSeek};
 pub use database::{redact_url, Database};
+pub use digests::{Algorithm, Digests, MalformedDigest};
+pub use documents::{CachedFile, UpstreamDocument};
 pub use entries::{EntryFilter, StoredEntry};
 pub use error::StoreError;
-pub use gateway::{Download, DownloadTally, UpstreamPage};
+pub use gateway::{Download, DownloadTally};
 pub use requests::{
     DecisionRecord, EventKind, Grant, RecordedDecision, RequestEvent, RequestFilter, StoredRequest,
     UserRef,

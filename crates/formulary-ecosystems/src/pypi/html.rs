@@ -1,7 +1,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::page::{checked_digest, DistributionFile, IndexError, ProjectPage, MAX_PAGE_BYTES};
+use super::page::{
+    checked_digest, DistributionFile, IndexError, ProjectPage, ProjectStatus, MAX_PAGE_BYTES,
+};
 use super::API_VERSION;
 
 /// Most anchors read from one page: far above any real project.
@@ -158,14 +160,43 @@ pub fn parse_html(
             },
             yanked: anchor.attribute("data-yanked").map(str::to_owned),
             size: None,
-            upload_time: None,
+            upload_time: anchor.attribute("data-upload-time").map(str::to_owned),
+            provenance: anchor.attribute("data-provenance").map(str::to_owned),
         });
     }
+    let status = meta_content(text, "pypi:project-status").map(|status| ProjectStatus {
+        status,
+        reason: meta_content(text, "pypi:project-status-reason"),
+    });
     Ok(ProjectPage {
         name: project.to_owned(),
         files,
         versions: Vec::new(),
+        status,
+        meta: BTreeMap::new(),
     })
+}
+
+/// The `content` of `<meta name="NAME" content="…">`, if the page has one.
+fn meta_content(html: &str, name: &str) -> Option<String> {
+    let lower = html.to_ascii_lowercase();
+    let mut position = 0;
+    while let Some(offset) = lower[position..].find("<meta") {
+        let start = position + offset + 5;
+        let end = tag_end(html, start)?;
+        let attributes = parse_attributes(html[start..end].trim_end_matches('/'));
+        let value = |key: &str| {
+            attributes
+                .iter()
+                .find(|(attribute, _)| attribute == key)
+                .map(|(_, value)| value.clone())
+        };
+        if value("name").is_some_and(|found| found.eq_ignore_ascii_case(name)) {
+            return value("content");
+        }
+        position = end;
+    }
+    None
 }
 
 fn escape(text: &str) -> String {
@@ -178,7 +209,25 @@ pub fn render_html(page: &ProjectPage) -> Vec<u8> {
     let name = escape(&page.name);
     let _ = write!(
         html,
-        "<!DOCTYPE html>\n<html>\n<head>\n<meta name=\"pypi:repository-version\" content=\"{API_VERSION}\">\n<title>Links for {name}</title>\n</head>\n<body>\n<h1>Links for {name}</h1>\n"
+        "<!DOCTYPE html>\n<html>\n<head>\n<meta name=\"pypi:repository-version\" content=\"{API_VERSION}\">\n"
+    );
+    if let Some(status) = &page.status {
+        let _ = writeln!(
+            html,
+            "<meta name=\"pypi:project-status\" content=\"{}\">",
+            escape(&status.status)
+        );
+        if let Some(reason) = &status.reason {
+            let _ = writeln!(
+                html,
+                "<meta name=\"pypi:project-status-reason\" content=\"{}\">",
+                escape(reason)
+            );
+        }
+    }
+    let _ = write!(
+        html,
+        "<title>Links for {name}</title>\n</head>\n<body>\n<h1>Links for {name}</h1>\n"
     );
     for file in &page.files {
         let fragment = file
@@ -204,6 +253,12 @@ pub fn render_html(page: &ProjectPage) -> Vec<u8> {
         }
         if let Some(reason) = &file.yanked {
             let _ = write!(html, " data-yanked=\"{}\"", escape(reason));
+        }
+        if let Some(upload_time) = &file.upload_time {
+            let _ = write!(html, " data-upload-time=\"{}\"", escape(upload_time));
+        }
+        if let Some(provenance) = &file.provenance {
+            let _ = write!(html, " data-provenance=\"{}\"", escape(provenance));
         }
         let _ = writeln!(
             html,
@@ -270,6 +325,7 @@ mod tests {
                 ..DistributionFile::default()
             }],
             versions: vec![],
+            ..ProjectPage::default()
         };
         let html = String::from_utf8(render_html(&page)).unwrap();
         assert!(

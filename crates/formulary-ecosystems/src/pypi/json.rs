@@ -3,7 +3,9 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::page::{checked_digest, DistributionFile, IndexError, ProjectPage, MAX_PAGE_BYTES};
+use super::page::{
+    checked_digest, DistributionFile, IndexError, ProjectPage, ProjectStatus, MAX_PAGE_BYTES,
+};
 use super::API_VERSION;
 
 #[derive(Deserialize)]
@@ -13,6 +15,17 @@ struct JsonPage {
     files: Vec<JsonFile>,
     #[serde(default)]
     versions: Vec<String>,
+    #[serde(default)]
+    meta: Map<String, Value>,
+    #[serde(rename = "project-status", default)]
+    project_status: Option<JsonStatus>,
+}
+
+#[derive(Deserialize)]
+struct JsonStatus {
+    status: String,
+    #[serde(default)]
+    reason: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -33,6 +46,8 @@ struct JsonFile {
     size: Option<u64>,
     #[serde(rename = "upload-time", default)]
     upload_time: Option<String>,
+    #[serde(default)]
+    provenance: Option<String>,
 }
 
 fn digests(map: &BTreeMap<String, String>) -> BTreeMap<String, String> {
@@ -87,12 +102,20 @@ pub fn parse_json(bytes: &[u8], page_url: &url::Url) -> Result<ProjectPage, Inde
             },
             size: file.size,
             upload_time: file.upload_time,
+            provenance: file.provenance,
         });
     }
+    let mut meta = page.meta;
+    meta.remove("api-version");
     Ok(ProjectPage {
         name: page.name,
         files,
         versions: page.versions,
+        status: page.project_status.map(|status| ProjectStatus {
+            status: status.status,
+            reason: status.reason,
+        }),
+        meta: meta.into_iter().collect(),
     })
 }
 
@@ -132,15 +155,31 @@ pub fn render_json(page: &ProjectPage) -> Vec<u8> {
             if let Some(upload_time) = &file.upload_time {
                 object.insert("upload-time".into(), json!(upload_time));
             }
+            if let Some(provenance) = &file.provenance {
+                object.insert("provenance".into(), json!(provenance));
+            }
             Value::Object(object)
         })
         .collect();
-    let document = json!({
-        "meta": { "api-version": API_VERSION },
+    let mut meta: Map<String, Value> = page
+        .meta
+        .iter()
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    meta.insert("api-version".into(), json!(API_VERSION));
+    let mut document = json!({
+        "meta": meta,
         "name": page.name,
         "files": files,
         "versions": page.versions,
     });
+    if let (Some(status), Value::Object(object)) = (&page.status, &mut document) {
+        let mut value = json!({ "status": status.status });
+        if let (Some(reason), Value::Object(fields)) = (&status.reason, &mut value) {
+            fields.insert("reason".into(), json!(reason));
+        }
+        object.insert("project-status".into(), value);
+    }
     serde_json::to_vec(&document).unwrap_or_default()
 }
 
@@ -181,6 +220,37 @@ mod tests {
             .is_some_and(|hashes| hashes.contains_key("sha256")));
         let again = parse_json(&render_json(&page), &base).unwrap();
         assert_eq!(again, page);
+    }
+
+    #[test]
+    fn what_pypi_says_is_passed_on_unchanged() {
+        let base = url::Url::parse("https://pypi.org/simple/demo/").unwrap();
+        let body = br#"{"meta":{"api-version":"1.4","_last-serial":29000001},"name":"demo","versions":["1.0"],
+            "project-status":{"status":"archived","reason":"moved to demo2"},
+            "files":[{"filename":"demo-1.0-py3-none-any.whl","url":"https://files.pythonhosted.org/demo-1.0-py3-none-any.whl",
+            "hashes":{"sha256":"0000000000000000000000000000000000000000000000000000000000000000"},
+            "yanked":"broken build","size":10,"upload-time":"2024-05-01T12:34:56.789012Z",
+            "provenance":"https://pypi.org/integrity/demo/1.0/demo-1.0-py3-none-any.whl/provenance"}]}"#;
+        let page = parse_json(body, &base).unwrap();
+        let rendered: Value = serde_json::from_slice(&render_json(&page)).unwrap();
+        assert_eq!(rendered["meta"]["_last-serial"], json!(29000001));
+        assert_eq!(rendered["meta"]["api-version"], json!(API_VERSION));
+        assert_eq!(
+            rendered["project-status"],
+            json!({"status":"archived","reason":"moved to demo2"})
+        );
+        let file = &rendered["files"][0];
+        assert_eq!(file["upload-time"], json!("2024-05-01T12:34:56.789012Z"));
+        assert_eq!(file["yanked"], json!("broken build"));
+        assert_eq!(
+            file["provenance"],
+            json!("https://pypi.org/integrity/demo/1.0/demo-1.0-py3-none-any.whl/provenance")
+        );
+        let html = String::from_utf8(super::super::render_html(&page)).unwrap();
+        let again = super::super::parse_html(&html, &base, "demo").unwrap();
+        assert_eq!(again.status, page.status);
+        assert_eq!(again.files[0].upload_time, page.files[0].upload_time);
+        assert_eq!(again.files[0].provenance, page.files[0].provenance);
     }
 
     #[test]

@@ -10,11 +10,11 @@ mod page;
 pub use filename::{check_filename, version_from_filename};
 pub use html::{parse_html, render_html, render_root_html};
 pub use json::{parse_json, render_json, render_root_json};
-pub use page::{DistributionFile, IndexError, ProjectPage, MAX_PAGE_BYTES};
+pub use page::{DistributionFile, IndexError, ProjectPage, ProjectStatus, MAX_PAGE_BYTES};
 
 /// The PEP 691 JSON media type.
 pub const JSON_CONTENT_TYPE: &str = "application/vnd.pypi.simple.v1+json";
 /// The PEP 691 HTML media type.
 pub const HTML_CONTENT_TYPE: &str = "application/vnd.pypi.simple.v1+html";
-/// The API version served (PEP 700 fields included).
-pub const API_VERSION: &str = "1.1";
+/// The API version served: PEP 700 fields (1.1) and PEP 792 project status (1.4).
+pub const API_VERSION: &str = "1.4";

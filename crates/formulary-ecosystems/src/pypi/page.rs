@@ -25,6 +25,21 @@ pub struct ProjectPage {
     pub files: Vec<DistributionFile>,
     /// The project's versions, when the index lists them (PEP 700).
     pub versions: Vec<String>,
+    /// The project's status (PEP 792), when the index gives one.
+    pub status: Option<ProjectStatus>,
+    /// Other `meta` fields the index sent (such as PyPI's `_last-serial`), passed on unchanged;
+    /// `api-version` is not kept (the gateway says which version it serves).
+    pub meta: BTreeMap<String, serde_json::Value>,
+}
+
+/// A project's status (PEP 792): `active`, `archived`, `quarantined` or `deprecated`, with an
+/// optional reason.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProjectStatus {
+    /// The status, as the index wrote it.
+    pub status: String,
+    /// Why, when given.
+    pub reason: Option<String>,
 }
 
 /// One distribution file (a wheel or an sdist).
@@ -44,8 +59,10 @@ pub struct DistributionFile {
     pub yanked: Option<String>,
     /// Size in bytes (PEP 700).
     pub size: Option<u64>,
-    /// Upload time, RFC 3339 (PEP 700).
+    /// Upload time (PEP 700), exactly as the index wrote it: clients' cooldowns read it.
     pub upload_time: Option<String>,
+    /// The URL of the file's provenance object (PEP 740), when the index gives one.
+    pub provenance: Option<String>,
 }
 
 impl DistributionFile {

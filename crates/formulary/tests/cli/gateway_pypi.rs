@@ -363,19 +363,42 @@ fn an_air_gapped_site_installs_imported_files_with_no_upstream() {
 /// How often the upstream was asked for `counted-1.0-py3-none-any.whl`.
 static COUNTED_FETCHES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
-/// A small file (verified before serving) for the single-fetch test.
-fn counted_file() -> Vec<u8> {
-    (0..200_000u32).map(|index| (index % 199) as u8).collect()
+/// A real (if minimal) wheel of `name` `version`: its dist-info METADATA and a payload, stored
+/// uncompressed, so that it passes the gateway's wheel check and has a predictable size.
+fn wheel(name: &str, version: &str, payload: &[u8]) -> Vec<u8> {
+    use std::io::Write as _;
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        .last_modified_time(zip::DateTime::default());
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    writer
+        .start_file(format!("{name}-{version}.dist-info/METADATA"), options)
+        .expect("metadata");
+    writer
+        .write_all(format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n").as_bytes())
+        .expect("write");
+    writer
+        .start_file(format!("{name}/payload.bin"), options)
+        .expect("payload");
+    writer.write_all(payload).expect("write");
+    writer.finish().expect("zip").into_inner()
 }
 
-/// Size of the files that are large enough to be streamed to the first client.
+/// A small wheel (verified before serving) for the single-fetch test.
+fn counted_file() -> Vec<u8> {
+    let payload: Vec<u8> = (0..200_000u32).map(|index| (index % 199) as u8).collect();
+    wheel("counted", "1.0", &payload)
+}
+
+/// Size of the payload of the wheels that are large enough to be streamed to the first client.
 const BIG_FILE_BYTES: usize = 10 * 1024 * 1024;
 
-/// A large file whose bytes depend on `seed`.
+/// A large wheel whose bytes depend on `seed` (big 1.0 for seed 1, big 2.0 otherwise).
 fn big_file(seed: u8) -> Vec<u8> {
-    (0..BIG_FILE_BYTES)
+    let payload: Vec<u8> = (0..BIG_FILE_BYTES)
         .map(|index| (index % 251) as u8 ^ seed)
-        .collect()
+        .collect();
+    wheel("big", if seed == 1 { "1.0" } else { "2.0" }, &payload)
 }
 
 /// An upstream that misbehaves on purpose: one file does not match its published digest, the
@@ -411,7 +434,7 @@ fn faulty_upstream() -> String {
                     let promised = hex::encode(Sha256::digest(big_file(3)));
                     let body = format!(
                         r#"{{"meta":{{"api-version":"1.1"}},"name":"big","files":[{{"filename":"big-1.0-py3-none-any.whl","url":"/files/big-1.0-py3-none-any.whl","hashes":{{"sha256":"{good}"}},"size":{size}}},{{"filename":"big-2.0-py3-none-any.whl","url":"/files/big-2.0-py3-none-any.whl","hashes":{{"sha256":"{promised}"}},"size":{size}}}]}}"#,
-                        size = BIG_FILE_BYTES
+                        size = big_file(1).len()
                     );
                     let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.pypi.simple.v1+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
                 } else if let Some(seed) = path
@@ -501,7 +524,7 @@ fn corrupt_and_interrupted_upstream_files_are_refused_and_never_cached() {
     for (file, expected) in [
         (
             "faulty-1.0-py3-none-any.whl",
-            "does not match its published sha256",
+            "corrupt or mismatched faulty-1.0-py3-none-any.whl (its sha256 is",
         ),
         ("faulty-2.0-py3-none-any.whl", "did not answer"),
     ] {
@@ -626,7 +649,7 @@ fn large_files_stream_to_the_first_client_and_a_corrupt_one_breaks_off_uncached(
     let lines: Vec<String> = text(&output.stdout).lines().map(str::to_owned).collect();
     assert_eq!(
         lines.first().map(String::as_str),
-        Some(format!("True {BIG_FILE_BYTES}").as_str()),
+        Some(format!("True {}", big_file(1).len()).as_str()),
         "{lines:?} {}",
         text(&output.stderr)
     );
@@ -636,7 +659,7 @@ fn large_files_stream_to_the_first_client_and_a_corrupt_one_breaks_off_uncached(
     );
     assert_eq!(
         lines.get(2).map(String::as_str),
-        Some(format!("\"sha256-{good}\" {BIG_FILE_BYTES}").as_str()),
+        Some(format!("\"sha256-{good}\" {}", big_file(1).len()).as_str()),
         "the second request is served from the cache: {lines:?}"
     );
     let stored: Vec<PathBuf> = files_under(&workspace.folder.path().join("data/blobs"));
@@ -663,7 +686,7 @@ fn concurrent_requests_for_an_uncached_file_fetch_it_from_upstream_once() {
     let sizes = text(&output.stdout);
     assert_eq!(
         sizes.trim(),
-        format!("{:?}", vec![200_000; 12]),
+        format!("{:?}", vec![counted_file().len(); 12]),
         "{}",
         text(&output.stderr)
     );

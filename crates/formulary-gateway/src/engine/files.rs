@@ -1,48 +1,67 @@
 //! Upstream files in the blob store: fetched once each (concurrent requests wait for the one
-//! fetch), checked against the digest the index published before they enter the cache, and
-//! optionally streamed to the first client while they are stored. Shared by every front-end.
+//! fetch), checked against every digest the index published and against the format's own
+//! sanity check before they enter the cache, optionally streamed to the first client while they
+//! are stored, and remembered in the store (upstream URL, digests, size, blob) so that a
+//! restarted server serves them with no upstream. Shared by every front-end.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use formulary_store::{BlobRef, BlobStore, StoreError};
+use formulary_store::{BlobRef, BlobStore, CachedFile, Database, Digests, FormatCheck, StoreError};
 use futures::StreamExt;
 use url::Url;
 
+use crate::engine::single_flight::SingleFlight;
+use crate::engine::upstream::{UpstreamClient, UpstreamFailure};
 use crate::error::GatewayError;
-use crate::single_flight::SingleFlight;
-use crate::upstream::{UpstreamClient, UpstreamFailure};
 
 /// A file's bytes as they arrive.
 pub(crate) type FileBody =
     futures::stream::BoxStream<'static, Result<bytes::Bytes, std::io::Error>>;
 
-/// One upstream file: where it is and what the index says about it.
-#[derive(Debug, Clone, Copy)]
+/// One upstream file: where it is, what the index says about it, and how to check its format.
+#[derive(Clone)]
 pub(crate) struct UpstreamFile<'a> {
     /// Its URL.
     pub(crate) url: &'a str,
     /// Its name, for messages.
     pub(crate) filename: &'a str,
-    /// The SHA-256 the index published, if any.
-    pub(crate) sha256: Option<&'a str>,
+    /// Every digest the index published.
+    pub(crate) digests: Digests,
     /// The size the index published, if any.
     pub(crate) size: Option<u64>,
+    /// The format's own sanity check, if it has one.
+    pub(crate) check: Option<FormatCheck>,
+}
+
+impl<'a> UpstreamFile<'a> {
+    /// A file with no digest and no check yet.
+    pub(crate) fn new(url: &'a str, filename: &'a str) -> UpstreamFile<'a> {
+        UpstreamFile {
+            url,
+            filename,
+            digests: Digests::none(),
+            size: None,
+            check: None,
+        }
+    }
 }
 
 /// The shared file cache.
 #[derive(Debug)]
 pub(crate) struct FileCache {
+    database: Database,
     blobs: BlobStore,
     client: UpstreamClient,
     flight: SingleFlight,
-    /// Files whose index gave no digest, by URL.
-    fetched: Arc<Mutex<HashMap<String, BlobRef>>>,
+    /// Files fetched, by URL (a memory of the store's `cached_files`).
+    fetched: Arc<Mutex<HashMap<String, (Digests, BlobRef)>>>,
 }
 
 impl FileCache {
-    pub(crate) fn new(blobs: BlobStore, client: UpstreamClient) -> FileCache {
+    pub(crate) fn new(database: Database, blobs: BlobStore, client: UpstreamClient) -> FileCache {
         FileCache {
+            database,
             blobs,
             client,
             flight: SingleFlight::default(),
@@ -55,27 +74,51 @@ impl FileCache {
         &self.blobs
     }
 
-    /// The cached blob of a file, if it is cached.
+    /// The cached blob of a file, if it is cached: by its published SHA-256 when the index gives
+    /// one, else by its upstream URL (in memory, then in the store), provided every digest the
+    /// index publishes now agrees with the ones it was verified against.
     pub(crate) async fn cached(
         &self,
-        file: UpstreamFile<'_>,
+        file: &UpstreamFile<'_>,
     ) -> Result<Option<BlobRef>, GatewayError> {
-        if let Some(digest) = file.sha256 {
+        if let Some(digest) = &file.digests.sha256 {
             return Ok(self.blobs.contains(digest).await?.then(|| BlobRef {
-                sha256: digest.to_owned(),
+                sha256: digest.clone(),
                 size: file.size.unwrap_or(0),
             }));
         }
-        Ok(self
+        let remembered = self
             .fetched
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(file.url)
-            .cloned())
+            .cloned();
+        let known = match remembered {
+            Some(known) => Some(known),
+            None => match self.database.cached_file(file.url).await {
+                Ok(found) => found.map(|cached| (cached.digests, cached.blob)),
+                Err(error) => {
+                    tracing::warn!(%error, file = file.filename, "could not read the cached file list; asking the upstream");
+                    None
+                }
+            },
+        };
+        let Some((digests, blob)) = known.filter(|(digests, _)| file.digests.agrees_with(digests))
+        else {
+            return Ok(None);
+        };
+        if !self.blobs.contains(&blob.sha256).await? {
+            return Ok(None);
+        }
+        self.fetched
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(file.url.to_owned(), (digests, blob.clone()));
+        Ok(Some(blob))
     }
 
     /// The file's blob, fetched (once) and verified when it is not cached yet.
-    pub(crate) async fn fetch(&self, file: UpstreamFile<'_>) -> Result<BlobRef, GatewayError> {
+    pub(crate) async fn fetch(&self, file: &UpstreamFile<'_>) -> Result<BlobRef, GatewayError> {
         if let Some(found) = self.cached(file).await? {
             return Ok(found);
         }
@@ -84,12 +127,20 @@ impl FileCache {
             return Ok(found);
         }
         let stream = self.client.file(&parse_url(file)?).await?;
-        let outcome = self.blobs.put_stream(stream, file.sha256).await;
+        let outcome = self
+            .blobs
+            .put_verified(stream, &file.digests, file.check.clone())
+            .await;
         let blob = stored(outcome, file.filename)?;
-        self.fetched
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(file.url.to_owned(), blob.clone());
+        remember(
+            &self.database,
+            &self.fetched,
+            file.url,
+            file.filename,
+            &file.digests,
+            &blob,
+        )
+        .await;
         Ok(blob)
     }
 
@@ -100,7 +151,7 @@ impl FileCache {
     /// client whole, and never enters the cache.
     pub(crate) async fn fetch_streaming(
         &self,
-        file: UpstreamFile<'_>,
+        file: &UpstreamFile<'_>,
     ) -> Result<Result<BlobRef, FileBody>, GatewayError> {
         if let Some(found) = self.cached(file).await? {
             return Ok(Ok(found));
@@ -132,23 +183,25 @@ impl FileCache {
                 }
             })
         };
-        let (blobs, fetched) = (self.blobs.clone(), Arc::clone(&self.fetched));
-        let (expected, filename, url) = (
-            file.sha256.map(str::to_owned),
+        let (database, blobs, fetched) = (
+            self.database.clone(),
+            self.blobs.clone(),
+            Arc::clone(&self.fetched),
+        );
+        let (expected, check, filename, url) = (
+            file.digests.clone(),
+            file.check.clone(),
             file.filename.to_owned(),
             file.url.to_owned(),
         );
         tokio::spawn(async move {
             let _flight = flight;
             match stored(
-                blobs.put_stream(Box::pin(tee), expected.as_deref()).await,
+                blobs.put_verified(Box::pin(tee), &expected, check).await,
                 &filename,
             ) {
                 Ok(blob) => {
-                    fetched
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .insert(url, blob);
+                    remember(&database, &fetched, &url, &filename, &expected, &blob).await;
                     let last = held
                         .lock()
                         .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -171,7 +224,35 @@ impl FileCache {
     }
 }
 
-fn parse_url(file: UpstreamFile<'_>) -> Result<Url, UpstreamFailure> {
+/// Keeps a stored file's identity in memory and in the store; a store that cannot be written
+/// is logged and does not fail the download (the file is then fetched again after a restart).
+async fn remember(
+    database: &Database,
+    fetched: &Mutex<HashMap<String, (Digests, BlobRef)>>,
+    url: &str,
+    filename: &str,
+    published: &Digests,
+    blob: &BlobRef,
+) {
+    let mut digests = published.clone();
+    digests.sha256 = Some(blob.sha256.clone());
+    fetched
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .insert(url.to_owned(), (digests.clone(), blob.clone()));
+    let cached = CachedFile {
+        url: url.to_owned(),
+        filename: filename.to_owned(),
+        blob: blob.clone(),
+        digests,
+        stored_at: chrono::Utc::now(),
+    };
+    if let Err(error) = database.remember_cached_file(&cached).await {
+        tracing::warn!(%error, file = filename, "could not record a cached file in the store; it stays cached but is fetched again after a restart");
+    }
+}
+
+fn parse_url(file: &UpstreamFile<'_>) -> Result<Url, UpstreamFailure> {
     Url::parse(file.url).map_err(|error| UpstreamFailure::Malformed {
         url: file.filename.to_owned(),
         why: error.to_string(),
@@ -182,10 +263,22 @@ fn parse_url(file: UpstreamFile<'_>) -> Result<Url, UpstreamFailure> {
 fn stored(outcome: Result<BlobRef, StoreError>, filename: &str) -> Result<BlobRef, GatewayError> {
     match outcome {
         Ok(blob) => Ok(blob),
-        Err(StoreError::DigestMismatch { expected, actual }) => {
-            tracing::error!(file = %filename, %expected, %actual, "upstream file does not match its published sha256; not cached");
+        Err(StoreError::DigestMismatch {
+            algorithm,
+            expected,
+            actual,
+        }) => {
+            tracing::error!(file = %filename, algorithm, %expected, %actual, "upstream file does not match its published digest; not cached");
             Err(GatewayError::CorruptUpstreamFile {
                 filename: filename.to_owned(),
+                why: format!("its {algorithm} is {actual}, but the index publishes {expected}"),
+            })
+        }
+        Err(StoreError::Rejected { why }) => {
+            tracing::error!(file = %filename, %why, "upstream file is not what its name says; not cached");
+            Err(GatewayError::CorruptUpstreamFile {
+                filename: filename.to_owned(),
+                why,
             })
         }
         Err(StoreError::Interrupted { bytes, why }) => {

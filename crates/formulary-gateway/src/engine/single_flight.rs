@@ -1,3 +1,5 @@
+//! One lock per key: concurrent requests for the same uncached thing do the work once.
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -21,5 +23,18 @@ impl SingleFlight {
             Arc::clone(locks.entry(key.to_owned()).or_default())
         };
         lock.lock_owned().await
+    }
+
+    /// Takes the lock for `key` if nobody holds it.
+    pub(crate) fn try_lock(&self, key: &str) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        let lock = {
+            let mut locks = self
+                .locks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            locks.retain(|_, lock| Arc::strong_count(lock) > 1);
+            Arc::clone(locks.entry(key.to_owned()).or_default())
+        };
+        lock.try_lock_owned().ok()
     }
 }

@@ -1,6 +1,6 @@
-//! Offline mirrors: wheels and sdists copied from a folder into the blob store and the cached
-//! index, so that an air-gapped site serves them with no upstream at all. The CRAN import is in
-//! `cran_mirror.rs` and shares the report and the file reading.
+//! `mirror import pypi`: wheels and sdists copied from a folder into the blob store and the
+//! cached index, so that an air-gapped site serves them with no upstream at all. Every file is
+//! checked first (a wheel must hold the dist-info of its name and version; an sdist must open).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -9,19 +9,11 @@ use formulary_core::ecosystems::pypi::{self, DistributionFile, ProjectPage};
 use formulary_core::ecosystems::{Ecosystem, PackageName};
 use formulary_core::policy::Release;
 use formulary_core::Component;
-use formulary_store::{BlobStore, Database, UpstreamPage};
+use formulary_store::{BlobStore, Database, Digests, UpstreamDocument};
 
+use crate::engine::import::{file_chunks, MirrorReport};
 use crate::error::GatewayError;
 use crate::pypi::DEFAULT_SCOPE;
-
-/// What an import did.
-#[derive(Debug, Default)]
-pub struct MirrorReport {
-    /// Files stored, as (project or repository tree, file name).
-    pub imported: Vec<(String, String)>,
-    /// Files skipped, with the reason.
-    pub skipped: Vec<(PathBuf, String)>,
-}
 
 /// Largest METADATA file read from a wheel.
 const MAX_METADATA_BYTES: u64 = 4 * 1024 * 1024;
@@ -84,7 +76,21 @@ pub async fn import_pypi_folder(
                 path.display()
             )))
         })?;
-        let blob = blobs.put_stream(file_chunks(file), None).await?;
+        let blob = match blobs
+            .put_verified(
+                file_chunks(file),
+                &Digests::none(),
+                super::verify::check_for(&filename),
+            )
+            .await
+        {
+            Ok(blob) => blob,
+            Err(formulary_store::StoreError::Rejected { why }) => {
+                report.skipped.push((path, format!("{why}; copy it again from the source")));
+                continue;
+            }
+            Err(error) => return Err(error.into()),
+        };
         let component = Component {
             name: project.clone(),
         };
@@ -104,20 +110,21 @@ pub async fn import_pypi_folder(
             yanked: None,
             size: Some(blob.size),
             upload_time: None,
+            provenance: None,
         });
         let document = String::from_utf8(pypi::render_json(&page)).unwrap_or_default();
         let upstream = database
-            .upstream_page(DEFAULT_SCOPE, &component)
+            .upstream_document(DEFAULT_SCOPE, component.name.as_str())
             .await?
             .map_or_else(
                 || "formulary-blob:mirror".to_owned(),
                 |stored| stored.upstream,
             );
         database
-            .save_upstream_page(
+            .save_upstream_document(
                 DEFAULT_SCOPE,
-                &component,
-                &UpstreamPage {
+                component.name.as_str(),
+                &UpstreamDocument {
                     upstream,
                     document,
                     etag: None,
@@ -151,12 +158,14 @@ async fn cached_page(
     let base = url::Url::parse("https://cached.invalid/")
         .map_err(|error| formulary_store::StoreError::Conflict(error.to_string()))?;
     Ok(
-        match database.upstream_page(DEFAULT_SCOPE, component).await? {
+        match database
+            .upstream_document(DEFAULT_SCOPE, component.name.as_str())
+            .await?
+        {
             Some(stored) => pypi::parse_json(stored.document.as_bytes(), &base).unwrap_or_default(),
             None => ProjectPage {
                 name: component.name.to_string(),
-                files: Vec::new(),
-                versions: Vec::new(),
+                ..ProjectPage::default()
             },
         },
     )
@@ -213,22 +222,3 @@ fn field(fields: &[(String, String)], name: &str) -> Option<String> {
         .map(|(_, value)| value.clone())
 }
 
-/// A file as a stream of byte chunks.
-pub(crate) fn file_chunks(
-    file: tokio::fs::File,
-) -> futures::stream::BoxStream<'static, Result<bytes::Bytes, std::io::Error>> {
-    use futures::StreamExt;
-    futures::stream::unfold(file, |mut file| async move {
-        use tokio::io::AsyncReadExt;
-        let mut buffer = vec![0u8; 256 * 1024];
-        match file.read(&mut buffer).await {
-            Ok(0) => None,
-            Ok(read) => {
-                buffer.truncate(read);
-                Some((Ok(bytes::Bytes::from(buffer)), file))
-            }
-            Err(error) => Some((Err(error), file)),
-        }
-    })
-    .boxed()
-}

@@ -18,128 +18,17 @@ use formulary_core::ecosystems::cran::{self, licence_to_spdx};
 use formulary_core::ecosystems::{Ecosystem, Version};
 use formulary_core::policy::Release;
 use formulary_core::Component;
-use formulary_store::{BlobStore, Database, UpstreamPage};
-use serde::{Deserialize, Serialize};
+use formulary_store::{BlobStore, Database, UpstreamDocument};
 
-use crate::cran::{is_tree, parse_filename, tree_key, SCOPE};
+use crate::cran::imported::{ImportedFile, ImportedFiles, MIRROR_UPSTREAM};
+use crate::cran::tree::{is_tree, parse_filename, tree_key, INDEX_FIELDS, SCOPE};
+use crate::cran::verify::description_of;
+use crate::engine::import::{file_chunks, MirrorReport};
 use crate::error::GatewayError;
-use crate::mirror::{file_chunks, MirrorReport};
 
-/// Where the manifest of imported files is kept in the store.
-const MANIFEST_SCOPE: &str = "cran-mirror";
-const MANIFEST_NAME: &str = "files";
-/// The upstream recorded for a tree that only imports filled.
-pub(crate) const MIRROR_UPSTREAM: &str = "formulary-mirror:/cran/";
-/// Largest DESCRIPTION read from an archive.
-const MAX_DESCRIPTION_BYTES: u64 = 1024 * 1024;
 /// Largest PACKAGES file read.
 const MAX_PACKAGES_BYTES: u64 = 256 * 1024 * 1024;
-/// The fields a `PACKAGES` entry takes from a DESCRIPTION (what `tools::write_PACKAGES` keeps).
-pub(crate) const INDEX_FIELDS: [&str; 14] = [
-    "Package",
-    "Version",
-    "Priority",
-    "Depends",
-    "Imports",
-    "LinkingTo",
-    "Suggests",
-    "Enhances",
-    "License",
-    "License_is_FOSS",
-    "License_restricts_use",
-    "OS_type",
-    "Archs",
-    "NeedsCompilation",
-];
 
-/// One imported file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct ImportedFile {
-    /// Its blob.
-    pub(crate) sha256: String,
-    /// Its size in bytes.
-    pub(crate) size: u64,
-    /// Its modification time in the imported folder, in seconds since 1970.
-    pub(crate) modified: Option<f64>,
-    /// Its DESCRIPTION as a `PACKAGES` entry (the index fields only).
-    pub(crate) entry: String,
-}
-
-/// Every imported file, by tree (`src/contrib`, `bin/windows/contrib/4.4`, …) and file name.
-/// Source tarballs from `src/contrib/Archive/<pkg>/` are filed under `src/contrib`: a source
-/// file that is not the current version of its package is an archived one.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub(crate) struct ImportedFiles {
-    pub(crate) trees: BTreeMap<String, BTreeMap<String, ImportedFile>>,
-}
-
-impl ImportedFiles {
-    /// The manifest as last written by an import (empty when nothing was imported).
-    pub(crate) async fn load(database: &Database) -> Result<ImportedFiles, GatewayError> {
-        let key = manifest_key()?;
-        Ok(
-            match database.upstream_page(MANIFEST_SCOPE, &key).await? {
-                Some(stored) => serde_json::from_str(&stored.document).unwrap_or_else(|error| {
-                    tracing::warn!(%error, "the manifest of imported CRAN files is unreadable; import again");
-                    ImportedFiles::default()
-                }),
-                None => ImportedFiles::default(),
-            },
-        )
-    }
-
-    async fn save(&self, database: &Database) -> Result<(), GatewayError> {
-        let document = serde_json::to_string(self).map_err(|error| GatewayError::Mirror {
-            what: "the manifest of imported files".to_owned(),
-            why: error.to_string(),
-        })?;
-        database
-            .save_upstream_page(
-                MANIFEST_SCOPE,
-                &manifest_key()?,
-                &UpstreamPage {
-                    upstream: MIRROR_UPSTREAM.to_owned(),
-                    document,
-                    etag: None,
-                    fetched_at: chrono::Utc::now(),
-                },
-            )
-            .await?;
-        Ok(())
-    }
-
-    /// The imported file of a tree, if any.
-    pub(crate) fn file(&self, tree: &str, filename: &str) -> Option<&ImportedFile> {
-        self.trees.get(tree)?.get(filename)
-    }
-
-    /// The imported source tarballs of a package, as (version, file name, file).
-    pub(crate) fn sources_of<'a>(
-        &'a self,
-        component: &'a Component,
-    ) -> impl Iterator<Item = (Version, &'a str, &'a ImportedFile)> + 'a {
-        self.trees
-            .get("src/contrib")
-            .into_iter()
-            .flat_map(|files| files.range(format!("{}_", component.name)..))
-            .take_while(move |(filename, _)| filename.starts_with(&format!("{}_", component.name)))
-            .filter_map(move |(filename, file)| {
-                let (found, version) = parse_filename(filename)?;
-                (found == *component && filename.ends_with(".tar.gz")).then_some((
-                    version,
-                    filename.as_str(),
-                    file,
-                ))
-            })
-    }
-}
-
-fn manifest_key() -> Result<Component, GatewayError> {
-    Component::new(Ecosystem::Generic, MANIFEST_NAME).map_err(|error| GatewayError::Mirror {
-        what: MANIFEST_NAME.to_owned(),
-        why: error.to_string(),
-    })
-}
 
 /// One file found for import.
 struct Candidate {
@@ -490,27 +379,9 @@ fn check_file(
             return Err(format!("its MD5 sum is {actual}, not {} as PACKAGES says: the file is damaged or PACKAGES is out of date. Copy the file again or rebuild PACKAGES with tools::write_PACKAGES()", expected.trim().escape_debug()));
         }
     }
-    let package = component.name.as_str();
-    let description = if path.to_string_lossy().ends_with(".zip") {
-        zip_description(&bytes, package)?
-    } else {
-        tar_description(&bytes, package)?
-    };
-    let paragraph = cran::parse_packages(&description)
-        .ok()
-        .and_then(|mut paragraphs| paragraphs.pop())
-        .ok_or_else(|| format!("its {package}/DESCRIPTION cannot be read as a DESCRIPTION file"))?;
-    let named = paragraph.get("Package").unwrap_or_default();
-    let numbered = paragraph
-        .get("Version")
-        .and_then(|text| Version::parse(Ecosystem::Cran, text).ok());
-    if named != package || numbered.as_ref() != Some(version) {
-        return Err(format!(
-            "its DESCRIPTION is for {} {}, not the {package} {version} its file name says; rename or replace the file",
-            named.escape_debug(),
-            paragraph.get("Version").unwrap_or_default().escape_debug()
-        ));
-    }
+    let zip = path.to_string_lossy().ends_with(".zip");
+    let paragraph = description_of(&mut std::io::Cursor::new(bytes), zip, component, version)
+        .map_err(|why| format!("{why}; copy it again from the source, or rename or replace it"))?;
     let mut entry = Paragraph { fields: Vec::new() };
     for name in INDEX_FIELDS {
         if let Some(value) = paragraph.get(name) {
@@ -520,56 +391,6 @@ fn check_file(
     Ok(cran::render_packages(&[entry]))
 }
 
-/// `<package>/DESCRIPTION` of a gzip-compressed tarball, reading the whole archive so that a
-/// damaged one is noticed.
-fn tar_description(bytes: &[u8], package: &str) -> Result<String, String> {
-    let damaged = |error: std::io::Error| {
-        format!("it is not a readable gzip-compressed tar archive ({error}); copy it again from the source")
-    };
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
-    let mut description = None;
-    let wanted = format!("{package}/DESCRIPTION");
-    for entry in archive.entries().map_err(damaged)? {
-        let mut entry = entry.map_err(damaged)?;
-        let is_description = entry
-            .path()
-            .is_ok_and(|path| path.to_string_lossy() == wanted);
-        if is_description && description.is_none() {
-            let mut text = String::new();
-            (&mut entry)
-                .take(MAX_DESCRIPTION_BYTES)
-                .read_to_string(&mut text)
-                .map_err(damaged)?;
-            description = Some(text);
-        }
-        std::io::copy(&mut entry, &mut std::io::sink()).map_err(damaged)?;
-    }
-    description.ok_or_else(|| format!("it has no {wanted}, so it is not an R package"))
-}
-
-/// `<package>/DESCRIPTION` of a zip archive (a Windows binary package), checking every member.
-fn zip_description(bytes: &[u8], package: &str) -> Result<String, String> {
-    let damaged = |error: zip::result::ZipError| {
-        format!("it is not a readable zip archive ({error}); copy it again from the source")
-    };
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(damaged)?;
-    let wanted = format!("{package}/DESCRIPTION");
-    let mut description = None;
-    for index in 0..archive.len() {
-        let mut member = archive.by_index(index).map_err(damaged)?;
-        if member.name() == wanted {
-            let mut text = String::new();
-            (&mut member)
-                .take(MAX_DESCRIPTION_BYTES)
-                .read_to_string(&mut text)
-                .map_err(|error| damaged(error.into()))?;
-            description = Some(text);
-        }
-        std::io::copy(&mut member, &mut std::io::sink()).map_err(|error| damaged(error.into()))?;
-    }
-    description.ok_or_else(|| format!("it has no {wanted}, so it is not an R package"))
-}
-
 /// Puts imported entries into a tree's cached index: an imported package replaces the entry of
 /// the same name unless that one is newer.
 async fn merge_index(
@@ -577,8 +398,8 @@ async fn merge_index(
     tree: &str,
     imported: Vec<Paragraph>,
 ) -> Result<(), GatewayError> {
-    let key = tree_key(tree)?;
-    let stored = database.upstream_page(SCOPE, &key).await?;
+    let key = tree_key(tree);
+    let stored = database.upstream_document(SCOPE, &key).await?;
     let mut by_name: BTreeMap<String, Paragraph> = BTreeMap::new();
     if let Some(stored) = &stored {
         for paragraph in cran::parse_packages(&stored.document).unwrap_or_default() {
@@ -605,10 +426,10 @@ async fn merge_index(
     }
     let paragraphs: Vec<Paragraph> = by_name.into_values().collect();
     database
-        .save_upstream_page(
+        .save_upstream_document(
             SCOPE,
             &key,
-            &UpstreamPage {
+            &UpstreamDocument {
                 upstream: stored.map_or_else(|| MIRROR_UPSTREAM.to_owned(), |page| page.upstream),
                 document: cran::render_packages(&paragraphs),
                 // The next revalidation against a real upstream fetches its index afresh.

@@ -1,21 +1,34 @@
+//! The PyPI front-end (an adapter on the gateway engine): project pages from PEP 503/691
+//! indexes, passed on as upstream wrote them (upload times, hashes, sizes, yanks and their
+//! reasons, metadata, provenance, project status), with policy added: a denied version's files
+//! are yanked with the policy's reason beside any reason of the publisher's, so resolvers skip
+//! them and an exact pin reaches the refused download.
+
+pub(crate) mod mirror;
+mod page;
+pub(crate) mod verify;
+
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use formulary_core::ecosystems::pypi::{self, DistributionFile, ProjectPage};
 use formulary_core::ecosystems::Version;
-use formulary_core::policy::{
-    evaluate_releases, Decision, PolicySnapshot, ReasonCode, Release, View,
-};
+use formulary_core::policy::{Decision, PolicySnapshot, Release, View};
 use formulary_core::Component;
-use formulary_store::{BlobRef, BlobStore, Database, StoreError, UpstreamPage};
+use formulary_store::{
+    Algorithm, BlobRef, BlobStore, Database, Digests, StoreError, UpstreamDocument,
+};
 use url::Url;
 
+use crate::engine::documents::{Answer, Freshness, Lookup, Revalidated, Revalidating};
+use crate::engine::files::{FileCache, UpstreamFile};
+use crate::engine::upstream::{as_folders, Fetched, UpstreamClient};
+use crate::engine::views::Views;
 use crate::error::GatewayError;
-use crate::files::{FileCache, UpstreamFile};
-use crate::revalidating::{Answer, Freshness, Lookup, Revalidated, Revalidating};
-use crate::upstream::{as_folders, Fetched, UpstreamClient};
+
+pub use page::ServedPage;
 
 /// Files the index announces as larger than this are streamed to the first client while they are
 /// stored; smaller ones (and files of unknown size) are verified before the first byte is sent,
@@ -47,69 +60,9 @@ impl Revalidated for Project {
     }
 }
 
-/// A document rendered once, with its strong entity tag.
-#[derive(Debug, Clone)]
-pub struct Rendered {
-    /// The bytes.
-    pub body: bytes::Bytes,
-    /// `"<sha256 of the body>"`.
-    pub etag: String,
-}
-
-impl Rendered {
-    /// Wraps rendered bytes and computes their entity tag.
-    pub fn new(body: Vec<u8>) -> Rendered {
-        use sha2::Digest;
-        let etag = format!("\"{}\"", hex::encode(sha2::Sha256::digest(&body)));
-        Rendered {
-            body: bytes::Bytes::from(body),
-            etag,
-        }
-    }
-}
-
-/// A project page ready to serve for one view, rendered at most once per format.
-#[derive(Debug)]
-pub struct ServedPage {
-    /// The page, with file URLs pointing at this gateway and denied versions yanked with their
-    /// reason.
-    pub page: ProjectPage,
-    /// True when the upstream could not be reached and the page comes from the cache.
-    pub stale: bool,
-    json: std::sync::OnceLock<Rendered>,
-    html: std::sync::OnceLock<Rendered>,
-}
-
-impl ServedPage {
-    /// The page as PEP 691 JSON.
-    pub fn json(&self) -> &Rendered {
-        self.json
-            .get_or_init(|| Rendered::new(pypi::render_json(&self.page)))
-    }
-
-    /// The page as PEP 503 HTML.
-    pub fn html(&self) -> &Rendered {
-        self.html
-            .get_or_init(|| Rendered::new(pypi::render_html(&self.page)))
-    }
-}
-
 /// How long a built page is reused while nothing else changes: bounds how late time-based rules
 /// (cooldown ends, pilot expiries) reach a page.
 const PAGE_REUSE: Duration = Duration::from_secs(30);
-
-/// A built page and what it was built from.
-#[derive(Debug)]
-struct CachedPage {
-    generation: i64,
-    project: Arc<Project>,
-    files_base: String,
-    built: std::time::Instant,
-    served: Arc<ServedPage>,
-}
-
-/// Pages are cached per project, organisation and snapshot day (`None`: now).
-type PageKey = (String, formulary_core::OrgCode, Option<chrono::NaiveDate>);
 
 /// The answer for a project page.
 #[derive(Debug)]
@@ -168,7 +121,7 @@ pub struct PypiGateway {
     upstreams: Vec<Url>,
     projects: Revalidating<Project>,
     files: FileCache,
-    pages: Mutex<HashMap<PageKey, CachedPage>>,
+    pages: Views<ServedPage>,
     /// Where this gateway's cached index documents are kept apart from other gateways'.
     scope: String,
 }
@@ -190,15 +143,15 @@ impl PypiGateway {
         let upstreams = as_folders(upstreams);
         let client = UpstreamClient::new(timeout)?;
         Ok(PypiGateway {
-            database,
-            files: FileCache::new(blobs, client.clone()),
+            database: database.clone(),
+            files: FileCache::new(database.clone(), blobs, client.clone()),
             client,
             upstreams,
             projects: Revalidating::new(
                 chrono::Duration::from_std(revalidate_after)
                     .unwrap_or(chrono::Duration::minutes(10)),
             ),
-            pages: Mutex::new(HashMap::new()),
+            pages: Views::new(PAGE_REUSE, 10_000),
             scope: DEFAULT_SCOPE.to_owned(),
         })
     }
@@ -212,7 +165,7 @@ impl PypiGateway {
 
     /// Names of the projects this gateway has seen, for the root index.
     pub async fn known_projects(&self) -> Result<Vec<String>, GatewayError> {
-        Ok(self.database.cached_projects(&self.scope).await?)
+        Ok(self.database.upstream_document_keys(&self.scope).await?)
     }
 
     /// The project, fetched or revalidated when its cached copy is old, served from the cache
@@ -260,7 +213,11 @@ impl PypiGateway {
     }
 
     async fn load_cached(&self, component: &Component) -> Result<Option<Project>, GatewayError> {
-        let Some(stored) = self.database.upstream_page(&self.scope, component).await? else {
+        let Some(stored) = self
+            .database
+            .upstream_document(&self.scope, component.name.as_str())
+            .await?
+        else {
             return Ok(None);
         };
         let base = Url::parse("https://cached.invalid/")
@@ -346,141 +303,20 @@ impl PypiGateway {
             releases.push(release);
         }
         let document = String::from_utf8(pypi::render_json(&page)).unwrap_or_default();
-        let stored = UpstreamPage {
+        let stored = UpstreamDocument {
             upstream: index.to_string(),
             document,
             etag: etag.clone(),
             fetched_at: now,
         };
         self.database
-            .save_upstream_page(&self.scope, component, &stored)
+            .save_upstream_document(&self.scope, component.name.as_str(), &stored)
             .await?;
         Ok(Project {
             freshness: Freshness::new(index.clone(), etag, now),
             page,
             releases,
         })
-    }
-
-    /// The project page for a view: denied versions yanked with their reason, file URLs under
-    /// `files_base` (relative to the page, e.g. `../../files/requests/`).
-    ///
-    /// `generation` identifies the snapshot (its change counter) and `day` the snapshot date of a
-    /// dated view: a page built for the same project, view, generation and upstream document is
-    /// reused for up to 30 seconds.
-    pub async fn page(
-        &self,
-        snapshot: &PolicySnapshot,
-        generation: i64,
-        view: &View,
-        day: Option<chrono::NaiveDate>,
-        component: &Component,
-        files_base: &str,
-    ) -> Result<PageOutcome, GatewayError> {
-        let Some(project) = self.project(component).await? else {
-            return Ok(PageOutcome::Missing);
-        };
-        let key: PageKey = (component.name.to_string(), view.organisation.clone(), day);
-        {
-            let pages = self
-                .pages
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(cached) = pages.get(&key) {
-                let current = cached.generation == generation
-                    && Arc::ptr_eq(&cached.project, &project)
-                    && cached.files_base == files_base
-                    && cached.built.elapsed() < PAGE_REUSE;
-                if current {
-                    return Ok(PageOutcome::Page(Arc::clone(&cached.served)));
-                }
-            }
-        }
-        let releases: Vec<Release> = project
-            .releases
-            .iter()
-            .filter(|release| {
-                release
-                    .published
-                    .is_none_or(|published| published <= view.at)
-            })
-            .cloned()
-            .collect();
-        let decisions = evaluate_releases(snapshot, view, component, &releases);
-        let outside = |decision: &Decision| {
-            !decision.allowed
-                && decision
-                    .reasons
-                    .iter()
-                    .any(|reason| reason.code == ReasonCode::NotInFormulary)
-        };
-        if let Some(first) = decisions.first().filter(|_| decisions.iter().all(outside)) {
-            return Ok(PageOutcome::NotInFormulary(Box::new(first.clone())));
-        }
-        let by_version: HashMap<String, &Decision> = decisions
-            .iter()
-            .map(|decision| (decision.version.clone(), decision))
-            .collect();
-        let mut files = Vec::with_capacity(project.page.files.len());
-        let mut versions = Vec::new();
-        for file in &project.page.files {
-            let Some(version) = pypi::version_from_filename(&component.name, &file.filename) else {
-                continue;
-            };
-            let Some(decision) = by_version.get(&version.to_string()) else {
-                continue;
-            };
-            if pypi::check_filename(&file.filename).is_err() {
-                continue;
-            }
-            let mut served = file.clone();
-            served.url = format!("{files_base}{}", file.filename);
-            served.upload_time = releases
-                .iter()
-                .find(|release| release.version == version)
-                .and_then(|release| release.published)
-                .map(|time| time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                .or(served.upload_time);
-            if !decision.allowed {
-                served.yanked = Some(format!(
-                    "Blocked by Formulary: {}",
-                    decision.headline().unwrap_or("denied by policy")
-                ));
-            }
-            versions.push(version);
-            files.push(served);
-        }
-        versions.sort();
-        versions.dedup();
-        let page = ProjectPage {
-            name: component.name.to_string(),
-            files,
-            versions: versions.iter().map(ToString::to_string).collect(),
-        };
-        let served = Arc::new(ServedPage {
-            page,
-            stale: project.freshness.stale,
-            json: std::sync::OnceLock::new(),
-            html: std::sync::OnceLock::new(),
-        });
-        let mut pages = self
-            .pages
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if pages.len() >= 10_000 {
-            pages.clear();
-        }
-        pages.insert(
-            key,
-            CachedPage {
-                generation,
-                project,
-                files_base: files_base.to_owned(),
-                built: std::time::Instant::now(),
-                served: Arc::clone(&served),
-            },
-        );
-        Ok(PageOutcome::Page(served))
     }
 
     /// Finds a file of a project and decides its version for a view.
@@ -541,7 +377,7 @@ impl PypiGateway {
                 let large = file.size.filter(|size| *size > STREAM_ABOVE_BYTES);
                 match large {
                     Some(size) if !file.url.starts_with(BLOB_SCHEME) => {
-                        match self.files.fetch_streaming(upstream_file(&file)).await? {
+                        match self.files.fetch_streaming(&upstream_file(&file)).await? {
                             Ok(blob) => Ok(FileOutcome::Serve { blob, version }),
                             Err(body) => Ok(FileOutcome::Stream {
                                 body,
@@ -622,17 +458,28 @@ impl PypiGateway {
                 file.filename
             ))));
         }
-        self.files.fetch(upstream_file(file)).await
+        self.files.fetch(&upstream_file(file)).await
     }
 }
 
-/// What the file cache needs to know about a distribution file.
+/// What the file cache needs to know about a distribution file: every digest the index
+/// publishes, its size, and the format check for its kind (a `.metadata` file has none).
 fn upstream_file(file: &DistributionFile) -> UpstreamFile<'_> {
+    let mut digests = Digests::none();
+    for (name, value) in &file.hashes {
+        if let Some(algorithm) = Algorithm::parse(name) {
+            match digests.clone().with(algorithm, value) {
+                Ok(more) => digests = more,
+                Err(error) => tracing::warn!(file = %file.filename, %error, "ignoring a malformed published digest"),
+            }
+        }
+    }
     UpstreamFile {
         url: &file.url,
         filename: &file.filename,
-        sha256: file.sha256(),
+        digests,
         size: file.size,
+        check: verify::check_for(&file.filename),
     }
 }
 

@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use url::Url;
 
 use crate::error::GatewayError;
-use crate::single_flight::SingleFlight;
-use crate::upstream::UpstreamFailure;
+use crate::engine::single_flight::SingleFlight;
+use crate::engine::upstream::UpstreamFailure;
 
 /// Where a cached document came from and when it was last checked: the part every cached
 /// document has, whatever the front-end.
@@ -39,7 +39,7 @@ impl Freshness {
     }
 
     /// The freshness of a document as the store kept it.
-    pub(crate) fn stored(page: &formulary_store::UpstreamPage) -> Result<Freshness, GatewayError> {
+    pub(crate) fn stored(page: &formulary_store::UpstreamDocument) -> Result<Freshness, GatewayError> {
         let origin =
             Url::parse(&page.upstream).map_err(|error| formulary_store::StoreError::Corrupt {
                 what: "cached upstream document",
@@ -230,9 +230,9 @@ mod tests {
         for origin in [
             "https://pypi.org/simple/",
             "formulary-blob:mirror",
-            crate::cran_mirror::MIRROR_UPSTREAM,
+            crate::cran::mirror::MIRROR_UPSTREAM,
         ] {
-            let stored = formulary_store::UpstreamPage {
+            let stored = formulary_store::UpstreamDocument {
                 upstream: origin.to_owned(),
                 document: String::new(),
                 etag: Some("\"v1\"".to_owned()),
@@ -252,7 +252,7 @@ mod tests {
             assert!(rechecked.freshness.stale);
             assert_eq!(rechecked.text, "body");
         }
-        let broken = formulary_store::UpstreamPage {
+        let broken = formulary_store::UpstreamDocument {
             upstream: "not a url".to_owned(),
             document: String::new(),
             etag: None,

@@ -1,0 +1,401 @@
+//! The `PACKAGES` index of a tree for one view: denied versions leave it, the newest allowed
+//! archived version stands in for a denied current one, and packages whose dependencies the view
+//! cannot serve are withheld.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::sync::Arc;
+
+use deb822_fast::Paragraph;
+use formulary_core::ecosystems::cran::{self, licence_to_spdx, BASE_PACKAGES};
+use formulary_core::ecosystems::{Ecosystem, Version};
+use formulary_core::policy::{evaluate_releases, PolicySnapshot, Release, View};
+use formulary_core::Component;
+
+use super::imported::ImportedFiles;
+use super::tree::{field, parse_filename, release_of, INDEX_FIELDS};
+use super::{lock, CranGateway, Tree};
+use crate::engine::files::UpstreamFile;
+use crate::engine::rendered::Rendered;
+use crate::engine::upstream::Document;
+use crate::engine::views::{Sources, ViewKey};
+use crate::error::GatewayError;
+
+/// Largest archived tarball read for its DESCRIPTION.
+const MAX_DESCRIPTION_BYTES: u64 = 1024 * 1024;
+
+/// A `PACKAGES` index ready to serve for one view.
+#[derive(Debug)]
+pub struct ServedIndex {
+    /// `PACKAGES`.
+    pub packages: Rendered,
+    /// `PACKAGES.gz`.
+    pub packages_gz: Rendered,
+    /// True when the upstream could not be reached and the index comes from the cache.
+    pub stale: bool,
+    /// Packages left out, with why (for logs and the component page).
+    pub withheld: Vec<String>,
+}
+
+/// Where an archived version of a package can be had.
+#[derive(Debug, Clone)]
+enum ArchivedSource {
+    /// At this upstream URL.
+    Upstream(String),
+    /// Imported, with this `PACKAGES` entry.
+    Imported(Paragraph),
+}
+
+impl CranGateway {
+    /// The `PACKAGES` index of a tree for a view.
+    pub async fn index(
+        &self,
+        snapshot: &PolicySnapshot,
+        generation: i64,
+        view: &View,
+        day: Option<chrono::NaiveDate>,
+        tree_name: &str,
+    ) -> Result<Option<Arc<ServedIndex>>, GatewayError> {
+        let Some(tree) = self.tree(tree_name).await? else {
+            return Ok(None);
+        };
+        let key = ViewKey {
+            document: tree_name.to_owned(),
+            organisation: view.organisation.clone(),
+            day,
+        };
+        let source: Arc<dyn std::any::Any + Send + Sync> = tree.clone();
+        let served = self
+            .indexes
+            .get_or_build(
+                key.clone(),
+                Sources::new(generation, vec![source]),
+                self.build_index(snapshot, view, &tree, tree_name, &key),
+            )
+            .await?;
+        Ok(Some(served))
+    }
+
+    async fn build_index(
+        &self,
+        snapshot: &PolicySnapshot,
+        view: &View,
+        tree: &Tree,
+        tree_name: &str,
+        key: &ViewKey,
+    ) -> Result<ServedIndex, GatewayError> {
+        let mut kept: Vec<Paragraph> = Vec::with_capacity(tree.paragraphs.len());
+        let mut withheld = Vec::new();
+        for paragraph in &tree.paragraphs {
+            let Some((component, release)) = release_of(paragraph, &tree.published) else {
+                continue;
+            };
+            if release
+                .published
+                .is_some_and(|published| published > view.at)
+            {
+                continue;
+            }
+            let decision =
+                evaluate_releases(snapshot, view, &component, std::slice::from_ref(&release))
+                    .remove(0);
+            if decision.allowed {
+                kept.push(paragraph.clone());
+                continue;
+            }
+            let reason = decision.headline().unwrap_or("denied").to_owned();
+            match self
+                .archived_substitute(snapshot, view, tree, &component, tree_name)
+                .await
+            {
+                Some(substitute) => {
+                    withheld.push(format!(
+                        "{} {}: {reason}; serving {} instead",
+                        component.name,
+                        release.version,
+                        field(&substitute, "Version").unwrap_or("?")
+                    ));
+                    kept.push(substitute);
+                }
+                None => withheld.push(format!("{} {}: {reason}", component.name, release.version)),
+            }
+        }
+        withhold_unsatisfiable(&mut kept, &mut withheld);
+        let text = cran::render_packages(&kept);
+        // A rebuild that changed nothing (the usual case) keeps the same bodies: no compression,
+        // no hashing, and connections keep sending them from the same file.
+        let previous = self
+            .indexes
+            .previous(key)
+            .filter(|previous| previous.packages.body == text.as_bytes());
+        let (packages, packages_gz) = match previous {
+            Some(previous) => (previous.packages.clone(), previous.packages_gz.clone()),
+            None => {
+                let gz = gzip(text.as_bytes())?;
+                (Rendered::new(text.into_bytes()), Rendered::new(gz))
+            }
+        };
+        Ok(ServedIndex {
+            packages,
+            packages_gz,
+            stale: tree.freshness.stale,
+            withheld,
+        })
+    }
+
+    /// The archived versions of a package: those in the upstream's
+    /// `src/contrib/Archive/<pkg>/` listing and those imported, newest first.
+    async fn archived_versions(
+        &self,
+        tree: &Tree,
+        component: &Component,
+        imported: &ImportedFiles,
+    ) -> Vec<(Version, ArchivedSource)> {
+        let mut found: Vec<(Version, ArchivedSource)> = self
+            .upstream_listing(tree, component)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(version, url)| (version, ArchivedSource::Upstream(url)))
+            .collect();
+        for (version, _, file) in imported.sources_of(component) {
+            let Some(entry) = cran::parse_packages(&file.entry)
+                .ok()
+                .and_then(|mut paragraphs| paragraphs.pop())
+            else {
+                continue;
+            };
+            // An imported copy is preferred: it needs no upstream.
+            found.retain(|(known, _)| *known != version);
+            found.push((version, ArchivedSource::Imported(entry)));
+        }
+        found.sort_by(|left, right| right.0.cmp(&left.0));
+        found
+    }
+
+    /// The upstream's `src/contrib/Archive/<pkg>/` listing, as (version, URL); the last one seen
+    /// when the upstream cannot be reached; none for a tree that only imports filled.
+    async fn upstream_listing(
+        &self,
+        tree: &Tree,
+        component: &Component,
+    ) -> Option<Vec<(Version, String)>> {
+        if !matches!(tree.freshness.origin.scheme(), "http" | "https") {
+            return None;
+        }
+        let name = component.name.as_str();
+        let listing_url = tree
+            .freshness
+            .origin
+            .join(&format!("src/contrib/Archive/{name}/"))
+            .ok()?;
+        match self
+            .client
+            .document(&listing_url, None, 4 * 1024 * 1024)
+            .await
+        {
+            Ok(Document::Body { bytes, .. }) => {
+                let listing = String::from_utf8_lossy(&bytes).into_owned();
+                let page =
+                    formulary_core::ecosystems::pypi::parse_html(&listing, &listing_url, name)
+                        .ok()?;
+                let found: Vec<(Version, String)> = page
+                    .files
+                    .iter()
+                    .filter_map(|file| {
+                        let filename = file.url.rsplit('/').next()?.to_owned();
+                        let (found, version) = parse_filename(&filename)?;
+                        (&found == component && filename.ends_with(".tar.gz"))
+                            .then_some((version, file.url.clone()))
+                    })
+                    .collect();
+                lock(&self.archive_listings).insert(name.to_owned(), found.clone());
+                Some(found)
+            }
+            Ok(Document::Missing) => None,
+            // The upstream is down: the last listing seen still stands.
+            _ => lock(&self.archive_listings).get(name).cloned(),
+        }
+    }
+
+    /// The newest allowed archived version of a package, described from its tarball's
+    /// DESCRIPTION. Source trees only.
+    async fn archived_substitute(
+        &self,
+        snapshot: &PolicySnapshot,
+        view: &View,
+        tree: &Tree,
+        component: &Component,
+        tree_name: &str,
+    ) -> Option<Paragraph> {
+        if tree_name != "src/contrib" {
+            return None;
+        }
+        let imported = self.imported().await.ok()?;
+        let candidates = self.archived_versions(tree, component, &imported).await;
+        let releases: Vec<Release> = candidates
+            .iter()
+            .map(|(version, source)| Release {
+                version: version.clone(),
+                published: None,
+                yanked: None,
+                licence: match source {
+                    ArchivedSource::Imported(entry) => {
+                        field(entry, "License").and_then(licence_to_spdx)
+                    }
+                    ArchivedSource::Upstream(_) => None,
+                },
+            })
+            .collect();
+        let decisions = evaluate_releases(snapshot, view, component, &releases);
+        let (version, source) = candidates
+            .iter()
+            .zip(&decisions)
+            .find(|(_, decision)| decision.allowed)
+            .map(|(candidate, _)| candidate.clone())?;
+        let description = match source {
+            ArchivedSource::Imported(entry) => return Some(entry),
+            ArchivedSource::Upstream(url) => self.description(component, &version, &url).await?,
+        };
+        // The licence of the archived version may differ: decide again with it.
+        let release = Release {
+            version: version.clone(),
+            published: None,
+            yanked: None,
+            licence: field(&description, "License").and_then(licence_to_spdx),
+        };
+        evaluate_releases(snapshot, view, component, &[release])
+            .remove(0)
+            .allowed
+            .then_some(description)
+    }
+
+    /// The DESCRIPTION of an archived tarball, as a `PACKAGES` paragraph.
+    async fn description(
+        &self,
+        component: &Component,
+        version: &Version,
+        url: &str,
+    ) -> Option<Paragraph> {
+        let key = (component.name.to_string(), version.to_string());
+        if let Some(found) = lock(&self.descriptions).get(&key) {
+            return Some(found.clone());
+        }
+        let filename = format!("{}_{}.tar.gz", component.name, version);
+        let mut file = UpstreamFile::new(url, &filename);
+        file.check = Some(super::verify::check_for(&filename, component, version));
+        let blob = self.files.fetch(&file).await.ok()?;
+        let bytes = self
+            .files
+            .blobs()
+            .get(&blob.sha256)
+            .await
+            .ok()?
+            .bytes()
+            .await
+            .ok()?;
+        let text = read_description(&bytes, component.name.as_str())?;
+        let full = cran::parse_packages(&text).ok()?.into_iter().next()?;
+        let mut paragraph = Paragraph { fields: Vec::new() };
+        for name in INDEX_FIELDS {
+            if let Some(value) = full.get(name) {
+                paragraph.insert(name, value);
+            }
+        }
+        lock(&self.descriptions).insert(key, paragraph.clone());
+        Some(paragraph)
+    }
+}
+
+/// Compresses a document as well as gzip can: it is built rarely and sent often.
+pub(crate) fn gzip(bytes: &[u8]) -> Result<Vec<u8>, GatewayError> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut encoder, bytes)
+        .and_then(|()| encoder.finish())
+        .map_err(|error| {
+            GatewayError::Store(formulary_store::StoreError::Conflict(error.to_string()))
+        })
+}
+
+/// Removes packages whose install-time dependencies are not in the index (or not in a version
+/// they accept), until nothing changes.
+fn withhold_unsatisfiable(kept: &mut Vec<Paragraph>, withheld: &mut Vec<String>) {
+    loop {
+        let available: HashMap<String, Version> = kept
+            .iter()
+            .filter_map(|paragraph| {
+                Some((
+                    field(paragraph, "Package")?.to_owned(),
+                    Version::parse(Ecosystem::Cran, field(paragraph, "Version")?).ok()?,
+                ))
+            })
+            .collect();
+        let before = kept.len();
+        kept.retain(|paragraph| {
+            let missing: Vec<String> = cran::dependencies(paragraph)
+                .into_iter()
+                .filter(|dependency| !BASE_PACKAGES.contains(&dependency.name.as_str()))
+                .filter(|dependency| {
+                    !available
+                        .get(&dependency.name)
+                        .is_some_and(|version| dependency.range.contains(version))
+                })
+                .map(|dependency| format!("{} ({})", dependency.name, dependency.range))
+                .collect();
+            if missing.is_empty() {
+                return true;
+            }
+            withheld.push(format!(
+                "{}: needs {}, which this view does not serve",
+                field(paragraph, "Package").unwrap_or("?"),
+                missing.join(", ")
+            ));
+            false
+        });
+        if kept.len() == before {
+            return;
+        }
+    }
+}
+
+/// Reads `<package>/DESCRIPTION` from a source tarball.
+fn read_description(tarball: &[u8], package: &str) -> Option<String> {
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(tarball));
+    for entry in archive.entries().ok()? {
+        let mut entry = entry.ok()?;
+        let path = entry.path().ok()?.to_string_lossy().into_owned();
+        if path == format!("{package}/DESCRIPTION") {
+            let mut text = String::new();
+            (&mut entry)
+                .take(MAX_DESCRIPTION_BYTES)
+                .read_to_string(&mut text)
+                .ok()?;
+            return Some(text);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use formulary_core::ecosystems::cran;
+
+    #[test]
+    fn packages_with_missing_dependencies_are_withheld_transitively() {
+        let mut kept = cran::parse_packages("Package: a\nVersion: 1.0\nImports: b\n\nPackage: b\nVersion: 1.0\nImports: c (>= 2.0)\n\nPackage: c\nVersion: 1.0\n\nPackage: d\nVersion: 1.0\nDepends: R (>= 4.0), stats\n").unwrap();
+        let mut withheld = Vec::new();
+        withhold_unsatisfiable(&mut kept, &mut withheld);
+        let names: Vec<&str> = kept
+            .iter()
+            .filter_map(|paragraph| paragraph.get("Package"))
+            .collect();
+        assert_eq!(
+            names,
+            ["c", "d"],
+            "b needs c >= 2.0; a needs b; d needs only R and base packages"
+        );
+        assert_eq!(withheld.len(), 2);
+    }
+}
+

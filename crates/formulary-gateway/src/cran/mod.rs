@@ -1,0 +1,321 @@
+//! The CRAN front-end (an adapter on the gateway engine): `PACKAGES` indexes per repository
+//! tree (`src/contrib`, `bin/windows/contrib/4.4`, `bin/macosx/…/contrib/4.4`), filtered by
+//! policy, `Meta/archive.rds`, and package files fetched through the engine's file cache,
+//! verified against `MD5sum` and their own DESCRIPTION.
+//!
+//! R has no yank marker, so a denied version leaves the index. When the newest version of a
+//! package is denied, the newest allowed version from the upstream's `Archive/` takes its place,
+//! described from the archived tarball's own DESCRIPTION, so `install.packages()` installs that
+//! instead. A package whose dependencies cannot be served leaves the index too: the index never
+//! promises an install that must fail.
+
+mod archive;
+mod files;
+pub(crate) mod imported;
+mod index;
+pub(crate) mod mirror;
+pub(crate) mod tree;
+mod verify;
+
+use std::collections::{HashMap, HashSet};
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use deb822_fast::Paragraph;
+use formulary_core::ecosystems::cran;
+use formulary_core::ecosystems::{Ecosystem, Version};
+use formulary_store::{BlobStore, Database, UpstreamDocument};
+use url::Url;
+
+use crate::engine::documents::{Answer, Freshness, Lookup, Revalidated, Revalidating};
+use crate::engine::files::FileCache;
+use crate::engine::rendered::Rendered;
+use crate::engine::upstream::{as_folders, Document, UpstreamClient, UpstreamFailure};
+use crate::engine::views::Views;
+use crate::error::GatewayError;
+use archive::UpstreamArchive;
+use imported::ImportedFiles;
+use tree::{field, release_of, tree_key, SCOPE};
+
+pub use files::CranFileOutcome;
+pub use index::ServedIndex;
+pub use tree::{cached_index, is_tree, parse_filename};
+
+/// Largest `PACKAGES` index read (CRAN's is about 10 MB uncompressed).
+const MAX_PACKAGES_BYTES: usize = 128 * 1024 * 1024;
+/// How long a built index is reused while nothing else changes.
+const INDEX_REUSE: Duration = Duration::from_secs(30);
+
+/// One repository tree as last fetched.
+#[derive(Debug)]
+struct Tree {
+    /// Where it came from (its files are relative to `freshness.origin`) and when.
+    freshness: Freshness,
+    paragraphs: Vec<Paragraph>,
+    /// First-seen dates of versions that appeared after Formulary first saw the tree.
+    published: HashMap<(String, String), DateTime<Utc>>,
+}
+
+impl Revalidated for Tree {
+    fn freshness(&self) -> &Freshness {
+        &self.freshness
+    }
+
+    fn with_freshness(&self, freshness: Freshness) -> Tree {
+        Tree {
+            freshness,
+            paragraphs: self.paragraphs.clone(),
+            published: self.published.clone(),
+        }
+    }
+}
+
+/// The CRAN front-end.
+#[derive(Debug)]
+pub struct CranGateway {
+    database: Database,
+    client: UpstreamClient,
+    files: FileCache,
+    upstreams: Vec<Url>,
+    trees: Revalidating<Tree>,
+    descriptions: Mutex<HashMap<(String, String), Paragraph>>,
+    /// The last `Archive/<package>/` listing seen, by package.
+    archive_listings: Mutex<HashMap<String, Vec<(Version, String)>>>,
+    indexes: Views<ServedIndex>,
+    /// Files put in by `mirror import cran`, and when they were read from the store.
+    imported: Mutex<Option<(std::time::Instant, Arc<ImportedFiles>)>>,
+    /// How long the list of imported files is trusted before it is read again.
+    reload_after: Duration,
+    /// The upstream's `src/contrib/Meta/archive.rds`.
+    archives: Revalidating<UpstreamArchive>,
+    /// Built `archive.rds` files per organisation and snapshot day.
+    archive_files: Views<Rendered>,
+}
+
+impl CranGateway {
+    /// A gateway over CRAN-like repositories (tried in order; none for an air-gapped site).
+    pub fn new(
+        database: Database,
+        blobs: BlobStore,
+        upstreams: Vec<Url>,
+        timeout: Duration,
+        revalidate_after: Duration,
+    ) -> Result<CranGateway, reqwest::Error> {
+        let upstreams = as_folders(upstreams);
+        let client = UpstreamClient::new(timeout)?;
+        Ok(CranGateway {
+            database: database.clone(),
+            files: FileCache::new(database.clone(), blobs, client.clone()),
+            client,
+            upstreams,
+            trees: Revalidating::new(
+                chrono::Duration::from_std(revalidate_after)
+                    .unwrap_or(chrono::Duration::minutes(10)),
+            ),
+            descriptions: Mutex::new(HashMap::new()),
+            archive_listings: Mutex::new(HashMap::new()),
+            indexes: Views::new(INDEX_REUSE, 1_000),
+            imported: Mutex::new(None),
+            reload_after: revalidate_after,
+            archives: Revalidating::new(
+                chrono::Duration::from_std(revalidate_after)
+                    .unwrap_or(chrono::Duration::minutes(10)),
+            ),
+            archive_files: Views::new(INDEX_REUSE, 1_000),
+        })
+    }
+
+    /// The files `mirror import cran` put in, read again from the store when older than the
+    /// revalidation period (an import runs in another process).
+    async fn imported(&self) -> Result<Arc<ImportedFiles>, GatewayError> {
+        if let Some((read_at, files)) = lock(&self.imported).as_ref() {
+            if read_at.elapsed() < self.reload_after {
+                return Ok(Arc::clone(files));
+            }
+        }
+        let files = ImportedFiles::load(&self.database).await?;
+        let mut current = lock(&self.imported);
+        // Keep the same Arc while nothing changed, so that built documents stay valid.
+        let files = match current.take() {
+            Some((_, known)) if *known == files => known,
+            _ => Arc::new(files),
+        };
+        *current = Some((std::time::Instant::now(), Arc::clone(&files)));
+        Ok(files)
+    }
+
+    /// The tree's index, fetched or revalidated when old, served from the cache (marked stale)
+    /// when every upstream fails.
+    async fn tree(&self, name: &str) -> Result<Option<Arc<Tree>>, GatewayError> {
+        let lookup = self
+            .trees
+            .get(
+                name,
+                &self.upstreams,
+                Box::pin(self.load_cached(name)),
+                |upstream: Url, etag: Option<String>| {
+                    Box::pin(
+                        async move { self.fetch_packages(&upstream, name, etag.as_deref()).await },
+                    )
+                },
+                |upstream: Url,
+                 (text, etag): (String, Option<String>),
+                 previous: Option<Arc<Tree>>| {
+                    Box::pin(async move {
+                        self.refresh(name, &upstream, &text, etag, previous.as_deref())
+                            .await
+                    })
+                },
+            )
+            .await?;
+        Ok(match lookup {
+            Lookup::Found(tree) => Some(tree),
+            Lookup::Absent(_) => None,
+        })
+    }
+
+    async fn fetch_packages(
+        &self,
+        upstream: &Url,
+        tree: &str,
+        etag: Option<&str>,
+    ) -> Result<Answer<(String, Option<String>)>, UpstreamFailure> {
+        for (file, compressed) in [("PACKAGES.gz", true), ("PACKAGES", false)] {
+            let url = upstream.join(&format!("{tree}/{file}")).map_err(|error| {
+                UpstreamFailure::Malformed {
+                    url: upstream.to_string(),
+                    why: error.to_string(),
+                }
+            })?;
+            match self.client.document(&url, etag, MAX_PACKAGES_BYTES).await? {
+                Document::Missing => continue,
+                Document::NotModified => return Ok(Answer::NotModified),
+                Document::Body { bytes, etag } => {
+                    let text = if compressed {
+                        gunzip(&bytes, &url)?
+                    } else {
+                        String::from_utf8_lossy(&bytes).into_owned()
+                    };
+                    return Ok(Answer::Document((text, etag)));
+                }
+            }
+        }
+        Ok(Answer::Missing)
+    }
+
+    async fn load_cached(&self, name: &str) -> Result<Option<Tree>, GatewayError> {
+        let key = tree_key(name);
+        let Some(stored) = self.database.upstream_document(SCOPE, &key).await? else {
+            return Ok(None);
+        };
+        let paragraphs = cran::parse_packages(&stored.document).unwrap_or_default();
+        let freshness = Freshness::stored(&stored)?;
+        let published = self.published_dates(&paragraphs).await?;
+        let tree = Tree {
+            freshness,
+            paragraphs,
+            published,
+        };
+        Ok(Some(tree))
+    }
+
+    /// Dates of versions Formulary saw appear (the cooldown rule for indexes without dates).
+    async fn published_dates(
+        &self,
+        paragraphs: &[Paragraph],
+    ) -> Result<HashMap<(String, String), DateTime<Utc>>, GatewayError> {
+        let known = self.database.published_releases(Ecosystem::Cran).await?;
+        Ok(paragraphs
+            .iter()
+            .filter_map(|paragraph| {
+                let key = (
+                    field(paragraph, "Package")?.to_owned(),
+                    field(paragraph, "Version")?.to_owned(),
+                );
+                known.get(&key).map(|published| (key, *published))
+            })
+            .collect())
+    }
+
+    async fn refresh(
+        &self,
+        name: &str,
+        upstream: &Url,
+        text: &str,
+        etag: Option<String>,
+        previous: Option<&Tree>,
+    ) -> Result<Tree, GatewayError> {
+        let paragraphs =
+            cran::parse_packages(text).map_err(|error| UpstreamFailure::Malformed {
+                url: upstream.to_string(),
+                why: error.to_string(),
+            })?;
+        let now = Utc::now();
+        let mut published = previous
+            .map(|tree| tree.published.clone())
+            .unwrap_or_default();
+        if let Some(previous) = previous {
+            let known: HashSet<(String, String)> = previous
+                .paragraphs
+                .iter()
+                .filter_map(|paragraph| {
+                    Some((
+                        field(paragraph, "Package")?.to_owned(),
+                        field(paragraph, "Version")?.to_owned(),
+                    ))
+                })
+                .collect();
+            for paragraph in &paragraphs {
+                let (Some(package), Some(version)) =
+                    (field(paragraph, "Package"), field(paragraph, "Version"))
+                else {
+                    continue;
+                };
+                let key = (package.to_owned(), version.to_owned());
+                if !known.contains(&key) && !published.contains_key(&key) {
+                    if let Some((component, mut release)) = release_of(paragraph, &HashMap::new()) {
+                        release.published = Some(now);
+                        self.database.record_release(&component, &release).await?;
+                        published.insert(key, now);
+                    }
+                }
+            }
+        }
+        let key = tree_key(name);
+        let stored = UpstreamDocument {
+            upstream: upstream.to_string(),
+            document: text.to_owned(),
+            etag: etag.clone(),
+            fetched_at: now,
+        };
+        self.database
+            .save_upstream_document(SCOPE, &key, &stored)
+            .await?;
+        Ok(Tree {
+            freshness: Freshness::new(upstream.clone(), etag, now),
+            paragraphs,
+            published,
+        })
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn gunzip(bytes: &[u8], url: &Url) -> Result<String, UpstreamFailure> {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(bytes)
+        .take(MAX_PACKAGES_BYTES as u64)
+        .read_to_string(&mut text)
+        .map_err(|error| UpstreamFailure::Malformed {
+            url: url.to_string(),
+            why: format!("PACKAGES.gz could not be decompressed: {error}"),
+        })?;
+    Ok(text)
+}
+

@@ -1,0 +1,24 @@
+//! The gateway engine: everything a package front-end needs that is not about its format.
+//!
+//! - [`upstream`]: one HTTP client for every upstream (timeouts, retries, same-host redirects,
+//!   size limits, credentials kept out of messages);
+//! - [`documents`]: the revalidating cache of upstream index documents (fresh copies from memory,
+//!   one refresh at a time, entity-tag revalidation, several upstreams in order, the stored copy
+//!   marked stale when every upstream fails), kept in the store under `(scope, key)`;
+//! - [`views`]: documents built for one view (organisation, day) and reused while the policy
+//!   snapshot and the upstream document are the same;
+//! - [`files`]: the verified, single-flight, durable file cache (every published digest and the
+//!   format's own check before a file enters the cache; its identity kept in the store);
+//! - [`import`]: what offline imports share (reading files, the report).
+//!
+//! A front-end (an adapter: `pypi`, `cran`) says which URLs to ask, how to parse and render its
+//! documents (with `formulary-ecosystems`), which releases and files a document holds, and how
+//! to check a file of its format. docs/architecture.md shows how to add one.
+
+pub(crate) mod documents;
+pub(crate) mod files;
+pub(crate) mod import;
+pub(crate) mod rendered;
+pub(crate) mod single_flight;
+pub(crate) mod upstream;
+pub(crate) mod views;

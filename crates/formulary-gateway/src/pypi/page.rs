@@ -1,0 +1,226 @@
+//! A project page for one view: upstream's page as it was, with policy added.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use formulary_core::ecosystems::pypi::{self, ProjectPage, ProjectStatus};
+use formulary_core::policy::{evaluate_releases, Decision, PolicySnapshot, ReasonCode, Release, View};
+use formulary_core::Component;
+
+use super::{PageOutcome, Project, PypiGateway};
+use crate::engine::rendered::Rendered;
+use crate::engine::views::{Sources, ViewKey};
+use crate::error::GatewayError;
+
+/// A project page ready to serve for one view, rendered at most once per format.
+#[derive(Debug)]
+pub struct ServedPage {
+    /// The page, with file URLs pointing at this gateway and denied versions yanked with their
+    /// reason.
+    pub page: ProjectPage,
+    /// True when the upstream could not be reached and the page comes from the cache.
+    pub stale: bool,
+    json: std::sync::OnceLock<Rendered>,
+    html: std::sync::OnceLock<Rendered>,
+}
+
+impl ServedPage {
+    /// The page as PEP 691 JSON.
+    pub fn json(&self) -> &Rendered {
+        self.json
+            .get_or_init(|| Rendered::new(pypi::render_json(&self.page)))
+    }
+
+    /// The page as PEP 503 HTML.
+    pub fn html(&self) -> &Rendered {
+        self.html
+            .get_or_init(|| Rendered::new(pypi::render_html(&self.page)))
+    }
+}
+
+/// The yank reason served for a file: the publisher's, and the policy's beside it.
+pub(crate) fn served_yank(publisher: Option<&str>, decision: &Decision) -> Option<String> {
+    let policy = (!decision.allowed).then(|| {
+        format!(
+            "Blocked by Formulary: {}",
+            decision.headline().unwrap_or("denied by policy")
+        )
+    });
+    match (publisher, policy) {
+        (None, None) => None,
+        (Some(reason), None) => Some(reason.to_owned()),
+        (None, Some(policy)) => Some(policy),
+        (Some(""), Some(policy)) => Some(format!("Yanked by the publisher. {policy}")),
+        (Some(reason), Some(policy)) => {
+            Some(format!("Yanked by the publisher: {reason}. {policy}"))
+        }
+    }
+}
+
+fn not_in_formulary(decision: &Decision) -> bool {
+    !decision.allowed
+        && decision
+            .reasons
+            .iter()
+            .any(|reason| reason.code == ReasonCode::NotInFormulary)
+}
+
+impl PypiGateway {
+    /// The project page for a view: upstream's page as it was, with each denied version's files
+    /// yanked with the policy's reason (beside any reason of the publisher's) and file URLs
+    /// under `files_base` (relative to the page, e.g. `../../files/requests/`). Where every
+    /// version is denied, the page also says so with PEP 792 `quarantined` and the reason.
+    ///
+    /// `generation` identifies the snapshot (its change counter) and `day` the snapshot date of a
+    /// dated view: a page built for the same project, view, generation and upstream document is
+    /// reused for up to 30 seconds.
+    pub async fn page(
+        &self,
+        snapshot: &PolicySnapshot,
+        generation: i64,
+        view: &View,
+        day: Option<chrono::NaiveDate>,
+        component: &Component,
+        files_base: &str,
+    ) -> Result<PageOutcome, GatewayError> {
+        let Some(project) = self.project(component).await? else {
+            return Ok(PageOutcome::Missing);
+        };
+        let releases: Vec<Release> = project
+            .releases
+            .iter()
+            .filter(|release| {
+                release
+                    .published
+                    .is_none_or(|published| published <= view.at)
+            })
+            .cloned()
+            .collect();
+        let decisions = evaluate_releases(snapshot, view, component, &releases);
+        if let Some(first) = decisions
+            .first()
+            .filter(|_| decisions.iter().all(not_in_formulary))
+        {
+            return Ok(PageOutcome::NotInFormulary(Box::new(first.clone())));
+        }
+        let key = ViewKey {
+            document: format!("{}\u{0}{files_base}", component.name),
+            organisation: view.organisation.clone(),
+            day,
+        };
+        let source: Arc<dyn std::any::Any + Send + Sync> = project.clone();
+        let served = self
+            .pages
+            .get_or_build(key, Sources::new(generation, vec![source]), async {
+                Ok::<_, GatewayError>(build(component, &project, &decisions, files_base))
+            })
+            .await?;
+        Ok(PageOutcome::Page(served))
+    }
+}
+
+/// Builds the served page from the upstream page and the decisions.
+fn build(
+    component: &Component,
+    project: &Project,
+    decisions: &[Decision],
+    files_base: &str,
+) -> ServedPage {
+    let by_version: HashMap<&str, &Decision> = decisions
+        .iter()
+        .map(|decision| (decision.version.as_str(), decision))
+        .collect();
+    let mut files = Vec::with_capacity(project.page.files.len());
+    let mut versions = Vec::new();
+    for file in &project.page.files {
+        let Some(version) = pypi::version_from_filename(&component.name, &file.filename) else {
+            continue;
+        };
+        let Some(decision) = by_version.get(version.to_string().as_str()) else {
+            continue;
+        };
+        if pypi::check_filename(&file.filename).is_err() {
+            continue;
+        }
+        let mut served = file.clone();
+        served.url = format!("{files_base}{}", file.filename);
+        served.yanked = served_yank(file.yanked.as_deref(), decision);
+        versions.push(version);
+        files.push(served);
+    }
+    versions.sort();
+    versions.dedup();
+    let mut page = ProjectPage {
+        name: project.page.name.clone(),
+        files,
+        versions: versions.iter().map(ToString::to_string).collect(),
+        status: project.page.status.clone(),
+        meta: project.page.meta.clone(),
+    };
+    if page.name.is_empty() {
+        page.name = component.name.to_string();
+    }
+    let all_denied = !decisions.is_empty() && decisions.iter().all(|decision| !decision.allowed);
+    if all_denied {
+        let reason = decisions
+            .iter()
+            .rev()
+            .find_map(Decision::headline)
+            .unwrap_or("every version is denied by policy");
+        page.status = Some(ProjectStatus {
+            status: "quarantined".to_owned(),
+            reason: Some(format!("Blocked by Formulary: {reason}")),
+        });
+    }
+    ServedPage {
+        page,
+        stale: project.freshness.stale,
+        json: std::sync::OnceLock::new(),
+        html: std::sync::OnceLock::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use formulary_core::ecosystems::Ecosystem;
+
+    fn decision(allowed: bool, headline: &str) -> Decision {
+        let reasons = if allowed {
+            Vec::new()
+        } else {
+            vec![formulary_core::policy::Reason {
+                code: ReasonCode::Prohibited,
+                effect: formulary_core::policy::Effect::Deny,
+                message: headline.to_owned(),
+                advisory: None,
+                link: None,
+            }]
+        };
+        Decision {
+            component: Component::new(Ecosystem::Pypi, "demo").expect("name"),
+            version: "1.0".to_owned(),
+            allowed,
+            yanked: None,
+            reasons,
+        }
+    }
+
+    #[test]
+    fn a_publishers_yank_keeps_its_reason_and_policy_adds_its_own() {
+        let allowed = decision(true, "");
+        let denied = decision(false, "prohibited by the national formulary");
+        assert_eq!(served_yank(None, &allowed), None);
+        assert_eq!(
+            served_yank(Some("broken build"), &allowed).as_deref(),
+            Some("broken build")
+        );
+        assert_eq!(served_yank(Some(""), &allowed).as_deref(), Some(""));
+        let both = served_yank(Some("broken build"), &denied).expect("yanked");
+        assert!(both.contains("broken build"), "{both}");
+        assert!(both.contains("prohibited by the national formulary"), "{both}");
+        assert!(served_yank(None, &denied)
+            .expect("yanked")
+            .starts_with("Blocked by Formulary: "));
+    }
+}

@@ -1,0 +1,155 @@
+//! What the package gateway keeps between restarts: upstream index documents as last fetched
+//! (keyed by a scope and a key the front-end chooses), and the identity of every cached file.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use crate::blobs::BlobRef;
+use crate::database::Database;
+use crate::digests::Digests;
+use crate::error::StoreError;
+use crate::time;
+
+/// An upstream index document as last fetched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamDocument {
+    /// The upstream it came from.
+    pub upstream: String,
+    /// The document, in the form its front-end stores.
+    pub document: String,
+    /// The upstream's entity tag, for revalidation.
+    pub etag: Option<String>,
+    /// When it was fetched or last revalidated.
+    pub fetched_at: DateTime<Utc>,
+}
+
+/// A file the gateway fetched from an upstream, verified and stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CachedFile {
+    /// The upstream URL it was fetched from (credentials removed).
+    pub url: String,
+    /// Its file name.
+    pub filename: String,
+    /// The blob holding it.
+    pub blob: BlobRef,
+    /// Every digest it was verified against (sha256 always).
+    pub digests: Digests,
+    /// When it was stored.
+    pub stored_at: DateTime<Utc>,
+}
+
+impl Database {
+    /// Stores (or replaces) the last fetched upstream document under `(scope, key)`; `scope`
+    /// separates front-ends and upstream sets (`pypi`, `pypi@RJ1`, `cran`).
+    pub async fn save_upstream_document(
+        &self,
+        scope: &str,
+        key: &str,
+        document: &UpstreamDocument,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO upstream_documents (scope, document_key, upstream, document, etag, fetched_at) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (scope, document_key) DO UPDATE SET upstream = excluded.upstream, document = excluded.document,
+               etag = excluded.etag, fetched_at = excluded.fetched_at",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(&document.upstream)
+        .bind(&document.document)
+        .bind(document.etag.clone())
+        .bind(time::to_text(document.fetched_at))
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The last fetched upstream document under `(scope, key)`, if any.
+    pub async fn upstream_document(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<UpstreamDocument>, StoreError> {
+        let row = sqlx::query("SELECT upstream, document, etag, fetched_at FROM upstream_documents WHERE scope = $1 AND document_key = $2")
+            .bind(scope)
+            .bind(key)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|row| {
+            Ok(UpstreamDocument {
+                upstream: row.try_get("upstream")?,
+                document: row.try_get("document")?,
+                etag: row.try_get("etag")?,
+                fetched_at: time::from_text(&row.try_get::<String, _>("fetched_at")?)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// The keys of the documents cached in a scope, sorted.
+    pub async fn upstream_document_keys(&self, scope: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT document_key FROM upstream_documents WHERE scope = $1 ORDER BY document_key",
+        )
+        .bind(scope)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| Ok(row.try_get("document_key")?))
+            .collect()
+    }
+
+    /// Records (or replaces) the identity of a cached file.
+    pub async fn remember_cached_file(&self, file: &CachedFile) -> Result<(), StoreError> {
+        let digests = serde_json::to_string(&file.digests)
+            .map_err(|error| StoreError::corrupt("file digests", error))?;
+        sqlx::query(
+            "INSERT INTO cached_files (url, filename, sha256, size, digests, stored_at) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT (url) DO UPDATE SET filename = excluded.filename, sha256 = excluded.sha256, size = excluded.size,
+               digests = excluded.digests, stored_at = excluded.stored_at",
+        )
+        .bind(&file.url)
+        .bind(&file.filename)
+        .bind(&file.blob.sha256)
+        .bind(i64::try_from(file.blob.size).unwrap_or(i64::MAX))
+        .bind(digests)
+        .bind(time::to_text(file.stored_at))
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The cached file fetched from `url`, if any.
+    pub async fn cached_file(&self, url: &str) -> Result<Option<CachedFile>, StoreError> {
+        let row = sqlx::query(
+            "SELECT url, filename, sha256, size, digests, stored_at FROM cached_files WHERE url = $1",
+        )
+        .bind(url)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|row| {
+            let digests: String = row.try_get("digests")?;
+            Ok(CachedFile {
+                url: row.try_get("url")?,
+                filename: row.try_get("filename")?,
+                blob: BlobRef {
+                    sha256: row.try_get("sha256")?,
+                    size: u64::try_from(row.try_get::<i64, _>("size")?).unwrap_or(0),
+                },
+                digests: serde_json::from_str(&digests)
+                    .map_err(|error| StoreError::corrupt("cached file digests", error))?,
+                stored_at: time::from_text(&row.try_get::<String, _>("stored_at")?)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Forgets every cached file held in a blob (after the blob was quarantined); returns how
+    /// many.
+    pub async fn forget_cached_blob(&self, sha256: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM cached_files WHERE sha256 = $1")
+            .bind(sha256)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
