@@ -14,16 +14,16 @@ mod error;
 mod ledger;
 mod pypi;
 
+pub use cran::mirror::import_cran_folder;
 pub use cran::{
     cached_index as cached_cran_index, is_tree as is_cran_tree,
     parse_filename as parse_cran_filename, CranFileOutcome, CranGateway, ServedIndex,
 };
-pub use cran::mirror::import_cran_folder;
 pub use dependencies::explain_cran_dependencies;
-pub use error::GatewayError;
-pub use ledger::{DownloadLedger, LedgerWriter};
 pub use engine::import::MirrorReport;
 pub use engine::rendered::Rendered;
 pub use engine::upstream::{UpstreamClient, UpstreamFailure};
+pub use error::GatewayError;
+pub use ledger::{DownloadLedger, LedgerWriter};
 pub use pypi::mirror::import_pypi_folder;
 pub use pypi::{FileOutcome, PageOutcome, PypiGateway, ServedPage, DEFAULT_SCOPE};

@@ -71,56 +71,88 @@ pub(crate) async fn write_ledger(state: &AppState, line: &Download) {
     }
 }
 
-/// Streams a blob, honouring a single `Range: bytes=a-b` (uv reads wheel metadata this way).
-/// The blob is opened once: directly when blobs live in a local folder, else through the store.
+/// Streams a blob, honouring a single `Range: bytes=a-b` (uv reads wheel metadata this way)
+/// and `If-None-Match` (304). The blob is opened once: directly when blobs live in a local
+/// folder, else through the store. A range is read from its offset as it is sent, never held
+/// whole in memory.
 pub(crate) async fn serve_blob(
     state: &AppState,
     sha256: &str,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
+    let etag = format!("\"sha256-{sha256}\"");
+    if crate::gateway::etag_matches(headers, &etag) {
+        let mut response = StatusCode::NOT_MODIFIED.into_response();
+        set_file_headers(&mut response, Some(&etag));
+        return Ok(response);
+    }
+    let wants_range = headers.contains_key(header::RANGE)
+        && headers
+            .get(header::IF_RANGE)
+            .and_then(|value| value.to_str().ok())
+            .is_none_or(|value| value == etag);
     let kept = crate::zero_copy::blob(sha256);
-    let (body, size): (Body, u64) = match kept {
+    let (body, size, file): (Option<Body>, u64, Option<tokio::fs::File>) = match kept {
         Some(bytes) => {
             let size = bytes.len() as u64;
-            (Body::from(bytes), size)
+            (Some(Body::from(bytes)), size, None)
         }
         None => match state.blobs.open_local(sha256).await? {
+            Some((file, size)) if wants_range => (None, size, Some(file)),
             // Small files are read whole once and then sent from the file with sendfile.
             Some((file, size)) if size <= crate::zero_copy::MAX_BLOB_BYTES => {
                 let bytes = read_whole(sha256, file, size).await?;
-                (Body::from(bytes), size)
+                (Some(Body::from(bytes)), size, None)
             }
             Some((file, size)) => (
-                Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
-                    file,
-                    128 * 1024,
+                Some(Body::from_stream(
+                    tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024),
                 )),
                 size,
+                None,
             ),
             None => {
                 let stored = state.blobs.get(sha256).await?;
                 let size = stored.meta.size;
                 (
-                    Body::from_stream(stored.into_stream().map_err(std::io::Error::other)),
+                    Some(Body::from_stream(
+                        stored.into_stream().map_err(std::io::Error::other),
+                    )),
                     size,
+                    None,
                 )
             }
         },
     };
-    let etag = format!("\"sha256-{sha256}\"");
     let range = headers
         .get(header::RANGE)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| parse_range(value, size));
-    let if_range_ok = headers
-        .get(header::IF_RANGE)
-        .and_then(|value| value.to_str().ok())
-        .is_none_or(|value| value == etag);
-    let mut response = match range.filter(|_| if_range_ok) {
+    let mut response = match range.filter(|_| wants_range) {
         Some(Ok((start, end))) => {
             drop(body);
-            let bytes = state.blobs.get_range(sha256, start..end + 1).await?;
-            let mut response = (StatusCode::PARTIAL_CONTENT, bytes).into_response();
+            let length = end + 1 - start;
+            let part = match file {
+                Some(mut file) => {
+                    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+                    file.seek(std::io::SeekFrom::Start(start))
+                        .await
+                        .map_err(|error| {
+                            formulary_store::StoreError::Conflict(format!(
+                                "cannot read a stored package file: {error}"
+                            ))
+                        })?;
+                    Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+                        file.take(length),
+                        128 * 1024,
+                    ))
+                }
+                None => Body::from(state.blobs.get_range(sha256, start..end + 1).await?),
+            };
+            let mut response = (StatusCode::PARTIAL_CONTENT, part).into_response();
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
             if let Ok(value) = HeaderValue::from_str(&format!("bytes {start}-{end}/{size}")) {
                 response.headers_mut().insert(header::CONTENT_RANGE, value);
             }
@@ -134,6 +166,13 @@ pub(crate) async fn serve_blob(
             return Ok(response);
         }
         None => {
+            let body = match (body, file) {
+                (Some(body), _) => body,
+                (None, Some(file)) => Body::from_stream(
+                    tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024),
+                ),
+                (None, None) => Body::empty(),
+            };
             let mut response = body.into_response();
             response
                 .headers_mut()

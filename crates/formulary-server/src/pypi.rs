@@ -17,7 +17,9 @@ use formulary_gateway::{FileOutcome, PageOutcome, PypiGateway, Rendered};
 
 use crate::downloads::{serve_blob, set_file_headers, write_ledger, Requester};
 use crate::error::ApiError;
-use crate::gateway::{document_response, gateway_error, refusal, request_link, snapshot_for, view_for};
+use crate::gateway::{
+    document_response, gateway_error, refusal, request_link, snapshot_for, view_for,
+};
 use crate::state::AppState;
 
 /// Where this ecosystem's views live under a view prefix, for messages.
@@ -205,8 +207,9 @@ pub(crate) async fn file(
             .metadata(&snapshot, &request.view, &component, filename)
             .await
     } else {
+        let stream = !headers.contains_key(header::RANGE);
         gateway
-            .file(&snapshot, &request.view, &component, filename)
+            .file(&snapshot, &request.view, &component, filename, stream)
             .await
     }
     .map_err(gateway_error)?;
@@ -245,8 +248,8 @@ pub(crate) async fn file(
             version,
         } => {
             write_ledger(&state, &ledger(version, "served")).await;
-            // The first request for a large file: bytes as they arrive from upstream (a Range,
-            // if any, is answered with the whole file, as HTTP allows).
+            // The first request for a large file: bytes as they arrive from upstream (a request
+            // with a Range is answered from the cache once the file is whole).
             let mut response = Body::from_stream(body).into_response();
             response
                 .headers_mut()

@@ -129,11 +129,12 @@ impl BlobStore {
     {
         let mut expected = Digests::none();
         if let Some(digest) = expected_sha256 {
-            expected = expected
-                .with(Algorithm::Sha256, digest)
-                .map_err(|error| StoreError::Rejected {
-                    why: error.to_string(),
-                })?;
+            expected =
+                expected
+                    .with(Algorithm::Sha256, digest)
+                    .map_err(|error| StoreError::Rejected {
+                        why: error.to_string(),
+                    })?;
         }
         self.put_verified(stream, &expected, None).await
     }

@@ -151,7 +151,9 @@ impl Digests {
 
     /// True when no digest is known.
     pub fn is_empty(&self) -> bool {
-        Algorithm::ALL.iter().all(|algorithm| self.get(*algorithm).is_none())
+        Algorithm::ALL
+            .iter()
+            .all(|algorithm| self.get(*algorithm).is_none())
     }
 
     /// The first published digest that `computed` contradicts, as (algorithm, expected, actual).
@@ -233,7 +235,9 @@ mod tests {
             Some("9e107d9d372bb6826bd81d3542a419d6")
         );
         assert!(Digests::none().with(Algorithm::Sha256, "abc").is_err());
-        assert!(Digests::none().with(Algorithm::Md5, &"g".repeat(32)).is_err());
+        assert!(Digests::none()
+            .with(Algorithm::Md5, &"g".repeat(32))
+            .is_err());
         let mut hasher = Hasher::for_expected(&expected);
         hasher.update(b"The quick brown fox jumps over the lazy dog");
         let computed = hasher.finish();

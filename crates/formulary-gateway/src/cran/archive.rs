@@ -314,4 +314,3 @@ fn read_archive_rds(bytes: &[u8], url: &Url) -> Result<Archive, UpstreamFailure>
         .and_then(|value| archive_from_value(&value))
         .map_err(|error| malformed(error.to_string()))
 }
-

@@ -398,4 +398,3 @@ mod tests {
         assert_eq!(withheld.len(), 2);
     }
 }
-

@@ -29,7 +29,6 @@ use crate::error::GatewayError;
 /// Largest PACKAGES file read.
 const MAX_PACKAGES_BYTES: u64 = 256 * 1024 * 1024;
 
-
 /// One file found for import.
 struct Candidate {
     tree: String,

@@ -318,4 +318,3 @@ fn gunzip(bytes: &[u8], url: &Url) -> Result<String, UpstreamFailure> {
         })?;
     Ok(text)
 }
-

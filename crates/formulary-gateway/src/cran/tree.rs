@@ -119,7 +119,6 @@ pub async fn cached_index(database: &Database, tree: &str) -> Result<Vec<Paragra
     )
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -139,8 +139,10 @@ mod tests {
         let renamed = tarball("png/DESCRIPTION", "Package: png\nVersion: 0.1-7\n");
         let why = check(&mut std::io::Cursor::new(renamed)).expect_err("another version");
         assert!(why.contains("png 0.1-7"), "{why}");
-        let why = check(&mut std::io::Cursor::new(b"<html>maintenance</html>".to_vec()))
-            .expect_err("not gzip");
+        let why = check(&mut std::io::Cursor::new(
+            b"<html>maintenance</html>".to_vec(),
+        ))
+        .expect_err("not gzip");
         assert!(why.contains("not a readable gzip"), "{why}");
     }
 }

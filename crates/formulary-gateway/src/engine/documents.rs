@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use url::Url;
 
-use crate::error::GatewayError;
 use crate::engine::single_flight::SingleFlight;
 use crate::engine::upstream::UpstreamFailure;
+use crate::error::GatewayError;
 
 /// Where a cached document came from and when it was last checked: the part every cached
 /// document has, whatever the front-end.
@@ -39,7 +39,9 @@ impl Freshness {
     }
 
     /// The freshness of a document as the store kept it.
-    pub(crate) fn stored(page: &formulary_store::UpstreamDocument) -> Result<Freshness, GatewayError> {
+    pub(crate) fn stored(
+        page: &formulary_store::UpstreamDocument,
+    ) -> Result<Freshness, GatewayError> {
         let origin =
             Url::parse(&page.upstream).map_err(|error| formulary_store::StoreError::Corrupt {
                 what: "cached upstream document",

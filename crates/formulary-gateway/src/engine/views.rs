@@ -127,7 +127,10 @@ impl<V: Send + Sync> Views<V> {
     where
         F: Future<Output = Result<V, E>>,
     {
-        let flight_key = format!("{}\u{0}{}\u{0}{:?}", key.document, key.organisation, key.day);
+        let flight_key = format!(
+            "{}\u{0}{}\u{0}{:?}",
+            key.document, key.organisation, key.day
+        );
         let _building = match self.current(&key, &sources) {
             Some((served, true)) => return Ok(served),
             Some((served, false)) => match self.building.try_lock(&flight_key) {
@@ -208,6 +211,9 @@ mod tests {
             .await
             .expect("rebuilt");
         assert_eq!(*rebuilt, "four");
-        assert_eq!(views.previous(&key("a")).as_deref(), Some(&"four".to_owned()));
+        assert_eq!(
+            views.previous(&key("a")).as_deref(),
+            Some(&"four".to_owned())
+        );
     }
 }

@@ -86,7 +86,9 @@ pub async fn import_pypi_folder(
         {
             Ok(blob) => blob,
             Err(formulary_store::StoreError::Rejected { why }) => {
-                report.skipped.push((path, format!("{why}; copy it again from the source")));
+                report
+                    .skipped
+                    .push((path, format!("{why}; copy it again from the source")));
                 continue;
             }
             Err(error) => return Err(error.into()),
@@ -221,4 +223,3 @@ fn field(fields: &[(String, String)], name: &str) -> Option<String> {
         .find(|(key, _)| key.eq_ignore_ascii_case(name))
         .map(|(_, value)| value.clone())
 }
-

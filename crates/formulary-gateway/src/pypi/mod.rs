@@ -363,12 +363,16 @@ impl PypiGateway {
 
     /// A file for a view: refused when its version is denied, else served from the blob store,
     /// fetched once from upstream (and checked against its published digest) when not cached.
+    ///
+    /// With `stream` false (the client asked for a range), a large uncached file is fetched
+    /// whole and verified first, so that the range can be answered from the cache.
     pub async fn file(
         &self,
         snapshot: &PolicySnapshot,
         view: &View,
         component: &Component,
         filename: &str,
+        stream: bool,
     ) -> Result<FileOutcome, GatewayError> {
         match self.locate(snapshot, view, component, filename).await? {
             Located::Missing => Ok(FileOutcome::Missing),
@@ -376,7 +380,7 @@ impl PypiGateway {
             Located::Allowed { file, version } => {
                 let large = file.size.filter(|size| *size > STREAM_ABOVE_BYTES);
                 match large {
-                    Some(size) if !file.url.starts_with(BLOB_SCHEME) => {
+                    Some(size) if stream && !file.url.starts_with(BLOB_SCHEME) => {
                         match self.files.fetch_streaming(&upstream_file(&file)).await? {
                             Ok(blob) => Ok(FileOutcome::Serve { blob, version }),
                             Err(body) => Ok(FileOutcome::Stream {
@@ -470,7 +474,9 @@ fn upstream_file(file: &DistributionFile) -> UpstreamFile<'_> {
         if let Some(algorithm) = Algorithm::parse(name) {
             match digests.clone().with(algorithm, value) {
                 Ok(more) => digests = more,
-                Err(error) => tracing::warn!(file = %file.filename, %error, "ignoring a malformed published digest"),
+                Err(error) => {
+                    tracing::warn!(file = %file.filename, %error, "ignoring a malformed published digest")
+                }
             }
         }
     }

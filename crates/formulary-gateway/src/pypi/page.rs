@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use formulary_core::ecosystems::pypi::{self, ProjectPage, ProjectStatus};
-use formulary_core::policy::{evaluate_releases, Decision, PolicySnapshot, ReasonCode, Release, View};
+use formulary_core::policy::{
+    evaluate_releases, Decision, PolicySnapshot, ReasonCode, Release, View,
+};
 use formulary_core::Component;
 
 use super::{PageOutcome, Project, PypiGateway};
@@ -218,7 +220,10 @@ mod tests {
         assert_eq!(served_yank(Some(""), &allowed).as_deref(), Some(""));
         let both = served_yank(Some("broken build"), &denied).expect("yanked");
         assert!(both.contains("broken build"), "{both}");
-        assert!(both.contains("prohibited by the national formulary"), "{both}");
+        assert!(
+            both.contains("prohibited by the national formulary"),
+            "{both}"
+        );
         assert!(served_yank(None, &denied)
             .expect("yanked")
             .starts_with("Blocked by Formulary: "));

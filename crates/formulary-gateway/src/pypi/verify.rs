@@ -45,8 +45,8 @@ fn wheel_name(filename: &str) -> Option<(PackageName, Version)> {
 /// A wheel must be a zip archive with a top-level `{name}-{version}.dist-info/METADATA` whose
 /// name and version are the ones in the file name.
 pub(crate) fn check_wheel(file: &mut dyn ReadSeek, filename: &str) -> Result<(), String> {
-    let (name, version) = wheel_name(filename)
-        .ok_or_else(|| "its file name is not a wheel name".to_owned())?;
+    let (name, version) =
+        wheel_name(filename).ok_or_else(|| "its file name is not a wheel name".to_owned())?;
     let mut archive = zip::ZipArchive::new(file)
         .map_err(|error| format!("it is not a readable zip archive ({error}), so not a wheel"))?;
     let metadata = archive
@@ -72,8 +72,11 @@ pub(crate) fn check_wheel(file: &mut dyn ReadSeek, filename: &str) -> Result<(),
     let mut member = archive
         .by_name(&metadata)
         .map_err(|error| format!("its {metadata} cannot be read ({error})"))?;
-    std::io::copy(&mut (&mut member).take(16 * 1024 * 1024), &mut std::io::sink())
-        .map_err(|error| format!("its {metadata} is damaged ({error})"))?;
+    std::io::copy(
+        &mut (&mut member).take(16 * 1024 * 1024),
+        &mut std::io::sink(),
+    )
+    .map_err(|error| format!("its {metadata} is damaged ({error})"))?;
     Ok(())
 }
 
@@ -122,8 +125,7 @@ mod tests {
         assert!(why.contains("not the wheel its name says"), "{why}");
         let older = wheel("demo_pkg-0.9.dist-info/METADATA");
         assert!(check(&mut std::io::Cursor::new(older)).is_err());
-        let why =
-            check(&mut std::io::Cursor::new(b"<html>".to_vec())).expect_err("not a zip");
+        let why = check(&mut std::io::Cursor::new(b"<html>".to_vec())).expect_err("not a zip");
         assert!(why.contains("not a readable zip"), "{why}");
         assert!(check_for("demo-1.0.exe").is_none());
     }

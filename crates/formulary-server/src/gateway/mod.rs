@@ -145,7 +145,6 @@ pub(crate) fn gateway_error(error: GatewayError) -> ApiError {
     }
 }
 
-
 pub(crate) fn request_link(decision: &Decision) -> String {
     decision
         .reasons
@@ -207,7 +206,6 @@ pub(crate) fn refusal(decision: &Decision) -> Response {
     response
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,7 +215,10 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(header::IF_NONE_MATCH, HeaderValue::from_static("W/\"abc\""));
         assert!(etag_matches(&headers, "\"abc\""));
-        headers.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"x\", \"abc\""));
+        headers.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_static("\"x\", \"abc\""),
+        );
         assert!(etag_matches(&headers, "\"abc\""));
         headers.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"other\""));
         assert!(!etag_matches(&headers, "\"abc\""));

@@ -8,6 +8,7 @@ mod formulary_cli;
 mod gateway_cran;
 mod gateway_cran_airgapped;
 mod gateway_pypi;
+mod gateway_verified;
 mod policy_check;
 mod requests;
 mod server;
