@@ -4,6 +4,7 @@
 mod admin;
 mod advisories;
 mod audit;
+mod cache;
 mod client;
 mod entries;
 mod mirror;
@@ -64,6 +65,9 @@ enum Command {
     /// Import package files for air-gapped sites.
     #[command(subcommand)]
     Mirror(mirror::MirrorCommand),
+    /// Check the cached package files.
+    #[command(subcommand)]
+    Cache(cache::CacheCommand),
     /// Manage accounts and roles (on the server's machine).
     #[command(subcommand)]
     Admin(admin::AdminCommand),
@@ -123,6 +127,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(command) => tokens::run(&context, command).await,
         Command::Audit(command) => audit::run(&context, command).await,
         Command::Mirror(command) => mirror::run(&context, command).await,
+        Command::Cache(command) => cache::run(&context, command).await,
         Command::Admin(command) => admin::run(&context, command).await,
         Command::Login(args) => client::login(args).await,
         Command::Search(args) => client::search(args).await,

@@ -155,4 +155,26 @@ fn corrupt_cran_files_are_never_cached_and_cached_ones_survive_a_restart_without
         answers[1].starts_with("502 ") || answers[1].starts_with("404 "),
         "an uncached file cannot be had with the upstream down: {answers:?}"
     );
+    // A blob damaged on disk is found by `formulary cache verify`, quarantined and forgotten.
+    let damaged = Command::new("find")
+        .arg(&blobs)
+        .args(["-name", &cellar])
+        .output()
+        .expect("find");
+    let damaged = text(&damaged.stdout).trim().to_owned();
+    assert!(!damaged.is_empty(), "cellar is cached");
+    std::fs::write(&damaged, b"bit rot").expect("damage the blob");
+    let first = workspace.run(&["cache", "verify"]);
+    assert_eq!(first.status.code(), Some(1), "{}", text(&first.stdout));
+    assert!(
+        text(&first.stdout).contains(&format!("quarantined sha256:{cellar}")),
+        "{}",
+        text(&first.stdout)
+    );
+    assert!(
+        !Path::new(&damaged).exists(),
+        "the damaged blob is moved away"
+    );
+    let second = workspace.run(&["cache", "verify"]);
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second.stdout));
 }
