@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _};
 use clap::Subcommand;
 use formulary_core::policy::{evaluate_version, Decision, View};
-use formulary_core::{ComponentVersion, OrgCode};
+use formulary_core::{ComponentVersion, OrgCode, Stance};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
@@ -203,8 +203,18 @@ async fn decide_locally(
     };
     let database = context.database().await?;
     let snapshot = database.policy_snapshot(chrono::Utc::now()).await?;
-    if snapshot.components_with_entries().next().is_none() && snapshot.advisory_count() == 0 {
-        bail!("the formulary in {place} is empty (no entries, no advisories), so every version would be ALLOWED without anything having been checked. Give the data folder of your formulary with --data-dir PATH (or --database-url URL), ask a running Formulary with --server URL, or load advisories first with `formulary advisories sync`");
+    // Nothing could deny: no entries, no advisories, and an open view for what is asked.
+    let all_open = wanted.iter().all(|item| {
+        snapshot
+            .settings_for(organisation, item.component.ecosystem())
+            .stance
+            == Stance::Open
+    });
+    if snapshot.components_with_entries().next().is_none()
+        && snapshot.advisory_count() == 0
+        && all_open
+    {
+        bail!("the formulary in {place} is empty (no entries, no advisories, and an open view), so every version would be ALLOWED without anything having been checked. Give the data folder of your formulary with --data-dir PATH (or --database-url URL), ask a running Formulary with --server URL, or load advisories first with `formulary advisories sync`");
     }
     if snapshot.organisation(organisation).is_none() {
         bail!("organisation {organisation} does not exist; list them with `formulary org list`");

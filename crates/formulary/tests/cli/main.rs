@@ -9,5 +9,6 @@ mod gateway_cran;
 mod gateway_cran_airgapped;
 mod gateway_pypi;
 mod policy_check;
+mod policy_files;
 mod requests;
 mod server;
