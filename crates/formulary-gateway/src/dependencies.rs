@@ -1,17 +1,390 @@
-//! Dependencies that make an allowed package uninstallable: a CRAN package whose Imports,
-//! Depends or LinkingTo resolve only to denied versions is denied too, with the reason.
+//! CRAN versions decided as the gateway decides them, outside a request (`formulary policy
+//! check`, the API, the component page): with the source tree's release evidence, and with the
+//! packages they need at install time.
+//!
+//! The evidence is what the gateway keeps for `src/contrib`: the current version of each package
+//! from the cached `PACKAGES` (its licence, and the first-seen date the store holds for it, which
+//! is the cooldown's release date), and archived versions from the cached `Meta/archive.rds` and
+//! `mirror import` (undated, as the gateway serves them; the licence of an imported one from its
+//! DESCRIPTION). A release date is applied only to the version the tree lists as current. An
+//! archived version whose DESCRIPTION Formulary has not seen is taken to need the packages the
+//! nearest described version needs (in any version).
+//!
+//! A dependency constraint (`Imports: tibble (>= 2.0)`) is met when ANY version of the dependency
+//! the repository has satisfies it, is allowed in the view, and can itself be installed (its own
+//! dependencies met, transitively). A denied newest version therefore does not make a package
+//! uninstallable while an older allowed one satisfies the constraint: the gateway serves that one.
 
-use formulary_core::ecosystems::{cran, Ecosystem, Version};
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use deb822_fast::Paragraph;
+use formulary_core::ecosystems::cran::{self, licence_to_spdx, Archive, Dependency};
+use formulary_core::ecosystems::{Ecosystem, Version, VersionRange};
 use formulary_core::policy::{
-    evaluate_version, Decision, Effect, PolicySnapshot, Reason, ReasonCode, View,
+    evaluate_releases, Decision, Effect, PolicySnapshot, Reason, ReasonCode, Release, View,
 };
 use formulary_core::Component;
 use formulary_store::Database;
 
+use crate::cran_mirror::ImportedFiles;
 use crate::error::GatewayError;
 
-/// For CRAN versions the gateway has seen, checks the packages they need at install time: a
-/// denied dependency makes the install fail, so it denies the package too (with the reason).
+/// Where the gateway caches the upstream's `archive.rds` (the key of `cran::ARCHIVE_RDS`).
+const ARCHIVE_RDS: &str = "src/contrib/Meta/archive.rds";
+
+/// One version of a package that the source tree can serve.
+#[derive(Debug, Clone)]
+pub(crate) struct Candidate {
+    /// The release evidence the gateway decides it with.
+    pub(crate) release: Release,
+    /// What it needs at install time. For an archived version whose DESCRIPTION has not been
+    /// seen, the packages the nearest described version needs, in any version.
+    pub(crate) dependencies: Vec<Dependency>,
+    /// True when `dependencies` come from its own DESCRIPTION.
+    described: bool,
+}
+
+/// One package and the versions the source tree knows, newest first.
+#[derive(Debug)]
+struct Package {
+    component: Component,
+    candidates: Vec<Candidate>,
+}
+
+/// Every version of every package the source tree knows.
+#[derive(Debug, Default)]
+pub(crate) struct CranCatalogue {
+    packages: HashMap<String, Package>,
+}
+
+impl CranCatalogue {
+    /// Builds the catalogue from the tree's current `PACKAGES`, the first-seen dates by
+    /// (package, version), the upstream's archive and the `PACKAGES` entries of imported files.
+    pub(crate) fn new(
+        current: &[Paragraph],
+        published: &HashMap<(String, String), DateTime<Utc>>,
+        archive: &Archive,
+        imported: &[Paragraph],
+    ) -> CranCatalogue {
+        let mut catalogue = CranCatalogue::default();
+        for paragraph in current {
+            let Some((name, version_text, version)) = describe(paragraph) else {
+                continue;
+            };
+            let published = published
+                .get(&(name.to_owned(), version_text.to_owned()))
+                .copied();
+            catalogue.add(name, version, published, paragraph, true);
+        }
+        for paragraph in imported {
+            if let Some((name, _, version)) = describe(paragraph) {
+                catalogue.add(name, version, None, paragraph, false);
+            }
+        }
+        for file in archive.values().flatten() {
+            let Some((component, version)) = crate::cran::parse_filename(&file.filename) else {
+                continue;
+            };
+            catalogue.add_undescribed(component.name.as_str(), version);
+        }
+        for package in catalogue.packages.values_mut() {
+            package
+                .candidates
+                .sort_by(|left, right| right.release.version.cmp(&left.release.version));
+            inherit_dependencies(&mut package.candidates);
+        }
+        catalogue
+    }
+
+    /// Reads what the gateway has cached for `src/contrib`.
+    pub(crate) async fn load(database: &Database) -> Result<CranCatalogue, GatewayError> {
+        let current = crate::cran::cached_index(database, "src/contrib").await?;
+        let published = if current.is_empty() {
+            HashMap::new()
+        } else {
+            database.published_releases(Ecosystem::Cran).await?
+        };
+        let archive: Archive = match database
+            .upstream_page(crate::cran::SCOPE, &crate::cran::tree_key(ARCHIVE_RDS)?)
+            .await?
+        {
+            Some(stored) => serde_json::from_str(&stored.document).unwrap_or_default(),
+            None => Archive::new(),
+        };
+        let imported: Vec<Paragraph> = ImportedFiles::load(database)
+            .await?
+            .trees
+            .get("src/contrib")
+            .into_iter()
+            .flat_map(|files| files.values())
+            .filter_map(|file| cran::parse_packages(&file.entry).ok()?.pop())
+            .collect();
+        Ok(CranCatalogue::new(
+            &current, &published, &archive, &imported,
+        ))
+    }
+
+    fn add(
+        &mut self,
+        name: &str,
+        version: Version,
+        published: Option<DateTime<Utc>>,
+        paragraph: &Paragraph,
+        replace: bool,
+    ) {
+        let Some(candidates) = self.candidates_mut(name) else {
+            return;
+        };
+        let candidate = Candidate {
+            release: Release {
+                version: version.clone(),
+                published,
+                yanked: None,
+                licence: paragraph.get("License").and_then(licence_to_spdx),
+            },
+            dependencies: cran::dependencies(paragraph),
+            described: true,
+        };
+        match candidates
+            .iter_mut()
+            .find(|known| known.release.version == version)
+        {
+            Some(known) if replace => *known = candidate,
+            Some(_) => {}
+            None => candidates.push(candidate),
+        }
+    }
+
+    fn add_undescribed(&mut self, name: &str, version: Version) {
+        let Some(candidates) = self.candidates_mut(name) else {
+            return;
+        };
+        if !candidates
+            .iter()
+            .any(|known| known.release.version == version)
+        {
+            candidates.push(Candidate {
+                release: Release::bare(version),
+                dependencies: Vec::new(),
+                described: false,
+            });
+        }
+    }
+
+    fn candidates_mut(&mut self, name: &str) -> Option<&mut Vec<Candidate>> {
+        if !self.packages.contains_key(name) {
+            let component = Component::new(Ecosystem::Cran, name).ok()?;
+            self.packages.insert(
+                name.to_owned(),
+                Package {
+                    component,
+                    candidates: Vec::new(),
+                },
+            );
+        }
+        self.packages
+            .get_mut(name)
+            .map(|package| &mut package.candidates)
+    }
+
+    /// True when nothing is known (the gateway never fetched or imported a source tree).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.packages.is_empty()
+    }
+
+    /// The package and candidate for one version, if the tree knows it.
+    fn candidate(&self, name: &str, version: &Version) -> Option<(&Package, &Candidate)> {
+        let package = self.packages.get(name)?;
+        let candidate = package
+            .candidates
+            .iter()
+            .find(|candidate| &candidate.release.version == version)?;
+        Some((package, candidate))
+    }
+}
+
+/// Gives each undescribed version the dependencies (names only, any version) of the nearest
+/// described one: packages rarely change what they need, only which versions.
+fn inherit_dependencies(candidates: &mut [Candidate]) {
+    let described: Vec<(usize, Vec<Dependency>)> = candidates
+        .iter()
+        .enumerate()
+        .filter(|(_, candidate)| candidate.described)
+        .map(|(index, candidate)| {
+            let any_version = candidate
+                .dependencies
+                .iter()
+                .map(|dependency| Dependency {
+                    name: dependency.name.clone(),
+                    range: VersionRange::every(Ecosystem::Cran),
+                })
+                .collect();
+            (index, any_version)
+        })
+        .collect();
+    for (index, candidate) in candidates.iter_mut().enumerate() {
+        if candidate.described {
+            continue;
+        }
+        if let Some((_, dependencies)) = described
+            .iter()
+            .min_by_key(|(described, _)| described.abs_diff(index))
+        {
+            candidate.dependencies.clone_from(dependencies);
+        }
+    }
+}
+
+fn describe(paragraph: &Paragraph) -> Option<(&str, &str, Version)> {
+    let name = paragraph.get("Package")?;
+    let version_text = paragraph.get("Version")?;
+    let version = Version::parse(Ecosystem::Cran, version_text).ok()?;
+    Some((name, version_text, version))
+}
+
+/// Works out, for one view, which versions can be installed: allowed, with every dependency met
+/// by some installable version. Decisions and answers are remembered.
+pub(crate) struct Installability<'a> {
+    snapshot: &'a PolicySnapshot,
+    view: &'a View,
+    catalogue: &'a CranCatalogue,
+    decisions: HashMap<(String, Version), Decision>,
+    /// `None` while being worked out (a dependency cycle counts as met).
+    installable: HashMap<(String, Version), Option<bool>>,
+}
+
+impl<'a> Installability<'a> {
+    /// For a view over a catalogue.
+    pub(crate) fn new(
+        snapshot: &'a PolicySnapshot,
+        view: &'a View,
+        catalogue: &'a CranCatalogue,
+    ) -> Installability<'a> {
+        Installability {
+            snapshot,
+            view,
+            catalogue,
+            decisions: HashMap::new(),
+            installable: HashMap::new(),
+        }
+    }
+
+    /// The policy's decision on one candidate, with its own evidence (as the gateway decides it).
+    fn decision(&mut self, package: &Package, candidate: &Candidate) -> &Decision {
+        let key = (
+            package.component.name.as_str().to_owned(),
+            candidate.release.version.clone(),
+        );
+        let (snapshot, view) = (self.snapshot, self.view);
+        self.decisions.entry(key).or_insert_with(|| {
+            evaluate_releases(
+                snapshot,
+                view,
+                &package.component,
+                std::slice::from_ref(&candidate.release),
+            )
+            .swap_remove(0)
+        })
+    }
+
+    fn installable(&mut self, package: &'a Package, candidate: &'a Candidate) -> bool {
+        let key = (
+            package.component.name.as_str().to_owned(),
+            candidate.release.version.clone(),
+        );
+        match self.installable.get(&key) {
+            Some(Some(known)) => return *known,
+            Some(None) => return true,
+            None => {}
+        }
+        self.installable.insert(key.clone(), None);
+        let answer = self.decision(package, candidate).allowed
+            && candidate
+                .dependencies
+                .iter()
+                .all(|dependency| self.met(dependency).is_ok());
+        self.installable.insert(key, Some(answer));
+        answer
+    }
+
+    /// `Ok` when some version the repository has satisfies the dependency and can be installed;
+    /// else why not.
+    fn met(&mut self, dependency: &Dependency) -> Result<(), String> {
+        let catalogue = self.catalogue;
+        let name = dependency.name.as_str();
+        let Some(package) = catalogue.packages.get(name) else {
+            return Err("which this repository does not have".to_owned());
+        };
+        let satisfying: Vec<&'a Candidate> = package
+            .candidates
+            .iter()
+            .filter(|candidate| dependency.range.contains(&candidate.release.version))
+            .collect();
+        let Some(newest) = satisfying.first() else {
+            let newest = package
+                .candidates
+                .first()
+                .map(|candidate| candidate.release.version.to_string())
+                .unwrap_or_default();
+            return Err(format!(
+                "and no version of {name} this repository has satisfies that (the newest is {newest})"
+            ));
+        };
+        if satisfying
+            .iter()
+            .any(|candidate| self.installable(package, candidate))
+        {
+            return Ok(());
+        }
+        let decision = self.decision(package, newest);
+        let why = if decision.allowed {
+            format!(
+                "{name} {} is allowed but cannot be installed: what it needs is not met",
+                newest.release.version
+            )
+        } else {
+            format!(
+                "{name} {} is denied: {}",
+                newest.release.version,
+                decision.headline().unwrap_or("denied")
+            )
+        };
+        let older = satisfying.len() - 1;
+        Err(match older {
+            0 => format!("and {why}"),
+            _ => format!(
+                "and no version of {name} that satisfies it can be installed in this view: {why} (and {older} older version{} likewise)",
+                if older == 1 { "" } else { "s" }
+            ),
+        })
+    }
+
+    /// A denying reason for each dependency that cannot be met.
+    pub(crate) fn unmet(&mut self, dependencies: &[Dependency]) -> Vec<Reason> {
+        dependencies
+            .iter()
+            .filter_map(|dependency| {
+                let why = self.met(dependency).err()?;
+                Some(Reason {
+                    code: ReasonCode::DependencyDenied,
+                    effect: Effect::Deny,
+                    message: format!(
+                        "it needs {} ({}), {why}. Installing it must fail until that is resolved",
+                        dependency.name, dependency.range
+                    ),
+                    advisory: None,
+                    link: Some(format!("/components/cran/{}", dependency.name)),
+                })
+            })
+            .collect()
+    }
+}
+
+/// Decides the CRAN versions among `decisions` again as the gateway decides them: with the
+/// source tree's release evidence (when the tree knows the version), and denied, with the reason,
+/// when a package it needs at install time cannot be met in the view. Other decisions, and
+/// versions the gateway has never seen, are left as they are.
 pub async fn explain_cran_dependencies(
     database: &Database,
     snapshot: &PolicySnapshot,
@@ -24,55 +397,34 @@ pub async fn explain_cran_dependencies(
     {
         return Ok(());
     }
-    let index = crate::cran::cached_index(database, "src/contrib").await?;
-    let field =
-        |paragraph: &deb822_fast::Paragraph, name: &str| paragraph.get(name).map(str::to_owned);
+    let catalogue = CranCatalogue::load(database).await?;
+    if catalogue.is_empty() {
+        return Ok(());
+    }
+    let mut installability = Installability::new(snapshot, view, &catalogue);
     for decision in decisions
         .iter_mut()
         .filter(|decision| decision.component.ecosystem() == Ecosystem::Cran)
     {
-        let Some(paragraph) = index.iter().find(|paragraph| {
-            field(paragraph, "Package").as_deref() == Some(decision.component.name.as_str())
-                && field(paragraph, "Version").as_deref() == Some(decision.version.as_str())
-        }) else {
+        let Ok(version) = Version::parse(Ecosystem::Cran, &decision.version) else {
             continue;
         };
-        for dependency in cran::dependencies(paragraph) {
-            let Ok(component) = Component::new(Ecosystem::Cran, &dependency.name) else {
-                continue;
-            };
-            let served = index
-                .iter()
-                .filter(|candidate| {
-                    field(candidate, "Package").as_deref() == Some(dependency.name.as_str())
-                })
-                .filter_map(|candidate| {
-                    Version::parse(Ecosystem::Cran, &field(candidate, "Version")?).ok()
-                })
-                .filter(|version| dependency.range.contains(version))
-                .max();
-            let Some(version) = served else { continue };
-            let releases = database.releases_of(&component).await?;
-            let dependency_decision =
-                evaluate_version(snapshot, view, &component, &version, &releases);
-            if !dependency_decision.allowed {
-                decision.allowed = false;
-                decision.reasons.push(Reason {
-                    code: ReasonCode::DependencyDenied,
-                    effect: Effect::Deny,
-                    message: format!(
-                        "it needs {} ({}), and {} {} is denied: {}. Installing it must fail until that is resolved",
-                        dependency.name,
-                        dependency.range,
-                        dependency.name,
-                        version,
-                        dependency_decision.headline().unwrap_or("denied")
-                    ),
-                    advisory: None,
-                    link: Some(format!("/components/cran/{}", dependency.name)),
-                });
-            }
+        let Some((package, candidate)) =
+            catalogue.candidate(decision.component.name.as_str(), &version)
+        else {
+            continue;
+        };
+        let mut decided = installability.decision(package, candidate).clone();
+        decided.version.clone_from(&decision.version);
+        for reason in installability.unmet(&candidate.dependencies) {
+            decided.allowed = false;
+            decided.reasons.push(reason);
         }
+        *decision = decided;
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "dependencies_tests.rs"]
+mod tests;

@@ -17,7 +17,7 @@ pub(crate) struct CheckQuery {
 }
 
 /// `GET /api/v1/policy/check?purl=pkg:pypi/requests@2.19.1&organisation=RJ1`: the decision
-/// with every reason.
+/// with every reason, the same as `formulary policy check` gives (CRAN dependencies included).
 pub(crate) async fn check(
     State(state): State<AppState>,
     Query(query): Query<CheckQuery>,
@@ -36,11 +36,25 @@ pub(crate) async fn check(
         organisation,
         at: Utc::now(),
     };
-    Ok(Json(evaluate_version(
+    let mut decisions = [evaluate_version(
         &snapshot,
         &view,
         &wanted.component,
         &wanted.version,
         &releases,
-    )))
+    )];
+    // CRAN versions are decided as the gateway and `formulary policy check` decide them: with
+    // the source tree's evidence and the packages they need at install time.
+    formulary_gateway::explain_cran_dependencies(&state.database, &snapshot, &view, &mut decisions)
+        .await
+        .map_err(|error| {
+            tracing::warn!(%error, "could not check CRAN dependencies");
+            ApiError::new(
+                axum::http::StatusCode::BAD_GATEWAY,
+                "Dependencies could not be checked",
+                error.to_string(),
+            )
+        })?;
+    let [decision] = decisions;
+    Ok(Json(decision))
 }

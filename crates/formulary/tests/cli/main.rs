@@ -10,5 +10,6 @@ mod gateway_cran_airgapped;
 mod gateway_pypi;
 mod gateway_verified;
 mod policy_check;
+mod policy_files;
 mod requests;
 mod server;
