@@ -177,7 +177,8 @@ pub(crate) async fn component_page(
 ) -> Result<Response, WebError> {
     let component = component_from_path(&ecosystem, &name)?;
     let organisation = viewing_organisation(&state, &viewer);
-    let report = component_report(&state, &component, &organisation).await?;
+    let mut report = component_report(&state, &component, &organisation).await?;
+    crate::workflow::visible_to(viewer.principal.as_ref(), &mut report.requests);
     let title = format!(
         "{} ({})",
         component.name.as_str(),

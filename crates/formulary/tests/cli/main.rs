@@ -10,4 +10,5 @@ mod gateway_cran_airgapped;
 mod gateway_pypi;
 mod policy_check;
 mod requests;
+mod security;
 mod server;

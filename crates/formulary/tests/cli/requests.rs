@@ -12,10 +12,10 @@ use serde_json::{json, Value};
 
 use crate::formulary_cli::{text, Running, Workspace};
 
-const PASSWORD: &str = "a long test passphrase";
+pub(crate) const PASSWORD: &str = "a long test passphrase";
 
 /// A workspace with two trusts and one person per role; returns it with the running server.
-fn setup() -> (Workspace, Running, String) {
+pub(crate) fn setup() -> (Workspace, Running, String) {
     let workspace = Workspace::new();
     workspace.ok(&["org", "add", "RJ1", "--name", "Trust One"]);
     workspace.ok(&["org", "add", "RQM", "--name", "Trust Two"]);
@@ -34,7 +34,7 @@ fn setup() -> (Workspace, Running, String) {
     (workspace, server, base)
 }
 
-async fn login(client: &reqwest::Client, base: &str, username: &str) -> String {
+pub(crate) async fn login(client: &reqwest::Client, base: &str, username: &str) -> String {
     let answer: Value = client
         .post(format!("{base}/api/v1/session/token"))
         .json(&json!({ "username": username, "password": PASSWORD }))
@@ -50,7 +50,7 @@ async fn login(client: &reqwest::Client, base: &str, username: &str) -> String {
         .to_owned()
 }
 
-async fn call(
+pub(crate) async fn call(
     client: &reqwest::Client,
     token: &str,
     method: &str,
@@ -66,7 +66,7 @@ async fn call(
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
-fn request_body(name: &str) -> Value {
+pub(crate) fn request_body(name: &str) -> Value {
     json!({
         "ecosystem": "pypi", "name": name, "problem": "Parse configuration files in the data pipeline",
         "data_class": "aggregate", "environment": "Linux server", "users": "3"
@@ -403,14 +403,14 @@ async fn each_role_does_only_what_it_may_and_decisions_are_logged_counted_and_au
 }
 
 /// A browser-like client: no redirects followed, cookies carried by hand.
-struct Browser {
+pub(crate) struct Browser {
     client: reqwest::Client,
     base: String,
-    cookies: std::collections::BTreeMap<String, String>,
+    pub(crate) cookies: std::collections::BTreeMap<String, String>,
 }
 
 impl Browser {
-    fn new(base: &str) -> Browser {
+    pub(crate) fn new(base: &str) -> Browser {
         Browser {
             client: reqwest::Client::builder()
                 .redirect(redirect::Policy::none())
@@ -446,7 +446,7 @@ impl Browser {
         }
     }
 
-    async fn get(&mut self, path: &str) -> (StatusCode, String) {
+    pub(crate) async fn get(&mut self, path: &str) -> (StatusCode, String) {
         let response = self
             .client
             .get(format!("{}{path}", self.base))
@@ -458,7 +458,7 @@ impl Browser {
         (response.status(), response.text().await.expect("body"))
     }
 
-    async fn post(
+    pub(crate) async fn post(
         &mut self,
         path: &str,
         fields: &[(&str, &str)],
@@ -497,20 +497,20 @@ impl Browser {
     }
 }
 
-fn as_pairs(fields: &[(String, String)]) -> Vec<(&str, &str)> {
+pub(crate) fn as_pairs(fields: &[(String, String)]) -> Vec<(&str, &str)> {
     fields
         .iter()
         .map(|(key, value)| (key.as_str(), value.as_str()))
         .collect()
 }
 
-fn hidden_token(page: &str) -> String {
+pub(crate) fn hidden_token(page: &str) -> String {
     let marker = "name=\"csrf_token\" value=\"";
     let start = page.find(marker).expect("a CSRF field") + marker.len();
     page[start..].split('"').next().expect("token").to_owned()
 }
 
-async fn sign_in(browser: &mut Browser, username: &str, password: &str) -> (StatusCode, String) {
+pub(crate) async fn sign_in(browser: &mut Browser, username: &str, password: &str) -> (StatusCode, String) {
     let (_, page) = browser.get("/sign-in").await;
     let token = hidden_token(&page);
     browser
