@@ -105,6 +105,10 @@ pub fn app(state: AppState) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(60),
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::web::protect_answers,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

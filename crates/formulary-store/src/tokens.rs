@@ -230,7 +230,8 @@ impl Database {
         token_id: &str,
         actor: &str,
     ) -> Result<(), StoreError> {
-        let (user_id, token_id, actor) = (user_id.to_owned(), token_id.to_owned(), actor.to_owned());
+        let (user_id, token_id, actor) =
+            (user_id.to_owned(), token_id.to_owned(), actor.to_owned());
         self.transact(move |connection| {
             let (user_id, token_id, actor) = (user_id.clone(), token_id.clone(), actor.clone());
             Box::pin(async move {

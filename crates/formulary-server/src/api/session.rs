@@ -1,11 +1,10 @@
 //! `formulary login`: trade a username and password for a personal API token, and see who a
 //! token belongs to.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::{Extension, Json};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
 use chrono::{DateTime, Duration, Utc};
 use formulary_core::Membership;
 use serde::{Deserialize, Serialize};
@@ -13,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::identity::{self, Credentials, LocalAccounts, SignInError};
-use crate::state::AppState;
+use crate::state::{AppState, ClientAddress};
 
 /// How long a personal token from `formulary login` lasts.
 const PERSONAL_TOKEN_DAYS: i64 = 30;
@@ -47,13 +46,9 @@ pub(crate) struct IssuedPersonalToken {
 /// `POST /api/v1/session/token`.
 pub(crate) async fn issue(
     State(state): State<AppState>,
-    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
+    ClientAddress(client): ClientAddress,
     Json(body): Json<TokenRequest>,
-) -> Result<(StatusCode, Json<IssuedPersonalToken>), ApiError> {
-    let client = connection.map_or_else(
-        || "unknown".to_owned(),
-        |Extension(ConnectInfo(address))| address.ip().to_string(),
-    );
+) -> Result<(StatusCode, Json<IssuedPersonalToken>), Response> {
     let credentials = Credentials {
         username: body.username,
         password: body.password,
@@ -61,20 +56,23 @@ pub(crate) async fn issue(
     let user = match identity::sign_in(&state.database, &LocalAccounts, &credentials, &client).await
     {
         Ok(user) => user,
-        Err(SignInError::Store(error)) => return Err(error.into()),
-        Err(SignInError::TooManyAttempts) => {
-            return Err(ApiError::new(
+        Err(SignInError::Store(error)) => return Err(ApiError::from(error).into_response()),
+        Err(refusal @ SignInError::TooManyAttempts { wait_seconds }) => {
+            let response = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many failed sign-ins",
-                SignInError::TooManyAttempts.to_string(),
-            ))
+                refusal.to_string(),
+            )
+            .into_response();
+            return Err(crate::web::with_retry_after(response, wait_seconds));
         }
         Err(refusal) => {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "Sign-in failed",
                 format!("{refusal}; check them and try again"),
-            ))
+            )
+            .into_response())
         }
     };
     let name = body
@@ -88,7 +86,8 @@ pub(crate) async fn issue(
             &user,
             Some(Utc::now() + Duration::days(PERSONAL_TOKEN_DAYS)),
         )
-        .await?;
+        .await
+        .map_err(|error| ApiError::from(error).into_response())?;
     Ok((
         StatusCode::CREATED,
         Json(IssuedPersonalToken {

@@ -162,7 +162,11 @@ store_test!(accounts_roles_and_sessions_round_trip, |database, _url| {
         .await
         .expect("count");
     assert_eq!(
-        (tally.account.count, tally.account_from_client.count, tally.client.count),
+        (
+            tally.account.count,
+            tally.account_from_client.count,
+            tally.client.count
+        ),
         (3, 3, 4)
     );
     let later = database

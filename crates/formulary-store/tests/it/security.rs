@@ -169,8 +169,22 @@ store_test!(
             .set_password_hash(&ana.id, "$argon2id$new", Some(&first.secret), "user:ana")
             .await
             .expect("change");
-        assert!(database.session(&first.secret).await.expect("read").is_some(), "the session that changed it stays");
-        assert!(database.session(&second.secret).await.expect("read").is_none(), "every other session ends");
+        assert!(
+            database
+                .session(&first.secret)
+                .await
+                .expect("read")
+                .is_some(),
+            "the session that changed it stays"
+        );
+        assert!(
+            database
+                .session(&second.secret)
+                .await
+                .expect("read")
+                .is_none(),
+            "every other session ends"
+        );
 
         database
             .set_user_disabled(&ana.id, true, "cli:admin")
@@ -181,13 +195,21 @@ store_test!(
             .await
             .unwrap_err();
         assert!(matches!(again, StoreError::Conflict(_)), "{again}");
-        assert!(database.session(&first.secret).await.expect("read").is_none());
+        assert!(database
+            .session(&first.secret)
+            .await
+            .expect("read")
+            .is_none());
         database
             .set_user_disabled(&ana.id, false, "cli:admin")
             .await
             .expect("enable");
         assert!(
-            database.session(&first.secret).await.expect("read").is_none(),
+            database
+                .session(&first.secret)
+                .await
+                .expect("read")
+                .is_none(),
             "sessions of a disabled account stay ended after it is enabled again"
         );
         let (user, hash) = database
@@ -205,73 +227,101 @@ store_test!(
             .map(|record| record.action)
             .collect();
         for action in ["user.password", "user.disable", "user.enable"] {
-            assert!(actions.iter().any(|done| done == action), "{action} in {actions:?}");
+            assert!(
+                actions.iter().any(|done| done == action),
+                "{action} in {actions:?}"
+            );
         }
     }
 );
 
-store_test!(people_list_and_revoke_only_their_own_tokens, |database, _url| {
-    trust(&database).await;
-    let ana = database
-        .add_user(&new_user("ana", Role::Requester), "cli:test")
-        .await
-        .expect("add");
-    let rob = database
-        .add_user(&new_user("rob", Role::Reviewer), "cli:test")
-        .await
-        .expect("add");
-    let laptop = database
-        .issue_user_token("laptop", &ana, None)
-        .await
-        .expect("issue");
-    let robs = database
-        .issue_user_token("rob's", &rob, None)
-        .await
-        .expect("issue");
-    let service = database
-        .issue_token("ci", &"RJ1".parse().expect("code"), Role::Requester, None, "cli:test")
-        .await
-        .expect("issue");
-    let listed: Vec<String> = database
-        .user_tokens(&ana.id)
-        .await
-        .expect("list")
-        .into_iter()
-        .map(|token| token.id)
-        .collect();
-    assert_eq!(listed, [laptop.token.id.clone()]);
-    for foreign in [&robs.token.id, &service.token.id, &"t-nothing".to_owned()] {
-        let refused = database
-            .revoke_user_token(&ana.id, foreign, "user:ana")
+store_test!(
+    people_list_and_revoke_only_their_own_tokens,
+    |database, _url| {
+        trust(&database).await;
+        let ana = database
+            .add_user(&new_user("ana", Role::Requester), "cli:test")
             .await
-            .unwrap_err();
-        assert!(matches!(refused, StoreError::NotFound(_)), "{refused}");
-    }
-    assert!(database.authenticate_token(&robs.secret).await.expect("auth").is_some());
-    database
-        .revoke_user_token(&ana.id, &laptop.token.id, "user:ana")
-        .await
-        .expect("revoke");
-    assert!(database.authenticate_token(&laptop.secret).await.expect("auth").is_none());
-    let verification = database.verify_audit().await.expect("verify");
-    assert!(verification.is_intact(), "{:?}", verification.problems);
-});
-
-store_test!(sign_in_failures_are_tallied_per_account_address_and_pair, |database, _url| {
-    for (username, client) in [("ana", "10.0.0.1"), ("ana", "10.0.0.1"), ("ana", "10.0.0.2"), ("rob", "10.0.0.1")] {
+            .expect("add");
+        let rob = database
+            .add_user(&new_user("rob", Role::Reviewer), "cli:test")
+            .await
+            .expect("add");
+        let laptop = database
+            .issue_user_token("laptop", &ana, None)
+            .await
+            .expect("issue");
+        let robs = database
+            .issue_user_token("rob's", &rob, None)
+            .await
+            .expect("issue");
+        let service = database
+            .issue_token(
+                "ci",
+                &"RJ1".parse().expect("code"),
+                Role::Requester,
+                None,
+                "cli:test",
+            )
+            .await
+            .expect("issue");
+        let listed: Vec<String> = database
+            .user_tokens(&ana.id)
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|token| token.id)
+            .collect();
+        assert_eq!(listed, [laptop.token.id.clone()]);
+        for foreign in [&robs.token.id, &service.token.id, &"t-nothing".to_owned()] {
+            let refused = database
+                .revoke_user_token(&ana.id, foreign, "user:ana")
+                .await
+                .unwrap_err();
+            assert!(matches!(refused, StoreError::NotFound(_)), "{refused}");
+        }
+        assert!(database
+            .authenticate_token(&robs.secret)
+            .await
+            .expect("auth")
+            .is_some());
         database
-            .record_sign_in_failure(username, client)
+            .revoke_user_token(&ana.id, &laptop.token.id, "user:ana")
             .await
-            .expect("record");
+            .expect("revoke");
+        assert!(database
+            .authenticate_token(&laptop.secret)
+            .await
+            .expect("auth")
+            .is_none());
+        let verification = database.verify_audit().await.expect("verify");
+        assert!(verification.is_intact(), "{:?}", verification.problems);
     }
-    let since = Utc::now() - Duration::minutes(15);
-    let tally = database
-        .sign_in_failures_since(" Ana ", "10.0.0.1", since)
-        .await
-        .expect("tally");
-    assert_eq!(tally.account.count, 3);
-    assert_eq!(tally.account_from_client.count, 2);
-    assert_eq!(tally.client.count, 3);
-    let latest = tally.account.latest.expect("latest");
-    assert!(latest <= Utc::now() && latest > since, "{latest}");
-});
+);
+
+store_test!(
+    sign_in_failures_are_tallied_per_account_address_and_pair,
+    |database, _url| {
+        for (username, client) in [
+            ("ana", "10.0.0.1"),
+            ("ana", "10.0.0.1"),
+            ("ana", "10.0.0.2"),
+            ("rob", "10.0.0.1"),
+        ] {
+            database
+                .record_sign_in_failure(username, client)
+                .await
+                .expect("record");
+        }
+        let since = Utc::now() - Duration::minutes(15);
+        let tally = database
+            .sign_in_failures_since(" Ana ", "10.0.0.1", since)
+            .await
+            .expect("tally");
+        assert_eq!(tally.account.count, 3);
+        assert_eq!(tally.account_from_client.count, 2);
+        assert_eq!(tally.client.count, 3);
+        let latest = tally.account.latest.expect("latest");
+        assert!(latest <= Utc::now() && latest > since, "{latest}");
+    }
+);

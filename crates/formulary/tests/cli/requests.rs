@@ -521,7 +521,11 @@ pub(crate) fn hidden_token(page: &str) -> String {
     page[start..].split('"').next().expect("token").to_owned()
 }
 
-pub(crate) async fn sign_in(browser: &mut Browser, username: &str, password: &str) -> (StatusCode, String) {
+pub(crate) async fn sign_in(
+    browser: &mut Browser,
+    username: &str,
+    password: &str,
+) -> (StatusCode, String) {
     let (_, page) = browser.get("/sign-in").await;
     let token = hidden_token(&page);
     browser
@@ -644,7 +648,8 @@ async fn web_forms_refuse_forgery_oversize_and_guessing_escape_markup_and_end_se
     let (status, _) = browser.get("/requests").await;
     assert_eq!(status, StatusCode::SEE_OTHER);
 
-    // Guessing: after five failures for a username, even the right password is refused for a while.
+    // Guessing: after five failures for a username from one address, the next attempt must
+    // wait (the right password too, for a second), and then the owner gets in (S2).
     let mut guesser = Browser::new(&base);
     for _ in 0..5 {
         let (status, page) = sign_in(&mut guesser, "rob", "wrong password!!").await;
@@ -656,7 +661,14 @@ async fn web_forms_refuse_forgery_oversize_and_guessing_escape_markup_and_end_se
     }
     let (status, page) = sign_in(&mut guesser, "rob", PASSWORD).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-    assert!(page.contains("Too many failed sign-ins"), "{page}");
+    assert!(page.contains("Too many failed sign-ins lately"), "{page}");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let (status, _) = sign_in(&mut guesser, "rob", PASSWORD).await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "the owner is slowed, not locked out"
+    );
     let (status, _) = sign_in(&mut Browser::new(&base), "aisha", PASSWORD).await;
     assert_eq!(
         status,

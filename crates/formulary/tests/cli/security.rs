@@ -26,7 +26,11 @@ pub(crate) async fn send(
     let response = request.send().await.expect("API call");
     let status = response.status();
     let headers = response.headers().clone();
-    (status, headers, response.json().await.unwrap_or(Value::Null))
+    (
+        status,
+        headers,
+        response.json().await.unwrap_or(Value::Null),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,7 +81,10 @@ async fn s1_requests_are_visible_only_to_their_requester_organisation_staff_and_
         .await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{who}: {hidden}");
         assert_eq!(
-            hidden["detail"].as_str().unwrap().replace(&id.to_string(), "N"),
+            hidden["detail"]
+                .as_str()
+                .unwrap()
+                .replace(&id.to_string(), "N"),
             never["detail"].as_str().unwrap().replace("999", "N"),
         );
         let (status, _) = call(
@@ -127,7 +134,10 @@ async fn s1_requests_are_visible_only_to_their_requester_organisation_staff_and_
         Value::Null,
     )
     .await;
-    assert_eq!(own["requests"][0]["credentials"], "read-only account on the warehouse");
+    assert_eq!(
+        own["requests"][0]["credentials"],
+        "read-only account on the warehouse"
+    );
 
     // The web pages follow the same rule.
     let mut stranger = Browser::new(&base);
@@ -159,21 +169,46 @@ async fn s5_a_service_token_filing_a_request_gets_a_clear_403_and_s10_decided_by
     let api = |path: &str| format!("{base}/api/v1{path}");
     let service = workspace
         .ok(&[
-            "token", "create", "--name", "ci", "--role", "requester", "--org", "RJ1",
+            "token",
+            "create",
+            "--name",
+            "ci",
+            "--role",
+            "requester",
+            "--org",
+            "RJ1",
         ])
         .trim()
         .to_owned();
-    let (status, refused) = call(&client, &service, "POST", api("/requests"), request_body("tomli")).await;
+    let (status, refused) = call(
+        &client,
+        &service,
+        "POST",
+        api("/requests"),
+        request_body("tomli"),
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{refused}");
     assert!(
-        refused["detail"].as_str().unwrap().contains("service account")
-            && refused["detail"].as_str().unwrap().contains("formulary login"),
+        refused["detail"]
+            .as_str()
+            .unwrap()
+            .contains("service account")
+            && refused["detail"]
+                .as_str()
+                .unwrap()
+                .contains("formulary login"),
         "{refused}"
     );
 
     let curator = workspace
         .ok(&[
-            "token", "create", "--name", "curation bot", "--role", "national-curator",
+            "token",
+            "create",
+            "--name",
+            "curation bot",
+            "--role",
+            "national-curator",
         ])
         .trim()
         .to_owned();
@@ -183,7 +218,10 @@ async fn s5_a_service_token_filing_a_request_gets_a_clear_403_and_s10_decided_by
     });
     let (status, refused) = call(&client, &curator, "POST", api("/entries"), forged).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{refused}");
-    assert!(refused["detail"].as_str().unwrap().contains("decided_by"), "{refused}");
+    assert!(
+        refused["detail"].as_str().unwrap().contains("decided_by"),
+        "{refused}"
+    );
     let honest = json!({ "component": "pkg:pypi/httpx", "status": "approved", "reason": "async HTTP client" });
     let (status, created) = call(&client, &curator, "POST", api("/entries"), honest).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
@@ -193,7 +231,10 @@ async fn s5_a_service_token_filing_a_request_gets_a_clear_403_and_s10_decided_by
     let local = json!({ "organisation": "RJ1", "component": "pkg:pypi/attrs", "status": "approved", "reason": "trust policy" });
     let (status, created) = call(&client, &olu, "POST", api("/entries"), local).await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
-    assert_eq!(created["decided_by"], "olu", "a person's entry names the person");
+    assert_eq!(
+        created["decided_by"], "olu",
+        "a person's entry names the person"
+    );
     let log: Vec<Value> = client
         .get(api("/decisions?q=httpx"))
         .send()
@@ -203,7 +244,267 @@ async fn s5_a_service_token_filing_a_request_gets_a_clear_403_and_s10_decided_by
         .await
         .expect("JSON");
     assert!(
-        log.iter().all(|row| row["decided_by"] != "Chief Medical Officer"),
+        log.iter()
+            .all(|row| row["decided_by"] != "Chief Medical Officer"),
         "{log:?}"
     );
+}
+
+/// Signs in with a fresh form, optionally as a proxy reporting `forwarded_for` and with an
+/// `Origin`; returns the status and headers of the answer to the post.
+async fn sign_in_as(
+    base: &str,
+    username: &str,
+    password: &str,
+    forwarded_for: Option<&str>,
+    origin: Option<&str>,
+) -> (StatusCode, reqwest::header::HeaderMap) {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let form = client
+        .get(format!("{base}/sign-in"))
+        .send()
+        .await
+        .expect("form");
+    let cookie = form
+        .headers()
+        .get("set-cookie")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .expect("sign-in cookie")
+        .to_owned();
+    let token = cookie.split_once('=').expect("name=value").1.to_owned();
+    let mut post = client
+        .post(format!("{base}/sign-in"))
+        .header("cookie", cookie)
+        .form(&[
+            ("csrf_token", token.as_str()),
+            ("username", username),
+            ("password", password),
+            ("next", "/"),
+        ]);
+    if let Some(forwarded_for) = forwarded_for {
+        post = post.header("x-forwarded-for", forwarded_for);
+    }
+    if let Some(origin) = origin {
+        post = post.header("origin", origin);
+    }
+    let answer = post.send().await.expect("post");
+    (answer.status(), answer.headers().clone())
+}
+
+fn retry_after(headers: &reqwest::header::HeaderMap) -> u64 {
+    headers
+        .get("retry-after")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse().ok())
+        .expect("a throttled answer says how long to wait")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s2_guessing_slows_the_guesser_without_locking_out_the_owner() {
+    let workspace = crate::formulary_cli::Workspace::new();
+    workspace.ok(&["org", "add", "RJ1", "--name", "Trust One"]);
+    for name in ["rob", "aisha"] {
+        workspace.add_user(name, name, &["RJ1:reviewer"], PASSWORD);
+    }
+    let (_server, base) =
+        workspace.serve(&[("FORMULARY_TRUSTED_PROXIES", "[\"127.0.0.1/32\"]".to_owned())]);
+
+    // A guesser spread over eleven addresses (reported by the trusted proxy) against rob.
+    for index in 0..11 {
+        let (status, _) = sign_in_as(
+            &base,
+            "rob",
+            "not the password",
+            Some(&format!("203.0.113.{index}")),
+            None,
+        )
+        .await;
+        assert!(
+            matches!(
+                status,
+                StatusCode::UNAUTHORIZED | StatusCode::TOO_MANY_REQUESTS
+            ),
+            "{status}"
+        );
+    }
+    // The owner, from their own address, gets in: at once, or after a short wait.
+    let started = std::time::Instant::now();
+    let mut status;
+    loop {
+        let (answer, headers) =
+            sign_in_as(&base, "rob", PASSWORD, Some("198.51.100.7"), None).await;
+        status = answer;
+        if status != StatusCode::TOO_MANY_REQUESTS {
+            break;
+        }
+        let wait = retry_after(&headers);
+        assert!(wait <= 60, "the owner waits at most a minute: {wait}");
+        tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+    }
+    assert_eq!(status, StatusCode::SEE_OTHER, "the owner signs in");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+
+    // One address guessing one account is made to wait after five failures, with Retry-After,
+    // and the refused attempt is not even checked.
+    for _ in 0..5 {
+        let (status, _) =
+            sign_in_as(&base, "aisha", "not the password", Some("192.0.2.50"), None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, headers) = sign_in_as(&base, "aisha", PASSWORD, Some("192.0.2.50"), None).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(retry_after(&headers) >= 1);
+    let (status, _) = sign_in_as(&base, "aisha", PASSWORD, Some("192.0.2.51"), None).await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "aisha herself, elsewhere, is not held up"
+    );
+
+    // The API's sign-in (formulary login) follows the same rule.
+    let client = reqwest::Client::new();
+    let answer = client
+        .post(format!("{base}/api/v1/session/token"))
+        .header("x-forwarded-for", "192.0.2.50")
+        .json(&json!({ "username": "aisha", "password": PASSWORD }))
+        .send()
+        .await
+        .expect("token");
+    assert_eq!(answer.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(answer.headers().contains_key("retry-after"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s2_forwarded_for_from_an_untrusted_peer_is_ignored() {
+    let (_workspace, _server, base) = setup();
+    for index in 0..5 {
+        let (status, _) = sign_in_as(
+            &base,
+            "olu",
+            "not the password",
+            Some(&format!("203.0.113.{index}")),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+    let (status, _) = sign_in_as(
+        &base,
+        "olu",
+        "not the password",
+        Some("198.51.100.99"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "a made-up X-Forwarded-For does not give a guesser a fresh address"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s6_s7_s8_links_cookies_origin_and_caching_follow_the_configured_public_url() {
+    let workspace = crate::formulary_cli::Workspace::new();
+    workspace.ok(&["org", "add", "RJ1", "--name", "Trust One"]);
+    workspace.add_user("ana", "ana", &["RJ1:requester"], PASSWORD);
+    let (_plain, plain_base) = workspace.serve(&[]);
+    let client = reqwest::Client::new();
+
+    // S6: the Host header is not reflected; the default public URL is the listen address.
+    let home = client
+        .get(format!("{plain_base}/"))
+        .header("host", "evil.example")
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .expect("home");
+    assert!(!home.headers().contains_key("strict-transport-security"));
+    let page = home.text().await.expect("page");
+    assert!(!page.contains("evil.example"), "{page}");
+    assert!(
+        page.contains(&format!("{plain_base}/o/NATIONAL/pypi/simple/")),
+        "{page}"
+    );
+
+    let public = "https://formulary.example.nhs.uk";
+    let (_server, base) = workspace.serve(&[("FORMULARY_PUBLIC_URL", format!("{public}/"))]);
+    let home = client
+        .get(format!("{base}/"))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .expect("home");
+    // S8: HSTS with an https public URL.
+    assert_eq!(
+        home.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
+    let page = home.text().await.expect("page");
+    assert!(
+        page.contains(&format!(
+            "pip config set global.index-url {public}/o/NATIONAL/pypi/simple/"
+        )),
+        "{page}"
+    );
+    assert!(!page.contains("evil.example"));
+
+    // S8: the Origin must be the public URL's, whatever the Host; cookies are Secure.
+    let (status, _) = sign_in_as(&base, "ana", PASSWORD, None, Some(&base)).await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "an Origin equal to the Host but not to public_url is cross-site"
+    );
+    let (status, headers) = sign_in_as(&base, "ana", PASSWORD, None, Some(public)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let session = headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .find(|value| value.starts_with("formulary_session="))
+        .expect("a session cookie")
+        .to_owned();
+    assert!(session.ends_with("; Secure"), "{session}");
+    // S7: signed-in pages and token answers are not stored by caches; public assets still are.
+    let cookie = session.split(';').next().expect("pair").to_owned();
+    for path in ["/requests", "/requests/new", "/"] {
+        let answer = client
+            .get(format!("{base}{path}"))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .expect("page");
+        assert_eq!(answer.status(), StatusCode::OK, "{path}");
+        assert_eq!(
+            answer.headers()["cache-control"],
+            "no-store, private",
+            "{path}"
+        );
+    }
+    let token = login(&client, &base, "ana").await;
+    let (status, headers, _) = send(
+        &client,
+        Some(&token),
+        reqwest::Method::GET,
+        format!("{base}/api/v1/requests"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["cache-control"], "no-store, private");
+    let asset = client
+        .get(format!("{base}/assets/nhsuk-frontend.min.css"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("asset");
+    assert!(asset.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .starts_with("public"));
 }
