@@ -362,6 +362,68 @@ pub fn check_new_password(password: &str, personal: &[&str]) -> Result<(), Strin
     ))
 }
 
+/// Why a password change did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordChangeError {
+    /// The current password was wrong, or the attempt was throttled.
+    #[error(transparent)]
+    CurrentPassword(SignInError),
+    /// The new password does not meet the policy ([`check_new_password`]).
+    #[error("{0}")]
+    Policy(String),
+    /// The account does not sign in with a local password (an identity provider's account).
+    #[error(
+        "this account signs in through its identity provider, so its password is changed there"
+    )]
+    NotLocal,
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Changes a person's own password: the current one is checked like a sign-in (throttled, and
+/// a wrong one recorded as a failed sign-in), the new one against the policy; every other
+/// session of the account then ends (all of them when `keep_session` is None). Audited as
+/// `user.password`.
+pub async fn change_own_password(
+    database: &Database,
+    user: &User,
+    current: &str,
+    new: &str,
+    client: &str,
+    keep_session: Option<&str>,
+) -> Result<(), PasswordChangeError> {
+    if user.identity_provider != formulary_store::LOCAL_PROVIDER {
+        return Err(PasswordChangeError::NotLocal);
+    }
+    let credentials = Credentials {
+        username: user.username.clone(),
+        password: current.to_owned(),
+    };
+    let checked = sign_in(database, &LocalAccounts, &credentials, client)
+        .await
+        .map_err(|error| match error {
+            SignInError::Store(error) => PasswordChangeError::Store(error),
+            other => PasswordChangeError::CurrentPassword(other),
+        })?;
+    if checked.id != user.id {
+        return Err(PasswordChangeError::CurrentPassword(SignInError::Rejected));
+    }
+    check_new_password(new, &[&user.username, &user.display_name])
+        .map_err(PasswordChangeError::Policy)?;
+    let new = new.to_owned();
+    let hash = tokio::task::spawn_blocking(move || hash_password(&new))
+        .await
+        .map_err(|error| {
+            PasswordChangeError::Policy(format!("could not hash the password: {error}"))
+        })?
+        .map_err(PasswordChangeError::Policy)?;
+    database
+        .set_password_hash(&user.id, &hash, keep_session, &user.actor())
+        .await?;
+    Ok(())
+}
+
 /// Hashes a password with argon2id and a random salt (PHC string format).
 pub fn hash_password(password: &str) -> Result<String, String> {
     let chars = password.chars().count();

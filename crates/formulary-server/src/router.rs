@@ -58,6 +58,12 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(api::openapi::document))
         .route("/api/v1/session/token", post(api::session::issue))
         .route("/api/v1/me", get(api::session::me))
+        .route("/api/v1/me/password", post(api::session::change_password))
+        .route("/api/v1/me/tokens", get(api::session::my_tokens))
+        .route(
+            "/api/v1/me/tokens/{token}",
+            axum::routing::delete(api::session::revoke_my_token),
+        )
         .route("/api/v1/search", get(api::catalogue::search))
         .route(
             "/api/v1/components/{ecosystem}/{name}",

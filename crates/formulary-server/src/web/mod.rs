@@ -2,6 +2,7 @@
 //! JavaScript. Every page that changes state is a form checked for CSRF ([`session`]); every
 //! page carries a strict Content Security Policy.
 
+mod account;
 mod assets;
 mod catalogue;
 pub(crate) mod page;
@@ -128,6 +129,9 @@ pub fn routes() -> Router<AppState> {
         .route("/decisions", get(reports::decisions))
         .route("/metrics", get(reports::metrics_page))
         .route("/audit", get(reports::audit))
+        .route("/account", get(account::show))
+        .route("/account/password", post(account::change_password))
+        .route("/account/tokens/{id}/revoke", post(account::revoke_token))
         .layer(axum::middleware::map_response(security_headers))
         .route("/assets/{file}", get(assets::serve))
         .route("/assets/images/{file}", get(assets::image))

@@ -508,3 +508,349 @@ async fn s6_s7_s8_links_cookies_origin_and_caching_follow_the_configured_public_
         .unwrap()
         .starts_with("public"));
 }
+
+/// Runs the binary with `input` on standard input.
+fn run_with_stdin(
+    workspace: &crate::formulary_cli::Workspace,
+    arguments: &[&str],
+    input: &str,
+) -> std::process::Output {
+    use std::io::Write;
+    let mut child = workspace
+        .command(arguments)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("formulary starts");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("stdin written");
+    child.wait_with_output().expect("formulary ends")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s9_accounts_can_be_disabled_passwords_changed_and_reset_and_tokens_managed_by_owners() {
+    use crate::formulary_cli::text;
+    use reqwest::Method;
+    let (workspace, _server, base) = setup();
+    let client = reqwest::Client::new();
+    let api = |path: &str| format!("{base}/api/v1{path}");
+
+    // The password policy refuses common and breached passwords.
+    let weak = run_with_stdin(
+        &workspace,
+        &[
+            "admin",
+            "user",
+            "add",
+            "weak",
+            "--name",
+            "Weak",
+            "--role",
+            "RJ1:requester",
+        ],
+        "password1234\n",
+    );
+    assert!(!weak.status.success());
+    assert!(
+        text(&weak.stderr).contains("too easy to guess"),
+        "{}",
+        text(&weak.stderr)
+    );
+
+    // Owners list and revoke their own tokens, and nobody else's.
+    let laptop = login(&client, &base, "ana").await;
+    let spare = login(&client, &base, "ana").await;
+    let robs = login(&client, &base, "rob").await;
+    let (status, _, listed) =
+        send(&client, Some(&laptop), Method::GET, api("/me/tokens"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let ids: Vec<String> = listed
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|token| token["id"].as_str().expect("id").to_owned())
+        .collect();
+    assert_eq!(ids.len(), 2, "{listed}");
+    assert!(listed.to_string().find("frm_").is_none(), "never a secret");
+    let (_, _, rob_listed) = send(&client, Some(&robs), Method::GET, api("/me/tokens"), None).await;
+    let rob_token = rob_listed[0]["id"].as_str().expect("id").to_owned();
+    let (status, _, _) = send(
+        &client,
+        Some(&laptop),
+        Method::DELETE,
+        api(&format!("/me/tokens/{rob_token}")),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "another person's token");
+    // The newest is listed first: that is `spare`.
+    let (status, _, _) = send(
+        &client,
+        Some(&laptop),
+        Method::DELETE,
+        api(&format!("/me/tokens/{}", ids[0])),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _, _) = send(&client, Some(&spare), Method::GET, api("/me"), None).await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a revoked token stops at once"
+    );
+    let service = workspace
+        .ok(&[
+            "token",
+            "create",
+            "--name",
+            "ci",
+            "--role",
+            "requester",
+            "--org",
+            "RJ1",
+        ])
+        .trim()
+        .to_owned();
+    let (status, _, _) = send(
+        &client,
+        Some(&service),
+        Method::GET,
+        api("/me/tokens"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    // Changing one's password through the API: the current one is checked, the policy applies,
+    // and every browser session of the account ends.
+    let mut browser = Browser::new(&base);
+    let (status, _) = sign_in(&mut browser, "ana", PASSWORD).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let change =
+        |current: &str, new: &str| json!({ "current_password": current, "new_password": new });
+    let (status, _, answer) = send(
+        &client,
+        Some(&laptop),
+        Method::POST,
+        api("/me/password"),
+        Some(change("wrong one here", "violet tractor spoon harbour")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    let (status, _, answer) = send(
+        &client,
+        Some(&laptop),
+        Method::POST,
+        api("/me/password"),
+        Some(change(PASSWORD, "Summer2024!!")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert!(
+        answer["detail"]
+            .as_str()
+            .unwrap()
+            .contains("too easy to guess"),
+        "{answer}"
+    );
+    let new_password = "violet tractor spoon harbour";
+    let (status, _, answer) = send(
+        &client,
+        Some(&laptop),
+        Method::POST,
+        api("/me/password"),
+        Some(change(PASSWORD, new_password)),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{answer}");
+    let (status, _) = browser.get("/requests").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "the browser session ended");
+
+    // The same through the web page: the session that changed it stays, the others end.
+    let mut first = Browser::new(&base);
+    let mut second = Browser::new(&base);
+    assert_eq!(
+        sign_in(&mut first, "ana", new_password).await.0,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        sign_in(&mut second, "ana", new_password).await.0,
+        StatusCode::SEE_OTHER
+    );
+    let (status, page) = first.get("/account").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("Change your password") && page.contains(&ids[1]),
+        "{page}"
+    );
+    let token = crate::requests::hidden_token(&page);
+    let (status, page) = first
+        .post(
+            "/account/password",
+            &[
+                ("csrf_token", &token),
+                ("current_password", new_password),
+                ("new_password", "password1234"),
+                ("confirm_password", "password1234"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        page.contains("too easy to guess") && page.contains("nhsuk-error-summary"),
+        "{page}"
+    );
+    let newer = "copper lantern meadow quietly";
+    let (status, location) = first
+        .post(
+            "/account/password",
+            &[
+                ("csrf_token", &token),
+                ("current_password", new_password),
+                ("new_password", newer),
+                ("confirm_password", newer),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{location}");
+    assert_eq!(
+        first.get("/account").await.0,
+        StatusCode::OK,
+        "this session stays"
+    );
+    assert_eq!(
+        second.get("/account").await.0,
+        StatusCode::SEE_OTHER,
+        "the other one ended"
+    );
+    let (status, location) = first
+        .post(
+            &format!("/account/tokens/{}/revoke", ids[1]),
+            &[("csrf_token", &token)],
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{location}");
+    let (status, _, _) = send(&client, Some(&laptop), Method::GET, api("/me"), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "revoked from the page");
+
+    // Disabling ends the sessions and refuses the tokens; enabling lets the person sign in again.
+    let token = login_with(&client, &base, "ana", newer).await;
+    workspace.ok(&["admin", "user", "disable", "ana"]);
+    assert_eq!(
+        first.get("/account").await.0,
+        StatusCode::SEE_OTHER,
+        "signed out everywhere"
+    );
+    let (status, _, answer) =
+        send(&client, Some(&token), Method::GET, api("/requests"), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        answer["detail"].as_str().unwrap().contains("disabled"),
+        "{answer}"
+    );
+    let (status, page) = sign_in(&mut Browser::new(&base), "ana", newer).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(page.contains("disabled"), "{page}");
+    workspace.ok(&["admin", "user", "enable", "ana"]);
+    assert_eq!(
+        first.get("/account").await.0,
+        StatusCode::SEE_OTHER,
+        "old sessions stay ended"
+    );
+    assert_eq!(
+        sign_in(&mut Browser::new(&base), "ana", newer).await.0,
+        StatusCode::SEE_OTHER
+    );
+
+    // A token of an account left without roles is refused.
+    let (status, _, _) = send(&client, Some(&robs), Method::GET, api("/me"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    workspace.ok(&["admin", "user", "revoke", "rob", "--role", "RJ1:reviewer"]);
+    let (status, _, answer) = send(&client, Some(&robs), Method::GET, api("/me"), None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        answer["detail"].as_str().unwrap().contains("no role"),
+        "{answer}"
+    );
+
+    // An administrator resets a forgotten password (the policy applies there too).
+    let refused = run_with_stdin(
+        &workspace,
+        &["admin", "user", "reset-password", "aisha"],
+        "qwertyuiop123\n",
+    );
+    assert!(!refused.status.success());
+    let reset = run_with_stdin(
+        &workspace,
+        &["admin", "user", "reset-password", "aisha"],
+        "saffron kettle glacier drum\n",
+    );
+    assert!(reset.status.success(), "{}", text(&reset.stderr));
+    assert_eq!(
+        sign_in(&mut Browser::new(&base), "aisha", PASSWORD).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        sign_in(
+            &mut Browser::new(&base),
+            "aisha",
+            "saffron kettle glacier drum"
+        )
+        .await
+        .0,
+        StatusCode::SEE_OTHER
+    );
+
+    // Everything is in the audit log, and the chain verifies.
+    let auditor = login(&client, &base, "audrey").await;
+    let (_, _, audit) = send(&client, Some(&auditor), Method::GET, api("/audit"), None).await;
+    let actions: Vec<&str> = audit
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(|row| row["action"].as_str())
+        .collect();
+    for action in [
+        "user.password",
+        "user.disable",
+        "user.enable",
+        "token.revoke",
+        "role.revoke",
+    ] {
+        assert!(
+            actions.contains(&action),
+            "{action} missing from {actions:?}"
+        );
+    }
+    assert!(workspace.ok(&["audit", "verify"]).contains("intact"));
+}
+
+async fn login_with(
+    client: &reqwest::Client,
+    base: &str,
+    username: &str,
+    password: &str,
+) -> String {
+    let answer: Value = client
+        .post(format!("{base}/api/v1/session/token"))
+        .json(&json!({ "username": username, "password": password }))
+        .send()
+        .await
+        .expect("login")
+        .json()
+        .await
+        .expect("JSON");
+    answer["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token: {answer}"))
+        .to_owned()
+}
