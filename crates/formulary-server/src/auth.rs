@@ -38,8 +38,18 @@ async fn principal_for(state: &AppState, secret: &str) -> Result<Principal, ApiE
     match &token.user_id {
         None => Ok(Principal::from_service_token(&token)),
         Some(user_id) => match state.database.user(user_id).await? {
-            Some(user) if user.disabled_at.is_none() => Ok(Principal::from_user(user)),
-            _ => Err(invalid()),
+            Some(user) if user.disabled_at.is_some() => Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "Account disabled",
+                "The account this token belongs to is disabled, so none of its tokens work. Ask your organisation's administrator.",
+            )),
+            Some(user) if user.memberships.is_empty() => Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "Account has no roles",
+                "The account this token belongs to holds no role in any organisation, so its tokens do not work. Ask your organisation's administrator for a role.",
+            )),
+            Some(user) => Ok(Principal::from_user(user)),
+            None => Err(invalid()),
         },
     }
 }

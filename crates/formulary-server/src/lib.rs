@@ -28,5 +28,5 @@ pub use api::entries::EntryView;
 pub use error::ApiError;
 pub use router::app;
 pub use snapshot::SnapshotHolder;
-pub use state::AppState;
+pub use state::{AppState, ClientAddress, Peer, TrustedProxies};
 pub use zero_copy::{ZeroCopyListener, ZeroCopyStream};

@@ -58,6 +58,12 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(api::openapi::document))
         .route("/api/v1/session/token", post(api::session::issue))
         .route("/api/v1/me", get(api::session::me))
+        .route("/api/v1/me/password", post(api::session::change_password))
+        .route("/api/v1/me/tokens", get(api::session::my_tokens))
+        .route(
+            "/api/v1/me/tokens/{token}",
+            axum::routing::delete(api::session::revoke_my_token),
+        )
         .route("/api/v1/search", get(api::catalogue::search))
         .route(
             "/api/v1/components/{ecosystem}/{name}",
@@ -104,6 +110,10 @@ pub fn app(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(60),
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::web::protect_answers,
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -106,13 +106,49 @@ impl RequestRecord {
     }
 }
 
-/// Loads a request and its timeline (404 when there is none).
-pub async fn load(state: &AppState, id: i64) -> Result<RequestRecord, ApiError> {
+/// The answer for a request that does not exist or that the caller may not see: the same 404
+/// either way, so that numbers cannot be probed.
+fn no_such_request(id: i64) -> ApiError {
+    ApiError::not_found(format!(
+        "there is no request {id} that you can see; check the number, or ask the requester to share it"
+    ))
+}
+
+/// True when `principal` may read `request`: its requester; the reviewers, approvers,
+/// organisation admins and auditors of its organisation (a national membership counts for
+/// every organisation); and national curators. Everyone else is told it does not exist.
+pub fn may_view(principal: &Principal, request: &StoredRequest) -> bool {
+    let organisation = &request.draft.organisation;
+    principal.id == request.requester.id
+        || [
+            Role::Reviewer,
+            Role::Approver,
+            Role::OrganisationAdmin,
+            Role::Auditor,
+        ]
+        .into_iter()
+        .any(|role| principal.holds(role, organisation))
+        || principal.holds(Role::NationalCurator, &formulary_core::OrgCode::national())
+}
+
+/// Keeps the requests `viewer` may read (none for someone not signed in).
+pub fn visible_to(viewer: Option<&Principal>, requests: &mut Vec<StoredRequest>) {
+    requests.retain(|request| viewer.is_some_and(|principal| may_view(principal, request)));
+}
+
+/// Loads a request and its timeline for `principal`: 404 when there is none, and the same
+/// 404 when they may not see it ([`may_view`]).
+pub async fn load(
+    state: &AppState,
+    principal: &Principal,
+    id: i64,
+) -> Result<RequestRecord, ApiError> {
     let request = state
         .database
         .request(id)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("there is no request {id}")))?;
+        .filter(|request| may_view(principal, request))
+        .ok_or_else(|| no_such_request(id))?;
     let events = state.database.request_events(id).await?;
     Ok(RequestRecord { request, events })
 }
@@ -196,11 +232,21 @@ pub async fn review_queue(
 }
 
 /// Submits a request. When an entry in force already covers it, it is granted at once.
+///
+/// Only people file requests: reviewers put their questions to the requester, and a service
+/// account's token has nobody behind it to answer them, so it is refused (403) rather than
+/// recorded under a made-up requester.
 pub async fn submit(
     state: &AppState,
     principal: &Principal,
     form: &RequestForm,
 ) -> Result<StoredRequest, WorkflowError> {
+    if principal.user.is_none() {
+        return Err(WorkflowError::Refused(Refusal::NotPermitted(format!(
+            "{} is a service account's token, and requests are filed by people: reviewers ask the requester questions, and a token cannot answer them. Sign in with `formulary login` and submit the request with your personal token, or use the web form",
+            principal.name
+        ))));
+    }
     let draft = form
         .check(principal.home_organisation().as_ref())
         .map_err(WorkflowError::Invalid)?;
@@ -258,7 +304,7 @@ pub async fn comment(
     id: i64,
     body: &str,
 ) -> Result<(), WorkflowError> {
-    let record = load(state, id).await?;
+    let record = load(state, principal, id).await?;
     may_comment(&principal.as_actor(), &record.facts()).map_err(WorkflowError::Refused)?;
     let body = checked_text("body", body, Some("Enter a comment"))?;
     Ok(state
@@ -310,7 +356,7 @@ pub async fn sign_off(
     let (Some(stage), Some(verdict), true) = (stage, verdict, errors.is_empty()) else {
         return Err(WorkflowError::Invalid(errors));
     };
-    let record = load(state, id).await?;
+    let record = load(state, principal, id).await?;
     may_sign_off(&principal.as_actor(), &record.facts(), stage).map_err(WorkflowError::Refused)?;
     Ok(state
         .database
@@ -414,7 +460,7 @@ pub async fn decide(
     let (Some(outcome), Some(scope), true) = (outcome, scope, errors.is_empty()) else {
         return Err(WorkflowError::Invalid(errors));
     };
-    let record = load(state, id).await?;
+    let record = load(state, principal, id).await?;
     may_decide(&principal.as_actor(), &record.facts(), outcome, scope)
         .map_err(WorkflowError::Refused)?;
     let request = &record.request;
@@ -459,7 +505,7 @@ pub async fn decide(
     if written.is_some() {
         state.snapshot.refresh(&state.database).await?;
     }
-    Ok(load(state, id).await?.request)
+    Ok(load(state, principal, id).await?.request)
 }
 
 /// Withdraws a request.
@@ -469,7 +515,7 @@ pub async fn withdraw(
     id: i64,
     note: &str,
 ) -> Result<(), WorkflowError> {
-    let record = load(state, id).await?;
+    let record = load(state, principal, id).await?;
     may_withdraw(&principal.as_actor(), &record.facts()).map_err(WorkflowError::Refused)?;
     let note = checked_text("note", note, None)?;
     Ok(state

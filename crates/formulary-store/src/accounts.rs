@@ -61,6 +61,26 @@ pub struct NewUser {
     pub memberships: Vec<Membership>,
 }
 
+/// How many sign-ins failed in a window, and when the latest did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FailureTally {
+    /// How many.
+    pub count: i64,
+    /// When the latest was, if any.
+    pub latest: Option<DateTime<Utc>>,
+}
+
+/// The failed sign-ins the throttle weighs, by key.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SignInFailures {
+    /// For the username, from any address.
+    pub account: FailureTally,
+    /// For the username, from this address.
+    pub account_from_client: FailureTally,
+    /// From this address, for any username.
+    pub client: FailureTally,
+}
+
 /// Checks a sign-in name and returns it in canonical (lower-case) form.
 pub fn canonical_username(text: &str) -> Result<String, StoreError> {
     let name = text.trim().to_ascii_lowercase();
@@ -248,11 +268,14 @@ impl Database {
         Ok(users)
     }
 
-    /// Replaces a local account's password hash (audited as `user.password`).
+    /// Replaces a local account's password hash and ends every session of the account except
+    /// `keep_session` (the cookie secret of the session that made the change, if any), in one
+    /// transaction audited as `user.password`.
     pub async fn set_password_hash(
         &self,
         user_id: &str,
         password_hash: &str,
+        keep_session: Option<&str>,
         actor: &str,
     ) -> Result<(), StoreError> {
         let (user_id, hash, actor) = (
@@ -260,8 +283,10 @@ impl Database {
             password_hash.to_owned(),
             actor.to_owned(),
         );
+        let kept = keep_session.map(crate::sessions::digest);
         self.transact(move |connection| {
-            let (user_id, hash, actor) = (user_id.clone(), hash.clone(), actor.clone());
+            let (user_id, hash, actor, kept) =
+                (user_id.clone(), hash.clone(), actor.clone(), kept.clone());
             Box::pin(async move {
                 let changed = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
                     .bind(&hash)
@@ -272,12 +297,63 @@ impl Database {
                 if changed == 0 {
                     return Err(StoreError::NotFound(format!("user {user_id}")));
                 }
+                let ended = end_sessions(connection, &user_id, kept.as_deref()).await?;
                 audit::record(
                     connection,
                     &actor,
                     "user.password",
                     &user_id,
-                    &serde_json::json!({}),
+                    &serde_json::json!({ "sessions_ended": ended }),
+                )
+                .await
+            })
+        })
+        .await
+    }
+
+    /// Disables an account (every session ends at once, and its tokens are refused while it is
+    /// disabled) or enables it again; audited as `user.disable` or `user.enable`. Doing what is
+    /// already done is a conflict, so a repeated command says so.
+    pub async fn set_user_disabled(
+        &self,
+        user_id: &str,
+        disabled: bool,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        let (user_id, actor) = (user_id.to_owned(), actor.to_owned());
+        self.transact(move |connection| {
+            let (user_id, actor) = (user_id.clone(), actor.clone());
+            Box::pin(async move {
+                let now = time::to_text(time::now());
+                let changed = if disabled {
+                    sqlx::query("UPDATE users SET disabled_at = $1 WHERE id = $2 AND disabled_at IS NULL")
+                        .bind(&now)
+                        .bind(&user_id)
+                } else {
+                    sqlx::query("UPDATE users SET disabled_at = NULL WHERE id = $1 AND disabled_at IS NOT NULL")
+                        .bind(&user_id)
+                }
+                .execute(&mut *connection)
+                .await?
+                .rows_affected();
+                if changed == 0 {
+                    return Err(StoreError::Conflict(format!(
+                        "the account {user_id} is already {}",
+                        if disabled { "disabled" } else { "enabled" }
+                    )));
+                }
+                let ended = if disabled {
+                    end_sessions(connection, &user_id, None).await?
+                } else {
+                    0
+                };
+                let action = if disabled { "user.disable" } else { "user.enable" };
+                audit::record(
+                    connection,
+                    &actor,
+                    action,
+                    &user_id,
+                    &serde_json::json!({ "sessions_ended": ended }),
                 )
                 .await
             })
@@ -310,31 +386,52 @@ impl Database {
         .await
     }
 
-    /// How many sign-ins failed since `since`: for this username, and from this client.
+    /// The failed sign-ins since `since` that the sign-in throttle weighs: for this username
+    /// from any address, for this username from this address, and from this address for any
+    /// username; each with how many and when the latest was.
     pub async fn sign_in_failures_since(
         &self,
         username: &str,
         client: &str,
         since: DateTime<Utc>,
-    ) -> Result<(i64, i64), StoreError> {
+    ) -> Result<SignInFailures, StoreError> {
         let since = time::to_text(since);
-        let by_username: i64 = sqlx::query(
-            "SELECT COUNT(*) AS n FROM sign_in_failures WHERE username = $1 AND at >= $2",
-        )
-        .bind(username.trim().to_ascii_lowercase())
-        .bind(&since)
-        .fetch_one(self.pool())
-        .await?
-        .try_get("n")?;
-        let by_client: i64 = sqlx::query(
-            "SELECT COUNT(*) AS n FROM sign_in_failures WHERE client = $1 AND at >= $2",
-        )
-        .bind(client)
-        .bind(&since)
-        .fetch_one(self.pool())
-        .await?
-        .try_get("n")?;
-        Ok((by_username, by_client))
+        let username = username.trim().to_ascii_lowercase();
+        let username: String = username.chars().take(64).collect();
+        let client: String = client.chars().take(64).collect();
+        let tally = |sql: &'static str, binds: Vec<String>| {
+            let since = since.clone();
+            async move {
+                let mut query = sqlx::query(sql);
+                for value in binds {
+                    query = query.bind(value);
+                }
+                let row = query.bind(since).fetch_one(self.pool()).await?;
+                let count: i64 = row.try_get("n")?;
+                let latest: Option<String> = row.try_get("latest")?;
+                Ok::<_, StoreError>(FailureTally {
+                    count,
+                    latest: time::optional_from_text(latest)?,
+                })
+            }
+        };
+        Ok(SignInFailures {
+            account: tally(
+                "SELECT COUNT(*) AS n, MAX(at) AS latest FROM sign_in_failures WHERE username = $1 AND at >= $2",
+                vec![username.clone()],
+            )
+            .await?,
+            account_from_client: tally(
+                "SELECT COUNT(*) AS n, MAX(at) AS latest FROM sign_in_failures WHERE username = $1 AND client = $2 AND at >= $3",
+                vec![username, client.clone()],
+            )
+            .await?,
+            client: tally(
+                "SELECT COUNT(*) AS n, MAX(at) AS latest FROM sign_in_failures WHERE client = $1 AND at >= $2",
+                vec![client],
+            )
+            .await?,
+        })
     }
 
     async fn with_memberships(&self, mut user: User) -> Result<User, StoreError> {
@@ -355,6 +452,24 @@ impl Database {
             .collect::<Result<_, StoreError>>()?;
         Ok(user)
     }
+}
+
+/// Ends every live session of a user except the one whose secret digest is `keep`; returns how
+/// many ended.
+async fn end_sessions(
+    connection: &mut sqlx::AnyConnection,
+    user_id: &str,
+    keep: Option<&str>,
+) -> Result<u64, StoreError> {
+    Ok(sqlx::query(
+        "UPDATE sessions SET ended_at = $1 WHERE user_id = $2 AND ended_at IS NULL AND id_hash <> $3",
+    )
+    .bind(time::to_text(time::now()))
+    .bind(user_id)
+    .bind(keep.unwrap_or(""))
+    .execute(&mut *connection)
+    .await?
+    .rows_affected())
 }
 
 async fn insert_membership(

@@ -24,7 +24,9 @@ mod snapshot;
 mod time;
 mod tokens;
 
-pub use accounts::{canonical_username, NewUser, User, LOCAL_PROVIDER};
+pub use accounts::{
+    canonical_username, FailureTally, NewUser, SignInFailures, User, LOCAL_PROVIDER,
+};
 pub use advisories::{AdvisoryImport, AdvisorySummary, ImportOutcome};
 pub use audit::{AuditRecord, AuditVerification};
 pub use blobs::{BlobRef, BlobStore, FormatCheck, ReadSeek};

@@ -457,31 +457,43 @@ impl Database {
     }
 }
 
+/// Marks a request as changed. With `state`, it also moves an open request to that state; the
+/// check and the change are one compare-and-set `UPDATE`, so a step that raced a decision or a
+/// withdrawal cannot put the request back into review (the database re-checks the condition
+/// after waiting for the other writer's row lock).
 async fn touch(
     connection: &mut AnyConnection,
     id: i64,
     state: Option<RequestState>,
 ) -> Result<(), StoreError> {
+    let now = time::to_text(time::now());
+    let changed = match state {
+        Some(state) => sqlx::query(
+            "UPDATE requests SET state = $1, updated_at = $2 WHERE id = $3 AND state IN ('submitted', 'in-review')",
+        )
+        .bind(state.as_str())
+        .bind(&now)
+        .bind(id),
+        None => sqlx::query("UPDATE requests SET updated_at = $1 WHERE id = $2")
+            .bind(now.clone())
+            .bind(id),
+    }
+    .execute(&mut *connection)
+    .await?
+    .rows_affected();
+    if changed > 0 {
+        return Ok(());
+    }
     let row = sqlx::query("SELECT state FROM requests WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut *connection)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("request {id}")))?;
     let current: RequestState = row.try_get::<String, _>("state")?.parse()?;
-    if state.is_some() && !current.is_open() {
-        return Err(StoreError::Conflict(format!(
-            "request {id} is already {}, so it cannot be reviewed",
-            current.label().to_lowercase()
-        )));
-    }
-    let state = state.unwrap_or(current);
-    sqlx::query("UPDATE requests SET state = $1, updated_at = $2 WHERE id = $3")
-        .bind(state.as_str())
-        .bind(time::to_text(time::now()))
-        .bind(id)
-        .execute(&mut *connection)
-        .await?;
-    Ok(())
+    Err(StoreError::Conflict(format!(
+        "request {id} is already {}, so it cannot be reviewed",
+        current.label().to_lowercase()
+    )))
 }
 
 async fn append_event(

@@ -33,7 +33,8 @@ pub struct StartedSession {
     pub expires_at: DateTime<Utc>,
 }
 
-fn digest(secret: &str) -> String {
+/// The stored form of a cookie secret.
+pub(crate) fn digest(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 

@@ -117,7 +117,9 @@ impl Database {
             uuid::Uuid::new_v4().simple()
         );
         let token = ApiToken {
-            id: format!("t-{}", &uuid::Uuid::now_v7().simple().to_string()[..16]),
+            // 64 random bits: ids made from the clock collided for tokens issued in the same
+            // millisecond, and the retried insert then failed for good.
+            id: format!("t-{}", &uuid::Uuid::new_v4().simple().to_string()[..16]),
             name: name.to_owned(),
             organisation: organisation.clone(),
             role,
@@ -200,6 +202,60 @@ impl Database {
                     "token.revoke",
                     &id,
                     &serde_json::json!({}),
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// The tokens issued to a person (by `formulary login`), newest first, revoked and expired
+    /// ones included.
+    pub async fn user_tokens(&self, user_id: &str) -> Result<Vec<ApiToken>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM api_tokens WHERE user_id = $1 ORDER BY created_at DESC"
+        ))
+        .bind(user_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(decode).collect()
+    }
+
+    /// Revokes one of a person's own tokens (audited as `token.revoke`). A token that is not
+    /// theirs is reported as not found, the same as one that does not exist.
+    pub async fn revoke_user_token(
+        &self,
+        user_id: &str,
+        token_id: &str,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        let (user_id, token_id, actor) =
+            (user_id.to_owned(), token_id.to_owned(), actor.to_owned());
+        self.transact(move |connection| {
+            let (user_id, token_id, actor) = (user_id.clone(), token_id.clone(), actor.clone());
+            Box::pin(async move {
+                let changed = sqlx::query(
+                    "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND user_id = $3 AND revoked_at IS NULL",
+                )
+                .bind(time::to_text(Utc::now()))
+                .bind(&token_id)
+                .bind(&user_id)
+                .execute(&mut *connection)
+                .await?
+                .rows_affected();
+                if changed == 0 {
+                    return Err(StoreError::NotFound(format!(
+                        "an unrevoked token of yours with id '{}'",
+                        token_id.escape_debug()
+                    )));
+                }
+                audit::append(
+                    connection,
+                    &actor,
+                    "token.revoke",
+                    &token_id,
+                    &serde_json::json!({ "by_owner": true }),
                 )
                 .await?;
                 Ok(())

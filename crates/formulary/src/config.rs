@@ -40,6 +40,14 @@ pub struct Settings {
     /// Organisations that pull PyPI packages from upstreams of their own, instead of
     /// `pypi_upstreams`: organisation code → index URLs in order.
     pub pypi_organisation_upstreams: std::collections::BTreeMap<String, Vec<String>>,
+    /// The address people and clients use to reach the server, e.g.
+    /// `https://formulary.example.nhs.uk/`. Links and install commands are built from it; when
+    /// it is `https`, cookies are `Secure` and pages carry HSTS; browsers' form posts must come
+    /// from its origin. Default: `http://<listen address>/`.
+    pub public_url: Option<String>,
+    /// Reverse proxies (CIDRs or addresses) whose `X-Forwarded-For` is believed when working
+    /// out a client's address (sign-in throttling, audit). Empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for Settings {
@@ -60,6 +68,8 @@ impl Default for Settings {
             index_revalidate_seconds: 600,
             default_organisation: "NATIONAL".to_owned(),
             pypi_organisation_upstreams: std::collections::BTreeMap::new(),
+            public_url: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -124,6 +134,38 @@ impl Settings {
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("formulary.db").display()))
     }
 
+    /// The public URL in force for a server listening on `listening` (the bound address, so
+    /// that port 0 gives the real port): `public_url`, else `http://<listening>/`.
+    pub fn public_url(&self, listening: SocketAddr) -> anyhow::Result<url::Url> {
+        let text = self
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{listening}/"));
+        let mut url = url::Url::parse(&text).with_context(|| {
+            format!(
+                "public_url '{}' is not a URL; write it as https://formulary.example.nhs.uk/",
+                text.escape_debug()
+            )
+        })?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            bail!(
+                "public_url '{}' must be an http:// or https:// address with a host name",
+                text.escape_debug()
+            );
+        }
+        if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+            bail!(
+                "public_url '{}' must not carry a query, a fragment or credentials",
+                text.escape_debug()
+            );
+        }
+        if !url.path().ends_with('/') {
+            let path = format!("{}/", url.path());
+            url.set_path(&path);
+        }
+        Ok(url)
+    }
+
     /// The blob folder in force.
     pub fn blob_dir(&self) -> PathBuf {
         self.blob_dir
@@ -161,6 +203,30 @@ pub fn unknown_variables() -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_public_url_defaults_to_the_listen_address_and_is_checked() {
+        let listening = SocketAddr::from(([127, 0, 0, 1], 8123));
+        let mut settings = Settings::default();
+        assert_eq!(
+            settings.public_url(listening).expect("default").as_str(),
+            "http://127.0.0.1:8123/"
+        );
+        settings.public_url = Some("https://formulary.example.nhs.uk".to_owned());
+        assert_eq!(
+            settings.public_url(listening).expect("configured").as_str(),
+            "https://formulary.example.nhs.uk/"
+        );
+        for bad in [
+            "ftp://x/",
+            "not a url",
+            "https://user:pw@host/",
+            "https://host/?a=1",
+        ] {
+            settings.public_url = Some(bad.to_owned());
+            assert!(settings.public_url(listening).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn defaults_are_the_embedded_setup() {

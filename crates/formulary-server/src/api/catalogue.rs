@@ -65,15 +65,21 @@ pub(crate) struct ComponentView {
     requests: Vec<RequestView>,
 }
 
-/// `GET /api/v1/components/{ecosystem}/{name}?organisation=…`.
+/// `GET /api/v1/components/{ecosystem}/{name}?organisation=…`. Anyone may read the decisions;
+/// the requests listed are only those the caller's token may see (none without one).
 pub(crate) async fn component(
     State(state): State<AppState>,
+    caller: Option<Authenticated>,
     Path((ecosystem, name)): Path<(String, String)>,
     Query(query): Query<ViewQuery>,
 ) -> Result<Json<ComponentView>, ApiError> {
     let component = component_from_path(&ecosystem, &name)?;
     let organisation = organisation_or_default(&state, query.organisation.as_deref())?;
-    let report = component_report(&state, &component, &organisation).await?;
+    let mut report = component_report(&state, &component, &organisation).await?;
+    crate::workflow::visible_to(
+        caller.as_ref().map(|Authenticated(principal)| principal),
+        &mut report.requests,
+    );
     let requests = report
         .requests
         .iter()

@@ -142,6 +142,7 @@ pub(crate) struct NewEntry {
     expires: Option<NaiveDate>,
     #[serde(default)]
     waives: Vec<String>,
+    /// Refused when present: who decided is the authenticated caller (S10).
     decided_by: Option<String>,
     reason: String,
     mentor: Option<String>,
@@ -165,6 +166,12 @@ pub(crate) async fn create(
             caller.describe_roles()
         )));
     }
+    if body.decided_by.is_some() {
+        return Err(ApiError::bad_request(format!(
+            "decided_by cannot be set through the API: the decision log names whoever the token belongs to ({}), so that it cannot name anyone else. Remove the field and send the entry again",
+            caller.name
+        )));
+    }
     let component: Component = parse_field("component", &body.component)?;
     let range = VersionRange::parse(component.ecosystem(), body.range.as_deref().unwrap_or("*"))
         .map_err(|error| ApiError::bad_request(format!("range: {error}")))?;
@@ -182,7 +189,7 @@ pub(crate) async fn create(
         review_date: body.review_date,
         expires: body.expires,
         waives,
-        decided_by: body.decided_by.unwrap_or_else(|| caller.name.clone()),
+        decided_by: caller.name.clone(),
         reason: body.reason,
         mentor: body.mentor,
     };

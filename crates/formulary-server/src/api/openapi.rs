@@ -38,6 +38,9 @@ const fn op(
 const OPERATIONS: &[Operation] = &[
     op("post", "/api/v1/session/token", "Trade a username and password for a personal API token (used by `formulary login`); failed attempts are rate limited", false, Some("TokenRequest"), (201, "IssuedToken")),
     op("get", "/api/v1/me", "Who the token acts as, with their roles", true, None, (200, "Whoami")),
+    op("post", "/api/v1/me/password", "Change your own password (the current one is checked and throttled like a sign-in; the new one must meet the password policy); every session of the account ends", true, Some("PasswordChange"), (204, "Any")),
+    op("get", "/api/v1/me/tokens", "Your personal API tokens (never their secrets), newest first", true, None, (200, "TokenList")),
+    op("delete", "/api/v1/me/tokens/{token}", "Revoke one of your own personal tokens at once (404 for any other)", true, None, (204, "Any")),
     op("get", "/api/v1/search", "Search components across every ecosystem (`q`, optional `ecosystem`, `organisation`)", false, None, (200, "SearchHits")),
     op("get", "/api/v1/components/{ecosystem}/{name}", "A component: each version's decision for the organisation with reasons, evidence, precedent, mentor and requests", false, None, (200, "ComponentReport")),
     op("get", "/api/v1/requests", "Your requests (`scope=mine`) or the open requests you may review or decide (`scope=queue`)", true, None, (200, "RequestList")),
@@ -55,7 +58,7 @@ const OPERATIONS: &[Operation] = &[
     op("get", "/api/v1/organisations/{code}/settings", "An organisation's settings per ecosystem", false, None, (200, "Any")),
     op("put", "/api/v1/organisations/{code}/settings/{ecosystem}", "Change an organisation's settings for an ecosystem", true, Some("Any"), (200, "Any")),
     op("get", "/api/v1/entries", "Entries (decisions) of every formulary", false, None, (200, "Any")),
-    op("post", "/api/v1/entries", "Add an entry (national curators; organisation admins for their overlay)", true, Some("Any"), (201, "Any")),
+    op("post", "/api/v1/entries", "Add an entry (national curators; organisation admins for their overlay). Who decided is the token's person or service account; a `decided_by` field is refused", true, Some("Any"), (201, "Any")),
     op("get", "/api/v1/entries/{id}", "One entry with its history", false, None, (200, "Any")),
     op("delete", "/api/v1/entries/{id}", "Remove an entry (kept in history)", true, Some("Any"), (200, "Any")),
     op("get", "/api/v1/policy/check", "The decision on `purl` for `organisation`, with every reason", false, None, (200, "Any")),
@@ -72,6 +75,8 @@ fn schemas() -> Value {
         "TokenRequest": object(json!({ "username": text, "password": text, "name": text }), &["username", "password"]),
         "IssuedToken": object(json!({ "token": text, "expires_at": text, "user": { "$ref": "#/components/schemas/Whoami" } }), &["token", "user"]),
         "Whoami": object(json!({ "id": text, "name": text, "username": text, "memberships": { "type": "array", "items": object(json!({ "organisation": text, "role": { "enum": ["requester", "reviewer", "approver", "organisation-admin", "national-curator", "auditor"] } }), &["organisation", "role"]) } }), &["id", "name", "memberships"]),
+        "PasswordChange": object(json!({ "current_password": text, "new_password": { "type": "string", "minLength": 12, "maxLength": 256 } }), &["current_password", "new_password"]),
+        "TokenList": { "type": "array", "items": object(json!({ "id": text, "name": text, "created_at": text, "expires_at": { "type": ["string", "null"] }, "revoked_at": { "type": ["string", "null"] } }), &["id", "name", "created_at"]) },
         "SearchHits": { "type": "array", "items": object(json!({ "component": text, "statuses": { "type": "array", "items": text }, "open_requests": { "type": "integer" } }), &["component"]) },
         "ComponentReport": object(json!({ "component": text, "organisation": text, "versions": { "type": "array" }, "precedents": { "type": "array" }, "advisories": { "type": "array" }, "mentor": text, "requests": { "type": "array" } }), &["component", "versions"]),
         "RequestForm": object(json!({

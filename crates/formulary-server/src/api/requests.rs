@@ -136,10 +136,10 @@ pub(crate) async fn create(
 /// `GET /api/v1/requests/{id}`.
 pub(crate) async fn show(
     State(state): State<AppState>,
-    Authenticated(_caller): Authenticated,
+    Authenticated(caller): Authenticated,
     Path(id): Path<i64>,
 ) -> Result<Json<RequestView>, ApiError> {
-    let record = workflow::load(&state, id).await?;
+    let record = workflow::load(&state, &caller, id).await?;
     Ok(Json(RequestView::of(&record.request, Some(record.events))))
 }
 

@@ -1,11 +1,10 @@
 //! `formulary login`: trade a username and password for a personal API token, and see who a
 //! token belongs to.
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::{Extension, Json};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
 use chrono::{DateTime, Duration, Utc};
 use formulary_core::Membership;
 use serde::{Deserialize, Serialize};
@@ -13,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::identity::{self, Credentials, LocalAccounts, SignInError};
-use crate::state::AppState;
+use crate::state::{AppState, ClientAddress};
 
 /// How long a personal token from `formulary login` lasts.
 const PERSONAL_TOKEN_DAYS: i64 = 30;
@@ -47,13 +46,9 @@ pub(crate) struct IssuedPersonalToken {
 /// `POST /api/v1/session/token`.
 pub(crate) async fn issue(
     State(state): State<AppState>,
-    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
+    ClientAddress(client): ClientAddress,
     Json(body): Json<TokenRequest>,
-) -> Result<(StatusCode, Json<IssuedPersonalToken>), ApiError> {
-    let client = connection.map_or_else(
-        || "unknown".to_owned(),
-        |Extension(ConnectInfo(address))| address.ip().to_string(),
-    );
+) -> Result<(StatusCode, Json<IssuedPersonalToken>), Response> {
     let credentials = Credentials {
         username: body.username,
         password: body.password,
@@ -61,20 +56,23 @@ pub(crate) async fn issue(
     let user = match identity::sign_in(&state.database, &LocalAccounts, &credentials, &client).await
     {
         Ok(user) => user,
-        Err(SignInError::Store(error)) => return Err(error.into()),
-        Err(SignInError::TooManyAttempts) => {
-            return Err(ApiError::new(
+        Err(SignInError::Store(error)) => return Err(ApiError::from(error).into_response()),
+        Err(refusal @ SignInError::TooManyAttempts { wait_seconds }) => {
+            let response = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many failed sign-ins",
-                SignInError::TooManyAttempts.to_string(),
-            ))
+                refusal.to_string(),
+            )
+            .into_response();
+            return Err(crate::web::with_retry_after(response, wait_seconds));
         }
         Err(refusal) => {
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "Sign-in failed",
                 format!("{refusal}; check them and try again"),
-            ))
+            )
+            .into_response())
         }
     };
     let name = body
@@ -88,7 +86,8 @@ pub(crate) async fn issue(
             &user,
             Some(Utc::now() + Duration::days(PERSONAL_TOKEN_DAYS)),
         )
-        .await?;
+        .await
+        .map_err(|error| ApiError::from(error).into_response())?;
     Ok((
         StatusCode::CREATED,
         Json(IssuedPersonalToken {
@@ -112,4 +111,114 @@ pub(crate) async fn me(Authenticated(caller): Authenticated) -> Json<Whoami> {
         username: caller.user.as_ref().map(|user| user.username.clone()),
         memberships: caller.memberships.clone(),
     })
+}
+
+/// A personal token as its owner sees it (never the secret).
+#[derive(Debug, Serialize)]
+pub(crate) struct TokenView {
+    id: String,
+    name: String,
+    created_at: DateTime<Utc>,
+    expires_at: Option<DateTime<Utc>>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+fn person(caller: &crate::identity::Principal) -> Result<&formulary_store::User, ApiError> {
+    caller.user.as_ref().ok_or_else(|| {
+        ApiError::forbidden(format!(
+            "{} is a service account's token; only people have passwords and personal tokens. An administrator lists and revokes service tokens with `formulary token list|revoke`",
+            caller.name
+        ))
+    })
+}
+
+/// `GET /api/v1/me/tokens`: the caller's personal tokens, newest first.
+pub(crate) async fn my_tokens(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<Vec<TokenView>>, ApiError> {
+    let user = person(&caller)?;
+    let tokens = state.database.user_tokens(&user.id).await?;
+    Ok(Json(
+        tokens
+            .into_iter()
+            .map(|token| TokenView {
+                id: token.id,
+                name: token.name,
+                created_at: token.created_at,
+                expires_at: token.expires_at,
+                revoked_at: token.revoked_at,
+            })
+            .collect(),
+    ))
+}
+
+/// `DELETE /api/v1/me/tokens/{id}`: revokes one of the caller's own tokens (404 for any other).
+pub(crate) async fn revoke_my_token(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let user = person(&caller)?;
+    state
+        .database
+        .revoke_user_token(&user.id, &id, &caller.actor)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Body of `POST /api/v1/me/password`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+/// `POST /api/v1/me/password`: the caller changes their own password. Every session of the
+/// account ends (tokens keep working; revoke them separately if they may be known).
+pub(crate) async fn change_password(
+    State(state): State<AppState>,
+    ClientAddress(client): ClientAddress,
+    Authenticated(caller): Authenticated,
+    Json(body): Json<PasswordChange>,
+) -> Result<StatusCode, Response> {
+    let user = person(&caller).map_err(IntoResponse::into_response)?;
+    match identity::change_own_password(
+        &state.database,
+        user,
+        &body.current_password,
+        &body.new_password,
+        &client,
+        None,
+    )
+    .await
+    {
+        Ok(()) => Ok(StatusCode::NO_CONTENT),
+        Err(identity::PasswordChangeError::Store(error)) => {
+            Err(ApiError::from(error).into_response())
+        }
+        Err(identity::PasswordChangeError::CurrentPassword(
+            refusal @ SignInError::TooManyAttempts { wait_seconds },
+        )) => Err(crate::web::with_retry_after(
+            ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too many failed sign-ins",
+                refusal.to_string(),
+            )
+            .into_response(),
+            wait_seconds,
+        )),
+        Err(identity::PasswordChangeError::CurrentPassword(_)) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "Current password not correct",
+            "current_password is not your current password, so nothing was changed; check it and try again",
+        )
+        .into_response()),
+        Err(error) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "The new password is not accepted",
+            format!("new_password: {error}"),
+        )
+        .into_response()),
+    }
 }

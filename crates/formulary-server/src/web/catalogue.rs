@@ -52,12 +52,12 @@ fn search_form(query: &str, ecosystem: &str) -> Markup {
 pub(crate) async fn home(
     State(state): State<AppState>,
     viewer: Viewer,
-    headers: axum::http::HeaderMap,
 ) -> Result<Response, WebError> {
     let (advisories, in_force) = state.database.advisory_counts().await?;
     let organisations = state.database.organisations().await?;
     let organisation = viewing_organisation(&state, &viewer);
-    let base = server_base(&headers);
+    // Install commands name the configured public address, never the request's Host (S6).
+    let base = state.public_url.as_str().trim_end_matches('/');
     let content = html! {
         h1 { "Formulary" }
         p.nhsuk-lede-text { "Which open-source tools and packages may be used here, on what evidence, and how to ask for one that is not yet allowed." }
@@ -82,23 +82,6 @@ pub(crate) async fn home(
         }
     };
     Ok(page::render(&viewer, Section::Home, "Formulary", false, content).into_response())
-}
-
-/// The address clients use to reach this server, from the request (`Host`, and the scheme a
-/// proxy reports in `X-Forwarded-Proto`).
-fn server_base(headers: &axum::http::HeaderMap) -> String {
-    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
-    let host = header("host")
-        .filter(|host| {
-            host.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
-        })
-        .unwrap_or("127.0.0.1:8080");
-    let scheme = match header("x-forwarded-proto") {
-        Some("https") => "https",
-        _ => "http",
-    };
-    format!("{scheme}://{host}")
 }
 
 /// Query of the search page.
@@ -177,7 +160,8 @@ pub(crate) async fn component_page(
 ) -> Result<Response, WebError> {
     let component = component_from_path(&ecosystem, &name)?;
     let organisation = viewing_organisation(&state, &viewer);
-    let report = component_report(&state, &component, &organisation).await?;
+    let mut report = component_report(&state, &component, &organisation).await?;
+    crate::workflow::visible_to(viewer.principal.as_ref(), &mut report.requests);
     let title = format!(
         "{} ({})",
         component.name.as_str(),

@@ -2,6 +2,7 @@
 //! JavaScript. Every page that changes state is a form checked for CSRF ([`session`]); every
 //! page carries a strict Content Security Policy.
 
+mod account;
 mod assets;
 mod catalogue;
 pub(crate) mod page;
@@ -9,6 +10,8 @@ mod reports;
 mod requests;
 pub(crate) mod session;
 mod sign_in;
+
+pub(crate) use sign_in::with_retry_after;
 
 use axum::http::header::{
     CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS, X_FRAME_OPTIONS,
@@ -71,6 +74,40 @@ async fn security_headers(response: Response) -> Response {
     response
 }
 
+/// Headers for every answer of the application (one layer over the whole router):
+///
+/// - `Cache-Control: no-store, private` on whatever is answered to a signed-in browser (session
+///   cookie) or an API token, and on answers that set a cookie, unless the handler chose its
+///   own caching (static assets). Request pages hold problem and credentials text, which must
+///   not stay in a shared or browser cache.
+/// - `Strict-Transport-Security` when `public_url` is `https`.
+pub(crate) async fn protect_answers(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let personal = request
+        .headers()
+        .contains_key(axum::http::header::AUTHORIZATION)
+        || session::cookie(request.headers(), session::SESSION_COOKIE).is_some();
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    let sets_cookie = headers.contains_key(axum::http::header::SET_COOKIE);
+    if (personal || sets_cookie) && !headers.contains_key(axum::http::header::CACHE_CONTROL) {
+        headers.insert(
+            axum::http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store, private"),
+        );
+    }
+    if state.is_https() {
+        headers.insert(
+            axum::http::header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    response
+}
+
 /// The web UI's routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -92,6 +129,9 @@ pub fn routes() -> Router<AppState> {
         .route("/decisions", get(reports::decisions))
         .route("/metrics", get(reports::metrics_page))
         .route("/audit", get(reports::audit))
+        .route("/account", get(account::show))
+        .route("/account/password", post(account::change_password))
+        .route("/account/tokens/{id}/revoke", post(account::revoke_token))
         .layer(axum::middleware::map_response(security_headers))
         .route("/assets/{file}", get(assets::serve))
         .route("/assets/images/{file}", get(assets::image))

@@ -96,6 +96,7 @@ pub fn render_with_status(
                         @if let Some(principal) = principal {
                             div.formulary-account {
                                 "Signed in as " strong { (principal.name) } " (" (principal.describe_roles()) ") · "
+                                a href="/account" { "Your account" } " · "
                                 form.formulary-inline-form method="post" action="/sign-out" {
                                     input type="hidden" name="csrf_token" value=(viewer.csrf_token.as_deref().unwrap_or(""));
                                     button.formulary-link-button type="submit" { "Sign out" }

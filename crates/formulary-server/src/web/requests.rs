@@ -191,8 +191,8 @@ pub(crate) async fn new(
     };
     let existing = match prefill.ecosystem.parse() {
         Ok(ecosystem) => match Component::new(ecosystem, &prefill.name) {
-            Ok(component) => Some(
-                component_report(
+            Ok(component) => {
+                let mut report = component_report(
                     &state,
                     &component,
                     &signed_in
@@ -200,8 +200,10 @@ pub(crate) async fn new(
                         .home_organisation()
                         .unwrap_or_else(OrgCode::national),
                 )
-                .await?,
-            ),
+                .await?;
+                workflow::visible_to(Some(&signed_in.principal), &mut report.requests);
+                Some(report)
+            }
             Err(_) => None,
         },
         Err(_) => None,
@@ -277,7 +279,8 @@ pub(crate) async fn create(
     };
     // Show earlier work on the same component once before a new review starts.
     if form.confirmed != "yes" && workflow::covering_entry(&state, &draft).is_none() {
-        let report = component_report(&state, &draft.component, &draft.organisation).await?;
+        let mut report = component_report(&state, &draft.component, &draft.organisation).await?;
+        workflow::visible_to(Some(principal), &mut report.requests);
         if !report.requests.is_empty() || !report.precedents.is_empty() {
             return Ok(render_again(Vec::new(), Some(report), true, StatusCode::OK));
         }
@@ -310,7 +313,7 @@ pub(crate) async fn show(
 ) -> Result<Response, WebError> {
     render_request(
         &state,
-        &signed_in.viewer,
+        &signed_in,
         id,
         ActionErrors::default(),
         StatusCode::OK,
@@ -320,15 +323,17 @@ pub(crate) async fn show(
 
 async fn render_request(
     state: &AppState,
-    viewer: &Viewer,
+    signed_in: &SignedIn,
     id: i64,
     errors: ActionErrors,
     status: StatusCode,
 ) -> Result<Response, WebError> {
-    let record = workflow::load(state, id).await?;
+    let viewer = &signed_in.viewer;
+    let record = workflow::load(state, &signed_in.principal, id).await?;
     let request = &record.request;
-    let report =
+    let mut report =
         component_report(state, &request.draft.component, &request.draft.organisation).await?;
+    workflow::visible_to(Some(&signed_in.principal), &mut report.requests);
     let title = format!("Request {id}: {}", request.draft.component.name.as_str());
     let content = request_markup(&record, &report, viewer, &errors);
     Ok(page::render_with_status(
@@ -558,7 +563,7 @@ async fn after_action(
         Err(WorkflowError::Invalid(errors)) => {
             render_request(
                 state,
-                &signed_in.viewer,
+                signed_in,
                 id,
                 ActionErrors { errors, form },
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -4,7 +4,7 @@
 
 use axum::body::Body;
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::header::{COOKIE, HOST, ORIGIN, SET_COOKIE};
+use axum::http::header::{COOKIE, ORIGIN, SET_COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -40,32 +40,10 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, value)| value)
 }
 
-/// True when the request came to a loopback host name (local development, tests), where
-/// browsers may refuse `Secure` cookies over plain HTTP.
-fn is_loopback_host(headers: &HeaderMap) -> bool {
-    let host = headers
-        .get(HOST)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("");
-    let name = host
-        .rsplit_once(':')
-        .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
-        .map_or(host, |(name, _)| name);
-    matches!(name, "localhost" | "127.0.0.1" | "[::1]")
-}
-
-/// A `Set-Cookie` value: HttpOnly, SameSite=Lax, Path=/, Secure unless on loopback.
-pub fn set_cookie(
-    headers: &HeaderMap,
-    name: &str,
-    value: &str,
-    max_age_seconds: i64,
-) -> HeaderValue {
-    let secure = if is_loopback_host(headers) {
-        ""
-    } else {
-        "; Secure"
-    };
+/// A `Set-Cookie` value: HttpOnly, SameSite=Lax, Path=/, and `Secure` when the server's
+/// `public_url` is `https` (decided by configuration, never by the request's `Host`).
+pub fn set_cookie(secure: bool, name: &str, value: &str, max_age_seconds: i64) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
     HeaderValue::from_str(&format!(
         "{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_seconds}{secure}"
     ))
@@ -150,18 +128,22 @@ pub fn same_secret(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// Refuses a cross-site form post: when the browser sends `Origin`, it must be this host.
-pub fn same_origin(headers: &HeaderMap) -> bool {
+/// Refuses a cross-site form post: when the browser sends `Origin`, it must be the origin of
+/// the configured `public_url` (`expected`, e.g. `https://formulary.example.nhs.uk`). The
+/// request's `Host` is not consulted, so a proxy that rewrites it changes nothing.
+pub fn same_origin(headers: &HeaderMap, expected: &str) -> bool {
     let Some(origin) = headers.get(ORIGIN).and_then(|value| value.to_str().ok()) else {
         return true;
     };
-    let host = headers
-        .get(HOST)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("");
-    origin
-        .split_once("://")
-        .is_some_and(|(_, rest)| rest.trim_end_matches('/') == host)
+    let matches = origin.trim_end_matches('/').eq_ignore_ascii_case(expected);
+    if !matches {
+        tracing::warn!(
+            origin = %origin.escape_debug(),
+            expected,
+            "form refused: its Origin is not this server's public_url; if people reach Formulary at that address, set public_url to it"
+        );
+    }
+    matches
 }
 
 /// A form that could not be accepted: shown as a short page with what to do next.
@@ -259,7 +241,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for PostedForm<T> {
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (mut parts, body) = request.into_parts();
         let signed_in = SignedIn::from_request_parts(&mut parts, state).await?;
-        if !same_origin(&parts.headers) {
+        if !same_origin(&parts.headers, &state.public_origin()) {
             return Err(csrf_refusal());
         }
         let pairs = read_form_body(body)
@@ -288,8 +270,7 @@ mod tests {
             HeaderValue::from_static("a=1; formulary_session=abc; b=2"),
         );
         assert_eq!(cookie(&headers, SESSION_COOKIE), Some("abc"));
-        headers.insert(HOST, HeaderValue::from_static("formulary.example.nhs.uk"));
-        let value = set_cookie(&headers, SESSION_COOKIE, "x", 60);
+        let value = set_cookie(true, SESSION_COOKIE, "x", 60);
         let text = value.to_str().unwrap();
         assert!(
             text.contains("HttpOnly")
@@ -297,8 +278,7 @@ mod tests {
                 && text.ends_with("; Secure"),
             "{text}"
         );
-        headers.insert(HOST, HeaderValue::from_static("127.0.0.1:8080"));
-        assert!(!set_cookie(&headers, SESSION_COOKIE, "x", 60)
+        assert!(!set_cookie(false, SESSION_COOKIE, "x", 60)
             .to_str()
             .unwrap()
             .contains("Secure"));
@@ -306,13 +286,31 @@ mod tests {
 
     #[test]
     fn cross_site_origins_are_refused() {
+        let expected = "https://formulary.example.nhs.uk";
         let mut headers = HeaderMap::new();
-        headers.insert(HOST, HeaderValue::from_static("127.0.0.1:8080"));
-        assert!(same_origin(&headers));
-        headers.insert(ORIGIN, HeaderValue::from_static("http://127.0.0.1:8080"));
-        assert!(same_origin(&headers));
+        headers.insert(
+            axum::http::header::HOST,
+            HeaderValue::from_static("evil.example"),
+        );
+        assert!(
+            same_origin(&headers, expected),
+            "no Origin: the token decides"
+        );
+        headers.insert(
+            ORIGIN,
+            HeaderValue::from_static("https://formulary.example.nhs.uk"),
+        );
+        assert!(same_origin(&headers, expected));
         headers.insert(ORIGIN, HeaderValue::from_static("https://evil.example"));
-        assert!(!same_origin(&headers));
+        assert!(
+            !same_origin(&headers, expected),
+            "an Origin that matches the Host but not public_url is refused"
+        );
+        headers.insert(
+            ORIGIN,
+            HeaderValue::from_static("http://formulary.example.nhs.uk"),
+        );
+        assert!(!same_origin(&headers, expected), "the scheme counts");
         assert!(
             same_secret("abc", "abc") && !same_secret("abc", "abd") && !same_secret("abc", "ab")
         );

@@ -2,13 +2,10 @@
 //! double-submit cookie (there is no session yet); repeated failures for one username or from
 //! one address are refused for a while; every sign-in, failure and sign-out is audited.
 
-use std::net::SocketAddr;
-
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Extension;
 use formulary_core::request::FieldError;
 use maud::html;
 use serde::Deserialize;
@@ -19,7 +16,17 @@ use super::session::{
     Viewer, SESSION_COOKIE, SIGN_IN_COOKIE,
 };
 use crate::identity::{self, Credentials, LocalAccounts, SignInError};
-use crate::state::AppState;
+use crate::state::{AppState, ClientAddress};
+
+/// Adds `Retry-After` (seconds) to a throttled answer.
+pub(crate) fn with_retry_after(mut response: Response, seconds: i64) -> Response {
+    if let Ok(value) = axum::http::HeaderValue::from_str(&seconds.to_string()) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, value);
+    }
+    response
+}
 
 /// Query of the sign-in page.
 #[derive(Debug, Default, Deserialize)]
@@ -76,8 +83,8 @@ fn form(
 
 /// `GET /sign-in`.
 pub(crate) async fn show(
+    State(state): State<AppState>,
     viewer: Viewer,
-    headers: HeaderMap,
     Query(query): Query<Next>,
 ) -> Response {
     let next = safe_next(&query.next).to_owned();
@@ -86,14 +93,17 @@ pub(crate) async fn show(
     }
     let token = formulary_store::random_secret();
     let response = form(&viewer, &token, "", &next, &[], StatusCode::OK);
-    with_cookie(response, set_cookie(&headers, SIGN_IN_COOKIE, &token, 3600))
+    with_cookie(
+        response,
+        set_cookie(state.is_https(), SIGN_IN_COOKIE, &token, 3600),
+    )
 }
 
 /// `POST /sign-in`.
 pub(crate) async fn submit(
     State(state): State<AppState>,
     headers: HeaderMap,
-    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
+    ClientAddress(client): ClientAddress,
     body: Body,
 ) -> Response {
     let pairs = match read_form_body(body).await {
@@ -102,7 +112,10 @@ pub(crate) async fn submit(
     };
     let expected = cookie(&headers, SIGN_IN_COOKIE).unwrap_or("");
     let sent = session::field(&pairs, "csrf_token").unwrap_or("");
-    if !same_origin(&headers) || expected.is_empty() || !same_secret(sent, expected) {
+    if !same_origin(&headers, &state.public_origin())
+        || expected.is_empty()
+        || !same_secret(sent, expected)
+    {
         return csrf_refusal();
     }
     let username = session::field(&pairs, "username")
@@ -111,10 +124,6 @@ pub(crate) async fn submit(
         .to_owned();
     let password = session::field(&pairs, "password").unwrap_or("").to_owned();
     let next = safe_next(session::field(&pairs, "next").unwrap_or("/")).to_owned();
-    let client = connection.map_or_else(
-        || "unknown".to_owned(),
-        |Extension(ConnectInfo(address))| address.ip().to_string(),
-    );
     let viewer = Viewer::default();
     let again = |errors: Vec<FieldError>, status| {
         form(&viewer, expected, &username, &next, &errors, status)
@@ -134,14 +143,26 @@ pub(crate) async fn submit(
         password,
     };
     match identity::sign_in(&state.database, &LocalAccounts, &credentials, &client).await {
-        Ok(user) => match state.database.start_session(&user, session::session_lifetime(), &client).await {
+        Ok(user) => match state
+            .database
+            .start_session(&user, session::session_lifetime(), &client)
+            .await
+        {
             Ok(started) => {
                 let response = Redirect::to(&next).into_response();
                 let response = with_cookie(
                     response,
-                    set_cookie(&headers, SESSION_COOKIE, &started.secret, session::SESSION_HOURS * 3600),
+                    set_cookie(
+                        state.is_https(),
+                        SESSION_COOKIE,
+                        &started.secret,
+                        session::SESSION_HOURS * 3600,
+                    ),
                 );
-                with_cookie(response, set_cookie(&headers, SIGN_IN_COOKIE, "", 0))
+                with_cookie(
+                    response,
+                    set_cookie(state.is_https(), SIGN_IN_COOKIE, "", 0),
+                )
             }
             Err(error) => {
                 tracing::error!(%error, "could not start a session");
@@ -152,16 +173,25 @@ pub(crate) async fn submit(
             tracing::error!(%error, "sign-in failed on storage");
             StatusCode::SERVICE_UNAVAILABLE.into_response()
         }
-        Err(SignInError::TooManyAttempts) => again(
-            vec![FieldError::new("username", format!("Too many failed sign-ins. Wait {} minutes and try again, or ask your organisation's administrator to reset your password", identity::FAILURE_WINDOW_MINUTES))],
-            StatusCode::TOO_MANY_REQUESTS,
-        ),
+        Err(SignInError::TooManyAttempts { wait_seconds }) => {
+            let response = again(
+                vec![FieldError::new("username", format!("Too many failed sign-ins lately. Wait {wait_seconds} seconds and try again; if you have forgotten your password, ask your organisation's administrator to reset it"))],
+                StatusCode::TOO_MANY_REQUESTS,
+            );
+            with_retry_after(response, wait_seconds)
+        }
         Err(SignInError::Disabled) => again(
-            vec![FieldError::new("username", "This account is disabled. Ask your organisation's administrator")],
+            vec![FieldError::new(
+                "username",
+                "This account is disabled. Ask your organisation's administrator",
+            )],
             StatusCode::UNAUTHORIZED,
         ),
         Err(SignInError::Rejected) => again(
-            vec![FieldError::new("username", "Enter a correct username and password (passwords are case-sensitive)")],
+            vec![FieldError::new(
+                "username",
+                "Enter a correct username and password (passwords are case-sensitive)",
+            )],
             StatusCode::UNAUTHORIZED,
         ),
     }
@@ -189,7 +219,8 @@ pub(crate) async fn sign_out(
     };
     if let Some(session) = session {
         let sent = session::field(&pairs, "csrf_token").unwrap_or("");
-        if !same_origin(&headers) || !same_secret(sent, &session.csrf_token) {
+        if !same_origin(&headers, &state.public_origin()) || !same_secret(sent, &session.csrf_token)
+        {
             return csrf_refusal();
         }
         if let Err(error) = state.database.end_session(secret).await {
@@ -199,7 +230,7 @@ pub(crate) async fn sign_out(
     }
     with_cookie(
         Redirect::to("/").into_response(),
-        set_cookie(&headers, SESSION_COOKIE, "", 0),
+        set_cookie(state.is_https(), SESSION_COOKIE, "", 0),
     )
 }
 

@@ -7,4 +7,5 @@ mod blobs;
 mod ledger;
 mod people;
 mod records;
+mod security;
 mod support;

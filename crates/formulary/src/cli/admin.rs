@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Subcommand;
 use formulary_core::Membership;
-use formulary_server::identity::hash_password;
+use formulary_server::identity::{check_new_password, hash_password};
 use formulary_store::{NewUser, LOCAL_PROVIDER};
 
 use super::{operator, output, Context};
@@ -55,6 +55,23 @@ pub(crate) enum UserCommand {
     },
     /// List accounts and their roles.
     List,
+    /// Disable an account: it can no longer sign in, every session ends at once, and its
+    /// personal tokens are refused until it is enabled again.
+    Disable {
+        /// Sign-in name.
+        username: String,
+    },
+    /// Enable a disabled account again (its old sessions stay ended).
+    Enable {
+        /// Sign-in name.
+        username: String,
+    },
+    /// Set a new password for a local account (for someone who forgot theirs). The password is
+    /// read from standard input (or asked for twice); every session of the account ends.
+    ResetPassword {
+        /// Sign-in name.
+        username: String,
+    },
 }
 
 /// Reads `ORG:ROLE`.
@@ -73,7 +90,7 @@ fn read_new_password() -> anyhow::Result<String> {
         let second = rpassword::prompt_password("Same password again: ")?;
         anyhow::ensure!(
             first == second,
-            "the two passwords differ; nothing was created"
+            "the two passwords differ; nothing was changed"
         );
         Ok(first)
     } else {
@@ -83,9 +100,24 @@ fn read_new_password() -> anyhow::Result<String> {
     }
 }
 
+/// The account called `username`, or a message saying there is none.
+async fn find(
+    database: &formulary_store::Database,
+    username: &str,
+) -> anyhow::Result<formulary_store::User> {
+    Ok(database
+        .user_by_username(username)
+        .await?
+        .with_context(|| {
+            format!("there is no account '{username}'; `formulary admin user list` shows them")
+        })?
+        .0)
+}
+
 pub(crate) async fn run(context: &Context, command: AdminCommand) -> anyhow::Result<ExitCode> {
     let AdminCommand::User(command) = command;
     let database = context.database().await?;
+
     match command {
         UserCommand::Add {
             username,
@@ -98,6 +130,8 @@ pub(crate) async fn run(context: &Context, command: AdminCommand) -> anyhow::Res
                 .map(|role| parse_membership(role))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let password = read_new_password()?;
+            check_new_password(&password, &[&username, &name])
+                .map_err(|why| anyhow::anyhow!("{why}; nothing was created"))?;
             let hash = hash_password(&password).map_err(anyhow::Error::msg)?;
             let user = database
                 .add_user(
@@ -144,6 +178,40 @@ pub(crate) async fn run(context: &Context, command: AdminCommand) -> anyhow::Res
                 "{} is no longer {} of {}.",
                 user.username, membership.role, membership.organisation
             );
+        }
+        UserCommand::Disable { username } => {
+            let user = find(&database, &username).await?;
+            database
+                .set_user_disabled(&user.id, true, &operator())
+                .await?;
+            println!("{} is disabled: signed out everywhere, and their tokens are refused. `formulary admin user enable {}` undoes it.", user.username, user.username);
+        }
+        UserCommand::Enable { username } => {
+            let user = find(&database, &username).await?;
+            database
+                .set_user_disabled(&user.id, false, &operator())
+                .await?;
+            println!("{} can sign in again; sessions that were open when the account was disabled stay ended.", user.username);
+        }
+        UserCommand::ResetPassword { username } => {
+            let (user, hash) = database
+                .user_by_username(&username)
+                .await?
+                .with_context(|| format!("there is no account '{username}'"))?;
+            anyhow::ensure!(
+                hash.is_some() && user.identity_provider == LOCAL_PROVIDER,
+                "{} signs in through {}, so their password is changed there",
+                user.username,
+                user.identity_provider
+            );
+            let password = read_new_password()?;
+            check_new_password(&password, &[&user.username, &user.display_name])
+                .map_err(|why| anyhow::anyhow!("{why}; nothing was changed"))?;
+            let hash = hash_password(&password).map_err(anyhow::Error::msg)?;
+            database
+                .set_password_hash(&user.id, &hash, None, &operator())
+                .await?;
+            println!("Set a new password for {}; every session of theirs has ended. Give it to them by a separate channel.", user.username);
         }
         UserCommand::List => {
             let rows: Vec<Vec<String>> = database

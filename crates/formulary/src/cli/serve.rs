@@ -63,11 +63,23 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
         .await
         .with_context(|| format!("could not listen on {}: is another program using that port? Choose another with --listen", context.settings.listen))?;
     let address = listener.local_addr()?;
+    state.public_url = context.settings.public_url(address)?;
+    state.trusted_proxies =
+        formulary_server::TrustedProxies::parse(&context.settings.trusted_proxies)
+            .map_err(|problem| anyhow::anyhow!("trusted_proxies: {problem}"))?;
+    if context.settings.public_url.is_none() && address.ip().is_unspecified() {
+        tracing::warn!(
+            public_url = %state.public_url,
+            "public_url is not set and the server listens on every interface: set public_url to the address people use, or browsers' forms will be refused"
+        );
+    }
     // TCP_NODELAY (small responses must not wait for Nagle's algorithm), and large immutable
     // bodies sent with sendfile.
     let listener = formulary_server::ZeroCopyListener::new(listener);
     println!("Formulary is listening on http://{address}/ (Ctrl-C to stop)");
-    axum::serve(listener, formulary_server::app(state))
+    let app = formulary_server::app(state)
+        .into_make_service_with_connect_info::<formulary_server::Peer>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     // Every download answered so far is in the queue: write it before exiting.

@@ -12,4 +12,5 @@ mod gateway_verified;
 mod policy_check;
 mod policy_files;
 mod requests;
+mod security;
 mod server;
