@@ -27,7 +27,7 @@ use formulary_core::policy::{
 use formulary_core::Component;
 use formulary_store::Database;
 
-use crate::cran_mirror::ImportedFiles;
+use crate::cran::imported::ImportedFiles;
 use crate::error::GatewayError;
 
 /// Where the gateway caches the upstream's `archive.rds` (the key of `cran::ARCHIVE_RDS`).
@@ -106,7 +106,10 @@ impl CranCatalogue {
             database.published_releases(Ecosystem::Cran).await?
         };
         let archive: Archive = match database
-            .upstream_page(crate::cran::SCOPE, &crate::cran::tree_key(ARCHIVE_RDS)?)
+            .upstream_document(
+                crate::cran::tree::SCOPE,
+                &crate::cran::tree::tree_key(ARCHIVE_RDS),
+            )
             .await?
         {
             Some(stored) => serde_json::from_str(&stored.document).unwrap_or_default(),
