@@ -138,6 +138,21 @@ impl Database {
     }
 }
 
+/// A nullable `DOUBLE PRECISION` value, bound as text for `CAST($n AS DOUBLE PRECISION)`.
+///
+/// sqlx's `Any` driver (0.8) binds a missing `f64` as a PostgreSQL `float4` NULL but a present one
+/// as `float8`. PostgreSQL prepares a statement with the parameter types of its first execution
+/// and sqlx caches it per connection, so after a NULL the next record's 8-byte score is refused
+/// ("incorrect binary data format in bind parameter N"). Text has one type whether present or
+/// not, `f64`'s `Display` is the shortest text that reads back to the same number on both
+/// databases, and the cast gives the column its real type. Every other type sqlx binds keeps
+/// one PostgreSQL type whether present or missing, so only doubles need this.
+pub(crate) fn nullable_double(value: Option<f64>) -> Option<String> {
+    value
+        .filter(|number| number.is_finite())
+        .map(|number| number.to_string())
+}
+
 /// A few milliseconds of jitter so that retrying writers do not collide again in lockstep.
 fn rand_jitter() -> u8 {
     let nanos = std::time::SystemTime::now()
