@@ -4,6 +4,7 @@
 mod advisories;
 mod bad_input;
 mod browser;
+mod databases;
 mod formulary_cli;
 mod gateway_cran;
 mod gateway_cran_airgapped;
