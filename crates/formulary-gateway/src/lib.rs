@@ -26,7 +26,7 @@ pub use cran::{
 pub use cran_mirror::import_cran_folder;
 pub use dependencies::explain_cran_dependencies;
 pub use error::GatewayError;
-pub use ledger::{DownloadLedger, LedgerWriter};
+pub use ledger::{DownloadLedger, LedgerOptions, LedgerStatus, LedgerSummary, LedgerWriter};
 pub use mirror::{import_pypi_folder, MirrorReport};
 pub use pypi::{FileOutcome, PageOutcome, PypiGateway, Rendered, ServedPage, DEFAULT_SCOPE};
 pub use upstream::{UpstreamClient, UpstreamFailure};

@@ -29,7 +29,7 @@ pub use blobs::{BlobRef, BlobStore};
 pub use database::{redact_url, Database};
 pub use entries::{EntryFilter, StoredEntry};
 pub use error::StoreError;
-pub use gateway::{Download, DownloadTally, UpstreamPage};
+pub use gateway::{Download, DownloadTally, LedgerLine, UpstreamPage};
 pub use requests::{
     DecisionRecord, EventKind, Grant, RecordedDecision, RequestEvent, RequestFilter, StoredRequest,
     UserRef,
