@@ -14,9 +14,10 @@ pub fn repo_root() -> PathBuf {
 /// `on_both_databases!` (see `databases.rs`).
 pub struct Workspace {
     pub folder: tempfile::TempDir,
-    /// The PostgreSQL database of this workspace, dropped with it (declared after `folder` so
-    /// that it is dropped after it too).
-    postgres: Option<PostgresDatabase>,
+    /// `--database-url` for every command, when records do not live in the data folder.
+    database_url: Option<String>,
+    /// The PostgreSQL database made for this workspace, dropped with it.
+    _postgres: Option<PostgresDatabase>,
 }
 
 impl Workspace {
@@ -32,13 +33,23 @@ impl Workspace {
         };
         Workspace {
             folder: tempfile::tempdir().expect("temporary folder"),
-            postgres,
+            database_url: postgres.as_ref().map(|database| database.url.clone()),
+            _postgres: postgres,
+        }
+    }
+
+    /// A workspace whose records live in the given database (a cluster the test controls).
+    pub fn on_database(url: &str) -> Workspace {
+        Workspace {
+            folder: tempfile::tempdir().expect("temporary folder"),
+            database_url: Some(url.to_owned()),
+            _postgres: None,
         }
     }
 
     /// The database URL given to every command, or `None` for SQLite in the data folder.
     pub fn database_url(&self) -> Option<&str> {
-        self.postgres.as_ref().map(|database| database.url.as_str())
+        self.database_url.as_deref()
     }
 
     pub fn command(&self, args: &[&str]) -> Command {

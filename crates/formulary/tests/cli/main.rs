@@ -4,11 +4,13 @@
 mod advisories;
 mod bad_input;
 mod browser;
+mod cluster;
 mod databases;
 mod formulary_cli;
 mod gateway_cran;
 mod gateway_cran_airgapped;
 mod gateway_pypi;
 mod policy_check;
+mod reliability;
 mod requests;
 mod server;
