@@ -1,149 +1,373 @@
-//! The download ledger, written off the request path: lines go into a bounded queue and one
-//! background task writes them in batches (one INSERT per batch). When the queue is full,
-//! recording waits, so bursts slow down rather than lose lines; at shutdown the task writes
-//! everything queued before it stops.
+//! The download ledger, written off the request path, and never in its way.
+//!
+//! Recording a download never waits: the line gets its id and time, goes into a bounded queue,
+//! and one background task writes the queue to the database in batches. When the database fails
+//! (or the queue is full), lines go to a local journal instead (`ledger-journal.jsonl`, one JSON
+//! line each, fsynced once per batch), and the task replays the journal when the database answers
+//! again. Lines keep the id they were given, and the database skips ids it already has, so a
+//! replay repeated after a crash records nothing twice. The journal is bounded: when it is full,
+//! one error says so and further lines are counted as dropped until there is room again.
 
-use formulary_store::{Database, Download};
+mod journal;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use formulary_store::{Database, Download, LedgerLine};
 use tokio::sync::mpsc;
 
-/// Lines queued at most before recording waits.
+use journal::Journal;
+
+/// Lines queued at most before they go to the journal instead.
 const QUEUE: usize = 4096;
 /// Lines written at most per INSERT.
 const BATCH: usize = 256;
+/// How long one database write may take before the database is treated as down.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(3);
+/// The first pause before the journal is tried again after a failure; it doubles up to
+/// [`RETRY_MAX`].
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+/// The longest pause between two attempts to replay the journal.
+const RETRY_MAX: Duration = Duration::from_secs(15);
+
+/// Where the journal lives and how large it may grow.
+#[derive(Debug, Clone)]
+pub struct LedgerOptions {
+    /// The journal file (`ledger-journal.jsonl` in the data folder); a second file beside it,
+    /// with `.replaying` added, holds the part being replayed.
+    pub journal: PathBuf,
+    /// The most bytes the journal (both files) may hold; beyond it lines are dropped and counted.
+    pub journal_max_bytes: u64,
+}
+
+/// What the ledger holds back from the database, for `/readyz`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LedgerStatus {
+    /// Lines waiting in the journal for the database.
+    pub journal_lines: u64,
+    /// Lines dropped because the journal was full (since the server started).
+    pub dropped: u64,
+    /// True while the last database write failed.
+    pub database_failing: bool,
+}
+
+/// What the writer did, reported when it stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LedgerSummary {
+    /// Lines written to the database (directly or replayed from the journal).
+    pub written: u64,
+    /// Lines left in the journal for the next start.
+    pub journal_lines: u64,
+    /// Lines dropped because the journal was full.
+    pub dropped: u64,
+}
+
+/// State shared by the recorders and the writer.
+#[derive(Debug)]
+struct Shared {
+    journal: Mutex<Journal>,
+    dropped: AtomicU64,
+    database_failing: AtomicBool,
+    /// Set once the journal is full, so that the error is logged once per episode.
+    full_reported: AtomicBool,
+}
+
+impl Shared {
+    /// Appends lines to the journal (without syncing); counts and reports what does not fit.
+    fn spill(&self, lines: &[LedgerLine]) {
+        let appended = match self.journal.lock() {
+            Ok(mut journal) => journal.append(lines),
+            Err(_) => 0,
+        };
+        let dropped = lines.len() - appended;
+        if dropped > 0 {
+            let total = self.dropped.fetch_add(dropped as u64, Ordering::Relaxed) + dropped as u64;
+            if !self.full_reported.swap(true, Ordering::Relaxed) {
+                tracing::error!(
+                    dropped_so_far = total,
+                    "the download ledger's local journal is full and the database is not taking lines: further downloads are served but not recorded (they are counted) until the database answers; raise ledger_journal_max_bytes or bring the database back"
+                );
+            }
+        }
+    }
+
+    /// Flushes and fsyncs the journal.
+    fn sync(&self) {
+        if let Ok(mut journal) = self.journal.lock() {
+            if let Err(error) = journal.sync() {
+                tracing::error!(%error, "could not write the download ledger's local journal to disk");
+            }
+        }
+    }
+
+    fn journal_lines(&self) -> u64 {
+        self.journal.lock().map_or(0, |journal| journal.lines())
+    }
+}
 
 /// Where request handlers record downloads.
 #[derive(Debug, Clone)]
 pub struct DownloadLedger {
-    sender: mpsc::Sender<Download>,
+    sender: mpsc::Sender<LedgerLine>,
+    shared: Arc<Shared>,
 }
 
 /// The background writer; [`LedgerWriter::finish`] writes what is queued and stops it.
 #[derive(Debug)]
 pub struct LedgerWriter {
     stop: tokio::sync::oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<usize>,
+    task: tokio::task::JoinHandle<u64>,
+    shared: Arc<Shared>,
 }
 
 impl DownloadLedger {
-    /// Starts the background writer (inside a tokio runtime).
-    pub fn start(database: Database) -> (DownloadLedger, LedgerWriter) {
+    /// Opens the journal (replaying what an earlier run left there once the database answers)
+    /// and starts the background writer (inside a tokio runtime).
+    pub fn start(
+        database: Database,
+        options: &LedgerOptions,
+    ) -> std::io::Result<(DownloadLedger, LedgerWriter)> {
+        let journal = Journal::open(&options.journal, options.journal_max_bytes)?;
+        if journal.lines() > 0 {
+            tracing::info!(
+                lines = journal.lines(),
+                "the download ledger's local journal holds lines from an earlier run; they are written to the database when it answers"
+            );
+        }
+        let shared = Arc::new(Shared {
+            journal: Mutex::new(journal),
+            dropped: AtomicU64::new(0),
+            database_failing: AtomicBool::new(false),
+            full_reported: AtomicBool::new(false),
+        });
         let (sender, receiver) = mpsc::channel(QUEUE);
         let (stop, stopped) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(write_batches(database, receiver, stopped));
-        (DownloadLedger { sender }, LedgerWriter { stop, task })
+        let task = tokio::spawn(
+            Writer {
+                database,
+                shared: Arc::clone(&shared),
+                written: 0,
+                retry: RETRY_FIRST,
+            }
+            .run(receiver, stopped),
+        );
+        Ok((
+            DownloadLedger {
+                sender,
+                shared: Arc::clone(&shared),
+            },
+            LedgerWriter { stop, task, shared },
+        ))
     }
 
-    /// Queues a line, waiting while the queue is full. A line that arrives after shutdown is
-    /// written directly.
-    pub async fn record(&self, line: Download, database: &Database) {
-        if let Err(mpsc::error::SendError(line)) = self.sender.send(line).await {
-            if let Err(error) = database.record_download(&line).await {
-                tracing::warn!(%error, "could not write the download ledger");
-            }
+    /// Records a download without waiting: it is queued for the database, or written to the
+    /// journal when the queue is full or the writer has stopped.
+    pub fn record(&self, download: Download) {
+        let line = LedgerLine::new(download);
+        if let Err(
+            mpsc::error::TrySendError::Full(line) | mpsc::error::TrySendError::Closed(line),
+        ) = self.sender.try_send(line)
+        {
+            // Synced by the writer with its next batch or replay.
+            self.shared.spill(std::slice::from_ref(&line));
+        }
+    }
+
+    /// What the ledger holds back from the database now.
+    pub fn status(&self) -> LedgerStatus {
+        LedgerStatus {
+            journal_lines: self.shared.journal_lines(),
+            dropped: self.shared.dropped.load(Ordering::Relaxed),
+            database_failing: self.shared.database_failing.load(Ordering::Relaxed),
         }
     }
 }
 
 impl LedgerWriter {
-    /// Writes every queued line, then stops; returns how many lines the writer wrote in all.
-    pub async fn finish(self) -> usize {
+    /// Writes every queued line (to the database, or to the journal when the database does not
+    /// take it), tries once to empty the journal, then stops.
+    pub async fn finish(self) -> LedgerSummary {
         let _ = self.stop.send(());
-        self.task.await.unwrap_or_default()
+        let written = self.task.await.unwrap_or_default();
+        self.shared.sync();
+        LedgerSummary {
+            written,
+            journal_lines: self.shared.journal_lines(),
+            dropped: self.shared.dropped.load(Ordering::Relaxed),
+        }
     }
 }
 
-async fn write_batches(
+/// The background task.
+struct Writer {
     database: Database,
-    mut receiver: mpsc::Receiver<Download>,
-    mut stopped: tokio::sync::oneshot::Receiver<()>,
-) -> usize {
-    let mut written = 0;
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut stopping = false;
-    loop {
-        let received = if stopping {
-            // Closed: drain what is queued, then `recv_many` answers 0.
-            receiver.recv_many(&mut batch, BATCH).await
-        } else {
+    shared: Arc<Shared>,
+    written: u64,
+    /// The pause before the next replay attempt after a failure.
+    retry: Duration,
+}
+
+impl Writer {
+    async fn run(
+        mut self,
+        mut receiver: mpsc::Receiver<LedgerLine>,
+        mut stopped: tokio::sync::oneshot::Receiver<()>,
+    ) -> u64 {
+        let mut batch = Vec::with_capacity(BATCH);
+        // Replay at once what an earlier run left in the journal.
+        let mut next_replay = tokio::time::Instant::now();
+        loop {
+            let replay_due = self.shared.journal_lines() > 0;
             tokio::select! {
-                count = receiver.recv_many(&mut batch, BATCH) => count,
+                count = receiver.recv_many(&mut batch, BATCH) => {
+                    if count == 0 {
+                        break;
+                    }
+                    self.write_batch(&batch).await;
+                    batch.clear();
+                }
+                () = tokio::time::sleep_until(next_replay), if replay_due => {
+                    if self.replay().await {
+                        self.retry = RETRY_FIRST;
+                    } else {
+                        self.retry = (self.retry * 2).min(RETRY_MAX);
+                    }
+                    next_replay = tokio::time::Instant::now() + self.retry;
+                }
                 _ = &mut stopped => {
                     // The stop signal completes once; it is never polled again.
-                    stopping = true;
                     receiver.close();
-                    receiver.recv_many(&mut batch, BATCH).await
+                    while receiver.recv_many(&mut batch, BATCH).await > 0 {
+                        self.write_batch(&batch).await;
+                        batch.clear();
+                    }
+                    if self.shared.journal_lines() > 0 {
+                        self.replay().await;
+                    }
+                    break;
                 }
             }
-        };
-        if received == 0 {
-            return written;
         }
-        written += write_with_retries(&database, &batch).await;
-        batch.clear();
+        self.written
     }
-}
 
-/// Writes one batch, trying again a few times (a busy database, a failover) before giving up
-/// with a warning that says how many lines were lost.
-async fn write_with_retries(database: &Database, batch: &[Download]) -> usize {
-    const ATTEMPTS: u32 = 4;
-    for attempt in 1..=ATTEMPTS {
-        match database.record_downloads(batch).await {
-            Ok(()) => return batch.len(),
-            Err(error) if attempt == ATTEMPTS => {
-                tracing::error!(%error, lines = batch.len(), "could not write the download ledger; these lines are lost");
-            }
-            Err(error) => {
-                tracing::warn!(%error, attempt, "could not write the download ledger; trying again");
-                tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(attempt)))
-                    .await;
+    /// Writes a batch to the database while it works; otherwise (or when it fails now) to the
+    /// journal, fsynced once for the batch.
+    async fn write_batch(&mut self, batch: &[LedgerLine]) {
+        // While the database fails, lines go to the journal until a replay gets through; with an
+        // empty journal (nothing to replay, or no room in it) the database is simply tried.
+        if !self.shared.database_failing.load(Ordering::Relaxed) || self.shared.journal_lines() == 0
+        {
+            match self.insert(batch).await {
+                Ok(()) => {
+                    self.written += batch.len() as u64;
+                    return;
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        %error,
+                        lines = batch.len(),
+                        "could not write the download ledger to the database; keeping lines in the local journal until it answers"
+                    );
+                    self.shared.database_failing.store(true, Ordering::Relaxed);
+                }
             }
         }
+        let shared = Arc::clone(&self.shared);
+        let lines = batch.to_vec();
+        let spilled = tokio::task::spawn_blocking(move || {
+            shared.spill(&lines);
+            shared.sync();
+        })
+        .await;
+        if spilled.is_err() {
+            tracing::error!(
+                lines = batch.len(),
+                "the download ledger's journal writer panicked; these lines are lost"
+            );
+        }
     }
-    0
+
+    async fn insert(&self, lines: &[LedgerLine]) -> Result<(), String> {
+        match tokio::time::timeout(WRITE_TIMEOUT, self.database.record_ledger_lines(lines)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(_) => Err(format!(
+                "the database did not answer within {} s",
+                WRITE_TIMEOUT.as_secs()
+            )),
+        }
+    }
+
+    /// Writes the journal to the database, a batch at a time; true when it is empty afterwards.
+    /// A failure leaves the part being replayed in place, to be replayed again from its start
+    /// (lines already written are skipped by id).
+    async fn replay(&mut self) -> bool {
+        let Some(path) = self.shared.journal.lock().ok().and_then(|mut journal| {
+            journal
+                .begin_replay()
+                .map_err(|error| tracing::error!(%error, "could not set the download ledger's journal aside for replay"))
+                .ok()
+                .flatten()
+        }) else {
+            return true;
+        };
+        let mut reader = match journal::Reader::open(&path).await {
+            Ok(reader) => reader,
+            Err(error) => {
+                tracing::error!(%error, path = %path.display(), "could not read the download ledger's journal");
+                return false;
+            }
+        };
+        let mut replayed = 0u64;
+        loop {
+            let lines = match reader.next_batch(BATCH).await {
+                Ok(lines) if lines.is_empty() => break,
+                Ok(lines) => lines,
+                Err(error) => {
+                    tracing::error!(%error, path = %path.display(), "could not read the download ledger's journal");
+                    return false;
+                }
+            };
+            if let Err(error) = self.insert(&lines).await {
+                if !self.shared.database_failing.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(%error, "could not replay the download ledger's journal; trying again later");
+                }
+                return false;
+            }
+            replayed += lines.len() as u64;
+        }
+        self.written += replayed;
+        if reader.skipped() > 0 {
+            tracing::warn!(
+                skipped = reader.skipped(),
+                "lines of the download ledger's journal could not be read (cut short by a crash?) and were skipped"
+            );
+        }
+        if let Ok(mut journal) = self.shared.journal.lock() {
+            if let Err(error) = journal.end_replay() {
+                tracing::error!(%error, "could not remove the replayed download ledger journal; it will be replayed again (nothing is recorded twice)");
+            }
+        }
+        let was_failing = self.shared.database_failing.swap(false, Ordering::Relaxed);
+        if was_failing || replayed > 0 {
+            tracing::info!(
+                replayed,
+                "the database takes download ledger lines again; the local journal was written to it"
+            );
+        }
+        let dropped = self.shared.dropped.load(Ordering::Relaxed);
+        if self.shared.full_reported.swap(false, Ordering::Relaxed) {
+            tracing::error!(
+                dropped,
+                "download ledger lines dropped while the journal was full"
+            );
+        }
+        self.shared.journal_lines() == 0
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use formulary_core::ecosystems::Ecosystem;
-    use formulary_core::Component;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn every_queued_line_is_written_by_shutdown() {
-        let folder = tempfile::tempdir().expect("temporary folder");
-        let database = Database::open(&format!(
-            "sqlite://{}",
-            folder.path().join("ledger.db").display()
-        ))
-        .await
-        .expect("SQLite");
-        let (ledger, writer) = DownloadLedger::start(database.clone());
-        let component = Component::new(Ecosystem::Cran, "cellar").expect("name");
-        let mut tasks = Vec::new();
-        for index in 0..1000 {
-            let (ledger, database, component) =
-                (ledger.clone(), database.clone(), component.clone());
-            tasks.push(tokio::spawn(async move {
-                let line = Download {
-                    organisation: "NATIONAL".parse().expect("code"),
-                    component,
-                    version: format!("1.0.{index}"),
-                    filename: format!("cellar_1.0.{index}.tar.gz"),
-                    outcome: "served".to_owned(),
-                    client: "127.0.0.1".to_owned(),
-                    user_agent: "R".to_owned(),
-                    actor: None,
-                };
-                ledger.record(line, &database).await;
-            }));
-        }
-        for task in tasks {
-            task.await.expect("recorded");
-        }
-        assert_eq!(writer.finish().await, 1000);
-        let recorded = database.downloads_of(&component).await.expect("ledger");
-        assert_eq!(recorded.len(), 1000);
-        database.close().await;
-    }
-}
+mod tests;

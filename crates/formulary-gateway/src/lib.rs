@@ -24,6 +24,6 @@ pub use engine::import::MirrorReport;
 pub use engine::rendered::Rendered;
 pub use engine::upstream::{UpstreamClient, UpstreamFailure};
 pub use error::GatewayError;
-pub use ledger::{DownloadLedger, LedgerWriter};
+pub use ledger::{DownloadLedger, LedgerOptions, LedgerStatus, LedgerSummary, LedgerWriter};
 pub use pypi::mirror::import_pypi_folder;
 pub use pypi::{FileOutcome, PageOutcome, PypiGateway, ServedPage, DEFAULT_SCOPE};

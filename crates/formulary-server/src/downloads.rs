@@ -58,11 +58,12 @@ impl Requester {
     }
 }
 
-/// Records a download (queued for the batching writer when there is one); a ledger failure is
-/// logged and does not fail the download.
+/// Records a download without waiting: queued for the ledger's writer, which keeps lines in a
+/// local journal while the database is down. Without a writer (tests, tools), the line is
+/// written directly and a failure is logged; it never fails the download.
 pub(crate) async fn write_ledger(state: &AppState, line: &Download) {
     match &state.ledger {
-        Some(ledger) => ledger.record(line.clone(), &state.database).await,
+        Some(ledger) => ledger.record(line.clone()),
         None => {
             if let Err(error) = state.database.record_download(line).await {
                 tracing::warn!(%error, "could not write the download ledger");

@@ -1,21 +1,246 @@
+//! Health endpoints for load balancers and orchestrators.
+//!
+//! - `/livez` answers 200 from memory: the process runs and its HTTP stack answers. It never
+//!   touches the database or the disk, so a database outage does not get the server restarted.
+//! - `/readyz` checks what serving needs, each check bounded so the answer comes within 100 ms:
+//!   the database (a query on a connection kept for probes), the blob folder (a small file
+//!   written and removed, and the free space) and the download ledger (lines waiting in the local
+//!   journal). 503 when the database or the blob folder fails; 200 with `degraded` checks listed
+//!   when something needs attention but serving goes on.
+//! - `/healthz` is kept as an alias of `/readyz` for existing probes.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Json};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Json, Response};
+use serde::Serialize;
 
 use crate::state::AppState;
 
-/// `/healthz`: 200 when the database answers, 503 otherwise.
-pub(crate) async fn health(State(state): State<AppState>) -> impl IntoResponse {
-    match state.database.ping().await {
-        Ok(()) => (StatusCode::OK, Json(serde_json::json!({ "status": "ok" }))),
-        Err(error) => {
-            tracing::warn!(%error, "health check: database unreachable");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(
-                    serde_json::json!({ "status": "unavailable", "reason": "database unreachable" }),
+/// How long each readiness probe may take; they run side by side, so the answer comes within
+/// about this (well inside the 100 ms a probe is given).
+const PROBE_BUDGET: Duration = Duration::from_millis(60);
+
+/// Free space in the blob folder under which readiness reports the disk as degraded.
+const LOW_SPACE_BYTES: u64 = 512 * 1024 * 1024;
+
+/// How one check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum CheckStatus {
+    /// Works.
+    Ok,
+    /// Works, but needs attention (serving goes on).
+    Degraded,
+    /// Does not work: the server is not ready.
+    Failed,
+}
+
+/// One line of the readiness answer.
+#[derive(Debug, Serialize)]
+struct Check {
+    status: CheckStatus,
+    /// What was found, in words, with what to do when it is not `ok`.
+    detail: String,
+    /// How long the check took, in milliseconds.
+    elapsed_ms: u128,
+}
+
+/// The readiness answer.
+#[derive(Debug, Serialize)]
+struct Readiness {
+    /// `ready`, `degraded` (ready, with checks that need attention) or `unavailable`.
+    status: &'static str,
+    database: Check,
+    blobs: Check,
+    ledger: Check,
+}
+
+/// `/livez`: 200 from memory.
+pub(crate) async fn live() -> Response {
+    no_store(Json(serde_json::json!({ "status": "live" })).into_response())
+}
+
+/// `/readyz` (and `/healthz`): what serving needs, checked within 100 ms; 503 when not ready.
+pub(crate) async fn ready(State(state): State<AppState>) -> Response {
+    let (database, blobs) =
+        tokio::join!(database_check(&state), blob_check(state.blob_dir.clone()));
+    let ledger = ledger_check(&state);
+    let checks = [database.status, blobs.status, ledger.status];
+    let (code, status) = if checks.contains(&CheckStatus::Failed) {
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    } else if checks.contains(&CheckStatus::Degraded) {
+        (StatusCode::OK, "degraded")
+    } else {
+        (StatusCode::OK, "ready")
+    };
+    if code != StatusCode::OK {
+        tracing::warn!(database = %database.detail, blobs = %blobs.detail, "readiness check: not ready");
+    }
+    let answer = Readiness {
+        status,
+        database,
+        blobs,
+        ledger,
+    };
+    no_store((code, Json(answer)).into_response())
+}
+
+/// Health answers must never be cached by a proxy.
+fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn database_check(state: &AppState) -> Check {
+    let started = Instant::now();
+    let (status, detail) = match tokio::time::timeout(PROBE_BUDGET, state.database.probe()).await
+    {
+        Ok(Ok(())) => (CheckStatus::Ok, format!("{} answers", state.storage_label)),
+        Ok(Err(error)) => (
+            CheckStatus::Failed,
+            format!(
+                "{} does not answer: {error}. Cached package files are still served; check the database server and `database_url`",
+                state.storage_label
+            ),
+        ),
+        Err(_) => (
+            CheckStatus::Failed,
+            format!(
+                "{} did not answer within {} ms. Cached package files are still served; check the database server and the network to it",
+                state.storage_label,
+                PROBE_BUDGET.as_millis()
+            ),
+        ),
+    };
+    Check {
+        status,
+        detail,
+        elapsed_ms: started.elapsed().as_millis(),
+    }
+}
+
+/// One disk probe at a time: a hung file system must not pile up blocked threads.
+static DISK_PROBE_RUNNING: AtomicBool = AtomicBool::new(false);
+
+async fn blob_check(folder: Option<PathBuf>) -> Check {
+    let started = Instant::now();
+    let Some(folder) = folder else {
+        return Check {
+            status: CheckStatus::Ok,
+            detail: "blobs live in object storage, which is not probed".to_owned(),
+            elapsed_ms: 0,
+        };
+    };
+    let (status, detail) = if DISK_PROBE_RUNNING.swap(true, Ordering::AcqRel) {
+        (
+            CheckStatus::Failed,
+            format!(
+                "the previous check of the blob folder {} has not finished: the disk is not answering",
+                folder.display()
+            ),
+        )
+    } else {
+        let probe = tokio::task::spawn_blocking(move || {
+            let outcome = probe_folder(&folder);
+            DISK_PROBE_RUNNING.store(false, Ordering::Release);
+            outcome
+        });
+        match tokio::time::timeout(PROBE_BUDGET, probe).await {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(error)) => (
+                CheckStatus::Failed,
+                format!("the blob folder check failed: {error}"),
+            ),
+            Err(_) => (
+                CheckStatus::Failed,
+                format!(
+                    "the blob folder did not answer within {} ms: the disk is slow or hung",
+                    PROBE_BUDGET.as_millis()
                 ),
-            )
+            ),
         }
+    };
+    Check {
+        status,
+        detail,
+        elapsed_ms: started.elapsed().as_millis(),
+    }
+}
+
+/// Writes and removes a small file in the blob folder, then reads the free space.
+fn probe_folder(folder: &Path) -> (CheckStatus, String) {
+    let probe = folder.join(format!(".readyz-{}", std::process::id()));
+    let written = std::fs::write(&probe, b"formulary readiness probe\n");
+    let _ = std::fs::remove_file(&probe);
+    if let Err(error) = written {
+        return (
+            CheckStatus::Failed,
+            format!(
+                "cannot write to the blob folder {}: {error}. New package files cannot be cached; free space or fix its permissions",
+                folder.display()
+            ),
+        );
+    }
+    match rustix::fs::statvfs(folder) {
+        Ok(stats) => {
+            let free = stats.f_bavail.saturating_mul(stats.f_frsize);
+            let mib = free / (1024 * 1024);
+            if free < LOW_SPACE_BYTES {
+                (
+                    CheckStatus::Degraded,
+                    format!(
+                        "the blob folder {} has only {mib} MiB free: new package files may soon fail to cache; free space",
+                        folder.display()
+                    ),
+                )
+            } else {
+                (CheckStatus::Ok, format!("writable, {mib} MiB free"))
+            }
+        }
+        Err(error) => (
+            CheckStatus::Ok,
+            format!("writable (free space unknown: {error})"),
+        ),
+    }
+}
+
+fn ledger_check(state: &AppState) -> Check {
+    let Some(ledger) = &state.ledger else {
+        return Check {
+            status: CheckStatus::Ok,
+            detail: "lines are written directly".to_owned(),
+            elapsed_ms: 0,
+        };
+    };
+    let status = ledger.status();
+    let (check, detail) = if status.dropped > 0 {
+        (
+            CheckStatus::Degraded,
+            format!(
+                "{} download lines were dropped because the local journal was full while the database was down; {} wait in the journal",
+                status.dropped, status.journal_lines
+            ),
+        )
+    } else if status.journal_lines > 0 {
+        (
+            CheckStatus::Degraded,
+            format!(
+                "{} download lines wait in the local journal for the database; they are written when it answers again",
+                status.journal_lines
+            ),
+        )
+    } else {
+        (CheckStatus::Ok, "every line is in the database".to_owned())
+    };
+    Check {
+        status: check,
+        detail,
+        elapsed_ms: 0,
     }
 }

@@ -9,6 +9,7 @@
 mod api;
 mod auth;
 pub mod catalogue;
+mod connections;
 mod cran;
 mod downloads;
 mod error;
@@ -25,6 +26,7 @@ pub mod workflow;
 mod zero_copy;
 
 pub use api::entries::EntryView;
+pub use connections::{serve, ConnectionLimits, ServeSummary};
 pub use error::ApiError;
 pub use router::app;
 pub use snapshot::SnapshotHolder;

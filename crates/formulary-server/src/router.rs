@@ -32,7 +32,9 @@ fn pypi_routes(prefix: &str) -> Router<AppState> {
 /// Every route of the application, in one place.
 pub fn app(state: AppState) -> Router {
     Router::new()
-        .route("/healthz", get(landing::health))
+        .route("/livez", get(landing::live))
+        .route("/readyz", get(landing::ready))
+        .route("/healthz", get(landing::ready))
         .route(
             "/api/v1/organisations",
             get(api::organisations::list).post(api::organisations::create),

@@ -33,6 +33,8 @@ pub struct AppState {
     pub default_organisation: OrgCode,
     /// The download ledger's batching writer; without one, lines are written one by one.
     pub ledger: Option<formulary_gateway::DownloadLedger>,
+    /// The blob folder, when blobs live in a local folder: `/readyz` checks it can be written.
+    pub blob_dir: Option<std::path::PathBuf>,
     /// A short description of where records live (`SQLite` or `PostgreSQL`), for the landing page.
     pub storage_label: String,
     /// The address people and clients use to reach this server (`public_url`): links and
@@ -67,6 +69,7 @@ impl AppState {
             pypi_by_organisation: std::collections::HashMap::new(),
             default_organisation,
             ledger: None,
+            blob_dir: None,
             storage_label,
             public_url: url::Url::parse("http://127.0.0.1:8080/").map_err(|error| {
                 formulary_store::StoreError::Corrupt {

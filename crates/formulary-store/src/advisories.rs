@@ -192,7 +192,7 @@ async fn write_advisory(
     }
     sqlx::query(
         "INSERT INTO advisories (id, modified, published, withdrawn, summary, severity, cvss_score, malicious, aliases, record, imported_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+         VALUES ($1, $2, $3, $4, $5, $6, CAST($7 AS DOUBLE PRECISION), $8, $9, $10, $11)",
     )
     .bind(&advisory.id)
     .bind(time::to_text(advisory.modified))
@@ -200,7 +200,7 @@ async fn write_advisory(
     .bind(advisory.withdrawn.map(time::to_text))
     .bind(&advisory.summary)
     .bind(advisory.severity.map(|severity| severity.as_str()))
-    .bind(advisory.cvss_score)
+    .bind(crate::database::nullable_double(advisory.cvss_score))
     .bind(i64::from(advisory.malicious))
     .bind(aliases)
     .bind(record_json)

@@ -19,6 +19,10 @@ pub(crate) type TransactionFuture<'t, T> =
 #[derive(Debug, Clone)]
 pub struct Database {
     pool: AnyPool,
+    /// One connection of its own for health probes, so that a busy pool (every connection taken
+    /// by requests) does not make the database look down, and a down database is noticed
+    /// without waiting for the pool's acquire timeout.
+    probe_pool: AnyPool,
     is_sqlite: bool,
 }
 
@@ -60,6 +64,11 @@ impl Database {
                 source,
             })?
             .log_statements(tracing::log::LevelFilter::Trace);
+        let probe_pool = AnyPoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with(options.clone());
         let pool = AnyPoolOptions::new()
             .max_connections(if is_sqlite { 8 } else { 16 })
             .acquire_timeout(Duration::from_secs(10))
@@ -79,7 +88,11 @@ impl Database {
             .await
             .map_err(|source| StoreError::Connect { url: redact_url(url), source })?;
         MIGRATOR.run(&pool).await?;
-        Ok(Database { pool, is_sqlite })
+        Ok(Database {
+            pool,
+            probe_pool,
+            is_sqlite,
+        })
     }
 
     /// The connection pool, for the store's modules.
@@ -98,8 +111,18 @@ impl Database {
         Ok(())
     }
 
+    /// Checks that the database answers a query now, on a connection kept for health probes
+    /// (not the request pool). The caller bounds the wait (a stopped server refuses at once, an
+    /// unreachable one may not answer at all): the readiness check gives it a few tens of
+    /// milliseconds.
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.probe_pool).await?;
+        Ok(())
+    }
+
     /// Closes every connection.
     pub async fn close(&self) {
+        self.probe_pool.close().await;
         self.pool.close().await;
     }
 
@@ -136,6 +159,21 @@ impl Database {
         }
         Err(StoreError::Contended(WRITE_ATTEMPTS))
     }
+}
+
+/// A nullable `DOUBLE PRECISION` value, bound as text for `CAST($n AS DOUBLE PRECISION)`.
+///
+/// sqlx's `Any` driver (0.8) binds a missing `f64` as a PostgreSQL `float4` NULL but a present one
+/// as `float8`. PostgreSQL prepares a statement with the parameter types of its first execution
+/// and sqlx caches it per connection, so after a NULL the next record's 8-byte score is refused
+/// ("incorrect binary data format in bind parameter N"). Text has one type whether present or
+/// not, `f64`'s `Display` is the shortest text that reads back to the same number on both
+/// databases, and the cast gives the column its real type. Every other type sqlx binds keeps
+/// one PostgreSQL type whether present or missing, so only doubles need this.
+pub(crate) fn nullable_double(value: Option<f64>) -> Option<String> {
+    value
+        .filter(|number| number.is_finite())
+        .map(|number| number.to_string())
 }
 
 /// A few milliseconds of jitter so that retrying writers do not collide again in lockstep.

@@ -1,6 +1,6 @@
 use chrono::{DateTime, Utc};
 use formulary_core::{Component, OrgCode};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use crate::database::Database;
@@ -8,7 +8,7 @@ use crate::error::StoreError;
 use crate::time;
 
 /// One line of the download ledger.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Download {
     /// The view it was asked through.
     pub organisation: OrgCode,
@@ -26,6 +26,30 @@ pub struct Download {
     pub user_agent: String,
     /// The authenticated user or token, when there is one.
     pub actor: Option<String>,
+}
+
+/// A ledger line as the download made it: its id and time are given once, when the download
+/// happens, so that writing it again (a retried batch, a journal replayed after a crash) never
+/// records it twice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerLine {
+    /// `d-` and a UUID v7: unique, and in time order.
+    pub id: String,
+    /// When the download happened.
+    pub at: DateTime<Utc>,
+    /// What was downloaded, by whom.
+    pub download: Download,
+}
+
+impl LedgerLine {
+    /// Gives a download its id and time, now.
+    pub fn new(download: Download) -> LedgerLine {
+        LedgerLine {
+            id: format!("d-{}", uuid::Uuid::now_v7().simple()),
+            at: Utc::now(),
+            download,
+        }
+    }
 }
 
 impl Database {
@@ -51,12 +75,21 @@ impl Database {
         Ok(())
     }
 
-    /// Records several ledger lines in one statement (the gateway batches its downloads), all
-    /// stamped now.
+    /// Records several ledger lines, all stamped now (a batch of downloads made just now).
     pub async fn record_downloads(&self, downloads: &[Download]) -> Result<(), StoreError> {
+        let lines: Vec<LedgerLine> = downloads.iter().cloned().map(LedgerLine::new).collect();
+        self.record_ledger_lines(&lines).await.map(|_| ())
+    }
+
+    /// Records ledger lines with the ids and times they were given, a few hundred per statement.
+    /// A line whose id is already recorded is skipped, so a batch written twice (a retry after
+    /// a lost answer, a journal replayed after a crash) leaves one row per download. Returns how
+    /// many rows were new.
+    pub async fn record_ledger_lines(&self, lines: &[LedgerLine]) -> Result<u64, StoreError> {
         const COLUMNS: usize = 11;
+        let mut inserted = 0;
         // Well under SQLite's and PostgreSQL's limits on bound parameters.
-        for chunk in downloads.chunks(256) {
+        for chunk in lines.chunks(256) {
             let rows: Vec<String> = (0..chunk.len())
                 .map(|row| {
                     let placeholders: Vec<String> = (1..=COLUMNS)
@@ -66,15 +99,16 @@ impl Database {
                 })
                 .collect();
             let sql = format!(
-                "INSERT INTO downloads (id, at, organisation, ecosystem, name, version, filename, outcome, client, user_agent, actor) VALUES {}",
+                "INSERT INTO downloads (id, at, organisation, ecosystem, name, version, filename, outcome, client, user_agent, actor) VALUES {}
+                 ON CONFLICT (id) DO NOTHING",
                 rows.join(", ")
             );
-            let at = time::to_text(Utc::now());
             let mut query = sqlx::query(&sql);
-            for download in chunk {
+            for line in chunk {
+                let download = &line.download;
                 query = query
-                    .bind(format!("d-{}", uuid::Uuid::now_v7().simple()))
-                    .bind(at.clone())
+                    .bind(line.id.clone())
+                    .bind(time::to_text(line.at))
                     .bind(download.organisation.as_str().to_owned())
                     .bind(download.component.ecosystem().as_str())
                     .bind(download.component.name.as_str().to_owned())
@@ -85,9 +119,17 @@ impl Database {
                     .bind(download.user_agent.chars().take(200).collect::<String>())
                     .bind(download.actor.clone());
             }
-            query.execute(self.pool()).await?;
+            inserted += query.execute(self.pool()).await?.rows_affected();
         }
-        Ok(())
+        Ok(inserted)
+    }
+
+    /// How many ledger lines are recorded in all.
+    pub async fn download_count(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM downloads")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.try_get("n")?)
     }
 
     /// The ledger lines of a component (newest first): "who has version X?".

@@ -35,7 +35,7 @@ pub use digests::{Algorithm, Digests, MalformedDigest};
 pub use documents::{CachedFile, UpstreamDocument};
 pub use entries::{EntryFilter, StoredEntry};
 pub use error::StoreError;
-pub use gateway::{Download, DownloadTally};
+pub use gateway::{Download, DownloadTally, LedgerLine};
 pub use requests::{
     DecisionRecord, EventKind, Grant, RecordedDecision, RequestEvent, RequestFilter, StoredRequest,
     UserRef,

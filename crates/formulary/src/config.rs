@@ -48,6 +48,19 @@ pub struct Settings {
     /// Reverse proxies (CIDRs or addresses) whose `X-Forwarded-For` is believed when working
     /// out a client's address (sign-in throttling, audit). Empty: the TCP peer is the client.
     pub trusted_proxies: Vec<String>,
+    /// The most bytes the download ledger's local journal (kept in `data_dir` while the database
+    /// does not take lines) may hold; beyond it lines are dropped and counted.
+    pub ledger_journal_max_bytes: u64,
+    /// Seconds a client may take to send a request's headers (from the connection, or from the
+    /// first byte of the next request); slower connections are closed.
+    pub header_read_timeout_seconds: u64,
+    /// Seconds a kept-alive connection may wait for its next request, and a response may wait
+    /// for a client that does not read it, before the connection is closed.
+    pub idle_timeout_seconds: u64,
+    /// Connections open at most; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// Seconds transfers may go on after SIGTERM or Ctrl-C before they are cut.
+    pub shutdown_deadline_seconds: u64,
 }
 
 impl Default for Settings {
@@ -70,6 +83,11 @@ impl Default for Settings {
             pypi_organisation_upstreams: std::collections::BTreeMap::new(),
             public_url: None,
             trusted_proxies: Vec::new(),
+            ledger_journal_max_bytes: 256 * 1024 * 1024,
+            header_read_timeout_seconds: 15,
+            idle_timeout_seconds: 60,
+            max_connections: 1024,
+            shutdown_deadline_seconds: 20,
         }
     }
 }
@@ -164,6 +182,11 @@ impl Settings {
             url.set_path(&path);
         }
         Ok(url)
+    }
+
+    /// The download ledger's local journal.
+    pub fn ledger_journal(&self) -> PathBuf {
+        self.data_dir.join("ledger-journal.jsonl")
     }
 
     /// The blob folder in force.

@@ -2,7 +2,7 @@
 
 use formulary_core::ecosystems::Ecosystem;
 use formulary_core::Component;
-use formulary_store::Download;
+use formulary_store::{Download, LedgerLine};
 
 use crate::store_test;
 
@@ -53,3 +53,30 @@ store_test!(batched_ledger_lines_are_all_recorded, |database, _url| {
         .iter()
         .any(|download| download.version == "1.4.1" && download.outcome == "refused"));
 });
+
+store_test!(
+    ledger_lines_written_twice_are_recorded_once,
+    |database, _url| {
+        let lines: Vec<LedgerLine> = (0..300)
+            .map(|index| LedgerLine::new(line(&format!("2.{index}"), "served")))
+            .collect();
+        assert_eq!(
+            database.record_ledger_lines(&lines).await.expect("first"),
+            300
+        );
+        // A journal replayed after a crash repeats lines already written, and adds new ones.
+        let mut again = lines[250..].to_vec();
+        again.push(LedgerLine::new(line("3.0", "served")));
+        assert_eq!(
+            database.record_ledger_lines(&again).await.expect("again"),
+            1,
+            "only the new line is inserted"
+        );
+        assert_eq!(database.download_count().await.expect("count"), 301);
+        let recorded = database
+            .downloads_of(&Component::new(Ecosystem::Cran, "readxl").expect("name"))
+            .await
+            .expect("ledger");
+        assert_eq!(recorded.len(), 301);
+    }
+);

@@ -56,8 +56,17 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
             crate::demo_people::DEMO_PASSWORD
         );
     }
-    let (ledger, ledger_writer) = formulary_gateway::DownloadLedger::start(database.clone());
+    let journal = context.settings.ledger_journal();
+    let (ledger, ledger_writer) = formulary_gateway::DownloadLedger::start(
+        database.clone(),
+        &formulary_gateway::LedgerOptions {
+            journal: journal.clone(),
+            journal_max_bytes: context.settings.ledger_journal_max_bytes,
+        },
+    )
+    .with_context(|| format!("could not open the download ledger's journal {}: check that the data folder can be written", journal.display()))?;
     state.ledger = Some(ledger);
+    state.blob_dir = Some(context.settings.blob_dir());
     let _follower = Arc::clone(&state.snapshot).follow(database, Duration::from_secs(2));
     let listener = tokio::net::TcpListener::bind(context.settings.listen)
         .await
@@ -77,16 +86,45 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
     // bodies sent with sendfile.
     let listener = formulary_server::ZeroCopyListener::new(listener);
     println!("Formulary is listening on http://{address}/ (Ctrl-C to stop)");
-    let app = formulary_server::app(state)
-        .into_make_service_with_connect_info::<formulary_server::Peer>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    // Every download answered so far is in the queue: write it before exiting.
-    let written = ledger_writer.finish().await;
-    tracing::info!(written, "download ledger written");
+    let settings = &context.settings;
+    let limits = formulary_server::ConnectionLimits {
+        header_read_timeout: Duration::from_secs(settings.header_read_timeout_seconds.max(1)),
+        idle_timeout: Duration::from_secs(settings.idle_timeout_seconds.max(1)),
+        max_connections: settings.max_connections.max(1),
+        shutdown_deadline: Duration::from_secs(settings.shutdown_deadline_seconds),
+    };
+    let served = formulary_server::serve(
+        listener,
+        formulary_server::app(state),
+        limits,
+        shutdown_signal(),
+    )
+    .await;
+    if served.refused > 0 {
+        tracing::warn!(
+            refused = served.refused,
+            "connections were refused because max_connections was reached"
+        );
+    }
+    // Every download answered so far is queued: write it (or keep it in the journal) before
+    // exiting, within a few seconds.
+    match tokio::time::timeout(LEDGER_FINISH, ledger_writer.finish()).await {
+        Ok(summary) if summary.journal_lines > 0 || summary.dropped > 0 => tracing::warn!(
+            written = summary.written,
+            kept_in_journal = summary.journal_lines,
+            dropped = summary.dropped,
+            "download ledger: lines kept in the local journal are written at the next start"
+        ),
+        Ok(summary) => tracing::info!(written = summary.written, "download ledger written"),
+        Err(_) => tracing::warn!(
+            "the download ledger was still writing at exit; lines already in its journal are written at the next start"
+        ),
+    }
     Ok(ExitCode::SUCCESS)
 }
+
+/// How long the download ledger may take to write what is queued at exit.
+const LEDGER_FINISH: Duration = Duration::from_secs(5);
 
 /// Gateways of organisations with upstreams of their own.
 type GatewaysByOrganisation = HashMap<OrgCode, Arc<PypiGateway>>;

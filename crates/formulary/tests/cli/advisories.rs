@@ -1,4 +1,5 @@
-//! `formulary advisories sync` against a real HTTP server on loopback serving an OSV export.
+//! `formulary advisories sync` against a real HTTP server on loopback serving an OSV export, on
+//! SQLite and on PostgreSQL.
 
 use std::io::Write;
 
@@ -7,6 +8,7 @@ use axum::routing::get;
 use axum::Router;
 
 use crate::formulary_cli::{repo_root, text, Workspace};
+use crate::on_both_databases;
 
 /// Builds an `all.zip` like OSV's from the R advisory database.
 fn r_database_zip() -> Vec<u8> {
@@ -62,7 +64,7 @@ async fn serve_exports() -> String {
     format!("http://{address}")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+on_both_databases!(async fn sync_imports_an_export_once_and_reports_upstream_failures);
 async fn sync_imports_an_export_once_and_reports_upstream_failures() {
     let base = serve_exports().await;
     let workspace = Workspace::new();

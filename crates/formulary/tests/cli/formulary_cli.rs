@@ -3,20 +3,53 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::databases::{self, Backend, PostgresDatabase};
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// A data folder for one test and a way to run the binary against it.
+/// A data folder for one test and a way to run the binary against it. Records live in SQLite
+/// in the data folder, or in a fresh PostgreSQL database when the test runs under
+/// `on_both_databases!` (see `databases.rs`).
 pub struct Workspace {
     pub folder: tempfile::TempDir,
+    /// `--database-url` for every command, when records do not live in the data folder.
+    database_url: Option<String>,
+    /// The PostgreSQL database made for this workspace, dropped with it.
+    _postgres: Option<PostgresDatabase>,
 }
 
 impl Workspace {
+    /// A workspace on the database the running test chose (SQLite unless `on_both_databases!`
+    /// runs it on PostgreSQL).
     pub fn new() -> Workspace {
+        let postgres = match databases::current() {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(PostgresDatabase::create(
+                &databases::admin_url()
+                    .expect("the PostgreSQL run checked the server is configured"),
+            )),
+        };
         Workspace {
             folder: tempfile::tempdir().expect("temporary folder"),
+            database_url: postgres.as_ref().map(|database| database.url.clone()),
+            _postgres: postgres,
         }
+    }
+
+    /// A workspace whose records live in the given database (a cluster the test controls).
+    pub fn on_database(url: &str) -> Workspace {
+        Workspace {
+            folder: tempfile::tempdir().expect("temporary folder"),
+            database_url: Some(url.to_owned()),
+            _postgres: None,
+        }
+    }
+
+    /// The database URL given to every command, or `None` for SQLite in the data folder.
+    pub fn database_url(&self) -> Option<&str> {
+        self.database_url.as_deref()
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
@@ -27,8 +60,11 @@ impl Workspace {
             .env_remove("FORMULARY_DATA_DIR")
             .env("NO_COLOR", "1")
             .arg("--data-dir")
-            .arg(self.folder.path().join("data"))
-            .args(args);
+            .arg(self.folder.path().join("data"));
+        if let Some(url) = self.database_url() {
+            command.arg("--database-url").arg(url);
+        }
+        command.args(args);
         command
     }
 

@@ -147,7 +147,7 @@ pub(crate) fn r(code: &str) -> Output {
         .expect("Rscript runs")
 }
 
-#[test]
+crate::on_both_databases!(fn r_installs_the_newest_allowed_version_and_shows_why_a_file_is_refused);
 fn r_installs_the_newest_allowed_version_and_shows_why_a_file_is_refused() {
     let workspace = Workspace::new();
     let (upstream_server, upstream_url) = upstream(&workspace.folder.path().join("upstream"));

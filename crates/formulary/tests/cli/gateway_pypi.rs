@@ -177,7 +177,7 @@ fn import_requests_advisories(workspace: &Workspace) {
     ]);
 }
 
-#[test]
+crate::on_both_databases!(fn pip_and_uv_install_allowed_versions_and_show_why_a_pin_is_refused);
 fn pip_and_uv_install_allowed_versions_and_show_why_a_pin_is_refused() {
     let workspace = Workspace::new();
     let (upstream, upstream_url) = static_upstream(&workspace.folder.path().join("upstream"));

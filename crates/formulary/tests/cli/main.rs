@@ -4,6 +4,8 @@
 mod advisories;
 mod bad_input;
 mod browser;
+mod cluster;
+mod databases;
 mod formulary_cli;
 mod gateway_cran;
 mod gateway_cran_airgapped;
@@ -11,6 +13,7 @@ mod gateway_pypi;
 mod gateway_verified;
 mod policy_check;
 mod policy_files;
+mod reliability;
 mod requests;
 mod security;
 mod server;

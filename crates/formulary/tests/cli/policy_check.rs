@@ -1,6 +1,8 @@
-//! The "done means": import the real PyPA database, then explain a block.
+//! The "done means": import the real PyPA database, then explain a block; each test runs
+//! on SQLite and on PostgreSQL.
 
 use crate::formulary_cli::{repo_root, text, Workspace};
+use crate::on_both_databases;
 
 fn pypa() -> String {
     repo_root()
@@ -9,7 +11,7 @@ fn pypa() -> String {
         .to_string()
 }
 
-#[test]
+on_both_databases!(fn a_known_vulnerable_version_is_denied_with_its_advisory_and_fix);
 fn a_known_vulnerable_version_is_denied_with_its_advisory_and_fix() {
     let workspace = Workspace::new();
     let imported = workspace.ok(&["advisories", "import", &pypa()]);
@@ -40,7 +42,7 @@ fn a_known_vulnerable_version_is_denied_with_its_advisory_and_fix() {
     assert_eq!(allowed.status.code(), Some(0), "{}", text(&allowed.stdout));
 }
 
-#[test]
+on_both_databases!(fn json_output_and_lockfiles_answer_for_a_whole_environment);
 fn json_output_and_lockfiles_answer_for_a_whole_environment() {
     let workspace = Workspace::new();
     workspace.ok(&["advisories", "import", &pypa()]);
@@ -101,7 +103,7 @@ fn json_output_and_lockfiles_answer_for_a_whole_environment() {
     );
 }
 
-#[test]
+on_both_databases!(fn the_r_database_decides_cran_versions_with_r_ordering);
 fn the_r_database_decides_cran_versions_with_r_ordering() {
     let workspace = Workspace::new();
     workspace.ok(&[
@@ -123,7 +125,7 @@ fn the_r_database_decides_cran_versions_with_r_ordering() {
     assert_eq!(allowed.status.code(), Some(0), "{}", text(&allowed.stdout));
 }
 
-#[test]
+on_both_databases!(fn entries_are_managed_from_the_cli_and_every_change_is_audited);
 fn entries_are_managed_from_the_cli_and_every_change_is_audited() {
     let workspace = Workspace::new();
     workspace.ok(&[

@@ -73,7 +73,7 @@ pub(crate) fn request_body(name: &str) -> Value {
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+crate::on_both_databases!(async fn each_role_does_only_what_it_may_and_decisions_are_logged_counted_and_audited);
 async fn each_role_does_only_what_it_may_and_decisions_are_logged_counted_and_audited() {
     let (workspace, _server, base) = setup();
     let client = reqwest::Client::new();
@@ -677,7 +677,7 @@ async fn web_forms_refuse_forgery_oversize_and_guessing_escape_markup_and_end_se
     );
 }
 
-#[test]
+crate::on_both_databases!(fn the_cli_logs_in_searches_requests_and_shows_status);
 fn the_cli_logs_in_searches_requests_and_shows_status() {
     let (workspace, _server, base) = setup();
     let credentials = workspace.folder.path().join("credentials.json");

@@ -75,7 +75,7 @@ async fn check(client: &reqwest::Client, server: &Server, purl: &str, organisati
         .expect("JSON")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+crate::on_both_databases!(async fn the_demo_server_answers_and_enforces_roles);
 async fn the_demo_server_answers_and_enforces_roles() {
     let workspace = Workspace::new();
     let server = start(&workspace);
