@@ -232,7 +232,7 @@ mod tests {
         for origin in [
             "https://pypi.org/simple/",
             "formulary-blob:mirror",
-            crate::cran::mirror::MIRROR_UPSTREAM,
+            crate::cran::imported::MIRROR_UPSTREAM,
         ] {
             let stored = formulary_store::UpstreamDocument {
                 upstream: origin.to_owned(),

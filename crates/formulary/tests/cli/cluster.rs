@@ -37,9 +37,11 @@ fn server_binaries() -> Option<PathBuf> {
             candidates.push(folder.to_owned());
         }
     }
-    candidates
-        .into_iter()
-        .find(|folder| ["initdb", "pg_ctl", "postgres"].iter().all(|name| folder.join(name).is_file()))
+    candidates.into_iter().find(|folder| {
+        ["initdb", "pg_ctl", "postgres"]
+            .iter()
+            .all(|name| folder.join(name).is_file())
+    })
 }
 
 fn which(name: &str) -> Result<PathBuf, ()> {
@@ -148,7 +150,10 @@ impl Cluster {
 
     /// Stops the server at once (`pg_ctl -m immediate`: like a crash, open connections are cut).
     pub fn stop(&self) {
-        self.run("pg_ctl", &["-D", &self.data(), "-m", "immediate", "-w", "stop"]);
+        self.run(
+            "pg_ctl",
+            &["-D", &self.data(), "-m", "immediate", "-w", "stop"],
+        );
     }
 
     /// Starts the server (again) and waits until it accepts connections.
@@ -161,7 +166,18 @@ impl Cluster {
         let log = self.folder.path().join("server.log").display().to_string();
         self.run(
             "pg_ctl",
-            &["-D", &self.data(), "-l", &log, "-o", &options, "-w", "-t", "60", "start"],
+            &[
+                "-D",
+                &self.data(),
+                "-l",
+                &log,
+                "-o",
+                &options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
         );
     }
 }

@@ -1,6 +1,11 @@
 //! End-to-end tests of the `formulary` binary: real processes, a real server on a real socket,
 //! real OSV data.
 
+#![expect(
+    clippy::unwrap_used,
+    reason = "test bodies shared by the SQLite and PostgreSQL variants are plain functions, which clippy's allow-unwrap-in-tests does not reach"
+)]
+
 mod advisories;
 mod bad_input;
 mod browser;

@@ -123,7 +123,10 @@ async fn download_many(client: &reqwest::Client, url: &str, count: usize, size: 
     .buffer_unordered(8);
     use futures_util::StreamExt;
     while let Some((status, length)) = pending.next().await {
-        assert_eq!(status, 200, "a cached file is served while the database is down");
+        assert_eq!(
+            status, 200,
+            "a cached file is served while the database is down"
+        );
         assert!(length >= size, "the whole file: {length}");
     }
 }
@@ -177,7 +180,8 @@ async fn wait_until_ready_and_replayed(client: &reqwest::Client, base: &str, log
 const DOWNLOADS_WHILE_DOWN: usize = 4200;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_postgresql_stopped_cached_files_are_served_livez_stays_up_and_the_ledger_catches_up() {
+async fn with_postgresql_stopped_cached_files_are_served_livez_stays_up_and_the_ledger_catches_up()
+{
     let Some(cluster) = tokio::task::block_in_place(Cluster::start) else {
         return;
     };
@@ -206,9 +210,17 @@ async fn with_postgresql_stopped_cached_files_are_served_livez_stays_up_and_the_
         assert_eq!(body["blobs"]["status"], "ok", "{body}");
         slowest_ready = slowest_ready.max(took);
     }
-    eprintln!("database stopped: slowest /livez {slowest_live:?}, slowest /readyz {slowest_ready:?}");
-    assert!(slowest_live < Duration::from_millis(100), "{slowest_live:?}");
-    assert!(slowest_ready < Duration::from_millis(100), "{slowest_ready:?}");
+    eprintln!(
+        "database stopped: slowest /livez {slowest_live:?}, slowest /readyz {slowest_ready:?}"
+    );
+    assert!(
+        slowest_live < Duration::from_millis(100),
+        "{slowest_live:?}"
+    );
+    assert!(
+        slowest_ready < Duration::from_millis(100),
+        "{slowest_ready:?}"
+    );
     let (status, _, _) = timed(&client, &format!("{base}/healthz")).await;
     assert_eq!(status, 503, "/healthz is /readyz");
 
@@ -232,7 +244,10 @@ async fn with_postgresql_stopped_cached_files_are_served_livez_stays_up_and_the_
     tokio::task::block_in_place(|| cluster.resume());
     let started = Instant::now();
     wait_until_ready_and_replayed(&client, &base, &log).await;
-    eprintln!("journal replayed {:?} after the database came back", started.elapsed());
+    eprintln!(
+        "journal replayed {:?} after the database came back",
+        started.elapsed()
+    );
     wait_for_ledger_rows(&url, 1 + DOWNLOADS_WHILE_DOWN as i64, &log).await;
 
     // Down again, and the server is killed with its lines in the journal: the next start
@@ -258,15 +273,17 @@ async fn with_postgresql_stopped_cached_files_are_served_livez_stays_up_and_the_
     let (_server, base, log) = tokio::task::block_in_place(|| serve(&workspace, &[]));
     wait_until_ready_and_replayed(&client, &base, &log).await;
     wait_for_ledger_rows(&url, 1 + DOWNLOADS_WHILE_DOWN as i64 + 300, &log).await;
-    assert!(read(&log).contains("holds lines from an earlier run"), "{}", read(&log));
+    assert!(
+        read(&log).contains("holds lines from an earlier run"),
+        "{}",
+        read(&log)
+    );
 }
 
 /// Sends `bytes` and reads until the server closes the connection; returns how long that took.
 fn until_closed(stream: &mut TcpStream, limit: Duration) -> Duration {
     let started = Instant::now();
-    stream
-        .set_read_timeout(Some(limit))
-        .expect("read timeout");
+    stream.set_read_timeout(Some(limit)).expect("read timeout");
     let mut buffer = [0u8; 1024];
     loop {
         match stream.read(&mut buffer) {
@@ -275,7 +292,9 @@ fn until_closed(stream: &mut TcpStream, limit: Duration) -> Duration {
             Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => {
                 return started.elapsed()
             }
-            Err(error) => panic!("the server did not close the connection within {limit:?}: {error}"),
+            Err(error) => {
+                panic!("the server did not close the connection within {limit:?}: {error}")
+            }
         }
     }
 }
@@ -295,7 +314,8 @@ fn slow_and_idle_clients_are_disconnected_and_excess_connections_get_a_clear_503
 
     // Slowloris: a header line every 300 ms, never finishing.
     let mut slow = TcpStream::connect(&address).expect("connects");
-    slow.write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n").expect("writes");
+    slow.write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n")
+        .expect("writes");
     let started = Instant::now();
     let dripping = std::thread::spawn({
         let mut slow = slow.try_clone().expect("clone");
@@ -313,7 +333,11 @@ fn slow_and_idle_clients_are_disconnected_and_excess_connections_get_a_clear_503
         took >= Duration::from_millis(900) && took < Duration::from_millis(2500),
         "closed within the 1 s header timeout (and its check interval): {took:?}"
     );
-    assert!(read(&log).contains("request headers did not arrive in time"), "{}", read(&log));
+    assert!(
+        read(&log).contains("request headers did not arrive in time"),
+        "{}",
+        read(&log)
+    );
 
     // A connection that sends nothing at all is closed by the same timeout.
     let mut silent = TcpStream::connect(&address).expect("connects");
@@ -322,7 +346,8 @@ fn slow_and_idle_clients_are_disconnected_and_excess_connections_get_a_clear_503
 
     // A kept-alive connection: answered, then closed after the idle timeout.
     let mut kept = TcpStream::connect(&address).expect("connects");
-    kept.write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n").expect("writes");
+    kept.write_all(b"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("writes");
     let mut answer = [0u8; 512];
     let read_bytes = kept.read(&mut answer).expect("answer");
     assert!(answer[..read_bytes].starts_with(b"HTTP/1.1 200"));
@@ -336,7 +361,9 @@ fn slow_and_idle_clients_are_disconnected_and_excess_connections_get_a_clear_503
     let holders: Vec<TcpStream> = (0..8)
         .map(|_| {
             let mut holder = TcpStream::connect(&address).expect("connects");
-            holder.write_all(b"GET /livez HTTP/1.1\r\n").expect("writes");
+            holder
+                .write_all(b"GET /livez HTTP/1.1\r\n")
+                .expect("writes");
             holder
         })
         .collect();
@@ -371,7 +398,8 @@ fn sigterm_with_a_stalled_download_exits_within_the_shutdown_deadline() {
     // Larger than any socket buffers, so a client that stops reading stalls the transfer.
     const SIZE: usize = 48 * 1024 * 1024;
     import_wheels(&workspace, &[("stalled", SIZE)]);
-    let (mut server, base, log) = serve(&workspace, &[("FORMULARY_SHUTDOWN_DEADLINE_SECONDS", "2")]);
+    let (mut server, base, log) =
+        serve(&workspace, &[("FORMULARY_SHUTDOWN_DEADLINE_SECONDS", "2")]);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -386,7 +414,11 @@ fn sigterm_with_a_stalled_download_exits_within_the_shutdown_deadline() {
     // Read the head and a little of the body, then stop reading.
     let mut start = [0u8; 4096];
     let got = stalled.read(&mut start).expect("the download starts");
-    assert!(start[..got].starts_with(b"HTTP/1.1 200"), "{}", text(&start[..got]));
+    assert!(
+        start[..got].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        text(&start[..got])
+    );
     std::thread::sleep(Duration::from_millis(500));
 
     let pid = server.0.id().to_string();
@@ -416,7 +448,10 @@ fn sigterm_with_a_stalled_download_exits_within_the_shutdown_deadline() {
         "the 2 s deadline, then a prompt exit: {took:?}"
     );
     let log = read(&log);
-    assert!(log.contains("cut a connection at the shutdown deadline"), "{log}");
+    assert!(
+        log.contains("cut a connection at the shutdown deadline"),
+        "{log}"
+    );
     assert!(log.contains("doing=\"sending a response\""), "{log}");
     drop(stalled);
 }
