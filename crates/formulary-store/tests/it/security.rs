@@ -272,7 +272,7 @@ store_test!(
             .into_iter()
             .map(|token| token.id)
             .collect();
-        assert_eq!(listed, [laptop.token.id.clone()]);
+        assert_eq!(listed, std::slice::from_ref(&laptop.token.id));
         for foreign in [&robs.token.id, &service.token.id, &"t-nothing".to_owned()] {
             let refused = database
                 .revoke_user_token(&ana.id, foreign, "user:ana")
