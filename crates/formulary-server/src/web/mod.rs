@@ -81,11 +81,24 @@ async fn security_headers(response: Response) -> Response {
 ///   own caching (static assets). Request pages hold problem and credentials text, which must
 ///   not stay in a shared or browser cache.
 /// - `Strict-Transport-Security` when `public_url` is `https`.
+///
+/// It also makes the connection's peer available as `ConnectInfo<SocketAddr>`.
 pub(crate) async fn protect_answers(
     axum::extract::State(state): axum::extract::State<AppState>,
-    request: axum::extract::Request,
+    mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    // Handlers written against the plain socket address (the gateway's download ledger) see
+    // the TCP peer too.
+    if let Some(axum::extract::ConnectInfo(crate::state::Peer(peer))) = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<crate::state::Peer>>()
+        .copied()
+    {
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+    }
     let personal = request
         .headers()
         .contains_key(axum::http::header::AUTHORIZATION)

@@ -378,6 +378,8 @@ async fn s2_guessing_slows_the_guesser_without_locking_out_the_owner() {
     assert!(answer.headers().contains_key("retry-after"));
 }
 
+/// A guard for the trusted-proxy rule rather than a reproduction (the old code never read the
+/// header): without `trusted_proxies`, a made-up `X-Forwarded-For` is not believed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s2_forwarded_for_from_an_untrusted_peer_is_ignored() {
     let (_workspace, _server, base) = setup();
