@@ -10,10 +10,13 @@
 //! archived version whose DESCRIPTION Formulary has not seen is taken to need the packages the
 //! nearest described version needs (in any version).
 //!
-//! A dependency constraint (`Imports: tibble (>= 2.0)`) is met when ANY version of the dependency
-//! the repository has satisfies it, is allowed in the view, and can itself be installed (its own
-//! dependencies met, transitively). A denied newest version therefore does not make a package
-//! uninstallable while an older allowed one satisfies the constraint: the gateway serves that one.
+//! A dependency constraint (`Imports: tibble (>= 2.0)`) is met as the gateway's index meets it:
+//! the index lists, for each package, the newest version the view allows (an archived one when
+//! newer ones are denied), and keeps a package only while each package it needs is kept in a
+//! version that satisfies the constraint, transitively. For the lower bounds CRAN packages use,
+//! that is "some allowed version satisfies it": a denied newest version does not make a package
+//! uninstallable while an older allowed one satisfies the constraint, because the gateway serves
+//! that one.
 
 use std::collections::HashMap;
 
@@ -246,15 +249,17 @@ fn describe(paragraph: &Paragraph) -> Option<(&str, &str, Version)> {
     Some((name, version_text, version))
 }
 
-/// Works out, for one view, which versions can be installed: allowed, with every dependency met
-/// by some installable version. Decisions and answers are remembered.
+/// Works out, for one view, what the gateway's index serves: for each package the newest
+/// version the policy allows (as `PACKAGES` lists one version per package), kept only while every
+/// package it needs is kept in a version that satisfies the constraint, until nothing changes.
+/// Only the packages a question reaches are looked at; policy decisions are remembered.
 pub(crate) struct Installability<'a> {
     snapshot: &'a PolicySnapshot,
     view: &'a View,
     catalogue: &'a CranCatalogue,
     decisions: HashMap<(String, Version), Decision>,
-    /// `None` while being worked out (a dependency cycle counts as met).
-    installable: HashMap<(String, Version), Option<bool>>,
+    /// The version served of each package looked at (`None`: no version is allowed).
+    served: HashMap<String, Option<&'a Candidate>>,
 }
 
 impl<'a> Installability<'a> {
@@ -269,7 +274,7 @@ impl<'a> Installability<'a> {
             view,
             catalogue,
             decisions: HashMap::new(),
-            installable: HashMap::new(),
+            served: HashMap::new(),
         }
     }
 
@@ -291,84 +296,131 @@ impl<'a> Installability<'a> {
         })
     }
 
-    fn installable(&mut self, package: &'a Package, candidate: &'a Candidate) -> bool {
-        let key = (
-            package.component.name.as_str().to_owned(),
-            candidate.release.version.clone(),
-        );
-        match self.installable.get(&key) {
-            Some(Some(known)) => return *known,
-            Some(None) => return true,
-            None => {}
+    /// The newest allowed version of a package, if the repository has it and any is allowed.
+    fn served(&mut self, name: &str) -> Option<&'a Candidate> {
+        if let Some(served) = self.served.get(name) {
+            return *served;
         }
-        self.installable.insert(key.clone(), None);
-        let answer = self.decision(package, candidate).allowed
-            && candidate
-                .dependencies
+        let catalogue = self.catalogue;
+        let served = catalogue.packages.get(name).and_then(|package| {
+            package
+                .candidates
                 .iter()
-                .all(|dependency| self.met(dependency).is_ok());
-        self.installable.insert(key, Some(answer));
-        answer
+                .find(|candidate| self.decision(package, candidate).allowed)
+        });
+        self.served.insert(name.to_owned(), served);
+        served
     }
 
-    /// `Ok` when some version the repository has satisfies the dependency and can be installed;
-    /// else why not.
-    fn met(&mut self, dependency: &Dependency) -> Result<(), String> {
+    /// The packages kept in the index among those `dependencies` reach: served, and with every
+    /// dependency kept in a satisfying version (the gateway's fixed point, on this closure).
+    fn kept(&mut self, dependencies: &[Dependency]) -> HashMap<String, &'a Candidate> {
+        let mut kept: HashMap<String, &'a Candidate> = HashMap::new();
+        let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut queue: Vec<String> = dependencies.iter().map(|d| d.name.clone()).collect();
+        while let Some(name) = queue.pop() {
+            if !seen.insert(name.clone()) {
+                continue;
+            }
+            if let Some(candidate) = self.served(&name) {
+                queue.extend(candidate.dependencies.iter().map(|d| d.name.clone()));
+                kept.insert(name, candidate);
+            }
+        }
+        loop {
+            let unmet: Vec<String> = kept
+                .iter()
+                .filter(|(_, candidate)| {
+                    !candidate.dependencies.iter().all(|dependency| {
+                        kept.get(&dependency.name).is_some_and(|served| {
+                            dependency.range.contains(&served.release.version)
+                        })
+                    })
+                })
+                .map(|(name, _)| name.clone())
+                .collect();
+            if unmet.is_empty() {
+                return kept;
+            }
+            for name in unmet {
+                kept.remove(&name);
+            }
+        }
+    }
+
+    /// Why a dependency is not met, given what is kept.
+    fn why_unmet(
+        &mut self,
+        dependency: &Dependency,
+        kept: &HashMap<String, &'a Candidate>,
+    ) -> Option<String> {
         let catalogue = self.catalogue;
         let name = dependency.name.as_str();
         let Some(package) = catalogue.packages.get(name) else {
-            return Err("which this repository does not have".to_owned());
+            return Some("which this repository does not have".to_owned());
         };
-        let satisfying: Vec<&'a Candidate> = package
+        let served = self.served(name);
+        if let Some(served) = served {
+            if dependency.range.contains(&served.release.version) {
+                if kept.contains_key(name) {
+                    return None;
+                }
+                let missing: Vec<&str> = served
+                    .dependencies
+                    .iter()
+                    .filter(|needed| {
+                        !kept
+                            .get(&needed.name)
+                            .is_some_and(|kept| needed.range.contains(&kept.release.version))
+                    })
+                    .map(|needed| needed.name.as_str())
+                    .collect();
+                return Some(format!(
+                    "and {name} {} is allowed but cannot be installed: it needs {}, which cannot be installed in this view",
+                    served.release.version,
+                    missing.join(", ")
+                ));
+            }
+        }
+        let newest_satisfying = package
             .candidates
             .iter()
-            .filter(|candidate| dependency.range.contains(&candidate.release.version))
-            .collect();
-        let Some(newest) = satisfying.first() else {
-            let newest = package
-                .candidates
-                .first()
-                .map(|candidate| candidate.release.version.to_string())
-                .unwrap_or_default();
-            return Err(format!(
-                "and no version of {name} this repository has satisfies that (the newest is {newest})"
-            ));
-        };
-        if satisfying
-            .iter()
-            .any(|candidate| self.installable(package, candidate))
-        {
-            return Ok(());
-        }
-        let decision = self.decision(package, newest);
-        let why = if decision.allowed {
-            format!(
-                "{name} {} is allowed but cannot be installed: what it needs is not met",
-                newest.release.version
-            )
-        } else {
-            format!(
-                "{name} {} is denied: {}",
-                newest.release.version,
-                decision.headline().unwrap_or("denied")
-            )
-        };
-        let older = satisfying.len() - 1;
-        Err(match older {
-            0 => format!("and {why}"),
-            _ => format!(
-                "and no version of {name} that satisfies it can be installed in this view: {why} (and {older} older version{} likewise)",
-                if older == 1 { "" } else { "s" }
+            .find(|candidate| dependency.range.contains(&candidate.release.version));
+        Some(match (newest_satisfying, served) {
+            (None, _) => format!(
+                "and no version of {name} this repository has satisfies that (the newest is {})",
+                package
+                    .candidates
+                    .first()
+                    .map(|candidate| candidate.release.version.to_string())
+                    .unwrap_or_default()
             ),
+            (Some(satisfying), served) => {
+                let decision = self.decision(package, satisfying);
+                if decision.allowed {
+                    // Only an upper bound gets here: R installs the one version listed.
+                    format!(
+                        "and the version of {name} this view serves, {}, does not satisfy that; R installs only the version a repository lists",
+                        served.map(|served| served.release.version.to_string()).unwrap_or_default()
+                    )
+                } else {
+                    format!(
+                        "and {name} {} is denied: {}",
+                        satisfying.release.version,
+                        decision.headline().unwrap_or("denied")
+                    )
+                }
+            }
         })
     }
 
     /// A denying reason for each dependency that cannot be met.
     pub(crate) fn unmet(&mut self, dependencies: &[Dependency]) -> Vec<Reason> {
+        let kept = self.kept(dependencies);
         dependencies
             .iter()
             .filter_map(|dependency| {
-                let why = self.met(dependency).err()?;
+                let why = self.why_unmet(dependency, &kept)?;
                 Some(Reason {
                     code: ReasonCode::DependencyDenied,
                     effect: Effect::Deny,
