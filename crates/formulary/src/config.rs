@@ -104,7 +104,14 @@ fn setting_names() -> Vec<String> {
 }
 
 /// Variables that are not settings but are read elsewhere.
-const OTHER_VARIABLES: [&str; 5] = ["CONFIG", "LOG", "TOKEN", "SERVER", "CREDENTIALS"];
+const OTHER_VARIABLES: [&str; 6] = [
+    "CONFIG",
+    "LOG",
+    "TOKEN",
+    "SERVER",
+    "CREDENTIALS",
+    "SKIP_LINT",
+];
 
 impl Settings {
     /// Loads the layers. `overrides` are the flags the user gave (only those set).
