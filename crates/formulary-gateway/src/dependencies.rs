@@ -327,25 +327,38 @@ impl<'a> Installability<'a> {
                 kept.insert(name, candidate);
             }
         }
-        loop {
-            let unmet: Vec<String> = kept
-                .iter()
-                .filter(|(_, candidate)| {
-                    !candidate.dependencies.iter().all(|dependency| {
-                        kept.get(&dependency.name).is_some_and(|served| {
-                            dependency.range.contains(&served.release.version)
-                        })
-                    })
-                })
-                .map(|(name, _)| name.clone())
-                .collect();
-            if unmet.is_empty() {
-                return kept;
+        // Withhold what has an unmet dependency, then what needs what was withheld: each package
+        // and each dependency edge is looked at once.
+        let mut needed_by: HashMap<&str, Vec<&str>> = HashMap::new();
+        let mut withhold: Vec<String> = Vec::new();
+        for (name, candidate) in &kept {
+            for dependency in &candidate.dependencies {
+                needed_by
+                    .entry(dependency.name.as_str())
+                    .or_default()
+                    .push(name.as_str());
             }
-            for name in unmet {
-                kept.remove(&name);
+            let met = candidate.dependencies.iter().all(|dependency| {
+                kept.get(&dependency.name)
+                    .is_some_and(|served| dependency.range.contains(&served.release.version))
+            });
+            if !met {
+                withhold.push(name.clone());
             }
         }
+        let mut withheld: std::collections::HashSet<String> = std::collections::HashSet::new();
+        while let Some(name) = withhold.pop() {
+            if !withheld.insert(name.clone()) {
+                continue;
+            }
+            for dependent in needed_by.get(name.as_str()).into_iter().flatten() {
+                if !withheld.contains(*dependent) {
+                    withhold.push((*dependent).to_owned());
+                }
+            }
+        }
+        kept.retain(|name, _| !withheld.contains(name));
+        kept
     }
 
     /// Why a dependency is not met, given what is kept.

@@ -117,6 +117,11 @@ fn dependencies_are_followed_transitively_and_missing_ones_named() {
     );
 }
 
+/// What a package needs: (package, lowest version's major number; 0 for any).
+type Needs = Vec<(String, u32)>;
+/// A random repository: each package's versions (major numbers, oldest first) and their needs.
+type Repository = Vec<(String, Vec<(u32, Needs)>)>;
+
 /// A small deterministic generator (no extra dependency for one test).
 struct Lcg(u64);
 
@@ -134,10 +139,10 @@ impl Lcg {
 /// version, then packages whose dependencies are not kept in a satisfying version are withheld
 /// until nothing changes.
 fn gateway_keeps(
-    packages: &[(String, Vec<(u32, Vec<(String, u32)>)>)],
+    packages: &Repository,
     allowed_below: &HashMap<String, u32>,
 ) -> HashMap<String, u32> {
-    let mut kept: HashMap<String, (u32, &Vec<(String, u32)>)> = packages
+    let mut kept: HashMap<String, (u32, &Needs)> = packages
         .iter()
         .filter_map(|(name, versions)| {
             versions
@@ -173,7 +178,7 @@ fn the_answer_is_the_gateways_on_random_repositories_and_formularies() {
     for case in 0..300 {
         let count = 2 + random.below(6) as usize;
         let names: Vec<String> = (0..count).map(|index| format!("pkg{index}")).collect();
-        let packages: Vec<(String, Vec<(u32, Vec<(String, u32)>)>)> = names
+        let packages: Repository = names
             .iter()
             .map(|name| {
                 let versions = (1..=1 + random.below(3) as u32)
