@@ -110,19 +110,13 @@ impl CranGateway {
             files: FileCache::new(database.clone(), blobs, client.clone()),
             client,
             upstreams,
-            trees: Revalidating::new(
-                chrono::Duration::from_std(revalidate_after)
-                    .unwrap_or(chrono::Duration::minutes(10)),
-            ),
+            trees: Revalidating::new(revalidate_after),
             descriptions: Mutex::new(HashMap::new()),
             archive_listings: Mutex::new(HashMap::new()),
             indexes: Views::new(INDEX_REUSE, 1_000),
             imported: Mutex::new(None),
             reload_after: revalidate_after,
-            archives: Revalidating::new(
-                chrono::Duration::from_std(revalidate_after)
-                    .unwrap_or(chrono::Duration::minutes(10)),
-            ),
+            archives: Revalidating::new(revalidate_after),
             archive_files: Views::new(INDEX_REUSE, 1_000),
         })
     }

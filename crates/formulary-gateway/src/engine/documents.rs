@@ -99,11 +99,14 @@ pub(crate) struct Revalidating<T> {
 }
 
 impl<T: Revalidated> Revalidating<T> {
-    pub(crate) fn new(revalidate_after: chrono::Duration) -> Revalidating<T> {
+    /// A cache whose copies are revalidated once older than `revalidate_after` (ten minutes
+    /// when the setting is too large to represent).
+    pub(crate) fn new(revalidate_after: std::time::Duration) -> Revalidating<T> {
         Revalidating {
             items: Mutex::new(HashMap::new()),
             flight: SingleFlight::default(),
-            revalidate_after,
+            revalidate_after: chrono::Duration::from_std(revalidate_after)
+                .unwrap_or(chrono::Duration::minutes(10)),
         }
     }
 

@@ -65,7 +65,7 @@ impl Revalidated for Project {
 const PAGE_REUSE: Duration = Duration::from_secs(30);
 
 /// The answer for a project page.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum PageOutcome {
     /// Serve this page.
     Page(Arc<ServedPage>),
@@ -121,7 +121,7 @@ pub struct PypiGateway {
     upstreams: Vec<Url>,
     projects: Revalidating<Project>,
     files: FileCache,
-    pages: Views<ServedPage>,
+    pages: Views<PageOutcome>,
     /// Where this gateway's cached index documents are kept apart from other gateways'.
     scope: String,
 }
@@ -147,10 +147,7 @@ impl PypiGateway {
             files: FileCache::new(database.clone(), blobs, client.clone()),
             client,
             upstreams,
-            projects: Revalidating::new(
-                chrono::Duration::from_std(revalidate_after)
-                    .unwrap_or(chrono::Duration::minutes(10)),
-            ),
+            projects: Revalidating::new(revalidate_after),
             pages: Views::new(PAGE_REUSE, 10_000),
             scope: DEFAULT_SCOPE.to_owned(),
         })

@@ -88,37 +88,51 @@ impl PypiGateway {
         let Some(project) = self.project(component).await? else {
             return Ok(PageOutcome::Missing);
         };
-        let releases: Vec<Release> = project
-            .releases
-            .iter()
-            .filter(|release| {
-                release
-                    .published
-                    .is_none_or(|published| published <= view.at)
-            })
-            .cloned()
-            .collect();
-        let decisions = evaluate_releases(snapshot, view, component, &releases);
-        if let Some(first) = decisions
-            .first()
-            .filter(|_| decisions.iter().all(not_in_formulary))
-        {
-            return Ok(PageOutcome::NotInFormulary(Box::new(first.clone())));
-        }
+        // The page (or the 404) for this view is reused while the policy and the upstream page
+        // are the same: the policy is evaluated once per build, not on every request.
         let key = ViewKey {
             document: format!("{}\u{0}{files_base}", component.name),
             organisation: view.organisation.clone(),
             day,
         };
         let source: Arc<dyn std::any::Any + Send + Sync> = project.clone();
-        let served = self
+        let outcome = self
             .pages
             .get_or_build(key, Sources::new(generation, vec![source]), async {
-                Ok::<_, GatewayError>(build(component, &project, &decisions, files_base))
+                Ok::<_, GatewayError>(decide(snapshot, view, component, &project, files_base))
             })
             .await?;
-        Ok(PageOutcome::Page(served))
+        Ok(PageOutcome::clone(&outcome))
     }
+}
+
+/// Decides every release visible in the view and builds the page, or says that the view allows
+/// no version at all.
+fn decide(
+    snapshot: &PolicySnapshot,
+    view: &View,
+    component: &Component,
+    project: &Project,
+    files_base: &str,
+) -> PageOutcome {
+    let releases: Vec<Release> = project
+        .releases
+        .iter()
+        .filter(|release| {
+            release
+                .published
+                .is_none_or(|published| published <= view.at)
+        })
+        .cloned()
+        .collect();
+    let decisions = evaluate_releases(snapshot, view, component, &releases);
+    if let Some(first) = decisions
+        .first()
+        .filter(|_| decisions.iter().all(not_in_formulary))
+    {
+        return PageOutcome::NotInFormulary(Box::new(first.clone()));
+    }
+    PageOutcome::Page(Arc::new(build(component, project, &decisions, files_base)))
 }
 
 /// Builds the served page from the upstream page and the decisions.
