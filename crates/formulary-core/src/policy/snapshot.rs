@@ -79,14 +79,23 @@ impl PolicySnapshot {
         self.organisations.get(code)
     }
 
-    /// The settings an organisation applies to an ecosystem: its own, else the national ones,
-    /// else the defaults.
+    /// The settings an organisation applies to an ecosystem: the national baseline (the
+    /// national settings, else the defaults), tightened by the organisation's own where it has
+    /// them. An overlay never loosens the baseline, even one stored before the baseline was
+    /// tightened.
     pub fn settings_for(&self, organisation: &OrgCode, ecosystem: Ecosystem) -> EcosystemSettings {
-        self.settings
-            .get(&(organisation.clone(), ecosystem))
-            .or_else(|| self.settings.get(&(OrgCode::national(), ecosystem)))
+        let national = self
+            .settings
+            .get(&(OrgCode::national(), ecosystem))
             .cloned()
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if organisation.is_national() {
+            return national;
+        }
+        match self.settings.get(&(organisation.clone(), ecosystem)) {
+            Some(own) => own.within(&national),
+            None => national,
+        }
     }
 
     /// Every entry (all organisations) about a component.
