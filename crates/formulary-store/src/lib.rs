@@ -10,12 +10,15 @@ mod advisories;
 mod audit;
 mod blobs;
 mod catalogue;
+mod checkpoints;
 mod database;
 mod digests;
 mod documents;
 mod entries;
 mod error;
 mod gateway;
+mod integrity;
+mod notifications;
 mod organisations;
 mod releases;
 mod requests;
@@ -30,12 +33,15 @@ pub use accounts::{
 pub use advisories::{AdvisoryImport, AdvisorySummary, ImportOutcome};
 pub use audit::{AuditRecord, AuditVerification};
 pub use blobs::{BlobRef, BlobStore, FormatCheck, ReadSeek};
+pub use checkpoints::{AuditKey, Checkpoint, CheckpointLog, CheckpointReport};
 pub use database::{redact_url, Database};
 pub use digests::{Algorithm, Digests, MalformedDigest};
 pub use documents::{CachedFile, UpstreamDocument};
 pub use entries::{EntryFilter, StoredEntry};
 pub use error::StoreError;
 pub use gateway::{Download, DownloadTally, LedgerLine};
+pub use integrity::PolicyIntegrity;
+pub use notifications::{NewNotification, Notification, OutgoingEmail, MAX_EMAIL_ATTEMPTS};
 pub use requests::{
     DecisionRecord, EventKind, Grant, RecordedDecision, RequestEvent, RequestFilter, StoredRequest,
     UserRef,

@@ -61,6 +61,13 @@ pub struct Settings {
     pub max_connections: usize,
     /// Seconds transfers may go on after SIGTERM or Ctrl-C before they are cut.
     pub shutdown_deadline_seconds: u64,
+    /// The secret that signs audit checkpoints. Keep it where the database's owner cannot read
+    /// it (a secret mount), and out of database backups. Default: `audit.key` in `data_dir`,
+    /// created on first use.
+    pub audit_key_file: Option<PathBuf>,
+    /// The append-only file of signed audit checkpoints. Default: `audit-checkpoints.jsonl` in
+    /// `data_dir`.
+    pub audit_checkpoint_file: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -88,6 +95,8 @@ impl Default for Settings {
             idle_timeout_seconds: 60,
             max_connections: 1024,
             shutdown_deadline_seconds: 20,
+            audit_key_file: None,
+            audit_checkpoint_file: None,
         }
     }
 }
@@ -194,6 +203,20 @@ impl Settings {
     /// The download ledger's local journal.
     pub fn ledger_journal(&self) -> PathBuf {
         self.data_dir.join("ledger-journal.jsonl")
+    }
+
+    /// The file holding the audit checkpoint key.
+    pub fn audit_key_file(&self) -> PathBuf {
+        self.audit_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("audit.key"))
+    }
+
+    /// Where signed audit checkpoints are appended.
+    pub fn audit_checkpoint_file(&self) -> PathBuf {
+        self.audit_checkpoint_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("audit-checkpoints.jsonl"))
     }
 
     /// The blob folder in force.

@@ -23,3 +23,4 @@ mod reliability;
 mod requests;
 mod security;
 mod server;
+mod tamper;
