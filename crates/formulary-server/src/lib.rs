@@ -16,6 +16,8 @@ mod error;
 mod gateway;
 pub mod identity;
 mod landing;
+pub mod mail;
+pub mod notices;
 mod pypi;
 pub mod reports;
 mod router;

@@ -63,6 +63,14 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/me/password", post(api::session::change_password))
         .route("/api/v1/me/tokens", get(api::session::my_tokens))
         .route(
+            "/api/v1/me/notifications",
+            get(api::session::my_notifications),
+        )
+        .route(
+            "/api/v1/me/notifications/read",
+            post(api::session::mark_my_notifications_read),
+        )
+        .route(
             "/api/v1/me/tokens/{token}",
             axum::routing::delete(api::session::revoke_my_token),
         )

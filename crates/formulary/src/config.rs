@@ -68,6 +68,15 @@ pub struct Settings {
     /// The append-only file of signed audit checkpoints. Default: `audit-checkpoints.jsonl` in
     /// `data_dir`.
     pub audit_checkpoint_file: Option<PathBuf>,
+    /// Where notification emails go: `smtp://[user:password@]host[:port]` (STARTTLS required;
+    /// add `?tls=none` only for a relay on the same host) or `smtps://…`. Unset: notifications
+    /// are shown in the app only. Never logged.
+    pub smtp_url: Option<String>,
+    /// The `From:` of notification emails.
+    pub smtp_from: String,
+    /// A PEM file of certificate authorities to trust for the SMTP server, beyond the public
+    /// ones (a private CA).
+    pub smtp_ca_file: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -97,6 +106,9 @@ impl Default for Settings {
             shutdown_deadline_seconds: 20,
             audit_key_file: None,
             audit_checkpoint_file: None,
+            smtp_url: None,
+            smtp_from: "Formulary <formulary@localhost>".to_owned(),
+            smtp_ca_file: None,
         }
     }
 }

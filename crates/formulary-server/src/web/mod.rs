@@ -5,7 +5,8 @@
 mod account;
 mod assets;
 mod catalogue;
-pub(crate) mod page;
+pub(crate) mod notifications;
+mod page;
 mod reports;
 mod requests;
 pub(crate) mod session;
@@ -145,6 +146,9 @@ pub fn routes() -> Router<AppState> {
         .route("/account", get(account::show))
         .route("/account/password", post(account::change_password))
         .route("/account/tokens/{id}/revoke", post(account::revoke_token))
+        .route("/notifications", get(notifications::show))
+        .route("/notifications/read", post(notifications::mark_read))
+        .route("/notifications/email", post(notifications::set_email))
         .layer(axum::middleware::map_response(security_headers))
         .route("/assets/{file}", get(assets::serve))
         .route("/assets/images/{file}", get(assets::image))

@@ -68,6 +68,22 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
     state.ledger = Some(ledger);
     state.blob_dir = Some(context.settings.blob_dir());
     super::audit::check_at_start(context, &database).await;
+    let _outbox = match &context.settings.smtp_url {
+        Some(smtp_url) => {
+            let mailer =
+                formulary_server::mail::Mailer::new(&formulary_server::mail::MailOptions {
+                    smtp_url: smtp_url.clone(),
+                    from: context.settings.smtp_from.clone(),
+                    ca_file: context.settings.smtp_ca_file.clone(),
+                })?;
+            Some(formulary_server::mail::follow_outbox(
+                mailer,
+                database.clone(),
+                Duration::from_secs(2),
+            ))
+        }
+        None => None,
+    };
     let _checkpoints =
         super::audit::follow_checkpoints(context, database.clone(), Duration::from_secs(10))?;
     let _follower = Arc::clone(&state.snapshot).follow(database, Duration::from_secs(2));

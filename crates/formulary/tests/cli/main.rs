@@ -16,6 +16,7 @@ mod gateway_cran;
 mod gateway_cran_airgapped;
 mod gateway_pypi;
 mod gateway_verified;
+mod notifications;
 mod overlays;
 mod policy_check;
 mod policy_files;
