@@ -237,7 +237,7 @@ async fn upstream_state(client: &reqwest::Client, base: &str) -> Value {
                 .iter()
                 .find(|gateway| gateway["ecosystem"] == "pypi")
         })
-        .map(|gateway| gateway.clone())
+        .cloned()
         .unwrap_or(Value::Null)
 }
 
