@@ -146,8 +146,9 @@ pub(crate) fn gateway_error(error: GatewayError) -> ApiError {
     }
 }
 
-/// An upstream that failed with nothing cached: 504 when it did not answer (or is down), 502
-/// when it answered with something unusable; the detail names the upstream and how it failed.
+/// An upstream that failed with nothing cached: 504 when it did not answer in time (or is down
+/// after repeated failures), 502 when the connection failed or it answered with something
+/// unusable; the detail names the upstream and how it failed.
 fn upstream_failure(failure: &formulary_gateway::UpstreamFailure) -> ApiError {
     use formulary_gateway::UpstreamFailure;
     let (status, title) = match failure {

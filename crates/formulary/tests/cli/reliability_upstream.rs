@@ -23,7 +23,7 @@ use crate::reliability::serve;
 /// What the upstream does with the requests that arrive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
-enum Fault {
+pub(crate) enum Fault {
     /// Answers properly.
     None = 0,
     /// Accepts the connection, reads the request, never answers.
@@ -37,17 +37,17 @@ enum Fault {
 }
 
 /// A PEP 503 upstream whose behaviour the test switches.
-struct FaultyUpstream {
+pub(crate) struct FaultyUpstream {
     /// `http://127.0.0.1:PORT`.
     origin: String,
     fault: Arc<AtomicU8>,
 }
 
 /// A file the upstream serves: its bytes, and how long to pause between 256 KiB chunks.
-type Files = BTreeMap<String, (Vec<u8>, Duration)>;
+pub(crate) type Files = BTreeMap<String, (Vec<u8>, Duration)>;
 
 impl FaultyUpstream {
-    fn start(projects: BTreeMap<String, Files>) -> FaultyUpstream {
+    pub(crate) fn start(projects: BTreeMap<String, Files>) -> FaultyUpstream {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let origin = format!("http://{}", listener.local_addr().expect("address"));
         let fault = Arc::new(AtomicU8::new(Fault::None as u8));
@@ -62,11 +62,11 @@ impl FaultyUpstream {
         FaultyUpstream { origin, fault }
     }
 
-    fn set(&self, fault: Fault) {
+    pub(crate) fn set(&self, fault: Fault) {
         self.fault.store(fault as u8, Ordering::SeqCst);
     }
 
-    fn index(&self) -> String {
+    pub(crate) fn index(&self) -> String {
         format!("{}/simple/", self.origin)
     }
 }
@@ -158,7 +158,7 @@ fn answer(mut stream: TcpStream, fault: &AtomicU8, projects: &BTreeMap<String, F
 }
 
 /// Wheels of `project` at `versions`, each with `payload` random bytes, as upstream files.
-fn wheels(
+pub(crate) fn wheels(
     folder: &Path,
     project: &str,
     versions: &[&str],
@@ -554,4 +554,49 @@ async fn a_large_file_of_unknown_size_streams_at_once_and_is_cached_only_when_ve
         text(&verified.stderr)
     );
     upstream.set(Fault::None);
+}
+
+#[test]
+fn r_reads_a_crlf_packages_index_with_a_broken_entry_through_the_gateway() {
+    use crate::gateway_cran::{gateway, r, repository_folder};
+    let workspace = Workspace::new();
+    let root = workspace.folder.path().join("upstream");
+    repository_folder(&root);
+    // The upstream's PACKAGES: CRLF line ends and one entry without Version (R reads both).
+    let contrib = root.join("src/contrib");
+    let packages = std::fs::read_to_string(contrib.join("PACKAGES")).expect("PACKAGES");
+    let damaged = format!("{packages}\nPackage: broken\nLicense: MIT\n").replace('\n', "\r\n");
+    std::fs::write(contrib.join("PACKAGES"), damaged).expect("PACKAGES");
+    for compiled in ["PACKAGES.gz", "PACKAGES.rds"] {
+        let _ = std::fs::remove_file(contrib.join(compiled));
+    }
+    let (_upstream, upstream_url) = crate::formulary_cli::static_server(&root);
+    let (_server, base) = gateway(&workspace, &format!("[\"{upstream_url}\"]"));
+    let listed = |repository: &str| {
+        r(&format!(
+            "a <- available.packages(repos = '{repository}'); cat(sort(paste(a[, 'Package'], a[, 'Version'])), sep = ',')"
+        ))
+    };
+    let direct = listed(upstream_url.trim_end_matches('/'));
+    eprintln!("R reading the upstream directly: {}", text(&direct.stdout));
+    let through = listed(&format!("{base}/cran"));
+    assert!(through.status.success(), "{}", text(&through.stderr));
+    assert_eq!(
+        text(&through.stdout),
+        "cellar 1.0.0,readxl 1.4.1",
+        "every readable entry, the broken one skipped: {}",
+        text(&through.stderr)
+    );
+    let library = workspace.folder.path().join("library");
+    std::fs::create_dir_all(&library).expect("library");
+    let installed = r(&format!(
+        "install.packages('cellar', repos = '{base}/cran', lib = '{lib}', quiet = TRUE); cat(as.character(packageVersion('cellar', lib.loc = '{lib}')))",
+        lib = library.display()
+    ));
+    assert_eq!(
+        text(&installed.stdout),
+        "1.0.0",
+        "{}",
+        text(&installed.stderr)
+    );
 }
