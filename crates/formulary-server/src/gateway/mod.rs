@@ -157,9 +157,7 @@ fn upstream_failure(failure: &formulary_gateway::UpstreamFailure) -> ApiError {
             "Upstream did not answer in time",
         ),
         UpstreamFailure::Down { .. } => (StatusCode::GATEWAY_TIMEOUT, "Upstream is down"),
-        UpstreamFailure::Unreachable { .. } => {
-            (StatusCode::GATEWAY_TIMEOUT, "Upstream unreachable")
-        }
+        UpstreamFailure::Unreachable { .. } => (StatusCode::BAD_GATEWAY, "Upstream unreachable"),
         UpstreamFailure::Status { .. } | UpstreamFailure::Malformed { .. } => {
             (StatusCode::BAD_GATEWAY, "Upstream index unavailable")
         }

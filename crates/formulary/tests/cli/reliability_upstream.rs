@@ -288,6 +288,7 @@ async fn a_hung_upstream_never_delays_cached_packages_and_uncached_ones_get_a_cl
     let (status, headers, body, waited) = get(&client, &format!("{index}calm/")).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert!(waited < CACHED_WITHIN, "cached page after {waited:?}");
+    eprintln!("upstream hung: cached page after {waited:?}");
     assert!(headers.contains_key("x-formulary-stale"));
     let page = json(&body);
     let file = page["files"]
@@ -308,6 +309,7 @@ async fn a_hung_upstream_never_delays_cached_packages_and_uncached_ones_get_a_cl
     assert_eq!(status, 200);
     assert!(waited < CACHED_WITHIN, "cached file after {waited:?}");
     assert!(body.len() > 1000);
+    eprintln!("upstream hung: cached file after {waited:?}");
 
     // The real clients install the cached package well within their timeouts.
     for (tool, target) in [("pip", "pip-hung"), ("uv", "uv-hung")] {
@@ -346,6 +348,7 @@ async fn a_hung_upstream_never_delays_cached_packages_and_uncached_ones_get_a_cl
         "{problem}"
     );
     assert!(waited < Duration::from_secs(7), "504 after {waited:?}");
+    eprintln!("upstream hung, nothing cached: 504 after {waited:?}");
 
     // Failures in a row take the upstream down: uncached requests then fail at once.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -385,6 +388,7 @@ async fn a_hung_upstream_never_delays_cached_packages_and_uncached_ones_get_a_cl
 
     // The upstream recovers: the background probe notices, and uncached packages come again.
     upstream.set(Fault::None);
+    let recovering = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(30);
     while upstream_state(&client, &base).await["upstreams"][0]["state"] != "healthy" {
         assert!(
@@ -394,6 +398,10 @@ async fn a_hung_upstream_never_delays_cached_packages_and_uncached_ones_get_a_cl
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    eprintln!(
+        "back to healthy {:?} after the fault was lifted",
+        recovering.elapsed()
+    );
     let (status, _, _, _) = get(&client, &format!("{index}fresh/")).await;
     assert_eq!(status, 200);
     // Each transition is logged once.
