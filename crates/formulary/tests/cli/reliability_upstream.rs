@@ -368,12 +368,14 @@ async fn a_hung_upstream_never_delays_cached_packages_and_uncached_ones_get_a_cl
         waited < Duration::from_millis(500),
         "fails fast while down: {waited:?}"
     );
+    eprintln!("upstream down, nothing cached: 504 after {waited:?}");
     let (status, _, body, waited) = get(&client, &format!("{index}calm/")).await;
     assert_eq!(status, 200);
     assert!(
         waited < Duration::from_millis(500),
         "cached at once while down: {waited:?}"
     );
+    eprintln!("upstream down: cached page after {waited:?}");
     drop(body);
     let (status, _, body, _) = get(&client, &format!("{base}/readyz")).await;
     let ready = json(&body);
@@ -399,7 +401,7 @@ async fn a_hung_upstream_never_delays_cached_packages_and_uncached_ones_get_a_cl
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     eprintln!(
-        "back to healthy {:?} after the fault was lifted",
+        "upstream healthy again {:?} after the fault was lifted",
         recovering.elapsed()
     );
     let (status, _, _, _) = get(&client, &format!("{index}fresh/")).await;
