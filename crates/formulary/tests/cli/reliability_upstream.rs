@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -48,15 +48,29 @@ pub(crate) type Files = BTreeMap<String, (Vec<u8>, Duration)>;
 
 impl FaultyUpstream {
     pub(crate) fn start(projects: BTreeMap<String, Files>) -> FaultyUpstream {
+        FaultyUpstream::start_with(projects, None)
+    }
+
+    /// An upstream that serves the files under `root` as they are (a CRAN repository).
+    fn serving(root: &Path) -> FaultyUpstream {
+        FaultyUpstream::start_with(BTreeMap::new(), Some(root.to_path_buf()))
+    }
+
+    fn start_with(projects: BTreeMap<String, Files>, root: Option<PathBuf>) -> FaultyUpstream {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let origin = format!("http://{}", listener.local_addr().expect("address"));
         let fault = Arc::new(AtomicU8::new(Fault::None as u8));
         let projects = Arc::new(projects);
+        let root = Arc::new(root);
         let shared = Arc::clone(&fault);
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let (fault, projects) = (Arc::clone(&shared), Arc::clone(&projects));
-                std::thread::spawn(move || answer(stream, &fault, &projects));
+                let (fault, projects, root) = (
+                    Arc::clone(&shared),
+                    Arc::clone(&projects),
+                    Arc::clone(&root),
+                );
+                std::thread::spawn(move || answer(stream, &fault, &projects, root.as_deref()));
             }
         });
         FaultyUpstream { origin, fault }
@@ -71,7 +85,12 @@ impl FaultyUpstream {
     }
 }
 
-fn answer(mut stream: TcpStream, fault: &AtomicU8, projects: &BTreeMap<String, Files>) {
+fn answer(
+    mut stream: TcpStream,
+    fault: &AtomicU8,
+    projects: &BTreeMap<String, Files>,
+    root: Option<&Path>,
+) {
     let mut reader = BufReader::new(stream.try_clone().expect("clone"));
     let mut request_line = String::new();
     let _ = reader.read_line(&mut request_line);
@@ -102,6 +121,27 @@ fn answer(mut stream: TcpStream, fault: &AtomicU8, projects: &BTreeMap<String, F
             stream,
             "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
         );
+        return;
+    }
+    if let Some(root) = root {
+        let relative = path.trim_start_matches('/');
+        let file = root.join(relative);
+        match std::fs::read(&file) {
+            Ok(body) if !relative.contains("..") && file.is_file() => {
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(&body);
+            }
+            _ => {
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            }
+        }
         return;
     }
     if let Some(project) = path
@@ -609,4 +649,41 @@ fn r_reads_a_crlf_packages_index_with_a_broken_entry_through_the_gateway() {
         "{}",
         text(&installed.stderr)
     );
+}
+
+#[test]
+fn r_installs_cached_packages_with_the_upstream_hung() {
+    use crate::gateway_cran::{gateway, r, repository_folder};
+    let workspace = Workspace::new();
+    let root = workspace.folder.path().join("upstream");
+    repository_folder(&root);
+    let upstream = FaultyUpstream::serving(&root);
+    let (_server, base) = gateway(&workspace, &format!("[\"{}/\"]", upstream.origin));
+    let install = |library: &str| {
+        let library = workspace.folder.path().join(library);
+        std::fs::create_dir_all(&library).expect("library");
+        let started = Instant::now();
+        let output = r(&format!(
+            "install.packages('cellar', repos = '{base}/cran', lib = '{lib}', quiet = TRUE); cat(as.character(packageVersion('cellar', lib.loc = '{lib}')))",
+            lib = library.display()
+        ));
+        (output, started.elapsed())
+    };
+    let (output, _) = install("first");
+    assert_eq!(text(&output.stdout), "1.0.0", "{}", text(&output.stderr));
+
+    upstream.set(Fault::Hang);
+    let (output, took) = install("hung");
+    assert_eq!(
+        text(&output.stdout),
+        "1.0.0",
+        "R with the upstream hung: {}",
+        text(&output.stderr)
+    );
+    eprintln!("R installed a cached package with the upstream hung in {took:?}");
+    assert!(
+        took < Duration::from_secs(15),
+        "R took {took:?} (its own timeout is 60 s)"
+    );
+    upstream.set(Fault::None);
 }
