@@ -20,9 +20,11 @@ pub use cran::{
     parse_filename as parse_cran_filename, CranFileOutcome, CranGateway, ServedIndex,
 };
 pub use dependencies::explain_cran_dependencies;
+pub use engine::health::{HealthState, UpstreamStatus};
 pub use engine::import::MirrorReport;
 pub use engine::rendered::Rendered;
-pub use engine::upstream::{UpstreamClient, UpstreamFailure};
+pub use engine::sanity::HeldDocument;
+pub use engine::upstream::{Budget, UpstreamClient, UpstreamFailure, UpstreamOptions};
 pub use error::GatewayError;
 pub use ledger::{DownloadLedger, LedgerOptions, LedgerStatus, LedgerSummary, LedgerWriter};
 pub use pypi::mirror::import_pypi_folder;

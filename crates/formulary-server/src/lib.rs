@@ -23,6 +23,7 @@ pub mod reports;
 mod router;
 mod snapshot;
 mod state;
+mod upstreams;
 mod web;
 pub mod workflow;
 mod zero_copy;

@@ -103,6 +103,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/decisions", get(api::catalogue::decisions))
         .route("/api/v1/metrics", get(api::catalogue::metrics))
         .route("/api/v1/audit", get(api::catalogue::audit))
+        .route("/api/v1/upstreams", get(crate::upstreams::api))
         .route(
             "/_blocked/cran/{package}/{version}/{reason}",
             get(cran::blocked),

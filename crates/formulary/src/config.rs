@@ -31,8 +31,12 @@ pub struct Settings {
     pub pypi_upstreams: Vec<String>,
     /// CRAN-like repositories the CRAN gateway pulls from, in order; empty for an air-gapped site.
     pub cran_upstreams: Vec<String>,
-    /// Seconds an upstream may take to answer before Formulary retries and then gives up.
+    /// Seconds one request to an upstream may take in all (connecting, the first byte, the
+    /// whole index document, retries included) before Formulary gives up.
     pub upstream_timeout_seconds: u64,
+    /// Milliseconds a request that has a cached copy waits for the upstream before the cached
+    /// copy is served (marked stale) while the refresh goes on behind it.
+    pub upstream_patience_ms: u64,
     /// Seconds a cached upstream index document is used before it is revalidated.
     pub index_revalidate_seconds: u64,
     /// The organisation whose view the unprefixed gateway paths (`/pypi/simple/`) serve.
@@ -93,7 +97,8 @@ impl Default for Settings {
             log_format: "text".to_owned(),
             pypi_upstreams: vec!["https://pypi.org/simple/".to_owned()],
             cran_upstreams: vec!["https://cloud.r-project.org/".to_owned()],
-            upstream_timeout_seconds: 30,
+            upstream_timeout_seconds: 12,
+            upstream_patience_ms: 1500,
             index_revalidate_seconds: 600,
             default_organisation: "NATIONAL".to_owned(),
             pypi_organisation_upstreams: std::collections::BTreeMap::new(),

@@ -203,6 +203,7 @@ impl CranGateway {
                 &self.upstreams,
                 Box::pin(self.load_cached_archive()),
                 |upstream: Url, etag: Option<String>| {
+                    let client = self.client.clone();
                     Box::pin(async move {
                         let url = upstream.join(ARCHIVE_RDS).map_err(|error| {
                             UpstreamFailure::Malformed {
@@ -211,8 +212,7 @@ impl CranGateway {
                             }
                         })?;
                         Ok(
-                            match self
-                                .client
+                            match client
                                 .document(&url, etag.as_deref(), MAX_ARCHIVE_RDS_BYTES)
                                 .await?
                             {

@@ -54,6 +54,7 @@ const OPERATIONS: &[Operation] = &[
     op("post", "/api/v1/requests/{id}/withdraw", "Withdraw your own open request", true, Some("Withdrawal"), (200, "Request")),
     op("get", "/api/v1/decisions", "The public decision log, newest first (filters `q`, `ecosystem`, `organisation`, `decision`)", false, None, (200, "DecisionLog")),
     op("get", "/api/v1/metrics", "Time to decision, reuse rate, requests by state, estimated cost avoided, blocked downloads", false, None, (200, "Metrics")),
+    op("get", "/api/v1/upstreams", "Each gateway's upstream servers (healthy, degraded or down since, last success, last error) and the index documents held back because they look wrong; from memory, so it answers while the database is down", false, None, (200, "Any")),
     op("get", "/api/v1/audit", "Audit log rows after `after`, oldest first (auditors and national curators)", true, None, (200, "AuditRows")),
     op("get", "/api/v1/organisations", "Organisations", false, None, (200, "Any")),
     op("post", "/api/v1/organisations", "Add an organisation (national curators)", true, Some("Any"), (201, "Any")),

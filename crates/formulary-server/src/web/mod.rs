@@ -142,6 +142,7 @@ pub fn routes() -> Router<AppState> {
         .route("/requests/{id}/withdraw", post(requests::withdraw))
         .route("/decisions", get(reports::decisions))
         .route("/metrics", get(reports::metrics_page))
+        .route("/status", get(crate::upstreams::status_page))
         .route("/audit", get(reports::audit))
         .route("/account", get(account::show))
         .route("/account/password", post(account::change_password))

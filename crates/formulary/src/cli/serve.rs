@@ -161,8 +161,7 @@ fn pypi_gateways(
             database.clone(),
             blobs.clone(),
             upstream_urls(upstreams)?,
-            Duration::from_secs(settings.upstream_timeout_seconds.max(1)),
-            Duration::from_secs(settings.index_revalidate_seconds),
+            &upstream_options(settings),
         )?)
     };
     let default = Arc::new(build(&settings.pypi_upstreams).context("pypi_upstreams")?);
@@ -190,9 +189,20 @@ fn cran_gateway(
         database.clone(),
         blobs.clone(),
         upstream_urls(&settings.cran_upstreams).context("cran_upstreams")?,
-        Duration::from_secs(settings.upstream_timeout_seconds.max(1)),
-        Duration::from_secs(settings.index_revalidate_seconds),
+        &upstream_options(settings),
     )?)
+}
+
+/// How the gateways treat their upstreams: the request budget, the patience of a request that
+/// has a cached copy, and the revalidation period.
+fn upstream_options(settings: &crate::config::Settings) -> formulary_gateway::UpstreamOptions {
+    formulary_gateway::UpstreamOptions {
+        budget: formulary_gateway::Budget::within(Duration::from_secs(
+            settings.upstream_timeout_seconds.max(1),
+        )),
+        patience: Duration::from_millis(settings.upstream_patience_ms),
+        revalidate_after: Duration::from_secs(settings.index_revalidate_seconds),
+    }
 }
 
 /// Parses a configured list of upstream URLs, naming the one that is not a URL.

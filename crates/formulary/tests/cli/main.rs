@@ -21,6 +21,8 @@ mod overlays;
 mod policy_check;
 mod policy_files;
 mod reliability;
+mod reliability_kill;
+mod reliability_upstream;
 mod requests;
 mod security;
 mod server;
