@@ -140,6 +140,12 @@ impl CranGateway {
         Ok(files)
     }
 
+    /// Fetches or revalidates the source tree's index (`src/contrib/PACKAGES`) when old, so what
+    /// is cached is current; for work done outside a request, such as dependency closures.
+    pub async fn source_tree(&self) -> Result<(), GatewayError> {
+        self.tree("src/contrib").await.map(|_| ())
+    }
+
     /// The tree's index, fetched or revalidated when old, served from the cache (marked stale)
     /// when every upstream fails.
     async fn tree(&self, name: &str) -> Result<Option<Arc<Tree>>, GatewayError> {
