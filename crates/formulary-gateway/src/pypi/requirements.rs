@@ -1,6 +1,8 @@
 //! What a PyPI release needs, for dependency closures: `Requires-Dist` from the core metadata
-//! of one of its wheels (PEP 658 `<file>.metadata`, fetched once through the verified file cache
-//! and checked against the digest the index announces).
+//! of one of its wheels: PEP 658 `<file>.metadata` where the index publishes it, else the
+//! `METADATA` inside the wheel; either fetched once through the verified file cache and checked
+//! against the digest the index announces. Releases with no wheel (sdists only) are not read:
+//! their requirements are only known by building them.
 
 use std::str::FromStr;
 
@@ -12,6 +14,9 @@ use formulary_ecosystems::pypi::DistributionFile;
 use super::PypiGateway;
 use crate::dependencies_closure::{Requirement, Requirements};
 use crate::error::GatewayError;
+
+/// Largest wheel downloaded only to read its requirements.
+const MAX_WHEEL_BYTES: u64 = 64 * 1024 * 1024;
 
 impl Requirements for PypiGateway {
     async fn releases(&self, component: &Component) -> Result<Vec<Release>, GatewayError> {
@@ -31,13 +36,11 @@ impl Requirements for PypiGateway {
         let Some(project) = self.project(component).await? else {
             return Ok(None);
         };
-        // Any wheel of the release with core metadata: wheels of one release declare the same
-        // requirements (markers say where they differ).
-        let Some(file) = project
+        let wheels: Vec<&DistributionFile> = project
             .page
             .files
             .iter()
-            .filter(|file| file.core_metadata.is_some() && file.yanked.is_none())
+            .filter(|file| file.filename.ends_with(".whl") && file.yanked.is_none())
             .filter(|file| {
                 formulary_core::ecosystems::pypi::version_from_filename(
                     &component.name,
@@ -45,25 +48,56 @@ impl Requirements for PypiGateway {
                 )
                 .is_some_and(|version| version == release.version)
             })
-            .min_by_key(|file| !file.filename.ends_with(".whl"))
+            .collect();
+        // Wheels of one release declare the same requirements (markers say where they differ):
+        // read the core metadata the index publishes for one of them (PEP 658), else the
+        // METADATA inside the smallest one (which then is cached for installs too).
+        if let Some(file) = wheels.iter().find(|file| file.core_metadata.is_some()) {
+            let metadata_file = DistributionFile {
+                filename: format!("{}.metadata", file.filename),
+                url: format!("{}.metadata", file.url),
+                hashes: file.core_metadata.clone().unwrap_or_default(),
+                ..DistributionFile::default()
+            };
+            match self.blob_bytes(&metadata_file).await {
+                Ok(bytes) => {
+                    return Ok(Some(requires_dist(
+                        &String::from_utf8_lossy(&bytes),
+                        extras,
+                    )))
+                }
+                Err(error) => {
+                    tracing::warn!(file = %metadata_file.filename, %error, "could not read published core metadata; reading the wheel instead");
+                }
+            }
+        }
+        let Some(wheel) = wheels
+            .iter()
+            .filter(|file| file.size.is_none_or(|size| size <= MAX_WHEEL_BYTES))
+            .min_by_key(|file| file.size.unwrap_or(u64::MAX))
         else {
             return Ok(None);
         };
-        let metadata_file = DistributionFile {
-            filename: format!("{}.metadata", file.filename),
-            url: format!("{}.metadata", file.url),
-            hashes: file.core_metadata.clone().unwrap_or_default(),
-            ..DistributionFile::default()
-        };
-        let blob = match self.ensure_blob(&metadata_file).await {
-            Ok(blob) => blob,
+        let bytes = match self.blob_bytes(wheel).await {
+            Ok(bytes) => bytes,
             Err(error) => {
-                tracing::warn!(file = %metadata_file.filename, %error, "could not read core metadata for a dependency closure");
+                tracing::warn!(file = %wheel.filename, %error, "could not fetch a wheel to read its requirements");
                 return Ok(None);
             }
         };
-        let bytes = self
-            .files
+        let metadata =
+            super::verify::wheel_metadata(&mut std::io::Cursor::new(bytes), &wheel.filename);
+        Ok(metadata
+            .ok()
+            .map(|metadata| requires_dist(&metadata, extras)))
+    }
+}
+
+impl PypiGateway {
+    /// A file through the verified cache, whole, in memory.
+    async fn blob_bytes(&self, file: &DistributionFile) -> Result<bytes::Bytes, GatewayError> {
+        let blob = self.ensure_blob(file).await?;
+        self.files
             .blobs()
             .get(&blob.sha256)
             .await?
@@ -71,11 +105,7 @@ impl Requirements for PypiGateway {
             .await
             .map_err(|error| {
                 GatewayError::Store(formulary_store::StoreError::Conflict(error.to_string()))
-            })?;
-        Ok(Some(requires_dist(
-            &String::from_utf8_lossy(&bytes),
-            extras,
-        )))
+            })
     }
 }
 
