@@ -109,6 +109,7 @@ impl CranGateway {
         key: &ViewKey,
         archived: &Archived<'_>,
     ) -> Result<ServedIndex, GatewayError> {
+        let started = std::time::Instant::now();
         let mut kept: Vec<Paragraph> = Vec::with_capacity(tree.paragraphs.len());
         let mut withheld = Vec::new();
         for paragraph in &tree.paragraphs {
@@ -160,6 +161,14 @@ impl CranGateway {
                 (Rendered::new(text.into_bytes()), Rendered::new(gz))
             }
         };
+        tracing::info!(
+            tree = tree_name,
+            organisation = %view.organisation,
+            listed = kept.len(),
+            withheld = withheld.len(),
+            elapsed_ms = started.elapsed().as_millis(),
+            "built a PACKAGES index for a view"
+        );
         Ok(ServedIndex {
             packages,
             packages_gz,
