@@ -7,13 +7,16 @@
 //! download is refused with the reason. A project with no allowed version in a curated view is
 //! "not in this formulary" (the server answers 404).
 
+mod admissions;
 mod cran;
 mod dependencies;
+mod dependencies_closure;
 mod engine;
 mod error;
 mod ledger;
 mod pypi;
 
+pub use admissions::{refresh_admissions, AdmissionsRefresh, ClosureSources, ADMISSIONS_ACTOR};
 pub use cran::mirror::import_cran_folder;
 pub use cran::{
     cached_index as cached_cran_index, is_tree as is_cran_tree,

@@ -6,6 +6,7 @@
 //! ([`ApiError`]). Policy decisions come from an in-memory snapshot ([`SnapshotHolder`]) that is
 //! rebuilt when the database's change counter moves, so replicas follow each other's writes.
 
+mod admissions;
 mod api;
 mod auth;
 pub mod catalogue;
@@ -28,6 +29,7 @@ mod web;
 pub mod workflow;
 mod zero_copy;
 
+pub use admissions::follow_admissions;
 pub use api::entries::EntryView;
 pub use connections::{serve, ConnectionLimits, ServeSummary};
 pub use error::ApiError;

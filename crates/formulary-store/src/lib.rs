@@ -6,6 +6,7 @@
 //! transaction as its row in the hash-chained audit log, so no change goes unrecorded.
 
 mod accounts;
+mod admissions;
 mod advisories;
 mod audit;
 mod blobs;

@@ -6,7 +6,8 @@ use crate::error::StoreError;
 
 impl Database {
     /// Loads everything the policy engine reads, as it stood at `at`: the organisations, their
-    /// settings, the entries in force then, and the advisories in force.
+    /// settings, the entries in force then, the advisories in force and the dependency admissions
+    /// (current; each lapses when its approving entry is not in force at `at`).
     pub async fn policy_snapshot(&self, at: DateTime<Utc>) -> Result<PolicySnapshot, StoreError> {
         let organisations = self.organisations().await?;
         // Entries and settings as the audit trail records them: an edit made around the
@@ -32,11 +33,10 @@ impl Database {
             .map(|stored| stored.entry)
             .collect();
         let advisories = self.advisories_in_force().await?;
-        Ok(PolicySnapshot::new(
-            organisations,
-            settings,
-            entries,
-            advisories,
-        ))
+        let admissions = self.admissions().await?;
+        Ok(
+            PolicySnapshot::new(organisations, settings, entries, advisories)
+                .with_admissions(admissions),
+        )
     }
 }

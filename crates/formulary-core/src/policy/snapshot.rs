@@ -4,6 +4,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use formulary_ecosystems::Ecosystem;
 
+use super::admission::Admission;
 use crate::advisory::Advisory;
 use crate::component::Component;
 use crate::entry::Entry;
@@ -27,6 +28,7 @@ pub struct PolicySnapshot {
     settings: HashMap<(OrgCode, Ecosystem), EcosystemSettings>,
     entries: HashMap<Component, Vec<Arc<Entry>>>,
     advisories: HashMap<Component, Vec<Arc<Advisory>>>,
+    admissions: HashMap<Component, Vec<Arc<Admission>>>,
 }
 
 impl PolicySnapshot {
@@ -72,6 +74,28 @@ impl PolicySnapshot {
             }
         }
         snapshot
+    }
+
+    /// The same snapshot with these dependency admissions (replacing any it had).
+    pub fn with_admissions(mut self, admissions: impl IntoIterator<Item = Admission>) -> Self {
+        self.admissions.clear();
+        for admission in admissions {
+            self.admissions
+                .entry(admission.component.clone())
+                .or_default()
+                .push(Arc::new(admission));
+        }
+        self
+    }
+
+    /// Every dependency admission (all organisations) of a component.
+    pub fn admissions_for(&self, component: &Component) -> &[Arc<Admission>] {
+        self.admissions.get(component).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every dependency admission, for listings.
+    pub fn admissions(&self) -> impl Iterator<Item = &Admission> {
+        self.admissions.values().flatten().map(Arc::as_ref)
     }
 
     /// The organisation with this code, if it exists.

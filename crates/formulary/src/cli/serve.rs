@@ -87,6 +87,7 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
     let _checkpoints =
         super::audit::follow_checkpoints(context, database.clone(), Duration::from_secs(10))?;
     let _follower = Arc::clone(&state.snapshot).follow(database, Duration::from_secs(2));
+    let _admissions = formulary_server::follow_admissions(state.clone(), Duration::from_secs(2));
     let listener = tokio::net::TcpListener::bind(context.settings.listen)
         .await
         .with_context(|| format!("could not listen on {}: is another program using that port? Choose another with --listen", context.settings.listen))?;

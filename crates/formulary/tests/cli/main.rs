@@ -10,6 +10,7 @@ mod advisories;
 mod bad_input;
 mod browser;
 mod cluster;
+mod curated_closures;
 mod databases;
 mod formulary_cli;
 mod gateway_cran;
