@@ -16,6 +16,8 @@ pub enum Version {
     Pypi(pep440_rs::Version),
     /// An R package version.
     Cran(CranVersion),
+    /// An npm (node-semver) version.
+    Npm(nodejs_semver::Version),
     /// A desktop tool's version.
     Generic(GenericVersion),
 }
@@ -44,6 +46,14 @@ impl Version {
                     })
             }
             Ecosystem::Cran => text.parse::<CranVersion>().map(Version::Cran),
+            Ecosystem::Npm => nodejs_semver::Version::parse(text.trim())
+                .map(Version::Npm)
+                .map_err(|_| EcosystemError::InvalidVersion {
+                    ecosystem: "npm",
+                    version: printable(text),
+                    why: "npm versions are semantic versions such as 4.17.21 or 2.0.0-rc.1"
+                        .to_owned(),
+                }),
             Ecosystem::Generic => text.parse::<GenericVersion>().map(Version::Generic),
         }
     }
@@ -53,14 +63,17 @@ impl Version {
         match self {
             Version::Pypi(_) => Ecosystem::Pypi,
             Version::Cran(_) => Ecosystem::Cran,
+            Version::Npm(_) => Ecosystem::Npm,
             Version::Generic(_) => Ecosystem::Generic,
         }
     }
 
-    /// True for PEP 440 pre-releases and development releases. R has none.
+    /// True for PEP 440 pre-releases and development releases, and npm pre-releases
+    /// (`2.0.0-rc.1`). R has none.
     pub fn is_prerelease(&self) -> bool {
         match self {
             Version::Pypi(version) => version.any_prerelease(),
+            Version::Npm(version) => version.is_prerelease(),
             Version::Cran(_) | Version::Generic(_) => false,
         }
     }
@@ -77,6 +90,7 @@ impl Ord for Version {
         match (self, other) {
             (Version::Pypi(left), Version::Pypi(right)) => left.cmp(right),
             (Version::Cran(left), Version::Cran(right)) => left.cmp(right),
+            (Version::Npm(left), Version::Npm(right)) => left.cmp(right),
             (Version::Generic(left), Version::Generic(right)) => left.cmp(right),
             _ => self.ecosystem().cmp(&other.ecosystem()),
         }
@@ -88,6 +102,7 @@ impl fmt::Display for Version {
         match self {
             Version::Pypi(version) => version.fmt(f),
             Version::Cran(version) => version.fmt(f),
+            Version::Npm(version) => version.fmt(f),
             Version::Generic(version) => version.fmt(f),
         }
     }
