@@ -12,6 +12,7 @@ mod dependencies;
 mod engine;
 mod error;
 mod ledger;
+mod npm;
 mod pypi;
 
 pub use cran::mirror::import_cran_folder;
@@ -25,5 +26,7 @@ pub use engine::rendered::Rendered;
 pub use engine::upstream::{UpstreamClient, UpstreamFailure};
 pub use error::GatewayError;
 pub use ledger::{DownloadLedger, LedgerOptions, LedgerStatus, LedgerSummary, LedgerWriter};
+pub use npm::audit::BulkAnswer;
+pub use npm::{NpmGateway, PackumentOutcome, ServedPackument, TarballOutcome};
 pub use pypi::mirror::import_pypi_folder;
 pub use pypi::{FileOutcome, PageOutcome, PypiGateway, ServedPage, DEFAULT_SCOPE};

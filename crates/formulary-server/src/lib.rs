@@ -16,6 +16,7 @@ mod error;
 mod gateway;
 pub mod identity;
 mod landing;
+mod npm;
 mod pypi;
 pub mod reports;
 mod router;

@@ -31,6 +31,8 @@ pub struct Settings {
     pub pypi_upstreams: Vec<String>,
     /// CRAN-like repositories the CRAN gateway pulls from, in order; empty for an air-gapped site.
     pub cran_upstreams: Vec<String>,
+    /// npm registries the npm gateway pulls from, in order; empty for an air-gapped site.
+    pub npm_upstreams: Vec<String>,
     /// Seconds an upstream may take to answer before Formulary retries and then gives up.
     pub upstream_timeout_seconds: u64,
     /// Seconds a cached upstream index document is used before it is revalidated.
@@ -77,6 +79,7 @@ impl Default for Settings {
             log_format: "text".to_owned(),
             pypi_upstreams: vec!["https://pypi.org/simple/".to_owned()],
             cran_upstreams: vec!["https://cloud.r-project.org/".to_owned()],
+            npm_upstreams: vec!["https://registry.npmjs.org/".to_owned()],
             upstream_timeout_seconds: 30,
             index_revalidate_seconds: 600,
             default_organisation: "NATIONAL".to_owned(),
