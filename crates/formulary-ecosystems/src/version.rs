@@ -46,7 +46,7 @@ impl Version {
                     })
             }
             Ecosystem::Cran => text.parse::<CranVersion>().map(Version::Cran),
-            Ecosystem::Npm => nodejs_semver::Version::parse(text.trim())
+            Ecosystem::Npm => nodejs_semver::Version::parse(pad_npm(text.trim()))
                 .map(Version::Npm)
                 .map_err(|_| EcosystemError::InvalidVersion {
                     ecosystem: "npm",
@@ -76,6 +76,25 @@ impl Version {
             Version::Npm(version) => version.is_prerelease(),
             Version::Cran(_) | Version::Generic(_) => false,
         }
+    }
+}
+
+/// Pads a partial npm version (`1`, `1.0`) to three parts, as advisories sometimes write them
+/// (GitHub's `introduced: "1.0"`); anything else is left as written.
+fn pad_npm(text: &str) -> std::borrow::Cow<'_, str> {
+    let parts: Vec<&str> = text.split('.').collect();
+    if parts.len() < 3
+        && parts
+            .iter()
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit()))
+    {
+        let mut padded = parts.join(".");
+        for _ in parts.len()..3 {
+            padded.push_str(".0");
+        }
+        std::borrow::Cow::Owned(padded)
+    } else {
+        std::borrow::Cow::Borrowed(text)
     }
 }
 
@@ -112,5 +131,23 @@ impl serde::Serialize for Version {
     /// Versions serialise as the text the ecosystem writes them in.
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn npm_versions_order_by_semver_and_partial_ones_are_padded() {
+        let parse = |text: &str| Version::parse(Ecosystem::Npm, text).expect(text);
+        assert!(parse("1.0.0-rc.1") < parse("1.0.0"));
+        assert!(parse("1.10.0") > parse("1.9.9"));
+        assert_eq!(parse("1.0"), parse("1.0.0"));
+        assert_eq!(parse("2"), parse("2.0.0"));
+        assert!(parse("1.0.0").to_string() == "1.0.0");
+        assert!(Version::parse(Ecosystem::Npm, "1.0.x").is_err());
+        assert!(Version::parse(Ecosystem::Npm, "banana").is_err());
+        assert!(parse("3.0.0-beta.2").is_prerelease());
     }
 }

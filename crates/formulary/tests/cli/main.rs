@@ -14,6 +14,7 @@ mod databases;
 mod formulary_cli;
 mod gateway_cran;
 mod gateway_cran_airgapped;
+mod gateway_npm;
 mod gateway_pypi;
 mod gateway_verified;
 mod policy_check;
