@@ -290,6 +290,24 @@ fn npm_and_pnpm_install_from_the_public_registry_under_policy() {
             && audit.contains("withdrawn by the national formulary"),
         "{audit}"
     );
+    // `formulary policy check` reads the lockfile and finds it.
+    let check = workspace.run(&[
+        "policy",
+        "check",
+        "--file",
+        &project
+            .folder
+            .join("package-lock.json")
+            .display()
+            .to_string(),
+    ]);
+    let report = text(&check.stdout);
+    assert!(!check.status.success(), "{report}");
+    assert!(
+        report.contains("DENIED  pkg:npm/is-number@7.0.0")
+            && report.contains("ALLOWED  pkg:npm/%40sindresorhus/is@4.6.0"),
+        "{report}"
+    );
     // The lockfile pins it: npm ci is refused, with the reason.
     std::fs::remove_dir_all(project.folder.join("node_modules")).expect("clean");
     std::fs::remove_dir_all(project.folder.join(".npm-cache")).expect("clean cache");
