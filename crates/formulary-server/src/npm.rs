@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use formulary_core::ecosystems::npm;
 use formulary_core::ecosystems::Ecosystem;
-use formulary_core::policy::{Decision, Effect};
+use formulary_core::policy::{Decision, Effect, ReasonCode};
 use formulary_core::Component;
 use formulary_gateway::{NpmGateway, PackumentOutcome, TarballOutcome};
 
@@ -228,17 +228,36 @@ async fn packument_answer(
                 .insert(header::VARY, HeaderValue::from_static("Accept"));
             Ok(response)
         }
-        PackumentOutcome::NotInFormulary(decision) => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "Not in this formulary",
-            format!(
-                "{} is not in this formulary: {}. Request it at {}{}",
+        PackumentOutcome::NotInFormulary(decision) => {
+            // npm prints the body's `error` and `npm-notice`; pnpm prints the reason phrase.
+            let curated = decision
+                .reasons
+                .iter()
+                .any(|reason| reason.code == ReasonCode::NotInFormulary);
+            let why = decision
+                .headline()
+                .unwrap_or("no version is allowed")
+                .trim_end_matches('.');
+            let why = if curated {
+                why.to_owned()
+            } else {
+                format!(
+                    "the newest, {} {}, is denied: {why}",
+                    component.name, decision.version
+                )
+            };
+            let detail = format!(
+                "Formulary allows no version of {} here: {why}. Request it at {}{}",
                 component.name,
-                decision.headline().unwrap_or("no version is allowed"),
                 state.public_url.as_str().trim_end_matches('/'),
                 request_link(&decision)
-            ),
-        )),
+            );
+            let mut response = npm_error(StatusCode::NOT_FOUND, "No version allowed", &detail);
+            if let Ok(phrase) = hyper::ext::ReasonPhrase::try_from(reason_phrase(&decision)) {
+                response.extensions_mut().insert(phrase);
+            }
+            Ok(response)
+        }
         PackumentOutcome::Missing => Err(ApiError::not_found(format!(
             "no upstream registry has a package called {}",
             component.name

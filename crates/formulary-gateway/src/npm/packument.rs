@@ -30,7 +30,8 @@ pub struct ServedPackument {
 pub enum PackumentOutcome {
     /// Serve this packument.
     Packument(Arc<ServedPackument>),
-    /// The view allows no version of the package (a curated view without an entry).
+    /// The view allows no version of the package (a curated view without an entry, or every
+    /// version denied); the decision says why.
     NotInFormulary(Box<Decision>),
     /// No upstream has the package.
     Missing,
@@ -101,11 +102,22 @@ fn decide(
         .map(|index| package.releases[*index].clone())
         .collect();
     let decisions = evaluate_releases(snapshot, view, component, &releases);
-    if let Some(first) = decisions
-        .first()
-        .filter(|_| decisions.iter().all(not_in_formulary))
-    {
-        return PackumentOutcome::NotInFormulary(Box::new(first.clone()));
+    if !decisions.is_empty() && decisions.iter().all(|decision| !decision.allowed) {
+        // Nothing to install: say why (a 404 whose reason npm prints), rather than serve a
+        // packument without versions, which npm reports only as "No versions available". The
+        // reason given is the curated view's when it applies, else the newest version's.
+        let newest = releases
+            .iter()
+            .zip(&decisions)
+            .max_by(|left, right| left.0.version.cmp(&right.0.version))
+            .map(|(_, decision)| decision);
+        let chosen = decisions
+            .iter()
+            .find(|decision| not_in_formulary(decision))
+            .or(newest);
+        if let Some(decision) = chosen {
+            return PackumentOutcome::NotInFormulary(Box::new(decision.clone()));
+        }
     }
     let allowed: Vec<String> = visible
         .iter()

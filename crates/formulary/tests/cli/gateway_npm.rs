@@ -69,6 +69,8 @@ impl Project {
             .args(args)
             .arg("--store-dir")
             .arg(self.folder.join(".pnpm-store"))
+            .arg("--cache-dir")
+            .arg(self.folder.join(".pnpm-cache"))
             .output()
             .expect("pnpm runs")
     }
@@ -442,6 +444,32 @@ fn a_local_registry_shows_malicious_releases_damaged_files_and_outages() {
     let refused = failed(&pinned.npm(&["install"]));
     assert!(
         refused.contains("No matching version found for chalk@5.6.1"),
+        "{refused}"
+    );
+
+    // A curated organisation view with no entry for the package: a 404 whose reason npm prints.
+    workspace.ok(&["org", "add", "RJ2", "--name", "A curated trust"]);
+    workspace.ok(&[
+        "org",
+        "settings",
+        "RJ2",
+        "--ecosystem",
+        "npm",
+        "--stance",
+        "curated",
+    ]);
+    std::thread::sleep(Duration::from_secs(3));
+    let curated = Project::new(
+        root,
+        "curated",
+        &format!("{base}/o/RJ2/npm/"),
+        r#"{"chalk":"^5.0.0"}"#,
+    );
+    let refused = failed(&curated.npm(&["install"]));
+    assert!(
+        refused.contains("npm notice Formulary allows no version of chalk here")
+            && refused.contains("curated")
+            && refused.contains("/requests/new?component=pkg:npm/chalk"),
         "{refused}"
     );
 
