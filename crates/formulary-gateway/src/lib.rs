@@ -14,6 +14,7 @@ mod dependencies_closure;
 mod engine;
 mod error;
 mod ledger;
+mod npm;
 mod pypi;
 
 pub use admissions::{refresh_admissions, AdmissionsRefresh, ClosureSources, ADMISSIONS_ACTOR};
@@ -30,5 +31,7 @@ pub use engine::sanity::HeldDocument;
 pub use engine::upstream::{Budget, UpstreamClient, UpstreamFailure, UpstreamOptions};
 pub use error::GatewayError;
 pub use ledger::{DownloadLedger, LedgerOptions, LedgerStatus, LedgerSummary, LedgerWriter};
+pub use npm::audit::BulkAnswer;
+pub use npm::{NpmGateway, PackumentOutcome, ServedPackument, TarballOutcome};
 pub use pypi::mirror::import_pypi_folder;
 pub use pypi::{FileOutcome, PageOutcome, PypiGateway, ServedPage, DEFAULT_SCOPE};

@@ -19,6 +19,7 @@ pub mod identity;
 mod landing;
 pub mod mail;
 pub mod notices;
+mod npm;
 mod pypi;
 pub mod reports;
 mod router;

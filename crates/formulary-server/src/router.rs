@@ -8,6 +8,7 @@ use tower_http::trace::TraceLayer;
 use crate::api;
 use crate::cran;
 use crate::landing;
+use crate::npm;
 use crate::pypi;
 use crate::state::AppState;
 
@@ -26,6 +27,29 @@ fn pypi_routes(prefix: &str) -> Router<AppState> {
         .route(
             &format!("{prefix}/pypi/files/{{project}}/{{filename}}"),
             get(pypi::file),
+        )
+}
+
+/// The npm registry's routes under one view prefix: packuments (`@scope%2fname` arrives as
+/// one segment, `@scope/name` as two), tarballs, and `npm audit`'s bulk advisory endpoint.
+fn npm_routes(prefix: &str) -> Router<AppState> {
+    Router::new()
+        .route(
+            &format!("{prefix}/npm/-/npm/v1/security/advisories/bulk"),
+            post(npm::audit).layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024)),
+        )
+        .route(&format!("{prefix}/npm/{{package}}"), get(npm::packument))
+        .route(
+            &format!("{prefix}/npm/{{scope}}/{{name}}"),
+            get(npm::packument),
+        )
+        .route(
+            &format!("{prefix}/npm/{{package}}/-/{{filename}}"),
+            get(npm::tarball),
+        )
+        .route(
+            &format!("{prefix}/npm/{{scope}}/{{name}}/-/{{filename}}"),
+            get(npm::tarball),
         )
 }
 
@@ -117,6 +141,10 @@ pub fn app(state: AppState) -> Router {
         .merge(pypi_routes("/o/{org}"))
         .merge(pypi_routes("/{at}"))
         .merge(pypi_routes("/o/{org}/{at}"))
+        .merge(npm_routes(""))
+        .merge(npm_routes("/o/{org}"))
+        .merge(npm_routes("/{at}"))
+        .merge(npm_routes("/o/{org}/{at}"))
         .fallback(api::not_found)
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

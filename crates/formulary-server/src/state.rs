@@ -27,6 +27,8 @@ pub struct AppState {
     pub pypi: Option<Arc<PypiGateway>>,
     /// The CRAN gateway, when configured.
     pub cran: Option<Arc<formulary_gateway::CranGateway>>,
+    /// The npm gateway, when configured.
+    pub npm: Option<Arc<formulary_gateway::NpmGateway>>,
     /// Gateways of organisations that pull from upstreams of their own.
     pub pypi_by_organisation: std::collections::HashMap<OrgCode, Arc<PypiGateway>>,
     /// The organisation whose view the unprefixed gateway paths (`/pypi/…`) serve.
@@ -66,6 +68,7 @@ impl AppState {
             snapshot,
             pypi,
             cran: None,
+            npm: None,
             pypi_by_organisation: std::collections::HashMap::new(),
             default_organisation,
             ledger: None,

@@ -31,6 +31,8 @@ pub struct Settings {
     pub pypi_upstreams: Vec<String>,
     /// CRAN-like repositories the CRAN gateway pulls from, in order; empty for an air-gapped site.
     pub cran_upstreams: Vec<String>,
+    /// npm registries the npm gateway pulls from, in order; empty for an air-gapped site.
+    pub npm_upstreams: Vec<String>,
     /// Seconds one request to an upstream may take in all (connecting, the first byte, the
     /// whole index document, retries included) before Formulary gives up.
     pub upstream_timeout_seconds: u64,
@@ -97,6 +99,7 @@ impl Default for Settings {
             log_format: "text".to_owned(),
             pypi_upstreams: vec!["https://pypi.org/simple/".to_owned()],
             cran_upstreams: vec!["https://cloud.r-project.org/".to_owned()],
+            npm_upstreams: vec!["https://registry.npmjs.org/".to_owned()],
             upstream_timeout_seconds: 12,
             upstream_patience_ms: 1500,
             index_revalidate_seconds: 600,

@@ -6,7 +6,7 @@ mod account;
 mod assets;
 mod catalogue;
 pub(crate) mod notifications;
-mod page;
+pub(crate) mod page;
 mod reports;
 mod requests;
 pub(crate) mod session;

@@ -50,6 +50,7 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
         AppState::new(database.clone(), blobs, Some(pypi), default_organisation).await?;
     state.pypi_by_organisation = pypi_by_organisation;
     state.cran = Some(Arc::new(cran_gateway(context, &database, &state.blobs)?));
+    state.npm = Some(Arc::new(npm_gateway(context, &database, &state.blobs)?));
     if args.demo && crate::demo_people::seed_if_empty(&state).await? {
         tracing::info!(
             "seeded the demo accounts ana (requester), rob (reviewer), aisha (approver), olu (organisation admin), nina (national curator) and audrey (auditor), all with the password '{}', and their requests",
@@ -204,6 +205,21 @@ fn upstream_options(settings: &crate::config::Settings) -> formulary_gateway::Up
         patience: Duration::from_millis(settings.upstream_patience_ms),
         revalidate_after: Duration::from_secs(settings.index_revalidate_seconds),
     }
+}
+
+/// The npm gateway over `npm_upstreams`.
+fn npm_gateway(
+    context: &Context,
+    database: &formulary_store::Database,
+    blobs: &formulary_store::BlobStore,
+) -> anyhow::Result<formulary_gateway::NpmGateway> {
+    let settings = &context.settings;
+    Ok(formulary_gateway::NpmGateway::new(
+        database.clone(),
+        blobs.clone(),
+        upstream_urls(&settings.npm_upstreams).context("npm_upstreams")?,
+        &upstream_options(settings),
+    )?)
 }
 
 /// Parses a configured list of upstream URLs, naming the one that is not a URL.

@@ -15,6 +15,7 @@ mod databases;
 mod formulary_cli;
 mod gateway_cran;
 mod gateway_cran_airgapped;
+mod gateway_npm;
 mod gateway_pypi;
 mod gateway_verified;
 mod notifications;
