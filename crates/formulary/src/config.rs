@@ -61,6 +61,10 @@ pub struct Settings {
     pub max_connections: usize,
     /// Seconds transfers may go on after SIGTERM or Ctrl-C before they are cut.
     pub shutdown_deadline_seconds: u64,
+    /// Who may read the package gateway: `anonymous` (anyone who reaches it; a token, when
+    /// sent, names the reader in the download ledger) or `token` (every gateway request
+    /// carries a Formulary token).
+    pub gateway_access: String,
 }
 
 impl Default for Settings {
@@ -88,6 +92,7 @@ impl Default for Settings {
             idle_timeout_seconds: 60,
             max_connections: 1024,
             shutdown_deadline_seconds: 20,
+            gateway_access: "anonymous".to_owned(),
         }
     }
 }

@@ -40,6 +40,7 @@ const OPERATIONS: &[Operation] = &[
     op("get", "/api/v1/me", "Who the token acts as, with their roles", true, None, (200, "Whoami")),
     op("post", "/api/v1/me/password", "Change your own password (the current one is checked and throttled like a sign-in; the new one must meet the password policy); every session of the account ends", true, Some("PasswordChange"), (204, "Any")),
     op("get", "/api/v1/me/tokens", "Your personal API tokens (never their secrets), newest first", true, None, (200, "TokenList")),
+    op("post", "/api/v1/me/tokens", "Issue yourself a token for package clients (`scope: gateway`, `name`, optional `expires_days` 1–365, default 90): it reads the package gateway and nothing else; the secret is shown once", true, Some("Any"), (201, "Any")),
     op("delete", "/api/v1/me/tokens/{token}", "Revoke one of your own personal tokens at once (404 for any other)", true, None, (204, "Any")),
     op("get", "/api/v1/search", "Search components across every ecosystem (`q`, optional `ecosystem`, `organisation`)", false, None, (200, "SearchHits")),
     op("get", "/api/v1/components/{ecosystem}/{name}", "A component: each version's decision for the organisation with reasons, evidence, precedent, mentor and requests", false, None, (200, "ComponentReport")),

@@ -12,6 +12,7 @@ mod browser;
 mod cluster;
 mod databases;
 mod formulary_cli;
+mod gateway_auth;
 mod gateway_cran;
 mod gateway_cran_airgapped;
 mod gateway_pypi;
