@@ -93,3 +93,28 @@ impl OptionalFromRequestParts<AppState> for Authenticated {
         }
     }
 }
+
+/// A request authenticated by a token of any scope, for the one thing a gateway-only token may
+/// ask the API: who it belongs to (`GET /api/v1/me`, which `formulary setup` uses to find the
+/// person's organisation).
+#[derive(Debug, Clone)]
+pub struct AnyScope(pub Principal);
+
+impl FromRequestParts<AppState> for AnyScope {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let secret = bearer(parts).ok_or_else(ApiError::unauthenticated)?;
+        match token_principal(state, secret).await? {
+            Some((principal, _)) => Ok(AnyScope(principal)),
+            None => Err(ApiError::new(
+                axum::http::StatusCode::UNAUTHORIZED,
+                "Invalid token",
+                "The token is unknown, revoked or expired. Create a new one on your account page, or sign in again with `formulary login`.",
+            )),
+        }
+    }
+}

@@ -109,8 +109,9 @@ fn setting_names() -> Vec<String> {
 }
 
 /// Variables that are not settings but are read elsewhere.
-const OTHER_VARIABLES: [&str; 6] = [
+const OTHER_VARIABLES: [&str; 7] = [
     "CONFIG",
+    "CONFIG_DIR",
     "LOG",
     "TOKEN",
     "SERVER",

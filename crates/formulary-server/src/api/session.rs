@@ -103,8 +103,8 @@ pub(crate) async fn issue(
     ))
 }
 
-/// `GET /api/v1/me`.
-pub(crate) async fn me(Authenticated(caller): Authenticated) -> Json<Whoami> {
+/// `GET /api/v1/me` (any token, including one that only reads the gateway).
+pub(crate) async fn me(crate::auth::AnyScope(caller): crate::auth::AnyScope) -> Json<Whoami> {
     Json(Whoami {
         id: caller.id.clone(),
         name: caller.name.clone(),

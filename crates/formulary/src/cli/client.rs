@@ -145,6 +145,11 @@ fn server_url(args: &ServerArgs, saved: Option<&Saved>) -> String {
         .to_owned()
 }
 
+/// The HTTP client every client-side command uses.
+pub(crate) fn http_client() -> anyhow::Result<reqwest::Client> {
+    client()
+}
+
 fn client() -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .user_agent(concat!("formulary-cli/", env!("CARGO_PKG_VERSION")))

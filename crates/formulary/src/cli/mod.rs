@@ -12,6 +12,7 @@ mod organisations;
 mod output;
 mod policy;
 mod serve;
+mod setup;
 mod tokens;
 
 use std::path::PathBuf;
@@ -79,6 +80,8 @@ enum Command {
     Request(client::RequestArgs),
     /// Show your requests, or one request's timeline.
     Status(client::StatusArgs),
+    /// Set up pip, uv, R, npm, yarn and conda to install through Formulary (no admin rights).
+    Setup(setup::SetupArgs),
 }
 
 /// Parses the command line, runs the command and turns the outcome into an exit status.
@@ -133,6 +136,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Search(args) => client::search(args).await,
         Command::Request(args) => client::request(args).await,
         Command::Status(args) => client::status(args).await,
+        Command::Setup(args) => setup::run(args).await,
     }
 }
 

@@ -285,14 +285,24 @@ async fn pip_uv_and_r_need_a_token_and_the_ledger_names_the_person() {
         );
     }
 
-    // A gateway token cannot act on the API.
+    // A gateway token cannot act on the API; it may only ask who it belongs to.
     let answer = client
-        .get(format!("{base}/api/v1/me"))
+        .get(format!("{base}/api/v1/me/tokens"))
         .bearer_auth(&token)
         .send()
         .await
         .expect("GET");
     assert_eq!(answer.status(), 403);
+    let me: Value = client
+        .get(format!("{base}/api/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(me["username"], "jane", "{me}");
 
     // A bearer token (npm's `_authToken`) works too; a service token made on the server's
     // machine reads the gateway as well.
