@@ -12,10 +12,10 @@ use serde_json::{json, Value};
 use crate::formulary_cli::{static_server, text, Running, Workspace};
 use crate::gateway_pypi::{static_upstream, venv};
 
-const PASSWORD: &str = "correct horse battery staple gateway";
+pub(crate) const PASSWORD: &str = "correct horse battery staple gateway";
 
 /// A CRAN-like upstream and a PyPI upstream, both built from real package contents.
-fn upstreams(root: &Path) -> (Running, String, Running, String) {
+pub(crate) fn upstreams(root: &Path) -> (Running, String, Running, String) {
     let (pypi_server, pypi_url) = static_upstream(&root.join("pypi"));
     let cran_root = root.join("cran");
     crate::gateway_cran::repository_folder(&cran_root);
@@ -25,7 +25,7 @@ fn upstreams(root: &Path) -> (Running, String, Running, String) {
 
 /// `formulary serve` with both gateways and the given access mode; its log (at `trace`) goes
 /// to `log`.
-fn serve(
+pub(crate) fn serve(
     workspace: &Workspace,
     pypi: &str,
     cran: &str,
@@ -59,7 +59,11 @@ fn serve(
 }
 
 /// Signs in through the API and issues a token for package clients.
-async fn gateway_token(client: &reqwest::Client, base: &str, username: &str) -> (String, String) {
+pub(crate) async fn gateway_token(
+    client: &reqwest::Client,
+    base: &str,
+    username: &str,
+) -> (String, String) {
     let login: Value = client
         .post(format!("{base}/api/v1/session/token"))
         .json(&json!({ "username": username, "password": PASSWORD }))
@@ -134,7 +138,11 @@ fn r_install(repository: &str, library: &Path) -> Output {
 }
 
 /// The ledger's actors for a component, waiting for the batching writer.
-async fn ledger_actors(workspace: &Workspace, purl: &str, at_least: usize) -> Vec<String> {
+pub(crate) async fn ledger_actors(
+    workspace: &Workspace,
+    purl: &str,
+    at_least: usize,
+) -> Vec<String> {
     let url = workspace.database_url().map_or_else(
         || {
             format!(

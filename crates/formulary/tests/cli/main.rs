@@ -22,4 +22,5 @@ mod policy_files;
 mod reliability;
 mod requests;
 mod security;
+mod self_service;
 mod server;
