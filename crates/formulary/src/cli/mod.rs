@@ -6,6 +6,7 @@ mod advisories;
 mod audit;
 mod cache;
 mod client;
+mod doctor;
 mod entries;
 mod mirror;
 mod organisations;
@@ -82,6 +83,8 @@ enum Command {
     Status(client::StatusArgs),
     /// Set up pip, uv, R, npm, yarn and conda to install through Formulary (no admin rights).
     Setup(setup::SetupArgs),
+    /// Check that each client `formulary setup` configured installs through Formulary.
+    Doctor(doctor::DoctorArgs),
 }
 
 /// Parses the command line, runs the command and turns the outcome into an exit status.
@@ -137,6 +140,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Request(args) => client::request(args).await,
         Command::Status(args) => client::status(args).await,
         Command::Setup(args) => setup::run(args).await,
+        Command::Doctor(args) => doctor::run(args).await,
     }
 }
 

@@ -197,6 +197,35 @@ async fn setup_leaves_pip_uv_and_r_installing_with_no_flags() {
         }
     }
 
+    // The doctor checks each client end to end and says what to fix.
+    let doctor = |extra: &[(&str, &str)]| {
+        let mut command = person(env!("CARGO_BIN_EXE_formulary"), &home, &path);
+        command.current_dir(workspace.folder.path()).arg("doctor");
+        for (name, value) in extra {
+            command.env(name, value);
+        }
+        command.output().expect("doctor")
+    };
+    let output = doctor(&[]);
+    let report = text(&output.stdout);
+    assert!(output.status.success(), "{report}{}", text(&output.stderr));
+    for line in [
+        "ok   token    belongs to Jane Analyst",
+        "ok   pip      uses",
+        "ok   uv ",
+        "ok   R        installs from",
+        "ok   netrc",
+    ] {
+        assert!(report.contains(line), "{line}: {report}");
+    }
+    let output = doctor(&[("PIP_INDEX_URL", "https://pypi.org/simple/")]);
+    let report = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains("FIX  pip      PIP_INDEX_URL is set"),
+        "{report}"
+    );
+
     // Idempotent: a second run changes nothing.
     let before = read(home.join(".config/uv/uv.toml"));
     let output = setup(
