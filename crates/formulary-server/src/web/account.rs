@@ -81,11 +81,11 @@ fn account_markup(
                     span.nhsuk-u-visually-hidden { "Information: " }
                     p { "Your new token is below. It is shown only this once: copy it now." }
                     p { code { (fresh.secret) } }
-                    p { "To set up pip, uv, R, conda and npm with it, run this and paste the token when asked:" }
+                    p { "To set up pip, uv and R (and npm and conda where this server offers them) with it, run this and paste the token when asked:" }
                     pre { code { "formulary setup --server " (fresh.server) } }
                 }
             }
-            p { "pip, uv, R, conda and npm send a token to the package gateway, so that downloads are recorded against you (and, where the gateway asks for one, so that they work at all). Such a token only reads the gateway: it cannot act on requests or the formulary." }
+            p { "Package clients (pip, uv, R, npm, conda) send a token to the package gateway, so that downloads are recorded against you (and, where the gateway asks for one, so that they work at all). Such a token only reads the gateway: it cannot act on requests or the formulary." }
             form method="post" action="/account/gateway-tokens" novalidate {
                 (page::csrf_field(csrf))
                 (page::input(Field { name: "name", label: "What it is for", hint: Some("For example: my laptop, or the analysis server. It lasts 90 days"), value: "" }, "text", None, errors))

@@ -69,7 +69,7 @@ pub(crate) async fn home(
             }
             div.nhsuk-grid-column-one-half {
                 h2.nhsuk-heading-m { "Install without admin rights" }
-                p { "One command sets up pip, uv, R, conda and npm to install through this server, for your organisation, with no admin rights: blocked versions are skipped or refused with the reason." }
+                p { "One command sets up pip, uv and R (and npm and conda where this server offers them) to install through this server, for your organisation, with no admin rights: blocked versions are skipped or refused with the reason." }
                 ol.nhsuk-list.nhsuk-list--number {
                     li { "Create a token for package clients on " a href="/account#gateway-tokens" { "your account page" } "." }
                     li { "Run this and paste the token:" br; code { "formulary setup --server " (base) "/" } }
