@@ -135,6 +135,13 @@ fn save(saved: &Saved) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// The personal API token `formulary login` kept for a server, if any.
+pub(crate) fn saved_login(server: &str) -> Option<String> {
+    load_saved()
+        .filter(|saved| saved.server.trim_end_matches('/') == server.trim_end_matches('/'))
+        .map(|saved| saved.token)
+}
+
 fn server_url(args: &ServerArgs, saved: Option<&Saved>) -> String {
     args.server
         .clone()

@@ -286,3 +286,111 @@ async fn setup_leaves_pip_uv_and_r_installing_with_no_flags() {
         assert!(!home.join(gone).exists(), "{gone} removed");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_after_login_needs_no_pasted_token_and_doctor_notices_a_revoked_one() {
+    use std::io::Write;
+    let workspace = Workspace::new();
+    let root = workspace.folder.path().to_path_buf();
+    workspace.ok(&["org", "add", "RJ1", "--name", "A trust"]);
+    workspace.add_user("jane", "Jane Analyst", &["RJ1:requester"], PASSWORD);
+    let (_pypi, pypi_url, _cran, cran_url) = upstreams(&root.join("upstreams"));
+    let (_server, base) = serve(&workspace, &pypi_url, &cran_url, "token", &root.join("log"));
+    let home = root.join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    let path = std::env::var("PATH").unwrap_or_default();
+
+    let mut login = person(env!("CARGO_BIN_EXE_formulary"), &home, &path)
+        .current_dir(&root)
+        .args([
+            "login",
+            "--server",
+            &base,
+            "--username",
+            "jane",
+            "--password-stdin",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("login");
+    login
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{PASSWORD}\n").as_bytes())
+        .expect("password");
+    let output = login.wait_with_output().expect("login ends");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+
+    // No token pasted: setup makes one with the sign-in.
+    let output = person(env!("CARGO_BIN_EXE_formulary"), &home, &path)
+        .current_dir(&root)
+        .args(["setup", "--server", &base, "--client", "pip"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("setup");
+    assert!(
+        output.status.success(),
+        "{}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    assert!(text(&output.stderr).contains("with your `formulary login` sign-in"));
+    let netrc = read(home.join(".netrc"));
+    let token = netrc
+        .split_whitespace()
+        .find(|word| word.starts_with("frm_"))
+        .expect("a token in netrc")
+        .to_owned();
+    let client = reqwest::Client::new();
+    let answer = client
+        .get(format!("{base}/pypi/simple/six/"))
+        .basic_auth("formulary", Some(&token))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(answer.status(), 200);
+
+    // Revoked on the account page (here, the API): the doctor says what to do.
+    let saved: serde_json::Value =
+        serde_json::from_str(&read(home.join(".config/formulary/credentials.json"))).expect("JSON");
+    let api_token = saved["token"].as_str().expect("api token");
+    let tokens: serde_json::Value = client
+        .get(format!("{base}/api/v1/me/tokens"))
+        .bearer_auth(api_token)
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    let gateway_id = tokens
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|token| token["scope"] == "gateway")
+        .and_then(|token| token["id"].as_str())
+        .expect("the gateway token is listed")
+        .to_owned();
+    let revoked = client
+        .delete(format!("{base}/api/v1/me/tokens/{gateway_id}"))
+        .bearer_auth(api_token)
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(revoked.status(), 204);
+    let output = person(env!("CARGO_BIN_EXE_formulary"), &home, &path)
+        .current_dir(&root)
+        .arg("doctor")
+        .output()
+        .expect("doctor");
+    let report = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains("FIX  token    the server refuses the token"),
+        "{report}"
+    );
+    assert!(report.contains(&format!("{base}/account")), "{report}");
+}

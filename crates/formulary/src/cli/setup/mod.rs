@@ -75,7 +75,15 @@ pub(crate) fn on_path(program: &str) -> bool {
     })
 }
 
-fn read_token(args: &SetupArgs, server: &str) -> anyhow::Result<String> {
+/// The token for package clients: from standard input with `--token-stdin`; else made with the
+/// sign-in `formulary login` kept for this server; else asked for (hidden) on a terminal, or
+/// read from standard input.
+async fn read_token(args: &SetupArgs, server: &url::Url) -> anyhow::Result<String> {
+    if !args.token_stdin {
+        if let Some(api_token) = super::client::saved_login(server.as_str()) {
+            return token_from_login(server, &api_token).await;
+        }
+    }
     let token = if args.token_stdin || !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         let mut text = String::new();
         std::io::stdin().read_to_string(&mut text)?;
@@ -90,6 +98,35 @@ fn read_token(args: &SetupArgs, server: &str) -> anyhow::Result<String> {
         bail!("that is not a Formulary token (they start with frm_); create one for package clients at {server}account and run setup again");
     }
     Ok(token)
+}
+
+/// Issues a token for package clients with the person's `formulary login` sign-in, so nothing
+/// needs pasting.
+async fn token_from_login(server: &url::Url, api_token: &str) -> anyhow::Result<String> {
+    let host = std::env::var("HOSTNAME")
+        .or_else(|_| std::env::var("COMPUTERNAME"))
+        .unwrap_or_else(|_| "this computer".to_owned());
+    let response = super::client::http_client()?
+        .post(server.join("api/v1/me/tokens")?)
+        .bearer_auth(api_token)
+        .json(&serde_json::json!({ "name": format!("formulary setup on {host}"), "scope": "gateway" }))
+        .send()
+        .await
+        .with_context(|| format!("could not reach the Formulary server at {server}"))?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!(
+            "your sign-in from `formulary login` could not create a token for package clients ({status}: {} {}). Sign in again with `formulary login --server {server} --username …`, or paste a token from {server}account with --token-stdin",
+            body["title"].as_str().unwrap_or(""),
+            body["detail"].as_str().unwrap_or("")
+        );
+    }
+    eprintln!("Created a token for package clients with your `formulary login` sign-in; it lasts 90 days.");
+    body["token"]
+        .as_str()
+        .map(str::to_owned)
+        .context("the server's answer had no token")
 }
 
 /// The server's base URL with one trailing slash.
@@ -372,7 +409,7 @@ pub(crate) async fn run(args: SetupArgs) -> anyhow::Result<ExitCode> {
         return record::undo(&places);
     }
     let server = server_base(&args)?;
-    let token = read_token(&args, server.as_str())?;
+    let token = read_token(&args, &server).await?;
     let me = whoami(&server, &token).await?;
     let (view, organisation) = view_url(&server, &me, args.org.as_deref())?;
     if let Some(unknown) = args.clients.iter().find(|client| {
