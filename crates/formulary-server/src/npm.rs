@@ -6,13 +6,11 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::net::SocketAddr;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use formulary_core::ecosystems::npm;
 use formulary_core::ecosystems::Ecosystem;
 use formulary_core::policy::{Decision, Effect, ReasonCode};
@@ -270,9 +268,9 @@ pub(crate) async fn tarball(
     State(state): State<AppState>,
     Path(params): Path<HashMap<String, String>>,
     headers: HeaderMap,
-    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
+    requester: Requester,
 ) -> Response {
-    tarball_answer(&state, &params, &headers, connection.as_ref())
+    tarball_answer(&state, &params, &headers, requester)
         .await
         .unwrap_or_else(from_api)
 }
@@ -281,7 +279,7 @@ async fn tarball_answer(
     state: &AppState,
     params: &HashMap<String, String>,
     headers: &HeaderMap,
-    connection: Option<&Extension<ConnectInfo<SocketAddr>>>,
+    requester: Requester,
 ) -> Result<Response, ApiError> {
     let component = package_name(params)?;
     let filename = params
@@ -300,7 +298,6 @@ async fn tarball_answer(
         .tarball(&snapshot, &request.view, &component, filename)
         .await
         .map_err(gateway_error)?;
-    let requester = Requester::of(headers, connection);
     let ledger = |version: String, outcome: &str| {
         requester.line(
             &request.view.organisation,

@@ -53,6 +53,34 @@ fn npm_routes(prefix: &str) -> Router<AppState> {
         )
 }
 
+/// The package gateway: every ecosystem under every view prefix, behind one authentication
+/// layer ([`crate::gateway_auth::authenticate`]: a token names the reader in the download
+/// ledger, and is required when `gateway_access = "token"`). A new ecosystem's routes go here,
+/// so they are covered too.
+fn gateway_routes(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route(
+            "/_blocked/cran/{package}/{version}/{reason}",
+            get(cran::blocked),
+        )
+        .route("/cran/{*path}", get(cran::serve))
+        .route("/o/{org}/cran/{*path}", get(cran::serve))
+        .route("/{at}/cran/{*path}", get(cran::serve))
+        .route("/o/{org}/{at}/cran/{*path}", get(cran::serve))
+        .merge(pypi_routes(""))
+        .merge(pypi_routes("/o/{org}"))
+        .merge(pypi_routes("/{at}"))
+        .merge(pypi_routes("/o/{org}/{at}"))
+        .merge(npm_routes(""))
+        .merge(npm_routes("/o/{org}"))
+        .merge(npm_routes("/{at}"))
+        .merge(npm_routes("/o/{org}/{at}"))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::gateway_auth::authenticate,
+        ))
+}
+
 /// Every route of the application, in one place.
 pub fn app(state: AppState) -> Router {
     Router::new()
@@ -85,7 +113,10 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/session/token", post(api::session::issue))
         .route("/api/v1/me", get(api::session::me))
         .route("/api/v1/me/password", post(api::session::change_password))
-        .route("/api/v1/me/tokens", get(api::session::my_tokens))
+        .route(
+            "/api/v1/me/tokens",
+            get(api::session::my_tokens).post(api::session::issue_my_token),
+        )
         .route(
             "/api/v1/me/notifications",
             get(api::session::my_notifications),
@@ -128,23 +159,8 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/metrics", get(api::catalogue::metrics))
         .route("/api/v1/audit", get(api::catalogue::audit))
         .route("/api/v1/upstreams", get(crate::upstreams::api))
-        .route(
-            "/_blocked/cran/{package}/{version}/{reason}",
-            get(cran::blocked),
-        )
-        .route("/cran/{*path}", get(cran::serve))
-        .route("/o/{org}/cran/{*path}", get(cran::serve))
-        .route("/{at}/cran/{*path}", get(cran::serve))
-        .route("/o/{org}/{at}/cran/{*path}", get(cran::serve))
         .merge(crate::web::routes())
-        .merge(pypi_routes(""))
-        .merge(pypi_routes("/o/{org}"))
-        .merge(pypi_routes("/{at}"))
-        .merge(pypi_routes("/o/{org}/{at}"))
-        .merge(npm_routes(""))
-        .merge(npm_routes("/o/{org}"))
-        .merge(npm_routes("/{at}"))
-        .merge(npm_routes("/o/{org}/{at}"))
+        .merge(gateway_routes(&state))
         .fallback(api::not_found)
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

@@ -45,6 +45,10 @@ pub struct AppState {
     pub public_url: url::Url,
     /// Proxies whose `X-Forwarded-For` is believed (`trusted_proxies`).
     pub trusted_proxies: TrustedProxies,
+    /// Whether the package gateway may be read without a token (`gateway_access`).
+    pub gateway_access: crate::GatewayAccess,
+    /// Gateway tokens recently found valid.
+    pub gateway_tokens: Arc<crate::GatewayTokens>,
 }
 
 impl AppState {
@@ -81,6 +85,8 @@ impl AppState {
                 }
             })?,
             trusted_proxies: TrustedProxies::default(),
+            gateway_access: crate::GatewayAccess::default(),
+            gateway_tokens: Arc::default(),
         })
     }
 

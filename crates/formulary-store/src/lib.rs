@@ -48,4 +48,4 @@ pub use requests::{
     UserRef,
 };
 pub use sessions::{random_secret, Session, StartedSession};
-pub use tokens::{ApiToken, IssuedToken};
+pub use tokens::{ApiToken, IssuedToken, TokenScope};

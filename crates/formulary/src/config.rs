@@ -83,6 +83,10 @@ pub struct Settings {
     /// A PEM file of certificate authorities to trust for the SMTP server, beyond the public
     /// ones (a private CA).
     pub smtp_ca_file: Option<PathBuf>,
+    /// Who may read the package gateway: `anonymous` (anyone who reaches it; a token, when
+    /// sent, names the reader in the download ledger) or `token` (every gateway request
+    /// carries a Formulary token).
+    pub gateway_access: String,
 }
 
 impl Default for Settings {
@@ -117,6 +121,7 @@ impl Default for Settings {
             smtp_url: None,
             smtp_from: "Formulary <formulary@localhost>".to_owned(),
             smtp_ca_file: None,
+            gateway_access: "anonymous".to_owned(),
         }
     }
 }
@@ -133,8 +138,9 @@ fn setting_names() -> Vec<String> {
 }
 
 /// Variables that are not settings but are read elsewhere.
-const OTHER_VARIABLES: [&str; 6] = [
+const OTHER_VARIABLES: [&str; 7] = [
     "CONFIG",
+    "CONFIG_DIR",
     "LOG",
     "TOKEN",
     "SERVER",

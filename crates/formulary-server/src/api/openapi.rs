@@ -42,6 +42,7 @@ const OPERATIONS: &[Operation] = &[
     op("get", "/api/v1/me/tokens", "Your personal API tokens (never their secrets), newest first", true, None, (200, "TokenList")),
     op("get", "/api/v1/me/notifications", "Your newest notifications (questions on your requests, sign-offs, decisions, work waiting for you), newest first", true, None, (200, "Any")),
     op("post", "/api/v1/me/notifications/read", "Mark every notification of yours read", true, None, (204, "Any")),
+    op("post", "/api/v1/me/tokens", "Issue yourself a token for package clients (`scope: gateway`, `name`, optional `expires_days` 1–365, default 90): it reads the package gateway and nothing else; the secret is shown once", true, Some("Any"), (201, "Any")),
     op("delete", "/api/v1/me/tokens/{token}", "Revoke one of your own personal tokens at once (404 for any other)", true, None, (204, "Any")),
     op("get", "/api/v1/search", "Search components across every ecosystem (`q`, optional `ecosystem`, `organisation`)", false, None, (200, "SearchHits")),
     op("get", "/api/v1/components/{ecosystem}/{name}", "A component: each version's decision for the organisation with reasons, evidence, precedent, mentor and requests", false, None, (200, "ComponentReport")),

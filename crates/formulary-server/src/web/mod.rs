@@ -150,6 +150,10 @@ pub fn routes() -> Router<AppState> {
         .route("/notifications", get(notifications::show))
         .route("/notifications/read", post(notifications::mark_read))
         .route("/notifications/email", post(notifications::set_email))
+        .route(
+            "/account/gateway-tokens",
+            post(account::issue_gateway_token),
+        )
         .layer(axum::middleware::map_response(security_headers))
         .route("/assets/{file}", get(assets::serve))
         .route("/assets/images/{file}", get(assets::image))

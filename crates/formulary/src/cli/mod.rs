@@ -6,12 +6,14 @@ mod advisories;
 mod audit;
 mod cache;
 mod client;
+mod doctor;
 mod entries;
 mod mirror;
 mod organisations;
 mod output;
 mod policy;
 mod serve;
+mod setup;
 mod tokens;
 
 use std::path::PathBuf;
@@ -79,6 +81,10 @@ enum Command {
     Request(client::RequestArgs),
     /// Show your requests, or one request's timeline.
     Status(client::StatusArgs),
+    /// Set up pip, uv, R, npm, yarn and conda to install through Formulary (no admin rights).
+    Setup(setup::SetupArgs),
+    /// Check that each client `formulary setup` configured installs through Formulary.
+    Doctor(doctor::DoctorArgs),
 }
 
 /// Parses the command line, runs the command and turns the outcome into an exit status.
@@ -136,6 +142,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Search(args) => client::search(args).await,
         Command::Request(args) => client::request(args).await,
         Command::Status(args) => client::status(args).await,
+        Command::Setup(args) => setup::run(args).await,
+        Command::Doctor(args) => doctor::run(args).await,
     };
     context.checkpoint_audit().await;
     outcome

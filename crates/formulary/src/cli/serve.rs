@@ -97,6 +97,11 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
     state.trusted_proxies =
         formulary_server::TrustedProxies::parse(&context.settings.trusted_proxies)
             .map_err(|problem| anyhow::anyhow!("trusted_proxies: {problem}"))?;
+    state.gateway_access = context
+        .settings
+        .gateway_access
+        .parse()
+        .map_err(|problem| anyhow::anyhow!("gateway_access: {problem}"))?;
     if context.settings.public_url.is_none() && address.ip().is_unspecified() {
         tracing::warn!(
             public_url = %state.public_url,
