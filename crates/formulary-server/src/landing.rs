@@ -57,6 +57,8 @@ struct Readiness {
     database: Check,
     blobs: Check,
     ledger: Check,
+    /// The advisory feed's freshness: degraded when stale or when a source fails to sync.
+    advisory_feed: Check,
 }
 
 /// `/livez`: 200 from memory.
@@ -69,7 +71,13 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Response {
     let (database, blobs) =
         tokio::join!(database_check(&state), blob_check(state.blob_dir.clone()));
     let ledger = ledger_check(&state);
-    let checks = [database.status, blobs.status, ledger.status];
+    let advisory_feed = advisory_feed_check(&state);
+    let checks = [
+        database.status,
+        blobs.status,
+        ledger.status,
+        advisory_feed.status,
+    ];
     let (code, status) = if checks.contains(&CheckStatus::Failed) {
         (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
     } else if checks.contains(&CheckStatus::Degraded) {
@@ -85,6 +93,7 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Response {
         database,
         blobs,
         ledger,
+        advisory_feed,
     };
     no_store((code, Json(answer)).into_response())
 }
@@ -240,6 +249,25 @@ fn ledger_check(state: &AppState) -> Check {
     };
     Check {
         status: check,
+        detail,
+        elapsed_ms: 0,
+    }
+}
+
+/// The advisory feed, from what the sync loop last read (no query): degraded when it is staler
+/// than the national rule allows or a source fails; never a reason to stop serving.
+fn advisory_feed_check(state: &AppState) -> Check {
+    let policy = state
+        .snapshot
+        .current()
+        .feed_policy_for(&formulary_core::OrgCode::national());
+    let (attention, detail) = state.feeds.readiness(policy, chrono::Utc::now());
+    Check {
+        status: if attention {
+            CheckStatus::Degraded
+        } else {
+            CheckStatus::Ok
+        },
         detail,
         elapsed_ms: 0,
     }

@@ -21,6 +21,7 @@ pub mod reports;
 mod router;
 mod snapshot;
 mod state;
+pub mod surveillance;
 mod web;
 pub mod workflow;
 mod zero_copy;

@@ -43,6 +43,8 @@ pub struct AppState {
     pub public_url: url::Url,
     /// Proxies whose `X-Forwarded-For` is believed (`trusted_proxies`).
     pub trusted_proxies: TrustedProxies,
+    /// The advisory feed's freshness as this replica last read it (kept by the sync loop).
+    pub feeds: Arc<crate::surveillance::FeedWatch>,
 }
 
 impl AppState {
@@ -78,6 +80,7 @@ impl AppState {
                 }
             })?,
             trusted_proxies: TrustedProxies::default(),
+            feeds: Arc::default(),
         })
     }
 

@@ -15,7 +15,9 @@ mod digests;
 mod documents;
 mod entries;
 mod error;
+mod feeds;
 mod gateway;
+mod leases;
 mod organisations;
 mod releases;
 mod requests;
@@ -35,7 +37,9 @@ pub use digests::{Algorithm, Digests, MalformedDigest};
 pub use documents::{CachedFile, UpstreamDocument};
 pub use entries::{EntryFilter, StoredEntry};
 pub use error::StoreError;
+pub use feeds::{feed_of, FeedStatus, FeedSuccess};
 pub use gateway::{Download, DownloadTally, LedgerLine};
+pub use leases::Lease;
 pub use requests::{
     DecisionRecord, EventKind, Grant, RecordedDecision, RequestEvent, RequestFilter, StoredRequest,
     UserRef,

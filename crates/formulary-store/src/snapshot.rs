@@ -12,11 +12,9 @@ impl Database {
         let settings = self.ecosystem_settings().await?;
         let entries = self.entries_in_force_at(at).await?;
         let advisories = self.advisories_in_force().await?;
-        Ok(PolicySnapshot::new(
-            organisations,
-            settings,
-            entries,
-            advisories,
-        ))
+        let mut snapshot = PolicySnapshot::new(organisations, settings, entries, advisories);
+        snapshot.set_advisory_feed(self.advisory_feed().await?);
+        snapshot.set_feed_policies(self.feed_policies().await?);
+        Ok(snapshot)
     }
 }

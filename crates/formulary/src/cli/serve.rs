@@ -67,7 +67,8 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
     .with_context(|| format!("could not open the download ledger's journal {}: check that the data folder can be written", journal.display()))?;
     state.ledger = Some(ledger);
     state.blob_dir = Some(context.settings.blob_dir());
-    let _follower = Arc::clone(&state.snapshot).follow(database, Duration::from_secs(2));
+    let _follower = Arc::clone(&state.snapshot).follow(database.clone(), Duration::from_secs(2));
+    let _advisory_sync = start_advisory_sync(context, &database, &state);
     let listener = tokio::net::TcpListener::bind(context.settings.listen)
         .await
         .with_context(|| format!("could not listen on {}: is another program using that port? Choose another with --listen", context.settings.listen))?;
@@ -121,6 +122,29 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
         ),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts the scheduled advisory sync, unless it is turned off or no source is configured.
+fn start_advisory_sync(
+    context: &Context,
+    database: &formulary_store::Database,
+    state: &AppState,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let settings = &context.settings;
+    if settings.advisory_sync_interval_seconds == 0 || settings.advisory_sources.is_empty() {
+        tracing::info!("the scheduled advisory sync is off: advisories change only through `formulary advisories import|sync`");
+        return None;
+    }
+    Some(
+        crate::surveillance::scheduler::Scheduler {
+            database: database.clone(),
+            sources: settings.advisory_sources.clone(),
+            interval: Duration::from_secs(settings.advisory_sync_interval_seconds),
+            feeds: Arc::clone(&state.feeds),
+            snapshot: Arc::clone(&state.snapshot),
+        }
+        .start(),
+    )
 }
 
 /// How long the download ledger may take to write what is queued at exit.

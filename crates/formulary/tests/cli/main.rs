@@ -22,3 +22,4 @@ mod reliability;
 mod requests;
 mod security;
 mod server;
+mod surveillance;
