@@ -17,6 +17,7 @@ mod entries;
 mod error;
 mod feeds;
 mod gateway;
+mod inventory;
 mod leases;
 mod organisations;
 mod releases;
@@ -39,6 +40,7 @@ pub use entries::{EntryFilter, StoredEntry};
 pub use error::StoreError;
 pub use feeds::{feed_of, FeedStatus, FeedSuccess};
 pub use gateway::{Download, DownloadTally, LedgerLine};
+pub use inventory::{Holder, NewReport, ReportOutcome, ENVIRONMENT_KINDS};
 pub use leases::Lease;
 pub use requests::{
     DecisionRecord, EventKind, Grant, RecordedDecision, RequestEvent, RequestFilter, StoredRequest,

@@ -5,5 +5,6 @@
 //! reports each source's state here and in the database.
 
 pub(crate) mod feeds;
+pub(crate) mod inventory;
 
 pub use feeds::FeedWatch;

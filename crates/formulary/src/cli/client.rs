@@ -145,7 +145,7 @@ fn server_url(args: &ServerArgs, saved: Option<&Saved>) -> String {
         .to_owned()
 }
 
-fn client() -> anyhow::Result<reqwest::Client> {
+pub(super) fn client() -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .user_agent(concat!("formulary-cli/", env!("CARGO_PKG_VERSION")))
         .timeout(std::time::Duration::from_secs(30))
@@ -153,7 +153,10 @@ fn client() -> anyhow::Result<reqwest::Client> {
 }
 
 /// Sends a request and returns its JSON, or the server's problem description as the error.
-async fn exchange(request: reqwest::RequestBuilder, server: &str) -> anyhow::Result<Value> {
+pub(super) async fn exchange(
+    request: reqwest::RequestBuilder,
+    server: &str,
+) -> anyhow::Result<Value> {
     let response = request
         .send()
         .await
@@ -171,7 +174,7 @@ async fn exchange(request: reqwest::RequestBuilder, server: &str) -> anyhow::Res
     bail!("{title} ({status}): {detail}")
 }
 
-fn signed_in(args: &ServerArgs) -> anyhow::Result<(String, String)> {
+pub(super) fn signed_in(args: &ServerArgs) -> anyhow::Result<(String, String)> {
     let saved = load_saved();
     let server = server_url(args, saved.as_ref());
     let token = std::env::var("FORMULARY_TOKEN")

@@ -11,8 +11,10 @@ mod mirror;
 mod organisations;
 mod output;
 mod policy;
+mod report;
 mod serve;
 mod tokens;
+mod who_has;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -79,6 +81,10 @@ enum Command {
     Request(client::RequestArgs),
     /// Show your requests, or one request's timeline.
     Status(client::StatusArgs),
+    /// Report what an environment contains (an SBOM, lockfile or requirements file) to a server.
+    Report(report::ReportArgs),
+    /// Who has a component version: from the server's download ledger and reported environments.
+    WhoHas(who_has::WhoHasArgs),
 }
 
 /// Parses the command line, runs the command and turns the outcome into an exit status.
@@ -133,6 +139,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Search(args) => client::search(args).await,
         Command::Request(args) => client::request(args).await,
         Command::Status(args) => client::status(args).await,
+        Command::Report(args) => report::run(args).await,
+        Command::WhoHas(args) => who_has::run(args).await,
     }
 }
 

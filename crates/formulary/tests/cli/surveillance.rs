@@ -234,3 +234,299 @@ fn a_failing_source_is_reported_and_the_stored_advisories_stay_in_force() {
     assert_eq!(check["allowed"], false, "{check}");
     let _ = root;
 }
+
+/// Issues a service token with `formulary token create`; returns its secret.
+pub(crate) fn token(workspace: &Workspace, name: &str, role: &str, organisation: &str) -> String {
+    workspace
+        .ok(&[
+            "token",
+            "create",
+            "--name",
+            name,
+            "--role",
+            role,
+            "--org",
+            organisation,
+        ])
+        .trim()
+        .to_owned()
+}
+
+/// Runs a client command against `base` with a token.
+pub(crate) fn as_client(workspace: &Workspace, base: &str, secret: &str, args: &[&str]) -> Output {
+    workspace
+        .command(args)
+        .env("FORMULARY_SERVER", base)
+        .env("FORMULARY_TOKEN", secret)
+        .env(
+            "FORMULARY_CREDENTIALS",
+            workspace.folder.path().join("no-credentials.json"),
+        )
+        .output()
+        .expect("formulary runs")
+}
+
+crate::on_both_databases!(fn who_has_answers_from_the_ledger_and_from_reported_sboms_and_lockfiles);
+fn who_has_answers_from_the_ledger_and_from_reported_sboms_and_lockfiles() {
+    let workspace = Workspace::new();
+    let root = workspace.folder.path();
+    workspace.ok(&["org", "add", "RJ1", "--name", "A trust"]);
+    workspace.ok(&["org", "add", "RJ2", "--name", "Another trust"]);
+    let (_upstream, upstream_url) = static_upstream(&root.join("upstream"));
+    let (_server, base) = workspace.serve(&[
+        ("FORMULARY_PYPI_UPSTREAMS", format!("[\"{upstream_url}\"]")),
+        ("FORMULARY_ADVISORY_SYNC_INTERVAL_SECONDS", "0".to_owned()),
+    ]);
+    let analyst = token(&workspace, "ci of RJ1", "requester", "RJ1");
+    let other = token(&workspace, "ci of RJ2", "requester", "RJ2");
+    let auditor = token(&workspace, "auditor", "auditor", "NATIONAL");
+    let admin = token(&workspace, "RJ2 admin", "organisation-admin", "RJ2");
+
+    // A download through the gateway (anonymous: this gateway does not ask who).
+    let downloaded = pip_download(
+        &root.join("downloads"),
+        &format!("{base}/o/RJ1/pypi/simple/"),
+        "requests==2.19.1",
+    );
+    assert!(downloaded.status.success(), "{}", text(&downloaded.stderr));
+
+    // A CycloneDX 1.6 SBOM from CI, a pip freeze, and an renv.lock.
+    let sbom = root.join("bom.json");
+    std::fs::write(
+        &sbom,
+        serde_json::json!({
+            "bomFormat": "CycloneDX", "specVersion": "1.6", "version": 1,
+            "metadata": {"component": {"type": "application", "name": "dashboard"}},
+            "components": [
+                {"type": "library", "name": "requests", "version": "2.19.1", "purl": "pkg:pypi/requests@2.19.1"},
+                {"type": "library", "name": "idna", "version": "2.7", "purl": "pkg:pypi/idna@2.7"},
+                {"type": "library", "name": "lodash", "version": "4.17.20", "purl": "pkg:npm/lodash@4.17.20"}
+            ]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let output = as_client(
+        &workspace,
+        &base,
+        &analyst,
+        &[
+            "report",
+            &sbom.display().to_string(),
+            "--org",
+            "RJ1",
+            "--environment",
+            "dashboard-ci",
+            "--kind",
+            "pipeline",
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let said = text(&output.stdout);
+    assert!(
+        said.contains("Reported 2 component versions of dashboard-ci")
+            && said.contains("a new environment")
+            && said.contains("lodash"),
+        "{said}"
+    );
+
+    let freeze = root.join("requirements.txt");
+    std::fs::write(&freeze, "requests==2.19.1\nsix==1.16.0\n").unwrap();
+    let output = as_client(
+        &workspace,
+        &base,
+        &other,
+        &[
+            "report",
+            &freeze.display().to_string(),
+            "--org",
+            "RJ2",
+            "--environment",
+            "laptop-17",
+            "--kind",
+            "machine",
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let renv = root.join("renv.lock");
+    std::fs::write(&renv, r#"{"R": {"Version": "4.4.2"}, "Packages": {"readxl": {"Package": "readxl", "Version": "1.4.3", "Source": "Repository", "Repository": "CRAN"}}}"#).unwrap();
+    let output = as_client(
+        &workspace,
+        &base,
+        &other,
+        &[
+            "report",
+            &renv.display().to_string(),
+            "--org",
+            "RJ2",
+            "--environment",
+            "analysis",
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+
+    // Reporting for an organisation one holds no role in is refused.
+    let output = as_client(
+        &workspace,
+        &base,
+        &other,
+        &[
+            "report",
+            &freeze.display().to_string(),
+            "--org",
+            "RJ1",
+            "--environment",
+            "x",
+        ],
+    );
+    assert!(
+        !output.status.success() && text(&output.stderr).contains("no role in RJ1"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    // The auditor sees everyone: two reports and, once the ledger is written, the download.
+    let mut answer = String::new();
+    wait_until(
+        Duration::from_secs(15),
+        "the download to reach the ledger",
+        || {
+            let output = as_client(
+                &workspace,
+                &base,
+                &auditor,
+                &["who-has", "pkg:pypi/requests@2.19.1"],
+            );
+            answer = text(&output.stdout);
+            output.status.success() && answer.contains("downloaded")
+        },
+    );
+    assert!(answer.contains("3 people in 2 organisations"), "{answer}");
+    assert!(
+        answer.contains("reported: dashboard-ci")
+            && answer.contains("reported: laptop-17")
+            && answer.contains("anonymous client 127.0.0.1"),
+        "{answer}"
+    );
+    let output = as_client(
+        &workspace,
+        &base,
+        &auditor,
+        &["who-has", "pkg:cran/readxl@1.4.3"],
+    );
+    assert!(
+        text(&output.stdout).contains("reported: analysis"),
+        "the renv.lock counts: {}",
+        text(&output.stdout)
+    );
+    // Any version of a component.
+    let output = as_client(
+        &workspace,
+        &base,
+        &auditor,
+        &["who-has", "pkg:pypi/idna", "--json"],
+    );
+    let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(json["holders"][0]["version"], "2.7", "{json}");
+    // Nobody has it: exit 1.
+    let output = as_client(
+        &workspace,
+        &base,
+        &auditor,
+        &["who-has", "pkg:pypi/requests@2.0.0"],
+    );
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stdout));
+
+    // An organisation admin sees only their organisation; a requester sees nothing.
+    let output = as_client(
+        &workspace,
+        &base,
+        &admin,
+        &["who-has", "pkg:pypi/requests@2.19.1"],
+    );
+    let said = text(&output.stdout);
+    assert!(
+        said.contains("1 people in 1 organisations")
+            && said.contains("laptop-17")
+            && !said.contains("dashboard-ci"),
+        "{said}"
+    );
+    let output = as_client(
+        &workspace,
+        &base,
+        &analyst,
+        &["who-has", "pkg:pypi/requests@2.19.1"],
+    );
+    assert!(
+        !output.status.success() && text(&output.stderr).contains("auditors"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    // A new report replaces the last: the pipeline moved to 2.31.0.
+    std::fs::write(&freeze, "requests==2.31.0\n").unwrap();
+    let output = as_client(
+        &workspace,
+        &base,
+        &analyst,
+        &[
+            "report",
+            &freeze.display().to_string(),
+            "--org",
+            "RJ1",
+            "--environment",
+            "dashboard-ci",
+            "--kind",
+            "pipeline",
+        ],
+    );
+    assert!(
+        text(&output.stdout).contains("replacing its last report"),
+        "{}",
+        text(&output.stdout)
+    );
+    let output = as_client(
+        &workspace,
+        &base,
+        &auditor,
+        &["who-has", "pkg:pypi/requests@2.19.1"],
+    );
+    assert!(
+        !text(&output.stdout).contains("dashboard-ci"),
+        "{}",
+        text(&output.stdout)
+    );
+
+    // The API takes an SPDX 2.3 document straight from CI.
+    let spdx = serde_json::json!({
+        "spdxVersion": "SPDX-2.3", "SPDXID": "SPDXRef-DOCUMENT", "name": "etl",
+        "packages": [{"name": "requests", "SPDXID": "SPDXRef-requests", "externalRefs": [
+            {"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl", "referenceLocator": "pkg:pypi/requests@2.19.1"}]}]
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (status, body) = runtime.block_on(async {
+        let answer = reqwest::Client::new()
+            .put(format!("{base}/api/v1/inventory/RJ1/etl?kind=pipeline"))
+            .bearer_auth(&analyst)
+            .json(&spdx)
+            .send()
+            .await
+            .unwrap();
+        (answer.status().as_u16(), answer.text().await.unwrap())
+    });
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"format\":\"spdx\""), "{body}");
+    let (status, body) = runtime.block_on(async {
+        let answer = reqwest::Client::new()
+            .put(format!("{base}/api/v1/inventory/RJ1/etl"))
+            .json(&spdx)
+            .send()
+            .await
+            .unwrap();
+        (answer.status().as_u16(), answer.text().await.unwrap())
+    });
+    assert_eq!(status, 401, "reports need a token: {body}");
+}
