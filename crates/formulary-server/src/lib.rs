@@ -26,6 +26,7 @@ pub mod reports;
 mod router;
 mod snapshot;
 mod state;
+pub mod surveillance;
 mod upstreams;
 mod web;
 pub mod workflow;

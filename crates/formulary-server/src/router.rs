@@ -109,6 +109,22 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v1/policy/check", get(api::policy::check))
         .route("/api/v1/advisories", get(api::advisories::list))
+        .route(
+            "/api/v1/advisories/feeds",
+            get(crate::surveillance::feeds::list),
+        )
+        .route(
+            "/api/v1/inventory/{org}/{environment}",
+            put(crate::surveillance::inventory::report).layer(
+                axum::extract::DefaultBodyLimit::max(
+                    crate::surveillance::inventory::MAX_REPORT_BYTES,
+                ),
+            ),
+        )
+        .route(
+            "/api/v1/who-has",
+            get(crate::surveillance::inventory::who_has),
+        )
         .route("/api/v1/openapi.json", get(api::openapi::document))
         .route("/api/v1/session/token", post(api::session::issue))
         .route("/api/v1/me", get(api::session::me))

@@ -49,6 +49,8 @@ pub struct AppState {
     pub gateway_access: crate::GatewayAccess,
     /// Gateway tokens recently found valid.
     pub gateway_tokens: Arc<crate::GatewayTokens>,
+    /// The advisory feed's freshness as this replica last read it (kept by the sync loop).
+    pub feeds: Arc<crate::surveillance::FeedWatch>,
 }
 
 impl AppState {
@@ -87,6 +89,7 @@ impl AppState {
             trusted_proxies: TrustedProxies::default(),
             gateway_access: crate::GatewayAccess::default(),
             gateway_tokens: Arc::default(),
+            feeds: Arc::default(),
         })
     }
 

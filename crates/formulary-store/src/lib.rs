@@ -17,8 +17,11 @@ mod digests;
 mod documents;
 mod entries;
 mod error;
+mod feeds;
 mod gateway;
 mod integrity;
+mod inventory;
+mod leases;
 mod notifications;
 mod organisations;
 mod releases;
@@ -40,8 +43,11 @@ pub use digests::{Algorithm, Digests, MalformedDigest};
 pub use documents::{CachedFile, UpstreamDocument};
 pub use entries::{EntryFilter, StoredEntry};
 pub use error::StoreError;
+pub use feeds::{feed_of, FeedStatus, FeedSuccess};
 pub use gateway::{Download, DownloadTally, LedgerLine};
 pub use integrity::PolicyIntegrity;
+pub use inventory::{Holder, NewReport, ReportOutcome, ENVIRONMENT_KINDS};
+pub use leases::Lease;
 pub use notifications::{NewNotification, Notification, OutgoingEmail, MAX_EMAIL_ATTEMPTS};
 pub use requests::{
     DecisionRecord, EventKind, Grant, RecordedDecision, RequestEvent, RequestFilter, StoredRequest,

@@ -34,9 +34,10 @@ impl Database {
             .collect();
         let advisories = self.advisories_in_force().await?;
         let admissions = self.admissions().await?;
-        Ok(
-            PolicySnapshot::new(organisations, settings, entries, advisories)
-                .with_admissions(admissions),
-        )
+        let mut snapshot = PolicySnapshot::new(organisations, settings, entries, advisories)
+            .with_admissions(admissions);
+        snapshot.set_advisory_feed(self.advisory_feed().await?);
+        snapshot.set_feed_policies(self.feed_policies().await?);
+        Ok(snapshot)
     }
 }

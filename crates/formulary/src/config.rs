@@ -23,8 +23,12 @@ pub struct Settings {
     pub blob_dir: Option<PathBuf>,
     /// The address `formulary serve` listens on.
     pub listen: SocketAddr,
-    /// OSV exports (`all.zip` URLs) that `formulary advisories sync` fetches.
+    /// OSV exports (`all.zip` URLs) that `formulary advisories sync` fetches and `formulary
+    /// serve` keeps current.
     pub advisory_sources: Vec<String>,
+    /// Seconds between the server's syncs of `advisory_sources` (incremental where the source
+    /// publishes `modified_id.csv`); 0 turns the scheduled sync off.
+    pub advisory_sync_interval_seconds: u64,
     /// Log format: `text` or `json`.
     pub log_format: String,
     /// PEP 503/691 indexes the PyPI gateway pulls from, in order; empty for an air-gapped site.
@@ -100,6 +104,7 @@ impl Default for Settings {
                 "https://osv-vulnerabilities.storage.googleapis.com/PyPI/all.zip".to_owned(),
                 "https://osv-vulnerabilities.storage.googleapis.com/CRAN/all.zip".to_owned(),
             ],
+            advisory_sync_interval_seconds: 600,
             log_format: "text".to_owned(),
             pypi_upstreams: vec!["https://pypi.org/simple/".to_owned()],
             cran_upstreams: vec!["https://cloud.r-project.org/".to_owned()],

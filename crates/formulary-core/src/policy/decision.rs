@@ -58,6 +58,8 @@ pub enum ReasonCode {
     Yanked,
     /// A package it needs at install time is denied, so installing it must fail.
     DependencyDenied,
+    /// The advisory feed has not been synced for longer than the view allows.
+    AdvisoryFeedStale,
 }
 
 /// One reason behind a decision.

@@ -111,6 +111,8 @@ struct Context<'a> {
     national_entries: Vec<&'a Entry>,
     advisories: &'a [Arc<Advisory>],
     snapshot: &'a PolicySnapshot,
+    feed: Option<super::feed::AdvisoryFeed>,
+    feed_policy: super::feed::FeedPolicy,
 }
 
 impl<'a> Context<'a> {
@@ -138,6 +140,8 @@ impl<'a> Context<'a> {
             national_entries,
             advisories: snapshot.advisories_for(component),
             snapshot,
+            feed: snapshot.advisory_feed(),
+            feed_policy: snapshot.feed_policy_for(&view.organisation),
         }
     }
 
@@ -189,10 +193,11 @@ impl<'a> Context<'a> {
         let denying_advisories = self.apply_advisories(version, &all_cover, &mut reasons);
         let licence_denied = self.apply_licence(release, &mut reasons);
         let cooldown = self.cooldown_facts(release, &mut reasons);
+        let feed_held = self.apply_feed(release, &mut reasons);
 
         Assessment {
             reasons,
-            denied_by_other_rules: prohibited || outside_formulary || licence_denied,
+            denied_by_other_rules: prohibited || outside_formulary || licence_denied || feed_held,
             denying_advisories,
             cooldown,
         }
@@ -528,6 +533,21 @@ impl<'a> Context<'a> {
                 ));
                 false
             }
+        }
+    }
+
+    /// Rule 7: a stale advisory feed. Returns true when it holds the release back.
+    fn apply_feed(&self, release: &Release, reasons: &mut Vec<Reason>) -> bool {
+        let Some(feed) = &self.feed else {
+            return false;
+        };
+        match super::feed::stale_feed_reason(feed, &self.feed_policy, self.view.at, release) {
+            Some(reason) => {
+                let held = reason.effect == Effect::Deny;
+                reasons.push(reason);
+                held
+            }
+            None => false,
         }
     }
 

@@ -11,16 +11,20 @@
 //! 4. a licence outside the view's allowed set denies;
 //! 5. a release younger than the cooldown is denied, unless it fixes an advisory that affects the
 //!    newest version otherwise allowed (the security fast lane);
-//! 6. upstream yanks are passed through, not hidden.
+//! 6. upstream yanks are passed through, not hidden;
+//! 7. when the advisory feed is staler than the view allows, every decision says so, and a view
+//!    set to `hold` denies versions published after the feed went stale.
 
 mod admission;
 mod decision;
 mod evaluate;
+mod feed;
 mod release;
 mod snapshot;
 
 pub use admission::Admission;
 pub use decision::{Decision, Effect, Reason, ReasonCode};
 pub use evaluate::{evaluate_releases, evaluate_version};
+pub use feed::{AdvisoryFeed, FeedPolicy, OnStaleFeed};
 pub use release::Release;
 pub use snapshot::{PolicySnapshot, View};

@@ -11,6 +11,8 @@ use crate::entry::Entry;
 use crate::organisation::{OrgCode, Organisation};
 use crate::settings::EcosystemSettings;
 
+use super::feed::{AdvisoryFeed, FeedPolicy};
+
 /// Whose formulary, at what moment: an organisation's view, now or at a snapshot date.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct View {
@@ -29,6 +31,8 @@ pub struct PolicySnapshot {
     entries: HashMap<Component, Vec<Arc<Entry>>>,
     advisories: HashMap<Component, Vec<Arc<Advisory>>>,
     admissions: HashMap<Component, Vec<Arc<Admission>>>,
+    feed: Option<AdvisoryFeed>,
+    feed_policies: HashMap<OrgCode, FeedPolicy>,
 }
 
 impl PolicySnapshot {
@@ -148,5 +152,31 @@ impl PolicySnapshot {
         ids.sort_unstable();
         ids.dedup();
         ids.len()
+    }
+
+    /// Sets the advisory feed's freshness (`None`: no source is configured, the rule is off).
+    pub fn set_advisory_feed(&mut self, feed: Option<AdvisoryFeed>) {
+        self.feed = feed;
+    }
+
+    /// The advisory feed's freshness, if a source is configured.
+    pub fn advisory_feed(&self) -> Option<AdvisoryFeed> {
+        self.feed
+    }
+
+    /// Sets the organisations' stale-feed rules (organisations not listed use the national rule,
+    /// else the default).
+    pub fn set_feed_policies(&mut self, policies: impl IntoIterator<Item = (OrgCode, FeedPolicy)>) {
+        self.feed_policies = policies.into_iter().collect();
+    }
+
+    /// The stale-feed rule an organisation applies: its own, else the national one, else the
+    /// default.
+    pub fn feed_policy_for(&self, organisation: &OrgCode) -> FeedPolicy {
+        self.feed_policies
+            .get(organisation)
+            .or_else(|| self.feed_policies.get(&OrgCode::national()))
+            .copied()
+            .unwrap_or_default()
     }
 }

@@ -12,9 +12,11 @@ mod mirror;
 mod organisations;
 mod output;
 mod policy;
+mod report;
 mod serve;
 mod setup;
 mod tokens;
+mod who_has;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -85,6 +87,10 @@ enum Command {
     Setup(setup::SetupArgs),
     /// Check that each client `formulary setup` configured installs through Formulary.
     Doctor(doctor::DoctorArgs),
+    /// Report what an environment contains (an SBOM, lockfile or requirements file) to a server.
+    Report(report::ReportArgs),
+    /// Who has a component version: from the server's download ledger and reported environments.
+    WhoHas(who_has::WhoHasArgs),
 }
 
 /// Parses the command line, runs the command and turns the outcome into an exit status.
@@ -144,6 +150,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => client::status(args).await,
         Command::Setup(args) => setup::run(args).await,
         Command::Doctor(args) => doctor::run(args).await,
+        Command::Report(args) => report::run(args).await,
+        Command::WhoHas(args) => who_has::run(args).await,
     };
     context.checkpoint_audit().await;
     outcome

@@ -87,7 +87,8 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
     };
     let _checkpoints =
         super::audit::follow_checkpoints(context, database.clone(), Duration::from_secs(10))?;
-    let _follower = Arc::clone(&state.snapshot).follow(database, Duration::from_secs(2));
+    let _follower = Arc::clone(&state.snapshot).follow(database.clone(), Duration::from_secs(2));
+    let _advisory_sync = start_advisory_sync(context, &database, &state);
     let _admissions = formulary_server::follow_admissions(state.clone(), Duration::from_secs(2));
     let listener = tokio::net::TcpListener::bind(context.settings.listen)
         .await
@@ -147,6 +148,29 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
         ),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts the scheduled advisory sync, unless it is turned off or no source is configured.
+fn start_advisory_sync(
+    context: &Context,
+    database: &formulary_store::Database,
+    state: &AppState,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let settings = &context.settings;
+    if settings.advisory_sync_interval_seconds == 0 || settings.advisory_sources.is_empty() {
+        tracing::info!("the scheduled advisory sync is off: advisories change only through `formulary advisories import|sync`");
+        return None;
+    }
+    Some(
+        crate::surveillance::scheduler::Scheduler {
+            database: database.clone(),
+            sources: settings.advisory_sources.clone(),
+            interval: Duration::from_secs(settings.advisory_sync_interval_seconds),
+            feeds: Arc::clone(&state.feeds),
+            snapshot: Arc::clone(&state.snapshot),
+        }
+        .start(),
+    )
 }
 
 /// How long the download ledger may take to write what is queued at exit.

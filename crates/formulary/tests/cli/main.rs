@@ -30,4 +30,5 @@ mod requests;
 mod security;
 mod self_service;
 mod server;
+mod surveillance;
 mod tamper;
