@@ -181,6 +181,12 @@ fn registry_base(state: &AppState, params: &HashMap<String, String>) -> String {
     base
 }
 
+/// `GET /npm/-/ping` (`npm ping`, and how `formulary setup` finds that a server offers npm):
+/// an empty JSON object, as the public registry answers.
+pub(crate) async fn ping() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({}))
+}
+
 /// `GET …/npm/{package}` and `GET …/npm/@scope/{name}`: the packument.
 pub(crate) async fn packument(
     State(state): State<AppState>,

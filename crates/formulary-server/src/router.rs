@@ -38,6 +38,7 @@ fn npm_routes(prefix: &str) -> Router<AppState> {
             &format!("{prefix}/npm/-/npm/v1/security/advisories/bulk"),
             post(npm::audit).layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024)),
         )
+        .route(&format!("{prefix}/npm/-/ping"), get(npm::ping))
         .route(&format!("{prefix}/npm/{{package}}"), get(npm::packument))
         .route(
             &format!("{prefix}/npm/{{scope}}/{{name}}"),

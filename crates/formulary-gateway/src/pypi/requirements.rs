@@ -167,13 +167,19 @@ mod tests {
         assert_eq!(
             names(&[]),
             [
-                "charset-normalizer <4,>=2",
-                "idna <4,>=2.5",
-                "urllib3 <3,>=1.21.1",
+                "charset-normalizer >=2, <4",
+                "idna >=2.5, <4",
+                "urllib3 >=1.21.1, <3",
                 "certifi >=2017.4.17",
                 "colorama *"
             ]
         );
-        assert!(names(&["socks".to_owned()]).contains(&"pysocks !=1.5.7,>=1.5.6".to_owned()));
+        let socks = names(&["socks".to_owned()]);
+        assert!(
+            socks.iter().any(|name| name.starts_with("pysocks ")
+                && name.contains(">=1.5.6")
+                && name.contains("!=1.5.7")),
+            "{socks:?}"
+        );
     }
 }

@@ -67,6 +67,9 @@ const OPERATIONS: &[Operation] = &[
     op("delete", "/api/v1/entries/{id}", "Remove an entry (kept in history)", true, Some("Any"), (200, "Any")),
     op("get", "/api/v1/policy/check", "The decision on `purl` for `organisation`, with every reason", false, None, (200, "Any")),
     op("get", "/api/v1/advisories", "Advisories in force", false, None, (200, "Any")),
+    op("get", "/api/v1/advisories/feeds", "Freshness of each advisory feed the server syncs: last successful sync, records changed, errors, and whether the feed is stale", false, None, (200, "Any")),
+    op("put", "/api/v1/inventory/{org}/{environment}", "Report what an environment contains (CycloneDX 1.6 or SPDX 2.3 JSON, or a list of purls), replacing its previous report", true, Some("Any"), (200, "Any")),
+    op("get", "/api/v1/who-has", "Who has a component version (`purl`), from the download ledger and reported environments", true, None, (200, "Any")),
     op("get", "/api/v1/openapi.json", "This document", false, None, (200, "Any")),
 ];
 

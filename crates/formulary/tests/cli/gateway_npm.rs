@@ -115,15 +115,19 @@ fn pnpm() -> &'static Path {
         if let Ok(found) = which("pnpm") {
             return found;
         }
+        // Tests run in parallel processes: each installs into a folder of its own and moves it
+        // into place in one rename; the loser of a race uses the winner's copy.
         let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pnpm-tool");
         let binary = folder.join("node_modules/.bin/pnpm");
         if !binary.exists() {
-            let project = Project::new(&folder, "tool", PUBLIC_REGISTRY, "{}");
+            let staging = Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .join(format!("pnpm-tool-{}", std::process::id()));
+            let project = Project::new(&staging, "tool", PUBLIC_REGISTRY, "{}");
             let mut command = Command::new("npm");
             project.configure(&mut command);
             let output = command
                 .args(["install", "--prefix"])
-                .arg(&folder)
+                .arg(&staging)
                 .arg("pnpm@10")
                 .output()
                 .expect("npm runs");
@@ -132,6 +136,9 @@ fn pnpm() -> &'static Path {
                 "could not install pnpm from the npm registry (the test needs network to it): {}",
                 text(&output.stderr)
             );
+            if std::fs::rename(&staging, &folder).is_err() {
+                let _ = std::fs::remove_dir_all(&staging);
+            }
         }
         binary
     })
