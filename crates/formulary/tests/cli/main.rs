@@ -19,6 +19,7 @@ mod gateway_verified;
 mod policy_check;
 mod policy_files;
 mod reliability;
+mod reliability_database;
 mod reliability_kill;
 mod reliability_upstream;
 mod requests;
