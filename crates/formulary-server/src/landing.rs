@@ -60,6 +60,8 @@ struct Readiness {
     /// The gateways' upstreams: degraded when one failed lately, is down, or had a document held
     /// back (cached packages are still served, so this never makes the server unready).
     upstreams: Check,
+    /// The advisory feed's freshness: degraded when stale or when a source fails to sync.
+    advisory_feed: Check,
 }
 
 /// `/livez`: 200 from memory.
@@ -73,11 +75,13 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Response {
         tokio::join!(database_check(&state), blob_check(state.blob_dir.clone()));
     let ledger = ledger_check(&state);
     let upstreams = upstream_check(&state);
+    let advisory_feed = advisory_feed_check(&state);
     let checks = [
         database.status,
         blobs.status,
         ledger.status,
         upstreams.status,
+        advisory_feed.status,
     ];
     let (code, status) = if checks.contains(&CheckStatus::Failed) {
         (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
@@ -95,6 +99,7 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Response {
         blobs,
         ledger,
         upstreams,
+        advisory_feed,
     };
     no_store((code, Json(answer)).into_response())
 }
@@ -262,6 +267,25 @@ fn ledger_check(state: &AppState) -> Check {
     };
     Check {
         status: check,
+        detail,
+        elapsed_ms: 0,
+    }
+}
+
+/// The advisory feed, from what the sync loop last read (no query): degraded when it is staler
+/// than the national rule allows or a source fails; never a reason to stop serving.
+fn advisory_feed_check(state: &AppState) -> Check {
+    let policy = state
+        .snapshot
+        .current()
+        .feed_policy_for(&formulary_core::OrgCode::national());
+    let (attention, detail) = state.feeds.readiness(policy, chrono::Utc::now());
+    Check {
+        status: if attention {
+            CheckStatus::Degraded
+        } else {
+            CheckStatus::Ok
+        },
         detail,
         elapsed_ms: 0,
     }

@@ -3,13 +3,11 @@
 //! pip and uv print.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Extension;
 use formulary_core::ecosystems::pypi;
 use formulary_core::ecosystems::Ecosystem;
 use formulary_core::{Component, OrgCode};
@@ -176,7 +174,7 @@ pub(crate) async fn file(
     State(state): State<AppState>,
     Path(params): Path<HashMap<String, String>>,
     headers: HeaderMap,
-    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
+    requester: Requester,
 ) -> Result<Response, ApiError> {
     let name = params
         .get("project")
@@ -213,7 +211,6 @@ pub(crate) async fn file(
             .await
     }
     .map_err(gateway_error)?;
-    let requester = Requester::of(&headers, connection.as_ref());
     let ledger = |version: String, outcome: &str| {
         requester.line(
             &request.view.organisation,

@@ -25,7 +25,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use deb822_fast::Paragraph;
 use formulary_core::ecosystems::cran;
-use formulary_core::ecosystems::{Ecosystem, Version};
+use formulary_core::ecosystems::Ecosystem;
 use formulary_store::{BlobStore, Database, UpstreamDocument};
 use url::Url;
 
@@ -85,8 +85,6 @@ pub struct CranGateway {
     upstreams: Vec<Url>,
     trees: Revalidating<Tree>,
     descriptions: Mutex<HashMap<(String, String), Paragraph>>,
-    /// The last `Archive/<package>/` listing seen, by package.
-    archive_listings: Mutex<HashMap<String, Vec<(Version, String)>>>,
     indexes: Views<ServedIndex>,
     /// Files put in by `mirror import cran`, and when they were read from the store.
     imported: Mutex<Option<(std::time::Instant, Arc<ImportedFiles>)>>,
@@ -118,7 +116,6 @@ impl CranGateway {
             upstreams,
             trees: Revalidating::new(revalidate_after, options.patience),
             descriptions: Mutex::new(HashMap::new()),
-            archive_listings: Mutex::new(HashMap::new()),
             indexes: Views::new(INDEX_REUSE, 1_000),
             imported: Mutex::new(None),
             reload_after: revalidate_after,
@@ -155,6 +152,12 @@ impl CranGateway {
         };
         *current = Some((std::time::Instant::now(), Arc::clone(&files)));
         Ok(files)
+    }
+
+    /// Fetches or revalidates the source tree's index (`src/contrib/PACKAGES`) when old, so what
+    /// is cached is current; for work done outside a request, such as dependency closures.
+    pub async fn source_tree(&self) -> Result<(), GatewayError> {
+        self.tree("src/contrib").await.map(|_| ())
     }
 
     /// The tree's index, fetched or revalidated when old, served from the cache (marked stale)

@@ -6,6 +6,7 @@
 
 pub(crate) mod mirror;
 mod page;
+mod requirements;
 pub(crate) mod verify;
 
 use std::collections::{BTreeMap, HashMap};

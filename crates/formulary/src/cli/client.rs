@@ -135,6 +135,13 @@ fn save(saved: &Saved) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// The personal API token `formulary login` kept for a server, if any.
+pub(crate) fn saved_login(server: &str) -> Option<String> {
+    load_saved()
+        .filter(|saved| saved.server.trim_end_matches('/') == server.trim_end_matches('/'))
+        .map(|saved| saved.token)
+}
+
 fn server_url(args: &ServerArgs, saved: Option<&Saved>) -> String {
     args.server
         .clone()
@@ -145,7 +152,12 @@ fn server_url(args: &ServerArgs, saved: Option<&Saved>) -> String {
         .to_owned()
 }
 
-fn client() -> anyhow::Result<reqwest::Client> {
+/// The HTTP client every client-side command uses.
+pub(crate) fn http_client() -> anyhow::Result<reqwest::Client> {
+    client()
+}
+
+pub(super) fn client() -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .user_agent(concat!("formulary-cli/", env!("CARGO_PKG_VERSION")))
         .timeout(std::time::Duration::from_secs(30))
@@ -153,7 +165,10 @@ fn client() -> anyhow::Result<reqwest::Client> {
 }
 
 /// Sends a request and returns its JSON, or the server's problem description as the error.
-async fn exchange(request: reqwest::RequestBuilder, server: &str) -> anyhow::Result<Value> {
+pub(super) async fn exchange(
+    request: reqwest::RequestBuilder,
+    server: &str,
+) -> anyhow::Result<Value> {
     let response = request
         .send()
         .await
@@ -171,7 +186,7 @@ async fn exchange(request: reqwest::RequestBuilder, server: &str) -> anyhow::Res
     bail!("{title} ({status}): {detail}")
 }
 
-fn signed_in(args: &ServerArgs) -> anyhow::Result<(String, String)> {
+pub(super) fn signed_in(args: &ServerArgs) -> anyhow::Result<(String, String)> {
     let saved = load_saved();
     let server = server_url(args, saved.as_ref());
     let token = std::env::var("FORMULARY_TOKEN")
