@@ -597,9 +597,11 @@ async fn a_large_file_of_unknown_size_streams_at_once_and_is_cached_only_when_ve
         Sha256::digest(&bytes),
         "every byte, in order"
     );
+    // The first byte comes while most of the file is still on its way (a debug build on a
+    // loaded machine takes about a second to start the stream).
     assert!(
-        first_byte < Duration::from_secs(1),
-        "first byte after {first_byte:?}"
+        first_byte < Duration::from_secs(2) && first_byte * 2 < whole,
+        "first byte after {first_byte:?} of {whole:?}"
     );
     assert!(
         whole > Duration::from_secs(2),
