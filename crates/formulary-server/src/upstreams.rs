@@ -17,7 +17,7 @@ use crate::web::session::Viewer;
 /// The upstreams of one gateway.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct GatewayHealth {
-    /// `pypi` or `cran`.
+    /// `pypi`, `npm` or `cran`.
     pub(crate) ecosystem: &'static str,
     /// Whose gateway: `default`, or the organisation with upstreams of its own.
     pub(crate) serves: String,
@@ -46,6 +46,14 @@ pub(crate) fn collect(state: &AppState) -> Vec<GatewayHealth> {
             serves: code.to_string(),
             upstreams: pypi.upstream_health(),
             held_back: pypi.held_back(),
+        });
+    }
+    if let Some(npm) = &state.npm {
+        gateways.push(GatewayHealth {
+            ecosystem: "npm",
+            serves: "default".to_owned(),
+            upstreams: npm.upstream_health(),
+            held_back: npm.held_back(),
         });
     }
     if let Some(cran) = &state.cran {

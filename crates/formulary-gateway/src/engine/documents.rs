@@ -307,7 +307,27 @@ impl<T: Revalidated> Revalidating<T> {
             };
             match answer {
                 Ok(Answer::Document(document)) => {
-                    match build(upstream.clone(), document, cached.clone()).await {
+                    // Storing it is bounded too when a cached copy can be served instead: a
+                    // database that hangs must not hold the client (at least half a second,
+                    // so that a sound store always finishes).
+                    let building = build(upstream.clone(), document, cached.clone());
+                    let built = match deadline {
+                        None => Some(building.await),
+                        Some(deadline) => {
+                            let deadline = deadline.max(
+                                tokio::time::Instant::now() + std::time::Duration::from_millis(500),
+                            );
+                            tokio::time::timeout_at(deadline, building).await.ok()
+                        }
+                    };
+                    let Some(built) = built else {
+                        tracing::error!(document = name, "could not store a new upstream document in time (database slow or down?); serving the cached copy");
+                        if let Some(item) = &cached {
+                            return Ok(self.serve_stale(name, item));
+                        }
+                        continue;
+                    };
+                    match built {
                         Ok(item) => {
                             lock(&self.quiet).remove(name);
                             return Ok(Lookup::Found(self.remember(name, item)));

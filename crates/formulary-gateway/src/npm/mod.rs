@@ -24,6 +24,8 @@ use url::Url;
 
 use crate::engine::documents::{Answer, Freshness, Lookup, Revalidated, Revalidating};
 use crate::engine::files::{FileCache, UpstreamFile};
+use crate::engine::health::UpstreamStatus;
+use crate::engine::sanity::{HeldDocument, Sanity};
 use crate::engine::upstream::{
     as_folders, Document, UpstreamClient, UpstreamFailure, UpstreamOptions,
 };
@@ -130,6 +132,8 @@ pub struct NpmGateway {
     packages: Revalidating<Package>,
     files: FileCache,
     views: Views<PackumentOutcome>,
+    /// Upstream packuments held back because they look wrong next to the cached ones.
+    sanity: Sanity,
 }
 
 impl NpmGateway {
@@ -149,7 +153,18 @@ impl NpmGateway {
             upstreams,
             packages: Revalidating::new(options.revalidate_after, options.patience),
             views: Views::new(PACKUMENT_REUSE, 10_000),
+            sanity: Sanity::default(),
         })
+    }
+
+    /// The state of every upstream server this gateway has asked.
+    pub fn upstream_health(&self) -> Vec<UpstreamStatus> {
+        self.client.health()
+    }
+
+    /// Upstream packuments held back because they look wrong next to the cached ones.
+    pub fn held_back(&self) -> Vec<HeldDocument> {
+        self.sanity.held()
     }
 
     /// The package, fetched or revalidated when its cached copy is old, served from the cache
@@ -169,10 +184,18 @@ impl NpmGateway {
                     let (client, name) = (self.client.clone(), name.to_owned());
                     Box::pin(async move { fetch(&client, &registry, &name, etag.as_deref()).await })
                 },
-                |registry: Url, (packument, etag): (Packument, Option<String>), _previous| {
-                    Box::pin(
-                        async move { self.refresh(component, &registry, packument, etag).await },
-                    )
+                |registry: Url,
+                 (packument, etag): (Packument, Option<String>),
+                 previous: Option<Arc<Package>>| {
+                    Box::pin(async move {
+                        self.sanity.admit(
+                            name,
+                            &registry,
+                            previous.map_or(0, |package| package.versions.len()),
+                            packument.versions().len(),
+                        )?;
+                        self.refresh(component, &registry, packument, etag).await
+                    })
                 },
             )
             .await?;

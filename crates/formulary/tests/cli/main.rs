@@ -24,6 +24,7 @@ mod overlays;
 mod policy_check;
 mod policy_files;
 mod reliability;
+mod reliability_database;
 mod reliability_kill;
 mod reliability_upstream;
 mod requests;

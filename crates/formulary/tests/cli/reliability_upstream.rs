@@ -324,11 +324,28 @@ async fn a_hung_upstream_never_delays_cached_packages_and_uncached_ones_get_a_cl
     assert!(output.status.success(), "{}", text(&output.stderr));
 
     // The upstream hangs: the cached page and file come within the patience, marked stale.
+    // Twenty clients at once, while the first revalidation waits on the hung upstream.
     upstream.set(Fault::Hang);
-    let (status, headers, body, waited) = get(&client, &format!("{index}calm/")).await;
+    let page_url = format!("{index}calm/");
+    let answers = futures_util::future::join_all((0..20).map(|_| get(&client, &page_url))).await;
+    let slowest = answers
+        .iter()
+        .map(|answer| answer.3)
+        .max()
+        .unwrap_or_default();
+    for (status, headers, body, _) in &answers {
+        assert_eq!(*status, 200, "{}", String::from_utf8_lossy(body));
+        assert!(headers.contains_key("x-formulary-stale"));
+    }
+    assert!(
+        slowest < CACHED_WITHIN,
+        "slowest of 20 concurrent clients: {slowest:?}"
+    );
+    eprintln!("upstream hung: 20 concurrent clients served the cached page, the slowest after {slowest:?}");
+    let (status, headers, body, waited) = get(&client, &page_url).await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert!(waited < CACHED_WITHIN, "cached page after {waited:?}");
-    eprintln!("upstream hung: cached page after {waited:?}");
+    eprintln!("upstream hung: cached page (next request) after {waited:?}");
     assert!(headers.contains_key("x-formulary-stale"));
     let page = json(&body);
     let file = page["files"]
@@ -580,9 +597,11 @@ async fn a_large_file_of_unknown_size_streams_at_once_and_is_cached_only_when_ve
         Sha256::digest(&bytes),
         "every byte, in order"
     );
+    // The first byte comes while most of the file is still on its way (a debug build on a
+    // loaded machine takes about a second to start the stream).
     assert!(
-        first_byte < Duration::from_secs(1),
-        "first byte after {first_byte:?}"
+        first_byte < Duration::from_secs(2) && first_byte * 2 < whole,
+        "first byte after {first_byte:?} of {whole:?}"
     );
     assert!(
         whole > Duration::from_secs(2),
