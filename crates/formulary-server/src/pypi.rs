@@ -161,7 +161,7 @@ pub(crate) async fn project(
             format!(
                 "{}. Request it at {}",
                 decision.headline().unwrap_or("no version is allowed"),
-                request_link(&decision)
+                request_link(&state, &decision)
             ),
         )),
         PageOutcome::Missing => Err(ApiError::not_found(format!(
@@ -228,7 +228,7 @@ pub(crate) async fn file(
             if !wants_metadata {
                 write_ledger(&state, &ledger(decision.version.clone(), "refused")).await;
             }
-            Ok(refusal(&decision))
+            Ok(refusal(&state, &decision))
         }
         FileOutcome::Missing => Err(ApiError::not_found(format!(
             "{} has no file called {}",

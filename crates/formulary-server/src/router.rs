@@ -95,10 +95,6 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/decisions", get(api::catalogue::decisions))
         .route("/api/v1/metrics", get(api::catalogue::metrics))
         .route("/api/v1/audit", get(api::catalogue::audit))
-        .route(
-            "/_blocked/cran/{package}/{version}/{reason}",
-            get(cran::blocked),
-        )
         .route("/cran/{*path}", get(cran::serve))
         .route("/o/{org}/cran/{*path}", get(cran::serve))
         .route("/{at}/cran/{*path}", get(cran::serve))
