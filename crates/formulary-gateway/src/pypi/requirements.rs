@@ -167,13 +167,13 @@ mod tests {
         assert_eq!(
             names(&[]),
             [
-                "charset-normalizer <4,>=2",
-                "idna <4,>=2.5",
-                "urllib3 <3,>=1.21.1",
+                "charset-normalizer >=2, <4",
+                "idna >=2.5, <4",
+                "urllib3 >=1.21.1, <3",
                 "certifi >=2017.4.17",
                 "colorama *"
             ]
         );
-        assert!(names(&["socks".to_owned()]).contains(&"pysocks !=1.5.7,>=1.5.6".to_owned()));
+        assert!(names(&["socks".to_owned()]).contains(&"pysocks >=1.5.6, !=1.5.7".to_owned()));
     }
 }
