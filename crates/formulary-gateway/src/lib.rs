@@ -29,4 +29,6 @@ pub use engine::upstream::{UpstreamClient, UpstreamFailure};
 pub use error::GatewayError;
 pub use ledger::{DownloadLedger, LedgerOptions, LedgerStatus, LedgerSummary, LedgerWriter};
 pub use pypi::mirror::import_pypi_folder;
-pub use pypi::{FileOutcome, PageOutcome, PypiGateway, ServedPage, DEFAULT_SCOPE};
+pub use pypi::{
+    without_request_sentence, FileOutcome, PageOutcome, PypiGateway, ServedPage, DEFAULT_SCOPE,
+};

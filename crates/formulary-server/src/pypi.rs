@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
 use formulary_core::ecosystems::pypi;
@@ -17,9 +17,7 @@ use formulary_gateway::{FileOutcome, PageOutcome, PypiGateway, Rendered};
 
 use crate::downloads::{serve_blob, set_file_headers, write_ledger, Requester};
 use crate::error::ApiError;
-use crate::gateway::{
-    document_response, gateway_error, refusal, request_link, snapshot_for, view_for,
-};
+use crate::gateway::{document_response, gateway_error, refusal, snapshot_for, view_for};
 use crate::state::AppState;
 
 /// Where this ecosystem's views live under a view prefix, for messages.
@@ -146,6 +144,7 @@ pub(crate) async fn project(
             request.day,
             &component,
             &files_base,
+            state.public_url.as_str(),
         )
         .await
         .map_err(gateway_error)?
@@ -155,15 +154,6 @@ pub(crate) async fn project(
             let rendered = if json { served.json() } else { served.html() };
             Ok(document(&headers, json, rendered, served.stale))
         }
-        PageOutcome::NotInFormulary(decision) => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "Not in this formulary",
-            format!(
-                "{}. Request it at {}",
-                decision.headline().unwrap_or("no version is allowed"),
-                request_link(&state, &decision)
-            ),
-        )),
         PageOutcome::Missing => Err(ApiError::not_found(format!(
             "no upstream index has a project called {}",
             component.name

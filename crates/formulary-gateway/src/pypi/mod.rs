@@ -29,7 +29,7 @@ use crate::engine::upstream::{as_folders, Fetched, UpstreamClient};
 use crate::engine::views::Views;
 use crate::error::GatewayError;
 
-pub use page::ServedPage;
+pub use page::{without_request_sentence, ServedPage};
 
 /// Files the index announces as larger than this are streamed to the first client while they are
 /// stored; smaller ones (and files of unknown size) are verified before the first byte is sent,
@@ -70,8 +70,6 @@ const PAGE_REUSE: Duration = Duration::from_secs(30);
 pub enum PageOutcome {
     /// Serve this page.
     Page(Arc<ServedPage>),
-    /// The view allows no version of the project (a curated view without an entry).
-    NotInFormulary(Box<Decision>),
     /// No upstream has the project.
     Missing,
 }

@@ -180,7 +180,9 @@ pub(crate) fn reason_phrase(decision: &Decision, request: &str) -> String {
             .collect()
     };
     let tail = printable(&format!(". Request it at {request}"));
-    let headline = printable(decision.headline().unwrap_or("denied by policy"));
+    let headline = printable(formulary_gateway::without_request_sentence(
+        decision.headline().unwrap_or("denied by policy"),
+    ));
     let lead = "Blocked by Formulary: ";
     let room = 300usize.saturating_sub(lead.len() + tail.len());
     if room < 40 {
@@ -209,7 +211,7 @@ pub(crate) fn refusal(state: &AppState, decision: &Decision) -> Response {
         "type": "about:blank",
         "title": format!("Blocked by Formulary: {} {} is not allowed", decision.component.name, decision.version),
         "status": 403,
-        "detail": format!("{}. Request it at {request}", detail.join(" | ").trim_end_matches('.')),
+        "detail": format!("{}. Request it at {request}", formulary_gateway::without_request_sentence(&detail.join(" | "))),
         "reasons": decision.reasons,
         "request": request,
     });
