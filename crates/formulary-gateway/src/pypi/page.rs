@@ -252,7 +252,7 @@ mod tests {
             Vec::new()
         } else {
             vec![formulary_core::policy::Reason {
-                code: ReasonCode::Prohibited,
+                code: formulary_core::policy::ReasonCode::Prohibited,
                 effect: formulary_core::policy::Effect::Deny,
                 message: headline.to_owned(),
                 advisory: None,
