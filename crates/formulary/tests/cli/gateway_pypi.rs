@@ -143,7 +143,7 @@ pub(crate) fn pip(venv: &Path, index: &str, requirement: &str) -> Output {
         .expect("pip runs")
 }
 
-fn uv(venv: &Path, index: &str, requirement: &str) -> Output {
+pub(crate) fn uv(venv: &Path, index: &str, requirement: &str) -> Output {
     Command::new("uv")
         .args(["pip", "install", "--no-cache", "--python"])
         .arg(venv.join("bin/python"))

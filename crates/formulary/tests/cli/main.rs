@@ -19,6 +19,7 @@ mod gateway_pypi;
 mod gateway_verified;
 mod policy_check;
 mod policy_files;
+mod refusals;
 mod reliability;
 mod requests;
 mod security;
