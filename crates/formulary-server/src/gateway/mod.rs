@@ -182,7 +182,9 @@ pub(crate) fn reason_phrase(decision: &Decision, request: &str) -> String {
     let tail = printable(&format!(". Request it at {request}"));
     let headline = printable(formulary_gateway::without_request_sentence(
         decision.headline().unwrap_or("denied by policy"),
-    ));
+    ))
+    .trim_end_matches('.')
+    .to_owned();
     let lead = "Blocked by Formulary: ";
     let room = 300usize.saturating_sub(lead.len() + tail.len());
     if room < 40 {
@@ -194,7 +196,7 @@ pub(crate) fn reason_phrase(decision: &Decision, request: &str) -> String {
     } else {
         headline
     };
-    format!("{lead}{}{tail}", headline.trim_end_matches('.'))
+    format!("{lead}{headline}{tail}")
 }
 
 /// A refused file: 403 with `application/problem+json` (every reason, the request link) and a
