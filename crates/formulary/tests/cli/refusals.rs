@@ -154,7 +154,10 @@ fn r_shows_the_reason_in_the_url_it_prints() {
         &base,
         &r(&format!("remotes::install_version('readxl', '1.4.1', repos = '{base}/cran', lib = '{lib}', upgrade = 'never', quiet = TRUE)")),
     );
-    assert!(!said.is_empty());
+    assert!(
+        said.contains("version '1.4.1' is invalid"),
+        "the gap docs/refusals.md names: {said}"
+    );
     let said = capture(
         "advisory-unpinned",
         "r-install-packages",
@@ -171,12 +174,18 @@ fn r_shows_the_reason_in_the_url_it_prints() {
         &base,
         &r(&format!("options(repos = c(CRAN = '{base}/o/RJ5/cran')); install.packages('readxl', lib = '{lib}', quiet = TRUE)")),
     );
-    assert!(!said.is_empty());
+    assert!(
+        said.contains("not available"),
+        "the gap docs/refusals.md names: {said}"
+    );
     let said = capture(
         "not-in-formulary",
         "r-remotes-install-version",
         &base,
         &r(&format!("remotes::install_version('readxl', '1.4.0', repos = '{base}/o/RJ5/cran', lib = '{lib}', upgrade = 'never', quiet = TRUE)")),
     );
-    assert!(!said.is_empty());
+    assert!(
+        said.contains("couldn't find package 'readxl'"),
+        "the gap docs/refusals.md names: {said}"
+    );
 }
