@@ -179,7 +179,7 @@ pub(crate) fn reason_phrase(decision: &Decision, request: &str) -> String {
             })
             .collect()
     };
-    let tail = printable(&format!(". Request it at {request}"));
+    let tail = printable(&format!(" Request it at {request}"));
     let headline = printable(formulary_gateway::without_request_sentence(
         decision.headline().unwrap_or("denied by policy"),
     ))
@@ -190,11 +190,11 @@ pub(crate) fn reason_phrase(decision: &Decision, request: &str) -> String {
     if room < 40 {
         return format!("{lead}{headline}").chars().take(300).collect();
     }
-    let headline: String = if headline.len() > room {
-        let cut: String = headline.chars().take(room - 3).collect();
+    let headline: String = if headline.len() >= room {
+        let cut: String = headline.chars().take(room - 4).collect();
         format!("{}...", cut.trim_end())
     } else {
-        headline
+        format!("{headline}.")
     };
     format!("{lead}{headline}{tail}")
 }
@@ -235,6 +235,41 @@ pub(crate) fn refusal(state: &AppState, decision: &Decision) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reason_phrase_keeps_the_request_link_within_300_characters() {
+        let decision = |message: &str| Decision {
+            component: formulary_core::Component::new(
+                formulary_core::ecosystems::Ecosystem::Pypi,
+                "requests",
+            )
+            .expect("name"),
+            version: "2.19.1".to_owned(),
+            allowed: false,
+            yanked: None,
+            reasons: vec![formulary_core::policy::Reason {
+                code: formulary_core::policy::ReasonCode::Advisory,
+                effect: Effect::Deny,
+                message: message.to_owned(),
+                advisory: None,
+                link: None,
+            }],
+        };
+        let link = "https://formulary.example.nhs.uk/requests/new?component=pkg:pypi/requests";
+        let short = reason_phrase(&decision("prohibited by the national formulary."), link);
+        assert_eq!(
+            short,
+            format!(
+                "Blocked by Formulary: prohibited by the national formulary. Request it at {link}"
+            )
+        );
+        let long = reason_phrase(&decision(&"a long advisory summary ".repeat(30)), link);
+        assert!(long.len() <= 300, "{} characters", long.len());
+        assert!(
+            long.ends_with(&format!("... Request it at {link}")),
+            "{long}"
+        );
+    }
 
     #[test]
     fn entity_tags_compare_weakly_in_if_none_match() {
