@@ -34,4 +34,6 @@ pub use ledger::{DownloadLedger, LedgerOptions, LedgerStatus, LedgerSummary, Led
 pub use npm::audit::BulkAnswer;
 pub use npm::{NpmGateway, PackumentOutcome, ServedPackument, TarballOutcome};
 pub use pypi::mirror::import_pypi_folder;
-pub use pypi::{FileOutcome, PageOutcome, PypiGateway, ServedPage, DEFAULT_SCOPE};
+pub use pypi::{
+    without_request_sentence, FileOutcome, PageOutcome, PypiGateway, ServedPage, DEFAULT_SCOPE,
+};

@@ -1,20 +1,20 @@
 //! The CRAN-like repository (`/cran/`, `/o/{org}/cran/`, `/@YYYY-MM-DD/cran/`): `PACKAGES` and
 //! `PACKAGES.gz` per tree, `src/contrib/Meta/archive.rds`, package files, and refusals R can
 //! show. R prints only the URL of a download that failed, so a refused file redirects to
-//! `/_blocked/cran/{package}/{version}/{reason}`, which answers 403: the reason is in the URL R
-//! prints.
+//! `…/cran/{directory}/_blocked/{file}/{reason}` in the same view, which answers 403 with the
+//! refusal decided again (the reason is in the URL R prints; the page never shows URL text).
 
 use std::collections::HashMap;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use formulary_core::policy::Decision;
 use formulary_gateway::{is_cran_tree, CranFileOutcome, CranGateway, Rendered};
 
 use crate::downloads::{serve_blob, write_ledger, Requester};
 use crate::error::ApiError;
-use crate::gateway::{document_response, gateway_error, snapshot_for, view_for};
+use crate::gateway::{document_response, gateway_error, refusal, snapshot_for, view_for};
 use crate::state::AppState;
 
 fn gateway(state: &AppState) -> Result<&CranGateway, ApiError> {
@@ -82,6 +82,9 @@ pub(crate) async fn serve(
             false,
         ));
     }
+    if let Some((directory, rest)) = path.split_once("/_blocked/") {
+        return blocked(&state, &snapshot, &request.view, directory, rest).await;
+    }
     let Some((directory, file)) = path.rsplit_once('/') else {
         return Err(not_found());
     };
@@ -146,12 +149,23 @@ pub(crate) async fn serve(
                 ),
             )
             .await;
+            // Beside the file, in the same view: `…/cran/{directory}/_blocked/{file}/{reason}`,
+            // absolute from `public_url`, because R prints the URL.
+            let mut prefix = String::new();
+            if let Some(organisation) = params.get("org") {
+                prefix.push_str(&format!("o/{organisation}/"));
+            }
+            if let Some(at) = params.get("at") {
+                prefix.push_str(&format!("{at}/"));
+            }
             let target = format!(
-                "/_blocked/cran/{}/{}/{}",
-                decision.component.name,
-                decision.version,
+                "{prefix}cran/{directory}/_blocked/{file}/{}",
                 slug(&decision)
             );
+            let target = state
+                .public_url
+                .join(&target)
+                .map_or(target, |url| url.to_string());
             Ok(Redirect::to(&target).into_response())
         }
         CranFileOutcome::Serve { blob, version } => {
@@ -163,26 +177,36 @@ pub(crate) async fn serve(
     }
 }
 
-/// `GET /_blocked/cran/{package}/{version}/{reason}`: where refused R downloads land.
-pub(crate) async fn blocked(
-    Path((package, version, reason)): Path<(String, String, String)>,
-) -> ApiError {
-    let clean = |text: &str| {
-        text.chars()
-            .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
-            .take(160)
-            .collect::<String>()
+/// `GET …/cran/{directory}/_blocked/{file}/{reason}`: where refused R downloads land (R prints
+/// only the URL, so the reason is in it). The refusal is decided again, as a download of that
+/// file in that view is; the page shows that decision, and answers 404 unless the gateway does
+/// refuse the file for the reason the URL names. No text of the URL is shown.
+async fn blocked(
+    state: &AppState,
+    snapshot: &formulary_core::policy::PolicySnapshot,
+    view: &formulary_core::policy::View,
+    directory: &str,
+    rest: &str,
+) -> Result<Response, ApiError> {
+    let not_a_refusal = || {
+        ApiError::not_found(
+            "this is not a refusal this server made; ask for the package's page at /components/cran/NAME",
+        )
     };
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        format!(
-            "Blocked by Formulary: {} {} is not allowed",
-            clean(&package),
-            clean(&version)
-        ),
-        format!(
-            "{}. Ask for it through a request, or install an allowed version.",
-            clean(&reason).replace('-', " ")
-        ),
-    )
+    let Some((file, reason)) = rest.split_once('/') else {
+        return Err(not_a_refusal());
+    };
+    let tree = match directory.strip_prefix("src/contrib/Archive/") {
+        Some(package) if !package.contains('/') => "src/contrib",
+        Some(_) => return Err(not_a_refusal()),
+        None if is_cran_tree(directory) => directory,
+        None => return Err(not_a_refusal()),
+    };
+    let decision = gateway(state)?
+        .refusal(snapshot, view, tree, file)
+        .await
+        .map_err(gateway_error)?
+        .filter(|decision| slug(decision) == reason)
+        .ok_or_else(not_a_refusal)?;
+    Ok(refusal(state, &decision))
 }

@@ -87,16 +87,8 @@ fn refusal(state: &AppState, decision: &Decision) -> Response {
         .filter(|reason| reason.effect == Effect::Deny)
         .map(|reason| reason.message.clone())
         .collect();
-    let link = request_link(decision);
-    let link = if link.starts_with('/') {
-        format!("{}{link}", state.public_url.as_str().trim_end_matches('/'))
-    } else {
-        link
-    };
-    let error = format!(
-        "{}. Request it at {link}",
-        reason_phrase(decision).trim_end_matches('.')
-    );
+    let link = request_link(state, decision);
+    let error = reason_phrase(decision, &link);
     let body = serde_json::json!({
         "error": error,
         "type": "about:blank",
@@ -119,7 +111,7 @@ fn refusal(state: &AppState, decision: &Decision) -> Response {
     if let Ok(notice) = HeaderValue::from_str(&printable_ascii(&error)) {
         headers.insert("npm-notice", notice);
     }
-    if let Ok(phrase) = hyper::ext::ReasonPhrase::try_from(reason_phrase(decision)) {
+    if let Ok(phrase) = hyper::ext::ReasonPhrase::try_from(error.clone()) {
         response.extensions_mut().insert(phrase);
     }
     response
@@ -250,14 +242,14 @@ async fn packument_answer(
                     component.name, decision.version
                 )
             };
+            let link = request_link(state, &decision);
             let detail = format!(
-                "Formulary allows no version of {} here: {why}. Request it at {}{}",
+                "Formulary allows no version of {} here: {why}. Request it at {link}",
                 component.name,
-                state.public_url.as_str().trim_end_matches('/'),
-                request_link(&decision)
             );
             let mut response = npm_error(StatusCode::NOT_FOUND, "No version allowed", &detail);
-            if let Ok(phrase) = hyper::ext::ReasonPhrase::try_from(reason_phrase(&decision)) {
+            if let Ok(phrase) = hyper::ext::ReasonPhrase::try_from(reason_phrase(&decision, &link))
+            {
                 response.extensions_mut().insert(phrase);
             }
             Ok(response)

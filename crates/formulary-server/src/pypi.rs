@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Redirect, Response};
 use formulary_core::ecosystems::pypi;
 use formulary_core::ecosystems::Ecosystem;
@@ -15,9 +15,7 @@ use formulary_gateway::{FileOutcome, PageOutcome, PypiGateway, Rendered};
 
 use crate::downloads::{serve_blob, set_file_headers, write_ledger, Requester};
 use crate::error::ApiError;
-use crate::gateway::{
-    document_response, gateway_error, refusal, request_link, snapshot_for, view_for,
-};
+use crate::gateway::{document_response, gateway_error, refusal, snapshot_for, view_for};
 use crate::state::AppState;
 
 /// Where this ecosystem's views live under a view prefix, for messages.
@@ -144,6 +142,7 @@ pub(crate) async fn project(
             request.day,
             &component,
             &files_base,
+            state.public_url.as_str(),
         )
         .await
         .map_err(gateway_error)?
@@ -153,15 +152,6 @@ pub(crate) async fn project(
             let rendered = if json { served.json() } else { served.html() };
             Ok(document(&headers, json, rendered, served.stale))
         }
-        PageOutcome::NotInFormulary(decision) => Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "Not in this formulary",
-            format!(
-                "{}. Request it at {}",
-                decision.headline().unwrap_or("no version is allowed"),
-                request_link(&decision)
-            ),
-        )),
         PageOutcome::Missing => Err(ApiError::not_found(format!(
             "no upstream index has a project called {}",
             component.name
@@ -225,7 +215,7 @@ pub(crate) async fn file(
             if !wants_metadata {
                 write_ledger(&state, &ledger(decision.version.clone(), "refused")).await;
             }
-            Ok(refusal(&decision))
+            Ok(refusal(&state, &decision))
         }
         FileOutcome::Missing => Err(ApiError::not_found(format!(
             "{} has no file called {}",

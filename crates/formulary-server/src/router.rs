@@ -60,10 +60,6 @@ fn npm_routes(prefix: &str) -> Router<AppState> {
 /// so they are covered too.
 fn gateway_routes(state: &AppState) -> Router<AppState> {
     Router::new()
-        .route(
-            "/_blocked/cran/{package}/{version}/{reason}",
-            get(cran::blocked),
-        )
         .route("/cran/{*path}", get(cran::serve))
         .route("/o/{org}/cran/{*path}", get(cran::serve))
         .route("/{at}/cran/{*path}", get(cran::serve))

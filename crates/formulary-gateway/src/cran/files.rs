@@ -39,6 +39,39 @@ impl CranGateway {
         tree_name: &str,
         filename: &str,
     ) -> Result<CranFileOutcome, GatewayError> {
+        self.file_or_decision(snapshot, view, tree_name, filename, true)
+            .await
+    }
+
+    /// The refusal the gateway makes for this file in this view, if it refuses it, decided
+    /// exactly as a download is (nothing is fetched). A refusal page shows this decision, never
+    /// text taken from its URL.
+    pub async fn refusal(
+        &self,
+        snapshot: &PolicySnapshot,
+        view: &View,
+        tree_name: &str,
+        filename: &str,
+    ) -> Result<Option<Decision>, GatewayError> {
+        Ok(
+            match self
+                .file_or_decision(snapshot, view, tree_name, filename, false)
+                .await?
+            {
+                CranFileOutcome::Refused(decision) => Some(*decision),
+                _ => None,
+            },
+        )
+    }
+
+    async fn file_or_decision(
+        &self,
+        snapshot: &PolicySnapshot,
+        view: &View,
+        tree_name: &str,
+        filename: &str,
+        fetch: bool,
+    ) -> Result<CranFileOutcome, GatewayError> {
         let Some((component, version)) = parse_filename(filename) else {
             return Ok(CranFileOutcome::Missing);
         };
@@ -91,6 +124,9 @@ impl CranGateway {
         let decision = evaluate_releases(snapshot, view, &component, &[release]).remove(0);
         if !decision.allowed {
             return Ok(CranFileOutcome::Refused(Box::new(decision)));
+        }
+        if !fetch {
+            return Ok(CranFileOutcome::Missing);
         }
         if let Some(file) = imported_file {
             return Ok(CranFileOutcome::Serve {

@@ -31,7 +31,7 @@ use crate::engine::upstream::{as_folders, Fetched, UpstreamClient, UpstreamOptio
 use crate::engine::views::Views;
 use crate::error::GatewayError;
 
-pub use page::ServedPage;
+pub use page::{without_request_sentence, ServedPage};
 
 /// Files larger than this (or of unknown size) are streamed to the first client while they are
 /// stored; smaller ones are verified before the first byte is sent, so that a corrupt upstream
@@ -72,8 +72,6 @@ const PAGE_REUSE: Duration = Duration::from_secs(30);
 pub enum PageOutcome {
     /// Serve this page.
     Page(Arc<ServedPage>),
-    /// The view allows no version of the project (a curated view without an entry).
-    NotInFormulary(Box<Decision>),
     /// No upstream has the project.
     Missing,
 }

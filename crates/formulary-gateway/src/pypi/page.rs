@@ -4,9 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use formulary_core::ecosystems::pypi::{self, ProjectPage, ProjectStatus};
-use formulary_core::policy::{
-    evaluate_releases, Decision, PolicySnapshot, ReasonCode, Release, View,
-};
+use formulary_core::policy::{evaluate_releases, Decision, PolicySnapshot, Release, View};
 use formulary_core::Component;
 
 use super::{PageOutcome, Project, PypiGateway};
@@ -40,12 +38,18 @@ impl ServedPage {
     }
 }
 
-/// The yank reason served for a file: the publisher's, and the policy's beside it.
-pub(crate) fn served_yank(publisher: Option<&str>, decision: &Decision) -> Option<String> {
+/// The yank reason served for a file: the publisher's, and the policy's beside it, which ends
+/// with where to request the component (`request_base` is the server's public URL).
+pub(crate) fn served_yank(
+    publisher: Option<&str>,
+    decision: &Decision,
+    request_base: &str,
+) -> Option<String> {
     let policy = (!decision.allowed).then(|| {
         format!(
-            "Blocked by Formulary: {}",
-            decision.headline().unwrap_or("denied by policy")
+            "Blocked by Formulary: {}. Request it at {request_base}requests/new?component={}",
+            without_request_sentence(decision.headline().unwrap_or("denied by policy")),
+            decision.component.purl()
         )
     });
     match (publisher, policy) {
@@ -59,12 +63,12 @@ pub(crate) fn served_yank(publisher: Option<&str>, decision: &Decision) -> Optio
     }
 }
 
-fn not_in_formulary(decision: &Decision) -> bool {
-    !decision.allowed
-        && decision
-            .reasons
-            .iter()
-            .any(|reason| reason.code == ReasonCode::NotInFormulary)
+/// A headline without its closing "Request it to start a review." (the request link follows).
+pub fn without_request_sentence(headline: &str) -> &str {
+    let headline = headline.trim_end_matches('.');
+    headline
+        .strip_suffix(". Request it to start a review")
+        .unwrap_or(headline)
 }
 
 impl PypiGateway {
@@ -75,7 +79,12 @@ impl PypiGateway {
     ///
     /// `generation` identifies the snapshot (its change counter) and `day` the snapshot date of a
     /// dated view: a page built for the same project, view, generation and upstream document is
-    /// reused for up to 30 seconds.
+    /// reused for up to 30 seconds. Yank reasons end with where to request the component, under
+    /// `request_base` (the server's public URL, ending in `/`).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the view, its moment and two URL bases"
+    )]
     pub async fn page(
         &self,
         snapshot: &PolicySnapshot,
@@ -84,12 +93,13 @@ impl PypiGateway {
         day: Option<chrono::NaiveDate>,
         component: &Component,
         files_base: &str,
+        request_base: &str,
     ) -> Result<PageOutcome, GatewayError> {
         let Some(project) = self.project(component).await? else {
             return Ok(PageOutcome::Missing);
         };
-        // The page (or the 404) for this view is reused while the policy and the upstream page
-        // are the same: the policy is evaluated once per build, not on every request.
+        // The page for this view is reused while the policy and the upstream page are the same:
+        // the policy is evaluated once per build, not on every request.
         let key = ViewKey {
             document: format!("{}\u{0}{files_base}", component.name),
             organisation: view.organisation.clone(),
@@ -99,21 +109,32 @@ impl PypiGateway {
         let outcome = self
             .pages
             .get_or_build(key, Sources::new(generation, vec![source]), async {
-                Ok::<_, GatewayError>(decide(snapshot, view, component, &project, files_base))
+                Ok::<_, GatewayError>(decide(
+                    snapshot,
+                    view,
+                    component,
+                    &project,
+                    files_base,
+                    request_base,
+                ))
             })
             .await?;
         Ok(PageOutcome::clone(&outcome))
     }
 }
 
-/// Decides every release visible in the view and builds the page, or says that the view allows
-/// no version at all.
+/// Decides every release visible in the view and builds the page. A project the view allows no
+/// version of is still listed, every file yanked with the reason: pip then picks a yanked file
+/// (PEP 592 lets an installer do so when nothing else matches), prints the yank reason and
+/// reaches the refused download, and uv names the yanked versions with their reason, so both
+/// show why and where to request it, where a 404 showed "from versions: none".
 fn decide(
     snapshot: &PolicySnapshot,
     view: &View,
     component: &Component,
     project: &Project,
     files_base: &str,
+    request_base: &str,
 ) -> PageOutcome {
     let releases: Vec<Release> = project
         .releases
@@ -126,13 +147,13 @@ fn decide(
         .cloned()
         .collect();
     let decisions = evaluate_releases(snapshot, view, component, &releases);
-    if let Some(first) = decisions
-        .first()
-        .filter(|_| decisions.iter().all(not_in_formulary))
-    {
-        return PageOutcome::NotInFormulary(Box::new(first.clone()));
-    }
-    PageOutcome::Page(Arc::new(build(component, project, &decisions, files_base)))
+    PageOutcome::Page(Arc::new(build(
+        component,
+        project,
+        &decisions,
+        files_base,
+        request_base,
+    )))
 }
 
 /// Builds the served page from the upstream page and the decisions.
@@ -141,11 +162,33 @@ fn build(
     project: &Project,
     decisions: &[Decision],
     files_base: &str,
+    request_base: &str,
 ) -> ServedPage {
     let by_version: HashMap<&str, &Decision> = decisions
         .iter()
         .map(|decision| (decision.version.as_str(), decision))
         .collect();
+    // Where every version is denied, nothing can be resolved anyway: the newest version the
+    // publisher did not yank stays un-yanked, so an unpinned install picks it and reaches its
+    // refused download, whose reason (and where to request it) pip and uv print.
+    let all_denied = !decisions.is_empty() && decisions.iter().all(|decision| !decision.allowed);
+    let shown = if all_denied {
+        decisions
+            .iter()
+            .filter(|decision| decision.yanked.is_none())
+            .filter_map(|decision| {
+                formulary_core::ecosystems::Version::parse(
+                    formulary_core::ecosystems::Ecosystem::Pypi,
+                    &decision.version,
+                )
+                .ok()
+            })
+            .max_by(|left, right| {
+                (!left.is_prerelease(), left).cmp(&(!right.is_prerelease(), right))
+            })
+    } else {
+        None
+    };
     let mut files = Vec::with_capacity(project.page.files.len());
     let mut versions = Vec::new();
     for file in &project.page.files {
@@ -160,7 +203,11 @@ fn build(
         }
         let mut served = file.clone();
         served.url = format!("{files_base}{}", file.filename);
-        served.yanked = served_yank(file.yanked.as_deref(), decision);
+        served.yanked = if shown.as_ref() == Some(&version) {
+            file.yanked.clone()
+        } else {
+            served_yank(file.yanked.as_deref(), decision, request_base)
+        };
         versions.push(version);
         files.push(served);
     }
@@ -176,7 +223,6 @@ fn build(
     if page.name.is_empty() {
         page.name = component.name.to_string();
     }
-    let all_denied = !decisions.is_empty() && decisions.iter().all(|decision| !decision.allowed);
     if all_denied {
         let reason = decisions
             .iter()
@@ -206,7 +252,7 @@ mod tests {
             Vec::new()
         } else {
             vec![formulary_core::policy::Reason {
-                code: ReasonCode::Prohibited,
+                code: formulary_core::policy::ReasonCode::Prohibited,
                 effect: formulary_core::policy::Effect::Deny,
                 message: headline.to_owned(),
                 advisory: None,
@@ -226,20 +272,32 @@ mod tests {
     fn a_publishers_yank_keeps_its_reason_and_policy_adds_its_own() {
         let allowed = decision(true, "");
         let denied = decision(false, "prohibited by the national formulary");
-        assert_eq!(served_yank(None, &allowed), None);
         assert_eq!(
-            served_yank(Some("broken build"), &allowed).as_deref(),
+            served_yank(None, &allowed, "https://formulary.example/"),
+            None
+        );
+        assert_eq!(
+            served_yank(Some("broken build"), &allowed, "https://formulary.example/").as_deref(),
             Some("broken build")
         );
-        assert_eq!(served_yank(Some(""), &allowed).as_deref(), Some(""));
-        let both = served_yank(Some("broken build"), &denied).expect("yanked");
+        assert_eq!(
+            served_yank(Some(""), &allowed, "https://formulary.example/").as_deref(),
+            Some("")
+        );
+        let both = served_yank(Some("broken build"), &denied, "https://formulary.example/")
+            .expect("yanked");
         assert!(both.contains("broken build"), "{both}");
         assert!(
             both.contains("prohibited by the national formulary"),
             "{both}"
         );
-        assert!(served_yank(None, &denied)
-            .expect("yanked")
-            .starts_with("Blocked by Formulary: "));
+        let policy = served_yank(None, &denied, "https://formulary.example/").expect("yanked");
+        assert!(policy.starts_with("Blocked by Formulary: "), "{policy}");
+        assert!(
+            policy.ends_with(
+                "Request it at https://formulary.example/requests/new?component=pkg:pypi/demo"
+            ),
+            "{policy}"
+        );
     }
 }

@@ -166,8 +166,10 @@ fn upstream_failure(failure: &formulary_gateway::UpstreamFailure) -> ApiError {
     ApiError::new(status, title, format!("{failure}. Nothing is cached for this yet, so Formulary cannot answer without the upstream; try again later, and tell the operator if it persists (the upstream's state is at /status)."))
 }
 
-pub(crate) fn request_link(decision: &Decision) -> String {
-    decision
+/// Where to ask for the component: the request page, absolute from `public_url` (never from the
+/// request's `Host`), so that clients that show only text still name the server.
+pub(crate) fn request_link(state: &AppState, decision: &Decision) -> String {
+    let path = decision
         .reasons
         .iter()
         .find_map(|reason| {
@@ -176,41 +178,65 @@ pub(crate) fn request_link(decision: &Decision) -> String {
                 .clone()
                 .filter(|link| link.starts_with("/requests"))
         })
-        .unwrap_or_else(|| format!("/requests/new?component={}", decision.component.purl()))
+        .unwrap_or_else(|| format!("/requests/new?component={}", decision.component.purl()));
+    state
+        .public_url
+        .join(&path)
+        .map_or(path, |url| url.to_string())
 }
 
-/// The HTTP reason phrase pip prints: printable ASCII, one line, bounded.
-pub(crate) fn reason_phrase(decision: &Decision) -> String {
-    let headline = decision.headline().unwrap_or("denied by policy");
-    let text: String = format!("Blocked by Formulary: {headline}")
-        .replace('…', "...")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() || c == ' ' {
-                c
-            } else {
-                '?'
-            }
-        })
-        .take(300)
-        .collect();
-    text
+/// The HTTP reason phrase pip prints: printable ASCII, one line, at most 300 characters, ending
+/// with where to request the component (the headline is shortened to leave room for it).
+pub(crate) fn reason_phrase(decision: &Decision, request: &str) -> String {
+    let printable = |text: &str| -> String {
+        text.replace('…', "...")
+            .chars()
+            .map(|c| {
+                if c.is_ascii_graphic() || c == ' ' {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .collect()
+    };
+    let tail = printable(&format!(" Request it at {request}"));
+    let headline = printable(formulary_gateway::without_request_sentence(
+        decision.headline().unwrap_or("denied by policy"),
+    ))
+    .trim_end_matches('.')
+    .to_owned();
+    let lead = "Blocked by Formulary: ";
+    let room = 300usize.saturating_sub(lead.len() + tail.len());
+    if room < 40 {
+        return format!("{lead}{headline}").chars().take(300).collect();
+    }
+    let headline: String = if headline.len() >= room {
+        let cut: String = headline.chars().take(room - 4).collect();
+        format!("{}...", cut.trim_end())
+    } else {
+        format!("{headline}.")
+    };
+    format!("{lead}{headline}{tail}")
 }
 
-pub(crate) fn refusal(decision: &Decision) -> Response {
+/// A refused file: 403 with `application/problem+json` (every reason, the request link) and a
+/// reason phrase that says why and where to request it.
+pub(crate) fn refusal(state: &AppState, decision: &Decision) -> Response {
     let detail: Vec<String> = decision
         .reasons
         .iter()
         .filter(|reason| reason.effect == Effect::Deny)
         .map(|reason| reason.message.clone())
         .collect();
+    let request = request_link(state, decision);
     let body = serde_json::json!({
         "type": "about:blank",
         "title": format!("Blocked by Formulary: {} {} is not allowed", decision.component.name, decision.version),
         "status": 403,
-        "detail": detail.join(" | "),
+        "detail": format!("{}. Request it at {request}", formulary_gateway::without_request_sentence(&detail.join(" | "))),
         "reasons": decision.reasons,
-        "request": request_link(decision),
+        "request": request,
     });
     let mut response = (
         StatusCode::FORBIDDEN,
@@ -221,7 +247,7 @@ pub(crate) fn refusal(decision: &Decision) -> Response {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/problem+json"),
     );
-    if let Ok(phrase) = hyper::ext::ReasonPhrase::try_from(reason_phrase(decision)) {
+    if let Ok(phrase) = hyper::ext::ReasonPhrase::try_from(reason_phrase(decision, &request)) {
         response.extensions_mut().insert(phrase);
     }
     response
@@ -230,6 +256,41 @@ pub(crate) fn refusal(decision: &Decision) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_reason_phrase_keeps_the_request_link_within_300_characters() {
+        let decision = |message: &str| Decision {
+            component: formulary_core::Component::new(
+                formulary_core::ecosystems::Ecosystem::Pypi,
+                "requests",
+            )
+            .expect("name"),
+            version: "2.19.1".to_owned(),
+            allowed: false,
+            yanked: None,
+            reasons: vec![formulary_core::policy::Reason {
+                code: formulary_core::policy::ReasonCode::Advisory,
+                effect: Effect::Deny,
+                message: message.to_owned(),
+                advisory: None,
+                link: None,
+            }],
+        };
+        let link = "https://formulary.example.nhs.uk/requests/new?component=pkg:pypi/requests";
+        let short = reason_phrase(&decision("prohibited by the national formulary."), link);
+        assert_eq!(
+            short,
+            format!(
+                "Blocked by Formulary: prohibited by the national formulary. Request it at {link}"
+            )
+        );
+        let long = reason_phrase(&decision(&"a long advisory summary ".repeat(30)), link);
+        assert!(long.len() <= 300, "{} characters", long.len());
+        assert!(
+            long.ends_with(&format!("... Request it at {link}")),
+            "{long}"
+        );
+    }
 
     #[test]
     fn entity_tags_compare_weakly_in_if_none_match() {

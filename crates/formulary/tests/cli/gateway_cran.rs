@@ -140,6 +140,36 @@ pub(crate) fn gateway(workspace: &Workspace, upstreams: &str) -> (Running, Strin
     ])
 }
 
+/// `GET url` without following redirects: the status and the body (the `Location` of a
+/// redirect).
+pub(crate) fn get(url: &str) -> (u16, String) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let answer = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client")
+            .get(url)
+            .send()
+            .await
+            .expect("GET answers");
+        let status = answer.status().as_u16();
+        if answer.status().is_redirection() {
+            let location = answer
+                .headers()
+                .get("location")
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            return (status, location);
+        }
+        (status, answer.text().await.expect("a body"))
+    })
+}
+
 pub(crate) fn r(code: &str) -> Output {
     Command::new("Rscript")
         .args(["--vanilla", "-e", code])
@@ -185,9 +215,42 @@ fn r_installs_the_newest_allowed_version_and_shows_why_a_file_is_refused() {
     assert!(!output.status.success());
     let message = text(&output.stderr);
     assert!(
-        message.contains("_blocked/cran/readxl/1.4.1/affected-by-rsec-2023-2"),
+        message.contains(&format!(
+            "{base}/cran/src/contrib/_blocked/readxl_1.4.1.tar.gz/affected-by-rsec-2023-2"
+        )),
         "{message}"
     );
+
+    // The refusal page decides again; it never shows text from its URL.
+    let (status, location) = get(&format!("{base}/cran/src/contrib/readxl_1.4.1.tar.gz"));
+    assert_eq!(status, 303, "{location}");
+    assert!(
+        location.starts_with(&format!(
+            "{base}/cran/src/contrib/_blocked/readxl_1.4.1.tar.gz/affected-by-rsec-2023-2"
+        )),
+        "{location}"
+    );
+    let (status, body) = get(&location);
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("RSEC-2023-2")
+            && body.contains(&format!(
+                "Request it at {base}/requests/new?component=pkg:cran/readxl"
+            )),
+        "{body}"
+    );
+    for forged in [
+        "/cran/src/contrib/_blocked/readxl_1.4.1.tar.gz/your-nhs-account-is-locked-call-0800-000-000",
+        "/cran/src/contrib/_blocked/cellar_1.0.0.tar.gz/affected-by-rsec-2023-2",
+        "/_blocked/cran/readxl/1.4.1/your-nhs-account-is-locked-call-0800-000-000",
+    ] {
+        let (status, body) = get(&format!("{base}{forged}"));
+        assert_eq!(status, 404, "{forged}: {body}");
+        assert!(
+            !body.contains("account") && !body.contains("0800"),
+            "{forged}: {body}"
+        );
+    }
 
     // A curated organisation view hides what it has not approved.
     workspace.ok(&["org", "add", "RJ5", "--name", "A curated trust"]);
@@ -361,7 +424,7 @@ fn r_finds_allowed_archived_versions_and_binary_packages_through_an_upstream() {
     ));
     assert!(!output.status.success());
     assert!(
-        text(&output.stderr).contains("_blocked/cran/readxl/1.4.1/affected-by-rsec-2023-2"),
+        text(&output.stderr).contains("/_blocked/readxl_1.4.1.zip/affected-by-rsec-2023-2"),
         "{}",
         text(&output.stderr)
     );

@@ -104,7 +104,9 @@ fn an_imported_cran_folder_installs_with_no_upstream_and_the_same_policy() {
         "download.file('{repository}/src/contrib/Archive/readxl/readxl_1.2.0.tar.gz', tempfile(), quiet = TRUE)"
     ));
     assert!(
-        text(&output.stderr).contains("_blocked/cran/readxl/1.2.0/affected-by-rsec-2023-1"),
+        text(&output.stderr).contains(
+            "cran/src/contrib/Archive/readxl/_blocked/readxl_1.2.0.tar.gz/affected-by-rsec-2023-1"
+        ),
         "{}",
         text(&output.stderr)
     );

@@ -23,6 +23,7 @@ mod notifications;
 mod overlays;
 mod policy_check;
 mod policy_files;
+mod refusals;
 mod reliability;
 mod reliability_database;
 mod reliability_kill;
