@@ -27,6 +27,7 @@ pub use engine::upstream::{UpstreamClient, UpstreamFailure};
 pub use error::GatewayError;
 pub use ledger::{DownloadLedger, LedgerOptions, LedgerStatus, LedgerSummary, LedgerWriter};
 pub use npm::audit::BulkAnswer;
+pub use npm::mirror::import_npm_folder;
 pub use npm::{NpmGateway, PackumentOutcome, ServedPackument, TarballOutcome};
 pub use pypi::mirror::import_pypi_folder;
 pub use pypi::{FileOutcome, PageOutcome, PypiGateway, ServedPage, DEFAULT_SCOPE};

@@ -7,6 +7,7 @@
 //! snapshot ([`audit`]).
 
 pub(crate) mod audit;
+pub(crate) mod mirror;
 mod packument;
 pub(crate) mod verify;
 
@@ -319,9 +320,11 @@ impl NpmGateway {
         let Some(url) = facts.tarball.as_deref() else {
             return Ok(TarballOutcome::Missing);
         };
+        // An imported tarball: `formulary-blob:sha256/<digest>/<file name>`.
         let blob = if let Some(digest) = url
             .strip_prefix(BLOB_SCHEME)
             .and_then(|rest| rest.strip_prefix("sha256/"))
+            .map(|rest| rest.split('/').next().unwrap_or(rest))
         {
             if !self.files.blobs().contains(digest).await? {
                 return Ok(TarballOutcome::Missing);
