@@ -96,13 +96,6 @@ impl Package {
             releases: Arc::new(releases),
         }
     }
-
-    /// The version a tarball belongs to, by its file name.
-    fn version_of_file(&self, filename: &str) -> Option<&(Version, VersionFacts)> {
-        self.versions
-            .iter()
-            .find(|(_, facts)| facts.filename() == Some(filename))
-    }
 }
 
 /// The answer for a tarball.
@@ -129,6 +122,7 @@ pub struct NpmGateway {
     packages: Revalidating<Package>,
     files: FileCache,
     views: Views<PackumentOutcome>,
+    decisions: Views<packument::ViewDecisions>,
 }
 
 impl NpmGateway {
@@ -149,6 +143,7 @@ impl NpmGateway {
             upstreams,
             packages: Revalidating::new(revalidate_after),
             views: Views::new(PACKUMENT_REUSE, 10_000),
+            decisions: Views::new(PACKUMENT_REUSE, 10_000),
         })
     }
 
@@ -297,26 +292,38 @@ impl NpmGateway {
     pub async fn tarball(
         &self,
         snapshot: &PolicySnapshot,
+        generation: i64,
         view: &View,
+        day: Option<chrono::NaiveDate>,
         component: &Component,
         filename: &str,
     ) -> Result<TarballOutcome, GatewayError> {
         let Some(package) = self.package(component).await? else {
             return Ok(TarballOutcome::Missing);
         };
-        let Some((version, facts)) = package.version_of_file(filename) else {
+        let Some(index) = package
+            .versions
+            .iter()
+            .position(|(_, facts)| facts.filename() == Some(filename))
+        else {
             return Ok(TarballOutcome::Missing);
         };
-        let decision = formulary_core::policy::evaluate_version(
-            snapshot,
-            view,
-            component,
-            version,
-            &package.releases,
-        );
+        // The view's decisions, shared with its packument: a tarball request costs a lookup.
+        let decisions = self
+            .decisions(snapshot, generation, view, day, component, &package)
+            .await?;
+        let Some((_, decision)) = decisions
+            .decided
+            .iter()
+            .find(|(decided, _)| *decided == index)
+        else {
+            // Published after a dated view's day: not in that view.
+            return Ok(TarballOutcome::Missing);
+        };
         if !decision.allowed {
-            return Ok(TarballOutcome::Refused(Box::new(decision)));
+            return Ok(TarballOutcome::Refused(Box::new(decision.clone())));
         }
+        let (version, facts) = &package.versions[index];
         let Some(url) = facts.tarball.as_deref() else {
             return Ok(TarballOutcome::Missing);
         };

@@ -507,6 +507,21 @@ fn a_local_registry_shows_malicious_releases_damaged_files_and_outages() {
     assert!(headers[1].contains("upstream unreachable"), "{headers:?}");
     let (status, _, body) = get(&format!("{registry}left-pad"), "application/json", &[]);
     assert_eq!(status, 502, "{body}");
+
+    // A scoped package has its component page and API entry (the scope is a path segment).
+    let (status, _, page) = get(
+        &format!("{base}/components/npm/@formulary-test/pad"),
+        "text/html",
+        &[],
+    );
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("@formulary-test/pad"), "{page}");
+    let (status, _, api) = get(
+        &format!("{base}/api/v1/components/npm/@formulary-test/pad"),
+        "application/json",
+        &[],
+    );
+    assert_eq!(status, 200, "{api}");
 }
 
 crate::on_both_databases!(fn an_air_gapped_site_installs_imported_tarballs);
