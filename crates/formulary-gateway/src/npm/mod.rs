@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use formulary_core::ecosystems::npm::{self, Packument, VersionFacts};
+use formulary_core::ecosystems::npm::{self, PackumentFacts, VersionFacts};
 use formulary_core::ecosystems::Version;
 use formulary_core::policy::{Decision, PolicySnapshot, Release, View};
 use formulary_core::Component;
@@ -46,7 +46,8 @@ pub(crate) const BLOB_SCHEME: &str = "formulary-blob:";
 #[derive(Debug)]
 pub(crate) struct Package {
     freshness: Freshness,
-    packument: Arc<Packument>,
+    /// The packument as upstream sent it; parsed whole only when a view's packument is built.
+    document: bytes::Bytes,
     /// Each version's facts, with its parsed version (versions that do not parse are left out).
     versions: Arc<Vec<(Version, VersionFacts)>>,
     releases: Arc<Vec<Release>>,
@@ -60,7 +61,7 @@ impl Revalidated for Package {
     fn with_freshness(&self, freshness: Freshness) -> Package {
         Package {
             freshness,
-            packument: Arc::clone(&self.packument),
+            document: self.document.clone(),
             versions: Arc::clone(&self.versions),
             releases: Arc::clone(&self.releases),
         }
@@ -68,9 +69,14 @@ impl Revalidated for Package {
 }
 
 impl Package {
-    fn new(component: &Component, freshness: Freshness, packument: Packument) -> Package {
-        let versions: Vec<(Version, VersionFacts)> = packument
-            .versions()
+    fn new(
+        component: &Component,
+        freshness: Freshness,
+        document: bytes::Bytes,
+        facts: PackumentFacts,
+    ) -> Package {
+        let versions: Vec<(Version, VersionFacts)> = facts
+            .versions
             .into_iter()
             .filter_map(|facts| {
                 let version = Version::parse(component.ecosystem(), &facts.version).ok()?;
@@ -91,12 +97,15 @@ impl Package {
             .collect();
         Package {
             freshness,
-            packument: Arc::new(packument),
+            document,
             versions: Arc::new(versions),
             releases: Arc::new(releases),
         }
     }
 }
+
+/// A packument as fetched: its bytes, what they say about each version, its entity tag.
+type Fetched = (bytes::Bytes, PackumentFacts, Option<String>);
 
 /// The answer for a tarball.
 pub enum TarballOutcome {
@@ -163,10 +172,11 @@ impl NpmGateway {
                 |registry: Url, etag: Option<String>| {
                     Box::pin(async move { self.fetch(&registry, name, etag.as_deref()).await })
                 },
-                |registry: Url, (packument, etag): (Packument, Option<String>), _previous| {
-                    Box::pin(
-                        async move { self.refresh(component, &registry, packument, etag).await },
-                    )
+                |registry: Url, (document, facts, etag): Fetched, _previous| {
+                    Box::pin(async move {
+                        self.refresh(component, &registry, document, facts, etag)
+                            .await
+                    })
                 },
             )
             .await?;
@@ -184,7 +194,7 @@ impl NpmGateway {
         registry: &Url,
         name: &str,
         etag: Option<&str>,
-    ) -> Result<Answer<(Packument, Option<String>)>, UpstreamFailure> {
+    ) -> Result<Answer<Fetched>, UpstreamFailure> {
         let url =
             registry
                 .join(&npm::path_name(name))
@@ -201,13 +211,19 @@ impl NpmGateway {
                 Document::Missing => Answer::Missing,
                 Document::NotModified => Answer::NotModified,
                 Document::Body { bytes, etag } => {
-                    let packument = Packument::parse(&bytes, name).map_err(|error| {
+                    let facts = npm::read_facts(&bytes, name).map_err(|error| {
                         UpstreamFailure::Malformed {
                             url: url.to_string(),
                             why: error.to_string(),
                         }
                     })?;
-                    Answer::Document((packument, etag))
+                    if std::str::from_utf8(&bytes).is_err() {
+                        return Err(UpstreamFailure::Malformed {
+                            url: url.to_string(),
+                            why: "the packument is not UTF-8".to_owned(),
+                        });
+                    }
+                    Answer::Document((bytes, facts, etag))
                 }
             },
         )
@@ -221,15 +237,17 @@ impl NpmGateway {
         else {
             return Ok(None);
         };
-        let packument = Packument::parse(stored.document.as_bytes(), component.name.as_str())
-            .map_err(|error| formulary_store::StoreError::Corrupt {
+        let facts = npm::read_facts(stored.document.as_bytes(), component.name.as_str()).map_err(
+            |error| formulary_store::StoreError::Corrupt {
                 what: "cached packument",
                 why: error.to_string(),
-            })?;
+            },
+        )?;
         Ok(Some(Package::new(
             component,
             Freshness::stored(&stored)?,
-            packument,
+            bytes::Bytes::from(stored.document.into_bytes()),
+            facts,
         )))
     }
 
@@ -239,13 +257,15 @@ impl NpmGateway {
         &self,
         component: &Component,
         registry: &Url,
-        packument: Packument,
+        document: bytes::Bytes,
+        facts: PackumentFacts,
         etag: Option<String>,
     ) -> Result<Package, GatewayError> {
         let now = Utc::now();
         let stored = UpstreamDocument {
             upstream: registry.to_string(),
-            document: String::from_utf8(packument.to_bytes()).unwrap_or_default(),
+            // Checked to be UTF-8 when it was fetched; kept as upstream wrote it.
+            document: String::from_utf8_lossy(&document).into_owned(),
             etag: etag.clone(),
             fetched_at: now,
         };
@@ -255,7 +275,8 @@ impl NpmGateway {
         let package = Package::new(
             component,
             Freshness::new(registry.clone(), etag, now),
-            packument,
+            document,
+            facts,
         );
         self.record_releases(component, Arc::clone(&package.releases));
         Ok(package)

@@ -125,7 +125,7 @@ impl NpmGateway {
         let outcome = self
             .views
             .get_or_build(key, Sources::new(generation, sources), async {
-                Ok::<_, GatewayError>(build(component, &package, &decisions, tarballs_base))
+                build(component, &package, &decisions, tarballs_base)
             })
             .await?;
         Ok(PackumentOutcome::clone(&outcome))
@@ -138,7 +138,7 @@ fn build(
     package: &Package,
     decided: &ViewDecisions,
     tarballs_base: &str,
-) -> PackumentOutcome {
+) -> Result<PackumentOutcome, GatewayError> {
     let decisions: Vec<&Decision> = decided
         .decided
         .iter()
@@ -159,7 +159,7 @@ fn build(
             .find(|decision| not_in_formulary(decision))
             .or(newest);
         if let Some(decision) = chosen {
-            return PackumentOutcome::NotInFormulary(Box::new(decision.clone()));
+            return Ok(PackumentOutcome::NotInFormulary(Box::new(decision.clone())));
         }
     }
     let allowed: Vec<String> = decided
@@ -169,17 +169,23 @@ fn build(
         .map(|(index, _)| package.versions[*index].1.version.clone())
         .collect();
     let allowed_set: std::collections::HashSet<&str> = allowed.iter().map(String::as_str).collect();
-    let tags = npm::repoint_tags(&package.packument.dist_tags(), &allowed);
     let name = component.name.as_str();
-    let served = package.packument.for_view(
+    let packument = npm::Packument::parse(&package.document, name).map_err(|error| {
+        crate::engine::upstream::UpstreamFailure::Malformed {
+            url: name.to_owned(),
+            why: error.to_string(),
+        }
+    })?;
+    let tags = npm::repoint_tags(&packument.dist_tags(), &allowed);
+    let served = packument.for_view(
         &|version| allowed_set.contains(version),
         &|_, filename| format!("{tarballs_base}{name}/-/{filename}"),
         &tags,
     );
-    PackumentOutcome::Packument(Arc::new(ServedPackument {
+    Ok(PackumentOutcome::Packument(Arc::new(ServedPackument {
         full: Rendered::new(served.render_full()),
         abbreviated: Rendered::new(served.render_abbreviated()),
         stale: package.freshness.stale,
         withheld: package.versions.len() - allowed.len(),
-    }))
+    })))
 }
