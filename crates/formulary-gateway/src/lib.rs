@@ -32,6 +32,7 @@ pub use engine::upstream::{Budget, UpstreamClient, UpstreamFailure, UpstreamOpti
 pub use error::GatewayError;
 pub use ledger::{DownloadLedger, LedgerOptions, LedgerStatus, LedgerSummary, LedgerWriter};
 pub use npm::audit::BulkAnswer;
+pub use npm::mirror::import_npm_folder;
 pub use npm::{NpmGateway, PackumentOutcome, ServedPackument, TarballOutcome};
 pub use pypi::mirror::import_pypi_folder;
 pub use pypi::{

@@ -128,7 +128,7 @@ fn advisory_row(advisory: &Advisory) -> AdvisoryRow {
 pub fn component_from_path(ecosystem: &str, name: &str) -> Result<Component, ApiError> {
     let ecosystem: Ecosystem = ecosystem.parse().map_err(|_| {
         ApiError::not_found(format!(
-            "there is no ecosystem '{}'; use pypi, cran or generic",
+            "there is no ecosystem '{}'; use pypi, cran, npm or generic",
             ecosystem.escape_debug()
         ))
     })?;

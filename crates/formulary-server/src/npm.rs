@@ -291,9 +291,16 @@ async fn tarball_answer(
         )));
     }
     let request = view_for(state, params)?;
-    let (_, snapshot) = snapshot_for(state, &request, PATH).await?;
+    let (generation, snapshot) = snapshot_for(state, &request, PATH).await?;
     let outcome = gateway(state)?
-        .tarball(&snapshot, &request.view, &component, filename)
+        .tarball(
+            &snapshot,
+            generation,
+            &request.view,
+            request.day,
+            &component,
+            filename,
+        )
         .await
         .map_err(gateway_error)?;
     let ledger = |version: String, outcome: &str| {

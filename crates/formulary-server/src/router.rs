@@ -148,6 +148,10 @@ pub fn app(state: AppState) -> Router {
             get(api::catalogue::component),
         )
         .route(
+            "/api/v1/components/{ecosystem}/{scope}/{name}",
+            get(api::catalogue::scoped_component),
+        )
+        .route(
             "/api/v1/requests",
             get(api::requests::list).post(api::requests::create),
         )

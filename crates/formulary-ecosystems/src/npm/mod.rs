@@ -8,7 +8,10 @@ mod packument;
 
 pub use audit::{parse_bulk_request, BulkAdvisory, BulkRequest, Cvss};
 pub use name::{check_name, path_name, split_scope, tarball_basename};
-pub use packument::{repoint_tags, Packument, PackumentError, VersionFacts, MAX_PACKUMENT_BYTES};
+pub use packument::{
+    read_facts, repoint_tags, Packument, PackumentError, PackumentFacts, VersionFacts,
+    MAX_PACKUMENT_BYTES,
+};
 
 /// The media type of the abbreviated packument (npm's "corgi" document).
 pub const ABBREVIATED_CONTENT_TYPE: &str = "application/vnd.npm.install-v1+json";

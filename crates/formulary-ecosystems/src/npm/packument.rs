@@ -305,6 +305,114 @@ impl Packument {
     }
 }
 
+/// What the gateway keeps about a packument between requests: its versions' facts and its
+/// `dist-tags`, read without building the whole document in memory (a packument of thousands of
+/// versions is tens of megabytes as a JSON tree, but a few hundred kilobytes of facts).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PackumentFacts {
+    /// Each version's facts, in version-text order.
+    pub versions: Vec<VersionFacts>,
+}
+
+#[derive(serde::Deserialize)]
+struct SlimDocument {
+    name: Option<String>,
+    #[serde(default)]
+    time: BTreeMap<String, serde::de::IgnoredAny>,
+    #[serde(default)]
+    versions: BTreeMap<String, SlimVersion>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SlimVersion {
+    license: Option<Value>,
+    licenses: Option<Value>,
+    dist: Option<SlimDist>,
+    scripts: Option<BTreeMap<String, serde::de::IgnoredAny>>,
+    has_install_script: Option<bool>,
+    deprecated: Option<Value>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SlimDist {
+    tarball: Option<String>,
+    integrity: Option<String>,
+    shasum: Option<String>,
+    unpacked_size: Option<u64>,
+}
+
+/// `time` as version → text, read in a second light pass (the first skips it, since its
+/// values are needed only as text).
+#[derive(serde::Deserialize)]
+struct SlimTime {
+    #[serde(default)]
+    time: BTreeMap<String, Value>,
+}
+
+/// Reads what [`PackumentFacts`] holds from a packument's bytes; `expected` is the name it must
+/// be about. Agrees with [`Packument::versions`] on every field.
+pub fn read_facts(bytes: &[u8], expected: &str) -> Result<PackumentFacts, PackumentError> {
+    let document: SlimDocument = serde_json::from_slice(bytes)
+        .map_err(|error| PackumentError::NotAnObject(error.to_string()))?;
+    if let Some(found) = document.name.as_deref().filter(|found| *found != expected) {
+        return Err(PackumentError::OtherPackage {
+            expected: expected.to_owned(),
+            found: found.to_owned(),
+        });
+    }
+    let time = if document.time.is_empty() {
+        BTreeMap::new()
+    } else {
+        serde_json::from_slice::<SlimTime>(bytes)
+            .map_err(|error| PackumentError::NotAnObject(error.to_string()))?
+            .time
+    };
+    let versions = document
+        .versions
+        .into_iter()
+        .map(|(version, slim)| {
+            let mut object = Map::new();
+            if let Some(license) = slim.license {
+                object.insert("license".to_owned(), license);
+            }
+            if let Some(licenses) = slim.licenses {
+                object.insert("licenses".to_owned(), licenses);
+            }
+            let mut install_scripts: Vec<String> = INSTALL_SCRIPTS
+                .iter()
+                .filter(|script| {
+                    slim.scripts
+                        .as_ref()
+                        .is_some_and(|scripts| scripts.contains_key(**script))
+                })
+                .map(|script| (*script).to_owned())
+                .collect();
+            if install_scripts.is_empty() && slim.has_install_script == Some(true) {
+                install_scripts.push("install".to_owned());
+            }
+            let dist = slim.dist;
+            VersionFacts {
+                published: text(time.get(&version)),
+                licence: licence_of(&object),
+                tarball: dist.as_ref().and_then(|dist| dist.tarball.clone()),
+                integrity: dist.as_ref().and_then(|dist| dist.integrity.clone()),
+                shasum: dist.as_ref().and_then(|dist| dist.shasum.clone()),
+                unpacked_size: dist.as_ref().and_then(|dist| dist.unpacked_size),
+                install_scripts,
+                deprecated: slim
+                    .deprecated
+                    .as_ref()
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                version,
+            }
+        })
+        .collect();
+    Ok(PackumentFacts { versions })
+}
+
 /// Re-points `dist-tags` whose version is not allowed: to the newest allowed version that is
 /// not newer than the one tagged, preferring a stable release when the tagged one was stable;
 /// a tag with no such version is dropped. `allowed` lists the allowed versions as written.
@@ -415,6 +523,15 @@ mod tests {
         assert!(abbreviated["versions"]["1.0.0"].get("readme").is_none());
         assert!(abbreviated["versions"].get("2.0.0").is_none());
         assert_eq!(abbreviated["dist-tags"]["latest"], "1.0.0");
+    }
+
+    #[test]
+    fn the_light_reading_agrees_with_the_whole_document() {
+        let packument = Packument::parse(DOCUMENT.as_bytes(), "demo").expect("parses");
+        let facts = read_facts(DOCUMENT.as_bytes(), "demo").expect("reads");
+        assert_eq!(facts.versions, packument.versions());
+        assert!(read_facts(DOCUMENT.as_bytes(), "other").is_err());
+        assert!(read_facts(b"[1]", "demo").is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! snapshot ([`audit`]).
 
 pub(crate) mod audit;
+pub(crate) mod mirror;
 mod packument;
 pub(crate) mod verify;
 
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use formulary_core::ecosystems::npm::{self, Packument, VersionFacts};
+use formulary_core::ecosystems::npm::{self, PackumentFacts, VersionFacts};
 use formulary_core::ecosystems::Version;
 use formulary_core::policy::{Decision, PolicySnapshot, Release, View};
 use formulary_core::Component;
@@ -49,7 +50,8 @@ pub(crate) const BLOB_SCHEME: &str = "formulary-blob:";
 #[derive(Debug)]
 pub(crate) struct Package {
     freshness: Freshness,
-    packument: Arc<Packument>,
+    /// The packument as upstream sent it; parsed whole only when a view's packument is built.
+    document: bytes::Bytes,
     /// Each version's facts, with its parsed version (versions that do not parse are left out).
     versions: Arc<Vec<(Version, VersionFacts)>>,
     releases: Arc<Vec<Release>>,
@@ -63,7 +65,7 @@ impl Revalidated for Package {
     fn with_freshness(&self, freshness: Freshness) -> Package {
         Package {
             freshness,
-            packument: Arc::clone(&self.packument),
+            document: self.document.clone(),
             versions: Arc::clone(&self.versions),
             releases: Arc::clone(&self.releases),
         }
@@ -71,9 +73,14 @@ impl Revalidated for Package {
 }
 
 impl Package {
-    fn new(component: &Component, freshness: Freshness, packument: Packument) -> Package {
-        let versions: Vec<(Version, VersionFacts)> = packument
-            .versions()
+    fn new(
+        component: &Component,
+        freshness: Freshness,
+        document: bytes::Bytes,
+        facts: PackumentFacts,
+    ) -> Package {
+        let versions: Vec<(Version, VersionFacts)> = facts
+            .versions
             .into_iter()
             .filter_map(|facts| {
                 let version = Version::parse(component.ecosystem(), &facts.version).ok()?;
@@ -94,19 +101,15 @@ impl Package {
             .collect();
         Package {
             freshness,
-            packument: Arc::new(packument),
+            document,
             versions: Arc::new(versions),
             releases: Arc::new(releases),
         }
     }
-
-    /// The version a tarball belongs to, by its file name.
-    fn version_of_file(&self, filename: &str) -> Option<&(Version, VersionFacts)> {
-        self.versions
-            .iter()
-            .find(|(_, facts)| facts.filename() == Some(filename))
-    }
 }
+
+/// A packument as fetched: its bytes, what they say about each version, its entity tag.
+type Fetched = (bytes::Bytes, PackumentFacts, Option<String>);
 
 /// The answer for a tarball.
 pub enum TarballOutcome {
@@ -134,6 +137,7 @@ pub struct NpmGateway {
     views: Views<PackumentOutcome>,
     /// Upstream packuments held back because they look wrong next to the cached ones.
     sanity: Sanity,
+    decisions: Views<packument::ViewDecisions>,
 }
 
 impl NpmGateway {
@@ -154,6 +158,7 @@ impl NpmGateway {
             packages: Revalidating::new(options.revalidate_after, options.patience),
             views: Views::new(PACKUMENT_REUSE, 10_000),
             sanity: Sanity::default(),
+            decisions: Views::new(PACKUMENT_REUSE, 10_000),
         })
     }
 
@@ -185,16 +190,17 @@ impl NpmGateway {
                     Box::pin(async move { fetch(&client, &registry, &name, etag.as_deref()).await })
                 },
                 |registry: Url,
-                 (packument, etag): (Packument, Option<String>),
+                 (document, facts, etag): Fetched,
                  previous: Option<Arc<Package>>| {
                     Box::pin(async move {
                         self.sanity.admit(
                             name,
                             &registry,
                             previous.map_or(0, |package| package.versions.len()),
-                            packument.versions().len(),
+                            facts.versions.len(),
                         )?;
-                        self.refresh(component, &registry, packument, etag).await
+                        self.refresh(component, &registry, document, facts, etag)
+                            .await
                     })
                 },
             )
@@ -216,15 +222,17 @@ impl NpmGateway {
         else {
             return Ok(None);
         };
-        let packument = Packument::parse(stored.document.as_bytes(), component.name.as_str())
-            .map_err(|error| formulary_store::StoreError::Corrupt {
+        let facts = npm::read_facts(stored.document.as_bytes(), component.name.as_str()).map_err(
+            |error| formulary_store::StoreError::Corrupt {
                 what: "cached packument",
                 why: error.to_string(),
-            })?;
+            },
+        )?;
         Ok(Some(Package::new(
             component,
             Freshness::stored(&stored)?,
-            packument,
+            bytes::Bytes::from(stored.document.into_bytes()),
+            facts,
         )))
     }
 
@@ -234,13 +242,15 @@ impl NpmGateway {
         &self,
         component: &Component,
         registry: &Url,
-        packument: Packument,
+        document: bytes::Bytes,
+        facts: PackumentFacts,
         etag: Option<String>,
     ) -> Result<Package, GatewayError> {
         let now = Utc::now();
         let stored = UpstreamDocument {
             upstream: registry.to_string(),
-            document: String::from_utf8(packument.to_bytes()).unwrap_or_default(),
+            // Checked to be UTF-8 when it was fetched; kept as upstream wrote it.
+            document: String::from_utf8_lossy(&document).into_owned(),
             etag: etag.clone(),
             fetched_at: now,
         };
@@ -250,7 +260,8 @@ impl NpmGateway {
         let package = Package::new(
             component,
             Freshness::new(registry.clone(), etag, now),
-            packument,
+            document,
+            facts,
         );
         self.record_releases(component, Arc::clone(&package.releases));
         Ok(package)
@@ -287,32 +298,46 @@ impl NpmGateway {
     pub async fn tarball(
         &self,
         snapshot: &PolicySnapshot,
+        generation: i64,
         view: &View,
+        day: Option<chrono::NaiveDate>,
         component: &Component,
         filename: &str,
     ) -> Result<TarballOutcome, GatewayError> {
         let Some(package) = self.package(component).await? else {
             return Ok(TarballOutcome::Missing);
         };
-        let Some((version, facts)) = package.version_of_file(filename) else {
+        let Some(index) = package
+            .versions
+            .iter()
+            .position(|(_, facts)| facts.filename() == Some(filename))
+        else {
             return Ok(TarballOutcome::Missing);
         };
-        let decision = formulary_core::policy::evaluate_version(
-            snapshot,
-            view,
-            component,
-            version,
-            &package.releases,
-        );
+        // The view's decisions, shared with its packument: a tarball request costs a lookup.
+        let decisions = self
+            .decisions(snapshot, generation, view, day, component, &package)
+            .await?;
+        let Some((_, decision)) = decisions
+            .decided
+            .iter()
+            .find(|(decided, _)| *decided == index)
+        else {
+            // Published after a dated view's day: not in that view.
+            return Ok(TarballOutcome::Missing);
+        };
         if !decision.allowed {
-            return Ok(TarballOutcome::Refused(Box::new(decision)));
+            return Ok(TarballOutcome::Refused(Box::new(decision.clone())));
         }
+        let (version, facts) = &package.versions[index];
         let Some(url) = facts.tarball.as_deref() else {
             return Ok(TarballOutcome::Missing);
         };
+        // An imported tarball: `formulary-blob:sha256/<digest>/<file name>`.
         let blob = if let Some(digest) = url
             .strip_prefix(BLOB_SCHEME)
             .and_then(|rest| rest.strip_prefix("sha256/"))
+            .map(|rest| rest.split('/').next().unwrap_or(rest))
         {
             if !self.files.blobs().contains(digest).await? {
                 return Ok(TarballOutcome::Missing);
@@ -370,7 +395,7 @@ async fn fetch(
     registry: &Url,
     name: &str,
     etag: Option<&str>,
-) -> Result<Answer<(Packument, Option<String>)>, UpstreamFailure> {
+) -> Result<Answer<Fetched>, UpstreamFailure> {
     let url = registry
         .join(&npm::path_name(name))
         .map_err(|error| UpstreamFailure::Malformed {
@@ -385,12 +410,18 @@ async fn fetch(
             Document::Missing => Answer::Missing,
             Document::NotModified => Answer::NotModified,
             Document::Body { bytes, etag } => {
-                let packument =
-                    Packument::parse(&bytes, name).map_err(|error| UpstreamFailure::Malformed {
+                let facts =
+                    npm::read_facts(&bytes, name).map_err(|error| UpstreamFailure::Malformed {
                         url: url.to_string(),
                         why: error.to_string(),
                     })?;
-                Answer::Document((packument, etag))
+                if std::str::from_utf8(&bytes).is_err() {
+                    return Err(UpstreamFailure::Malformed {
+                        url: url.to_string(),
+                        why: "the packument is not UTF-8".to_owned(),
+                    });
+                }
+                Answer::Document((bytes, facts, etag))
             }
         },
     )

@@ -45,7 +45,58 @@ fn not_in_formulary(decision: &Decision) -> bool {
             .any(|reason| reason.code == ReasonCode::NotInFormulary)
 }
 
+/// Every version visible in one view (a dated view does not see versions published after its
+/// day) with its decision: worked out once per policy snapshot and packument, and shared by the
+/// packument and every tarball request of that view.
+#[derive(Debug)]
+pub(crate) struct ViewDecisions {
+    /// (index into the package's versions, decision), in the packument's order.
+    pub(crate) decided: Vec<(usize, Decision)>,
+}
+
 impl NpmGateway {
+    /// The decisions of every visible version of `package` in a view, reused while the policy
+    /// snapshot and the packument are the same (for up to 30 s, so time-based rules still apply).
+    pub(crate) async fn decisions(
+        &self,
+        snapshot: &PolicySnapshot,
+        generation: i64,
+        view: &View,
+        day: Option<chrono::NaiveDate>,
+        component: &Component,
+        package: &Arc<Package>,
+    ) -> Result<Arc<ViewDecisions>, GatewayError> {
+        let key = ViewKey {
+            document: component.name.to_string(),
+            organisation: view.organisation.clone(),
+            day,
+        };
+        let source: Arc<dyn std::any::Any + Send + Sync> = package.clone();
+        self.decisions
+            .get_or_build(key, Sources::new(generation, vec![source]), async {
+                let visible: Vec<usize> = package
+                    .releases
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, release)| {
+                        release
+                            .published
+                            .is_none_or(|published| published <= view.at)
+                    })
+                    .map(|(index, _)| index)
+                    .collect();
+                let releases: Vec<_> = visible
+                    .iter()
+                    .map(|index| package.releases[*index].clone())
+                    .collect();
+                let decisions = evaluate_releases(snapshot, view, component, &releases);
+                Ok::<_, GatewayError>(ViewDecisions {
+                    decided: visible.into_iter().zip(decisions).collect(),
+                })
+            })
+            .await
+    }
+
     /// The packument for a view. `tarballs_base` is the absolute URL under which this view's
     /// tarballs live (`https://formulary.example/o/RJ1/npm/`), built from the configured public
     /// URL by the caller.
@@ -61,82 +112,80 @@ impl NpmGateway {
         let Some(package) = self.package(component).await? else {
             return Ok(PackumentOutcome::Missing);
         };
+        let decisions = self
+            .decisions(snapshot, generation, view, day, component, &package)
+            .await?;
         let key = ViewKey {
             document: format!("{}\u{0}{tarballs_base}", component.name),
             organisation: view.organisation.clone(),
             day,
         };
-        let source: Arc<dyn std::any::Any + Send + Sync> = package.clone();
+        let sources: Vec<Arc<dyn std::any::Any + Send + Sync>> =
+            vec![package.clone(), decisions.clone()];
         let outcome = self
             .views
-            .get_or_build(key, Sources::new(generation, vec![source]), async {
-                Ok::<_, GatewayError>(decide(snapshot, view, component, &package, tarballs_base))
+            .get_or_build(key, Sources::new(generation, sources), async {
+                build(component, &package, &decisions, tarballs_base)
             })
             .await?;
         Ok(PackumentOutcome::clone(&outcome))
     }
 }
 
-/// Decides every version visible in the view (a dated view does not see versions published
-/// after its day) and builds both forms.
-fn decide(
-    snapshot: &PolicySnapshot,
-    view: &View,
+/// Builds both forms from the decisions, or says that the view allows no version at all.
+fn build(
     component: &Component,
     package: &Package,
+    decided: &ViewDecisions,
     tarballs_base: &str,
-) -> PackumentOutcome {
-    let visible: Vec<usize> = package
-        .releases
+) -> Result<PackumentOutcome, GatewayError> {
+    let decisions: Vec<&Decision> = decided
+        .decided
         .iter()
-        .enumerate()
-        .filter(|(_, release)| {
-            release
-                .published
-                .is_none_or(|published| published <= view.at)
-        })
-        .map(|(index, _)| index)
+        .map(|(_, decision)| decision)
         .collect();
-    let releases: Vec<_> = visible
-        .iter()
-        .map(|index| package.releases[*index].clone())
-        .collect();
-    let decisions = evaluate_releases(snapshot, view, component, &releases);
     if !decisions.is_empty() && decisions.iter().all(|decision| !decision.allowed) {
         // Nothing to install: say why (a 404 whose reason npm prints), rather than serve a
         // packument without versions, which npm reports only as "No versions available". The
         // reason given is the curated view's when it applies, else the newest version's.
-        let newest = releases
+        let newest = decided
+            .decided
             .iter()
-            .zip(&decisions)
-            .max_by(|left, right| left.0.version.cmp(&right.0.version))
+            .max_by(|left, right| package.versions[left.0].0.cmp(&package.versions[right.0].0))
             .map(|(_, decision)| decision);
         let chosen = decisions
             .iter()
+            .copied()
             .find(|decision| not_in_formulary(decision))
             .or(newest);
         if let Some(decision) = chosen {
-            return PackumentOutcome::NotInFormulary(Box::new(decision.clone()));
+            return Ok(PackumentOutcome::NotInFormulary(Box::new(decision.clone())));
         }
     }
-    let allowed: Vec<String> = visible
+    let allowed: Vec<String> = decided
+        .decided
         .iter()
-        .zip(&decisions)
         .filter(|(_, decision)| decision.allowed)
         .map(|(index, _)| package.versions[*index].1.version.clone())
         .collect();
     let allowed_set: std::collections::HashSet<&str> = allowed.iter().map(String::as_str).collect();
-    let tags = npm::repoint_tags(&package.packument.dist_tags(), &allowed);
     let name = component.name.as_str();
-    let served = package.packument.for_view(
+    let packument = npm::Packument::parse(&package.document, name).map_err(|error| {
+        crate::engine::upstream::UpstreamFailure::Malformed {
+            url: name.to_owned(),
+            why: error.to_string(),
+        }
+    })?;
+    let tags = npm::repoint_tags(&packument.dist_tags(), &allowed);
+    let served = packument.for_view(
         &|version| allowed_set.contains(version),
         &|_, filename| format!("{tarballs_base}{name}/-/{filename}"),
         &tags,
     );
-    PackumentOutcome::Packument(Arc::new(ServedPackument {
+    Ok(PackumentOutcome::Packument(Arc::new(ServedPackument {
         full: Rendered::new(served.render_full()),
         abbreviated: Rendered::new(served.render_abbreviated()),
         stale: package.freshness.stale,
         withheld: package.versions.len() - allowed.len(),
-    }))
+    })))
 }

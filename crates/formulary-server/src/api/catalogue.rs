@@ -65,6 +65,22 @@ pub(crate) struct ComponentView {
     requests: Vec<RequestView>,
 }
 
+/// `GET /api/v1/components/npm/@scope/name`: a scoped npm package (the scope is a path segment).
+pub(crate) async fn scoped_component(
+    state: State<AppState>,
+    caller: Option<Authenticated>,
+    Path((ecosystem, scope, name)): Path<(String, String, String)>,
+    query: Query<ViewQuery>,
+) -> Result<Json<ComponentView>, ApiError> {
+    component(
+        state,
+        caller,
+        Path((ecosystem, format!("{scope}/{name}"))),
+        query,
+    )
+    .await
+}
+
 /// `GET /api/v1/components/{ecosystem}/{name}?organisation=…`. Anyone may read the decisions;
 /// the requests listed are only those the caller's token may see (none without one).
 pub(crate) async fn component(

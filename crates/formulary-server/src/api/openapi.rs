@@ -46,6 +46,7 @@ const OPERATIONS: &[Operation] = &[
     op("delete", "/api/v1/me/tokens/{token}", "Revoke one of your own personal tokens at once (404 for any other)", true, None, (204, "Any")),
     op("get", "/api/v1/search", "Search components across every ecosystem (`q`, optional `ecosystem`, `organisation`)", false, None, (200, "SearchHits")),
     op("get", "/api/v1/components/{ecosystem}/{name}", "A component: each version's decision for the organisation with reasons, evidence, precedent, mentor and requests", false, None, (200, "ComponentReport")),
+    op("get", "/api/v1/components/{ecosystem}/{scope}/{name}", "A scoped npm component (`/api/v1/components/npm/@types/node`), as above", false, None, (200, "ComponentReport")),
     op("get", "/api/v1/requests", "Your requests (`scope=mine`) or the open requests you may review or decide (`scope=queue`)", true, None, (200, "RequestList")),
     op("post", "/api/v1/requests", "Request a tool; granted at once when an entry in force already covers it", true, Some("RequestForm"), (201, "Request")),
     op("get", "/api/v1/requests/{id}", "A request with its timeline", true, None, (200, "Request")),

@@ -190,6 +190,15 @@ pub(crate) async fn component_page(
     .into_response())
 }
 
+/// `GET /components/npm/@scope/name`: a scoped npm package's page (the scope is a path segment).
+pub(crate) async fn scoped_component_page(
+    state: State<AppState>,
+    viewer: Viewer,
+    Path((ecosystem, scope, name)): Path<(String, String, String)>,
+) -> Result<Response, WebError> {
+    component_page(state, viewer, Path((ecosystem, format!("{scope}/{name}")))).await
+}
+
 fn component_markup(report: &ComponentReport) -> Markup {
     let component = &report.component;
     let request_href = format!(

@@ -133,6 +133,10 @@ pub fn routes() -> Router<AppState> {
             "/components/{ecosystem}/{name}",
             get(catalogue::component_page),
         )
+        .route(
+            "/components/{ecosystem}/{scope}/{name}",
+            get(catalogue::scoped_component_page),
+        )
         .route("/requests", get(requests::list).post(requests::create))
         .route("/requests/new", get(requests::new))
         .route("/requests/{id}", get(requests::show))

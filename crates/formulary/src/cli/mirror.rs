@@ -1,4 +1,4 @@
-//! `formulary mirror import pypi|cran DIR`.
+//! `formulary mirror import pypi|cran|npm DIR`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,13 +13,14 @@ pub(crate) enum MirrorCommand {
     /// Import package files from a folder, for sites with no upstream (air-gapped).
     ///
     /// Files that cannot be imported are listed with the reason and the rest are imported. For
-    /// cran the exit status is then 1 (2 when nothing at all was imported).
+    /// cran and npm the exit status is then 1 (2 when nothing at all was imported).
     Import {
         /// The ecosystem of the files.
         ecosystem: MirrorEcosystem,
         /// The folder holding them: wheels and sdists for pypi; for cran, the root of a
         /// CRAN-like repository (src/contrib/PACKAGES and tarballs, optionally
-        /// src/contrib/Archive/<pkg>/ and bin/windows/contrib/X.Y/ or bin/macosx/…/contrib/X.Y/).
+        /// src/contrib/Archive/<pkg>/ and bin/windows/contrib/X.Y/ or bin/macosx/…/contrib/X.Y/);
+        /// for npm, tarballs (.tgz, as `npm pack` writes them).
         folder: PathBuf,
     },
 }
@@ -31,6 +32,8 @@ pub(crate) enum MirrorEcosystem {
     Pypi,
     /// A CRAN-like repository folder.
     Cran,
+    /// npm tarballs.
+    Npm,
 }
 
 pub(crate) async fn run(context: &Context, command: MirrorCommand) -> anyhow::Result<ExitCode> {
@@ -40,6 +43,9 @@ pub(crate) async fn run(context: &Context, command: MirrorCommand) -> anyhow::Re
     let report = match ecosystem {
         MirrorEcosystem::Pypi => {
             formulary_gateway::import_pypi_folder(&database, &blobs, &folder).await?
+        }
+        MirrorEcosystem::Npm => {
+            formulary_gateway::import_npm_folder(&database, &blobs, &folder).await?
         }
         MirrorEcosystem::Cran => {
             let bar = output::progress(0, "importing");
@@ -73,12 +79,16 @@ pub(crate) async fn run(context: &Context, command: MirrorCommand) -> anyhow::Re
             match ecosystem {
                 MirrorEcosystem::Pypi =>
                     "put wheels (.whl) or sdists (.tar.gz, .zip) in the folder.",
+                MirrorEcosystem::Npm =>
+                    "put npm tarballs (.tgz, as `npm pack` writes them) in the folder.",
                 MirrorEcosystem::Cran =>
                     "give the root of a CRAN-like repository (the folder holding src/contrib/PACKAGES and the tarballs).",
             }
         );
     }
-    if matches!(ecosystem, MirrorEcosystem::Cran) && !report.imported.is_empty() {
+    if matches!(ecosystem, MirrorEcosystem::Cran | MirrorEcosystem::Npm)
+        && !report.imported.is_empty()
+    {
         println!(
             "A running `formulary serve` picks the import up within index_revalidate_seconds."
         );
@@ -90,8 +100,8 @@ pub(crate) async fn run(context: &Context, command: MirrorCommand) -> anyhow::Re
             report.skipped.is_empty(),
         ) {
             (MirrorEcosystem::Pypi, _, _) | (_, _, true) => ExitCode::SUCCESS,
-            (MirrorEcosystem::Cran, false, false) => ExitCode::from(1),
-            (MirrorEcosystem::Cran, true, false) => ExitCode::from(2),
+            (MirrorEcosystem::Cran | MirrorEcosystem::Npm, false, false) => ExitCode::from(1),
+            (MirrorEcosystem::Cran | MirrorEcosystem::Npm, true, false) => ExitCode::from(2),
         },
     )
 }

@@ -514,4 +514,63 @@ fn a_local_registry_shows_malicious_releases_damaged_files_and_outages() {
     assert!(headers[1].contains("upstream unreachable"), "{headers:?}");
     let (status, _, body) = get(&format!("{registry}left-pad"), "application/json", &[]);
     assert_eq!(status, 502, "{body}");
+
+    // A scoped package has its component page and API entry (the scope is a path segment).
+    let (status, _, page) = get(
+        &format!("{base}/components/npm/@formulary-test/pad"),
+        "text/html",
+        &[],
+    );
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("@formulary-test/pad"), "{page}");
+    let (status, _, api) = get(
+        &format!("{base}/api/v1/components/npm/@formulary-test/pad"),
+        "application/json",
+        &[],
+    );
+    assert_eq!(status, 200, "{api}");
+}
+
+crate::on_both_databases!(fn an_air_gapped_site_installs_imported_tarballs);
+fn an_air_gapped_site_installs_imported_tarballs() {
+    let workspace = Workspace::new();
+    let folder = workspace.folder.path().join("tarballs");
+    std::fs::create_dir_all(&folder).expect("folder");
+    for file in ["chalk-5.6.0.tgz", "is-number-7.0.0.tgz"] {
+        std::fs::copy(real_tarballs().join(file), folder.join(file)).expect("copy");
+    }
+    std::fs::write(
+        folder.join("broken-1.0.0.tgz"),
+        b"<html>not a tarball</html>",
+    )
+    .expect("junk");
+    let output = workspace.run(&["mirror", "import", "npm", &folder.display().to_string()]);
+    let report = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "one file skipped: {report}");
+    assert!(
+        report.contains("Imported 2 files")
+            && report.contains("chalk: chalk-5.6.0.tgz")
+            && report.contains("skipped")
+            && report.contains("not a readable gzip"),
+        "{report}"
+    );
+    import_advisories(&workspace);
+    let (_server, base) = gateway(&workspace, "[]");
+    let project = Project::new(
+        workspace.folder.path(),
+        "airgapped",
+        &format!("{base}/npm/"),
+        r#"{"chalk":"^5.0.0","is-number":"^7.0.0"}"#,
+    );
+    succeeded(&project.npm(&["install"]));
+    assert_eq!(project.installed("chalk").as_deref(), Some("5.6.0"));
+    assert_eq!(project.installed("is-number").as_deref(), Some("7.0.0"));
+    let lockfile =
+        std::fs::read_to_string(project.folder.join("package-lock.json")).expect("lockfile");
+    assert!(
+        lockfile.contains("sha512-41Cifkg6e8TylSpdtTpeLVMqvSBEVzTttHvERD741+pnZ8ANv0004MRL43QKPDlK9cGvNp6NZWZUBlbGXYxxng=="),
+        "the integrity npm verified is the registry's own: {lockfile}"
+    );
+    let (status, _, _) = get(&format!("{base}/npm/left-pad"), "application/json", &[]);
+    assert_eq!(status, 404);
 }
