@@ -13,6 +13,7 @@ mod engine;
 mod error;
 mod ledger;
 mod pypi;
+mod tools;
 
 pub use cran::mirror::import_cran_folder;
 pub use cran::{
@@ -27,3 +28,4 @@ pub use error::GatewayError;
 pub use ledger::{DownloadLedger, LedgerOptions, LedgerStatus, LedgerSummary, LedgerWriter};
 pub use pypi::mirror::import_pypi_folder;
 pub use pypi::{FileOutcome, PageOutcome, PypiGateway, ServedPage, DEFAULT_SCOPE};
+pub use tools::{OfferedTool, ToolFileOutcome, ToolGateway};

@@ -22,6 +22,7 @@ pub mod reports;
 mod router;
 mod snapshot;
 mod state;
+mod tools;
 mod web;
 pub mod workflow;
 mod zero_copy;

@@ -10,6 +10,7 @@ use crate::cran;
 use crate::landing;
 use crate::pypi;
 use crate::state::AppState;
+use crate::tools;
 
 /// The PyPI gateway's routes under one view prefix (none, an organisation, a snapshot date, or both).
 fn pypi_routes(prefix: &str) -> Router<AppState> {
@@ -26,6 +27,16 @@ fn pypi_routes(prefix: &str) -> Router<AppState> {
         .route(
             &format!("{prefix}/pypi/files/{{project}}/{{filename}}"),
             get(pypi::file),
+        )
+}
+
+/// Desktop tools' list and files under one view prefix.
+fn tool_routes(prefix: &str) -> Router<AppState> {
+    Router::new()
+        .route(&format!("{prefix}/tools/index.json"), get(tools::index))
+        .route(
+            &format!("{prefix}/tools/files/{{name}}/{{version}}/{{platform}}/{{filename}}"),
+            get(tools::file),
         )
 }
 
@@ -47,6 +58,10 @@ fn gateway_routes(state: &AppState) -> Router<AppState> {
         .merge(pypi_routes("/o/{org}"))
         .merge(pypi_routes("/{at}"))
         .merge(pypi_routes("/o/{org}/{at}"))
+        .merge(tool_routes(""))
+        .merge(tool_routes("/o/{org}"))
+        .merge(tool_routes("/{at}"))
+        .merge(tool_routes("/o/{org}/{at}"))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::gateway_auth::authenticate,

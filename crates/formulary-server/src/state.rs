@@ -27,6 +27,8 @@ pub struct AppState {
     pub pypi: Option<Arc<PypiGateway>>,
     /// The CRAN gateway, when configured.
     pub cran: Option<Arc<formulary_gateway::CranGateway>>,
+    /// The desktop tools gateway, when configured.
+    pub tools: Option<Arc<formulary_gateway::ToolGateway>>,
     /// Gateways of organisations that pull from upstreams of their own.
     pub pypi_by_organisation: std::collections::HashMap<OrgCode, Arc<PypiGateway>>,
     /// The organisation whose view the unprefixed gateway paths (`/pypi/…`) serve.
@@ -70,6 +72,7 @@ impl AppState {
             snapshot,
             pypi,
             cran: None,
+            tools: None,
             pypi_by_organisation: std::collections::HashMap::new(),
             default_organisation,
             ledger: None,

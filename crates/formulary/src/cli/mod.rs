@@ -15,6 +15,7 @@ mod policy;
 mod serve;
 mod setup;
 mod tokens;
+mod tools;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -85,6 +86,9 @@ enum Command {
     Setup(setup::SetupArgs),
     /// Check that each client `formulary setup` configured installs through Formulary.
     Doctor(doctor::DoctorArgs),
+    /// Desktop tools from the formulary: add (curators), list and install (into your profile).
+    #[command(subcommand)]
+    Tools(tools::ToolsCommand),
 }
 
 /// Parses the command line, runs the command and turns the outcome into an exit status.
@@ -141,6 +145,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => client::status(args).await,
         Command::Setup(args) => setup::run(args).await,
         Command::Doctor(args) => doctor::run(args).await,
+        Command::Tools(command) => tools::run(&context, command).await,
     }
 }
 

@@ -50,6 +50,11 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
         AppState::new(database.clone(), blobs, Some(pypi), default_organisation).await?;
     state.pypi_by_organisation = pypi_by_organisation;
     state.cran = Some(Arc::new(cran_gateway(context, &database, &state.blobs)?));
+    state.tools = Some(Arc::new(formulary_gateway::ToolGateway::new(
+        database.clone(),
+        state.blobs.clone(),
+        Duration::from_secs(context.settings.upstream_timeout_seconds.max(1)),
+    )?));
     if args.demo && crate::demo_people::seed_if_empty(&state).await? {
         tracing::info!(
             "seeded the demo accounts ana (requester), rob (reviewer), aisha (approver), olu (organisation admin), nina (national curator) and audrey (auditor), all with the password '{}', and their requests",

@@ -24,3 +24,4 @@ mod requests;
 mod security;
 mod self_service;
 mod server;
+mod tools;
