@@ -35,6 +35,18 @@ pub(crate) enum ToolsCommand {
         /// NAME or NAME@VERSION [default version: the newest allowed].
         tool: String,
     },
+    /// Install the newest allowed version of every installed tool.
+    Update,
+    /// Remove an installed tool (every version, or NAME@VERSION).
+    Remove {
+        /// NAME or NAME@VERSION.
+        tool: String,
+    },
+    /// Which installed version of a tool runs, and where.
+    Which {
+        /// The tool's name.
+        name: String,
+    },
 }
 
 /// A manifest: one version of one tool, with its files per platform.
@@ -234,6 +246,156 @@ async fn list(places: &Places) -> anyhow::Result<ExitCode> {
         println!("{view} offers no desktop tools yet.");
     } else {
         super::output::table(&["TOOL", "VERSION", "STATE", "INSTALLED"], &rows);
+    }
+    for notice in notices(&tools, &root, &platform) {
+        println!("{notice}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Warnings for installed versions the view now refuses (a recall), and notices of newer
+/// allowed versions.
+fn notices(tools: &[Value], root: &Path, platform: &str) -> Vec<String> {
+    let mut notices = Vec::new();
+    let mut names: Vec<&str> = tools
+        .iter()
+        .filter_map(|tool| tool["name"].as_str())
+        .collect();
+    names.dedup();
+    for name in names {
+        let installed = installed_versions(root, name);
+        for version in &installed {
+            if let Some(tool) = tools
+                .iter()
+                .find(|tool| tool["name"] == name && tool["version"] == version.as_str())
+            {
+                if tool["allowed"] != true {
+                    let reasons: Vec<&str> = tool["reasons"]
+                        .as_array()
+                        .map(|reasons| {
+                            reasons
+                                .iter()
+                                .filter_map(|reason| reason["message"].as_str())
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    notices.push(format!("warning: {name} {version} is installed but now refused ({}); remove it with `formulary tools remove {name}@{version}`", reasons.join("; ")));
+                }
+            }
+        }
+        let newest_allowed = tools
+            .iter()
+            .filter(|tool| tool["name"] == name && tool["allowed"] == true)
+            .filter(|tool| {
+                tool["files"]
+                    .as_array()
+                    .is_some_and(|files| files.iter().any(|file| file["platform"] == platform))
+            })
+            .filter_map(|tool| tool["version"].as_str())
+            .fold(None::<&str>, |best, version| match best {
+                Some(best) if !newer(version, best) => Some(best),
+                _ => Some(version),
+            });
+        if let (Some(newest), false) = (newest_allowed, installed.is_empty()) {
+            if installed.iter().all(|version| newer(newest, version)) {
+                notices.push(format!("notice: {name} {newest} is allowed and newer than what is installed; run `formulary tools update`"));
+            }
+        }
+    }
+    notices
+}
+
+fn remove(places: &Places, tool: &str) -> anyhow::Result<ExitCode> {
+    let (name, version) = match tool.split_once('@') {
+        Some((name, version)) => (
+            name.trim().to_ascii_lowercase(),
+            Some(version.trim().to_owned()),
+        ),
+        None => (tool.trim().to_ascii_lowercase(), None),
+    };
+    let (root, bin) = tool_folders(places);
+    let installed = installed_versions(&root, &name);
+    let doomed: Vec<String> = installed
+        .iter()
+        .filter(|installed| {
+            version
+                .as_deref()
+                .is_none_or(|version| version == installed.as_str())
+        })
+        .cloned()
+        .collect();
+    if doomed.is_empty() {
+        bail!("{tool} is not installed; see `formulary tools list`");
+    }
+    // Links into the removed folders go too; the newest remaining version is linked instead.
+    let removed_folders: Vec<PathBuf> = doomed
+        .iter()
+        .map(|version| root.join(&name).join(version))
+        .collect();
+    if let Ok(entries) = std::fs::read_dir(&bin) {
+        for entry in entries.flatten() {
+            if let Ok(target) = std::fs::read_link(entry.path()) {
+                if removed_folders
+                    .iter()
+                    .any(|folder| target.starts_with(folder))
+                {
+                    std::fs::remove_file(entry.path())?;
+                }
+            }
+        }
+    }
+    for (version, folder) in doomed.iter().zip(&removed_folders) {
+        std::fs::remove_dir_all(folder)
+            .with_context(|| format!("could not remove {}", folder.display()))?;
+        println!("Removed {name} {version}.");
+    }
+    let remaining = installed_versions(&root, &name);
+    if let Some(newest) =
+        remaining
+            .iter()
+            .cloned()
+            .reduce(|best, other| if newer(&other, &best) { other } else { best })
+    {
+        let recorded =
+            std::fs::read_to_string(root.join(&name).join(&newest).join(".formulary-binaries"))
+                .unwrap_or_default();
+        for binary in recorded.lines().filter(|line| !line.is_empty()) {
+            let shim = link(&root.join(&name).join(&newest).join(binary), &bin)?;
+            println!("  {} → {name} {newest}", places.show(&shim));
+        }
+    } else {
+        let _ = std::fs::remove_dir(root.join(&name));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn which(places: &Places, name: &str) -> anyhow::Result<ExitCode> {
+    let name = name.trim().to_ascii_lowercase();
+    let (root, bin) = tool_folders(places);
+    let folder = root.join(&name);
+    let mut found = false;
+    if let Ok(entries) = std::fs::read_dir(&bin) {
+        for entry in entries.flatten() {
+            if let Ok(target) = std::fs::read_link(entry.path()) {
+                if let Ok(rest) = target.strip_prefix(&folder) {
+                    let version = rest
+                        .components()
+                        .next()
+                        .map(|part| part.as_os_str().to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    println!(
+                        "{} → {name} {version} ({})",
+                        places.show(&entry.path()),
+                        places.show(&target)
+                    );
+                    found = true;
+                }
+            }
+        }
+    }
+    if !found {
+        println!("{name} is not installed by formulary tools (see `formulary tools list`).");
+        return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -449,6 +611,56 @@ async fn install(places: &Places, tool: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `formulary tools update`: the newest allowed version of every installed tool.
+async fn update(places: &Places) -> anyhow::Result<ExitCode> {
+    let (root, _) = tool_folders(places);
+    let names: Vec<String> = std::fs::read_dir(&root)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|entry| entry.path().is_dir())
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .filter(|name| !installed_versions(&root, name).is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    if names.is_empty() {
+        println!("No tools are installed; see `formulary tools list`.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut status = ExitCode::SUCCESS;
+    for name in names {
+        let (view, token) = saved(places)?;
+        let tools = fetch_index(&view, &token).await?;
+        let platform = this_platform();
+        let newest = tools
+            .iter()
+            .filter(|tool| tool["name"] == name.as_str() && tool["allowed"] == true)
+            .filter(|tool| {
+                tool["files"].as_array().is_some_and(|files| {
+                    files
+                        .iter()
+                        .any(|file| file["platform"] == platform.as_str())
+                })
+            })
+            .filter_map(|tool| tool["version"].as_str())
+            .fold(None::<String>, |best, version| match best {
+                Some(best) if !newer(version, &best) => Some(best),
+                _ => Some(version.to_owned()),
+            });
+        match newest {
+            Some(version) if installed_versions(&root, &name).contains(&version) => println!("{name} {version} is the newest allowed version and is installed."),
+            Some(version) => {
+                if install(places, &format!("{name}@{version}")).await? != ExitCode::SUCCESS {
+                    status = ExitCode::from(1);
+                }
+            }
+            None => println!("No version of {name} is allowed for {platform} now; keep or remove what is installed."),
+        }
+    }
+    Ok(status)
+}
+
 /// Runs a `formulary tools` command.
 pub(crate) async fn run(context: &Context, command: ToolsCommand) -> anyhow::Result<ExitCode> {
     match command {
@@ -475,6 +687,9 @@ pub(crate) async fn run(context: &Context, command: ToolsCommand) -> anyhow::Res
         }
         ToolsCommand::List => list(&Places::current()?).await,
         ToolsCommand::Install { tool } => install(&Places::current()?, &tool).await,
+        ToolsCommand::Update => update(&Places::current()?).await,
+        ToolsCommand::Remove { tool } => remove(&Places::current()?, &tool),
+        ToolsCommand::Which { name } => which(&Places::current()?, &name),
     }
 }
 

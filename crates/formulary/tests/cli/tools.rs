@@ -267,6 +267,40 @@ async fn an_approved_tool_installs_into_the_profile_and_a_prohibited_one_is_refu
         .join(".local/share/formulary/tools/ruff/0.7.0")
         .exists());
 
+    let output = formulary(&["tools", "which", "ruff"]);
+    assert!(
+        text(&output.stdout).contains("~/.local/bin/ruff → ruff 0.6.9"),
+        "{}",
+        text(&output.stdout)
+    );
+
+    // A recall of the installed version: the list warns, and remove takes it away.
+    workspace.ok(&[
+        "entry",
+        "add",
+        "pkg:generic/ruff",
+        "--range",
+        ">= 0.6.9, < 0.7",
+        "--status",
+        "prohibited",
+        "--reason",
+        "Recalled: a regression corrupts notebooks",
+    ]);
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let output = formulary(&["tools", "list"]);
+    assert!(
+        text(&output.stdout).contains("warning: ruff 0.6.9 is installed but now refused (")
+            && text(&output.stdout).contains("a regression corrupts notebooks"),
+        "{}",
+        text(&output.stdout)
+    );
+    let output = formulary(&["tools", "remove", "ruff"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(!home.join(".local/bin/ruff").exists() && !home.join(".local/bin/ruff").is_symlink());
+    assert!(!home
+        .join(".local/share/formulary/tools/ruff/0.6.9")
+        .exists());
+
     // The ledger says who has which version.
     let actors = crate::gateway_auth::ledger_actors(&workspace, "pkg:generic/ruff", 2).await;
     assert!(
