@@ -10,6 +10,7 @@ pub mod advisory;
 mod component;
 mod entry;
 mod error;
+pub mod inventory;
 mod licence;
 mod organisation;
 pub mod policy;

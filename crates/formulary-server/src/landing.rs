@@ -5,7 +5,7 @@
 //! - `/readyz` checks what serving needs, each check bounded so the answer comes within 100 ms:
 //!   the database (a query on a connection kept for probes), the blob folder (a small file
 //!   written and removed, and the free space) and the download ledger (lines waiting in the local
-//!   journal). 503 when the database or the blob folder fails; 200 with `degraded` checks listed
+//!   journal), and the gateways' upstreams (from memory). 503 when the database or the blob folder fails; 200 with `degraded` checks listed
 //!   when something needs attention but serving goes on.
 //! - `/healthz` is kept as an alias of `/readyz` for existing probes.
 
@@ -57,6 +57,11 @@ struct Readiness {
     database: Check,
     blobs: Check,
     ledger: Check,
+    /// The gateways' upstreams: degraded when one failed lately, is down, or had a document held
+    /// back (cached packages are still served, so this never makes the server unready).
+    upstreams: Check,
+    /// The advisory feed's freshness: degraded when stale or when a source fails to sync.
+    advisory_feed: Check,
 }
 
 /// `/livez`: 200 from memory.
@@ -69,7 +74,15 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Response {
     let (database, blobs) =
         tokio::join!(database_check(&state), blob_check(state.blob_dir.clone()));
     let ledger = ledger_check(&state);
-    let checks = [database.status, blobs.status, ledger.status];
+    let upstreams = upstream_check(&state);
+    let advisory_feed = advisory_feed_check(&state);
+    let checks = [
+        database.status,
+        blobs.status,
+        ledger.status,
+        upstreams.status,
+        advisory_feed.status,
+    ];
     let (code, status) = if checks.contains(&CheckStatus::Failed) {
         (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
     } else if checks.contains(&CheckStatus::Degraded) {
@@ -85,6 +98,8 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Response {
         database,
         blobs,
         ledger,
+        upstreams,
+        advisory_feed,
     };
     no_store((code, Json(answer)).into_response())
 }
@@ -210,6 +225,18 @@ fn probe_folder(folder: &Path) -> (CheckStatus, String) {
     }
 }
 
+fn upstream_check(state: &AppState) -> Check {
+    let (worst, detail) = crate::upstreams::summary(&crate::upstreams::collect(state));
+    Check {
+        status: match worst {
+            formulary_gateway::HealthState::Healthy => CheckStatus::Ok,
+            _ => CheckStatus::Degraded,
+        },
+        detail,
+        elapsed_ms: 0,
+    }
+}
+
 fn ledger_check(state: &AppState) -> Check {
     let Some(ledger) = &state.ledger else {
         return Check {
@@ -240,6 +267,25 @@ fn ledger_check(state: &AppState) -> Check {
     };
     Check {
         status: check,
+        detail,
+        elapsed_ms: 0,
+    }
+}
+
+/// The advisory feed, from what the sync loop last read (no query): degraded when it is staler
+/// than the national rule allows or a source fails; never a reason to stop serving.
+fn advisory_feed_check(state: &AppState) -> Check {
+    let policy = state
+        .snapshot
+        .current()
+        .feed_policy_for(&formulary_core::OrgCode::national());
+    let (attention, detail) = state.feeds.readiness(policy, chrono::Utc::now());
+    Check {
+        status: if attention {
+            CheckStatus::Degraded
+        } else {
+            CheckStatus::Ok
+        },
         detail,
         elapsed_ms: 0,
     }

@@ -6,6 +6,7 @@
 //! ([`ApiError`]). Policy decisions come from an in-memory snapshot ([`SnapshotHolder`]) that is
 //! rebuilt when the database's change counter moves, so replicas follow each other's writes.
 
+mod admissions;
 mod api;
 mod auth;
 pub mod catalogue;
@@ -15,18 +16,25 @@ mod downloads;
 mod error;
 mod gateway;
 mod gateway_auth;
+mod gateways;
 pub mod identity;
 mod landing;
+pub mod mail;
+pub mod notices;
+mod npm;
 mod pypi;
 pub mod reports;
 mod router;
 mod snapshot;
 mod state;
+pub mod surveillance;
 mod tools;
+mod upstreams;
 mod web;
 pub mod workflow;
 mod zero_copy;
 
+pub use admissions::follow_admissions;
 pub use api::entries::EntryView;
 pub use connections::{serve, ConnectionLimits, ServeSummary};
 pub use error::ApiError;

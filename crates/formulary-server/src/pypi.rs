@@ -248,9 +248,11 @@ pub(crate) async fn file(
             // The first request for a large file: bytes as they arrive from upstream (a request
             // with a Range is answered from the cache once the file is whole).
             let mut response = Body::from_stream(body).into_response();
-            response
-                .headers_mut()
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+            if let Some(size) = size {
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+            }
             let etag = sha256.map(|digest| format!("\"sha256-{digest}\""));
             set_file_headers(&mut response, etag.as_deref());
             Ok(response)

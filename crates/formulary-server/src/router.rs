@@ -8,6 +8,7 @@ use tower_http::trace::TraceLayer;
 use crate::api;
 use crate::cran;
 use crate::landing;
+use crate::npm;
 use crate::pypi;
 use crate::state::AppState;
 use crate::tools;
@@ -40,12 +41,36 @@ fn tool_routes(prefix: &str) -> Router<AppState> {
         )
 }
 
+/// The npm registry's routes under one view prefix: packuments (`@scope%2fname` arrives as
+/// one segment, `@scope/name` as two), tarballs, and `npm audit`'s bulk advisory endpoint.
+fn npm_routes(prefix: &str) -> Router<AppState> {
+    Router::new()
+        .route(
+            &format!("{prefix}/npm/-/npm/v1/security/advisories/bulk"),
+            post(npm::audit).layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024)),
+        )
+        .route(&format!("{prefix}/npm/{{package}}"), get(npm::packument))
+        .route(
+            &format!("{prefix}/npm/{{scope}}/{{name}}"),
+            get(npm::packument),
+        )
+        .route(
+            &format!("{prefix}/npm/{{package}}/-/{{filename}}"),
+            get(npm::tarball),
+        )
+        .route(
+            &format!("{prefix}/npm/{{scope}}/{{name}}/-/{{filename}}"),
+            get(npm::tarball),
+        )
+}
+
 /// The package gateway: every ecosystem under every view prefix, behind one authentication
 /// layer ([`crate::gateway_auth::authenticate`]: a token names the reader in the download
 /// ledger, and is required when `gateway_access = "token"`). A new ecosystem's routes go here,
 /// so they are covered too.
 fn gateway_routes(state: &AppState) -> Router<AppState> {
     Router::new()
+        .route("/gateways.json", get(crate::gateways::offered))
         .route(
             "/_blocked/cran/{package}/{version}/{reason}",
             get(cran::blocked),
@@ -62,6 +87,10 @@ fn gateway_routes(state: &AppState) -> Router<AppState> {
         .merge(tool_routes("/o/{org}"))
         .merge(tool_routes("/{at}"))
         .merge(tool_routes("/o/{org}/{at}"))
+        .merge(npm_routes(""))
+        .merge(npm_routes("/o/{org}"))
+        .merge(npm_routes("/{at}"))
+        .merge(npm_routes("/o/{org}/{at}"))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::gateway_auth::authenticate,
@@ -96,6 +125,22 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v1/policy/check", get(api::policy::check))
         .route("/api/v1/advisories", get(api::advisories::list))
+        .route(
+            "/api/v1/advisories/feeds",
+            get(crate::surveillance::feeds::list),
+        )
+        .route(
+            "/api/v1/inventory/{org}/{environment}",
+            put(crate::surveillance::inventory::report).layer(
+                axum::extract::DefaultBodyLimit::max(
+                    crate::surveillance::inventory::MAX_REPORT_BYTES,
+                ),
+            ),
+        )
+        .route(
+            "/api/v1/who-has",
+            get(crate::surveillance::inventory::who_has),
+        )
         .route("/api/v1/openapi.json", get(api::openapi::document))
         .route("/api/v1/session/token", post(api::session::issue))
         .route("/api/v1/me", get(api::session::me))
@@ -103,6 +148,14 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/api/v1/me/tokens",
             get(api::session::my_tokens).post(api::session::issue_my_token),
+        )
+        .route(
+            "/api/v1/me/notifications",
+            get(api::session::my_notifications),
+        )
+        .route(
+            "/api/v1/me/notifications/read",
+            post(api::session::mark_my_notifications_read),
         )
         .route(
             "/api/v1/me/tokens/{token}",
@@ -137,6 +190,7 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/decisions", get(api::catalogue::decisions))
         .route("/api/v1/metrics", get(api::catalogue::metrics))
         .route("/api/v1/audit", get(api::catalogue::audit))
+        .route("/api/v1/upstreams", get(crate::upstreams::api))
         .merge(crate::web::routes())
         .merge(gateway_routes(&state))
         .fallback(api::not_found)

@@ -129,6 +129,22 @@ impl SnapshotHolder {
         })
     }
 
+    /// Swaps in the advisory feed's freshness (kept current by the advisory sync on every
+    /// replica), keeping the rest of the snapshot and its generation. Nothing happens when it is
+    /// unchanged.
+    pub fn set_advisory_feed(&self, feed: Option<formulary_core::policy::AdvisoryFeed>) {
+        let mut guard = self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if guard.1.advisory_feed() == feed {
+            return;
+        }
+        let mut snapshot = PolicySnapshot::clone(&guard.1);
+        snapshot.set_advisory_feed(feed);
+        guard.1 = Arc::new(snapshot);
+    }
+
     async fn force(&self, database: &Database) -> Result<(), StoreError> {
         let counter = database.change_counter().await?;
         let snapshot = Arc::new(database.policy_snapshot(Utc::now()).await?);

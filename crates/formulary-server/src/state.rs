@@ -29,6 +29,8 @@ pub struct AppState {
     pub cran: Option<Arc<formulary_gateway::CranGateway>>,
     /// The desktop tools gateway, when configured.
     pub tools: Option<Arc<formulary_gateway::ToolGateway>>,
+    /// The npm gateway, when configured.
+    pub npm: Option<Arc<formulary_gateway::NpmGateway>>,
     /// Gateways of organisations that pull from upstreams of their own.
     pub pypi_by_organisation: std::collections::HashMap<OrgCode, Arc<PypiGateway>>,
     /// The organisation whose view the unprefixed gateway paths (`/pypi/…`) serve.
@@ -49,6 +51,8 @@ pub struct AppState {
     pub gateway_access: crate::GatewayAccess,
     /// Gateway tokens recently found valid.
     pub gateway_tokens: Arc<crate::GatewayTokens>,
+    /// The advisory feed's freshness as this replica last read it (kept by the sync loop).
+    pub feeds: Arc<crate::surveillance::FeedWatch>,
 }
 
 impl AppState {
@@ -73,6 +77,7 @@ impl AppState {
             pypi,
             cran: None,
             tools: None,
+            npm: None,
             pypi_by_organisation: std::collections::HashMap::new(),
             default_organisation,
             ledger: None,
@@ -87,6 +92,7 @@ impl AppState {
             trusted_proxies: TrustedProxies::default(),
             gateway_access: crate::GatewayAccess::default(),
             gateway_tokens: Arc::default(),
+            feeds: Arc::default(),
         })
     }
 

@@ -6,16 +6,23 @@
 //! transaction as its row in the hash-chained audit log, so no change goes unrecorded.
 
 mod accounts;
+mod admissions;
 mod advisories;
 mod audit;
 mod blobs;
 mod catalogue;
+mod checkpoints;
 mod database;
 mod digests;
 mod documents;
 mod entries;
 mod error;
+mod feeds;
 mod gateway;
+mod integrity;
+mod inventory;
+mod leases;
+mod notifications;
 mod organisations;
 mod releases;
 mod requests;
@@ -31,12 +38,18 @@ pub use accounts::{
 pub use advisories::{AdvisoryImport, AdvisorySummary, ImportOutcome};
 pub use audit::{AuditRecord, AuditVerification};
 pub use blobs::{BlobRef, BlobStore, FormatCheck, ReadSeek};
+pub use checkpoints::{AuditKey, Checkpoint, CheckpointLog, CheckpointReport};
 pub use database::{redact_url, Database};
 pub use digests::{Algorithm, Digests, MalformedDigest};
 pub use documents::{CachedFile, UpstreamDocument};
 pub use entries::{EntryFilter, StoredEntry};
 pub use error::StoreError;
+pub use feeds::{feed_of, FeedStatus, FeedSuccess};
 pub use gateway::{Download, DownloadTally, LedgerLine};
+pub use integrity::PolicyIntegrity;
+pub use inventory::{Holder, NewReport, ReportOutcome, ENVIRONMENT_KINDS};
+pub use leases::Lease;
+pub use notifications::{NewNotification, Notification, OutgoingEmail, MAX_EMAIL_ATTEMPTS};
 pub use requests::{
     DecisionRecord, EventKind, Grant, RecordedDecision, RequestEvent, RequestFilter, StoredRequest,
     UserRef,

@@ -8,3 +8,4 @@ pub mod demo;
 pub mod demo_people;
 pub mod lockfile;
 pub mod osv_source;
+pub mod surveillance;

@@ -22,7 +22,8 @@ pub struct LoadedRecords {
 }
 
 impl LoadedRecords {
-    fn accept(&mut self, origin: &str, bytes: &[u8], format: RecordFormat) {
+    /// Parses one record and files it as an import, a failure or another ecosystem's.
+    pub fn accept(&mut self, origin: &str, bytes: &[u8], format: RecordFormat) {
         let parsed = OsvRecord::parse(bytes, format, origin)
             .and_then(|record| Advisory::from_record(&record).map(|advisory| (record, advisory)));
         match parsed {

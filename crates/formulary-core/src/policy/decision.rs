@@ -30,6 +30,8 @@ pub enum ReasonCode {
     Divest,
     /// A curated view has no admitting entry for the version.
     NotInFormulary,
+    /// Admitted in a curated view because an approved component needs it.
+    DependencyOf,
     /// The only entries are under review.
     UnderReview,
     /// The admitting entry was a pilot that has expired.
@@ -56,6 +58,8 @@ pub enum ReasonCode {
     Yanked,
     /// A package it needs at install time is denied, so installing it must fail.
     DependencyDenied,
+    /// The advisory feed has not been synced for longer than the view allows.
+    AdvisoryFeedStale,
 }
 
 /// One reason behind a decision.

@@ -3,6 +3,7 @@ use std::sync::Arc;
 use chrono::{Duration, NaiveDate};
 use formulary_ecosystems::Version;
 
+use super::admission::Admission;
 use super::decision::{Decision, Effect, Reason, ReasonCode};
 use super::release::Release;
 use super::snapshot::{PolicySnapshot, View};
@@ -109,6 +110,9 @@ struct Context<'a> {
     organisation_entries: Vec<&'a Entry>,
     national_entries: Vec<&'a Entry>,
     advisories: &'a [Arc<Advisory>],
+    snapshot: &'a PolicySnapshot,
+    feed: Option<super::feed::AdvisoryFeed>,
+    feed_policy: super::feed::FeedPolicy,
 }
 
 impl<'a> Context<'a> {
@@ -135,6 +139,9 @@ impl<'a> Context<'a> {
             organisation_entries,
             national_entries,
             advisories: snapshot.advisories_for(component),
+            snapshot,
+            feed: snapshot.advisory_feed(),
+            feed_policy: snapshot.feed_policy_for(&view.organisation),
         }
     }
 
@@ -176,7 +183,7 @@ impl<'a> Context<'a> {
         let outside_formulary = if prohibited {
             false
         } else {
-            self.apply_formulary(&organisation_cover, &national_cover, &mut reasons)
+            self.apply_formulary(version, &organisation_cover, &national_cover, &mut reasons)
         };
         let all_cover: Vec<&Entry> = organisation_cover
             .iter()
@@ -186,10 +193,11 @@ impl<'a> Context<'a> {
         let denying_advisories = self.apply_advisories(version, &all_cover, &mut reasons);
         let licence_denied = self.apply_licence(release, &mut reasons);
         let cooldown = self.cooldown_facts(release, &mut reasons);
+        let feed_held = self.apply_feed(release, &mut reasons);
 
         Assessment {
             reasons,
-            denied_by_other_rules: prohibited || outside_formulary || licence_denied,
+            denied_by_other_rules: prohibited || outside_formulary || licence_denied || feed_held,
             denying_advisories,
             cooldown,
         }
@@ -277,6 +285,7 @@ impl<'a> Context<'a> {
     /// Rule 2. Returns true when the curated stance denies the version.
     fn apply_formulary(
         &self,
+        version: &Version,
         organisation_cover: &[&'a Entry],
         national_cover: &[&'a Entry],
         reasons: &mut Vec<Reason>,
@@ -348,6 +357,23 @@ impl<'a> Context<'a> {
                 review,
                 "under review (not yet approved) in",
             ));
+        } else if let Some(admission) = self.admission(version).filter(|_| curated) {
+            reasons.push(Reason {
+                code: ReasonCode::DependencyOf,
+                effect: Effect::Allow,
+                message: format!(
+                    "admitted as {}: {} is curated, and an approved package brings what it needs to install",
+                    admission.describe(),
+                    self.formulary_name(&self.view.organisation)
+                ),
+                advisory: None,
+                link: Some(format!(
+                    "/components/{}/{}",
+                    admission.root.ecosystem(),
+                    admission.root.name
+                )),
+            });
+            return false;
         } else if curated {
             reasons.push(Reason {
                 code: ReasonCode::NotInFormulary,
@@ -363,6 +389,33 @@ impl<'a> Context<'a> {
             });
         }
         curated
+    }
+
+    /// The dependency admission that admits this version in this view, if any: worked out for
+    /// the view's organisation or the national view, covering the version, and whose approving
+    /// entry is still in force for the view (so it lapses with the approval).
+    fn admission(&self, version: &Version) -> Option<&'a Admission> {
+        self.snapshot
+            .admissions_for(self.component)
+            .iter()
+            .map(Arc::as_ref)
+            .filter(|admission| {
+                admission.organisation.is_national()
+                    || admission.organisation == self.view.organisation
+            })
+            .filter(|admission| admission.range.contains(version))
+            .find(|admission| {
+                self.snapshot
+                    .entries_for(&admission.root)
+                    .iter()
+                    .any(|entry| {
+                        entry.id == admission.entry_id
+                            && entry.draft.status.admits()
+                            && entry.is_in_force_on(self.today)
+                            && (entry.draft.organisation.is_national()
+                                || entry.draft.organisation == self.view.organisation)
+                    })
+            })
     }
 
     /// Rule 3. Returns the advisories that deny the version.
@@ -480,6 +533,21 @@ impl<'a> Context<'a> {
                 ));
                 false
             }
+        }
+    }
+
+    /// Rule 7: a stale advisory feed. Returns true when it holds the release back.
+    fn apply_feed(&self, release: &Release, reasons: &mut Vec<Reason>) -> bool {
+        let Some(feed) = &self.feed else {
+            return false;
+        };
+        match super::feed::stale_feed_reason(feed, &self.feed_policy, self.view.at, release) {
+            Some(reason) => {
+                let held = reason.effect == Effect::Deny;
+                reasons.push(reason);
+                held
+            }
+            None => false,
         }
     }
 

@@ -215,10 +215,18 @@ fn advisories_deny_at_or_above_the_threshold_unless_waived() {
         severity_threshold: Severity::Critical,
         ..EcosystemSettings::default()
     };
-    let snapshot_lenient = snapshot(vec![], vec![requests_advisory()], vec![("RJ1", lenient)]);
+    // A national threshold of critical lets the advisory through, noted…
+    let snapshot_lenient = snapshot(
+        vec![],
+        vec![requests_advisory()],
+        vec![("NATIONAL", lenient.clone())],
+    );
     let noted = decide(&snapshot_lenient, "RJ1", &requests, "2.19.1");
     assert!(noted.allowed);
     assert_eq!(codes(&noted), [ReasonCode::AdvisoryBelowThreshold]);
+    // …but an organisation's overlay cannot loosen the national baseline (finding S3).
+    let overlay_only = snapshot(vec![], vec![requests_advisory()], vec![("RJ1", lenient)]);
+    assert!(!decide(&overlay_only, "RJ1", &requests, "2.19.1").allowed);
 
     let mut exception = entry("o1", "RJ1", &requests, "==2.19.1", Status::Approved);
     exception.draft.waives = vec![Waiver::Advisory("CVE-2018-18074".to_owned())];
@@ -361,4 +369,83 @@ fn explained_decisions() {
     });
     let decisions = evaluate_releases(&snapshot, &view("RJ1"), &requests, &evidence);
     insta::assert_json_snapshot!("explained_decisions", decisions);
+}
+
+#[test]
+fn a_stale_advisory_feed_is_never_silent_and_a_hold_view_stops_admitting_new_versions() {
+    use formulary_core::policy::{AdvisoryFeed, Effect, FeedPolicy, OnStaleFeed};
+    let component = pypi("requests");
+    let mut snapshot = snapshot(Vec::new(), Vec::new(), Vec::new());
+    let settle = |snapshot: &PolicySnapshot, organisation: &str, days_old: i64| {
+        let releases = [
+            release(&component, "1.0", 400),
+            release(&component, "2.0", days_old),
+        ];
+        evaluate_releases(snapshot, &view(organisation), &component, &releases)
+    };
+    // No source configured: the rule is off.
+    assert!(settle(&snapshot, "RJ1", 10)
+        .iter()
+        .all(|decision| decision.allowed
+            && decision
+                .reasons
+                .iter()
+                .all(|reason| reason.code != ReasonCode::AdvisoryFeedStale)));
+
+    // Synced an hour ago: fresh.
+    let now = crate::support::now();
+    snapshot.set_advisory_feed(Some(AdvisoryFeed {
+        current_at: now - chrono::Duration::hours(1),
+    }));
+    assert!(settle(&snapshot, "RJ1", 10).iter().all(|decision| decision
+        .reasons
+        .iter()
+        .all(|reason| reason.code != ReasonCode::AdvisoryFeedStale)));
+
+    // Synced 30 days ago: stale since 29 days ago. The default keeps serving with a note.
+    snapshot.set_advisory_feed(Some(AdvisoryFeed {
+        current_at: now - chrono::Duration::days(30),
+    }));
+    for decision in settle(&snapshot, "RJ1", 10) {
+        assert!(decision.allowed, "{decision:?}");
+        let reason = decision
+            .reasons
+            .iter()
+            .find(|reason| reason.code == ReasonCode::AdvisoryFeedStale)
+            .expect("a note on every decision");
+        assert_eq!(reason.effect, Effect::Note);
+        assert!(reason.message.contains("stale"), "{}", reason.message);
+    }
+
+    // RJ1 holds: 2.0 (published 10 days ago, after the feed went stale) is denied; 1.0 is not.
+    snapshot.set_feed_policies([(
+        "RJ1".parse().expect("code"),
+        FeedPolicy {
+            stale_after_hours: 24,
+            on_stale: OnStaleFeed::Hold,
+        },
+    )]);
+    let decisions = settle(&snapshot, "RJ1", 10);
+    assert!(decisions[0].allowed, "{:?}", decisions[0]);
+    assert!(!decisions[1].allowed);
+    assert_eq!(
+        decisions[1].denials().next().map(|reason| reason.code),
+        Some(ReasonCode::AdvisoryFeedStale)
+    );
+    // The national view keeps the default (serve).
+    assert!(settle(&snapshot, "NATIONAL", 10)
+        .iter()
+        .all(|decision| decision.allowed));
+    // A release published before the feed went stale stays admitted under hold.
+    assert!(settle(&snapshot, "RJ1", 60)
+        .iter()
+        .all(|decision| decision.allowed));
+
+    assert!(FeedPolicy {
+        stale_after_hours: 0,
+        on_stale: OnStaleFeed::Hold
+    }
+    .validate()
+    .is_err());
+    assert!("freeze".parse::<OnStaleFeed>().is_err());
 }

@@ -41,13 +41,13 @@ pub struct ToolGateway {
 }
 
 impl ToolGateway {
-    /// A gateway fetching tool files with the given timeout.
+    /// A gateway fetching tool files within the given request budget.
     pub fn new(
         database: Database,
         blobs: BlobStore,
-        timeout: std::time::Duration,
+        budget: crate::engine::upstream::Budget,
     ) -> Result<ToolGateway, reqwest::Error> {
-        let client = UpstreamClient::new(timeout)?;
+        let client = UpstreamClient::new(budget)?;
         Ok(ToolGateway {
             files: FileCache::new(database.clone(), blobs, client),
             database,

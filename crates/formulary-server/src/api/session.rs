@@ -286,3 +286,22 @@ pub(crate) async fn change_password(
         .into_response()),
     }
 }
+
+/// `GET /api/v1/me/notifications`: the caller's newest notifications (100), newest first.
+pub(crate) async fn my_notifications(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<Vec<formulary_store::Notification>>, ApiError> {
+    let user = person(&caller)?;
+    Ok(Json(state.database.notifications_for(&user.id, 100).await?))
+}
+
+/// `POST /api/v1/me/notifications/read`: marks every notification of the caller read.
+pub(crate) async fn mark_my_notifications_read(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<StatusCode, ApiError> {
+    let user = person(&caller)?;
+    state.database.mark_notifications_read(&user.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

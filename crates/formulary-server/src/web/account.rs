@@ -24,6 +24,13 @@ pub(crate) struct Done {
     done: String,
 }
 
+impl Done {
+    /// What was done, in one word.
+    pub(crate) fn done(&self) -> &str {
+        &self.done
+    }
+}
+
 /// A token's state in words.
 pub(crate) fn token_state(token: &ApiToken) -> String {
     match (token.revoked_at, token.expires_at) {

@@ -58,8 +58,10 @@ pub(crate) async fn home(
     let organisation = viewing_organisation(&state, &viewer);
     // Install commands name the configured public address, never the request's Host (S6).
     let base = state.public_url.as_str().trim_end_matches('/');
+    let for_you = super::notifications::unread_for_home(&state, &viewer).await;
     let content = html! {
         h1 { "Formulary" }
+        @if let Some(for_you) = for_you { (for_you) }
         p.nhsuk-lede-text { "Which open-source tools and packages may be used here, on what evidence, and how to ask for one that is not yet allowed." }
         (search_form("", ""))
         div.nhsuk-grid-row {

@@ -10,3 +10,4 @@ mod people;
 mod records;
 mod security;
 mod support;
+mod surveillance;

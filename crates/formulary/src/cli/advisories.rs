@@ -27,6 +27,20 @@ pub(crate) enum AdvisoriesCommand {
         #[arg(long)]
         url: Vec<String>,
     },
+    /// Show each OSV source the server syncs: when it last synced, what changed, any error.
+    Feeds,
+    /// Set what an organisation's views do when the advisory feed is stale.
+    StalePolicy {
+        /// The organisation (NATIONAL sets the rule every organisation without its own follows).
+        organisation: String,
+        /// Hours without a complete sync after which the feed is stale.
+        #[arg(long, default_value_t = 24)]
+        stale_after_hours: u32,
+        /// `serve` (keep serving, with a note on every decision) or `hold` (stop admitting
+        /// versions published after the feed went stale).
+        #[arg(long)]
+        on_stale: String,
+    },
 }
 
 pub(crate) async fn run(context: &Context, command: AdvisoriesCommand) -> anyhow::Result<ExitCode> {
@@ -34,6 +48,29 @@ pub(crate) async fn run(context: &Context, command: AdvisoriesCommand) -> anyhow
     match command {
         AdvisoriesCommand::Import { path } => {
             import(&database, &path, &path.display().to_string()).await
+        }
+        AdvisoriesCommand::Feeds => feeds(&database).await,
+        AdvisoriesCommand::StalePolicy {
+            organisation,
+            stale_after_hours,
+            on_stale,
+        } => {
+            let code: formulary_core::OrgCode = organisation.parse()?;
+            let policy = formulary_core::policy::FeedPolicy {
+                stale_after_hours,
+                on_stale: on_stale.parse()?,
+            };
+            database.set_feed_policy(&code, policy, &operator()).await?;
+            println!(
+                "{code}: the advisory feed counts as stale after {stale_after_hours} hours without a complete sync; then {}.",
+                match policy.on_stale {
+                    formulary_core::policy::OnStaleFeed::Serve =>
+                        "versions are still served, with a note on every decision",
+                    formulary_core::policy::OnStaleFeed::Hold =>
+                        "versions published after it went stale are held back until it syncs again",
+                }
+            );
+            Ok(ExitCode::SUCCESS)
         }
         AdvisoriesCommand::Sync { url } => {
             let sources = if url.is_empty() {
@@ -55,6 +92,47 @@ pub(crate) async fn run(context: &Context, command: AdvisoriesCommand) -> anyhow
             Ok(worst)
         }
     }
+}
+
+async fn feeds(database: &Database) -> anyhow::Result<ExitCode> {
+    let feeds = database.advisory_feeds().await?;
+    if feeds.is_empty() {
+        println!("No advisory source has been synced by a server yet. `formulary serve` syncs `advisory_sources` every `advisory_sync_interval_seconds`.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let when = |time: Option<chrono::DateTime<chrono::Utc>>| {
+        time.map_or_else(
+            || "never".to_owned(),
+            |time| time.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        )
+    };
+    let rows: Vec<Vec<String>> = feeds
+        .iter()
+        .map(|feed| {
+            vec![
+                feed.source.clone(),
+                if feed.active { "yes" } else { "no" }.to_owned(),
+                when(feed.last_success_at),
+                feed.last_mode.clone().unwrap_or_default(),
+                feed.last_changed.to_string(),
+                feed.total_changed.to_string(),
+                feed.last_error.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    output::table(
+        &[
+            "source",
+            "configured",
+            "last success",
+            "mode",
+            "changed",
+            "total",
+            "last error",
+        ],
+        &rows,
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn import(database: &Database, path: &Path, source: &str) -> anyhow::Result<ExitCode> {

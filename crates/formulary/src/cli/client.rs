@@ -157,7 +157,7 @@ pub(crate) fn http_client() -> anyhow::Result<reqwest::Client> {
     client()
 }
 
-fn client() -> anyhow::Result<reqwest::Client> {
+pub(super) fn client() -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .user_agent(concat!("formulary-cli/", env!("CARGO_PKG_VERSION")))
         .timeout(std::time::Duration::from_secs(30))
@@ -165,7 +165,10 @@ fn client() -> anyhow::Result<reqwest::Client> {
 }
 
 /// Sends a request and returns its JSON, or the server's problem description as the error.
-async fn exchange(request: reqwest::RequestBuilder, server: &str) -> anyhow::Result<Value> {
+pub(super) async fn exchange(
+    request: reqwest::RequestBuilder,
+    server: &str,
+) -> anyhow::Result<Value> {
     let response = request
         .send()
         .await
@@ -183,7 +186,7 @@ async fn exchange(request: reqwest::RequestBuilder, server: &str) -> anyhow::Res
     bail!("{title} ({status}): {detail}")
 }
 
-fn signed_in(args: &ServerArgs) -> anyhow::Result<(String, String)> {
+pub(super) fn signed_in(args: &ServerArgs) -> anyhow::Result<(String, String)> {
     let saved = load_saved();
     let server = server_url(args, saved.as_ref());
     let token = std::env::var("FORMULARY_TOKEN")

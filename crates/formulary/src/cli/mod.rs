@@ -12,10 +12,12 @@ mod mirror;
 mod organisations;
 mod output;
 mod policy;
+mod report;
 mod serve;
 mod setup;
 mod tokens;
 mod tools;
+mod who_has;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -89,6 +91,10 @@ enum Command {
     /// Desktop tools from the formulary: add (curators), list and install (into your profile).
     #[command(subcommand)]
     Tools(tools::ToolsCommand),
+    /// Report what an environment contains (an SBOM, lockfile or requirements file) to a server.
+    Report(report::ReportArgs),
+    /// Who has a component version: from the server's download ledger and reported environments.
+    WhoHas(who_has::WhoHasArgs),
 }
 
 /// Parses the command line, runs the command and turns the outcome into an exit status.
@@ -127,8 +133,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     for variable in config::unknown_variables() {
         tracing::warn!("{variable} is set but is not a Formulary setting; see docs/configuration.md for the names");
     }
-    let context = Context { settings };
-    match cli.command {
+    let context = Context {
+        settings,
+        opened: std::sync::Mutex::new(None),
+    };
+    let outcome = match cli.command {
         Command::Serve(args) => serve::run(&context, args).await,
         Command::Organisation(command) => organisations::run(&context, command).await,
         Command::Entry(command) => entries::run(&context, command).await,
@@ -146,12 +155,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Setup(args) => setup::run(args).await,
         Command::Doctor(args) => doctor::run(args).await,
         Command::Tools(command) => tools::run(&context, command).await,
-    }
+        Command::Report(args) => report::run(args).await,
+        Command::WhoHas(args) => who_has::run(args).await,
+    };
+    context.checkpoint_audit().await;
+    outcome
 }
 
 /// What every command can reach.
 pub(crate) struct Context {
     settings: Settings,
+    /// The record store, once a command has opened it.
+    opened: std::sync::Mutex<Option<Database>>,
 }
 
 impl Context {
@@ -166,7 +181,43 @@ impl Context {
                 )
             })?;
         }
-        Ok(Database::open(&url).await?)
+        let database = Database::open(&url).await?;
+        *self
+            .opened
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(database.clone());
+        Ok(database)
+    }
+
+    /// The signed checkpoints of the audit chain's head (the key is created on first use).
+    fn checkpoint_log(&self) -> anyhow::Result<formulary_store::CheckpointLog> {
+        let key = formulary_store::AuditKey::load_or_create(&self.settings.audit_key_file())?;
+        Ok(formulary_store::CheckpointLog::new(
+            self.settings.audit_checkpoint_file(),
+            key,
+        ))
+    }
+
+    /// Records a signed checkpoint of the audit chain's head if this command opened the records
+    /// and the head moved, so that changes made from the command line are covered too.
+    async fn checkpoint_audit(&self) {
+        let opened = self
+            .opened
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let Some(database) = opened else { return };
+        let outcome = async {
+            let (seq, head) = database.audit_head().await?;
+            if seq > 0 {
+                self.checkpoint_log()?.record(seq, &head)?;
+            }
+            anyhow::Ok(())
+        }
+        .await;
+        if let Err(error) = outcome {
+            tracing::warn!("could not record an audit checkpoint: {error:#}");
+        }
     }
 
     /// Opens the blob store.

@@ -53,8 +53,9 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
     state.tools = Some(Arc::new(formulary_gateway::ToolGateway::new(
         database.clone(),
         state.blobs.clone(),
-        Duration::from_secs(context.settings.upstream_timeout_seconds.max(1)),
+        upstream_options(&context.settings).budget,
     )?));
+    state.npm = Some(Arc::new(npm_gateway(context, &database, &state.blobs)?));
     if args.demo && crate::demo_people::seed_if_empty(&state).await? {
         tracing::info!(
             "seeded the demo accounts ana (requester), rob (reviewer), aisha (approver), olu (organisation admin), nina (national curator) and audrey (auditor), all with the password '{}', and their requests",
@@ -72,7 +73,28 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
     .with_context(|| format!("could not open the download ledger's journal {}: check that the data folder can be written", journal.display()))?;
     state.ledger = Some(ledger);
     state.blob_dir = Some(context.settings.blob_dir());
-    let _follower = Arc::clone(&state.snapshot).follow(database, Duration::from_secs(2));
+    super::audit::check_at_start(context, &database).await;
+    let _outbox = match &context.settings.smtp_url {
+        Some(smtp_url) => {
+            let mailer =
+                formulary_server::mail::Mailer::new(&formulary_server::mail::MailOptions {
+                    smtp_url: smtp_url.clone(),
+                    from: context.settings.smtp_from.clone(),
+                    ca_file: context.settings.smtp_ca_file.clone(),
+                })?;
+            Some(formulary_server::mail::follow_outbox(
+                mailer,
+                database.clone(),
+                Duration::from_secs(2),
+            ))
+        }
+        None => None,
+    };
+    let _checkpoints =
+        super::audit::follow_checkpoints(context, database.clone(), Duration::from_secs(10))?;
+    let _follower = Arc::clone(&state.snapshot).follow(database.clone(), Duration::from_secs(2));
+    let _advisory_sync = start_advisory_sync(context, &database, &state);
+    let _admissions = formulary_server::follow_admissions(state.clone(), Duration::from_secs(2));
     let listener = tokio::net::TcpListener::bind(context.settings.listen)
         .await
         .with_context(|| format!("could not listen on {}: is another program using that port? Choose another with --listen", context.settings.listen))?;
@@ -133,6 +155,29 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
+/// Starts the scheduled advisory sync, unless it is turned off or no source is configured.
+fn start_advisory_sync(
+    context: &Context,
+    database: &formulary_store::Database,
+    state: &AppState,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let settings = &context.settings;
+    if settings.advisory_sync_interval_seconds == 0 || settings.advisory_sources.is_empty() {
+        tracing::info!("the scheduled advisory sync is off: advisories change only through `formulary advisories import|sync`");
+        return None;
+    }
+    Some(
+        crate::surveillance::scheduler::Scheduler {
+            database: database.clone(),
+            sources: settings.advisory_sources.clone(),
+            interval: Duration::from_secs(settings.advisory_sync_interval_seconds),
+            feeds: Arc::clone(&state.feeds),
+            snapshot: Arc::clone(&state.snapshot),
+        }
+        .start(),
+    )
+}
+
 /// How long the download ledger may take to write what is queued at exit.
 const LEDGER_FINISH: Duration = Duration::from_secs(5);
 
@@ -152,8 +197,7 @@ fn pypi_gateways(
             database.clone(),
             blobs.clone(),
             upstream_urls(upstreams)?,
-            Duration::from_secs(settings.upstream_timeout_seconds.max(1)),
-            Duration::from_secs(settings.index_revalidate_seconds),
+            &upstream_options(settings),
         )?)
     };
     let default = Arc::new(build(&settings.pypi_upstreams).context("pypi_upstreams")?);
@@ -181,8 +225,34 @@ fn cran_gateway(
         database.clone(),
         blobs.clone(),
         upstream_urls(&settings.cran_upstreams).context("cran_upstreams")?,
-        Duration::from_secs(settings.upstream_timeout_seconds.max(1)),
-        Duration::from_secs(settings.index_revalidate_seconds),
+        &upstream_options(settings),
+    )?)
+}
+
+/// How the gateways treat their upstreams: the request budget, the patience of a request that
+/// has a cached copy, and the revalidation period.
+fn upstream_options(settings: &crate::config::Settings) -> formulary_gateway::UpstreamOptions {
+    formulary_gateway::UpstreamOptions {
+        budget: formulary_gateway::Budget::within(Duration::from_secs(
+            settings.upstream_timeout_seconds.max(1),
+        )),
+        patience: Duration::from_millis(settings.upstream_patience_ms),
+        revalidate_after: Duration::from_secs(settings.index_revalidate_seconds),
+    }
+}
+
+/// The npm gateway over `npm_upstreams`.
+fn npm_gateway(
+    context: &Context,
+    database: &formulary_store::Database,
+    blobs: &formulary_store::BlobStore,
+) -> anyhow::Result<formulary_gateway::NpmGateway> {
+    let settings = &context.settings;
+    Ok(formulary_gateway::NpmGateway::new(
+        database.clone(),
+        blobs.clone(),
+        upstream_urls(&settings.npm_upstreams).context("npm_upstreams")?,
+        &upstream_options(settings),
     )?)
 }
 

@@ -1,0 +1,10 @@
+//! Surveillance: the advisory feed's freshness as every replica sees it (for `/readyz`, the API
+//! and the surveillance page), inventory and "who has version X?", and recalls.
+//!
+//! The sync itself runs in the binary (`formulary serve`), which owns the OSV sources; it
+//! reports each source's state here and in the database.
+
+pub(crate) mod feeds;
+pub(crate) mod inventory;
+
+pub use feeds::FeedWatch;

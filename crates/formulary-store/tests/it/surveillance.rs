@@ -1,0 +1,201 @@
+//! Leases and advisory feeds, on SQLite and PostgreSQL.
+
+use chrono::{Duration, Utc};
+use formulary_core::policy::{FeedPolicy, OnStaleFeed};
+use formulary_store::FeedSuccess;
+
+use crate::store_test;
+
+store_test!(
+    one_replica_holds_the_sync_lease_until_it_expires,
+    |database, _url| {
+        let now = Utc::now();
+        assert!(database
+            .try_take_lease("advisory-sync", "a", now, now + Duration::minutes(5))
+            .await
+            .unwrap());
+        assert!(
+            !database
+                .try_take_lease("advisory-sync", "b", now, now + Duration::minutes(5))
+                .await
+                .unwrap(),
+            "b waits while a holds it"
+        );
+        assert!(
+            !database
+                .try_take_lease("advisory-sync", "a", now, now + Duration::minutes(5))
+                .await
+                .unwrap(),
+            "not even a takes it again before it expires"
+        );
+        assert!(database
+            .extend_lease("advisory-sync", "a", now + Duration::seconds(1))
+            .await
+            .unwrap());
+        assert!(
+            !database
+                .extend_lease("advisory-sync", "b", now + Duration::hours(1))
+                .await
+                .unwrap(),
+            "b cannot extend what it does not hold"
+        );
+        let later = now + Duration::seconds(2);
+        assert!(
+            database
+                .try_take_lease("advisory-sync", "b", later, later + Duration::minutes(5))
+                .await
+                .unwrap(),
+            "expired: b takes it"
+        );
+        assert_eq!(
+            database
+                .lease("advisory-sync")
+                .await
+                .unwrap()
+                .unwrap()
+                .holder,
+            "b"
+        );
+        assert!(
+            !database
+                .extend_lease("advisory-sync", "a", later + Duration::hours(1))
+                .await
+                .unwrap(),
+            "a lost it"
+        );
+
+        // Many replicas racing for an expired lease: exactly one wins.
+        let far = later + Duration::minutes(10);
+        let mut racers = Vec::new();
+        for index in 0..8 {
+            let database = database.clone();
+            racers.push(tokio::spawn(async move {
+                database
+                    .try_take_lease(
+                        "advisory-sync",
+                        &format!("r{index}"),
+                        far,
+                        far + Duration::minutes(5),
+                    )
+                    .await
+                    .unwrap()
+            }));
+        }
+        let mut winners = 0;
+        for racer in racers {
+            winners += usize::from(racer.await.unwrap());
+        }
+        assert_eq!(winners, 1);
+    }
+);
+
+store_test!(
+    feeds_record_freshness_and_organisations_choose_what_a_stale_feed_does,
+    |database, _url| {
+        let sources = vec![
+            "https://osv.example/PyPI/all.zip".to_owned(),
+            "https://osv.example/CRAN/all.zip".to_owned(),
+        ];
+        database.configure_feeds(&sources).await.unwrap();
+        database.configure_feeds(&sources).await.unwrap();
+        let feeds = database.advisory_feeds().await.unwrap();
+        assert_eq!(feeds.len(), 2);
+        let configured = feeds[0].first_configured_at;
+        assert_eq!(
+            database.advisory_feed().await.unwrap().unwrap().current_at,
+            configured,
+            "never synced: counts from when configured"
+        );
+
+        let started = Utc::now() + Duration::seconds(5);
+        let success = FeedSuccess {
+            started_at: started,
+            mode: "full",
+            changed: 3,
+            cursor: Some(started - Duration::days(1)),
+            duration_ms: 12,
+        };
+        database
+            .feed_succeeded(&sources[0], &success)
+            .await
+            .unwrap();
+        database
+            .feed_failed(&sources[1], started, "connection refused")
+            .await
+            .unwrap();
+        let feed = database.advisory_feed().await.unwrap().unwrap();
+        assert_eq!(feed.current_at, configured, "the oldest source decides");
+        database
+            .feed_succeeded(
+                &sources[1],
+                &FeedSuccess {
+                    cursor: None,
+                    changed: 0,
+                    ..success.clone()
+                },
+            )
+            .await
+            .unwrap();
+        let feeds = database.advisory_feeds().await.unwrap();
+        assert!(feeds.iter().all(|feed| feed.last_error.is_none()));
+        assert_eq!(feeds.iter().map(|feed| feed.total_changed).sum::<i64>(), 3);
+        let feed = database.advisory_feed().await.unwrap().unwrap();
+        assert_eq!(
+            feed.current_at.timestamp_micros(),
+            started.timestamp_micros()
+        );
+
+        // A source no longer configured no longer counts.
+        database.configure_feeds(&sources[..1]).await.unwrap();
+        assert_eq!(
+            database
+                .advisory_feeds()
+                .await
+                .unwrap()
+                .iter()
+                .filter(|feed| feed.active)
+                .count(),
+            1
+        );
+        database.configure_feeds(&[]).await.unwrap();
+        assert_eq!(database.advisory_feed().await.unwrap(), None);
+
+        let national = formulary_core::OrgCode::national();
+        let hold = FeedPolicy {
+            stale_after_hours: 6,
+            on_stale: OnStaleFeed::Hold,
+        };
+        database
+            .set_feed_policy(&national, hold, "test")
+            .await
+            .unwrap();
+        assert_eq!(
+            database.feed_policies().await.unwrap(),
+            vec![(national.clone(), hold)]
+        );
+        let snapshot = database.policy_snapshot(Utc::now()).await.unwrap();
+        assert_eq!(
+            snapshot.feed_policy_for(&"RJ1".parse().unwrap()),
+            hold,
+            "organisations inherit the national rule"
+        );
+        assert!(database
+            .set_feed_policy(
+                &national,
+                FeedPolicy {
+                    stale_after_hours: 0,
+                    ..hold
+                },
+                "test"
+            )
+            .await
+            .is_err());
+        assert!(
+            database
+                .set_feed_policy(&"ZZZ".parse().unwrap(), hold, "test")
+                .await
+                .is_err(),
+            "unknown organisation"
+        );
+    }
+);

@@ -1,0 +1,5 @@
+//! Surveillance run by `formulary serve`: the scheduled, incremental, single-replica sync of the
+//! OSV sources ([`scheduler`], [`sync`]).
+
+pub mod scheduler;
+pub mod sync;
