@@ -16,6 +16,7 @@ mod error;
 mod ledger;
 mod npm;
 mod pypi;
+mod tools;
 
 pub use admissions::{refresh_admissions, AdmissionsRefresh, ClosureSources, ADMISSIONS_ACTOR};
 pub use cran::mirror::import_cran_folder;
@@ -38,3 +39,4 @@ pub use pypi::mirror::import_pypi_folder;
 pub use pypi::{
     without_request_sentence, FileOutcome, PageOutcome, PypiGateway, ServedPage, DEFAULT_SCOPE,
 };
+pub use tools::{OfferedTool, ToolFileOutcome, ToolGateway};

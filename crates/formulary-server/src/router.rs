@@ -11,6 +11,7 @@ use crate::landing;
 use crate::npm;
 use crate::pypi;
 use crate::state::AppState;
+use crate::tools;
 
 /// The PyPI gateway's routes under one view prefix (none, an organisation, a snapshot date, or both).
 fn pypi_routes(prefix: &str) -> Router<AppState> {
@@ -27,6 +28,16 @@ fn pypi_routes(prefix: &str) -> Router<AppState> {
         .route(
             &format!("{prefix}/pypi/files/{{project}}/{{filename}}"),
             get(pypi::file),
+        )
+}
+
+/// Desktop tools' list and files under one view prefix.
+fn tool_routes(prefix: &str) -> Router<AppState> {
+    Router::new()
+        .route(&format!("{prefix}/tools/index.json"), get(tools::index))
+        .route(
+            &format!("{prefix}/tools/files/{{name}}/{{version}}/{{platform}}/{{filename}}"),
+            get(tools::file),
         )
 }
 
@@ -60,6 +71,7 @@ fn npm_routes(prefix: &str) -> Router<AppState> {
 /// so they are covered too.
 fn gateway_routes(state: &AppState) -> Router<AppState> {
     Router::new()
+        .route("/gateways.json", get(crate::gateways::offered))
         .route("/cran/{*path}", get(cran::serve))
         .route("/o/{org}/cran/{*path}", get(cran::serve))
         .route("/{at}/cran/{*path}", get(cran::serve))
@@ -68,6 +80,10 @@ fn gateway_routes(state: &AppState) -> Router<AppState> {
         .merge(pypi_routes("/o/{org}"))
         .merge(pypi_routes("/{at}"))
         .merge(pypi_routes("/o/{org}/{at}"))
+        .merge(tool_routes(""))
+        .merge(tool_routes("/o/{org}"))
+        .merge(tool_routes("/{at}"))
+        .merge(tool_routes("/o/{org}/{at}"))
         .merge(npm_routes(""))
         .merge(npm_routes("/o/{org}"))
         .merge(npm_routes("/{at}"))

@@ -27,6 +27,8 @@ pub struct AppState {
     pub pypi: Option<Arc<PypiGateway>>,
     /// The CRAN gateway, when configured.
     pub cran: Option<Arc<formulary_gateway::CranGateway>>,
+    /// The desktop tools gateway, when configured.
+    pub tools: Option<Arc<formulary_gateway::ToolGateway>>,
     /// The npm gateway, when configured.
     pub npm: Option<Arc<formulary_gateway::NpmGateway>>,
     /// Gateways of organisations that pull from upstreams of their own.
@@ -74,6 +76,7 @@ impl AppState {
             snapshot,
             pypi,
             cran: None,
+            tools: None,
             npm: None,
             pypi_by_organisation: std::collections::HashMap::new(),
             default_organisation,

@@ -30,6 +30,7 @@ mod sessions;
 mod snapshot;
 mod time;
 mod tokens;
+mod tools;
 
 pub use accounts::{
     canonical_username, FailureTally, NewUser, SignInFailures, User, LOCAL_PROVIDER,
@@ -55,3 +56,4 @@ pub use requests::{
 };
 pub use sessions::{random_secret, Session, StartedSession};
 pub use tokens::{ApiToken, IssuedToken, TokenScope};
+pub use tools::ToolArtifact;

@@ -16,6 +16,7 @@ mod report;
 mod serve;
 mod setup;
 mod tokens;
+mod tools;
 mod who_has;
 
 use std::path::PathBuf;
@@ -87,6 +88,9 @@ enum Command {
     Setup(setup::SetupArgs),
     /// Check that each client `formulary setup` configured installs through Formulary.
     Doctor(doctor::DoctorArgs),
+    /// Desktop tools from the formulary: add (curators), list and install (into your profile).
+    #[command(subcommand)]
+    Tools(tools::ToolsCommand),
     /// Report what an environment contains (an SBOM, lockfile or requirements file) to a server.
     Report(report::ReportArgs),
     /// Who has a component version: from the server's download ledger and reported environments.
@@ -150,6 +154,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Status(args) => client::status(args).await,
         Command::Setup(args) => setup::run(args).await,
         Command::Doctor(args) => doctor::run(args).await,
+        Command::Tools(command) => tools::run(&context, command).await,
         Command::Report(args) => report::run(args).await,
         Command::WhoHas(args) => who_has::run(args).await,
     };

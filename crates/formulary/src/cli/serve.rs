@@ -50,6 +50,11 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
         AppState::new(database.clone(), blobs, Some(pypi), default_organisation).await?;
     state.pypi_by_organisation = pypi_by_organisation;
     state.cran = Some(Arc::new(cran_gateway(context, &database, &state.blobs)?));
+    state.tools = Some(Arc::new(formulary_gateway::ToolGateway::new(
+        database.clone(),
+        state.blobs.clone(),
+        upstream_options(&context.settings).budget,
+    )?));
     state.npm = Some(Arc::new(npm_gateway(context, &database, &state.blobs)?));
     if args.demo && crate::demo_people::seed_if_empty(&state).await? {
         tracing::info!(

@@ -34,3 +34,4 @@ mod self_service;
 mod server;
 mod surveillance;
 mod tamper;
+mod tools;

@@ -114,6 +114,25 @@ async fn setup_leaves_pip_uv_and_r_installing_with_no_flags() {
         read(home.join(".Rprofile")).starts_with("options(digits = 4)\n"),
         "existing settings are kept"
     );
+    // npm, found on PATH and offered by this server (GET /gateways.json), gets its registry and
+    // the token for that registry's path only.
+    let has_npm = Command::new("sh")
+        .args(["-c", "command -v npm"])
+        .output()
+        .expect("sh");
+    if text(&has_npm.stdout).trim().is_empty() {
+        assert!(
+            report.contains("skipped   npm (not found on PATH)"),
+            "{report}"
+        );
+    } else {
+        let npmrc = read(home.join(".npmrc"));
+        assert!(
+            npmrc.contains(&format!("registry={base}/o/RJ1/npm/")),
+            "{npmrc}"
+        );
+        assert!(npmrc.contains(&format!(":_authToken={token}")), "{npmrc}");
+    }
     {
         use std::os::unix::fs::PermissionsExt;
         for secret in [

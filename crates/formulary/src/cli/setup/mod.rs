@@ -206,23 +206,27 @@ fn view_url(
     }
 }
 
-/// Whether the server offers an ecosystem's gateway (anything but 404 at a path it serves).
-async fn offers(view: &url::Url, path: &str, token: &str) -> bool {
-    let Ok(client) = super::client::http_client() else {
-        return false;
-    };
-    let Ok(url) = view.join(path) else {
-        return false;
-    };
-    match client
-        .get(url)
+/// The ecosystems the server's gateway offers (`GET /gateways.json`); `None` when the server
+/// does not say (an older server), and then every client found is configured.
+async fn offered_ecosystems(server: &url::Url, token: &str) -> Option<Vec<String>> {
+    let response = super::client::http_client()
+        .ok()?
+        .get(server.join("gateways.json").ok()?)
         .basic_auth("formulary", Some(token))
         .send()
         .await
-    {
-        Ok(response) => response.status() != reqwest::StatusCode::NOT_FOUND,
-        Err(_) => false,
+        .ok()?;
+    if !response.status().is_success() {
+        return None;
     }
+    let body: Value = response.json().await.ok()?;
+    Some(
+        body["ecosystems"]
+            .as_array()?
+            .iter()
+            .filter_map(|ecosystem| ecosystem.as_str().map(str::to_owned))
+            .collect(),
+    )
 }
 
 fn read(path: &Path) -> anyhow::Result<Option<String>> {
@@ -422,6 +426,7 @@ pub(crate) async fn run(args: SetupArgs) -> anyhow::Result<ExitCode> {
             unknown.escape_debug()
         );
     }
+    let offered = offered_ecosystems(&server, &token).await;
     let mut chosen: Vec<&'static str> = Vec::new();
     let mut skipped: Vec<String> = Vec::new();
     for (name, programs) in CLIENTS {
@@ -437,17 +442,15 @@ pub(crate) async fn run(args: SetupArgs) -> anyhow::Result<ExitCode> {
             skipped.push(format!("{name} (not found on PATH)"));
             continue;
         }
-        let probe = match name {
-            "npm" | "yarn" => Some("npm/-/ping"),
-            "conda" => Some("conda/conda-forge/noarch/repodata.json"),
-            _ => None,
+        let ecosystem = match name {
+            "pip" | "uv" => "pypi",
+            "r" => "cran",
+            "npm" | "yarn" => "npm",
+            other => other,
         };
-        if let Some(path) = probe {
-            if !offers(&view, path, &token).await {
-                skipped.push(format!(
-                    "{name} (this server has no {} gateway yet)",
-                    if name == "conda" { "conda" } else { "npm" }
-                ));
+        if let Some(offered) = &offered {
+            if !offered.iter().any(|offered| offered == ecosystem) {
+                skipped.push(format!("{name} (this server has no {ecosystem} gateway)"));
                 continue;
             }
         }

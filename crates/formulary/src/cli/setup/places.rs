@@ -26,7 +26,9 @@ pub(crate) struct Places {
 }
 
 /// The variables the paths below depend on.
-const VARIABLES: [&str; 9] = [
+const VARIABLES: [&str; 11] = [
+    "XDG_DATA_HOME",
+    "LOCALAPPDATA",
     "XDG_CONFIG_HOME",
     "APPDATA",
     "USERPROFILE",
@@ -192,6 +194,38 @@ impl Places {
         }
     }
 
+    /// Where `formulary tools install` unpacks tools, and the folder it links their programs
+    /// into: `$XDG_DATA_HOME/formulary/tools` (default `~/.local/share/formulary/tools`) and
+    /// `~/.local/bin` on Linux; `~/Library/Application Support/formulary/tools` and
+    /// `~/.local/bin` on macOS; `%LOCALAPPDATA%\formulary\tools` and
+    /// `%LOCALAPPDATA%\formulary\bin` on Windows.
+    pub(crate) fn tools(&self) -> (PathBuf, PathBuf) {
+        match self.platform {
+            Platform::Linux => (
+                self.variable("XDG_DATA_HOME")
+                    .filter(|path| path.is_absolute())
+                    .unwrap_or_else(|| self.home.join(".local").join("share"))
+                    .join("formulary")
+                    .join("tools"),
+                self.home.join(".local").join("bin"),
+            ),
+            Platform::MacOs => (
+                self.home
+                    .join("Library/Application Support/formulary/tools"),
+                self.home.join(".local").join("bin"),
+            ),
+            Platform::Windows => {
+                let local = self
+                    .variable("LOCALAPPDATA")
+                    .unwrap_or_else(|| self.home.join("AppData").join("Local"));
+                (
+                    local.join("formulary").join("tools"),
+                    local.join("formulary").join("bin"),
+                )
+            }
+        }
+    }
+
     /// Shortens a path under the home folder to `~/…` for messages.
     pub(crate) fn show(&self, path: &Path) -> String {
         match path.strip_prefix(&self.home) {
@@ -247,6 +281,13 @@ mod tests {
         let relative = places(Platform::Linux, "/home/ana", &[("XDG_CONFIG_HOME", "cfg")]);
         assert_eq!(relative.uv(), Path::new("/home/ana/.config/uv/uv.toml"));
         assert_eq!(linux.show(&linux.pip()), "~/.config/pip/pip.conf");
+        assert_eq!(
+            linux.tools(),
+            (
+                PathBuf::from("/home/ana/.local/share/formulary/tools"),
+                PathBuf::from("/home/ana/.local/bin")
+            )
+        );
     }
 
     #[test]
@@ -256,6 +297,10 @@ mod tests {
         assert_eq!(plain.uv(), Path::new("/Users/ana/.config/uv/uv.toml"));
         assert_eq!(plain.r_profile(), Path::new("/Users/ana/.Rprofile"));
         assert_eq!(plain.netrc(), Path::new("/Users/ana/.netrc"));
+        assert_eq!(
+            plain.tools().0,
+            Path::new("/Users/ana/Library/Application Support/formulary/tools")
+        );
         let native = Places::new(
             Platform::MacOs,
             PathBuf::from("/Users/ana"),
@@ -301,6 +346,15 @@ mod tests {
         assert_eq!(
             normal(windows.formulary()),
             expected(r"C:\Users\ana\AppData\Roaming\formulary")
+        );
+        let local = places(
+            Platform::Windows,
+            r"C:\Users\ana",
+            &[("LOCALAPPDATA", r"C:\Users\ana\AppData\Local")],
+        );
+        assert_eq!(
+            normal(local.tools().1),
+            expected(r"C:\Users\ana\AppData\Local\formulary\bin")
         );
         let r_user = places(Platform::Windows, r"C:\Users\ana", &[("R_USER", r"D:\ana")]);
         assert_eq!(normal(r_user.r_profile()), expected(r"D:\ana\.Rprofile"));

@@ -1,0 +1,714 @@
+//! `formulary tools`: desktop tools from the formulary. `add` (on the server's machine, for a
+//! national curator) records a tool version's files from a manifest; `list` and `install` (for
+//! the analyst, with the settings `formulary setup` saved) show the tools approved in their
+//! view and install one into their own profile, never asking for elevation: the archive is
+//! fetched through the gateway (policy applied, verified, ledger), checked again here against
+//! its SHA-256, unpacked into a per-version folder, and its programs linked into a folder on the
+//! person's PATH. Versions sit side by side; the newest installed one is linked.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _};
+use clap::Subcommand;
+use formulary_core::ecosystems::{Ecosystem, Version};
+use formulary_store::ToolArtifact;
+use serde::Deserialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::setup::Places;
+use super::{operator, Context};
+
+/// Tool commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ToolsCommand {
+    /// Record a tool version's files from a manifest (TOML; see docs/self-service.md).
+    Add {
+        /// The manifest file.
+        manifest: PathBuf,
+    },
+    /// The tools your organisation's view offers for this computer, and which are installed.
+    List,
+    /// Install an approved tool into your own profile (no admin rights), e.g. `uv` or `uv@0.9.5`.
+    Install {
+        /// NAME or NAME@VERSION [default version: the newest allowed].
+        tool: String,
+    },
+    /// Install the newest allowed version of every installed tool.
+    Update,
+    /// Remove an installed tool (every version, or NAME@VERSION).
+    Remove {
+        /// NAME or NAME@VERSION.
+        tool: String,
+    },
+    /// Which installed version of a tool runs, and where.
+    Which {
+        /// The tool's name.
+        name: String,
+    },
+}
+
+/// A manifest: one version of one tool, with its files per platform.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Manifest {
+    name: String,
+    version: String,
+    #[serde(rename = "file")]
+    files: Vec<ManifestFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ManifestFile {
+    platform: String,
+    url: String,
+    sha256: String,
+    size: u64,
+    kind: String,
+    #[serde(default)]
+    binaries: Vec<String>,
+}
+
+/// This computer's platform, as manifests name it: `{arch}-{os}`.
+pub(crate) fn this_platform() -> String {
+    let os = match std::env::consts::OS {
+        "macos" => "macos",
+        "windows" => "windows",
+        _ => "linux",
+    };
+    format!("{}-{os}", std::env::consts::ARCH)
+}
+
+fn artifacts_of(manifest: Manifest) -> anyhow::Result<Vec<ToolArtifact>> {
+    let component = formulary_core::Component::new(Ecosystem::Generic, &manifest.name)
+        .map_err(|error| anyhow::anyhow!("name: {error}"))?;
+    Version::parse(Ecosystem::Generic, &manifest.version)
+        .map_err(|error| anyhow::anyhow!("version: {error}"))?;
+    if manifest.files.is_empty() {
+        bail!("the manifest lists no [[file]]");
+    }
+    manifest
+        .files
+        .into_iter()
+        .map(|file| {
+            let url =
+                url::Url::parse(&file.url).with_context(|| format!("{} is not a URL", file.url))?;
+            if url.scheme() != "https" && url.scheme() != "http" {
+                bail!("{}: only http(s) URLs can be pulled through", file.url);
+            }
+            let filename = url
+                .path_segments()
+                .and_then(|mut segments| segments.next_back().map(str::to_owned))
+                .filter(|name| !name.is_empty())
+                .with_context(|| format!("{} names no file", file.url))?;
+            if file.sha256.len() != 64 || !file.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
+                bail!(
+                    "{}: sha256 must be 64 hexadecimal characters",
+                    file.platform
+                );
+            }
+            if !matches!(file.kind.as_str(), "archive" | "installer") {
+                bail!("{}: kind must be archive or installer", file.platform);
+            }
+            if !file
+                .platform
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                bail!(
+                    "platform '{}' must be like x86_64-linux",
+                    file.platform.escape_debug()
+                );
+            }
+            Ok(ToolArtifact {
+                name: component.name.as_str().to_owned(),
+                version: manifest.version.clone(),
+                platform: file.platform,
+                filename,
+                url: file.url,
+                sha256: file.sha256.to_ascii_lowercase(),
+                size: file.size,
+                kind: file.kind,
+                binaries: file.binaries,
+            })
+        })
+        .collect()
+}
+
+/// What `formulary setup` saved: the view and the token.
+fn saved(places: &Places) -> anyhow::Result<(url::Url, String)> {
+    let path = places.formulary().join("gateway.json");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!("Formulary is not set up here ({} is missing); run `formulary setup --server https://…` first", places.show(&path))
+    })?;
+    let saved: Value = serde_json::from_str(&text)?;
+    let view = url::Url::parse(saved["view"].as_str().unwrap_or(""))
+        .context("the saved view is not a URL; run `formulary setup` again")?;
+    Ok((view, saved["token"].as_str().unwrap_or("").to_owned()))
+}
+
+async fn fetch_index(view: &url::Url, token: &str) -> anyhow::Result<Vec<Value>> {
+    let response = super::client::http_client()?
+        .get(view.join("tools/index.json")?)
+        .basic_auth("formulary", Some(token))
+        .send()
+        .await
+        .with_context(|| format!("could not reach {view}"))?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!(
+            "{view}tools/index.json answered {status}: {} {} (run `formulary doctor`)",
+            body["title"].as_str().unwrap_or(""),
+            body["detail"].as_str().unwrap_or("")
+        );
+    }
+    Ok(body["tools"].as_array().cloned().unwrap_or_default())
+}
+
+/// Where tools are unpacked, and the folder their programs are linked into.
+fn tool_folders(places: &Places) -> (PathBuf, PathBuf) {
+    places.tools()
+}
+
+fn installed_versions(root: &Path, name: &str) -> Vec<String> {
+    std::fs::read_dir(root.join(name))
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|entry| entry.path().join(".formulary-complete").exists())
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn newer(a: &str, b: &str) -> bool {
+    match (
+        Version::parse(Ecosystem::Generic, a),
+        Version::parse(Ecosystem::Generic, b),
+    ) {
+        (Ok(a), Ok(b)) => a > b,
+        _ => a > b,
+    }
+}
+
+async fn list(places: &Places) -> anyhow::Result<ExitCode> {
+    let (view, token) = saved(places)?;
+    let tools = fetch_index(&view, &token).await?;
+    let platform = this_platform();
+    let (root, _) = tool_folders(places);
+    let mut rows = Vec::new();
+    for tool in &tools {
+        let name = tool["name"].as_str().unwrap_or("?");
+        let version = tool["version"].as_str().unwrap_or("?");
+        let here = tool["files"].as_array().is_some_and(|files| {
+            files
+                .iter()
+                .any(|file| file["platform"] == platform.as_str())
+        });
+        let state = if tool["allowed"] == true {
+            if here {
+                "allowed".to_owned()
+            } else {
+                format!("allowed (no file for {platform})")
+            }
+        } else {
+            let reasons: Vec<&str> = tool["reasons"]
+                .as_array()
+                .map(|reasons| {
+                    reasons
+                        .iter()
+                        .filter_map(|reason| reason["message"].as_str())
+                        .collect()
+                })
+                .unwrap_or_default();
+            format!("refused: {}", reasons.join("; "))
+        };
+        let installed = if installed_versions(&root, name)
+            .iter()
+            .any(|installed| installed == version)
+        {
+            "yes"
+        } else {
+            ""
+        };
+        rows.push(vec![
+            name.to_owned(),
+            version.to_owned(),
+            state,
+            installed.to_owned(),
+        ]);
+    }
+    if rows.is_empty() {
+        println!("{view} offers no desktop tools yet.");
+    } else {
+        super::output::table(&["TOOL", "VERSION", "STATE", "INSTALLED"], &rows);
+    }
+    for notice in notices(&tools, &root, &platform) {
+        println!("{notice}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Warnings for installed versions the view now refuses (a recall), and notices of newer
+/// allowed versions.
+fn notices(tools: &[Value], root: &Path, platform: &str) -> Vec<String> {
+    let mut notices = Vec::new();
+    let mut names: Vec<&str> = tools
+        .iter()
+        .filter_map(|tool| tool["name"].as_str())
+        .collect();
+    names.dedup();
+    for name in names {
+        let installed = installed_versions(root, name);
+        for version in &installed {
+            if let Some(tool) = tools
+                .iter()
+                .find(|tool| tool["name"] == name && tool["version"] == version.as_str())
+            {
+                if tool["allowed"] != true {
+                    let reasons: Vec<&str> = tool["reasons"]
+                        .as_array()
+                        .map(|reasons| {
+                            reasons
+                                .iter()
+                                .filter_map(|reason| reason["message"].as_str())
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    notices.push(format!("warning: {name} {version} is installed but now refused ({}); remove it with `formulary tools remove {name}@{version}`", reasons.join("; ")));
+                }
+            }
+        }
+        let newest_allowed = tools
+            .iter()
+            .filter(|tool| tool["name"] == name && tool["allowed"] == true)
+            .filter(|tool| {
+                tool["files"]
+                    .as_array()
+                    .is_some_and(|files| files.iter().any(|file| file["platform"] == platform))
+            })
+            .filter_map(|tool| tool["version"].as_str())
+            .fold(None::<&str>, |best, version| match best {
+                Some(best) if !newer(version, best) => Some(best),
+                _ => Some(version),
+            });
+        if let (Some(newest), false) = (newest_allowed, installed.is_empty()) {
+            if installed.iter().all(|version| newer(newest, version)) {
+                notices.push(format!("notice: {name} {newest} is allowed and newer than what is installed; run `formulary tools update`"));
+            }
+        }
+    }
+    notices
+}
+
+fn remove(places: &Places, tool: &str) -> anyhow::Result<ExitCode> {
+    let (name, version) = match tool.split_once('@') {
+        Some((name, version)) => (
+            name.trim().to_ascii_lowercase(),
+            Some(version.trim().to_owned()),
+        ),
+        None => (tool.trim().to_ascii_lowercase(), None),
+    };
+    let (root, bin) = tool_folders(places);
+    let installed = installed_versions(&root, &name);
+    let doomed: Vec<String> = installed
+        .iter()
+        .filter(|installed| {
+            version
+                .as_deref()
+                .is_none_or(|version| version == installed.as_str())
+        })
+        .cloned()
+        .collect();
+    if doomed.is_empty() {
+        bail!("{tool} is not installed; see `formulary tools list`");
+    }
+    // Links into the removed folders go too; the newest remaining version is linked instead.
+    let removed_folders: Vec<PathBuf> = doomed
+        .iter()
+        .map(|version| root.join(&name).join(version))
+        .collect();
+    if let Ok(entries) = std::fs::read_dir(&bin) {
+        for entry in entries.flatten() {
+            if let Ok(target) = std::fs::read_link(entry.path()) {
+                if removed_folders
+                    .iter()
+                    .any(|folder| target.starts_with(folder))
+                {
+                    std::fs::remove_file(entry.path())?;
+                }
+            }
+        }
+    }
+    for (version, folder) in doomed.iter().zip(&removed_folders) {
+        std::fs::remove_dir_all(folder)
+            .with_context(|| format!("could not remove {}", folder.display()))?;
+        println!("Removed {name} {version}.");
+    }
+    let remaining = installed_versions(&root, &name);
+    if let Some(newest) =
+        remaining
+            .iter()
+            .cloned()
+            .reduce(|best, other| if newer(&other, &best) { other } else { best })
+    {
+        let recorded =
+            std::fs::read_to_string(root.join(&name).join(&newest).join(".formulary-binaries"))
+                .unwrap_or_default();
+        for binary in recorded.lines().filter(|line| !line.is_empty()) {
+            let shim = link(&root.join(&name).join(&newest).join(binary), &bin)?;
+            println!("  {} → {name} {newest}", places.show(&shim));
+        }
+    } else {
+        let _ = std::fs::remove_dir(root.join(&name));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn which(places: &Places, name: &str) -> anyhow::Result<ExitCode> {
+    let name = name.trim().to_ascii_lowercase();
+    let (root, bin) = tool_folders(places);
+    let folder = root.join(&name);
+    let mut found = false;
+    if let Ok(entries) = std::fs::read_dir(&bin) {
+        for entry in entries.flatten() {
+            if let Ok(target) = std::fs::read_link(entry.path()) {
+                if let Ok(rest) = target.strip_prefix(&folder) {
+                    let version = rest
+                        .components()
+                        .next()
+                        .map(|part| part.as_os_str().to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    println!(
+                        "{} → {name} {version} ({})",
+                        places.show(&entry.path()),
+                        places.show(&target)
+                    );
+                    found = true;
+                }
+            }
+        }
+    }
+    if !found {
+        println!("{name} is not installed by formulary tools (see `formulary tools list`).");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn unpack(archive: &Path, filename: &str, into: &Path) -> anyhow::Result<()> {
+    let file = std::fs::File::open(archive)?;
+    if filename.ends_with(".zip") {
+        zip::ZipArchive::new(file)?.extract(into)?;
+    } else if filename.ends_with(".tar.gz") || filename.ends_with(".tgz") {
+        tar::Archive::new(flate2::read::GzDecoder::new(file)).unpack(into)?;
+    } else {
+        bail!("{filename} is not an archive formulary tools can unpack (.zip, .tar.gz)");
+    }
+    Ok(())
+}
+
+fn link(program: &Path, bin: &Path) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(bin)?;
+    let name = program.file_name().context("a program has a name")?;
+    #[cfg(unix)]
+    {
+        let shim = bin.join(name);
+        let _ = std::fs::remove_file(&shim);
+        std::os::unix::fs::symlink(program, &shim)
+            .with_context(|| format!("could not link {}", shim.display()))?;
+        Ok(shim)
+    }
+    #[cfg(not(unix))]
+    {
+        let stem = Path::new(name).file_stem().unwrap_or(name);
+        let shim = bin.join(format!("{}.cmd", stem.to_string_lossy()));
+        std::fs::write(&shim, format!("@\"{}\" %*\r\n", program.display()))?;
+        Ok(shim)
+    }
+}
+
+async fn install(places: &Places, tool: &str) -> anyhow::Result<ExitCode> {
+    let (name, wanted) = match tool.split_once('@') {
+        Some((name, version)) => (
+            name.trim().to_ascii_lowercase(),
+            Some(version.trim().to_owned()),
+        ),
+        None => (tool.trim().to_ascii_lowercase(), None),
+    };
+    let (view, token) = saved(places)?;
+    let platform = this_platform();
+    let tools = fetch_index(&view, &token).await?;
+    let versions: Vec<&Value> = tools
+        .iter()
+        .filter(|entry| entry["name"] == name.as_str())
+        .collect();
+    if versions.is_empty() {
+        bail!("{view} offers no tool called {name}; see `formulary tools list`, or request it at {}requests/new", view.join("/")?);
+    }
+    let chosen = match &wanted {
+        Some(version) => versions
+            .iter()
+            .find(|entry| entry["version"] == version.as_str())
+            .copied()
+            .with_context(|| {
+                format!("{name} {version} is not offered; see `formulary tools list`")
+            })?,
+        None => versions
+            .iter()
+            .filter(|entry| entry["allowed"] == true)
+            .filter(|entry| {
+                entry["files"].as_array().is_some_and(|files| {
+                    files
+                        .iter()
+                        .any(|file| file["platform"] == platform.as_str())
+                })
+            })
+            .max_by(|a, b| {
+                let (a, b) = (
+                    a["version"].as_str().unwrap_or(""),
+                    b["version"].as_str().unwrap_or(""),
+                );
+                if newer(a, b) {
+                    std::cmp::Ordering::Greater
+                } else if newer(b, a) {
+                    std::cmp::Ordering::Less
+                } else {
+                    std::cmp::Ordering::Equal
+                }
+            })
+            .copied()
+            .with_context(|| {
+                format!("no version of {name} is allowed for {platform} in your view")
+            })?,
+    };
+    let version = chosen["version"].as_str().unwrap_or("").to_owned();
+    if chosen["allowed"] != true {
+        let reasons: Vec<&str> = chosen["reasons"]
+            .as_array()
+            .map(|reasons| {
+                reasons
+                    .iter()
+                    .filter_map(|reason| reason["message"].as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        println!("{name} {version} is refused: {}", reasons.join("; "));
+        return Ok(ExitCode::from(1));
+    }
+    let file = chosen["files"]
+        .as_array()
+        .and_then(|files| {
+            files
+                .iter()
+                .find(|file| file["platform"] == platform.as_str())
+        })
+        .with_context(|| format!("{name} {version} has no file for {platform}"))?;
+    if file["kind"] != "archive" {
+        println!("{name} {version} for {platform} is an installer with no per-user recipe yet, so formulary tools does not install it; ask your organisation's IT, or request an archive (portable) edition.");
+        return Ok(ExitCode::from(1));
+    }
+    let filename = file["filename"].as_str().unwrap_or("download");
+    let expected = file["sha256"].as_str().unwrap_or("").to_owned();
+    let tools_url = view
+        .join("tools/")?
+        .join(file["url"].as_str().unwrap_or(""))?;
+    let mut response = super::client::http_client()?
+        .get(tools_url.clone())
+        .basic_auth("formulary", Some(&token))
+        .timeout(std::time::Duration::from_secs(3600))
+        .send()
+        .await
+        .with_context(|| format!("could not reach {view}"))?;
+    if !response.status().is_success() {
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        println!(
+            "{name} {version} could not be downloaded ({status}): {} {}",
+            body["title"].as_str().unwrap_or(""),
+            body["detail"].as_str().unwrap_or("")
+        );
+        return Ok(ExitCode::from(1));
+    }
+    let (root, bin) = tool_folders(places);
+    std::fs::create_dir_all(&root)?;
+    let progress = indicatif::ProgressBar::new(file["size"].as_u64().unwrap_or(0));
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        progress.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    progress.set_message(format!("{name} {version}"));
+    let mut download = tempfile::NamedTempFile::new_in(&root)?;
+    let mut hasher = Sha256::new();
+    while let Some(chunk) = response.chunk().await? {
+        hasher.update(&chunk);
+        std::io::Write::write_all(&mut download, &chunk)?;
+        progress.inc(chunk.len() as u64);
+    }
+    progress.finish_and_clear();
+    let digest = hex::encode(hasher.finalize());
+    if digest != expected {
+        bail!("the download of {filename} does not match its published SHA-256 ({digest} instead of {expected}); nothing was installed. Try again, and tell your Formulary operator if it persists");
+    }
+    let folder = root.join(&name).join(&version);
+    let staging = root.join(&name).join(format!(".{version}.partial"));
+    let _ = std::fs::remove_dir_all(&staging);
+    std::fs::create_dir_all(&staging)?;
+    unpack(download.path(), filename, &staging)?;
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::rename(&staging, &folder)?;
+    std::fs::write(
+        folder.join(".formulary-complete"),
+        format!("{tools_url}\n{digest}\n"),
+    )?;
+    let newest =
+        installed_versions(&root, &name)
+            .into_iter()
+            .fold(version.clone(), |best, other| {
+                if newer(&other, &best) {
+                    other
+                } else {
+                    best
+                }
+            });
+    let mut linked = Vec::new();
+    if newest == version {
+        for binary in file["binaries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
+            let program = folder.join(binary);
+            if !program.is_file() {
+                bail!("{binary} is not in {filename}; the manifest is wrong: tell your Formulary operator");
+            }
+            linked.push(link(&program, &bin)?);
+        }
+    }
+    println!(
+        "Installed {name} {version} in {} (verified SHA-256 {}…).",
+        places.show(&folder),
+        &digest[..12]
+    );
+    for shim in &linked {
+        println!("  {} → {}", places.show(shim), name);
+    }
+    if newest != version {
+        println!("  {name} {newest} is also installed and stays the one on your PATH.");
+    }
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|folder| folder == bin));
+    if !linked.is_empty() && !on_path {
+        println!(
+            "  Add {} to your PATH to run it by name.",
+            places.show(&bin)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `formulary tools update`: the newest allowed version of every installed tool.
+async fn update(places: &Places) -> anyhow::Result<ExitCode> {
+    let (root, _) = tool_folders(places);
+    let names: Vec<String> = std::fs::read_dir(&root)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|entry| entry.path().is_dir())
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .filter(|name| !installed_versions(&root, name).is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    if names.is_empty() {
+        println!("No tools are installed; see `formulary tools list`.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut status = ExitCode::SUCCESS;
+    for name in names {
+        let (view, token) = saved(places)?;
+        let tools = fetch_index(&view, &token).await?;
+        let platform = this_platform();
+        let newest = tools
+            .iter()
+            .filter(|tool| tool["name"] == name.as_str() && tool["allowed"] == true)
+            .filter(|tool| {
+                tool["files"].as_array().is_some_and(|files| {
+                    files
+                        .iter()
+                        .any(|file| file["platform"] == platform.as_str())
+                })
+            })
+            .filter_map(|tool| tool["version"].as_str())
+            .fold(None::<String>, |best, version| match best {
+                Some(best) if !newer(version, &best) => Some(best),
+                _ => Some(version.to_owned()),
+            });
+        match newest {
+            Some(version) if installed_versions(&root, &name).contains(&version) => println!("{name} {version} is the newest allowed version and is installed."),
+            Some(version) => {
+                if install(places, &format!("{name}@{version}")).await? != ExitCode::SUCCESS {
+                    status = ExitCode::from(1);
+                }
+            }
+            None => println!("No version of {name} is allowed for {platform} now; keep or remove what is installed."),
+        }
+    }
+    Ok(status)
+}
+
+/// Runs a `formulary tools` command.
+pub(crate) async fn run(context: &Context, command: ToolsCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        ToolsCommand::Add { manifest } => {
+            let text = std::fs::read_to_string(&manifest)
+                .with_context(|| format!("could not read {}", manifest.display()))?;
+            let parsed: Manifest = toml::from_str(&text)
+                .with_context(|| format!("{} is not a tool manifest", manifest.display()))?;
+            let artifacts = artifacts_of(parsed)?;
+            let database = context.database().await?;
+            database.add_tool_artifacts(&artifacts, &operator()).await?;
+            for artifact in &artifacts {
+                println!(
+                    "Added {} {} for {} ({}, {} bytes).",
+                    artifact.name,
+                    artifact.version,
+                    artifact.platform,
+                    artifact.filename,
+                    artifact.size
+                );
+            }
+            println!("Who may download it is decided by entries for pkg:generic/{} (formulary entry add).", artifacts[0].name);
+            Ok(ExitCode::SUCCESS)
+        }
+        ToolsCommand::List => list(&Places::current()?).await,
+        ToolsCommand::Install { tool } => install(&Places::current()?, &tool).await,
+        ToolsCommand::Update => update(&Places::current()?).await,
+        ToolsCommand::Remove { tool } => remove(&Places::current()?, &tool),
+        ToolsCommand::Which { name } => which(&Places::current()?, &name),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifests_are_checked() {
+        let manifest: Manifest = toml::from_str(
+            "name = \"UV\"\nversion = \"0.9.5\"\n[[file]]\nplatform = \"x86_64-linux\"\nurl = \"https://example.org/uv/uv-x86_64-unknown-linux-gnu.tar.gz\"\nsha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\nsize = 10\nkind = \"archive\"\nbinaries = [\"uv-x86_64-unknown-linux-gnu/uv\"]\n",
+        )
+        .expect("parses");
+        let artifacts = artifacts_of(manifest).expect("valid");
+        assert_eq!(artifacts[0].name, "uv");
+        assert_eq!(artifacts[0].filename, "uv-x86_64-unknown-linux-gnu.tar.gz");
+        let bad: Manifest = toml::from_str("name = \"uv\"\nversion = \"1\"\n[[file]]\nplatform = \"x\"\nurl = \"file:///etc/passwd\"\nsha256 = \"00\"\nsize = 1\nkind = \"archive\"\n").expect("parses");
+        assert!(artifacts_of(bad).is_err());
+        assert!(newer("0.10.0", "0.9.5"));
+        assert!(this_platform().contains('-'));
+    }
+}
