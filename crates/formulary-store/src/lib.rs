@@ -20,6 +20,7 @@ mod gateway;
 mod inventory;
 mod leases;
 mod organisations;
+mod recalls;
 mod releases;
 mod requests;
 mod sessions;
@@ -42,6 +43,7 @@ pub use feeds::{feed_of, FeedStatus, FeedSuccess};
 pub use gateway::{Download, DownloadTally, LedgerLine};
 pub use inventory::{Holder, NewReport, ReportOutcome, ENVIRONMENT_KINDS};
 pub use leases::Lease;
+pub use recalls::{NewRecall, RecallChange, RecallPerson, RecallSummary};
 pub use requests::{
     DecisionRecord, EventKind, Grant, RecordedDecision, RequestEvent, RequestFilter, StoredRequest,
     UserRef,

@@ -6,5 +6,6 @@
 
 pub(crate) mod feeds;
 pub(crate) mod inventory;
+pub(crate) mod recalls;
 
 pub use feeds::FeedWatch;

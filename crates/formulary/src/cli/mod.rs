@@ -11,6 +11,7 @@ mod mirror;
 mod organisations;
 mod output;
 mod policy;
+mod recall;
 mod report;
 mod serve;
 mod tokens;
@@ -81,6 +82,9 @@ enum Command {
     Request(client::RequestArgs),
     /// Show your requests, or one request's timeline.
     Status(client::StatusArgs),
+    /// Recalls: versions withdrawn while people have them.
+    #[command(subcommand)]
+    Recall(recall::RecallCommand),
     /// Report what an environment contains (an SBOM, lockfile or requirements file) to a server.
     Report(report::ReportArgs),
     /// Who has a component version: from the server's download ledger and reported environments.
@@ -139,6 +143,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Search(args) => client::search(args).await,
         Command::Request(args) => client::request(args).await,
         Command::Status(args) => client::status(args).await,
+        Command::Recall(command) => recall::run(&context, command).await,
         Command::Report(args) => report::run(args).await,
         Command::WhoHas(args) => who_has::run(args).await,
     }
