@@ -6,7 +6,8 @@
 //!   the database (a query on a connection kept for probes), the blob folder (a small file
 //!   written and removed, and the free space) and the download ledger (lines waiting in the local
 //!   journal). 503 when the database or the blob folder fails; 200 with `degraded` checks listed
-//!   when something needs attention but serving goes on.
+//!   when something needs attention but serving goes on. The advisory feed's freshness is read
+//!   from memory (kept by the advisory sync): stale or failing is `degraded`, never `failed`.
 //! - `/healthz` is kept as an alias of `/readyz` for existing probes.
 
 use std::path::{Path, PathBuf};

@@ -87,6 +87,7 @@ pub fn app(state: AppState) -> Router {
             post(crate::surveillance::recalls::explain),
         )
         .route("/recalls/{id}", get(crate::surveillance::recalls::page))
+        .route("/who-has", get(crate::surveillance::who_has_page::page))
         .route("/api/v1/openapi.json", get(api::openapi::document))
         .route("/api/v1/session/token", post(api::session::issue))
         .route("/api/v1/me", get(api::session::me))
