@@ -75,6 +75,10 @@ pub fn app(state: AppState) -> Router {
         )
         .route("/api/v1/recalls", get(crate::surveillance::recalls::list))
         .route(
+            "/api/v1/metrics/surveillance",
+            get(crate::surveillance::recalls::metrics),
+        )
+        .route(
             "/api/v1/recalls/{id}",
             get(crate::surveillance::recalls::show),
         )

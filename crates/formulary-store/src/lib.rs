@@ -20,6 +20,7 @@ mod gateway;
 mod inventory;
 mod leases;
 mod organisations;
+mod recall_metrics;
 mod recalls;
 mod releases;
 mod requests;
@@ -43,6 +44,7 @@ pub use feeds::{feed_of, FeedStatus, FeedSuccess};
 pub use gateway::{Download, DownloadTally, LedgerLine};
 pub use inventory::{Holder, NewReport, ReportOutcome, ENVIRONMENT_KINDS};
 pub use leases::Lease;
+pub use recall_metrics::{Exposure, PatchTimeline, SurveillanceMetrics};
 pub use recalls::{NewRecall, RecallChange, RecallPerson, RecallSummary};
 pub use requests::{
     DecisionRecord, EventKind, Grant, RecordedDecision, RequestEvent, RequestFilter, StoredRequest,

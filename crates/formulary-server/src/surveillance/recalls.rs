@@ -39,6 +39,22 @@ pub(crate) async fn list(
     Ok(Json(state.database.recalls().await?))
 }
 
+/// `GET /api/v1/metrics/surveillance`: patch latency per recall, the share of recalls closed
+/// within 14 days, and open exposure by severity and age.
+pub(crate) async fn metrics(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<formulary_store::SurveillanceMetrics>, ApiError> {
+    visible_organisations(&caller)?;
+    state.database.resolve_recalls().await?;
+    Ok(Json(
+        state
+            .database
+            .surveillance_metrics(chrono::Utc::now())
+            .await?,
+    ))
+}
+
 /// Query of one recall.
 #[derive(Debug, Deserialize)]
 pub(crate) struct RecallQuery {

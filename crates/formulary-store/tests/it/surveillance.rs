@@ -343,5 +343,25 @@ store_test!(
         );
         let (summary, _) = database.recall(&manual.id).await.unwrap().unwrap();
         assert_eq!(summary.exposed, summary.told - 1);
+
+        // Metrics: the advisory recall closed at once; the manual one is open.
+        let metrics = database
+            .surveillance_metrics(chrono::Utc::now())
+            .await
+            .unwrap();
+        assert_eq!((metrics.recalls, metrics.open, metrics.due), (2, 1, 1));
+        assert_eq!(metrics.closed_within_14_days, Some(1.0));
+        assert_eq!(metrics.timelines.len(), 2);
+        let later = database
+            .surveillance_metrics(chrono::Utc::now() + Duration::days(20))
+            .await
+            .unwrap();
+        assert_eq!(later.due, 2, "the open recall is past 14 days");
+        assert_eq!(later.closed_within_14_days, Some(0.5));
+        assert_eq!(
+            later.exposure[0].over_14_days, summary.exposed,
+            "{:?}",
+            later.exposure
+        );
     }
 );

@@ -371,6 +371,29 @@ fn a_newly_published_advisory_blocks_within_the_sync_interval_with_no_command_ru
         "only the anonymous download is left: {detail}"
     );
     assert_eq!(detail["recall"]["resolved"], 1, "{detail}");
+    // The CSV export of the people.
+    let (status, csv) = get(&format!("{base}/api/v1/recalls/{id}?format=csv"));
+    assert_eq!(status, 401, "the export needs a token: {csv}");
+
+    // Patch latency: published upstream → blocked → recall opened, and the exposure left.
+    let (status, metrics) = request_json(
+        reqwest::Method::GET,
+        &format!("{base}/api/v1/metrics/surveillance"),
+        &auditor,
+        None,
+    );
+    assert_eq!(status, 200, "{metrics}");
+    assert_eq!(metrics["recalls"], 1, "{metrics}");
+    assert_eq!(
+        metrics["timelines"][0]["advisory_id"], "PYSEC-2018-28",
+        "{metrics}"
+    );
+    assert!(
+        metrics["timelines"][0]["published"].is_string()
+            && metrics["timelines"][0]["blocked"].is_string(),
+        "{metrics}"
+    );
+    assert_eq!(metrics["exposure"][0]["under_7_days"], 1, "{metrics}");
 }
 
 crate::on_both_databases!(fn a_failing_source_is_reported_and_the_stored_advisories_stay_in_force);
