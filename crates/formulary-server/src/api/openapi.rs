@@ -63,6 +63,14 @@ const OPERATIONS: &[Operation] = &[
     op("delete", "/api/v1/entries/{id}", "Remove an entry (kept in history)", true, Some("Any"), (200, "Any")),
     op("get", "/api/v1/policy/check", "The decision on `purl` for `organisation`, with every reason", false, None, (200, "Any")),
     op("get", "/api/v1/advisories", "Advisories in force", false, None, (200, "Any")),
+    op("get", "/api/v1/advisories/feeds", "Each OSV source the server syncs: last success, mode, records changed, last error; whether the feed is stale", false, None, (200, "Any")),
+    op("put", "/api/v1/inventory/{org}/{environment}", "Report what an environment contains: a CycloneDX or SPDX JSON SBOM, or {\"components\": [purls]} (`kind` project, machine or pipeline); replaces its last report", true, Some("Any"), (200, "Any")),
+    op("get", "/api/v1/who-has", "Who has `purl` (with or without a version), from the download ledger and reported environments (auditors, national curators; organisation admins for their organisation)", true, None, (200, "Any")),
+    op("get", "/api/v1/recalls", "Recalls with their progress: told, resolved, still exposed", true, None, (200, "Any")),
+    op("get", "/api/v1/recalls/{id}", "A recall and everyone on it (`format=csv` exports the people)", true, None, (200, "Any")),
+    op("get", "/api/v1/me/recalls", "Your open recalls: what you have, why it is recalled, what to move to", true, None, (200, "Any")),
+    op("post", "/api/v1/me/recalls/{id}/explain", "Say why you stay on a recalled version ({\"explanation\": \"…\"})", true, Some("Any"), (200, "Any")),
+    op("get", "/api/v1/metrics/surveillance", "Patch timeline per recall, share of recalls closed within 14 days, exposure by severity and age", true, None, (200, "Any")),
     op("get", "/api/v1/openapi.json", "This document", false, None, (200, "Any")),
 ];
 
