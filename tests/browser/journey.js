@@ -131,6 +131,19 @@ runCase('journey', async ({ page, shot }) => {
   const listed = await page.locator('main table', { hasText: 'Your requests' }).locator('tr', { hasText: 'six' }).innerText();
   expect(listed.includes('Approved'), `ana's /requests should show six as Approved; it shows "${excerpt(listed)}"`);
   await shot('ana-requests-approved');
+
+  // 5b. She makes a token for her package clients, shown once with the setup command, and the
+  //     home page offers that command.
+  await open(page, '/account');
+  await page.getByLabel('What it is for').fill('my laptop');
+  await page.getByRole('button', { name: 'Create a token for package clients' }).click();
+  await page.waitForLoadState('load');
+  const fresh = await page.locator('#new-gateway-token').innerText().catch(() => '');
+  expect(/frm_[0-9a-f]{64}/.test(fresh) && fresh.includes('formulary setup --server'), `/account should show the new token once with the setup command; it shows "${excerpt(fresh || await mainText(page))}"`);
+  await shot('ana-gateway-token');
+  await open(page, '/');
+  expect((await mainText(page)).includes('formulary setup --server'), 'the home page should offer the setup command');
+  await shot('home-setup-command');
   await signOut(page);
 
   // 6. The public decision log lists it with the reason (no sign-in needed), and the metrics

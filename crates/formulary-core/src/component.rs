@@ -29,9 +29,16 @@ impl Component {
         self.name.ecosystem()
     }
 
-    /// The package URL without a version, e.g. `pkg:cran/readxl`.
+    /// The package URL without a version, e.g. `pkg:cran/readxl`; an npm scope is the purl's
+    /// namespace, its `@` written `%40` (`pkg:npm/%40types/node`).
     pub fn purl(&self) -> String {
-        format!("pkg:{}/{}", self.ecosystem(), self.name)
+        let name = self.name.as_str();
+        match name.strip_prefix('@') {
+            Some(scoped) if self.ecosystem() == Ecosystem::Npm => {
+                format!("pkg:npm/%40{scoped}")
+            }
+            _ => format!("pkg:{}/{}", self.ecosystem(), name),
+        }
     }
 }
 
@@ -90,10 +97,15 @@ fn parse_purl(text: &str) -> Result<ParsedPurl, CoreError> {
         ))
     })?;
     let ecosystem = Ecosystem::from_str(purl.package_type())?;
-    if purl.namespace().is_some() {
-        return Err(invalid(format!("{ecosystem} packages have no namespace")));
-    }
-    let component = Component::new(ecosystem, purl.name())?;
+    let component = match purl.namespace() {
+        // npm's namespace is the scope: `pkg:npm/%40types/node` is `@types/node`.
+        Some(scope) if ecosystem == Ecosystem::Npm => {
+            let scope = scope.strip_prefix('@').unwrap_or(scope);
+            Component::new(ecosystem, &format!("@{scope}/{}", purl.name()))?
+        }
+        Some(_) => return Err(invalid(format!("{ecosystem} packages have no namespace"))),
+        None => Component::new(ecosystem, purl.name())?,
+    };
     Ok(ParsedPurl {
         component,
         version: purl.version().map(str::to_owned),
@@ -144,6 +156,17 @@ mod tests {
         assert_eq!(parsed.to_string(), "pkg:pypi/django-rest@3.1");
         let r: ComponentVersion = "pkg:cran/readxl@1.0.0".parse().unwrap();
         assert_eq!(r.component.ecosystem(), Ecosystem::Cran);
+    }
+
+    #[test]
+    fn npm_scopes_are_the_purl_namespace() {
+        let scoped: ComponentVersion = "pkg:npm/%40types/node@20.1.0".parse().unwrap();
+        assert_eq!(scoped.component.name.as_str(), "@types/node");
+        assert_eq!(scoped.to_string(), "pkg:npm/%40types/node@20.1.0");
+        let plain: Component = "pkg:npm/lodash".parse().unwrap();
+        assert_eq!(plain.purl(), "pkg:npm/lodash");
+        let again: Component = scoped.component.purl().parse().unwrap();
+        assert_eq!(again, scoped.component);
     }
 
     #[test]

@@ -118,7 +118,7 @@ mod tests {
                 {"type": "library", "name": "readxl", "purl": "pkg:cran/readxl@1.4.3", "components": [
                     {"name": "cellranger", "purl": "pkg:cran/cellranger@1.1.0"}
                 ]},
-                {"type": "library", "name": "left-pad", "purl": "pkg:npm/left-pad@1.3.0"},
+                {"type": "library", "name": "commons-text", "purl": "pkg:maven/org.apache.commons/commons-text@1.9"},
                 {"type": "file", "name": "notes.txt"},
                 {"name": "requests again", "purl": "pkg:pypi/Requests@2.19.1?file_name=x.whl"}
             ]

@@ -98,4 +98,147 @@ impl EcosystemSettings {
         }
         Ok(())
     }
+    /// The settings in force for an organisation whose own settings (`self`) overlay the
+    /// national baseline: the stricter of each rule. Overlays only tighten, so a stored overlay
+    /// that is looser than today's baseline (the baseline was tightened after it was saved)
+    /// never loosens anything.
+    pub fn within(&self, national: &EcosystemSettings) -> EcosystemSettings {
+        let stance = if self.stance == Stance::Curated || national.stance == Stance::Curated {
+            Stance::Curated
+        } else {
+            Stance::Open
+        };
+        let allowed_licences = match (
+            national.allowed_licences.is_empty(),
+            self.allowed_licences.is_empty(),
+        ) {
+            (true, _) => self.allowed_licences.clone(),
+            (false, true) => national.allowed_licences.clone(),
+            (false, false) => self
+                .allowed_licences
+                .iter()
+                .filter(|licence| national.allowed_licences.contains(licence))
+                .cloned()
+                .collect(),
+        };
+        EcosystemSettings {
+            stance,
+            severity_threshold: self.severity_threshold.min(national.severity_threshold),
+            allowed_licences,
+            cooldown_days: self.cooldown_days.max(national.cooldown_days),
+        }
+    }
+
+    /// What these overlay settings would loosen compared with the national baseline, one
+    /// sentence per rule; empty when they only keep or tighten it.
+    pub fn loosenings(&self, national: &EcosystemSettings) -> Vec<String> {
+        let mut looser = Vec::new();
+        if self.stance == Stance::Open && national.stance == Stance::Curated {
+            looser.push("the stance is open but the national baseline is curated".to_owned());
+        }
+        if self.severity_threshold > national.severity_threshold {
+            looser.push(format!(
+                "the severity threshold {} lets through advisories the national threshold {} blocks",
+                self.severity_threshold, national.severity_threshold
+            ));
+        }
+        if self.cooldown_days < national.cooldown_days {
+            looser.push(format!(
+                "a cooldown of {} days is shorter than the national {} days",
+                self.cooldown_days, national.cooldown_days
+            ));
+        }
+        if !national.allowed_licences.is_empty() {
+            let extra: Vec<&str> = self
+                .allowed_licences
+                .iter()
+                .filter(|licence| !national.allowed_licences.contains(licence))
+                .map(String::as_str)
+                .collect();
+            if !extra.is_empty() {
+                looser.push(format!(
+                    "the licences {} are not in the national list ({})",
+                    extra.join(", "),
+                    national.allowed_licences.join(", ")
+                ));
+            }
+        }
+        looser
+    }
+
+    /// Refuses overlay settings that would loosen the national baseline, saying what and what
+    /// to do instead (an exception entry for the version that needs it, which expires).
+    pub fn check_tightens(&self, national: &EcosystemSettings) -> Result<(), CoreError> {
+        let looser = self.loosenings(national);
+        if looser.is_empty() {
+            return Ok(());
+        }
+        Err(CoreError::InvalidSetting(format!(
+            "an organisation's settings may only tighten the national baseline, and these would loosen it: {}. \
+             Keep the national value or a stricter one; to allow one version the baseline blocks, ask a national \
+             curator for an exception entry (it needs an expiry and is audited)",
+            looser.join("; ")
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn national() -> EcosystemSettings {
+        EcosystemSettings {
+            stance: Stance::Curated,
+            severity_threshold: Severity::High,
+            allowed_licences: vec!["MIT".to_owned(), "Apache-2.0".to_owned()],
+            cooldown_days: 7,
+        }
+    }
+
+    #[test]
+    fn an_overlay_that_loosens_is_refused_with_every_reason() {
+        let overlay = EcosystemSettings {
+            stance: Stance::Open,
+            severity_threshold: Severity::Critical,
+            allowed_licences: vec!["MIT".to_owned(), "GPL-3.0-only".to_owned()],
+            cooldown_days: 0,
+        };
+        let looser = overlay.loosenings(&national());
+        assert_eq!(looser.len(), 4, "{looser:?}");
+        let error = overlay.check_tightens(&national()).unwrap_err().to_string();
+        assert!(error.contains("critical"), "{error}");
+        assert!(error.contains("GPL-3.0-only"), "{error}");
+        assert!(error.contains("exception entry"), "{error}");
+    }
+
+    #[test]
+    fn an_overlay_that_tightens_is_accepted_and_the_stricter_rule_wins() {
+        let overlay = EcosystemSettings {
+            stance: Stance::Curated,
+            severity_threshold: Severity::Medium,
+            allowed_licences: vec!["MIT".to_owned()],
+            cooldown_days: 14,
+        };
+        assert!(overlay.check_tightens(&national()).is_ok());
+        assert_eq!(overlay.within(&national()), overlay);
+    }
+
+    #[test]
+    fn a_stored_overlay_looser_than_todays_baseline_never_loosens() {
+        let stale_overlay = EcosystemSettings {
+            stance: Stance::Open,
+            severity_threshold: Severity::Critical,
+            allowed_licences: Vec::new(),
+            cooldown_days: 0,
+        };
+        assert_eq!(stale_overlay.within(&national()), national());
+        let partly = EcosystemSettings {
+            allowed_licences: vec!["MIT".to_owned(), "GPL-3.0-only".to_owned()],
+            ..national()
+        };
+        assert_eq!(
+            partly.within(&national()).allowed_licences,
+            vec!["MIT".to_owned()]
+        );
+    }
 }

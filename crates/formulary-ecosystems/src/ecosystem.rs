@@ -13,6 +13,9 @@ pub enum Ecosystem {
     Pypi,
     /// The Comprehensive R Archive Network (purl type `cran`, OSV ecosystem `CRAN`).
     Cran,
+    /// The npm registry (purl type `npm`, OSV ecosystem `npm`); names may carry a scope
+    /// (`@types/node`).
+    Npm,
     /// Desktop tools installed as a whole (R, Python, git, an IDE): purl type `generic`. They
     /// have no package index; their entries drive what the self-service installer offers.
     Generic,
@@ -20,13 +23,19 @@ pub enum Ecosystem {
 
 impl Ecosystem {
     /// Every ecosystem Formulary supports, in display order.
-    pub const ALL: [Ecosystem; 3] = [Ecosystem::Pypi, Ecosystem::Cran, Ecosystem::Generic];
+    pub const ALL: [Ecosystem; 4] = [
+        Ecosystem::Pypi,
+        Ecosystem::Cran,
+        Ecosystem::Npm,
+        Ecosystem::Generic,
+    ];
 
     /// The purl type and the word used in URLs, configuration and the CLI.
     pub fn as_str(self) -> &'static str {
         match self {
             Ecosystem::Pypi => "pypi",
             Ecosystem::Cran => "cran",
+            Ecosystem::Npm => "npm",
             Ecosystem::Generic => "generic",
         }
     }
@@ -36,6 +45,7 @@ impl Ecosystem {
         match self {
             Ecosystem::Pypi => "PyPI",
             Ecosystem::Cran => "CRAN",
+            Ecosystem::Npm => "npm",
             Ecosystem::Generic => "Desktop tool",
         }
     }
@@ -45,6 +55,7 @@ impl Ecosystem {
         match self {
             Ecosystem::Pypi => "PyPI",
             Ecosystem::Cran => "CRAN",
+            Ecosystem::Npm => "npm",
             // OSV has no ecosystem for desktop tools; this name matches no record.
             Ecosystem::Generic => "Generic",
         }
@@ -91,7 +102,7 @@ mod tests {
         let error = "maven\u{7}".parse::<Ecosystem>().unwrap_err();
         assert_eq!(
             error.to_string(),
-            "unknown ecosystem 'maven\\u{7}'; Formulary supports: pypi, cran, generic"
+            "unknown ecosystem 'maven\\u{7}'; Formulary supports: pypi, cran, npm, generic"
         );
     }
 
@@ -99,6 +110,7 @@ mod tests {
     fn maps_osv_names_exactly() {
         assert_eq!(Ecosystem::from_osv_name("PyPI"), Some(Ecosystem::Pypi));
         assert_eq!(Ecosystem::from_osv_name("CRAN"), Some(Ecosystem::Cran));
+        assert_eq!(Ecosystem::from_osv_name("npm"), Some(Ecosystem::Npm));
         assert_eq!(Ecosystem::from_osv_name("pypi"), None);
         assert_eq!(Ecosystem::from_osv_name("Debian:11"), None);
     }

@@ -10,6 +10,7 @@ mod ecosystem;
 mod error;
 mod generic_version;
 mod name;
+pub mod npm;
 pub mod pypi;
 mod range;
 mod version;

@@ -19,7 +19,8 @@ pub struct PackageName {
 
 impl PackageName {
     /// Checks `name` against the ecosystem's rules and normalises it: PEP 503 for PyPI (lower
-    /// case, runs of `-`, `_` and `.` become one `-`); CRAN names are case-sensitive and kept.
+    /// case, runs of `-`, `_` and `.` become one `-`); CRAN and npm names are case-sensitive and
+    /// kept (npm names may carry a scope: `@types/node`).
     pub fn new(ecosystem: Ecosystem, name: &str) -> Result<PackageName, EcosystemError> {
         let invalid = |why: &'static str| EcosystemError::InvalidName {
             ecosystem: ecosystem.as_str(),
@@ -35,6 +36,7 @@ impl PackageName {
         let normalized = match ecosystem {
             Ecosystem::Pypi => normalize_pypi(name).map_err(invalid)?,
             Ecosystem::Cran => check_cran(name).map_err(invalid)?,
+            Ecosystem::Npm => crate::npm::check_name(name).map_err(invalid)?,
             Ecosystem::Generic => normalize_generic(name).map_err(invalid)?,
         };
         Ok(PackageName {

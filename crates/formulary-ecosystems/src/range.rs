@@ -6,6 +6,7 @@ use crate::version::Version;
 
 /// A version range written in the ecosystem's own syntax:
 /// PEP 440 specifiers for PyPI (`>=2.31,<3`), R's comparison list for CRAN (`>= 1.0-2, < 2.0`),
+/// node-semver ranges for npm (`^4.17.0 || >=5 <5.2`, pre-releases included),
 /// and the same comparison list for desktop tools (`>= 4.3, < 5`).
 /// `*` (or an empty string) covers every version.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +20,7 @@ pub struct VersionRange {
 enum Bounds {
     Every,
     Pypi(pep440_rs::VersionSpecifiers),
+    Npm(nodejs_semver::Range),
     Comparisons(Vec<Comparator>),
 }
 
@@ -138,6 +140,15 @@ impl VersionRange {
                         "{error}; write PEP 440 specifiers such as '>=2.31,<3' or '==1.4.*'"
                     ))
                 })?,
+            Ecosystem::Npm => trimmed
+                .parse::<nodejs_semver::Range>()
+                .map(Bounds::Npm)
+                .map_err(|_| {
+                    invalid(
+                        "write an npm range such as '^4.17.0', '>=1.2.3 <2' or '1.0.0 || 1.0.1'"
+                            .to_owned(),
+                    )
+                })?,
             Ecosystem::Cran | Ecosystem::Generic => trimmed
                 .split(',')
                 .map(|clause| Comparator::parse(ecosystem, clause))
@@ -176,6 +187,11 @@ impl VersionRange {
         match (&self.bounds, version) {
             (Bounds::Every, version) => version.ecosystem() == self.ecosystem,
             (Bounds::Pypi(specifiers), Version::Pypi(version)) => specifiers.contains(version),
+            // An entry's range covers pre-releases too: a prohibition of `<2` must not miss
+            // `1.9.0-beta.1`.
+            (Bounds::Npm(range), Version::Npm(version)) => {
+                range.satisfies_with_prerelease(version, true)
+            }
             (Bounds::Comparisons(comparators), version) => {
                 version.ecosystem() == self.ecosystem
                     && comparators
@@ -226,6 +242,17 @@ mod tests {
         assert!(error.to_string().contains("PEP 440 specifiers"), "{error}");
         let error = VersionRange::parse(Ecosystem::Cran, "~1.0").unwrap_err();
         assert!(error.to_string().contains("write comparisons"), "{error}");
+    }
+
+    #[test]
+    fn npm_ranges_use_node_semver_and_cover_prereleases() {
+        assert!(covers(Ecosystem::Npm, "^4.17.0", "4.17.21"));
+        assert!(!covers(Ecosystem::Npm, "^4.17.0", "5.0.0"));
+        assert!(covers(Ecosystem::Npm, ">=1.2.3 <2 || 3.0.0", "3.0.0"));
+        assert!(covers(Ecosystem::Npm, "<2", "1.9.0-beta.1"));
+        assert!(covers(Ecosystem::Npm, "1.x", "1.4.0"));
+        let error = VersionRange::parse(Ecosystem::Npm, ">=banana").unwrap_err();
+        assert!(error.to_string().contains("npm range"), "{error}");
     }
 
     #[test]

@@ -496,3 +496,43 @@ pub async fn explain_cran_dependencies(
 #[cfg(test)]
 #[path = "dependencies_tests.rs"]
 mod tests;
+
+impl crate::dependencies_closure::Requirements for CranCatalogue {
+    async fn releases(&self, component: &Component) -> Result<Vec<Release>, GatewayError> {
+        Ok(self
+            .packages
+            .get(component.name.as_str())
+            .map(|package| {
+                package
+                    .candidates
+                    .iter()
+                    .map(|candidate| candidate.release.clone())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn requirements(
+        &self,
+        component: &Component,
+        release: &Release,
+        _extras: &[String],
+    ) -> Result<Option<Vec<crate::dependencies_closure::Requirement>>, GatewayError> {
+        let Some((_, candidate)) = self.candidate(component.name.as_str(), &release.version) else {
+            return Ok(None);
+        };
+        Ok(Some(
+            candidate
+                .dependencies
+                .iter()
+                .filter_map(|dependency| {
+                    Some(crate::dependencies_closure::Requirement {
+                        component: Component::new(Ecosystem::Cran, &dependency.name).ok()?,
+                        range: dependency.range.clone(),
+                        extras: Vec::new(),
+                    })
+                })
+                .collect(),
+        ))
+    }
+}

@@ -20,6 +20,13 @@ pub enum GatewayError {
         /// What is wrong with it.
         why: String,
     },
+    /// An upstream document looks wrong next to the cached one (most of it gone, or empty) and
+    /// is held back until it is seen again; the cached copy is served.
+    #[error("a suspicious upstream document was held back: {why}")]
+    HeldBack {
+        /// What looks wrong.
+        why: String,
+    },
     /// A folder given to `mirror import` cannot be imported.
     #[error("cannot import {what}: {why}")]
     Mirror {

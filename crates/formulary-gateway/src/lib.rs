@@ -7,23 +7,31 @@
 //! download is refused with the reason. A project with no allowed version in a curated view is
 //! "not in this formulary" (the server answers 404).
 
+mod admissions;
 mod cran;
 mod dependencies;
+mod dependencies_closure;
 mod engine;
 mod error;
 mod ledger;
+mod npm;
 mod pypi;
 
+pub use admissions::{refresh_admissions, AdmissionsRefresh, ClosureSources, ADMISSIONS_ACTOR};
 pub use cran::mirror::import_cran_folder;
 pub use cran::{
     cached_index as cached_cran_index, is_tree as is_cran_tree,
     parse_filename as parse_cran_filename, CranFileOutcome, CranGateway, ServedIndex,
 };
 pub use dependencies::explain_cran_dependencies;
+pub use engine::health::{HealthState, UpstreamStatus};
 pub use engine::import::MirrorReport;
 pub use engine::rendered::Rendered;
-pub use engine::upstream::{UpstreamClient, UpstreamFailure};
+pub use engine::sanity::HeldDocument;
+pub use engine::upstream::{Budget, UpstreamClient, UpstreamFailure, UpstreamOptions};
 pub use error::GatewayError;
 pub use ledger::{DownloadLedger, LedgerOptions, LedgerStatus, LedgerSummary, LedgerWriter};
+pub use npm::audit::BulkAnswer;
+pub use npm::{NpmGateway, PackumentOutcome, ServedPackument, TarballOutcome};
 pub use pypi::mirror::import_pypi_folder;
 pub use pypi::{FileOutcome, PageOutcome, PypiGateway, ServedPage, DEFAULT_SCOPE};

@@ -5,12 +5,10 @@
 //! prints.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Extension;
 use formulary_core::policy::Decision;
 use formulary_gateway::{is_cran_tree, CranFileOutcome, CranGateway, Rendered};
 
@@ -57,7 +55,7 @@ pub(crate) async fn serve(
     State(state): State<AppState>,
     Path(params): Path<HashMap<String, String>>,
     headers: HeaderMap,
-    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
+    requester: Requester,
 ) -> Result<Response, ApiError> {
     let path = params
         .get("path")
@@ -127,7 +125,6 @@ pub(crate) async fn serve(
         .file(&snapshot, &request.view, tree, file)
         .await
         .map_err(gateway_error)?;
-    let requester = Requester::of(&headers, connection.as_ref());
     let ledger = |component: formulary_core::Component, version: String, outcome: &str| {
         requester.line(
             &request.view.organisation,

@@ -11,31 +11,41 @@ use futures::TryStreamExt;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Who asked for a file: the client's address and User-Agent, for the ledger.
+/// Who asked for a file: the client's address (the TCP peer, or what a trusted proxy reports),
+/// User-Agent, and the person or service account whose token the request carried, for the
+/// ledger. Every gateway handler takes it as an argument.
 pub(crate) struct Requester {
     client: String,
     user_agent: String,
+    actor: Option<String>,
 }
 
-impl Requester {
-    /// Reads the requester from the connection and the headers.
-    pub(crate) fn of(
-        headers: &HeaderMap,
-        connection: Option<&axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
-    ) -> Requester {
-        Requester {
-            client: connection.map_or_else(
-                || "unknown".to_owned(),
-                |axum::Extension(axum::extract::ConnectInfo(address))| address.ip().to_string(),
-            ),
-            user_agent: headers
+impl axum::extract::FromRequestParts<AppState> for Requester {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let crate::state::ClientAddress(client) =
+            crate::state::ClientAddress::from_request_parts(parts, state).await?;
+        Ok(Requester {
+            client,
+            user_agent: parts
+                .headers
                 .get(header::USER_AGENT)
                 .and_then(|value| value.to_str().ok())
                 .unwrap_or("")
                 .to_owned(),
-        }
+            actor: parts
+                .extensions
+                .get::<crate::gateway_auth::GatewayCaller>()
+                .map(|caller| caller.actor.clone()),
+        })
     }
+}
 
+impl Requester {
     /// A ledger line for a file this requester asked for.
     pub(crate) fn line(
         &self,
@@ -53,7 +63,7 @@ impl Requester {
             outcome: outcome.to_owned(),
             client: self.client.clone(),
             user_agent: self.user_agent.clone(),
-            actor: None,
+            actor: self.actor.clone(),
         }
     }
 }

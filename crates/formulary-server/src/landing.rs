@@ -5,9 +5,10 @@
 //! - `/readyz` checks what serving needs, each check bounded so the answer comes within 100 ms:
 //!   the database (a query on a connection kept for probes), the blob folder (a small file
 //!   written and removed, and the free space) and the download ledger (lines waiting in the local
-//!   journal). 503 when the database or the blob folder fails; 200 with `degraded` checks listed
-//!   when something needs attention but serving goes on. The advisory feed's freshness is read
-//!   from memory (kept by the advisory sync): stale or failing is `degraded`, never `failed`.
+//!   journal), and the gateways' upstreams (from memory). 503 when the database or the blob folder
+//!   fails; 200 with `degraded` checks listed when something needs attention but serving goes on.
+//!   The advisory feed's freshness is read from memory too (kept by the advisory sync): stale or
+//!   failing is `degraded`, never `failed`.
 //! - `/healthz` is kept as an alias of `/readyz` for existing probes.
 
 use std::path::{Path, PathBuf};
@@ -58,6 +59,9 @@ struct Readiness {
     database: Check,
     blobs: Check,
     ledger: Check,
+    /// The gateways' upstreams: degraded when one failed lately, is down, or had a document held
+    /// back (cached packages are still served, so this never makes the server unready).
+    upstreams: Check,
     /// The advisory feed's freshness: degraded when stale or when a source fails to sync.
     advisory_feed: Check,
 }
@@ -72,11 +76,13 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Response {
     let (database, blobs) =
         tokio::join!(database_check(&state), blob_check(state.blob_dir.clone()));
     let ledger = ledger_check(&state);
+    let upstreams = upstream_check(&state);
     let advisory_feed = advisory_feed_check(&state);
     let checks = [
         database.status,
         blobs.status,
         ledger.status,
+        upstreams.status,
         advisory_feed.status,
     ];
     let (code, status) = if checks.contains(&CheckStatus::Failed) {
@@ -94,6 +100,7 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Response {
         database,
         blobs,
         ledger,
+        upstreams,
         advisory_feed,
     };
     no_store((code, Json(answer)).into_response())
@@ -217,6 +224,18 @@ fn probe_folder(folder: &Path) -> (CheckStatus, String) {
             CheckStatus::Ok,
             format!("writable (free space unknown: {error})"),
         ),
+    }
+}
+
+fn upstream_check(state: &AppState) -> Check {
+    let (worst, detail) = crate::upstreams::summary(&crate::upstreams::collect(state));
+    Check {
+        status: match worst {
+            formulary_gateway::HealthState::Healthy => CheckStatus::Ok,
+            _ => CheckStatus::Degraded,
+        },
+        detail,
+        elapsed_ms: 0,
     }
 }
 

@@ -6,6 +6,7 @@
 //! ([`ApiError`]). Policy decisions come from an in-memory snapshot ([`SnapshotHolder`]) that is
 //! rebuilt when the database's change counter moves, so replicas follow each other's writes.
 
+mod admissions;
 mod api;
 mod auth;
 pub mod catalogue;
@@ -14,21 +15,28 @@ mod cran;
 mod downloads;
 mod error;
 mod gateway;
+mod gateway_auth;
 pub mod identity;
 mod landing;
+pub mod mail;
+pub mod notices;
+mod npm;
 mod pypi;
 pub mod reports;
 mod router;
 mod snapshot;
 mod state;
 pub mod surveillance;
+mod upstreams;
 mod web;
 pub mod workflow;
 mod zero_copy;
 
+pub use admissions::follow_admissions;
 pub use api::entries::EntryView;
 pub use connections::{serve, ConnectionLimits, ServeSummary};
 pub use error::ApiError;
+pub use gateway_auth::{GatewayAccess, GatewayTokens};
 pub use router::app;
 pub use snapshot::SnapshotHolder;
 pub use state::{AppState, ClientAddress, Peer, TrustedProxies};

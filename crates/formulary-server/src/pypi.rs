@@ -3,13 +3,11 @@
 //! pip and uv print.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::Extension;
 use formulary_core::ecosystems::pypi;
 use formulary_core::ecosystems::Ecosystem;
 use formulary_core::{Component, OrgCode};
@@ -176,7 +174,7 @@ pub(crate) async fn file(
     State(state): State<AppState>,
     Path(params): Path<HashMap<String, String>>,
     headers: HeaderMap,
-    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
+    requester: Requester,
 ) -> Result<Response, ApiError> {
     let name = params
         .get("project")
@@ -213,7 +211,6 @@ pub(crate) async fn file(
             .await
     }
     .map_err(gateway_error)?;
-    let requester = Requester::of(&headers, connection.as_ref());
     let ledger = |version: String, outcome: &str| {
         requester.line(
             &request.view.organisation,
@@ -251,9 +248,11 @@ pub(crate) async fn file(
             // The first request for a large file: bytes as they arrive from upstream (a request
             // with a Range is answered from the cache once the file is whole).
             let mut response = Body::from_stream(body).into_response();
-            response
-                .headers_mut()
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+            if let Some(size) = size {
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+            }
             let etag = sha256.map(|digest| format!("\"sha256-{digest}\""));
             set_file_headers(&mut response, etag.as_deref());
             Ok(response)

@@ -8,6 +8,7 @@ use tower_http::trace::TraceLayer;
 use crate::api;
 use crate::cran;
 use crate::landing;
+use crate::npm;
 use crate::pypi;
 use crate::state::AppState;
 
@@ -27,6 +28,58 @@ fn pypi_routes(prefix: &str) -> Router<AppState> {
             &format!("{prefix}/pypi/files/{{project}}/{{filename}}"),
             get(pypi::file),
         )
+}
+
+/// The npm registry's routes under one view prefix: packuments (`@scope%2fname` arrives as
+/// one segment, `@scope/name` as two), tarballs, and `npm audit`'s bulk advisory endpoint.
+fn npm_routes(prefix: &str) -> Router<AppState> {
+    Router::new()
+        .route(
+            &format!("{prefix}/npm/-/npm/v1/security/advisories/bulk"),
+            post(npm::audit).layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024)),
+        )
+        .route(&format!("{prefix}/npm/-/ping"), get(npm::ping))
+        .route(&format!("{prefix}/npm/{{package}}"), get(npm::packument))
+        .route(
+            &format!("{prefix}/npm/{{scope}}/{{name}}"),
+            get(npm::packument),
+        )
+        .route(
+            &format!("{prefix}/npm/{{package}}/-/{{filename}}"),
+            get(npm::tarball),
+        )
+        .route(
+            &format!("{prefix}/npm/{{scope}}/{{name}}/-/{{filename}}"),
+            get(npm::tarball),
+        )
+}
+
+/// The package gateway: every ecosystem under every view prefix, behind one authentication
+/// layer ([`crate::gateway_auth::authenticate`]: a token names the reader in the download
+/// ledger, and is required when `gateway_access = "token"`). A new ecosystem's routes go here,
+/// so they are covered too.
+fn gateway_routes(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route(
+            "/_blocked/cran/{package}/{version}/{reason}",
+            get(cran::blocked),
+        )
+        .route("/cran/{*path}", get(cran::serve))
+        .route("/o/{org}/cran/{*path}", get(cran::serve))
+        .route("/{at}/cran/{*path}", get(cran::serve))
+        .route("/o/{org}/{at}/cran/{*path}", get(cran::serve))
+        .merge(pypi_routes(""))
+        .merge(pypi_routes("/o/{org}"))
+        .merge(pypi_routes("/{at}"))
+        .merge(pypi_routes("/o/{org}/{at}"))
+        .merge(npm_routes(""))
+        .merge(npm_routes("/o/{org}"))
+        .merge(npm_routes("/{at}"))
+        .merge(npm_routes("/o/{org}/{at}"))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::gateway_auth::authenticate,
+        ))
 }
 
 /// Every route of the application, in one place.
@@ -96,7 +149,18 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/session/token", post(api::session::issue))
         .route("/api/v1/me", get(api::session::me))
         .route("/api/v1/me/password", post(api::session::change_password))
-        .route("/api/v1/me/tokens", get(api::session::my_tokens))
+        .route(
+            "/api/v1/me/tokens",
+            get(api::session::my_tokens).post(api::session::issue_my_token),
+        )
+        .route(
+            "/api/v1/me/notifications",
+            get(api::session::my_notifications),
+        )
+        .route(
+            "/api/v1/me/notifications/read",
+            post(api::session::mark_my_notifications_read),
+        )
         .route(
             "/api/v1/me/tokens/{token}",
             axum::routing::delete(api::session::revoke_my_token),
@@ -130,19 +194,9 @@ pub fn app(state: AppState) -> Router {
         .route("/api/v1/decisions", get(api::catalogue::decisions))
         .route("/api/v1/metrics", get(api::catalogue::metrics))
         .route("/api/v1/audit", get(api::catalogue::audit))
-        .route(
-            "/_blocked/cran/{package}/{version}/{reason}",
-            get(cran::blocked),
-        )
-        .route("/cran/{*path}", get(cran::serve))
-        .route("/o/{org}/cran/{*path}", get(cran::serve))
-        .route("/{at}/cran/{*path}", get(cran::serve))
-        .route("/o/{org}/{at}/cran/{*path}", get(cran::serve))
+        .route("/api/v1/upstreams", get(crate::upstreams::api))
         .merge(crate::web::routes())
-        .merge(pypi_routes(""))
-        .merge(pypi_routes("/o/{org}"))
-        .merge(pypi_routes("/{at}"))
-        .merge(pypi_routes("/o/{org}/{at}"))
+        .merge(gateway_routes(&state))
         .fallback(api::not_found)
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

@@ -27,6 +27,8 @@ pub struct AppState {
     pub pypi: Option<Arc<PypiGateway>>,
     /// The CRAN gateway, when configured.
     pub cran: Option<Arc<formulary_gateway::CranGateway>>,
+    /// The npm gateway, when configured.
+    pub npm: Option<Arc<formulary_gateway::NpmGateway>>,
     /// Gateways of organisations that pull from upstreams of their own.
     pub pypi_by_organisation: std::collections::HashMap<OrgCode, Arc<PypiGateway>>,
     /// The organisation whose view the unprefixed gateway paths (`/pypi/…`) serve.
@@ -43,6 +45,10 @@ pub struct AppState {
     pub public_url: url::Url,
     /// Proxies whose `X-Forwarded-For` is believed (`trusted_proxies`).
     pub trusted_proxies: TrustedProxies,
+    /// Whether the package gateway may be read without a token (`gateway_access`).
+    pub gateway_access: crate::GatewayAccess,
+    /// Gateway tokens recently found valid.
+    pub gateway_tokens: Arc<crate::GatewayTokens>,
     /// The advisory feed's freshness as this replica last read it (kept by the sync loop).
     pub feeds: Arc<crate::surveillance::FeedWatch>,
 }
@@ -68,6 +74,7 @@ impl AppState {
             snapshot,
             pypi,
             cran: None,
+            npm: None,
             pypi_by_organisation: std::collections::HashMap::new(),
             default_organisation,
             ledger: None,
@@ -80,6 +87,8 @@ impl AppState {
                 }
             })?,
             trusted_proxies: TrustedProxies::default(),
+            gateway_access: crate::GatewayAccess::default(),
+            gateway_tokens: Arc::default(),
             feeds: Arc::default(),
         })
     }

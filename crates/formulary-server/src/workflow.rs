@@ -3,6 +3,7 @@
 //! policy snapshot when a decision changed the formulary. The web pages and the JSON API both
 //! call these functions, so the rules are enforced in one place.
 
+use crate::notices::{self, RequestNotice};
 use axum::http::StatusCode;
 use chrono::{Days, NaiveDate, Utc};
 use formulary_core::request::workflow::{
@@ -252,10 +253,12 @@ pub async fn submit(
         .map_err(WorkflowError::Invalid)?;
     may_submit(&principal.as_actor(), &draft.organisation).map_err(WorkflowError::Refused)?;
     let grant = covering_entry(state, &draft);
-    Ok(state
+    let stored = state
         .database
         .submit_request(&draft, &principal.user_ref(), &principal.actor, grant)
-        .await?)
+        .await?;
+    notices::request_changed(state, &stored, principal, RequestNotice::Submitted).await;
+    Ok(stored)
 }
 
 fn checked_text(
@@ -307,10 +310,18 @@ pub async fn comment(
     let record = load(state, principal, id).await?;
     may_comment(&principal.as_actor(), &record.facts()).map_err(WorkflowError::Refused)?;
     let body = checked_text("body", body, Some("Enter a comment"))?;
-    Ok(state
+    state
         .database
         .comment_on_request(id, &principal.user_ref(), &principal.actor, &body)
-        .await?)
+        .await?;
+    notices::request_changed(
+        state,
+        &record.request,
+        principal,
+        RequestNotice::Commented { body },
+    )
+    .await;
+    Ok(())
 }
 
 /// A reviewer's sign-off, as submitted.
@@ -358,7 +369,7 @@ pub async fn sign_off(
     };
     let record = load(state, principal, id).await?;
     may_sign_off(&principal.as_actor(), &record.facts(), stage).map_err(WorkflowError::Refused)?;
-    Ok(state
+    state
         .database
         .sign_off_request(
             id,
@@ -368,7 +379,18 @@ pub async fn sign_off(
             verdict,
             &note,
         )
-        .await?)
+        .await?;
+    notices::request_changed(
+        state,
+        &record.request,
+        principal,
+        RequestNotice::SignedOff {
+            stage: stage.as_str().to_owned(),
+            verdict: verdict.as_str().to_owned(),
+        },
+    )
+    .await;
+    Ok(())
 }
 
 /// An approver's decision, as submitted.
@@ -505,7 +527,9 @@ pub async fn decide(
     if written.is_some() {
         state.snapshot.refresh(&state.database).await?;
     }
-    Ok(load(state, principal, id).await?.request)
+    let decided = load(state, principal, id).await?.request;
+    notices::request_changed(state, &decided, principal, RequestNotice::Decided).await;
+    Ok(decided)
 }
 
 /// Withdraws a request.

@@ -231,9 +231,41 @@ impl Database {
     /// The sequence number of the newest audit row (0 when empty). Every change of state writes
     /// one, so a replica that sees this number move knows its policy snapshot is stale.
     pub async fn change_counter(&self) -> Result<i64, StoreError> {
-        let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS head FROM audit_log")
-            .fetch_one(self.pool())
+        Ok(self.audit_head().await?.0)
+    }
+
+    /// The newest audit row's position and hash (`0` and the genesis hash when empty).
+    pub async fn audit_head(&self) -> Result<(i64, String), StoreError> {
+        let row = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
+            .fetch_optional(self.pool())
             .await?;
-        Ok(row.try_get("head")?)
+        match row {
+            Some(row) => Ok((row.try_get("seq")?, row.try_get("hash")?)),
+            None => Ok((0, GENESIS_HASH.to_owned())),
+        }
+    }
+
+    /// The hashes the chain now has at the given positions (absent positions are left out).
+    pub async fn audit_hashes_at(
+        &self,
+        positions: &[i64],
+    ) -> Result<std::collections::BTreeMap<i64, String>, StoreError> {
+        let mut hashes = std::collections::BTreeMap::new();
+        for chunk in positions.chunks(500) {
+            let placeholders: Vec<String> =
+                (1..=chunk.len()).map(|index| format!("${index}")).collect();
+            let sql = format!(
+                "SELECT seq, hash FROM audit_log WHERE seq IN ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for seq in chunk {
+                query = query.bind(*seq);
+            }
+            for row in query.fetch_all(self.pool()).await? {
+                hashes.insert(row.try_get("seq")?, row.try_get("hash")?);
+            }
+        }
+        Ok(hashes)
     }
 }

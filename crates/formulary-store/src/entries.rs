@@ -202,26 +202,10 @@ impl Database {
         let rows = query.fetch_all(self.pool()).await?;
         rows.iter().map(decode).collect()
     }
-
-    /// The entries that were in force at `at`: created by then and not yet removed.
-    pub(crate) async fn entries_in_force_at(
-        &self,
-        at: DateTime<Utc>,
-    ) -> Result<Vec<Entry>, StoreError> {
-        let at = time::to_text(at);
-        let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM entries WHERE created_at <= $1 AND (removed_at IS NULL OR removed_at > $1)"
-        ))
-        .bind(at)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|row| decode(row).map(|stored| stored.entry))
-            .collect()
-    }
 }
 
-fn entry_details(draft: &EntryDraft) -> serde_json::Value {
+/// The content of an entry as its `entry.add` audit row records it.
+pub(crate) fn entry_details(draft: &EntryDraft) -> serde_json::Value {
     serde_json::json!({
         "organisation": draft.organisation,
         "component": draft.component.purl(),

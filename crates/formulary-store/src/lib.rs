@@ -6,10 +6,12 @@
 //! transaction as its row in the hash-chained audit log, so no change goes unrecorded.
 
 mod accounts;
+mod admissions;
 mod advisories;
 mod audit;
 mod blobs;
 mod catalogue;
+mod checkpoints;
 mod database;
 mod digests;
 mod documents;
@@ -17,8 +19,10 @@ mod entries;
 mod error;
 mod feeds;
 mod gateway;
+mod integrity;
 mod inventory;
 mod leases;
+mod notifications;
 mod organisations;
 mod recall_metrics;
 mod recalls;
@@ -35,6 +39,7 @@ pub use accounts::{
 pub use advisories::{AdvisoryImport, AdvisorySummary, ImportOutcome};
 pub use audit::{AuditRecord, AuditVerification};
 pub use blobs::{BlobRef, BlobStore, FormatCheck, ReadSeek};
+pub use checkpoints::{AuditKey, Checkpoint, CheckpointLog, CheckpointReport};
 pub use database::{redact_url, Database};
 pub use digests::{Algorithm, Digests, MalformedDigest};
 pub use documents::{CachedFile, UpstreamDocument};
@@ -42,8 +47,10 @@ pub use entries::{EntryFilter, StoredEntry};
 pub use error::StoreError;
 pub use feeds::{feed_of, FeedStatus, FeedSuccess};
 pub use gateway::{Download, DownloadTally, LedgerLine};
+pub use integrity::PolicyIntegrity;
 pub use inventory::{Holder, NewReport, ReportOutcome, ENVIRONMENT_KINDS};
 pub use leases::Lease;
+pub use notifications::{NewNotification, Notification, OutgoingEmail, MAX_EMAIL_ATTEMPTS};
 pub use recall_metrics::{Exposure, PatchTimeline, SurveillanceMetrics};
 pub use recalls::{NewRecall, RecallChange, RecallPerson, RecallSummary};
 pub use requests::{
@@ -51,4 +58,4 @@ pub use requests::{
     UserRef,
 };
 pub use sessions::{random_secret, Session, StartedSession};
-pub use tokens::{ApiToken, IssuedToken};
+pub use tokens::{ApiToken, IssuedToken, TokenScope};

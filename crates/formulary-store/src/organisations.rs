@@ -105,6 +105,10 @@ impl Database {
         self.transact(move |connection| {
             let (code, licences, settings, actor) = (code.clone(), licences.clone(), settings.clone(), actor.clone());
             Box::pin(async move {
+                if code != OrgCode::national().to_string() {
+                    let national = national_settings(connection, ecosystem).await?;
+                    settings.check_tightens(&national)?;
+                }
                 sqlx::query(
                     "INSERT INTO ecosystem_settings (organisation, ecosystem, stance, severity_threshold, allowed_licences, cooldown_days, updated_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $7)
@@ -148,24 +152,7 @@ impl Database {
                 let ecosystem: Ecosystem = row.try_get::<String, _>("ecosystem")?.parse().map_err(
                     |error: formulary_core::ecosystems::EcosystemError| corrupt(error.to_string()),
                 )?;
-                let stance: Stance = row.try_get::<String, _>("stance")?.parse()?;
-                let severity_threshold: Severity =
-                    row.try_get::<String, _>("severity_threshold")?.parse()?;
-                let allowed_licences: Vec<String> =
-                    serde_json::from_str(&row.try_get::<String, _>("allowed_licences")?)
-                        .map_err(|error| corrupt(error.to_string()))?;
-                let cooldown_days = u32::try_from(row.try_get::<i64, _>("cooldown_days")?)
-                    .map_err(|error| corrupt(error.to_string()))?;
-                Ok((
-                    code,
-                    ecosystem,
-                    EcosystemSettings {
-                        stance,
-                        severity_threshold,
-                        allowed_licences,
-                        cooldown_days,
-                    },
-                ))
+                Ok((code, ecosystem, decode_settings(row)?))
             })
             .collect()
     }
@@ -179,4 +166,38 @@ fn decode_organisation(row: &sqlx::any::AnyRow) -> Result<Organisation, StoreErr
         })?,
         name: row.try_get("name")?,
     })
+}
+
+/// Decodes the rule columns of an `ecosystem_settings` row.
+fn decode_settings(row: &sqlx::any::AnyRow) -> Result<EcosystemSettings, StoreError> {
+    let corrupt = |why: String| StoreError::corrupt("ecosystem setting", why);
+    let allowed_licences: Vec<String> =
+        serde_json::from_str(&row.try_get::<String, _>("allowed_licences")?)
+            .map_err(|error| corrupt(error.to_string()))?;
+    Ok(EcosystemSettings {
+        stance: row.try_get::<String, _>("stance")?.parse::<Stance>()?,
+        severity_threshold: row
+            .try_get::<String, _>("severity_threshold")?
+            .parse::<Severity>()?,
+        allowed_licences,
+        cooldown_days: u32::try_from(row.try_get::<i64, _>("cooldown_days")?)
+            .map_err(|error| corrupt(error.to_string()))?,
+    })
+}
+
+/// The national baseline for an ecosystem as stored (the defaults where none is), read inside
+/// the caller's transaction so an overlay is checked against the baseline it is saved beside.
+async fn national_settings(
+    connection: &mut sqlx::AnyConnection,
+    ecosystem: Ecosystem,
+) -> Result<EcosystemSettings, StoreError> {
+    let row = sqlx::query(
+        "SELECT stance, severity_threshold, allowed_licences, cooldown_days FROM ecosystem_settings WHERE organisation = $1 AND ecosystem = $2",
+    )
+    .bind(OrgCode::national().to_string())
+    .bind(ecosystem.as_str())
+    .fetch_optional(&mut *connection)
+    .await?;
+    row.as_ref()
+        .map_or_else(|| Ok(EcosystemSettings::default()), decode_settings)
 }

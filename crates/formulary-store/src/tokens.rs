@@ -12,6 +12,49 @@ use crate::time;
 /// Every token starts with this, so that secret scanners and people recognise it.
 const TOKEN_PREFIX: &str = "frm_";
 
+/// What a token may be used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TokenScope {
+    /// The JSON API, with the rights of its role (or its person's roles), and reading the
+    /// package gateway.
+    Api,
+    /// Reading the package gateway only (`/pypi/…`, `/cran/…`): the token package clients keep
+    /// in their configuration files, so one found there cannot act on the formulary.
+    Gateway,
+}
+
+impl TokenScope {
+    /// The stored and displayed name: `api` or `gateway`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenScope::Api => "api",
+            TokenScope::Gateway => "gateway",
+        }
+    }
+}
+
+impl std::fmt::Display for TokenScope {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for TokenScope {
+    type Err = StoreError;
+
+    fn from_str(text: &str) -> Result<TokenScope, StoreError> {
+        match text {
+            "api" => Ok(TokenScope::Api),
+            "gateway" => Ok(TokenScope::Gateway),
+            other => Err(StoreError::Corrupt {
+                what: "token scope",
+                why: format!("'{}' is not api or gateway", other.escape_debug()),
+            }),
+        }
+    }
+}
+
 /// A stored API token (never the secret itself: only its SHA-256).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ApiToken {
@@ -34,6 +77,8 @@ pub struct ApiToken {
     /// The person it acts as (a token from `formulary login`), whose roles it then carries;
     /// None for a service account's token, which carries `organisation` and `role`.
     pub user_id: Option<String>,
+    /// What it may be used for.
+    pub scope: TokenScope,
 }
 
 impl ApiToken {
@@ -52,6 +97,14 @@ pub struct IssuedToken {
     pub secret: String,
 }
 
+/// Who a new token acts for and what it may do.
+struct Grant<'a> {
+    organisation: &'a OrgCode,
+    role: Role,
+    user_id: Option<String>,
+    scope: TokenScope,
+}
+
 fn digest(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
@@ -66,8 +119,41 @@ impl Database {
         expires_at: Option<DateTime<Utc>>,
         actor: &str,
     ) -> Result<IssuedToken, StoreError> {
-        self.issue(name, organisation, role, None, expires_at, actor)
-            .await
+        self.issue(
+            name,
+            Grant {
+                organisation,
+                role,
+                user_id: None,
+                scope: TokenScope::Api,
+            },
+            expires_at,
+            actor,
+        )
+        .await
+    }
+
+    /// Issues a service account's token that only reads the package gateway (for a build
+    /// machine or a shared server that installs packages).
+    pub async fn issue_gateway_service_token(
+        &self,
+        name: &str,
+        organisation: &OrgCode,
+        expires_at: Option<DateTime<Utc>>,
+        actor: &str,
+    ) -> Result<IssuedToken, StoreError> {
+        self.issue(
+            name,
+            Grant {
+                organisation,
+                role: Role::Requester,
+                user_id: None,
+                scope: TokenScope::Gateway,
+            },
+            expires_at,
+            actor,
+        )
+        .await
     }
 
     /// Issues a token that acts as a person, with whatever roles they hold when it is used.
@@ -77,6 +163,19 @@ impl Database {
         user: &crate::accounts::User,
         expires_at: Option<DateTime<Utc>>,
     ) -> Result<IssuedToken, StoreError> {
+        self.issue_user_token_with_scope(name, user, TokenScope::Api, expires_at)
+            .await
+    }
+
+    /// Issues a person's token for one scope ([`TokenScope::Gateway`]: the token their package
+    /// clients keep).
+    pub async fn issue_user_token_with_scope(
+        &self,
+        name: &str,
+        user: &crate::accounts::User,
+        scope: TokenScope,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<IssuedToken, StoreError> {
         let (organisation, role) = user
             .memberships
             .first()
@@ -84,9 +183,12 @@ impl Database {
             .unwrap_or((OrgCode::national(), Role::Requester));
         self.issue(
             name,
-            &organisation,
-            role,
-            Some(user.id.clone()),
+            Grant {
+                organisation: &organisation,
+                role,
+                user_id: Some(user.id.clone()),
+                scope,
+            },
             expires_at,
             &user.actor(),
         )
@@ -96,12 +198,16 @@ impl Database {
     async fn issue(
         &self,
         name: &str,
-        organisation: &OrgCode,
-        role: Role,
-        user_id: Option<String>,
+        grant: Grant<'_>,
         expires_at: Option<DateTime<Utc>>,
         actor: &str,
     ) -> Result<IssuedToken, StoreError> {
+        let Grant {
+            organisation,
+            role,
+            user_id,
+            scope,
+        } = grant;
         let name = name.trim();
         if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
             return Err(StoreError::Conflict(
@@ -128,13 +234,14 @@ impl Database {
             expires_at,
             revoked_at: None,
             user_id,
+            scope,
         };
         let (stored, hash, actor) = (token.clone(), digest(&secret), actor.to_owned());
         self.transact(move |connection| {
             let (token, hash, actor) = (stored.clone(), hash.clone(), actor.clone());
             Box::pin(async move {
                 sqlx::query(
-                    "INSERT INTO api_tokens (id, name, token_hash, organisation, role, created_by, created_at, expires_at, revoked_at, user_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9)",
+                    "INSERT INTO api_tokens (id, name, token_hash, organisation, role, created_by, created_at, expires_at, revoked_at, user_id, scope) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, NULL, $9, $10)",
                 )
                 .bind(&token.id)
                 .bind(&token.name)
@@ -145,9 +252,10 @@ impl Database {
                 .bind(time::to_text(token.created_at))
                 .bind(token.expires_at.map(time::to_text))
                 .bind(token.user_id.clone())
+                .bind(token.scope.as_str())
                 .execute(&mut *connection)
                 .await?;
-                let details = serde_json::json!({ "name": token.name, "organisation": token.organisation, "role": token.role, "user": token.user_id, "expires_at": token.expires_at });
+                let details = serde_json::json!({ "name": token.name, "organisation": token.organisation, "role": token.role, "user": token.user_id, "scope": token.scope, "expires_at": token.expires_at });
                 audit::append(connection, &actor, "token.issue", &token.id, &details).await?;
                 Ok(())
             })
@@ -276,7 +384,7 @@ impl Database {
 }
 
 const COLUMNS: &str =
-    "id, name, organisation, role, created_by, created_at, expires_at, revoked_at, user_id";
+    "id, name, organisation, role, created_by, created_at, expires_at, revoked_at, user_id, scope";
 
 fn decode(row: &sqlx::any::AnyRow) -> Result<ApiToken, StoreError> {
     Ok(ApiToken {
@@ -289,5 +397,6 @@ fn decode(row: &sqlx::any::AnyRow) -> Result<ApiToken, StoreError> {
         expires_at: time::optional_from_text(row.try_get("expires_at")?)?,
         revoked_at: time::optional_from_text(row.try_get("revoked_at")?)?,
         user_id: row.try_get("user_id")?,
+        scope: row.try_get::<String, _>("scope")?.parse()?,
     })
 }

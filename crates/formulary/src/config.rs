@@ -40,8 +40,14 @@ pub struct Settings {
     pub pypi_upstreams: Vec<String>,
     /// CRAN-like repositories the CRAN gateway pulls from, in order; empty for an air-gapped site.
     pub cran_upstreams: Vec<String>,
-    /// Seconds an upstream may take to answer before Formulary retries and then gives up.
+    /// npm registries the npm gateway pulls from, in order; empty for an air-gapped site.
+    pub npm_upstreams: Vec<String>,
+    /// Seconds one request to an upstream may take in all (connecting, the first byte, the
+    /// whole index document, retries included) before Formulary gives up.
     pub upstream_timeout_seconds: u64,
+    /// Milliseconds a request that has a cached copy waits for the upstream before the cached
+    /// copy is served (marked stale) while the refresh goes on behind it.
+    pub upstream_patience_ms: u64,
     /// Seconds a cached upstream index document is used before it is revalidated.
     pub index_revalidate_seconds: u64,
     /// The organisation whose view the unprefixed gateway paths (`/pypi/simple/`) serve.
@@ -70,6 +76,26 @@ pub struct Settings {
     pub max_connections: usize,
     /// Seconds transfers may go on after SIGTERM or Ctrl-C before they are cut.
     pub shutdown_deadline_seconds: u64,
+    /// The secret that signs audit checkpoints. Keep it where the database's owner cannot read
+    /// it (a secret mount), and out of database backups. Default: `audit.key` in `data_dir`,
+    /// created on first use.
+    pub audit_key_file: Option<PathBuf>,
+    /// The append-only file of signed audit checkpoints. Default: `audit-checkpoints.jsonl` in
+    /// `data_dir`.
+    pub audit_checkpoint_file: Option<PathBuf>,
+    /// Where notification emails go: `smtp://[user:password@]host[:port]` (STARTTLS required;
+    /// add `?tls=none` only for a relay on the same host) or `smtps://…`. Unset: notifications
+    /// are shown in the app only. Never logged.
+    pub smtp_url: Option<String>,
+    /// The `From:` of notification emails.
+    pub smtp_from: String,
+    /// A PEM file of certificate authorities to trust for the SMTP server, beyond the public
+    /// ones (a private CA).
+    pub smtp_ca_file: Option<PathBuf>,
+    /// Who may read the package gateway: `anonymous` (anyone who reaches it; a token, when
+    /// sent, names the reader in the download ledger) or `token` (every gateway request
+    /// carries a Formulary token).
+    pub gateway_access: String,
 }
 
 impl Default for Settings {
@@ -89,7 +115,9 @@ impl Default for Settings {
             log_format: "text".to_owned(),
             pypi_upstreams: vec!["https://pypi.org/simple/".to_owned()],
             cran_upstreams: vec!["https://cloud.r-project.org/".to_owned()],
-            upstream_timeout_seconds: 30,
+            npm_upstreams: vec!["https://registry.npmjs.org/".to_owned()],
+            upstream_timeout_seconds: 12,
+            upstream_patience_ms: 1500,
             index_revalidate_seconds: 600,
             default_organisation: "NATIONAL".to_owned(),
             pypi_organisation_upstreams: std::collections::BTreeMap::new(),
@@ -100,6 +128,12 @@ impl Default for Settings {
             idle_timeout_seconds: 60,
             max_connections: 1024,
             shutdown_deadline_seconds: 20,
+            audit_key_file: None,
+            audit_checkpoint_file: None,
+            smtp_url: None,
+            smtp_from: "Formulary <formulary@localhost>".to_owned(),
+            smtp_ca_file: None,
+            gateway_access: "anonymous".to_owned(),
         }
     }
 }
@@ -116,8 +150,9 @@ fn setting_names() -> Vec<String> {
 }
 
 /// Variables that are not settings but are read elsewhere.
-const OTHER_VARIABLES: [&str; 6] = [
+const OTHER_VARIABLES: [&str; 7] = [
     "CONFIG",
+    "CONFIG_DIR",
     "LOG",
     "TOKEN",
     "SERVER",
@@ -206,6 +241,20 @@ impl Settings {
     /// The download ledger's local journal.
     pub fn ledger_journal(&self) -> PathBuf {
         self.data_dir.join("ledger-journal.jsonl")
+    }
+
+    /// The file holding the audit checkpoint key.
+    pub fn audit_key_file(&self) -> PathBuf {
+        self.audit_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("audit.key"))
+    }
+
+    /// Where signed audit checkpoints are appended.
+    pub fn audit_checkpoint_file(&self) -> PathBuf {
+        self.audit_checkpoint_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("audit-checkpoints.jsonl"))
     }
 
     /// The blob folder in force.

@@ -136,13 +136,23 @@ pub async fn seed_if_empty(database: &Database) -> anyhow::Result<bool> {
             ACTOR,
         )
         .await?;
+    // The trust's views are curated: only what its formulary (national approvals and its own)
+    // approves, with what those need to install admitted as dependencies.
     let cautious = EcosystemSettings {
+        stance: Stance::Curated,
         severity_threshold: Severity::Medium,
         cooldown_days: 14,
         ..EcosystemSettings::default()
     };
     database
         .set_ecosystem_settings(&trust.code, Ecosystem::Pypi, &cautious, ACTOR)
+        .await?;
+    let curated = EcosystemSettings {
+        stance: Stance::Curated,
+        ..EcosystemSettings::default()
+    };
+    database
+        .set_ecosystem_settings(&trust.code, Ecosystem::Cran, &curated, ACTOR)
         .await?;
 
     let today = Utc::now().date_naive();

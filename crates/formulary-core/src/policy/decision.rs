@@ -30,6 +30,8 @@ pub enum ReasonCode {
     Divest,
     /// A curated view has no admitting entry for the version.
     NotInFormulary,
+    /// Admitted in a curated view because an approved component needs it.
+    DependencyOf,
     /// The only entries are under review.
     UnderReview,
     /// The admitting entry was a pilot that has expired.

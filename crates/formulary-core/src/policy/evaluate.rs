@@ -3,6 +3,7 @@ use std::sync::Arc;
 use chrono::{Duration, NaiveDate};
 use formulary_ecosystems::Version;
 
+use super::admission::Admission;
 use super::decision::{Decision, Effect, Reason, ReasonCode};
 use super::release::Release;
 use super::snapshot::{PolicySnapshot, View};
@@ -109,6 +110,7 @@ struct Context<'a> {
     organisation_entries: Vec<&'a Entry>,
     national_entries: Vec<&'a Entry>,
     advisories: &'a [Arc<Advisory>],
+    snapshot: &'a PolicySnapshot,
     feed: Option<super::feed::AdvisoryFeed>,
     feed_policy: super::feed::FeedPolicy,
 }
@@ -137,6 +139,7 @@ impl<'a> Context<'a> {
             organisation_entries,
             national_entries,
             advisories: snapshot.advisories_for(component),
+            snapshot,
             feed: snapshot.advisory_feed(),
             feed_policy: snapshot.feed_policy_for(&view.organisation),
         }
@@ -180,7 +183,7 @@ impl<'a> Context<'a> {
         let outside_formulary = if prohibited {
             false
         } else {
-            self.apply_formulary(&organisation_cover, &national_cover, &mut reasons)
+            self.apply_formulary(version, &organisation_cover, &national_cover, &mut reasons)
         };
         let all_cover: Vec<&Entry> = organisation_cover
             .iter()
@@ -282,6 +285,7 @@ impl<'a> Context<'a> {
     /// Rule 2. Returns true when the curated stance denies the version.
     fn apply_formulary(
         &self,
+        version: &Version,
         organisation_cover: &[&'a Entry],
         national_cover: &[&'a Entry],
         reasons: &mut Vec<Reason>,
@@ -353,6 +357,23 @@ impl<'a> Context<'a> {
                 review,
                 "under review (not yet approved) in",
             ));
+        } else if let Some(admission) = self.admission(version).filter(|_| curated) {
+            reasons.push(Reason {
+                code: ReasonCode::DependencyOf,
+                effect: Effect::Allow,
+                message: format!(
+                    "admitted as {}: {} is curated, and an approved package brings what it needs to install",
+                    admission.describe(),
+                    self.formulary_name(&self.view.organisation)
+                ),
+                advisory: None,
+                link: Some(format!(
+                    "/components/{}/{}",
+                    admission.root.ecosystem(),
+                    admission.root.name
+                )),
+            });
+            return false;
         } else if curated {
             reasons.push(Reason {
                 code: ReasonCode::NotInFormulary,
@@ -368,6 +389,33 @@ impl<'a> Context<'a> {
             });
         }
         curated
+    }
+
+    /// The dependency admission that admits this version in this view, if any: worked out for
+    /// the view's organisation or the national view, covering the version, and whose approving
+    /// entry is still in force for the view (so it lapses with the approval).
+    fn admission(&self, version: &Version) -> Option<&'a Admission> {
+        self.snapshot
+            .admissions_for(self.component)
+            .iter()
+            .map(Arc::as_ref)
+            .filter(|admission| {
+                admission.organisation.is_national()
+                    || admission.organisation == self.view.organisation
+            })
+            .filter(|admission| admission.range.contains(version))
+            .find(|admission| {
+                self.snapshot
+                    .entries_for(&admission.root)
+                    .iter()
+                    .any(|entry| {
+                        entry.id == admission.entry_id
+                            && entry.draft.status.admits()
+                            && entry.is_in_force_on(self.today)
+                            && (entry.draft.organisation.is_national()
+                                || entry.draft.organisation == self.view.organisation)
+                    })
+            })
     }
 
     /// Rule 3. Returns the advisories that deny the version.

@@ -4,7 +4,8 @@
 //! The rules, in order (design.md, "Policy semantics"):
 //! 1. a `prohibited` entry denies; an organisation loosens a national prohibition only by an
 //!    unexpired exception entry that waives it;
-//! 2. under a curated stance, a version no admitting entry covers is denied;
+//! 2. under a curated stance, a version no admitting entry covers is denied, unless it is admitted
+//!    as a dependency of an approved component;
 //! 3. an advisory at or above the view's threshold denies, unless an unexpired exception waives
 //!    it; unrated advisories count as high and malicious-package reports always deny;
 //! 4. a licence outside the view's allowed set denies;
@@ -14,12 +15,14 @@
 //! 7. when the advisory feed is staler than the view allows, every decision says so, and a view
 //!    set to `hold` denies versions published after the feed went stale.
 
+mod admission;
 mod decision;
 mod evaluate;
 mod feed;
 mod release;
 mod snapshot;
 
+pub use admission::Admission;
 pub use decision::{Decision, Effect, Reason, ReasonCode};
 pub use evaluate::{evaluate_releases, evaluate_version};
 pub use feed::{AdvisoryFeed, FeedPolicy, OnStaleFeed};

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use formulary_ecosystems::Ecosystem;
 
+use super::admission::Admission;
 use crate::advisory::Advisory;
 use crate::component::Component;
 use crate::entry::Entry;
@@ -29,6 +30,7 @@ pub struct PolicySnapshot {
     settings: HashMap<(OrgCode, Ecosystem), EcosystemSettings>,
     entries: HashMap<Component, Vec<Arc<Entry>>>,
     advisories: HashMap<Component, Vec<Arc<Advisory>>>,
+    admissions: HashMap<Component, Vec<Arc<Admission>>>,
     feed: Option<AdvisoryFeed>,
     feed_policies: HashMap<OrgCode, FeedPolicy>,
 }
@@ -78,19 +80,50 @@ impl PolicySnapshot {
         snapshot
     }
 
+    /// The same snapshot with these dependency admissions (replacing any it had).
+    pub fn with_admissions(mut self, admissions: impl IntoIterator<Item = Admission>) -> Self {
+        self.admissions.clear();
+        for admission in admissions {
+            self.admissions
+                .entry(admission.component.clone())
+                .or_default()
+                .push(Arc::new(admission));
+        }
+        self
+    }
+
+    /// Every dependency admission (all organisations) of a component.
+    pub fn admissions_for(&self, component: &Component) -> &[Arc<Admission>] {
+        self.admissions.get(component).map_or(&[], Vec::as_slice)
+    }
+
+    /// Every dependency admission, for listings.
+    pub fn admissions(&self) -> impl Iterator<Item = &Admission> {
+        self.admissions.values().flatten().map(Arc::as_ref)
+    }
+
     /// The organisation with this code, if it exists.
     pub fn organisation(&self, code: &OrgCode) -> Option<&Organisation> {
         self.organisations.get(code)
     }
 
-    /// The settings an organisation applies to an ecosystem: its own, else the national ones,
-    /// else the defaults.
+    /// The settings an organisation applies to an ecosystem: the national baseline (the
+    /// national settings, else the defaults), tightened by the organisation's own where it has
+    /// them. An overlay never loosens the baseline, even one stored before the baseline was
+    /// tightened.
     pub fn settings_for(&self, organisation: &OrgCode, ecosystem: Ecosystem) -> EcosystemSettings {
-        self.settings
-            .get(&(organisation.clone(), ecosystem))
-            .or_else(|| self.settings.get(&(OrgCode::national(), ecosystem)))
+        let national = self
+            .settings
+            .get(&(OrgCode::national(), ecosystem))
             .cloned()
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if organisation.is_national() {
+            return national;
+        }
+        match self.settings.get(&(organisation.clone(), ecosystem)) {
+            Some(own) => own.within(&national),
+            None => national,
+        }
     }
 
     /// Every entry (all organisations) about a component.

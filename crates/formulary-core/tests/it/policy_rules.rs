@@ -215,10 +215,18 @@ fn advisories_deny_at_or_above_the_threshold_unless_waived() {
         severity_threshold: Severity::Critical,
         ..EcosystemSettings::default()
     };
-    let snapshot_lenient = snapshot(vec![], vec![requests_advisory()], vec![("RJ1", lenient)]);
+    // A national threshold of critical lets the advisory through, noted…
+    let snapshot_lenient = snapshot(
+        vec![],
+        vec![requests_advisory()],
+        vec![("NATIONAL", lenient.clone())],
+    );
     let noted = decide(&snapshot_lenient, "RJ1", &requests, "2.19.1");
     assert!(noted.allowed);
     assert_eq!(codes(&noted), [ReasonCode::AdvisoryBelowThreshold]);
+    // …but an organisation's overlay cannot loosen the national baseline (finding S3).
+    let overlay_only = snapshot(vec![], vec![requests_advisory()], vec![("RJ1", lenient)]);
+    assert!(!decide(&overlay_only, "RJ1", &requests, "2.19.1").allowed);
 
     let mut exception = entry("o1", "RJ1", &requests, "==2.19.1", Status::Approved);
     exception.draft.waives = vec![Waiver::Advisory("CVE-2018-18074".to_owned())];

@@ -10,5 +10,6 @@ pub mod rds;
 pub use archive::{archive_from_value, archive_value, Archive, ArchivedFile};
 pub use licence::licence_to_spdx;
 pub use packages::{
-    dependencies, parse_packages, render_packages, Dependency, PackagesError, BASE_PACKAGES,
+    dependencies, parse_packages, read_packages, render_packages, Dependency, PackagesError,
+    ReadPackages, BASE_PACKAGES,
 };

@@ -34,8 +34,20 @@ pub const BASE_PACKAGES: [&str; 15] = [
     "utils",
 ];
 
+/// Line ends as R reads them: CRLF and lone CR become LF, and a UTF-8 byte-order mark is dropped.
+fn normalised(text: &str) -> std::borrow::Cow<'_, str> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.contains('\r') {
+        std::borrow::Cow::Owned(text.replace("\r\n", "\n").replace('\r', "\n"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 /// Parses a `PACKAGES` file: one paragraph per package, each with at least `Package` and `Version`.
+/// CRLF line ends are read as R reads them.
 pub fn parse_packages(text: &str) -> Result<Vec<Paragraph>, PackagesError> {
+    let text = normalised(text);
     if text.trim().is_empty() {
         return Ok(Vec::new());
     }
@@ -52,6 +64,72 @@ pub fn parse_packages(text: &str) -> Result<Vec<Paragraph>, PackagesError> {
             .ok_or(PackagesError::MissingField("Version"))?;
     }
     Ok(paragraphs)
+}
+
+/// A `PACKAGES` file read the forgiving way, as R's `available.packages()` reads an upstream's:
+/// the entries that can be read, and what was skipped.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReadPackages {
+    /// Every readable entry with `Package` and `Version`, in order.
+    pub paragraphs: Vec<Paragraph>,
+    /// One line per entry skipped: which one (its position and package, when known) and why.
+    pub skipped: Vec<String>,
+}
+
+/// Reads a `PACKAGES` file from an upstream: an entry without `Package` or `Version`, or one that
+/// is not in the deb822 format, is skipped and listed, never the whole file. CRLF line ends and
+/// a byte-order mark are read as R reads them.
+pub fn read_packages(text: &str) -> ReadPackages {
+    let text = normalised(text);
+    let mut read = ReadPackages::default();
+    let keep = |position: usize, paragraph: Paragraph, read: &mut ReadPackages| match (
+        paragraph.get("Package"),
+        paragraph.get("Version"),
+    ) {
+        (Some(_), Some(_)) => read.paragraphs.push(paragraph),
+        (Some(package), None) => read
+            .skipped
+            .push(format!("entry {position} ({package}) has no Version field")),
+        (None, _) => read
+            .skipped
+            .push(format!("entry {position} has no Package field")),
+    };
+    match text.parse::<Deb822>() {
+        Ok(document) => {
+            for (index, paragraph) in document.iter().enumerate() {
+                keep(index + 1, paragraph.clone(), &mut read);
+            }
+        }
+        // One malformed entry: read the entries one by one.
+        Err(_) => {
+            let mut stanza = String::new();
+            let mut position = 0;
+            let lines = text.lines().chain(std::iter::once(""));
+            for line in lines {
+                if !line.trim().is_empty() {
+                    stanza.push_str(line);
+                    stanza.push('\n');
+                    continue;
+                }
+                if stanza.is_empty() {
+                    continue;
+                }
+                position += 1;
+                match stanza.parse::<Deb822>() {
+                    Ok(document) => {
+                        for paragraph in document.iter() {
+                            keep(position, paragraph.clone(), &mut read);
+                        }
+                    }
+                    Err(error) => read.skipped.push(format!(
+                        "entry {position} is not in the PACKAGES format: {error}"
+                    )),
+                }
+                stanza.clear();
+            }
+        }
+    }
+    read
 }
 
 /// Renders paragraphs as a `PACKAGES` file (fields in their order; continuation lines indented).
@@ -122,6 +200,46 @@ mod tests {
     use super::*;
 
     const SAMPLE: &str = "Package: readxl\nVersion: 1.4.3\nDepends: R (>= 3.6)\nImports: cellranger, tibble (>=\n        2.0.1), utils\nLinkingTo: cpp11 (>= 0.4.0), progress\nLicense: MIT + file LICENSE\nMD5sum: 0123456789abcdef0123456789abcdef\nNeedsCompilation: yes\n\nPackage: cellranger\nVersion: 1.1.0\nLicense: MIT + file LICENSE\n";
+
+    #[test]
+    fn crlf_line_ends_are_read_as_r_reads_them() {
+        let crlf = SAMPLE.replace('\n', "\r\n");
+        let paragraphs = parse_packages(&crlf).unwrap();
+        assert_eq!(paragraphs, parse_packages(SAMPLE).unwrap());
+        assert_eq!(paragraphs[0].get("Version"), Some("1.4.3"));
+        let with_bom = format!("\u{feff}{crlf}");
+        assert_eq!(read_packages(&with_bom).paragraphs, paragraphs);
+    }
+
+    #[test]
+    fn an_entry_without_version_or_in_another_format_is_skipped_not_the_file() {
+        let text =
+            format!("{SAMPLE}\nPackage: broken\nLicense: MIT\n\nPackage: fine\nVersion: 2.0\n");
+        assert!(
+            parse_packages(&text).is_err(),
+            "the strict reader refuses it"
+        );
+        let read = read_packages(&text);
+        let names: Vec<&str> = read
+            .paragraphs
+            .iter()
+            .filter_map(|paragraph| paragraph.get("Package"))
+            .collect();
+        assert_eq!(names, ["readxl", "cellranger", "fine"]);
+        assert_eq!(read.skipped, ["entry 3 (broken) has no Version field"]);
+        // A line that is not a field at all: that entry alone is skipped.
+        let text =
+            format!("{SAMPLE}\nthis is not a field\nPackage: x\n\nPackage: fine\nVersion: 2.0\n");
+        let read = read_packages(&text);
+        let names: Vec<&str> = read
+            .paragraphs
+            .iter()
+            .filter_map(|paragraph| paragraph.get("Package"))
+            .collect();
+        assert_eq!(names, ["readxl", "cellranger", "fine"]);
+        assert_eq!(read.skipped.len(), 1, "{:?}", read.skipped);
+        assert!(read_packages("").paragraphs.is_empty());
+    }
 
     #[test]
     fn parses_and_renders_packages_files() {

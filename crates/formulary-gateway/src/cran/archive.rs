@@ -1,5 +1,5 @@
 //! `src/contrib/Meta/archive.rds` for one view: every archived source version the view allows,
-//! from the upstream's own `archive.rds`, the `Archive/` listings seen, and imports.
+//! from the upstream's own `archive.rds` and imports.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -31,6 +31,18 @@ pub(crate) struct UpstreamArchive {
     archive: Archive,
 }
 
+impl UpstreamArchive {
+    /// The archived tarballs it lists.
+    pub(super) fn archive(&self) -> &Archive {
+        &self.archive
+    }
+
+    /// The upstream it came from (archived files are under its `src/contrib/Archive/`).
+    pub(super) fn origin(&self) -> &Url {
+        &self.freshness.origin
+    }
+}
+
 impl Revalidated for UpstreamArchive {
     fn freshness(&self) -> &Freshness {
         &self.freshness
@@ -51,7 +63,7 @@ const MAX_ARCHIVE_RDS_BYTES: usize = 64 * 1024 * 1024;
 
 impl CranGateway {
     /// `src/contrib/Meta/archive.rds` for a view: every archived source version the view allows
-    /// (from the upstream's own `archive.rds`, the `Archive/` listings seen, and imports), so
+    /// (from the upstream's own `archive.rds` and imports), so
     /// that `remotes::install_version` finds older allowed versions and no denied one.
     pub async fn archive_rds(
         &self,
@@ -107,20 +119,6 @@ impl CranGateway {
                 let entry = known.entry(package.clone()).or_default();
                 for file in files {
                     entry.insert(file.filename.clone(), file.clone());
-                }
-            }
-        }
-        for (package, listing) in lock(&self.archive_listings).iter() {
-            let entry = known.entry(package.clone()).or_default();
-            for (_, url) in listing {
-                if let Some(filename) = url.rsplit('/').next() {
-                    entry
-                        .entry(filename.to_owned())
-                        .or_insert_with(|| ArchivedFile {
-                            filename: filename.to_owned(),
-                            size: None,
-                            modified: None,
-                        });
                 }
             }
         }
@@ -191,8 +189,8 @@ impl CranGateway {
     }
 
     /// The upstream's `archive.rds`, revalidated like an index; none when there is no upstream,
-    /// it has none, or it cannot be read (then the `Archive/` listings and imports still count).
-    async fn upstream_archive(&self) -> Option<Arc<UpstreamArchive>> {
+    /// it has none, or it cannot be read (then imports still count).
+    pub(super) async fn upstream_archive(&self) -> Option<Arc<UpstreamArchive>> {
         if self.upstreams.is_empty() {
             return None;
         }
@@ -203,6 +201,7 @@ impl CranGateway {
                 &self.upstreams,
                 Box::pin(self.load_cached_archive()),
                 |upstream: Url, etag: Option<String>| {
+                    let client = self.client.clone();
                     Box::pin(async move {
                         let url = upstream.join(ARCHIVE_RDS).map_err(|error| {
                             UpstreamFailure::Malformed {
@@ -211,8 +210,7 @@ impl CranGateway {
                             }
                         })?;
                         Ok(
-                            match self
-                                .client
+                            match client
                                 .document(&url, etag.as_deref(), MAX_ARCHIVE_RDS_BYTES)
                                 .await?
                             {

@@ -12,12 +12,12 @@ use formulary_core::ecosystems::{Ecosystem, Version};
 use formulary_core::policy::{evaluate_releases, PolicySnapshot, Release, View};
 use formulary_core::Component;
 
+use super::archive::UpstreamArchive;
 use super::imported::ImportedFiles;
 use super::tree::{field, parse_filename, release_of, INDEX_FIELDS};
 use super::{lock, CranGateway, Tree};
 use crate::engine::files::UpstreamFile;
 use crate::engine::rendered::Rendered;
-use crate::engine::upstream::Document;
 use crate::engine::views::{Sources, ViewKey};
 use crate::error::GatewayError;
 
@@ -35,6 +35,14 @@ pub struct ServedIndex {
     pub stale: bool,
     /// Packages left out, with why (for logs and the component page).
     pub withheld: Vec<String>,
+}
+
+/// What the source tree knows of archived versions, read once per index build.
+struct Archived<'a> {
+    /// The upstream's `archive.rds`, if it has one.
+    upstream: Option<&'a UpstreamArchive>,
+    /// Imported files.
+    imported: &'a ImportedFiles,
 }
 
 /// Where an archived version of a package can be had.
@@ -64,13 +72,29 @@ impl CranGateway {
             organisation: view.organisation.clone(),
             day,
         };
-        let source: Arc<dyn std::any::Any + Send + Sync> = tree.clone();
+        // Archived versions stand in for denied current ones in the source tree: they come from
+        // the upstream's own archive.rds (one cached, revalidated document) and imports.
+        let archive = if tree_name == "src/contrib" {
+            self.upstream_archive().await
+        } else {
+            None
+        };
+        let imported = self.imported().await?;
+        let mut sources: Vec<Arc<dyn std::any::Any + Send + Sync>> =
+            vec![tree.clone(), imported.clone()];
+        if let Some(archive) = &archive {
+            sources.push(archive.clone());
+        }
+        let archived = Archived {
+            upstream: archive.as_deref(),
+            imported: &imported,
+        };
         let served = self
             .indexes
             .get_or_build(
                 key.clone(),
-                Sources::new(generation, vec![source]),
-                self.build_index(snapshot, view, &tree, tree_name, &key),
+                Sources::new(generation, sources),
+                self.build_index(snapshot, view, &tree, tree_name, &key, &archived),
             )
             .await?;
         Ok(Some(served))
@@ -83,7 +107,9 @@ impl CranGateway {
         tree: &Tree,
         tree_name: &str,
         key: &ViewKey,
+        archived: &Archived<'_>,
     ) -> Result<ServedIndex, GatewayError> {
+        let started = std::time::Instant::now();
         let mut kept: Vec<Paragraph> = Vec::with_capacity(tree.paragraphs.len());
         let mut withheld = Vec::new();
         for paragraph in &tree.paragraphs {
@@ -105,7 +131,7 @@ impl CranGateway {
             }
             let reason = decision.headline().unwrap_or("denied").to_owned();
             match self
-                .archived_substitute(snapshot, view, tree, &component, tree_name)
+                .archived_substitute(snapshot, view, archived, &component, tree_name)
                 .await
             {
                 Some(substitute) => {
@@ -135,6 +161,14 @@ impl CranGateway {
                 (Rendered::new(text.into_bytes()), Rendered::new(gz))
             }
         };
+        tracing::info!(
+            tree = tree_name,
+            organisation = %view.organisation,
+            listed = kept.len(),
+            withheld = withheld.len(),
+            elapsed_ms = started.elapsed().as_millis(),
+            "built a PACKAGES index for a view"
+        );
         Ok(ServedIndex {
             packages,
             packages_gz,
@@ -143,22 +177,37 @@ impl CranGateway {
         })
     }
 
-    /// The archived versions of a package: those in the upstream's
-    /// `src/contrib/Archive/<pkg>/` listing and those imported, newest first.
-    async fn archived_versions(
-        &self,
-        tree: &Tree,
+    /// The archived versions of a package, newest first: those the upstream's `archive.rds`
+    /// lists (at `src/contrib/Archive/<pkg>/<file>` of that upstream) and those imported. No
+    /// request is made per package.
+    fn archived_versions(
+        archived: &Archived<'_>,
         component: &Component,
-        imported: &ImportedFiles,
     ) -> Vec<(Version, ArchivedSource)> {
-        let mut found: Vec<(Version, ArchivedSource)> = self
-            .upstream_listing(tree, component)
-            .await
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(version, url)| (version, ArchivedSource::Upstream(url)))
-            .collect();
-        for (version, _, file) in imported.sources_of(component) {
+        let mut found: Vec<(Version, ArchivedSource)> = Vec::new();
+        if let Some(upstream) = archived.upstream {
+            let files = upstream
+                .archive()
+                .get(component.name.as_str())
+                .into_iter()
+                .flatten();
+            for file in files {
+                let Some((named, version)) = parse_filename(&file.filename) else {
+                    continue;
+                };
+                if &named != component || !file.filename.ends_with(".tar.gz") {
+                    continue;
+                }
+                let Ok(url) = upstream.origin().join(&format!(
+                    "src/contrib/Archive/{}/{}",
+                    component.name, file.filename
+                )) else {
+                    continue;
+                };
+                found.push((version, ArchivedSource::Upstream(url.to_string())));
+            }
+        }
+        for (version, _, file) in archived.imported.sources_of(component) {
             let Some(entry) = cran::parse_packages(&file.entry)
                 .ok()
                 .and_then(|mut paragraphs| paragraphs.pop())
@@ -173,66 +222,23 @@ impl CranGateway {
         found
     }
 
-    /// The upstream's `src/contrib/Archive/<pkg>/` listing, as (version, URL); the last one seen
-    /// when the upstream cannot be reached; none for a tree that only imports filled.
-    async fn upstream_listing(
-        &self,
-        tree: &Tree,
-        component: &Component,
-    ) -> Option<Vec<(Version, String)>> {
-        if !matches!(tree.freshness.origin.scheme(), "http" | "https") {
-            return None;
-        }
-        let name = component.name.as_str();
-        let listing_url = tree
-            .freshness
-            .origin
-            .join(&format!("src/contrib/Archive/{name}/"))
-            .ok()?;
-        match self
-            .client
-            .document(&listing_url, None, 4 * 1024 * 1024)
-            .await
-        {
-            Ok(Document::Body { bytes, .. }) => {
-                let listing = String::from_utf8_lossy(&bytes).into_owned();
-                let page =
-                    formulary_core::ecosystems::pypi::parse_html(&listing, &listing_url, name)
-                        .ok()?;
-                let found: Vec<(Version, String)> = page
-                    .files
-                    .iter()
-                    .filter_map(|file| {
-                        let filename = file.url.rsplit('/').next()?.to_owned();
-                        let (found, version) = parse_filename(&filename)?;
-                        (&found == component && filename.ends_with(".tar.gz"))
-                            .then_some((version, file.url.clone()))
-                    })
-                    .collect();
-                lock(&self.archive_listings).insert(name.to_owned(), found.clone());
-                Some(found)
-            }
-            Ok(Document::Missing) => None,
-            // The upstream is down: the last listing seen still stands.
-            _ => lock(&self.archive_listings).get(name).cloned(),
-        }
-    }
-
     /// The newest allowed archived version of a package, described from its tarball's
     /// DESCRIPTION. Source trees only.
     async fn archived_substitute(
         &self,
         snapshot: &PolicySnapshot,
         view: &View,
-        tree: &Tree,
+        archived: &Archived<'_>,
         component: &Component,
         tree_name: &str,
     ) -> Option<Paragraph> {
         if tree_name != "src/contrib" {
             return None;
         }
-        let imported = self.imported().await.ok()?;
-        let candidates = self.archived_versions(tree, component, &imported).await;
+        let candidates = Self::archived_versions(archived, component);
+        if candidates.is_empty() {
+            return None;
+        }
         let releases: Vec<Release> = candidates
             .iter()
             .map(|(version, source)| Release {

@@ -25,14 +25,18 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use deb822_fast::Paragraph;
 use formulary_core::ecosystems::cran;
-use formulary_core::ecosystems::{Ecosystem, Version};
+use formulary_core::ecosystems::Ecosystem;
 use formulary_store::{BlobStore, Database, UpstreamDocument};
 use url::Url;
 
 use crate::engine::documents::{Answer, Freshness, Lookup, Revalidated, Revalidating};
 use crate::engine::files::FileCache;
+use crate::engine::health::UpstreamStatus;
 use crate::engine::rendered::Rendered;
-use crate::engine::upstream::{as_folders, Document, UpstreamClient, UpstreamFailure};
+use crate::engine::sanity::{HeldDocument, Sanity};
+use crate::engine::upstream::{
+    as_folders, Document, UpstreamClient, UpstreamFailure, UpstreamOptions,
+};
 use crate::engine::views::Views;
 use crate::error::GatewayError;
 use archive::UpstreamArchive;
@@ -81,8 +85,6 @@ pub struct CranGateway {
     upstreams: Vec<Url>,
     trees: Revalidating<Tree>,
     descriptions: Mutex<HashMap<(String, String), Paragraph>>,
-    /// The last `Archive/<package>/` listing seen, by package.
-    archive_listings: Mutex<HashMap<String, Vec<(Version, String)>>>,
     indexes: Views<ServedIndex>,
     /// Files put in by `mirror import cran`, and when they were read from the store.
     imported: Mutex<Option<(std::time::Instant, Arc<ImportedFiles>)>>,
@@ -92,6 +94,8 @@ pub struct CranGateway {
     archives: Revalidating<UpstreamArchive>,
     /// Built `archive.rds` files per organisation and snapshot day.
     archive_files: Views<Rendered>,
+    /// Upstream indexes held back because they look wrong next to the cached ones.
+    sanity: Sanity,
 }
 
 impl CranGateway {
@@ -100,25 +104,35 @@ impl CranGateway {
         database: Database,
         blobs: BlobStore,
         upstreams: Vec<Url>,
-        timeout: Duration,
-        revalidate_after: Duration,
+        options: &UpstreamOptions,
     ) -> Result<CranGateway, reqwest::Error> {
         let upstreams = as_folders(upstreams);
-        let client = UpstreamClient::new(timeout)?;
+        let client = UpstreamClient::new(options.budget)?;
+        let revalidate_after = options.revalidate_after;
         Ok(CranGateway {
             database: database.clone(),
             files: FileCache::new(database.clone(), blobs, client.clone()),
             client,
             upstreams,
-            trees: Revalidating::new(revalidate_after),
+            trees: Revalidating::new(revalidate_after, options.patience),
             descriptions: Mutex::new(HashMap::new()),
-            archive_listings: Mutex::new(HashMap::new()),
             indexes: Views::new(INDEX_REUSE, 1_000),
             imported: Mutex::new(None),
             reload_after: revalidate_after,
-            archives: Revalidating::new(revalidate_after),
+            archives: Revalidating::new(revalidate_after, options.patience),
             archive_files: Views::new(INDEX_REUSE, 1_000),
+            sanity: Sanity::default(),
         })
+    }
+
+    /// The state of every upstream server this gateway has asked.
+    pub fn upstream_health(&self) -> Vec<UpstreamStatus> {
+        self.client.health()
+    }
+
+    /// Upstream indexes held back because they look wrong next to the cached ones.
+    pub fn held_back(&self) -> Vec<HeldDocument> {
+        self.sanity.held()
     }
 
     /// The files `mirror import cran` put in, read again from the store when older than the
@@ -140,6 +154,12 @@ impl CranGateway {
         Ok(files)
     }
 
+    /// Fetches or revalidates the source tree's index (`src/contrib/PACKAGES`) when old, so what
+    /// is cached is current; for work done outside a request, such as dependency closures.
+    pub async fn source_tree(&self) -> Result<(), GatewayError> {
+        self.tree("src/contrib").await.map(|_| ())
+    }
+
     /// The tree's index, fetched or revalidated when old, served from the cache (marked stale)
     /// when every upstream fails.
     async fn tree(&self, name: &str) -> Result<Option<Arc<Tree>>, GatewayError> {
@@ -150,9 +170,10 @@ impl CranGateway {
                 &self.upstreams,
                 Box::pin(self.load_cached(name)),
                 |upstream: Url, etag: Option<String>| {
-                    Box::pin(
-                        async move { self.fetch_packages(&upstream, name, etag.as_deref()).await },
-                    )
+                    let (client, name) = (self.client.clone(), name.to_owned());
+                    Box::pin(async move {
+                        fetch_packages(&client, &upstream, &name, etag.as_deref()).await
+                    })
                 },
                 |upstream: Url,
                  (text, etag): (String, Option<String>),
@@ -170,41 +191,12 @@ impl CranGateway {
         })
     }
 
-    async fn fetch_packages(
-        &self,
-        upstream: &Url,
-        tree: &str,
-        etag: Option<&str>,
-    ) -> Result<Answer<(String, Option<String>)>, UpstreamFailure> {
-        for (file, compressed) in [("PACKAGES.gz", true), ("PACKAGES", false)] {
-            let url = upstream.join(&format!("{tree}/{file}")).map_err(|error| {
-                UpstreamFailure::Malformed {
-                    url: upstream.to_string(),
-                    why: error.to_string(),
-                }
-            })?;
-            match self.client.document(&url, etag, MAX_PACKAGES_BYTES).await? {
-                Document::Missing => continue,
-                Document::NotModified => return Ok(Answer::NotModified),
-                Document::Body { bytes, etag } => {
-                    let text = if compressed {
-                        gunzip(&bytes, &url)?
-                    } else {
-                        String::from_utf8_lossy(&bytes).into_owned()
-                    };
-                    return Ok(Answer::Document((text, etag)));
-                }
-            }
-        }
-        Ok(Answer::Missing)
-    }
-
     async fn load_cached(&self, name: &str) -> Result<Option<Tree>, GatewayError> {
         let key = tree_key(name);
         let Some(stored) = self.database.upstream_document(SCOPE, &key).await? else {
             return Ok(None);
         };
-        let paragraphs = cran::parse_packages(&stored.document).unwrap_or_default();
+        let paragraphs = cran::read_packages(&stored.document).paragraphs;
         let freshness = Freshness::stored(&stored)?;
         let published = self.published_dates(&paragraphs).await?;
         let tree = Tree {
@@ -241,11 +233,17 @@ impl CranGateway {
         etag: Option<String>,
         previous: Option<&Tree>,
     ) -> Result<Tree, GatewayError> {
-        let paragraphs =
-            cran::parse_packages(text).map_err(|error| UpstreamFailure::Malformed {
-                url: upstream.to_string(),
-                why: error.to_string(),
-            })?;
+        let read = cran::read_packages(text);
+        if !read.skipped.is_empty() {
+            tracing::warn!(tree = name, %upstream, skipped = ?read.skipped, "PACKAGES entries skipped: they cannot be read (the rest of the index is served)");
+        }
+        let paragraphs = read.paragraphs;
+        self.sanity.admit(
+            name,
+            upstream,
+            previous.map_or(0, |tree| tree.paragraphs.len()),
+            paragraphs.len(),
+        )?;
         let now = Utc::now();
         let mut published = previous
             .map(|tree| tree.published.clone())
@@ -293,6 +291,36 @@ impl CranGateway {
             published,
         })
     }
+}
+
+/// Fetches a tree's `PACKAGES.gz` (else `PACKAGES`) from one upstream.
+async fn fetch_packages(
+    client: &UpstreamClient,
+    upstream: &Url,
+    tree: &str,
+    etag: Option<&str>,
+) -> Result<Answer<(String, Option<String>)>, UpstreamFailure> {
+    for (file, compressed) in [("PACKAGES.gz", true), ("PACKAGES", false)] {
+        let url = upstream.join(&format!("{tree}/{file}")).map_err(|error| {
+            UpstreamFailure::Malformed {
+                url: upstream.to_string(),
+                why: error.to_string(),
+            }
+        })?;
+        match client.document(&url, etag, MAX_PACKAGES_BYTES).await? {
+            Document::Missing => continue,
+            Document::NotModified => return Ok(Answer::NotModified),
+            Document::Body { bytes, etag } => {
+                let text = if compressed {
+                    gunzip(&bytes, &url)?
+                } else {
+                    String::from_utf8_lossy(&bytes).into_owned()
+                };
+                return Ok(Answer::Document((text, etag)));
+            }
+        }
+    }
+    Ok(Answer::Missing)
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -113,7 +113,7 @@ pub(crate) fn tree_key(tree: &str) -> String {
 pub async fn cached_index(database: &Database, tree: &str) -> Result<Vec<Paragraph>, GatewayError> {
     Ok(
         match database.upstream_document(SCOPE, &tree_key(tree)).await? {
-            Some(stored) => cran::parse_packages(&stored.document).unwrap_or_default(),
+            Some(stored) => cran::read_packages(&stored.document).paragraphs,
             None => Vec::new(),
         },
     )

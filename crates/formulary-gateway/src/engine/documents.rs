@@ -90,42 +90,70 @@ pub(crate) enum Lookup<T> {
     Absent(Option<Arc<T>>),
 }
 
+/// After a failed or unfinished revalidation, how long the cached copy is served without asking
+/// the upstream again (an unfinished refresh that completes ends it early).
+const RETRY_AFTER_FAILURE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A refresh running behind the request that started it, its answer type erased.
+type Pending = tokio::task::JoinHandle<Box<dyn std::any::Any + Send>>;
+
 /// The cache of one kind of document.
 #[derive(Debug)]
 pub(crate) struct Revalidating<T> {
     items: Mutex<HashMap<String, Arc<T>>>,
     flight: SingleFlight,
     revalidate_after: chrono::Duration,
+    /// How long a request that has a cached copy waits for the upstream before it is served the
+    /// cached copy (the refresh goes on behind it).
+    patience: std::time::Duration,
+    /// Until when a document's cached copy is served without asking (after a failure).
+    quiet: Mutex<HashMap<String, tokio::time::Instant>>,
+    /// Refreshes that outlived the request that started them, by document and upstream.
+    pending: Mutex<HashMap<(String, Url), Pending>>,
+}
+
+/// What waiting for an upstream gave.
+enum Waited<D> {
+    /// Its answer.
+    Answer(Result<Answer<D>, UpstreamFailure>),
+    /// No answer within the request's patience; the refresh goes on.
+    Pending,
+}
+
+fn lock<V>(mutex: &Mutex<V>) -> std::sync::MutexGuard<'_, V> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl<T: Revalidated> Revalidating<T> {
     /// A cache whose copies are revalidated once older than `revalidate_after` (ten minutes
-    /// when the setting is too large to represent).
-    pub(crate) fn new(revalidate_after: std::time::Duration) -> Revalidating<T> {
+    /// when the setting is too large to represent), where a request that has a cached copy waits
+    /// at most `patience` for the upstream.
+    pub(crate) fn new(
+        revalidate_after: std::time::Duration,
+        patience: std::time::Duration,
+    ) -> Revalidating<T> {
         Revalidating {
             items: Mutex::new(HashMap::new()),
             flight: SingleFlight::default(),
             revalidate_after: chrono::Duration::from_std(revalidate_after)
                 .unwrap_or(chrono::Duration::minutes(10)),
+            patience,
+            quiet: Mutex::default(),
+            pending: Mutex::default(),
         }
     }
 
     /// Keeps `item` as the current copy of `name`.
     pub(crate) fn remember(&self, name: &str, item: T) -> Arc<T> {
         let item = Arc::new(item);
-        self.items
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(name.to_owned(), Arc::clone(&item));
+        lock(&self.items).insert(name.to_owned(), Arc::clone(&item));
         item
     }
 
     fn remembered(&self, name: &str) -> Option<Arc<T>> {
-        self.items
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(name)
-            .cloned()
+        lock(&self.items).get(name).cloned()
     }
 
     fn fresh(&self, name: &str) -> Option<Arc<T>> {
@@ -135,15 +163,87 @@ impl<T: Revalidated> Revalidating<T> {
         })
     }
 
+    /// True while the cached copy of `name` is served without asking: within the quiet period
+    /// after a failure, unless a refresh left running has finished since.
+    fn quiet(&self, name: &str) -> bool {
+        let until = lock(&self.quiet).get(name).copied();
+        let Some(until) = until else {
+            return false;
+        };
+        if tokio::time::Instant::now() >= until {
+            lock(&self.quiet).remove(name);
+            return false;
+        }
+        !lock(&self.pending)
+            .iter()
+            .any(|((document, _), task)| document == name && task.is_finished())
+    }
+
+    /// Serves `item` marked stale, and asks again only after the quiet period.
+    fn serve_stale(&self, name: &str, item: &T) -> Lookup<T> {
+        lock(&self.quiet).insert(
+            name.to_owned(),
+            tokio::time::Instant::now() + RETRY_AFTER_FAILURE,
+        );
+        Lookup::Found(self.remember(name, item.rechecked(item.freshness().checked_at, true)))
+    }
+
+    /// Asks `upstream` (or takes the answer of a refresh left running), waiting until
+    /// `deadline` when there is one.
+    async fn ask_upstream<D: Send + 'static>(
+        &self,
+        name: &str,
+        upstream: &Url,
+        etag: Option<String>,
+        ask: &impl Fn(Url, Option<String>) -> Step<'static, Result<Answer<D>, UpstreamFailure>>,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Waited<D> {
+        let key = (name.to_owned(), upstream.clone());
+        let left_running = lock(&self.pending).remove(&key);
+        let mut task = left_running.unwrap_or_else(|| {
+            let asking = ask(upstream.clone(), etag);
+            tokio::spawn(async move { Box::new(asking.await) as Box<dyn std::any::Any + Send> })
+        });
+        let outcome = match deadline {
+            None => (&mut task).await,
+            Some(deadline) => match tokio::time::timeout_at(deadline, &mut task).await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    lock(&self.pending).insert(key, task);
+                    return Waited::Pending;
+                }
+            },
+        };
+        let failed = |why: String| {
+            Waited::Answer(Err(UpstreamFailure::Unreachable {
+                url: upstream.to_string(),
+                why,
+            }))
+        };
+        match outcome {
+            Ok(answer) => match answer.downcast::<Result<Answer<D>, UpstreamFailure>>() {
+                Ok(answer) => Waited::Answer(*answer),
+                Err(_) => failed("a refresh left running gave another kind of document".to_owned()),
+            },
+            Err(error) => failed(format!("the refresh stopped: {error}")),
+        }
+    }
+
     /// The current copy of `name`: from memory while fresh; else the stored copy (`load`, once)
     /// revalidated against each upstream in turn (`ask`, with the stored entity tag), a new
     /// document turned into a new copy (`build`).
-    pub(crate) async fn get<'a, D>(
+    ///
+    /// A request that has a cached copy waits at most the patience for the upstreams, then is
+    /// served the cached copy marked stale while the refresh goes on behind it; the next request
+    /// after it finishes uses its answer. After a failure the cached copy is served without
+    /// asking for a while. A new document that cannot be stored (database or disk down) leaves
+    /// the cached copy served.
+    pub(crate) async fn get<'a, D: Send + 'static>(
         &'a self,
         name: &'a str,
         upstreams: &'a [Url],
         load: Step<'a, Result<Option<T>, GatewayError>>,
-        ask: impl Fn(Url, Option<String>) -> Step<'a, Result<Answer<D>, UpstreamFailure>>,
+        ask: impl Fn(Url, Option<String>) -> Step<'static, Result<Answer<D>, UpstreamFailure>>,
         build: impl Fn(Url, D, Option<Arc<T>>) -> Step<'a, Result<T, GatewayError>>,
     ) -> Result<Lookup<T>, GatewayError> {
         if let Some(item) = self.fresh(name) {
@@ -156,11 +256,21 @@ impl<T: Revalidated> Revalidating<T> {
         if upstreams.is_empty() {
             // Only the store can change (`mirror import` in another process): read it again
             // once the copy in memory is as old as a revalidation would be.
-            return Ok(match load.await? {
-                Some(item) => Lookup::Found(self.remember(name, item.rechecked(Utc::now(), false))),
-                None => match self.remembered(name) {
+            return Ok(match load.await {
+                Ok(Some(item)) => {
+                    Lookup::Found(self.remember(name, item.rechecked(Utc::now(), false)))
+                }
+                Ok(None) => match self.remembered(name) {
                     Some(item) => Lookup::Found(item),
                     None => Lookup::Absent(None),
+                },
+                // The store is down: what is in memory is still served.
+                Err(error) => match self.remembered(name) {
+                    Some(item) => {
+                        tracing::warn!(document = name, %error, "could not read the store; serving the copy in memory");
+                        Lookup::Found(item)
+                    }
+                    None => return Err(error),
                 },
             });
         }
@@ -168,19 +278,81 @@ impl<T: Revalidated> Revalidating<T> {
             Some(item) => Some(item),
             None => load.await?.map(|item| self.remember(name, item)),
         };
+        if let Some(item) = &cached {
+            if self.quiet(name) {
+                return Ok(Lookup::Found(Arc::clone(item)));
+            }
+        }
+        let deadline = cached
+            .as_ref()
+            .map(|_| tokio::time::Instant::now() + self.patience);
         let mut failure = None;
         for upstream in upstreams {
             let etag = cached
                 .as_ref()
                 .filter(|item| &item.freshness().origin == upstream)
                 .and_then(|item| item.freshness().etag.clone());
-            match ask(upstream.clone(), etag).await {
+            let answer = match self
+                .ask_upstream(name, upstream, etag, &ask, deadline)
+                .await
+            {
+                Waited::Answer(answer) => answer,
+                Waited::Pending => {
+                    tracing::info!(document = name, %upstream, patience_ms = self.patience.as_millis() as u64, "the upstream is slow: serving the cached copy while the refresh goes on");
+                    if let Some(item) = &cached {
+                        return Ok(self.serve_stale(name, item));
+                    }
+                    continue;
+                }
+            };
+            match answer {
                 Ok(Answer::Document(document)) => {
-                    let item = build(upstream.clone(), document, cached.clone()).await?;
-                    return Ok(Lookup::Found(self.remember(name, item)));
+                    // Storing it is bounded too when a cached copy can be served instead: a
+                    // database that hangs must not hold the client (at least half a second,
+                    // so that a sound store always finishes).
+                    let building = build(upstream.clone(), document, cached.clone());
+                    let built = match deadline {
+                        None => Some(building.await),
+                        Some(deadline) => {
+                            let deadline = deadline.max(
+                                tokio::time::Instant::now() + std::time::Duration::from_millis(500),
+                            );
+                            tokio::time::timeout_at(deadline, building).await.ok()
+                        }
+                    };
+                    let Some(built) = built else {
+                        tracing::error!(document = name, "could not store a new upstream document in time (database slow or down?); serving the cached copy");
+                        if let Some(item) = &cached {
+                            return Ok(self.serve_stale(name, item));
+                        }
+                        continue;
+                    };
+                    match built {
+                        Ok(item) => {
+                            lock(&self.quiet).remove(name);
+                            return Ok(Lookup::Found(self.remember(name, item)));
+                        }
+                        Err(GatewayError::HeldBack { why }) => {
+                            // The cached copy stays, as current: the upstream answered.
+                            tracing::warn!(document = name, %upstream, %why, "a suspicious upstream document is held back; the cached copy stays");
+                            if let Some(item) = &cached {
+                                return Ok(Lookup::Found(
+                                    self.remember(name, item.rechecked(Utc::now(), false)),
+                                ));
+                            }
+                        }
+                        Err(GatewayError::Store(error)) if cached.is_some() => {
+                            tracing::error!(document = name, %error, "could not store a new upstream document (database or disk down?); serving the cached copy");
+                            if let Some(item) = &cached {
+                                return Ok(self.serve_stale(name, item));
+                            }
+                        }
+                        Err(error) => return Err(error),
+                    }
                 }
                 Ok(Answer::NotModified) => {
                     if let Some(item) = &cached {
+                        lock(&self.quiet).remove(name);
                         return Ok(Lookup::Found(
                             self.remember(name, item.rechecked(Utc::now(), false)),
                         ));
@@ -194,13 +366,7 @@ impl<T: Revalidated> Revalidating<T> {
             }
         }
         match (failure, cached) {
-            // Try again soon, not at every request.
-            (Some(_), Some(item)) => {
-                let retry_at = Utc::now() - self.revalidate_after + chrono::Duration::seconds(30);
-                Ok(Lookup::Found(
-                    self.remember(name, item.rechecked(retry_at, true)),
-                ))
-            }
+            (Some(_), Some(item)) => Ok(self.serve_stale(name, &item)),
             (Some(error), None) => Err(GatewayError::Upstream(error)),
             (None, cached) => Ok(Lookup::Absent(cached)),
         }

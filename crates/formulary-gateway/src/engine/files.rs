@@ -19,6 +19,19 @@ use crate::error::GatewayError;
 pub(crate) type FileBody =
     futures::stream::BoxStream<'static, Result<bytes::Bytes, std::io::Error>>;
 
+/// What [`FileCache::fetch_streaming`] gives.
+pub(crate) enum Streamed {
+    /// The file is cached: serve this blob.
+    Cached(BlobRef),
+    /// The bytes as they arrive from upstream, and the length the index or the upstream gave.
+    Arriving {
+        /// The bytes.
+        body: FileBody,
+        /// The length, when known.
+        length: Option<u64>,
+    },
+}
+
 /// One upstream file: where it is, what the index says about it, and how to check its format.
 #[derive(Clone)]
 pub(crate) struct UpstreamFile<'a> {
@@ -126,7 +139,7 @@ impl FileCache {
         if let Some(found) = self.cached(file).await? {
             return Ok(found);
         }
-        let stream = self.client.file(&parse_url(file)?).await?;
+        let (_, stream) = self.client.file(&parse_url(file)?).await?;
         let outcome = self
             .blobs
             .put_verified(stream, &file.digests, file.check.clone())
@@ -144,23 +157,48 @@ impl FileCache {
         Ok(blob)
     }
 
-    /// Gives the cached blob (`Ok`) or, when the file is not cached yet, starts fetching it and
-    /// returns its bytes as they arrive (`Err`, the stream). A background task stores the file,
-    /// holding the file's fetch lock so that concurrent requests wait and then find it cached.
-    /// One chunk is held back until the digest is checked: a corrupt file never reaches the
-    /// client whole, and never enters the cache.
+    /// Gives the cached blob or, when the file is not cached yet, starts fetching it and returns
+    /// its bytes as they arrive. A background task stores the file, holding the file's fetch
+    /// lock so that concurrent requests wait and then find it cached. One chunk is held back
+    /// until the digest is checked: a corrupt file never reaches the client whole, and never
+    /// enters the cache.
+    ///
+    /// When neither the index nor the upstream gives a length above `stream_above` bytes (a
+    /// small file), it is fetched and verified whole first, so that a corrupt copy is refused
+    /// with a clear error rather than a broken-off stream.
     pub(crate) async fn fetch_streaming(
         &self,
         file: &UpstreamFile<'_>,
-    ) -> Result<Result<BlobRef, FileBody>, GatewayError> {
+        stream_above: u64,
+    ) -> Result<Streamed, GatewayError> {
         if let Some(found) = self.cached(file).await? {
-            return Ok(Ok(found));
+            return Ok(Streamed::Cached(found));
         }
         let flight = self.flight.lock(file.url).await;
         if let Some(found) = self.cached(file).await? {
-            return Ok(Ok(found));
+            return Ok(Streamed::Cached(found));
         }
-        let upstream = self.client.file(&parse_url(file)?).await?;
+        let (announced, upstream) = self.client.file(&parse_url(file)?).await?;
+        let length = file.size.or(announced);
+        if length.is_some_and(|length| length <= stream_above) {
+            let blob = stored(
+                self.blobs
+                    .put_verified(upstream, &file.digests, file.check.clone())
+                    .await,
+                file.filename,
+            )?;
+            remember(
+                &self.database,
+                &self.fetched,
+                file.url,
+                file.filename,
+                &file.digests,
+                &blob,
+            )
+            .await;
+            drop(flight);
+            return Ok(Streamed::Cached(blob));
+        }
         let (sender, receiver) =
             tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(16);
         let held: Arc<Mutex<Option<bytes::Bytes>>> = Arc::default();
@@ -220,7 +258,10 @@ impl FileCache {
         let body = futures::stream::unfold(receiver, |mut receiver| async move {
             receiver.recv().await.map(|item| (item, receiver))
         });
-        Ok(Err(Box::pin(body)))
+        Ok(Streamed::Arriving {
+            body: Box::pin(body),
+            length,
+        })
     }
 }
 

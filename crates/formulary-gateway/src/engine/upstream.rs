@@ -1,12 +1,55 @@
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use formulary_ecosystems::pypi::{self, ProjectPage, MAX_PAGE_BYTES};
 use futures::{Stream, StreamExt};
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use reqwest::StatusCode;
 use thiserror::Error;
+use tokio::time::Instant;
 use url::Url;
+
+use crate::engine::health::{AfterFailure, Health, UpstreamStatus, PROBE_AT_MOST, PROBE_FIRST};
+
+/// How long one request to an upstream may take. The whole budget fits inside the clients'
+/// patience (pip gives up after 15 s of silence), so a client that waits for an upstream gets
+/// an answer from Formulary (a 504 naming the upstream) rather than its own timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// To open the connection.
+    pub connect: Duration,
+    /// From sending the request to the end of the answer's headers; also the longest silence
+    /// while a file's body arrives.
+    pub first_byte: Duration,
+    /// For a whole index document, every retry included.
+    pub whole: Duration,
+}
+
+impl Budget {
+    /// A budget of `whole` for a document: 3 s (at most) to connect, the rest for the answer.
+    pub fn within(whole: Duration) -> Budget {
+        let whole = whole.max(Duration::from_millis(100));
+        Budget {
+            connect: whole.min(Duration::from_secs(3)),
+            first_byte: whole,
+            whole,
+        }
+    }
+}
+
+/// How a gateway treats its upstreams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpstreamOptions {
+    /// How long one request to an upstream may take.
+    pub budget: Budget,
+    /// How long a request that has a cached copy waits for the upstream before it is served
+    /// the cached copy (marked stale) while the refresh goes on behind it.
+    pub patience: Duration,
+    /// How long a cached index document is used before it is revalidated.
+    pub revalidate_after: Duration,
+}
 
 /// How an upstream failed.
 #[derive(Debug, Clone, Error)]
@@ -26,6 +69,26 @@ pub enum UpstreamFailure {
         url: String,
         /// The status.
         status: u16,
+    },
+    /// No answer within the request's budget.
+    #[error("{url} did not answer in time: {why}")]
+    TimedOut {
+        /// What was asked (credentials removed).
+        url: String,
+        /// Which part of the budget ran out.
+        why: String,
+    },
+    /// The upstream failed repeatedly and is not asked until a background probe sees it answer.
+    #[error("{url} is down (it failed {failures} times in a row, the first at {since}; last error: {last_error}); Formulary probes it in the background and asks it again once it answers")]
+    Down {
+        /// What would have been asked.
+        url: String,
+        /// When it went down (RFC 3339).
+        since: String,
+        /// Failures in a row.
+        failures: u32,
+        /// How it last failed.
+        last_error: String,
     },
     /// A document that could not be read.
     #[error("{url} sent a malformed index document: {why}")]
@@ -82,12 +145,28 @@ pub(crate) fn as_folders(upstreams: Vec<Url>) -> Vec<Url> {
         .collect()
 }
 
-/// A client for PEP 503/691 indexes: timeouts, retries with backoff, same-host redirects only,
-/// size limits.
+impl UpstreamFailure {
+    /// True when the upstream did not answer, or answered in time only to say it is broken
+    /// (what the circuit breaker counts); false for a document that is merely malformed.
+    pub fn is_outage(&self) -> bool {
+        match self {
+            UpstreamFailure::Unreachable { .. }
+            | UpstreamFailure::TimedOut { .. }
+            | UpstreamFailure::Down { .. } => true,
+            UpstreamFailure::Status { status, .. } => *status >= 500,
+            UpstreamFailure::Malformed { .. } => false,
+        }
+    }
+}
+
+/// A client for PEP 503/691 indexes: a time budget per request, retries with backoff within it,
+/// a circuit breaker per upstream server, same-host redirects only, size limits.
 #[derive(Debug, Clone)]
 pub struct UpstreamClient {
     client: reqwest::Client,
     attempts: u32,
+    budget: Budget,
+    health: Arc<Health>,
 }
 
 /// The error with its causes ("error sending request: … invalid peer certificate"), without
@@ -112,8 +191,8 @@ fn redacted(url: &Url) -> String {
 }
 
 impl UpstreamClient {
-    /// A client with the given per-request timeout.
-    pub fn new(timeout: Duration) -> Result<UpstreamClient, reqwest::Error> {
+    /// A client whose requests keep to `budget`.
+    pub fn new(budget: Budget) -> Result<UpstreamClient, reqwest::Error> {
         let redirects = reqwest::redirect::Policy::custom(|attempt| {
             let same_host = attempt
                 .previous()
@@ -131,38 +210,162 @@ impl UpstreamClient {
         });
         let client = reqwest::Client::builder()
             .user_agent(concat!("formulary/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .read_timeout(timeout)
+            .connect_timeout(budget.connect)
+            .read_timeout(budget.first_byte)
             .redirect(redirects)
             .build()?;
         Ok(UpstreamClient {
             client,
             attempts: 3,
+            budget,
+            health: Arc::default(),
         })
     }
 
+    /// The budget of each request.
+    pub fn budget(&self) -> Budget {
+        self.budget
+    }
+
+    /// The state of every upstream server this client has asked.
+    pub fn health(&self) -> Vec<UpstreamStatus> {
+        self.health.statuses()
+    }
+
+    /// Counts a failure against the upstream serving `url`, and starts the background probe
+    /// when that takes it down.
+    fn count_failure(&self, url: &Url, failure: &UpstreamFailure) {
+        if !failure.is_outage() || matches!(failure, UpstreamFailure::Down { .. }) {
+            return;
+        }
+        if self.health.failed(url, &failure.to_string()) == AfterFailure::StartProbe {
+            let (client, health, url, budget) = (
+                self.client.clone(),
+                Arc::clone(&self.health),
+                url.clone(),
+                self.budget,
+            );
+            tokio::spawn(async move {
+                let mut wait = PROBE_FIRST;
+                loop {
+                    tokio::time::sleep(wait).await;
+                    let probe = client.get(url.clone()).header(ACCEPT, "*/*").send();
+                    match tokio::time::timeout(budget.first_byte, probe).await {
+                        Ok(Ok(response)) if !response.status().is_server_error() => {
+                            health.succeeded(&url);
+                            health.probe_ended(&url);
+                            return;
+                        }
+                        Ok(Ok(response)) => {
+                            health.failed(
+                                &url,
+                                &format!("the probe was answered {}", response.status()),
+                            );
+                        }
+                        Ok(Err(error)) => {
+                            health.failed(&url, &format!("the probe failed: {}", explain(error)));
+                        }
+                        Err(_) => {
+                            health.failed(
+                                &url,
+                                &format!(
+                                    "the probe had no answer within {} s",
+                                    budget.first_byte.as_secs_f32()
+                                ),
+                            );
+                        }
+                    }
+                    wait = (wait * 2).min(PROBE_AT_MOST);
+                }
+            });
+        }
+    }
+
+    /// The failure to give while the upstream serving `url` is down.
+    fn refuse_while_down(&self, url: &Url) -> Option<UpstreamFailure> {
+        let since: DateTime<Utc> = self.health.down_since(url)?;
+        let status = self
+            .health
+            .statuses()
+            .into_iter()
+            .find(|status| status.upstream == crate::engine::health::server_of(url));
+        Some(UpstreamFailure::Down {
+            url: redacted(url),
+            since: since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            failures: status
+                .as_ref()
+                .map_or(0, |status| status.consecutive_failures),
+            last_error: status
+                .and_then(|status| status.last_error)
+                .unwrap_or_default(),
+        })
+    }
+
+    /// Sends a request and waits for its answer's headers, retrying connection failures and
+    /// server errors with backoff while `deadline` allows; an upstream that is down is not asked.
     async fn send(
         &self,
         request: reqwest::RequestBuilder,
         url: &Url,
+        deadline: Instant,
+    ) -> Result<reqwest::Response, UpstreamFailure> {
+        if let Some(down) = self.refuse_while_down(url) {
+            return Err(down);
+        }
+        let outcome = self.send_within(request, url, deadline).await;
+        match &outcome {
+            Ok(_) => self.health.succeeded(url),
+            Err(failure) => self.count_failure(url, failure),
+        }
+        outcome
+    }
+
+    async fn send_within(
+        &self,
+        request: reqwest::RequestBuilder,
+        url: &Url,
+        deadline: Instant,
     ) -> Result<reqwest::Response, UpstreamFailure> {
         let mut last = None;
         for attempt in 0..self.attempts {
             if attempt > 0 {
-                tokio::time::sleep(Duration::from_millis(200 * 4u64.pow(attempt - 1))).await;
+                let backoff = Duration::from_millis(200 * 4u64.pow(attempt - 1));
+                // Another attempt only when it has time to be answered.
+                if Instant::now() + backoff + Duration::from_millis(500) >= deadline {
+                    break;
+                }
+                tokio::time::sleep(backoff).await;
             }
             let Some(request) = request.try_clone() else {
                 break;
             };
-            match request.send().await {
-                Ok(response) if response.status().is_server_error() => {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let wait = remaining.min(self.budget.first_byte);
+            match tokio::time::timeout(wait, request.send()).await {
+                Err(_) => {
+                    // A hung upstream: waiting again would only repeat this.
+                    return Err(UpstreamFailure::TimedOut {
+                        url: redacted(url),
+                        why: format!(
+                            "no answer within {:.1} s of asking (connection accepted or pending, nothing sent back)",
+                            wait.as_secs_f32()
+                        ),
+                    });
+                }
+                Ok(Ok(response)) if response.status().is_server_error() => {
                     last = Some(UpstreamFailure::Status {
                         url: redacted(url),
                         status: response.status().as_u16(),
                     });
                 }
-                Ok(response) => return Ok(response),
-                Err(error) => {
+                Ok(Ok(response)) => return Ok(response),
+                Ok(Err(error)) if error.is_timeout() => {
+                    return Err(UpstreamFailure::TimedOut {
+                        url: redacted(url),
+                        why: explain(error),
+                    });
+                }
+                Ok(Err(error)) => {
                     last = Some(UpstreamFailure::Unreachable {
                         url: redacted(url),
                         why: explain(error),
@@ -170,10 +373,15 @@ impl UpstreamClient {
                 }
             }
         }
-        Err(last.unwrap_or(UpstreamFailure::Unreachable {
+        Err(last.unwrap_or(UpstreamFailure::TimedOut {
             url: redacted(url),
-            why: "no attempt was made".to_owned(),
+            why: "the request's time budget ran out before an attempt could be made".to_owned(),
         }))
+    }
+
+    /// The deadline of a document request starting now.
+    fn document_deadline(&self) -> Instant {
+        Instant::now() + self.budget.whole
     }
 
     /// Fetches a project page from `index` (a simple index URL ending in `/`), revalidating with
@@ -196,8 +404,13 @@ impl UpstreamClient {
         if let Some(etag) = etag.and_then(|etag| HeaderValue::from_str(etag).ok()) {
             headers.insert(IF_NONE_MATCH, etag);
         }
+        let deadline = self.document_deadline();
         let response = self
-            .send(self.client.get(url.clone()).headers(headers), &url)
+            .send(
+                self.client.get(url.clone()).headers(headers),
+                &url,
+                deadline,
+            )
             .await?;
         match response.status() {
             StatusCode::NOT_MODIFIED => return Ok(Fetched::NotModified),
@@ -222,7 +435,9 @@ impl UpstreamClient {
             .and_then(|value| value.to_str().ok())
             .unwrap_or_default()
             .to_ascii_lowercase();
-        let body = read_limited(response, &url, MAX_PAGE_BYTES).await?;
+        let body = self
+            .read_limited(response, &url, MAX_PAGE_BYTES, deadline)
+            .await?;
         let malformed = |error: pypi::IndexError| UpstreamFailure::Malformed {
             url: redacted(&url),
             why: error.to_string(),
@@ -251,7 +466,8 @@ impl UpstreamClient {
         if let Some(etag) = etag.and_then(|etag| HeaderValue::from_str(etag).ok()) {
             request = request.header(IF_NONE_MATCH, etag);
         }
-        let response = self.send(request, url).await?;
+        let deadline = self.document_deadline();
+        let response = self.send(request, url, deadline).await?;
         match response.status() {
             StatusCode::NOT_MODIFIED => Ok(Document::NotModified),
             StatusCode::NOT_FOUND | StatusCode::GONE => Ok(Document::Missing),
@@ -265,20 +481,32 @@ impl UpstreamClient {
                     .get(ETAG)
                     .and_then(|value| value.to_str().ok())
                     .map(str::to_owned);
-                let bytes = read_limited(response, url, limit).await?;
+                let bytes = self.read_limited(response, url, limit, deadline).await?;
                 Ok(Document::Body { bytes, etag })
             }
         }
     }
 
-    /// Starts downloading a file; the body arrives as a stream.
+    /// Starts downloading a file: its length when the upstream gives one, and the body as a
+    /// stream. The answer's headers must come within the budget; the body may take as long as it
+    /// needs, but no read may wait longer than the first-byte budget.
     pub async fn file(
         &self,
         url: &Url,
-    ) -> Result<impl Stream<Item = Result<Bytes, reqwest::Error>> + Unpin + use<>, UpstreamFailure>
-    {
+    ) -> Result<
+        (
+            Option<u64>,
+            impl Stream<Item = Result<Bytes, reqwest::Error>> + Unpin + use<>,
+        ),
+        UpstreamFailure,
+    > {
+        let deadline = self.document_deadline();
         let response = self
-            .send(self.client.get(url.clone()).header(ACCEPT, "*/*"), url)
+            .send(
+                self.client.get(url.clone()).header(ACCEPT, "*/*"),
+                url,
+                deadline,
+            )
             .await?;
         if !response.status().is_success() {
             return Err(UpstreamFailure::Status {
@@ -286,29 +514,57 @@ impl UpstreamClient {
                 status: response.status().as_u16(),
             });
         }
-        Ok(response.bytes_stream())
+        Ok((response.content_length(), response.bytes_stream()))
     }
-}
 
-async fn read_limited(
-    response: reqwest::Response,
-    url: &Url,
-    limit: usize,
-) -> Result<Bytes, UpstreamFailure> {
-    let mut body = Vec::new();
-    let mut stream = response.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|error| UpstreamFailure::Unreachable {
-            url: redacted(url),
-            why: explain(error),
-        })?;
-        if body.len() + chunk.len() > limit {
-            return Err(UpstreamFailure::Malformed {
+    /// Reads a whole document of at most `limit` bytes by `deadline`.
+    async fn read_limited(
+        &self,
+        response: reqwest::Response,
+        url: &Url,
+        limit: usize,
+        deadline: Instant,
+    ) -> Result<Bytes, UpstreamFailure> {
+        let read = async {
+            let mut body = Vec::new();
+            let mut stream = response.bytes_stream();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|error| {
+                    if error.is_timeout() {
+                        UpstreamFailure::TimedOut {
+                            url: redacted(url),
+                            why: format!("the document stopped arriving: {}", explain(error)),
+                        }
+                    } else {
+                        UpstreamFailure::Unreachable {
+                            url: redacted(url),
+                            why: explain(error),
+                        }
+                    }
+                })?;
+                if body.len() + chunk.len() > limit {
+                    return Err(UpstreamFailure::Malformed {
+                        url: redacted(url),
+                        why: format!("the document is larger than {} MiB", limit / (1024 * 1024)),
+                    });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(Bytes::from(body))
+        };
+        let outcome = match tokio::time::timeout_at(deadline, read).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(UpstreamFailure::TimedOut {
                 url: redacted(url),
-                why: format!("the document is larger than {} MiB", limit / (1024 * 1024)),
-            });
+                why: format!(
+                    "the whole document did not arrive within the {:.1} s budget",
+                    self.budget.whole.as_secs_f32()
+                ),
+            }),
+        };
+        if let Err(failure) = &outcome {
+            self.count_failure(url, failure);
         }
-        body.extend_from_slice(&chunk);
+        outcome
     }
-    Ok(Bytes::from(body))
 }

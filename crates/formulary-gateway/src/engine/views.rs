@@ -117,7 +117,8 @@ impl<V: Send + Sync> Views<V> {
     }
 
     /// The document for `key` built from `sources`: reused when it can be, else built by
-    /// `build` (one build at a time per key; an old copy is served meanwhile).
+    /// `build` (one build at a time per key; while it runs, other requests get the previous
+    /// copy, and only the request that started it waits for it).
     pub(crate) async fn get_or_build<E, F>(
         &self,
         key: ViewKey,
@@ -137,8 +138,15 @@ impl<V: Send + Sync> Views<V> {
                 Some(guard) => guard,
                 None => return Ok(served),
             },
+            // Built from other sources (the policy or an upstream document changed): while
+            // someone else rebuilds it, the previous copy is served rather than waited on.
             None => {
-                let guard = self.building.lock(&flight_key).await;
+                let previous = self.previous(&key);
+                let guard = match (self.building.try_lock(&flight_key), previous) {
+                    (Some(guard), _) => guard,
+                    (None, Some(previous)) => return Ok(previous),
+                    (None, None) => self.building.lock(&flight_key).await,
+                };
                 if let Some((served, true)) = self.current(&key, &sources) {
                     return Ok(served);
                 }
@@ -215,5 +223,43 @@ mod tests {
             views.previous(&key("a")).as_deref(),
             Some(&"four".to_owned())
         );
+    }
+
+    #[tokio::test]
+    async fn while_a_view_rebuilds_other_requests_get_the_previous_copy() {
+        let views: Arc<Views<String>> = Arc::new(Views::new(Duration::from_secs(60), 10));
+        let upstream: Arc<dyn Any + Send + Sync> = Arc::new(1u8);
+        views
+            .get_or_build(
+                key("a"),
+                Sources::new(1, vec![Arc::clone(&upstream)]),
+                async { Ok::<_, ()>("old".to_owned()) },
+            )
+            .await
+            .expect("built");
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let rebuilding = tokio::spawn({
+            let (views, upstream) = (Arc::clone(&views), Arc::clone(&upstream));
+            async move {
+                views
+                    .get_or_build(key("a"), Sources::new(2, vec![upstream]), async {
+                        released.await.ok();
+                        Ok::<_, ()>("new".to_owned())
+                    })
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let meanwhile = views
+            .get_or_build(
+                key("a"),
+                Sources::new(2, vec![Arc::clone(&upstream)]),
+                async { Ok::<_, ()>("should not be built".to_owned()) },
+            )
+            .await
+            .expect("served");
+        assert_eq!(*meanwhile, "old", "the previous copy, without waiting");
+        release.send(()).expect("the build waits");
+        assert_eq!(*rebuilding.await.expect("joined").expect("built"), "new");
     }
 }

@@ -6,6 +6,7 @@
 
 pub(crate) mod mirror;
 mod page;
+mod requirements;
 pub(crate) mod verify;
 
 use std::collections::{BTreeMap, HashMap};
@@ -23,16 +24,18 @@ use formulary_store::{
 use url::Url;
 
 use crate::engine::documents::{Answer, Freshness, Lookup, Revalidated, Revalidating};
-use crate::engine::files::{FileCache, UpstreamFile};
-use crate::engine::upstream::{as_folders, Fetched, UpstreamClient};
+use crate::engine::files::{FileCache, Streamed, UpstreamFile};
+use crate::engine::health::UpstreamStatus;
+use crate::engine::sanity::{HeldDocument, Sanity};
+use crate::engine::upstream::{as_folders, Fetched, UpstreamClient, UpstreamOptions};
 use crate::engine::views::Views;
 use crate::error::GatewayError;
 
 pub use page::ServedPage;
 
-/// Files the index announces as larger than this are streamed to the first client while they are
-/// stored; smaller ones (and files of unknown size) are verified before the first byte is sent,
-/// so that a corrupt upstream copy is answered with a clear 502.
+/// Files larger than this (or of unknown size) are streamed to the first client while they are
+/// stored; smaller ones are verified before the first byte is sent, so that a corrupt upstream
+/// copy is answered with a clear 502.
 const STREAM_ABOVE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// URL scheme of files that live only in the blob store (imported for air-gapped sites).
@@ -90,8 +93,8 @@ pub enum FileOutcome {
     Stream {
         /// The bytes.
         body: futures::stream::BoxStream<'static, Result<bytes::Bytes, std::io::Error>>,
-        /// The size the index announced.
-        size: u64,
+        /// The size the index or the upstream announced, when known.
+        size: Option<u64>,
         /// The digest the index announced.
         sha256: Option<String>,
         /// The version it belongs to.
@@ -124,6 +127,8 @@ pub struct PypiGateway {
     pages: Views<PageOutcome>,
     /// Where this gateway's cached index documents are kept apart from other gateways'.
     scope: String,
+    /// Upstream pages held back because they look wrong next to the cached ones.
+    sanity: Sanity,
 }
 
 /// The cache scope of the gateway serving organisations that have no upstreams of their own
@@ -137,20 +142,30 @@ impl PypiGateway {
         database: Database,
         blobs: BlobStore,
         upstreams: Vec<Url>,
-        timeout: Duration,
-        revalidate_after: Duration,
+        options: &UpstreamOptions,
     ) -> Result<PypiGateway, reqwest::Error> {
         let upstreams = as_folders(upstreams);
-        let client = UpstreamClient::new(timeout)?;
+        let client = UpstreamClient::new(options.budget)?;
         Ok(PypiGateway {
             database: database.clone(),
             files: FileCache::new(database.clone(), blobs, client.clone()),
             client,
             upstreams,
-            projects: Revalidating::new(revalidate_after),
+            projects: Revalidating::new(options.revalidate_after, options.patience),
             pages: Views::new(PAGE_REUSE, 10_000),
             scope: DEFAULT_SCOPE.to_owned(),
+            sanity: Sanity::default(),
         })
+    }
+
+    /// The state of every upstream server this gateway has asked.
+    pub fn upstream_health(&self) -> Vec<UpstreamStatus> {
+        self.client.health()
+    }
+
+    /// Upstream pages held back because they look wrong next to the cached ones.
+    pub fn held_back(&self) -> Vec<HeldDocument> {
+        self.sanity.held()
     }
 
     /// Makes this the gateway of one organisation that has upstreams of its own: its cached
@@ -176,13 +191,10 @@ impl PypiGateway {
                 &self.upstreams,
                 Box::pin(self.load_cached(component)),
                 |index: Url, etag: Option<String>| {
+                    let (client, name) = (self.client.clone(), name.to_owned());
                     Box::pin(async move {
                         Ok(
-                            match self
-                                .client
-                                .project_page(&index, name, etag.as_deref())
-                                .await?
-                            {
+                            match client.project_page(&index, &name, etag.as_deref()).await? {
                                 Fetched::Page { page, etag } => Answer::Document((page, etag)),
                                 Fetched::NotModified => Answer::NotModified,
                                 Fetched::Missing => Answer::Missing,
@@ -244,6 +256,18 @@ impl PypiGateway {
         etag: Option<String>,
         previous: Option<&Project>,
     ) -> Result<Project, GatewayError> {
+        let upstream_files = |page: &ProjectPage| {
+            page.files
+                .iter()
+                .filter(|file| !file.url.starts_with(BLOB_SCHEME))
+                .count()
+        };
+        self.sanity.admit(
+            component.name.as_str(),
+            index,
+            previous.map_or(0, |previous| upstream_files(&previous.page)),
+            upstream_files(&page),
+        )?;
         if let Some(previous) = previous {
             // Keep imported files that the upstream does not have.
             let imported: Vec<DistributionFile> = previous
@@ -375,24 +399,31 @@ impl PypiGateway {
             Located::Missing => Ok(FileOutcome::Missing),
             Located::Refused(decision) => Ok(FileOutcome::Refused(decision)),
             Located::Allowed { file, version } => {
-                let large = file.size.filter(|size| *size > STREAM_ABOVE_BYTES);
-                match large {
-                    Some(size) if stream && !file.url.starts_with(BLOB_SCHEME) => {
-                        match self.files.fetch_streaming(&upstream_file(&file)).await? {
-                            Ok(blob) => Ok(FileOutcome::Serve { blob, version }),
-                            Err(body) => Ok(FileOutcome::Stream {
+                // Large files, and files whose size the index does not give, reach the client
+                // as they arrive (pip gives up after 15 s without a byte); they are verified at
+                // the end and only then cached.
+                let large_or_unknown = file.size.is_none_or(|size| size > STREAM_ABOVE_BYTES);
+                if stream && large_or_unknown && !file.url.starts_with(BLOB_SCHEME) {
+                    return Ok(
+                        match self
+                            .files
+                            .fetch_streaming(&upstream_file(&file), STREAM_ABOVE_BYTES)
+                            .await?
+                        {
+                            Streamed::Cached(blob) => FileOutcome::Serve { blob, version },
+                            Streamed::Arriving { body, length } => FileOutcome::Stream {
                                 body,
-                                size,
+                                size: length,
                                 sha256: file.sha256().map(str::to_owned),
                                 version,
-                            }),
-                        }
-                    }
-                    _ => Ok(FileOutcome::Serve {
-                        blob: self.ensure_blob(&file).await?,
-                        version,
-                    }),
+                            },
+                        },
+                    );
                 }
+                Ok(FileOutcome::Serve {
+                    blob: self.ensure_blob(&file).await?,
+                    version,
+                })
             }
         }
     }

@@ -45,6 +45,12 @@ fn wheel_name(filename: &str) -> Option<(PackageName, Version)> {
 /// A wheel must be a zip archive with a top-level `{name}-{version}.dist-info/METADATA` whose
 /// name and version are the ones in the file name.
 pub(crate) fn check_wheel(file: &mut dyn ReadSeek, filename: &str) -> Result<(), String> {
+    wheel_metadata(file, filename).map(|_| ())
+}
+
+/// The core metadata of a wheel: its top-level `{name}-{version}.dist-info/METADATA`, where the
+/// name and version are the ones in the file name (at most 16 MiB of it).
+pub(crate) fn wheel_metadata(file: &mut dyn ReadSeek, filename: &str) -> Result<String, String> {
     let (name, version) =
         wheel_name(filename).ok_or_else(|| "its file name is not a wheel name".to_owned())?;
     let mut archive = zip::ZipArchive::new(file)
@@ -72,12 +78,12 @@ pub(crate) fn check_wheel(file: &mut dyn ReadSeek, filename: &str) -> Result<(),
     let mut member = archive
         .by_name(&metadata)
         .map_err(|error| format!("its {metadata} cannot be read ({error})"))?;
-    std::io::copy(
-        &mut (&mut member).take(16 * 1024 * 1024),
-        &mut std::io::sink(),
-    )
-    .map_err(|error| format!("its {metadata} is damaged ({error})"))?;
-    Ok(())
+    let mut bytes = Vec::new();
+    (&mut member)
+        .take(16 * 1024 * 1024)
+        .read_to_end(&mut bytes)
+        .map_err(|error| format!("its {metadata} is damaged ({error})"))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// An sdist `.tar.gz` must be a readable gzip-compressed tar archive (read whole, so that a

@@ -103,8 +103,8 @@ pub(crate) async fn issue(
     ))
 }
 
-/// `GET /api/v1/me`.
-pub(crate) async fn me(Authenticated(caller): Authenticated) -> Json<Whoami> {
+/// `GET /api/v1/me` (any token, including one that only reads the gateway).
+pub(crate) async fn me(crate::auth::AnyScope(caller): crate::auth::AnyScope) -> Json<Whoami> {
     Json(Whoami {
         id: caller.id.clone(),
         name: caller.name.clone(),
@@ -113,11 +113,74 @@ pub(crate) async fn me(Authenticated(caller): Authenticated) -> Json<Whoami> {
     })
 }
 
+/// How long a token for package clients lasts unless asked otherwise.
+pub(crate) const GATEWAY_TOKEN_DAYS: i64 = 90;
+
+/// Body of `POST /api/v1/me/tokens`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct NewToken {
+    /// What it is for, e.g. `pip and uv on LAPTOP-42`.
+    name: String,
+    /// Only `gateway`: a token that reads the package gateway and nothing else.
+    scope: formulary_store::TokenScope,
+    /// Days until it stops working (1 to 365) [default: 90].
+    expires_days: Option<i64>,
+}
+
+/// The answer to `POST /api/v1/me/tokens`: the secret, shown once.
+#[derive(Debug, Serialize)]
+pub(crate) struct IssuedScopedToken {
+    id: String,
+    token: String,
+    scope: formulary_store::TokenScope,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+/// `POST /api/v1/me/tokens`: the caller issues themselves a token for package clients
+/// (`scope: gateway`), which `formulary setup` writes into their clients' settings.
+pub(crate) async fn issue_my_token(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Json(body): Json<NewToken>,
+) -> Result<(StatusCode, Json<IssuedScopedToken>), ApiError> {
+    let user = person(&caller)?;
+    if body.scope != formulary_store::TokenScope::Gateway {
+        return Err(ApiError::bad_request(
+            "scope: only \"gateway\" tokens are issued here; an API token comes from `formulary login` (POST /api/v1/session/token)",
+        ));
+    }
+    let days = body.expires_days.unwrap_or(GATEWAY_TOKEN_DAYS);
+    if !(1..=365).contains(&days) {
+        return Err(ApiError::bad_request(format!(
+            "expires_days: {days} is not between 1 and 365; a token kept in configuration files must expire"
+        )));
+    }
+    let issued = state
+        .database
+        .issue_user_token_with_scope(
+            &body.name,
+            user,
+            body.scope,
+            Some(Utc::now() + Duration::days(days)),
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(IssuedScopedToken {
+            id: issued.token.id,
+            token: issued.secret,
+            scope: issued.token.scope,
+            expires_at: issued.token.expires_at,
+        }),
+    ))
+}
+
 /// A personal token as its owner sees it (never the secret).
 #[derive(Debug, Serialize)]
 pub(crate) struct TokenView {
     id: String,
     name: String,
+    scope: formulary_store::TokenScope,
     created_at: DateTime<Utc>,
     expires_at: Option<DateTime<Utc>>,
     revoked_at: Option<DateTime<Utc>>,
@@ -145,6 +208,7 @@ pub(crate) async fn my_tokens(
             .map(|token| TokenView {
                 id: token.id,
                 name: token.name,
+                scope: token.scope,
                 created_at: token.created_at,
                 expires_at: token.expires_at,
                 revoked_at: token.revoked_at,
@@ -221,4 +285,23 @@ pub(crate) async fn change_password(
         )
         .into_response()),
     }
+}
+
+/// `GET /api/v1/me/notifications`: the caller's newest notifications (100), newest first.
+pub(crate) async fn my_notifications(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<Vec<formulary_store::Notification>>, ApiError> {
+    let user = person(&caller)?;
+    Ok(Json(state.database.notifications_for(&user.id, 100).await?))
+}
+
+/// `POST /api/v1/me/notifications/read`: marks every notification of the caller read.
+pub(crate) async fn mark_my_notifications_read(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<StatusCode, ApiError> {
+    let user = person(&caller)?;
+    state.database.mark_notifications_read(&user.id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -139,10 +139,31 @@ pub(crate) fn document_response(
 pub(crate) fn gateway_error(error: GatewayError) -> ApiError {
     match error {
         GatewayError::Store(error) => error.into(),
-        GatewayError::Upstream(failure) => ApiError::new(StatusCode::BAD_GATEWAY, "Upstream index unavailable", format!("{failure}. Nothing is cached for this project yet; try again later.")),
+        GatewayError::Upstream(failure) => upstream_failure(&failure),
+        GatewayError::HeldBack { why } => ApiError::new(StatusCode::BAD_GATEWAY, "Upstream document held back", format!("{why}. Nothing else is cached for it; try again later.")),
         GatewayError::CorruptUpstreamFile { filename, why } => ApiError::new(StatusCode::BAD_GATEWAY, "Corrupt upstream file", format!("The upstream served a corrupt or mismatched {filename} ({why}), so Formulary refused it and cached nothing. Try again later; if it persists, tell the operator: the upstream or something between it and Formulary is damaging files.")),
         GatewayError::Mirror { what, why } => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Import failed", format!("cannot import {what}: {why}")),
     }
+}
+
+/// An upstream that failed with nothing cached: 504 when it did not answer in time (or is down
+/// after repeated failures), 502 when the connection failed or it answered with something
+/// unusable; the detail names the upstream and how it failed.
+fn upstream_failure(failure: &formulary_gateway::UpstreamFailure) -> ApiError {
+    use formulary_gateway::UpstreamFailure;
+    let (status, title) = match failure {
+        UpstreamFailure::TimedOut { .. } => (
+            StatusCode::GATEWAY_TIMEOUT,
+            "Upstream did not answer in time",
+        ),
+        UpstreamFailure::Down { .. } => (StatusCode::GATEWAY_TIMEOUT, "Upstream is down"),
+        UpstreamFailure::Unreachable { .. } => (StatusCode::BAD_GATEWAY, "Upstream unreachable"),
+        UpstreamFailure::Status { .. } | UpstreamFailure::Malformed { .. } => {
+            (StatusCode::BAD_GATEWAY, "Upstream index unavailable")
+        }
+    };
+    tracing::warn!(%failure, "answered with an upstream failure: nothing cached");
+    ApiError::new(status, title, format!("{failure}. Nothing is cached for this yet, so Formulary cannot answer without the upstream; try again later, and tell the operator if it persists (the upstream's state is at /status)."))
 }
 
 pub(crate) fn request_link(decision: &Decision) -> String {

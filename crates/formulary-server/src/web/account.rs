@@ -24,6 +24,13 @@ pub(crate) struct Done {
     done: String,
 }
 
+impl Done {
+    /// What was done, in one word.
+    pub(crate) fn done(&self) -> &str {
+        &self.done
+    }
+}
+
 /// A token's state in words.
 pub(crate) fn token_state(token: &ApiToken) -> String {
     match (token.revoked_at, token.expires_at) {
@@ -34,11 +41,18 @@ pub(crate) fn token_state(token: &ApiToken) -> String {
     }
 }
 
+/// A token for package clients just issued: its secret, shown once, and the command that uses it.
+pub(crate) struct Fresh<'a> {
+    secret: &'a str,
+    server: &'a str,
+}
+
 fn account_markup(
     signed_in: &SignedIn,
     tokens: &[ApiToken],
     errors: &[FieldError],
     done: &str,
+    fresh: Option<&Fresh<'_>>,
 ) -> Markup {
     let csrf = signed_in.viewer.csrf_token.as_deref().unwrap_or("");
     let local = signed_in
@@ -68,20 +82,37 @@ fn account_markup(
             } @else {
                 p { "Your account signs in through your organisation's identity provider; change your password there." }
             }
+            h2.nhsuk-heading-m #gateway-tokens { "Tokens for package clients" }
+            @if let Some(fresh) = fresh {
+                div.nhsuk-inset-text #new-gateway-token {
+                    span.nhsuk-u-visually-hidden { "Information: " }
+                    p { "Your new token is below. It is shown only this once: copy it now." }
+                    p { code { (fresh.secret) } }
+                    p { "To set up pip, uv and R (and npm and conda where this server offers them) with it, run this and paste the token when asked:" }
+                    pre { code { "formulary setup --server " (fresh.server) } }
+                }
+            }
+            p { "Package clients (pip, uv, R, npm, conda) send a token to the package gateway, so that downloads are recorded against you (and, where the gateway asks for one, so that they work at all). Such a token only reads the gateway: it cannot act on requests or the formulary." }
+            form method="post" action="/account/gateway-tokens" novalidate {
+                (page::csrf_field(csrf))
+                (page::input(Field { name: "name", label: "What it is for", hint: Some("For example: my laptop, or the analysis server. It lasts 90 days"), value: "" }, "text", None, errors))
+                button.nhsuk-button type="submit" { "Create a token for package clients" }
+            }
             h2.nhsuk-heading-m { "Your API tokens" }
-            p { "Tokens that " code { "formulary login" } " issued to you. They act with your roles; revoke one you no longer use, or that may have been seen by someone else." }
+            p { "Tokens that " code { "formulary login" } " issued to you, and your tokens for package clients. API tokens act with your roles; revoke one you no longer use, or that may have been seen by someone else." }
         } }
         @if tokens.is_empty() {
             p { "You have no tokens." }
         } @else {
             table.nhsuk-table #tokens {
                 caption.nhsuk-table__caption.nhsuk-u-visually-hidden { "Your API tokens" }
-                thead.nhsuk-table__head { tr { th scope="col" { "Token" } th scope="col" { "Name" } th scope="col" { "Issued" } th scope="col" { "State" } th scope="col" { "Action" } } }
+                thead.nhsuk-table__head { tr { th scope="col" { "Token" } th scope="col" { "Name" } th scope="col" { "Use" } th scope="col" { "Issued" } th scope="col" { "State" } th scope="col" { "Action" } } }
                 tbody.nhsuk-table__body {
                     @for token in tokens {
                         tr.nhsuk-table__row {
                             td.nhsuk-table__cell { code { (token.id) } }
                             td.nhsuk-table__cell { (token.name) }
+                            td.nhsuk-table__cell { @if token.scope == formulary_store::TokenScope::Gateway { "Package clients" } @else { "API" } }
                             td.nhsuk-table__cell { (page::when(token.created_at)) }
                             td.nhsuk-table__cell { (token_state(token)) }
                             td.nhsuk-table__cell {
@@ -107,8 +138,19 @@ async fn render(
     done: &str,
     status: StatusCode,
 ) -> Result<Response, WebError> {
+    render_with(state, signed_in, errors, done, status, None).await
+}
+
+async fn render_with(
+    state: &AppState,
+    signed_in: &SignedIn,
+    errors: &[FieldError],
+    done: &str,
+    status: StatusCode,
+    fresh: Option<&Fresh<'_>>,
+) -> Result<Response, WebError> {
     let tokens = state.database.user_tokens(&signed_in.principal.id).await?;
-    let content = account_markup(signed_in, &tokens, errors, done);
+    let content = account_markup(signed_in, &tokens, errors, done, fresh);
     Ok(page::render_with_status(
         status,
         &signed_in.viewer,
@@ -231,4 +273,59 @@ pub(crate) async fn revoke_token(
         .revoke_user_token(&principal.id, &id, &principal.actor)
         .await?;
     Ok(Redirect::to("/account?done=revoked").into_response())
+}
+
+/// The form that names a new token for package clients.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct GatewayTokenForm {
+    #[serde(default)]
+    name: String,
+}
+
+/// `POST /account/gateway-tokens`: issues the person a token that only reads the package
+/// gateway, valid 90 days, and shows it once with the `formulary setup` command.
+pub(crate) async fn issue_gateway_token(
+    State(state): State<AppState>,
+    posted: PostedForm<GatewayTokenForm>,
+) -> Result<Response, WebError> {
+    let PostedForm { signed_in, form } = posted;
+    let Some(user) = signed_in.principal.user.clone() else {
+        return Err(crate::error::ApiError::forbidden("only people have personal tokens").into());
+    };
+    let name = form.name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        let errors = [FieldError::new(
+            "name",
+            "Say what the token is for in 1 to 100 characters, for example: my laptop",
+        )];
+        return render(
+            &state,
+            &signed_in,
+            &errors,
+            "",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    }
+    let issued = state
+        .database
+        .issue_user_token_with_scope(
+            name,
+            &user,
+            formulary_store::TokenScope::Gateway,
+            Some(Utc::now() + chrono::Duration::days(crate::api::session::GATEWAY_TOKEN_DAYS)),
+        )
+        .await?;
+    let server = state.public_url.to_string();
+    let fresh = Fresh {
+        secret: &issued.secret,
+        server: &server,
+    };
+    let mut response =
+        render_with(&state, &signed_in, &[], "", StatusCode::OK, Some(&fresh)).await?;
+    response.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store, private"),
+    );
+    Ok(response)
 }

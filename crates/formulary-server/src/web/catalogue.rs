@@ -58,8 +58,10 @@ pub(crate) async fn home(
     let organisation = viewing_organisation(&state, &viewer);
     // Install commands name the configured public address, never the request's Host (S6).
     let base = state.public_url.as_str().trim_end_matches('/');
+    let for_you = super::notifications::unread_for_home(&state, &viewer).await;
     let content = html! {
         h1 { "Formulary" }
+        @if let Some(for_you) = for_you { (for_you) }
         p.nhsuk-lede-text { "Which open-source tools and packages may be used here, on what evidence, and how to ask for one that is not yet allowed." }
         (search_form("", ""))
         div.nhsuk-grid-row {
@@ -69,9 +71,20 @@ pub(crate) async fn home(
             }
             div.nhsuk-grid-column-one-half {
                 h2.nhsuk-heading-m { "Install without admin rights" }
-                p { "Point pip, uv and R at this server: blocked versions are skipped or refused with the reason." }
-                p { code { "pip config set global.index-url " (format!("{base}/o/{organisation}/pypi/simple/")) } }
-                p { code { "options(repos = c(CRAN = \"" (format!("{base}/o/{organisation}/cran")) "\"))" } }
+                p { "One command sets up pip, uv and R (and npm and conda where this server offers them) to install through this server, for your organisation, with no admin rights: blocked versions are skipped or refused with the reason." }
+                ol.nhsuk-list.nhsuk-list--number {
+                    li { "Create a token for package clients on " a href="/account#gateway-tokens" { "your account page" } "." }
+                    li { "Run this and paste the token:" br; code { "formulary setup --server " (base) "/" } }
+                    li { "Check with " code { "formulary doctor" } "; undo with " code { "formulary setup --undo" } "." }
+                }
+                details.nhsuk-details {
+                    summary.nhsuk-details__summary { span.nhsuk-details__summary-text { "Set up by hand instead" } }
+                    div.nhsuk-details__text {
+                        p { "Where the server asks for a token, put it in your netrc file (" code { "machine " (state.public_url.host_str().unwrap_or("")) " login formulary password frm_…" } ")." }
+                        p { code { "pip config set global.index-url " (format!("{base}/o/{organisation}/pypi/simple/")) } }
+                        p { code { "options(repos = c(CRAN = \"" (format!("{base}/o/{organisation}/cran")) "\"))" } }
+                    }
+                }
             }
         }
         h2.nhsuk-heading-m { "What this server holds" }

@@ -5,6 +5,7 @@
 mod account;
 mod assets;
 mod catalogue;
+pub(crate) mod notifications;
 pub(crate) mod page;
 mod reports;
 mod requests;
@@ -141,10 +142,18 @@ pub fn routes() -> Router<AppState> {
         .route("/requests/{id}/withdraw", post(requests::withdraw))
         .route("/decisions", get(reports::decisions))
         .route("/metrics", get(reports::metrics_page))
+        .route("/status", get(crate::upstreams::status_page))
         .route("/audit", get(reports::audit))
         .route("/account", get(account::show))
         .route("/account/password", post(account::change_password))
         .route("/account/tokens/{id}/revoke", post(account::revoke_token))
+        .route("/notifications", get(notifications::show))
+        .route("/notifications/read", post(notifications::mark_read))
+        .route("/notifications/email", post(notifications::set_email))
+        .route(
+            "/account/gateway-tokens",
+            post(account::issue_gateway_token),
+        )
         .layer(axum::middleware::map_response(security_headers))
         .route("/assets/{file}", get(assets::serve))
         .route("/assets/images/{file}", get(assets::image))

@@ -353,3 +353,57 @@ store_test!(
         assert!(verification.is_intact(), "{:?}", verification.problems);
     }
 );
+
+store_test!(token_scopes_are_kept_and_audited, |database, _url| {
+    trust(&database).await;
+    let ana = database
+        .add_user(&new_user("ana", Role::Requester), "cli:test")
+        .await
+        .expect("add");
+    let api = database
+        .issue_user_token("laptop", &ana, None)
+        .await
+        .expect("api token");
+    let gateway = database
+        .issue_user_token_with_scope(
+            "pip on laptop",
+            &ana,
+            formulary_store::TokenScope::Gateway,
+            Some(Utc::now() + Duration::days(90)),
+        )
+        .await
+        .expect("gateway token");
+    let service = database
+        .issue_gateway_service_token(
+            "build server",
+            &"RJ1".parse().expect("code"),
+            None,
+            "cli:test",
+        )
+        .await
+        .expect("service token");
+    for (issued, scope) in [
+        (&api, formulary_store::TokenScope::Api),
+        (&gateway, formulary_store::TokenScope::Gateway),
+        (&service, formulary_store::TokenScope::Gateway),
+    ] {
+        let found = database
+            .authenticate_token(&issued.secret)
+            .await
+            .expect("lookup")
+            .expect("valid");
+        assert_eq!(found.scope, scope, "{}", found.name);
+    }
+    let listed = database.user_tokens(&ana.id).await.expect("list");
+    assert_eq!(listed.len(), 2);
+    assert!(listed
+        .iter()
+        .any(|token| token.scope == formulary_store::TokenScope::Gateway));
+    let audit = database
+        .audit_for_subject(&gateway.token.id)
+        .await
+        .expect("audit");
+    assert!(audit
+        .iter()
+        .any(|record| record.action == "token.issue" && record.details["scope"] == "gateway"));
+});

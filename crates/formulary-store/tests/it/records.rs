@@ -71,9 +71,19 @@ store_test!(organisations_and_settings_round_trip, |database, _url| {
         stance: Stance::Curated,
         severity_threshold: Severity::Medium,
         allowed_licences: vec!["MIT".to_owned()],
-        cooldown_days: 3,
+        cooldown_days: 14,
     };
     let code: OrgCode = "RJ1".parse().expect("code");
+    // An overlay only tightens the national baseline (the defaults here: 7 days' cooldown).
+    let looser = EcosystemSettings {
+        cooldown_days: 3,
+        ..settings.clone()
+    };
+    let refused = database
+        .set_ecosystem_settings(&code, Ecosystem::Pypi, &looser, "cli:test")
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("only tighten"), "{refused}");
     database
         .set_ecosystem_settings(&code, Ecosystem::Pypi, &settings, "cli:test")
         .await

@@ -1,15 +1,19 @@
-//! `formulary audit verify`.
+//! `formulary audit verify`: the audit chain, its signed checkpoints, and the policy records
+//! bound to it.
 
 use std::process::ExitCode;
 
 use clap::Subcommand;
+use serde::Serialize;
 
 use super::{output, Context};
 
 /// Audit commands.
 #[derive(Debug, Subcommand)]
 pub(crate) enum AuditCommand {
-    /// Check that no audit row was edited or deleted. Exits 1 when the chain is broken.
+    /// Check that no audit row was edited or deleted, that the chain still matches every signed
+    /// checkpoint, and that entries and settings are as the audit trail records them. Exits 1
+    /// when anything was changed around the application.
     Verify {
         /// Print JSON.
         #[arg(long)]
@@ -17,35 +21,128 @@ pub(crate) enum AuditCommand {
     },
 }
 
+/// Everything `audit verify` found.
+#[derive(Debug, Serialize)]
+struct Findings {
+    chain: formulary_store::AuditVerification,
+    checkpoints: formulary_store::CheckpointReport,
+    policy_records: Vec<String>,
+}
+
+impl Findings {
+    fn is_intact(&self) -> bool {
+        self.chain.is_intact()
+            && self.checkpoints.problems.is_empty()
+            && self.policy_records.is_empty()
+    }
+}
+
+/// Checks the chain, the checkpoints and the policy records; shared with `serve`'s start.
+pub(crate) async fn check(
+    context: &Context,
+    database: &formulary_store::Database,
+) -> anyhow::Result<(
+    formulary_store::AuditVerification,
+    formulary_store::CheckpointReport,
+    Vec<String>,
+)> {
+    let chain = database.verify_audit().await?;
+    let log = context.checkpoint_log()?;
+    let hashes = database.audit_hashes_at(&log.checkpointed_rows()?).await?;
+    let checkpoints = log.check(&hashes)?;
+    let policy_records = database.policy_integrity().await?.problems;
+    Ok((chain, checkpoints, policy_records))
+}
+
 pub(crate) async fn run(context: &Context, command: AuditCommand) -> anyhow::Result<ExitCode> {
     let AuditCommand::Verify { json } = command;
     let database = context.database().await?;
-    let verification = database.verify_audit().await?;
+    let (chain, checkpoints, policy_records) = check(context, &database).await?;
+    let findings = Findings {
+        chain,
+        checkpoints,
+        policy_records,
+    };
     if json {
-        output::json(&verification)?;
-    } else if verification.is_intact() {
+        output::json(&findings)?;
+    } else if findings.is_intact() {
         println!(
-            "The audit log is intact: {} rows, every hash and link checks out.",
-            verification.rows
+            "The audit log is intact: {} rows, every hash and link checks out, and it matches all {} signed checkpoints.",
+            findings.chain.rows, findings.checkpoints.checkpoints
         );
-        println!(
-            "Head hash: {} (record it elsewhere to detect later truncation).",
-            verification.head
-        );
+        println!("Entries and settings are exactly as the audit trail records them.");
+        println!("Head hash: {}.", findings.chain.head);
     } else {
+        let problems: Vec<&String> = findings
+            .chain
+            .problems
+            .iter()
+            .chain(&findings.checkpoints.problems)
+            .chain(&findings.policy_records)
+            .collect();
         println!(
-            "The audit log has been tampered with ({} problems in {} rows):",
-            verification.problems.len(),
-            verification.rows
+            "The records have been changed around the application ({} problems; {} audit rows, {} checkpoints):",
+            problems.len(),
+            findings.chain.rows,
+            findings.checkpoints.checkpoints
         );
-        for problem in &verification.problems {
+        for problem in problems {
             println!("  {problem}");
         }
-        println!("Restore the database from a backup and investigate who had write access.");
+        println!("The server applies entries and settings as the audit trail records them. Restore the database from a backup and investigate who had write access.");
     }
-    Ok(if verification.is_intact() {
+    Ok(if findings.is_intact() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
+}
+
+/// At start: checks the chain, the checkpoints and the policy records, and says loudly what was
+/// changed around the application (the server still starts, applying the audited records).
+pub(crate) async fn check_at_start(context: &Context, database: &formulary_store::Database) {
+    match check(context, database).await {
+        Ok((chain, checkpoints, policy_records)) => {
+            let problems: Vec<&String> = chain
+                .problems
+                .iter()
+                .chain(&checkpoints.problems)
+                .chain(&policy_records)
+                .collect();
+            if problems.is_empty() {
+                tracing::info!(
+                    rows = chain.rows,
+                    checkpoints = checkpoints.checkpoints,
+                    "audit trail intact"
+                );
+            }
+            for problem in problems {
+                tracing::error!(problem = %problem, "the records were changed around the application; run `formulary audit verify`");
+            }
+        }
+        Err(error) => tracing::warn!("could not check the audit trail at start: {error:#}"),
+    }
+}
+
+/// Records a signed checkpoint of the audit head every `interval` while it moves.
+pub(crate) fn follow_checkpoints(
+    context: &Context,
+    database: formulary_store::Database,
+    interval: std::time::Duration,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let log = context.checkpoint_log()?;
+    Ok(tokio::spawn(async move {
+        loop {
+            let outcome = async {
+                let (seq, head) = database.audit_head().await?;
+                log.record(seq, &head)?;
+                anyhow::Ok(())
+            }
+            .await;
+            if let Err(error) = outcome {
+                tracing::warn!("could not record an audit checkpoint: {error:#}");
+            }
+            tokio::time::sleep(interval).await;
+        }
+    }))
 }

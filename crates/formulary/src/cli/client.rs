@@ -135,6 +135,13 @@ fn save(saved: &Saved) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// The personal API token `formulary login` kept for a server, if any.
+pub(crate) fn saved_login(server: &str) -> Option<String> {
+    load_saved()
+        .filter(|saved| saved.server.trim_end_matches('/') == server.trim_end_matches('/'))
+        .map(|saved| saved.token)
+}
+
 fn server_url(args: &ServerArgs, saved: Option<&Saved>) -> String {
     args.server
         .clone()
@@ -143,6 +150,11 @@ fn server_url(args: &ServerArgs, saved: Option<&Saved>) -> String {
         .unwrap_or_else(|| "http://127.0.0.1:8080".to_owned())
         .trim_end_matches('/')
         .to_owned()
+}
+
+/// The HTTP client every client-side command uses.
+pub(crate) fn http_client() -> anyhow::Result<reqwest::Client> {
+    client()
 }
 
 pub(super) fn client() -> anyhow::Result<reqwest::Client> {

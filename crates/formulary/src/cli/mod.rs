@@ -6,6 +6,7 @@ mod advisories;
 mod audit;
 mod cache;
 mod client;
+mod doctor;
 mod entries;
 mod mirror;
 mod organisations;
@@ -14,6 +15,7 @@ mod policy;
 mod recall;
 mod report;
 mod serve;
+mod setup;
 mod tokens;
 mod who_has;
 
@@ -85,6 +87,10 @@ enum Command {
     /// Recalls: versions withdrawn while people have them.
     #[command(subcommand)]
     Recall(recall::RecallCommand),
+    /// Set up pip, uv, R, npm, yarn and conda to install through Formulary (no admin rights).
+    Setup(setup::SetupArgs),
+    /// Check that each client `formulary setup` configured installs through Formulary.
+    Doctor(doctor::DoctorArgs),
     /// Report what an environment contains (an SBOM, lockfile or requirements file) to a server.
     Report(report::ReportArgs),
     /// Who has a component version: from the server's download ledger and reported environments.
@@ -127,8 +133,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     for variable in config::unknown_variables() {
         tracing::warn!("{variable} is set but is not a Formulary setting; see docs/configuration.md for the names");
     }
-    let context = Context { settings };
-    match cli.command {
+    let context = Context {
+        settings,
+        opened: std::sync::Mutex::new(None),
+    };
+    let outcome = match cli.command {
         Command::Serve(args) => serve::run(&context, args).await,
         Command::Organisation(command) => organisations::run(&context, command).await,
         Command::Entry(command) => entries::run(&context, command).await,
@@ -144,14 +153,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Request(args) => client::request(args).await,
         Command::Status(args) => client::status(args).await,
         Command::Recall(command) => recall::run(&context, command).await,
+        Command::Setup(args) => setup::run(args).await,
+        Command::Doctor(args) => doctor::run(args).await,
         Command::Report(args) => report::run(args).await,
         Command::WhoHas(args) => who_has::run(args).await,
-    }
+    };
+    context.checkpoint_audit().await;
+    outcome
 }
 
 /// What every command can reach.
 pub(crate) struct Context {
     settings: Settings,
+    /// The record store, once a command has opened it.
+    opened: std::sync::Mutex<Option<Database>>,
 }
 
 impl Context {
@@ -166,7 +181,43 @@ impl Context {
                 )
             })?;
         }
-        Ok(Database::open(&url).await?)
+        let database = Database::open(&url).await?;
+        *self
+            .opened
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(database.clone());
+        Ok(database)
+    }
+
+    /// The signed checkpoints of the audit chain's head (the key is created on first use).
+    fn checkpoint_log(&self) -> anyhow::Result<formulary_store::CheckpointLog> {
+        let key = formulary_store::AuditKey::load_or_create(&self.settings.audit_key_file())?;
+        Ok(formulary_store::CheckpointLog::new(
+            self.settings.audit_checkpoint_file(),
+            key,
+        ))
+    }
+
+    /// Records a signed checkpoint of the audit chain's head if this command opened the records
+    /// and the head moved, so that changes made from the command line are covered too.
+    async fn checkpoint_audit(&self) {
+        let opened = self
+            .opened
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let Some(database) = opened else { return };
+        let outcome = async {
+            let (seq, head) = database.audit_head().await?;
+            if seq > 0 {
+                self.checkpoint_log()?.record(seq, &head)?;
+            }
+            anyhow::Ok(())
+        }
+        .await;
+        if let Err(error) = outcome {
+            tracing::warn!("could not record an audit checkpoint: {error:#}");
+        }
     }
 
     /// Opens the blob store.

@@ -50,6 +50,7 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
         AppState::new(database.clone(), blobs, Some(pypi), default_organisation).await?;
     state.pypi_by_organisation = pypi_by_organisation;
     state.cran = Some(Arc::new(cran_gateway(context, &database, &state.blobs)?));
+    state.npm = Some(Arc::new(npm_gateway(context, &database, &state.blobs)?));
     if args.demo && crate::demo_people::seed_if_empty(&state).await? {
         tracing::info!(
             "seeded the demo accounts ana (requester), rob (reviewer), aisha (approver), olu (organisation admin), nina (national curator) and audrey (auditor), all with the password '{}', and their requests",
@@ -67,8 +68,28 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
     .with_context(|| format!("could not open the download ledger's journal {}: check that the data folder can be written", journal.display()))?;
     state.ledger = Some(ledger);
     state.blob_dir = Some(context.settings.blob_dir());
+    super::audit::check_at_start(context, &database).await;
+    let _outbox = match &context.settings.smtp_url {
+        Some(smtp_url) => {
+            let mailer =
+                formulary_server::mail::Mailer::new(&formulary_server::mail::MailOptions {
+                    smtp_url: smtp_url.clone(),
+                    from: context.settings.smtp_from.clone(),
+                    ca_file: context.settings.smtp_ca_file.clone(),
+                })?;
+            Some(formulary_server::mail::follow_outbox(
+                mailer,
+                database.clone(),
+                Duration::from_secs(2),
+            ))
+        }
+        None => None,
+    };
+    let _checkpoints =
+        super::audit::follow_checkpoints(context, database.clone(), Duration::from_secs(10))?;
     let _follower = Arc::clone(&state.snapshot).follow(database.clone(), Duration::from_secs(2));
     let _advisory_sync = start_advisory_sync(context, &database, &state);
+    let _admissions = formulary_server::follow_admissions(state.clone(), Duration::from_secs(2));
     let listener = tokio::net::TcpListener::bind(context.settings.listen)
         .await
         .with_context(|| format!("could not listen on {}: is another program using that port? Choose another with --listen", context.settings.listen))?;
@@ -77,6 +98,11 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
     state.trusted_proxies =
         formulary_server::TrustedProxies::parse(&context.settings.trusted_proxies)
             .map_err(|problem| anyhow::anyhow!("trusted_proxies: {problem}"))?;
+    state.gateway_access = context
+        .settings
+        .gateway_access
+        .parse()
+        .map_err(|problem| anyhow::anyhow!("gateway_access: {problem}"))?;
     if context.settings.public_url.is_none() && address.ip().is_unspecified() {
         tracing::warn!(
             public_url = %state.public_url,
@@ -170,8 +196,7 @@ fn pypi_gateways(
             database.clone(),
             blobs.clone(),
             upstream_urls(upstreams)?,
-            Duration::from_secs(settings.upstream_timeout_seconds.max(1)),
-            Duration::from_secs(settings.index_revalidate_seconds),
+            &upstream_options(settings),
         )?)
     };
     let default = Arc::new(build(&settings.pypi_upstreams).context("pypi_upstreams")?);
@@ -199,8 +224,34 @@ fn cran_gateway(
         database.clone(),
         blobs.clone(),
         upstream_urls(&settings.cran_upstreams).context("cran_upstreams")?,
-        Duration::from_secs(settings.upstream_timeout_seconds.max(1)),
-        Duration::from_secs(settings.index_revalidate_seconds),
+        &upstream_options(settings),
+    )?)
+}
+
+/// How the gateways treat their upstreams: the request budget, the patience of a request that
+/// has a cached copy, and the revalidation period.
+fn upstream_options(settings: &crate::config::Settings) -> formulary_gateway::UpstreamOptions {
+    formulary_gateway::UpstreamOptions {
+        budget: formulary_gateway::Budget::within(Duration::from_secs(
+            settings.upstream_timeout_seconds.max(1),
+        )),
+        patience: Duration::from_millis(settings.upstream_patience_ms),
+        revalidate_after: Duration::from_secs(settings.index_revalidate_seconds),
+    }
+}
+
+/// The npm gateway over `npm_upstreams`.
+fn npm_gateway(
+    context: &Context,
+    database: &formulary_store::Database,
+    blobs: &formulary_store::BlobStore,
+) -> anyhow::Result<formulary_gateway::NpmGateway> {
+    let settings = &context.settings;
+    Ok(formulary_gateway::NpmGateway::new(
+        database.clone(),
+        blobs.clone(),
+        upstream_urls(&settings.npm_upstreams).context("npm_upstreams")?,
+        &upstream_options(settings),
     )?)
 }
 

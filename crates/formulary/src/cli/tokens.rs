@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use formulary_core::{OrgCode, Role};
+use formulary_store::TokenScope;
 
 use super::{operator, output, Context};
 
@@ -15,9 +16,14 @@ pub(crate) enum TokenCommand {
         /// What it is for, e.g. "ci" or "jane.doe laptop".
         #[arg(long)]
         name: String,
-        /// requester, reviewer, approver, organisation-admin, national-curator or auditor.
+        /// requester, reviewer, approver, organisation-admin, national-curator or auditor
+        /// (needed for `--scope api`).
+        #[arg(long, required_unless_present = "scope")]
+        role: Option<Role>,
+        /// api (the JSON API with the role's rights) or gateway (reading the package gateway
+        /// only, e.g. for a build server's pip or R) [default: api].
         #[arg(long)]
-        role: Role,
+        scope: Option<formulary_store::TokenScope>,
         /// The organisation it acts for [default: NATIONAL].
         #[arg(long, default_value = "NATIONAL")]
         org: String,
@@ -40,16 +46,37 @@ pub(crate) async fn run(context: &Context, command: TokenCommand) -> anyhow::Res
         TokenCommand::Create {
             name,
             role,
+            scope,
             org,
             expires_days,
         } => {
             let organisation: OrgCode = org.parse()?;
             let expires = (expires_days > 0)
                 .then(|| chrono::Utc::now() + chrono::Duration::days(expires_days));
-            let issued = database
-                .issue_token(&name, &organisation, role, expires, &operator())
-                .await?;
-            eprintln!("Issued token {} ({role} of {organisation}){}. The secret follows; it is shown only once:", issued.token.id, expires.map(|at| format!(", valid until {}", at.date_naive())).unwrap_or_default());
+            let (issued, what) = match (scope.unwrap_or(TokenScope::Api), role) {
+                (TokenScope::Gateway, _) => (
+                    database
+                        .issue_gateway_service_token(&name, &organisation, expires, &operator())
+                        .await?,
+                    format!("reads the package gateway for {organisation}"),
+                ),
+                (TokenScope::Api, Some(role)) => (
+                    database
+                        .issue_token(&name, &organisation, role, expires, &operator())
+                        .await?,
+                    format!("{role} of {organisation}"),
+                ),
+                (TokenScope::Api, None) => anyhow::bail!(
+                    "an API token needs --role (requester, reviewer, approver, organisation-admin, national-curator or auditor); a token that only reads the package gateway needs --scope gateway"
+                ),
+            };
+            eprintln!(
+                "Issued token {} ({what}){}. The secret follows; it is shown only once:",
+                issued.token.id,
+                expires
+                    .map(|at| format!(", valid until {}", at.date_naive()))
+                    .unwrap_or_default()
+            );
             println!("{}", issued.secret);
         }
         TokenCommand::List => {
@@ -71,11 +98,12 @@ pub(crate) async fn run(context: &Context, command: TokenCommand) -> anyhow::Res
                         token.name,
                         token.organisation.to_string(),
                         token.role.to_string(),
+                        token.scope.to_string(),
                         state,
                     ]
                 })
                 .collect();
-            output::table(&["ID", "NAME", "ORG", "ROLE", "STATE"], &rows);
+            output::table(&["ID", "NAME", "ORG", "ROLE", "SCOPE", "STATE"], &rows);
         }
         TokenCommand::Revoke { id } => {
             database.revoke_token(&id, &operator()).await?;

@@ -1,11 +1,12 @@
 //! Reads the pinned versions of a project's environment, so that `formulary policy check --file`
 //! can answer "will my environment be allowed?". Files are recognised by their content, whatever
 //! their name: renv lockfiles (JSON with `R` and `Packages`), `uv.lock`, `pylock.toml` (PEP 751)
-//! and `poetry.lock` (TOML), and anything else as a pip requirements file, read as pip reads it
+//! and `poetry.lock` (TOML), npm's `package-lock.json` (v2/v3) and `pnpm-lock.yaml`, and anything else as a pip requirements file, read as pip reads it
 //! (includes, constraints, hashes, environment markers). What is not judged (local projects,
 //! URLs, unpinned requirements, requirements for other environments) is listed with why.
 
 mod environment;
+mod npm_locks;
 mod renv;
 mod requirements;
 mod toml_locks;
@@ -43,7 +44,14 @@ pub fn read(path: &Path, environment: &Environment) -> anyhow::Result<Pins> {
         if renv::is_renv(&document) {
             return renv::read(&document).with_context(|| format!("{shown} could not be read"));
         }
-        bail!("{shown} is JSON but not an renv lockfile (one has \"R\" and \"Packages\"); give a requirements file or a lockfile (renv.lock, uv.lock, pylock.toml, poetry.lock)");
+        if npm_locks::is_package_lock(&document) {
+            return npm_locks::read_package_lock(&document)
+                .with_context(|| format!("{shown} could not be read"));
+        }
+        bail!("{shown} is JSON but not an renv lockfile (one has \"R\" and \"Packages\") or an npm package-lock.json; give a requirements file or a lockfile (renv.lock, uv.lock, pylock.toml, poetry.lock, package-lock.json, pnpm-lock.yaml)");
+    }
+    if npm_locks::is_pnpm_lock(&text) {
+        return Ok(npm_locks::read_pnpm_lock(&text));
     }
     let toml_named = name == "uv.lock"
         || name == "poetry.lock"

@@ -49,7 +49,10 @@ fn import_wheels(workspace: &Workspace, wheels: &[(&str, usize)]) {
 }
 
 /// Starts `formulary serve` with no upstreams and the given settings, its log in `serve.log`.
-fn serve(workspace: &Workspace, settings: &[(&str, &str)]) -> (Running, String, PathBuf) {
+pub(crate) fn serve(
+    workspace: &Workspace,
+    settings: &[(&str, &str)],
+) -> (Running, String, PathBuf) {
     use std::io::BufRead;
     let log = workspace.folder.path().join("serve.log");
     let mut child = workspace

@@ -453,6 +453,10 @@ async fn s6_s7_s8_links_cookies_origin_and_caching_follow_the_configured_public_
         )),
         "{page}"
     );
+    assert!(
+        page.contains(&format!("formulary setup --server {public}/")),
+        "the home page offers the setup command: {page}"
+    );
     assert!(!page.contains("evil.example"));
 
     // S8: the Origin must be the public URL's, whatever the Host; cookies are Secure.

@@ -1,0 +1,397 @@
+//! The npm front-end (an adapter on the gateway engine): packuments from npm registries, served
+//! in both forms (full and abbreviated) with policy applied: denied versions removed, `dist-tags`
+//! re-pointed to the newest allowed version, tarball URLs pointing at this gateway; `time` and
+//! `modified` passed on untouched. Tarballs are pulled through the engine's file cache and
+//! verified against `dist.integrity` (SHA-512) and `dist.shasum` (SHA-1) and their own
+//! `package/package.json` before they are cached. `npm audit` is answered from the policy
+//! snapshot ([`audit`]).
+
+pub(crate) mod audit;
+mod packument;
+pub(crate) mod verify;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use formulary_core::ecosystems::npm::{self, Packument, VersionFacts};
+use formulary_core::ecosystems::Version;
+use formulary_core::policy::{Decision, PolicySnapshot, Release, View};
+use formulary_core::Component;
+use formulary_store::{BlobRef, BlobStore, Database, Digests, UpstreamDocument};
+use url::Url;
+
+use crate::engine::documents::{Answer, Freshness, Lookup, Revalidated, Revalidating};
+use crate::engine::files::{FileCache, UpstreamFile};
+use crate::engine::health::UpstreamStatus;
+use crate::engine::sanity::{HeldDocument, Sanity};
+use crate::engine::upstream::{
+    as_folders, Document, UpstreamClient, UpstreamFailure, UpstreamOptions,
+};
+use crate::engine::views::Views;
+use crate::error::GatewayError;
+
+pub use packument::{PackumentOutcome, ServedPackument};
+
+/// The cache scope of npm packuments.
+pub const SCOPE: &str = "npm";
+
+/// How long a built packument is reused while nothing else changes: bounds how late time-based
+/// rules (cooldown ends, pilot expiries) reach it.
+const PACKUMENT_REUSE: Duration = Duration::from_secs(30);
+
+/// URL scheme of tarballs that live only in the blob store (imported for air-gapped sites).
+pub(crate) const BLOB_SCHEME: &str = "formulary-blob:";
+
+/// What the gateway knows about one package: the upstream packument and each version's
+/// evidence.
+#[derive(Debug)]
+pub(crate) struct Package {
+    freshness: Freshness,
+    packument: Arc<Packument>,
+    /// Each version's facts, with its parsed version (versions that do not parse are left out).
+    versions: Arc<Vec<(Version, VersionFacts)>>,
+    releases: Arc<Vec<Release>>,
+}
+
+impl Revalidated for Package {
+    fn freshness(&self) -> &Freshness {
+        &self.freshness
+    }
+
+    fn with_freshness(&self, freshness: Freshness) -> Package {
+        Package {
+            freshness,
+            packument: Arc::clone(&self.packument),
+            versions: Arc::clone(&self.versions),
+            releases: Arc::clone(&self.releases),
+        }
+    }
+}
+
+impl Package {
+    fn new(component: &Component, freshness: Freshness, packument: Packument) -> Package {
+        let versions: Vec<(Version, VersionFacts)> = packument
+            .versions()
+            .into_iter()
+            .filter_map(|facts| {
+                let version = Version::parse(component.ecosystem(), &facts.version).ok()?;
+                Some((version, facts))
+            })
+            .collect();
+        let releases = versions
+            .iter()
+            .map(|(version, facts)| Release {
+                version: version.clone(),
+                published: facts
+                    .published
+                    .as_deref()
+                    .and_then(formulary_core::advisory::parse_timestamp),
+                yanked: None,
+                licence: facts.licence.clone(),
+            })
+            .collect();
+        Package {
+            freshness,
+            packument: Arc::new(packument),
+            versions: Arc::new(versions),
+            releases: Arc::new(releases),
+        }
+    }
+
+    /// The version a tarball belongs to, by its file name.
+    fn version_of_file(&self, filename: &str) -> Option<&(Version, VersionFacts)> {
+        self.versions
+            .iter()
+            .find(|(_, facts)| facts.filename() == Some(filename))
+    }
+}
+
+/// The answer for a tarball.
+pub enum TarballOutcome {
+    /// Serve this blob.
+    Serve {
+        /// Where it is stored.
+        blob: BlobRef,
+        /// The version it belongs to.
+        version: String,
+    },
+    /// The policy denies the tarball's version.
+    Refused(Box<Decision>),
+    /// No such tarball.
+    Missing,
+}
+
+/// The npm front-end's logic.
+#[derive(Debug)]
+pub struct NpmGateway {
+    database: Database,
+    client: UpstreamClient,
+    upstreams: Vec<Url>,
+    packages: Revalidating<Package>,
+    files: FileCache,
+    views: Views<PackumentOutcome>,
+    /// Upstream packuments held back because they look wrong next to the cached ones.
+    sanity: Sanity,
+}
+
+impl NpmGateway {
+    /// A gateway over npm registries (tried in order; none for an air-gapped site).
+    pub fn new(
+        database: Database,
+        blobs: BlobStore,
+        upstreams: Vec<Url>,
+        options: &UpstreamOptions,
+    ) -> Result<NpmGateway, reqwest::Error> {
+        let upstreams = as_folders(upstreams);
+        let client = UpstreamClient::new(options.budget)?;
+        Ok(NpmGateway {
+            database: database.clone(),
+            files: FileCache::new(database, blobs, client.clone()),
+            client,
+            upstreams,
+            packages: Revalidating::new(options.revalidate_after, options.patience),
+            views: Views::new(PACKUMENT_REUSE, 10_000),
+            sanity: Sanity::default(),
+        })
+    }
+
+    /// The state of every upstream server this gateway has asked.
+    pub fn upstream_health(&self) -> Vec<UpstreamStatus> {
+        self.client.health()
+    }
+
+    /// Upstream packuments held back because they look wrong next to the cached ones.
+    pub fn held_back(&self) -> Vec<HeldDocument> {
+        self.sanity.held()
+    }
+
+    /// The package, fetched or revalidated when its cached copy is old, served from the cache
+    /// (marked stale) when every upstream fails.
+    pub(crate) async fn package(
+        &self,
+        component: &Component,
+    ) -> Result<Option<Arc<Package>>, GatewayError> {
+        let name = component.name.as_str();
+        let lookup = self
+            .packages
+            .get(
+                name,
+                &self.upstreams,
+                Box::pin(self.load_cached(component)),
+                |registry: Url, etag: Option<String>| {
+                    let (client, name) = (self.client.clone(), name.to_owned());
+                    Box::pin(async move { fetch(&client, &registry, &name, etag.as_deref()).await })
+                },
+                |registry: Url,
+                 (packument, etag): (Packument, Option<String>),
+                 previous: Option<Arc<Package>>| {
+                    Box::pin(async move {
+                        self.sanity.admit(
+                            name,
+                            &registry,
+                            previous.map_or(0, |package| package.versions.len()),
+                            packument.versions().len(),
+                        )?;
+                        self.refresh(component, &registry, packument, etag).await
+                    })
+                },
+            )
+            .await?;
+        Ok(match lookup {
+            Lookup::Found(package) => Some(package),
+            // Every upstream says the package does not exist; imported tarballs still count.
+            Lookup::Absent(cached) => {
+                cached.filter(|package| package.freshness.origin.as_str().starts_with(BLOB_SCHEME))
+            }
+        })
+    }
+
+    async fn load_cached(&self, component: &Component) -> Result<Option<Package>, GatewayError> {
+        let Some(stored) = self
+            .database
+            .upstream_document(SCOPE, component.name.as_str())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let packument = Packument::parse(stored.document.as_bytes(), component.name.as_str())
+            .map_err(|error| formulary_store::StoreError::Corrupt {
+                what: "cached packument",
+                why: error.to_string(),
+            })?;
+        Ok(Some(Package::new(
+            component,
+            Freshness::stored(&stored)?,
+            packument,
+        )))
+    }
+
+    /// Keeps a newly fetched packument and records each release's evidence (in the background:
+    /// a package can have thousands of versions, and the packument already holds them all).
+    async fn refresh(
+        &self,
+        component: &Component,
+        registry: &Url,
+        packument: Packument,
+        etag: Option<String>,
+    ) -> Result<Package, GatewayError> {
+        let now = Utc::now();
+        let stored = UpstreamDocument {
+            upstream: registry.to_string(),
+            document: String::from_utf8(packument.to_bytes()).unwrap_or_default(),
+            etag: etag.clone(),
+            fetched_at: now,
+        };
+        self.database
+            .save_upstream_document(SCOPE, component.name.as_str(), &stored)
+            .await?;
+        let package = Package::new(
+            component,
+            Freshness::new(registry.clone(), etag, now),
+            packument,
+        );
+        self.record_releases(component, Arc::clone(&package.releases));
+        Ok(package)
+    }
+
+    fn record_releases(&self, component: &Component, releases: Arc<Vec<Release>>) {
+        let (database, component) = (self.database.clone(), component.clone());
+        tokio::spawn(async move {
+            let known: HashMap<String, Release> = match database.releases_of(&component).await {
+                Ok(known) => known
+                    .into_iter()
+                    .map(|release| (release.version.to_string(), release))
+                    .collect(),
+                Err(error) => {
+                    tracing::warn!(%error, %component, "could not read known releases");
+                    return;
+                }
+            };
+            for release in releases.iter() {
+                if known.get(&release.version.to_string()) == Some(release) {
+                    continue;
+                }
+                if let Err(error) = database.record_release(&component, release).await {
+                    tracing::warn!(%error, %component, "could not record a release's evidence");
+                    return;
+                }
+            }
+        });
+    }
+
+    /// A tarball for a view: refused when its version is denied, else served from the blob
+    /// store, fetched once from upstream (and checked against `dist.integrity`, `dist.shasum`
+    /// and its own `package.json`) when not cached.
+    pub async fn tarball(
+        &self,
+        snapshot: &PolicySnapshot,
+        view: &View,
+        component: &Component,
+        filename: &str,
+    ) -> Result<TarballOutcome, GatewayError> {
+        let Some(package) = self.package(component).await? else {
+            return Ok(TarballOutcome::Missing);
+        };
+        let Some((version, facts)) = package.version_of_file(filename) else {
+            return Ok(TarballOutcome::Missing);
+        };
+        let decision = formulary_core::policy::evaluate_version(
+            snapshot,
+            view,
+            component,
+            version,
+            &package.releases,
+        );
+        if !decision.allowed {
+            return Ok(TarballOutcome::Refused(Box::new(decision)));
+        }
+        let Some(url) = facts.tarball.as_deref() else {
+            return Ok(TarballOutcome::Missing);
+        };
+        let blob = if let Some(digest) = url
+            .strip_prefix(BLOB_SCHEME)
+            .and_then(|rest| rest.strip_prefix("sha256/"))
+        {
+            if !self.files.blobs().contains(digest).await? {
+                return Ok(TarballOutcome::Missing);
+            }
+            BlobRef {
+                sha256: digest.to_owned(),
+                size: 0,
+            }
+        } else {
+            let file = UpstreamFile {
+                url,
+                filename,
+                digests: published_digests(facts),
+                size: None,
+                check: Some(verify::check_for(component, version)),
+            };
+            self.files.fetch(&file).await?
+        };
+        Ok(TarballOutcome::Serve {
+            blob,
+            version: facts.version.clone(),
+        })
+    }
+}
+
+/// Every digest a version's `dist` publishes: its integrity (SHA-512, or whatever algorithm the
+/// SRI string names) and its SHA-1 `shasum`. Malformed ones are logged and left out.
+pub(crate) fn published_digests(facts: &VersionFacts) -> Digests {
+    let mut digests = Digests::none();
+    if let Some(integrity) = facts.integrity.as_deref() {
+        match digests.clone().with_integrity(integrity) {
+            Ok(more) => digests = more,
+            Err(error) => {
+                tracing::warn!(version = %facts.version, %error, "ignoring a malformed dist.integrity")
+            }
+        }
+    }
+    if let Some(shasum) = facts.shasum.as_deref() {
+        match digests
+            .clone()
+            .with(formulary_store::Algorithm::Sha1, shasum)
+        {
+            Ok(more) => digests = more,
+            Err(error) => {
+                tracing::warn!(version = %facts.version, %error, "ignoring a malformed dist.shasum")
+            }
+        }
+    }
+    digests
+}
+
+/// Asks one registry for a packument (with the cached copy's entity tag).
+async fn fetch(
+    client: &UpstreamClient,
+    registry: &Url,
+    name: &str,
+    etag: Option<&str>,
+) -> Result<Answer<(Packument, Option<String>)>, UpstreamFailure> {
+    let url = registry
+        .join(&npm::path_name(name))
+        .map_err(|error| UpstreamFailure::Malformed {
+            url: registry.to_string(),
+            why: error.to_string(),
+        })?;
+    Ok(
+        match client
+            .document(&url, etag, npm::MAX_PACKUMENT_BYTES)
+            .await?
+        {
+            Document::Missing => Answer::Missing,
+            Document::NotModified => Answer::NotModified,
+            Document::Body { bytes, etag } => {
+                let packument =
+                    Packument::parse(&bytes, name).map_err(|error| UpstreamFailure::Malformed {
+                        url: url.to_string(),
+                        why: error.to_string(),
+                    })?;
+                Answer::Document((packument, etag))
+            }
+        },
+    )
+}
