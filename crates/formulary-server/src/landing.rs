@@ -5,8 +5,10 @@
 //! - `/readyz` checks what serving needs, each check bounded so the answer comes within 100 ms:
 //!   the database (a query on a connection kept for probes), the blob folder (a small file
 //!   written and removed, and the free space) and the download ledger (lines waiting in the local
-//!   journal), and the gateways' upstreams (from memory). 503 when the database or the blob folder fails; 200 with `degraded` checks listed
-//!   when something needs attention but serving goes on.
+//!   journal), and the gateways' upstreams (from memory). 503 when the database or the blob folder
+//!   fails; 200 with `degraded` checks listed when something needs attention but serving goes on.
+//!   The advisory feed's freshness is read from memory too (kept by the advisory sync): stale or
+//!   failing is `degraded`, never `failed`.
 //! - `/healthz` is kept as an alias of `/readyz` for existing probes.
 
 use std::path::{Path, PathBuf};

@@ -138,6 +138,25 @@ pub fn app(state: AppState) -> Router {
             "/api/v1/who-has",
             get(crate::surveillance::inventory::who_has),
         )
+        .route("/api/v1/recalls", get(crate::surveillance::recalls::list))
+        .route(
+            "/api/v1/metrics/surveillance",
+            get(crate::surveillance::recalls::metrics),
+        )
+        .route(
+            "/api/v1/recalls/{id}",
+            get(crate::surveillance::recalls::show),
+        )
+        .route(
+            "/api/v1/me/recalls",
+            get(crate::surveillance::recalls::mine),
+        )
+        .route(
+            "/api/v1/me/recalls/{id}/explain",
+            post(crate::surveillance::recalls::explain),
+        )
+        .route("/recalls/{id}", get(crate::surveillance::recalls::page))
+        .route("/who-has", get(crate::surveillance::who_has_page::page))
         .route("/api/v1/openapi.json", get(api::openapi::document))
         .route("/api/v1/session/token", post(api::session::issue))
         .route("/api/v1/me", get(api::session::me))

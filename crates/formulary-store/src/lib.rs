@@ -24,6 +24,8 @@ mod inventory;
 mod leases;
 mod notifications;
 mod organisations;
+mod recall_metrics;
+mod recalls;
 mod releases;
 mod requests;
 mod sessions;
@@ -50,6 +52,8 @@ pub use integrity::PolicyIntegrity;
 pub use inventory::{Holder, NewReport, ReportOutcome, ENVIRONMENT_KINDS};
 pub use leases::Lease;
 pub use notifications::{NewNotification, Notification, OutgoingEmail, MAX_EMAIL_ATTEMPTS};
+pub use recall_metrics::{Exposure, PatchTimeline, SurveillanceMetrics};
+pub use recalls::{NewRecall, RecallChange, RecallPerson, RecallSummary};
 pub use requests::{
     DecisionRecord, EventKind, Grant, RecordedDecision, RequestEvent, RequestFilter, StoredRequest,
     UserRef,

@@ -29,6 +29,11 @@ pub struct Settings {
     /// Seconds between the server's syncs of `advisory_sources` (incremental where the source
     /// publishes `modified_id.csv`); 0 turns the scheduled sync off.
     pub advisory_sync_interval_seconds: u64,
+    /// URLs that receive every recall opened or extended, as JSON (`POST`).
+    pub recall_webhooks: Vec<String>,
+    /// The shared secret recall webhooks are signed with (`X-Formulary-Signature: sha256=<HMAC
+    /// of the body>`); unset sends them unsigned.
+    pub recall_webhook_secret: Option<String>,
     /// Log format: `text` or `json`.
     pub log_format: String,
     /// PEP 503/691 indexes the PyPI gateway pulls from, in order; empty for an air-gapped site.
@@ -105,6 +110,8 @@ impl Default for Settings {
                 "https://osv-vulnerabilities.storage.googleapis.com/CRAN/all.zip".to_owned(),
             ],
             advisory_sync_interval_seconds: 600,
+            recall_webhooks: Vec::new(),
+            recall_webhook_secret: None,
             log_format: "text".to_owned(),
             pypi_upstreams: vec!["https://pypi.org/simple/".to_owned()],
             cran_upstreams: vec!["https://cloud.r-project.org/".to_owned()],

@@ -71,6 +71,11 @@ const OPERATIONS: &[Operation] = &[
     op("get", "/api/v1/advisories/feeds", "Freshness of each advisory feed the server syncs: last successful sync, records changed, errors, and whether the feed is stale", false, None, (200, "Any")),
     op("put", "/api/v1/inventory/{org}/{environment}", "Report what an environment contains (CycloneDX 1.6 or SPDX 2.3 JSON, or a list of purls), replacing its previous report", true, Some("Any"), (200, "Any")),
     op("get", "/api/v1/who-has", "Who has a component version (`purl`), from the download ledger and reported environments", true, None, (200, "Any")),
+    op("get", "/api/v1/recalls", "Recalls with their progress: told, resolved, still exposed", true, None, (200, "Any")),
+    op("get", "/api/v1/recalls/{id}", "A recall and everyone on it (`format=csv` exports the people)", true, None, (200, "Any")),
+    op("get", "/api/v1/me/recalls", "Your open recalls: what you have, why it is recalled, what to move to", true, None, (200, "Any")),
+    op("post", "/api/v1/me/recalls/{id}/explain", "Say why you stay on a recalled version ({\"explanation\": \"…\"})", true, Some("Any"), (200, "Any")),
+    op("get", "/api/v1/metrics/surveillance", "Patch timeline per recall, share of recalls closed within 14 days, exposure by severity and age", true, None, (200, "Any")),
     op("get", "/api/v1/openapi.json", "This document", false, None, (200, "Any")),
 ];
 

@@ -6,5 +6,7 @@
 
 pub(crate) mod feeds;
 pub(crate) mod inventory;
+pub(crate) mod recalls;
+pub(crate) mod who_has_page;
 
 pub use feeds::FeedWatch;

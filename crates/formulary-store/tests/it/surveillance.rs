@@ -199,3 +199,169 @@ store_test!(
         );
     }
 );
+
+store_test!(
+    recalls_are_opened_once_and_people_drop_off_when_they_move,
+    |database, _url| {
+        use formulary_core::ecosystems::{Ecosystem, Version};
+        use formulary_core::{Component, ComponentVersion, Organisation};
+        use formulary_store::{Download, LedgerLine, NewRecall, NewReport};
+
+        database
+            .add_organisation(
+                &Organisation {
+                    code: "RJ1".parse().unwrap(),
+                    name: "A trust".to_owned(),
+                },
+                "test",
+            )
+            .await
+            .unwrap();
+        let requests = Component::new(Ecosystem::Pypi, "requests").unwrap();
+        let pinned = |version: &str| ComponentVersion {
+            component: requests.clone(),
+            version: Version::parse(Ecosystem::Pypi, version).unwrap(),
+        };
+        let download = |actor: &str, version: &str| {
+            LedgerLine::new(Download {
+                organisation: "RJ1".parse().unwrap(),
+                component: requests.clone(),
+                version: version.to_owned(),
+                filename: format!("requests-{version}-py3-none-any.whl"),
+                outcome: "served".to_owned(),
+                client: "10.0.0.1".to_owned(),
+                user_agent: "pip/25".to_owned(),
+                actor: Some(actor.to_owned()),
+            })
+        };
+        database
+            .record_ledger_lines(&[download("user:jane", "2.19.1")])
+            .await
+            .unwrap();
+        let report = |versions: &[&str]| NewReport {
+            organisation: "RJ1".parse().unwrap(),
+            environment: "etl".to_owned(),
+            kind: "pipeline".to_owned(),
+            reported_by: "token:t-1 (ci)".to_owned(),
+            reported_by_name: "ci".to_owned(),
+            format: "purls".to_owned(),
+            components: versions.iter().map(|version| pinned(version)).collect(),
+        };
+        database
+            .record_report(&report(&["2.19.1"]), "test")
+            .await
+            .unwrap();
+        let holders = database.who_has(&requests, Some("2.19.1")).await.unwrap();
+        assert_eq!(holders.len(), 2, "{holders:?}");
+
+        let recall = NewRecall {
+            cause: "advisory".to_owned(),
+            cause_key: "PYSEC-2018-28".to_owned(),
+            advisory_id: Some("PYSEC-2018-28".to_owned()),
+            component: requests.clone(),
+            versions: vec!["2.19.1".to_owned()],
+            move_to: Some("2.32.3".to_owned()),
+            reason: "PYSEC-2018-28 (high)".to_owned(),
+            severity: Some("high".to_owned()),
+            holders,
+        };
+        let first = database
+            .open_recall(&recall, "system:recalls")
+            .await
+            .unwrap();
+        assert!(first.opened && first.new_people == 2);
+        let again = database
+            .open_recall(&recall, "system:recalls")
+            .await
+            .unwrap();
+        assert_eq!(
+            (again.id.as_str(), again.opened, again.new_people),
+            (first.id.as_str(), false, 0),
+            "idempotent"
+        );
+        assert_eq!(database.recalls_for("user:jane").await.unwrap().len(), 1);
+
+        // Nothing moved yet.
+        assert_eq!(database.resolve_recalls().await.unwrap(), 0);
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        // Jane downloads the fixed version; the pipeline reports it moved.
+        database
+            .record_ledger_lines(&[download("user:jane", "2.32.3")])
+            .await
+            .unwrap();
+        database
+            .record_report(&report(&["2.32.3"]), "test")
+            .await
+            .unwrap();
+        assert_eq!(database.resolve_recalls().await.unwrap(), 2);
+        let (summary, people) = database.recall(&first.id).await.unwrap().unwrap();
+        assert_eq!((summary.told, summary.resolved, summary.exposed), (2, 2, 0));
+        assert!(summary.closed_at.is_some(), "nobody exposed: closed");
+        assert!(
+            people
+                .iter()
+                .all(|person| person.resolution.as_deref() == Some("moved")),
+            "{people:?}"
+        );
+        assert!(database.recalls_for("user:jane").await.unwrap().is_empty());
+
+        // A hand-opened recall; the person explains why they stay.
+        database
+            .record_ledger_lines(&[download("user:omar", "2.19.1")])
+            .await
+            .unwrap();
+        let manual = database
+            .open_recall(
+                &NewRecall {
+                    cause: "manual".to_owned(),
+                    cause_key: "manual:2.19.1".to_owned(),
+                    advisory_id: None,
+                    holders: database.who_has(&requests, Some("2.19.1")).await.unwrap(),
+                    ..recall.clone()
+                },
+                "cli:curator",
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            database
+                .explain_recall(
+                    &manual.id,
+                    "user:omar",
+                    "exception E-12 signed by the SIRO until March"
+                )
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            database
+                .explain_recall(&manual.id, "user:nobody", "not mine")
+                .await
+                .unwrap(),
+            0
+        );
+        let (summary, _) = database.recall(&manual.id).await.unwrap().unwrap();
+        assert_eq!(summary.exposed, summary.told - 1);
+
+        // Metrics: the advisory recall closed at once; the manual one is open.
+        let metrics = database
+            .surveillance_metrics(chrono::Utc::now())
+            .await
+            .unwrap();
+        assert_eq!((metrics.recalls, metrics.open, metrics.due), (2, 1, 1));
+        assert_eq!(metrics.closed_within_14_days, Some(1.0));
+        assert_eq!(metrics.timelines.len(), 2);
+        let later = database
+            .surveillance_metrics(chrono::Utc::now() + Duration::days(20))
+            .await
+            .unwrap();
+        assert_eq!(later.due, 2, "the open recall is past 14 days");
+        assert_eq!(later.closed_within_14_days, Some(0.5));
+        assert_eq!(
+            later.exposure[0].over_14_days, summary.exposed,
+            "{:?}",
+            later.exposure
+        );
+    }
+);

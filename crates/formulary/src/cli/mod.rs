@@ -12,6 +12,7 @@ mod mirror;
 mod organisations;
 mod output;
 mod policy;
+mod recall;
 mod report;
 mod serve;
 mod setup;
@@ -84,6 +85,9 @@ enum Command {
     Request(client::RequestArgs),
     /// Show your requests, or one request's timeline.
     Status(client::StatusArgs),
+    /// Recalls: versions withdrawn while people have them.
+    #[command(subcommand)]
+    Recall(recall::RecallCommand),
     /// Set up pip, uv, R, npm, yarn and conda to install through Formulary (no admin rights).
     Setup(setup::SetupArgs),
     /// Check that each client `formulary setup` configured installs through Formulary.
@@ -152,6 +156,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Search(args) => client::search(args).await,
         Command::Request(args) => client::request(args).await,
         Command::Status(args) => client::status(args).await,
+        Command::Recall(command) => recall::run(&context, command).await,
         Command::Setup(args) => setup::run(args).await,
         Command::Doctor(args) => doctor::run(args).await,
         Command::Tools(command) => tools::run(&context, command).await,

@@ -173,6 +173,10 @@ fn start_advisory_sync(
             interval: Duration::from_secs(settings.advisory_sync_interval_seconds),
             feeds: Arc::clone(&state.feeds),
             snapshot: Arc::clone(&state.snapshot),
+            webhooks: crate::surveillance::recalls::Webhooks {
+                urls: settings.recall_webhooks.clone(),
+                secret: settings.recall_webhook_secret.clone(),
+            },
         }
         .start(),
     )

@@ -35,6 +35,8 @@ pub struct Scheduler {
     pub interval: Duration,
     /// Where the sources' states are published for `/readyz`.
     pub feeds: Arc<FeedWatch>,
+    /// Where recalls are announced.
+    pub webhooks: super::recalls::Webhooks,
     /// The policy snapshot, told of the feed's freshness and refreshed after changes.
     pub snapshot: Arc<SnapshotHolder>,
 }
@@ -107,7 +109,7 @@ impl Scheduler {
             })
         };
         let feeds = self.database.advisory_feeds().await.unwrap_or_default();
-        let mut changed = 0;
+        let mut changed = Vec::new();
         for source in &self.sources {
             let cursor = feeds
                 .iter()
@@ -115,8 +117,11 @@ impl Scheduler {
                 .and_then(|feed| feed.cursor);
             let attempt = Utc::now();
             match sync::sync_source(&self.database, client, source, cursor).await {
-                Ok(success) => {
-                    changed += success.changed;
+                Ok(super::sync::Synced {
+                    success,
+                    changed: advisories,
+                }) => {
+                    changed.extend(advisories);
                     tracing::info!(
                         %source,
                         mode = success.mode,
@@ -145,16 +150,60 @@ impl Scheduler {
         if let Err(error) = self.database.extend_lease(LEASE, holder, due).await {
             tracing::warn!(%error, "could not set when the next advisory sync is due");
         }
-        if changed > 0 {
+        if !changed.is_empty() {
             // This replica applies the change at once; the others within their follow interval.
             if let Err(error) = self.snapshot.refresh(&self.database).await {
                 tracing::warn!(%error, "could not refresh the policy snapshot after the advisory sync");
             }
         }
+        // Then the people who already have what the changed advisories now deny are told; the
+        // advisories of open recalls are looked at again, so that downloads the ledger wrote
+        // late and environments reported since join their recall.
+        let snapshot = self.snapshot.current();
+        let mut advisories = changed;
+        match self.database.recalls().await {
+            Ok(recalls) => {
+                for recall in recalls.iter().filter(|recall| recall.closed_at.is_none()) {
+                    let (Some(id), Ok(component)) = (
+                        &recall.advisory_id,
+                        recall.component.parse::<formulary_core::Component>(),
+                    ) else {
+                        continue;
+                    };
+                    if advisories.iter().any(|advisory| &advisory.id == id) {
+                        continue;
+                    }
+                    if let Some(advisory) = snapshot
+                        .advisories_for(&component)
+                        .iter()
+                        .find(|advisory| &advisory.id == id)
+                    {
+                        advisories.push(formulary_core::advisory::Advisory::clone(advisory));
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "could not read the open recalls"),
+        }
+        if !advisories.is_empty() {
+            if let Err(error) = super::recalls::after_advisories(
+                &self.database,
+                &snapshot,
+                &advisories,
+                &self.webhooks,
+            )
+            .await
+            {
+                tracing::warn!(error = %format!("{error:#}"), "could not open the recalls the advisory sync calls for; they are looked at again at the next sync");
+            }
+        }
     }
 
-    /// Reads the sources' states and tells `/readyz` and the policy snapshot.
+    /// Reads the sources' states and tells `/readyz` and the policy snapshot; marks the people
+    /// who moved off recalled versions.
     async fn publish(&self) {
+        if let Err(error) = self.database.resolve_recalls().await {
+            tracing::debug!(%error, "could not update the recalls' progress");
+        }
         match self.database.advisory_feeds().await {
             Ok(feeds) => {
                 self.snapshot

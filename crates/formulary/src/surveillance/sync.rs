@@ -41,6 +41,15 @@ pub fn client() -> anyhow::Result<reqwest::Client> {
         .build()?)
 }
 
+/// What one sync did, and the advisories it added or changed (for recalls).
+#[derive(Debug)]
+pub struct Synced {
+    /// For the source's record.
+    pub success: FeedSuccess,
+    /// The advisories added or updated.
+    pub changed: Vec<formulary_core::advisory::Advisory>,
+}
+
 /// Syncs one source (an `all.zip` URL) from `cursor` (the newest `modified` time of its listing
 /// seen before, if any), and imports what changed.
 pub async fn sync_source(
@@ -48,7 +57,7 @@ pub async fn sync_source(
     client: &reqwest::Client,
     source: &str,
     cursor: Option<DateTime<Utc>>,
-) -> anyhow::Result<FeedSuccess> {
+) -> anyhow::Result<Synced> {
     let started_at = Utc::now();
     let clock = Instant::now();
     let export = url::Url::parse(source)
@@ -95,10 +104,14 @@ pub async fn sync_source(
     let outcomes = database
         .import_advisories(&loaded.imports, source, SYNC_ACTOR, |_| {})
         .await?;
-    let changed = outcomes
+    let changed_advisories: Vec<formulary_core::advisory::Advisory> = loaded
+        .imports
         .iter()
-        .filter(|outcome| **outcome != ImportOutcome::Unchanged)
-        .count();
+        .zip(&outcomes)
+        .filter(|(_, outcome)| **outcome != ImportOutcome::Unchanged)
+        .map(|(import, _)| import.advisory.clone())
+        .collect();
+    let changed = changed_advisories.len();
     let cursor = newest.or_else(|| {
         loaded
             .imports
@@ -106,12 +119,15 @@ pub async fn sync_source(
             .map(|import| import.advisory.modified)
             .max()
     });
-    Ok(FeedSuccess {
-        started_at,
-        mode,
-        changed: i64::try_from(changed).unwrap_or(i64::MAX),
-        cursor,
-        duration_ms: i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX),
+    Ok(Synced {
+        success: FeedSuccess {
+            started_at,
+            mode,
+            changed: i64::try_from(changed).unwrap_or(i64::MAX),
+            cursor,
+            duration_ms: i64::try_from(clock.elapsed().as_millis()).unwrap_or(i64::MAX),
+        },
+        changed: changed_advisories,
     })
 }
 

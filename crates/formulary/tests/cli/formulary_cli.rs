@@ -59,6 +59,9 @@ impl Workspace {
             .env_remove("FORMULARY_DATABASE_URL")
             .env_remove("FORMULARY_DATA_DIR")
             .env("NO_COLOR", "1")
+            // Servers under test do not sync the public OSV exports in the background (a test
+            // that wants the scheduled sync sets its own sources and interval).
+            .env("FORMULARY_ADVISORY_SYNC_INTERVAL_SECONDS", "0")
             .arg("--data-dir")
             .arg(self.folder.path().join("data"));
         if let Some(url) = self.database_url() {

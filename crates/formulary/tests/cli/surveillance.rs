@@ -105,6 +105,66 @@ pub(crate) fn wait_until(limit: Duration, what: &str, mut check: impl FnMut() ->
     started.elapsed()
 }
 
+/// What a webhook receiver got: (signature header, body).
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, String)>>>;
+
+/// An HTTP server on loopback that keeps every POST it receives.
+fn webhook_receiver() -> (String, Received) {
+    let received: Received = Default::default();
+    let kept = received.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let address = listener.local_addr().expect("address");
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let app = axum::Router::new().route(
+                "/hook",
+                axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+                    let kept = kept.clone();
+                    async move {
+                        let signature = headers
+                            .get("x-formulary-signature")
+                            .and_then(|value| value.to_str().ok())
+                            .map(str::to_owned);
+                        kept.lock().expect("lock").push((signature, body));
+                        "ok"
+                    }
+                }),
+            );
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            axum::serve(listener, app).await.expect("serves");
+        });
+    });
+    (format!("http://{address}/hook"), received)
+}
+
+fn request_json(
+    method: reqwest::Method,
+    url: &str,
+    secret: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut request = reqwest::Client::new()
+            .request(method, url)
+            .bearer_auth(secret);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let answer = request.send().await.expect("answers");
+        let status = answer.status().as_u16();
+        (status, answer.json().await.unwrap_or(Value::Null))
+    })
+}
+
 crate::on_both_databases!(fn a_newly_published_advisory_blocks_within_the_sync_interval_with_no_command_run);
 fn a_newly_published_advisory_blocks_within_the_sync_interval_with_no_command_run() {
     let workspace = Workspace::new();
@@ -120,6 +180,7 @@ fn a_newly_published_advisory_blocks_within_the_sync_interval_with_no_command_ru
         )],
     );
     let (_osv, osv_url) = static_server(&root.join("osv"));
+    let (hook, received) = webhook_receiver();
     let (_server, base) = workspace.serve(&[
         ("FORMULARY_PYPI_UPSTREAMS", format!("[\"{upstream_url}\"]")),
         ("FORMULARY_INDEX_REVALIDATE_SECONDS", "0".to_owned()),
@@ -128,7 +189,14 @@ fn a_newly_published_advisory_blocks_within_the_sync_interval_with_no_command_ru
             format!("[\"{osv_url}PyPI/all.zip\"]"),
         ),
         ("FORMULARY_ADVISORY_SYNC_INTERVAL_SECONDS", "2".to_owned()),
+        ("FORMULARY_RECALL_WEBHOOKS", format!("[\"{hook}\"]")),
+        (
+            "FORMULARY_RECALL_WEBHOOK_SECRET",
+            "s3cret-for-the-itsm".to_owned(),
+        ),
     ]);
+    let analyst = token(&workspace, "analyst laptop", "requester", "NATIONAL");
+    let auditor = token(&workspace, "auditor", "auditor", "NATIONAL");
     let feeds_url = format!("{base}/api/v1/advisories/feeds");
     wait_until(Duration::from_secs(30), "the first (full) sync", || {
         get_json(&feeds_url)["sources"][0]["last_mode"] == "full"
@@ -148,6 +216,25 @@ fn a_newly_published_advisory_blocks_within_the_sync_interval_with_no_command_ru
         "no advisory about requests yet: {}",
         text(&before.stderr)
     );
+    // An analyst's environment, reported from its lockfile.
+    let lock = root.join("requirements.txt");
+    std::fs::write(&lock, "requests==2.19.1\nidna==2.7\n").unwrap();
+    let output = as_client(
+        &workspace,
+        &base,
+        &analyst,
+        &[
+            "report",
+            &lock.display().to_string(),
+            "--org",
+            "NATIONAL",
+            "--environment",
+            "analysis-laptop",
+            "--kind",
+            "machine",
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
 
     // PyPA publishes PYSEC-2018-28 (requests < 2.20.0): the record, and the listing.
     let published = Instant::now();
@@ -184,6 +271,129 @@ fn a_newly_published_advisory_blocks_within_the_sync_interval_with_no_command_ru
     // The fixed version is still served.
     let fixed = pip_download(&root.join("fixed"), &index, "requests==2.31.0");
     assert!(fixed.status.success(), "{}", text(&fixed.stderr));
+
+    // A recall lists who had 2.19.1: the (anonymous) download and the reported laptop.
+    let mut recalls = Value::Null;
+    wait_until(
+        Duration::from_secs(20),
+        "a recall of requests 2.19.1",
+        || {
+            recalls = request_json(
+                reqwest::Method::GET,
+                &format!("{base}/api/v1/recalls"),
+                &auditor,
+                None,
+            )
+            .1;
+            recalls[0]["exposed"] == 2
+        },
+    );
+    let recall = &recalls[0];
+    assert_eq!(recall["component"], "pkg:pypi/requests", "{recalls}");
+    assert_eq!(recall["advisory_id"], "PYSEC-2018-28", "{recalls}");
+    assert_eq!(
+        recall["versions"],
+        serde_json::json!(["2.19.1"]),
+        "{recalls}"
+    );
+    let move_to = recall["move_to"]
+        .as_str()
+        .expect("a version to move to")
+        .to_owned();
+    assert!(
+        move_to.starts_with("2.3"),
+        "the newest allowed version: {recalls}"
+    );
+    let id = recall["id"].as_str().unwrap().to_owned();
+    // The analyst is told in-app what to move to.
+    let (status, mine) = request_json(
+        reqwest::Method::GET,
+        &format!("{base}/api/v1/me/recalls"),
+        &analyst,
+        None,
+    );
+    assert_eq!(status, 200, "{mine}");
+    assert_eq!(mine[0]["recall"]["move_to"], move_to.as_str(), "{mine}");
+    assert_eq!(mine[0]["mine"]["environment"], "analysis-laptop", "{mine}");
+    // The IT service-management tool got the recall, signed.
+    let hooks = received.lock().unwrap().clone();
+    let (signature, body) = hooks.first().expect("a webhook call");
+    use hmac::Mac as _;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"s3cret-for-the-itsm").unwrap();
+    mac.update(body.as_bytes());
+    assert_eq!(
+        signature.as_deref(),
+        Some(format!(
+            "sha256={}",
+            hex::encode(mac.finalize().into_bytes())
+        ))
+        .as_deref()
+    );
+    let announced: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(announced["recall"]["id"], id.as_str(), "{announced}");
+    // The recall page shows the progress (to a signed-in auditor only).
+    let (status, _) = get(&format!("{base}/recalls/{id}"));
+    assert_ne!(status, 200, "the recall page names people: sign-in needed");
+
+    // The analyst moves and reports again: they drop off.
+    std::fs::write(&lock, format!("requests=={move_to}\nidna==2.7\n")).unwrap();
+    let output = as_client(
+        &workspace,
+        &base,
+        &analyst,
+        &[
+            "report",
+            &lock.display().to_string(),
+            "--org",
+            "NATIONAL",
+            "--environment",
+            "analysis-laptop",
+            "--kind",
+            "machine",
+        ],
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let (_, mine) = request_json(
+        reqwest::Method::GET,
+        &format!("{base}/api/v1/me/recalls"),
+        &analyst,
+        None,
+    );
+    assert_eq!(mine, serde_json::json!([]), "nothing left to move off");
+    let (_, detail) = request_json(
+        reqwest::Method::GET,
+        &format!("{base}/api/v1/recalls/{id}"),
+        &auditor,
+        None,
+    );
+    assert_eq!(
+        detail["recall"]["exposed"], 1,
+        "only the anonymous download is left: {detail}"
+    );
+    assert_eq!(detail["recall"]["resolved"], 1, "{detail}");
+    // The CSV export of the people.
+    let (status, csv) = get(&format!("{base}/api/v1/recalls/{id}?format=csv"));
+    assert_eq!(status, 401, "the export needs a token: {csv}");
+
+    // Patch latency: published upstream → blocked → recall opened, and the exposure left.
+    let (status, metrics) = request_json(
+        reqwest::Method::GET,
+        &format!("{base}/api/v1/metrics/surveillance"),
+        &auditor,
+        None,
+    );
+    assert_eq!(status, 200, "{metrics}");
+    assert_eq!(metrics["recalls"], 1, "{metrics}");
+    assert_eq!(
+        metrics["timelines"][0]["advisory_id"], "PYSEC-2018-28",
+        "{metrics}"
+    );
+    assert!(
+        metrics["timelines"][0]["published"].is_string()
+            && metrics["timelines"][0]["blocked"].is_string(),
+        "{metrics}"
+    );
+    assert_eq!(metrics["exposure"][0]["under_7_days"], 1, "{metrics}");
 }
 
 crate::on_both_databases!(fn a_failing_source_is_reported_and_the_stored_advisories_stay_in_force);
