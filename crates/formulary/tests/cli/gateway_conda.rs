@@ -57,7 +57,7 @@ fn py_rattler_solves_and_installs_through_the_gateway_under_policy() {
     let workspace = Workspace::new();
     let root = workspace.folder.path();
     let channel = build_channel(root);
-    let (_upstream, upstream) = static_server(channel.parent().expect("upstream folder"));
+    let (upstream_server, upstream) = static_server(channel.parent().expect("upstream folder"));
     let (_server, base) = workspace.serve(&[
         (
             "FORMULARY_CONDA_CHANNELS",
@@ -184,4 +184,24 @@ fn py_rattler_solves_and_installs_through_the_gateway_under_policy() {
     );
     let (_, _, body) = get(&format!("{gateway}/linux-64/repodata.json"));
     assert!(!body.contains("platformtool-1.2.0"), "{body}");
+
+    // Hostile paths are 404 and reach no upstream.
+    for path in [
+        "..%2f..%2fetc/repodata.json",
+        "noarch/..%2frepodata.json",
+        "noarch/%2e%2e%2fsecret.conda",
+        "Linux-64/repodata.json",
+        "noarch/tinylib-1.0-0.whl",
+    ] {
+        let (status, _, body) = get(&format!("{gateway}/{path}"));
+        assert_eq!(status, 404, "{path}: {body}");
+    }
+
+    // The upstream goes away: the cached repodata and the cached package are still served.
+    drop(upstream_server);
+    let (status, _, body) = get(&format!("{gateway}/noarch/repodata.json"));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("tinylib-1.0-0.tar.bz2"));
+    let (status, _, _) = get(&format!("{gateway}/noarch/tinylib-1.0-0.tar.bz2"));
+    assert_eq!(status, 200, "a cached package stays installable");
 }
