@@ -16,6 +16,9 @@ pub enum Ecosystem {
     /// The npm registry (purl type `npm`, OSV ecosystem `npm`); names may carry a scope
     /// (`@types/node`).
     Npm,
+    /// conda channels (purl type `conda`; OSV has no conda ecosystem, so advisories reach conda
+    /// packages through the PyPI or CRAN component they repackage).
+    Conda,
     /// Desktop tools installed as a whole (R, Python, git, an IDE): purl type `generic`. They
     /// have no package index; their entries drive what the self-service installer offers.
     Generic,
@@ -23,10 +26,11 @@ pub enum Ecosystem {
 
 impl Ecosystem {
     /// Every ecosystem Formulary supports, in display order.
-    pub const ALL: [Ecosystem; 4] = [
+    pub const ALL: [Ecosystem; 5] = [
         Ecosystem::Pypi,
         Ecosystem::Cran,
         Ecosystem::Npm,
+        Ecosystem::Conda,
         Ecosystem::Generic,
     ];
 
@@ -36,6 +40,7 @@ impl Ecosystem {
             Ecosystem::Pypi => "pypi",
             Ecosystem::Cran => "cran",
             Ecosystem::Npm => "npm",
+            Ecosystem::Conda => "conda",
             Ecosystem::Generic => "generic",
         }
     }
@@ -46,6 +51,7 @@ impl Ecosystem {
             Ecosystem::Pypi => "PyPI",
             Ecosystem::Cran => "CRAN",
             Ecosystem::Npm => "npm",
+            Ecosystem::Conda => "conda",
             Ecosystem::Generic => "Desktop tool",
         }
     }
@@ -56,6 +62,8 @@ impl Ecosystem {
             Ecosystem::Pypi => "PyPI",
             Ecosystem::Cran => "CRAN",
             Ecosystem::Npm => "npm",
+            // OSV has no conda ecosystem: no record names this.
+            Ecosystem::Conda => "conda",
             // OSV has no ecosystem for desktop tools; this name matches no record.
             Ecosystem::Generic => "Generic",
         }
@@ -102,7 +110,7 @@ mod tests {
         let error = "maven\u{7}".parse::<Ecosystem>().unwrap_err();
         assert_eq!(
             error.to_string(),
-            "unknown ecosystem 'maven\\u{7}'; Formulary supports: pypi, cran, npm, generic"
+            "unknown ecosystem 'maven\\u{7}'; Formulary supports: pypi, cran, npm, conda, generic"
         );
     }
 

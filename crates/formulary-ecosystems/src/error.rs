@@ -4,7 +4,7 @@ use thiserror::Error;
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum EcosystemError {
     /// The ecosystem is not one Formulary knows.
-    #[error("unknown ecosystem '{given}'; Formulary supports: pypi, cran, npm, generic")]
+    #[error("unknown ecosystem '{given}'; Formulary supports: pypi, cran, npm, conda, generic")]
     UnknownEcosystem {
         /// What the user wrote.
         given: String,

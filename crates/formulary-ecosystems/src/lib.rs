@@ -4,6 +4,7 @@
 //! This crate is pure: it does no I/O, and it never decides policy. It only answers "is this a
 //! valid name", "which version is newer" and "does this range cover that version".
 
+pub mod conda;
 pub mod cran;
 mod cran_version;
 mod ecosystem;

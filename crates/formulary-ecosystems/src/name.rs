@@ -37,6 +37,7 @@ impl PackageName {
             Ecosystem::Pypi => normalize_pypi(name).map_err(invalid)?,
             Ecosystem::Cran => check_cran(name).map_err(invalid)?,
             Ecosystem::Npm => crate::npm::check_name(name).map_err(invalid)?,
+            Ecosystem::Conda => crate::conda::check_name(name).map_err(invalid)?,
             Ecosystem::Generic => normalize_generic(name).map_err(invalid)?,
         };
         Ok(PackageName {

@@ -21,6 +21,7 @@ enum Bounds {
     Every,
     Pypi(pep440_rs::VersionSpecifiers),
     Npm(nodejs_semver::Range),
+    Conda(rattler_conda_types::VersionSpec),
     Comparisons(Vec<Comparator>),
 }
 
@@ -149,6 +150,9 @@ impl VersionRange {
                             .to_owned(),
                     )
                 })?,
+            Ecosystem::Conda => crate::conda::parse_range(trimmed)
+                .map(Bounds::Conda)
+                .map_err(invalid)?,
             Ecosystem::Cran | Ecosystem::Generic => trimmed
                 .split(',')
                 .map(|clause| Comparator::parse(ecosystem, clause))
@@ -192,6 +196,7 @@ impl VersionRange {
             (Bounds::Npm(range), Version::Npm(version)) => {
                 range.satisfies_with_prerelease(version, true)
             }
+            (Bounds::Conda(spec), Version::Conda(version)) => spec.matches(version),
             (Bounds::Comparisons(comparators), version) => {
                 version.ecosystem() == self.ecosystem
                     && comparators

@@ -18,6 +18,8 @@ pub enum Version {
     Cran(CranVersion),
     /// An npm (node-semver) version.
     Npm(nodejs_semver::Version),
+    /// A conda version (conda's ordering, as `rattler_conda_types` implements it).
+    Conda(rattler_conda_types::Version),
     /// A desktop tool's version.
     Generic(GenericVersion),
 }
@@ -54,6 +56,7 @@ impl Version {
                     why: "npm versions are semantic versions such as 4.17.21 or 2.0.0-rc.1"
                         .to_owned(),
                 }),
+            Ecosystem::Conda => crate::conda::parse_version(text).map(Version::Conda),
             Ecosystem::Generic => text.parse::<GenericVersion>().map(Version::Generic),
         }
     }
@@ -64,6 +67,7 @@ impl Version {
             Version::Pypi(_) => Ecosystem::Pypi,
             Version::Cran(_) => Ecosystem::Cran,
             Version::Npm(_) => Ecosystem::Npm,
+            Version::Conda(_) => Ecosystem::Conda,
             Version::Generic(_) => Ecosystem::Generic,
         }
     }
@@ -74,6 +78,7 @@ impl Version {
         match self {
             Version::Pypi(version) => version.any_prerelease(),
             Version::Npm(version) => version.is_prerelease(),
+            Version::Conda(version) => version.is_dev(),
             Version::Cran(_) | Version::Generic(_) => false,
         }
     }
@@ -110,6 +115,7 @@ impl Ord for Version {
             (Version::Pypi(left), Version::Pypi(right)) => left.cmp(right),
             (Version::Cran(left), Version::Cran(right)) => left.cmp(right),
             (Version::Npm(left), Version::Npm(right)) => left.cmp(right),
+            (Version::Conda(left), Version::Conda(right)) => left.cmp(right),
             (Version::Generic(left), Version::Generic(right)) => left.cmp(right),
             _ => self.ecosystem().cmp(&other.ecosystem()),
         }
@@ -122,6 +128,7 @@ impl fmt::Display for Version {
             Version::Pypi(version) => version.fmt(f),
             Version::Cran(version) => version.fmt(f),
             Version::Npm(version) => version.fmt(f),
+            Version::Conda(version) => version.fmt(f),
             Version::Generic(version) => version.fmt(f),
         }
     }

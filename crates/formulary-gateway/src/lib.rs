@@ -8,6 +8,7 @@
 //! "not in this formulary" (the server answers 404).
 
 mod admissions;
+mod conda;
 mod cran;
 mod dependencies;
 mod dependencies_closure;
@@ -19,6 +20,7 @@ mod pypi;
 mod tools;
 
 pub use admissions::{refresh_admissions, AdmissionsRefresh, ClosureSources, ADMISSIONS_ACTOR};
+pub use conda::{CondaGateway, PackageFileOutcome, RepodataOutcome, ServedRepodata};
 pub use cran::mirror::import_cran_folder;
 pub use cran::{
     cached_index as cached_cran_index, is_tree as is_cran_tree,

@@ -10,6 +10,7 @@ mod admissions;
 mod api;
 mod auth;
 pub mod catalogue;
+mod conda;
 mod connections;
 mod cran;
 mod downloads;

@@ -6,6 +6,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::api;
+use crate::conda;
 use crate::cran;
 use crate::landing;
 use crate::npm;
@@ -65,6 +66,14 @@ fn npm_routes(prefix: &str) -> Router<AppState> {
         )
 }
 
+/// conda channels under one view prefix: `repodata.json` and package files of each subdirectory.
+fn conda_routes(prefix: &str) -> Router<AppState> {
+    Router::new().route(
+        &format!("{prefix}/conda/{{channel}}/{{subdir}}/{{filename}}"),
+        get(conda::serve),
+    )
+}
+
 /// The package gateway: every ecosystem under every view prefix, behind one authentication
 /// layer ([`crate::gateway_auth::authenticate`]: a token names the reader in the download
 /// ledger, and is required when `gateway_access = "token"`). A new ecosystem's routes go here,
@@ -88,6 +97,10 @@ fn gateway_routes(state: &AppState) -> Router<AppState> {
         .merge(npm_routes("/o/{org}"))
         .merge(npm_routes("/{at}"))
         .merge(npm_routes("/o/{org}/{at}"))
+        .merge(conda_routes(""))
+        .merge(conda_routes("/o/{org}"))
+        .merge(conda_routes("/{at}"))
+        .merge(conda_routes("/o/{org}/{at}"))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::gateway_auth::authenticate,

@@ -31,6 +31,8 @@ pub struct AppState {
     pub tools: Option<Arc<formulary_gateway::ToolGateway>>,
     /// The npm gateway, when configured.
     pub npm: Option<Arc<formulary_gateway::NpmGateway>>,
+    /// The conda gateway, when configured.
+    pub conda: Option<Arc<formulary_gateway::CondaGateway>>,
     /// Gateways of organisations that pull from upstreams of their own.
     pub pypi_by_organisation: std::collections::HashMap<OrgCode, Arc<PypiGateway>>,
     /// The organisation whose view the unprefixed gateway paths (`/pypi/…`) serve.
@@ -78,6 +80,7 @@ impl AppState {
             cran: None,
             tools: None,
             npm: None,
+            conda: None,
             pypi_by_organisation: std::collections::HashMap::new(),
             default_organisation,
             ledger: None,

@@ -42,6 +42,9 @@ pub struct Settings {
     pub cran_upstreams: Vec<String>,
     /// npm registries the npm gateway pulls from, in order; empty for an air-gapped site.
     pub npm_upstreams: Vec<String>,
+    /// conda channels the conda gateway serves (`/conda/{channel}/`), each mapped to the
+    /// upstream channel URLs it pulls from, in order.
+    pub conda_channels: std::collections::BTreeMap<String, Vec<String>>,
     /// Seconds one request to an upstream may take in all (connecting, the first byte, the
     /// whole index document, retries included) before Formulary gives up.
     pub upstream_timeout_seconds: u64,
@@ -116,6 +119,10 @@ impl Default for Settings {
             pypi_upstreams: vec!["https://pypi.org/simple/".to_owned()],
             cran_upstreams: vec!["https://cloud.r-project.org/".to_owned()],
             npm_upstreams: vec!["https://registry.npmjs.org/".to_owned()],
+            conda_channels: std::collections::BTreeMap::from([(
+                "conda-forge".to_owned(),
+                vec!["https://conda.anaconda.org/conda-forge/".to_owned()],
+            )]),
             upstream_timeout_seconds: 12,
             upstream_patience_ms: 1500,
             index_revalidate_seconds: 600,

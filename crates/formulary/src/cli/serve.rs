@@ -56,6 +56,7 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
         upstream_options(&context.settings).budget,
     )?));
     state.npm = Some(Arc::new(npm_gateway(context, &database, &state.blobs)?));
+    state.conda = Some(Arc::new(conda_gateway(context, &database, &state.blobs)?));
     if args.demo && crate::demo_people::seed_if_empty(&state).await? {
         tracing::info!(
             "seeded the demo accounts ana (requester), rob (reviewer), aisha (approver), olu (organisation admin), nina (national curator) and audrey (auditor), all with the password '{}', and their requests",
@@ -256,6 +257,38 @@ fn npm_gateway(
         database.clone(),
         blobs.clone(),
         upstream_urls(&settings.npm_upstreams).context("npm_upstreams")?,
+        &upstream_options(settings),
+    )?)
+}
+
+/// The conda gateway over `conda_channels`.
+fn conda_gateway(
+    context: &Context,
+    database: &formulary_store::Database,
+    blobs: &formulary_store::BlobStore,
+) -> anyhow::Result<formulary_gateway::CondaGateway> {
+    let settings = &context.settings;
+    let mut channels = std::collections::BTreeMap::new();
+    for (channel, upstreams) in &settings.conda_channels {
+        if !channel
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.'))
+            || channel.is_empty()
+        {
+            anyhow::bail!(
+                "conda_channels: '{}' is not a channel name; use letters, digits, '-', '_' and '.'",
+                channel.escape_debug()
+            );
+        }
+        channels.insert(
+            channel.clone(),
+            upstream_urls(upstreams).with_context(|| format!("conda_channels.{channel}"))?,
+        );
+    }
+    Ok(formulary_gateway::CondaGateway::new(
+        database.clone(),
+        blobs.clone(),
+        channels,
         &upstream_options(settings),
     )?)
 }

@@ -14,6 +14,7 @@ mod curated_closures;
 mod databases;
 mod formulary_cli;
 mod gateway_auth;
+mod gateway_conda;
 mod gateway_cran;
 mod gateway_cran_airgapped;
 mod gateway_npm;

@@ -1,0 +1,366 @@
+//! The conda front-end (an adapter on the gateway engine): each configured channel maps to
+//! upstream channel URLs; a subdirectory's `repodata.json` is fetched and revalidated through the
+//! engine, served per view with denied records left out (conda resolvers then never choose
+//! them), and package files (`.conda`, `.tar.bz2`) are pulled through the engine's file cache,
+//! verified against the record's `sha256`, `md5` and `size` before they are cached, and refused
+//! with the reason when their version is denied (so an explicit pin cannot bypass the policy).
+
+mod view;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use formulary_core::ecosystems::conda::{RepoData, MAX_REPODATA_BYTES};
+use formulary_core::ecosystems::{Ecosystem, Version};
+use formulary_core::policy::{Decision, PolicySnapshot, Release, View};
+use formulary_core::Component;
+use formulary_store::{Algorithm, BlobRef, BlobStore, Database, Digests, UpstreamDocument};
+use url::Url;
+
+use crate::engine::documents::{Answer, Freshness, Lookup, Revalidated, Revalidating};
+use crate::engine::files::{FileCache, UpstreamFile};
+use crate::engine::upstream::{
+    as_folders, Document, UpstreamClient, UpstreamFailure, UpstreamOptions,
+};
+use crate::engine::views::Views;
+use crate::error::GatewayError;
+
+pub use view::{RepodataOutcome, ServedRepodata};
+
+/// The cache scope of conda `repodata.json` documents (keyed `channel/subdir`).
+pub const SCOPE: &str = "conda";
+
+/// How long a built repodata is reused while nothing else changes: bounds how late time-based
+/// rules (cooldown ends, pilot expiries) reach it.
+const REPODATA_REUSE: Duration = Duration::from_secs(30);
+
+/// One package of a subdirectory: its component and every release (one per version, however
+/// many builds it has).
+#[derive(Debug)]
+pub(crate) struct Package {
+    component: Component,
+    releases: Vec<Release>,
+}
+
+/// What the gateway knows about one subdirectory of one channel.
+#[derive(Debug)]
+pub(crate) struct Subdir {
+    freshness: Freshness,
+    repodata: Arc<RepoData>,
+    /// Packages by normalised name.
+    packages: Arc<BTreeMap<String, Package>>,
+}
+
+impl Revalidated for Subdir {
+    fn freshness(&self) -> &Freshness {
+        &self.freshness
+    }
+
+    fn with_freshness(&self, freshness: Freshness) -> Subdir {
+        Subdir {
+            freshness,
+            repodata: Arc::clone(&self.repodata),
+            packages: Arc::clone(&self.packages),
+        }
+    }
+}
+
+/// The moment a record was published, from its seconds.
+fn moment(seconds: Option<i64>) -> Option<DateTime<Utc>> {
+    seconds.and_then(|seconds| DateTime::from_timestamp(seconds, 0))
+}
+
+impl Subdir {
+    fn new(freshness: Freshness, repodata: RepoData) -> Subdir {
+        let mut packages: BTreeMap<String, Package> = BTreeMap::new();
+        for record in repodata.records() {
+            let facts = &record.facts;
+            let Ok(component) = Component::new(Ecosystem::Conda, &facts.name) else {
+                continue;
+            };
+            let Ok(version) = Version::parse(Ecosystem::Conda, &facts.version) else {
+                continue;
+            };
+            let published = moment(facts.published_seconds());
+            let package = packages
+                .entry(component.name.as_str().to_owned())
+                .or_insert_with(|| Package {
+                    component,
+                    releases: Vec::new(),
+                });
+            match package
+                .releases
+                .iter_mut()
+                .find(|release| release.version == version)
+            {
+                // A version with several builds was published when its first build was.
+                Some(release) => {
+                    if let Some(published) = published {
+                        release.published = Some(
+                            release
+                                .published
+                                .map_or(published, |seen| seen.min(published)),
+                        );
+                    }
+                }
+                None => package.releases.push(Release {
+                    version,
+                    published,
+                    yanked: None,
+                    licence: facts.license.clone(),
+                }),
+            }
+        }
+        Subdir {
+            freshness,
+            repodata: Arc::new(repodata),
+            packages: Arc::new(packages),
+        }
+    }
+}
+
+/// The answer for a package file.
+pub enum PackageFileOutcome {
+    /// Serve this blob.
+    Serve {
+        /// Where it is stored.
+        blob: BlobRef,
+        /// The package's component.
+        component: Component,
+        /// The version it belongs to.
+        version: String,
+    },
+    /// The policy denies the file's version.
+    Refused(Box<Decision>),
+    /// No such file in the subdirectory's repodata.
+    Missing,
+}
+
+/// The conda front-end's logic.
+#[derive(Debug)]
+pub struct CondaGateway {
+    database: Database,
+    client: UpstreamClient,
+    channels: BTreeMap<String, Vec<Url>>,
+    subdirs: Revalidating<Subdir>,
+    files: FileCache,
+    views: Views<RepodataOutcome>,
+}
+
+impl CondaGateway {
+    /// A gateway over channels, each mapped to its upstream channel URLs (tried in order).
+    pub fn new(
+        database: Database,
+        blobs: BlobStore,
+        channels: BTreeMap<String, Vec<Url>>,
+        options: &UpstreamOptions,
+    ) -> Result<CondaGateway, reqwest::Error> {
+        let channels = channels
+            .into_iter()
+            .map(|(name, upstreams)| (name, as_folders(upstreams)))
+            .collect();
+        let client = UpstreamClient::new(options.budget)?;
+        Ok(CondaGateway {
+            database: database.clone(),
+            files: FileCache::new(database, blobs, client.clone()),
+            client,
+            channels,
+            subdirs: Revalidating::new(options.revalidate_after, options.patience),
+            views: Views::new(REPODATA_REUSE, 256),
+        })
+    }
+
+    /// The configured channel names.
+    pub fn channels(&self) -> impl Iterator<Item = &str> {
+        self.channels.keys().map(String::as_str)
+    }
+
+    /// True when `channel` is configured.
+    pub fn has_channel(&self, channel: &str) -> bool {
+        self.channels.contains_key(channel)
+    }
+
+    /// A subdirectory's repodata, fetched or revalidated when its cached copy is old, served
+    /// from the cache (marked stale) when every upstream fails; `None` when no upstream has it.
+    pub(crate) async fn subdir(
+        &self,
+        channel: &str,
+        subdir: &str,
+    ) -> Result<Option<Arc<Subdir>>, GatewayError> {
+        let Some(upstreams) = self.channels.get(channel) else {
+            return Ok(None);
+        };
+        let key = format!("{channel}/{subdir}");
+        let lookup = self
+            .subdirs
+            .get(
+                &key,
+                upstreams,
+                Box::pin(self.load_cached(&key)),
+                |upstream: Url, etag: Option<String>| {
+                    let (client, subdir) = (self.client.clone(), subdir.to_owned());
+                    Box::pin(
+                        async move { fetch(&client, &upstream, &subdir, etag.as_deref()).await },
+                    )
+                },
+                |upstream: Url, (repodata, etag): (RepoData, Option<String>), _previous| {
+                    let key = key.clone();
+                    Box::pin(async move { self.refresh(&key, &upstream, repodata, etag).await })
+                },
+            )
+            .await?;
+        Ok(match lookup {
+            Lookup::Found(subdir) => Some(subdir),
+            Lookup::Absent(_) => None,
+        })
+    }
+
+    async fn load_cached(&self, key: &str) -> Result<Option<Subdir>, GatewayError> {
+        let Some(stored) = self.database.upstream_document(SCOPE, key).await? else {
+            return Ok(None);
+        };
+        let (repodata, _) =
+            RepoData::parse(stored.document.clone().into_bytes()).map_err(|error| {
+                formulary_store::StoreError::Corrupt {
+                    what: "cached repodata.json",
+                    why: error.to_string(),
+                }
+            })?;
+        Ok(Some(Subdir::new(Freshness::stored(&stored)?, repodata)))
+    }
+
+    /// Keeps a newly fetched repodata (as upstream wrote it).
+    async fn refresh(
+        &self,
+        key: &str,
+        upstream: &Url,
+        repodata: RepoData,
+        etag: Option<String>,
+    ) -> Result<Subdir, GatewayError> {
+        let now = Utc::now();
+        let stored = UpstreamDocument {
+            upstream: upstream.to_string(),
+            document: String::from_utf8_lossy(repodata.as_bytes()).into_owned(),
+            etag: etag.clone(),
+            fetched_at: now,
+        };
+        self.database
+            .save_upstream_document(SCOPE, key, &stored)
+            .await?;
+        Ok(Subdir::new(
+            Freshness::new(upstream.clone(), etag, now),
+            repodata,
+        ))
+    }
+
+    /// A package file for a view: refused when its version is denied, else served from the
+    /// blob store, fetched once from upstream and checked against the record's `sha256`, `md5`
+    /// and `size` when not cached.
+    pub async fn package_file(
+        &self,
+        snapshot: &PolicySnapshot,
+        view: &View,
+        channel: &str,
+        subdir: &str,
+        filename: &str,
+    ) -> Result<PackageFileOutcome, GatewayError> {
+        let Some(cached) = self.subdir(channel, subdir).await? else {
+            return Ok(PackageFileOutcome::Missing);
+        };
+        let Some(record) = cached.repodata.record(filename) else {
+            return Ok(PackageFileOutcome::Missing);
+        };
+        let facts = &record.facts;
+        let (Ok(component), Ok(version)) = (
+            Component::new(Ecosystem::Conda, &facts.name),
+            Version::parse(Ecosystem::Conda, &facts.version),
+        ) else {
+            return Ok(PackageFileOutcome::Missing);
+        };
+        let releases = cached
+            .packages
+            .get(component.name.as_str())
+            .map(|package| package.releases.as_slice())
+            .unwrap_or_default();
+        let decision = formulary_core::policy::evaluate_version(
+            snapshot, view, &component, &version, releases,
+        );
+        if !decision.allowed {
+            return Ok(PackageFileOutcome::Refused(Box::new(decision)));
+        }
+        let upstream = &cached.freshness.origin;
+        let url = upstream
+            .join(&format!("{subdir}/{filename}"))
+            .map_err(|error| UpstreamFailure::Malformed {
+                url: upstream.to_string(),
+                why: error.to_string(),
+            })?;
+        let file = UpstreamFile {
+            url: url.as_str(),
+            filename,
+            digests: published_digests(facts),
+            size: facts.size,
+            check: None,
+        };
+        let blob = self.files.fetch(&file).await?;
+        Ok(PackageFileOutcome::Serve {
+            blob,
+            component,
+            version: facts.version.clone(),
+        })
+    }
+}
+
+/// Every digest a record publishes (`sha256`, `md5`); malformed ones are logged and left out.
+fn published_digests(facts: &formulary_core::ecosystems::conda::RecordFacts) -> Digests {
+    let mut digests = Digests::none();
+    for (algorithm, hex) in [
+        (Algorithm::Sha256, facts.sha256.as_deref()),
+        (Algorithm::Md5, facts.md5.as_deref()),
+    ] {
+        let Some(hex) = hex else { continue };
+        match digests.clone().with(algorithm, hex) {
+            Ok(more) => digests = more,
+            Err(error) => {
+                tracing::warn!(package = %facts.name, version = %facts.version, %error, "ignoring a malformed digest in repodata.json")
+            }
+        }
+    }
+    digests
+}
+
+/// Asks one upstream channel for a subdirectory's `repodata.json` (with the cached copy's
+/// entity tag).
+async fn fetch(
+    client: &UpstreamClient,
+    upstream: &Url,
+    subdir: &str,
+    etag: Option<&str>,
+) -> Result<Answer<(RepoData, Option<String>)>, UpstreamFailure> {
+    let url = upstream
+        .join(&format!("{subdir}/repodata.json"))
+        .map_err(|error| UpstreamFailure::Malformed {
+            url: upstream.to_string(),
+            why: error.to_string(),
+        })?;
+    Ok(
+        match client.document(&url, etag, MAX_REPODATA_BYTES).await? {
+            Document::Missing => Answer::Missing,
+            Document::NotModified => Answer::NotModified,
+            Document::Body { bytes, etag } => {
+                let (repodata, skipped) = RepoData::parse(bytes.to_vec()).map_err(|error| {
+                    UpstreamFailure::Malformed {
+                        url: url.to_string(),
+                        why: error.to_string(),
+                    }
+                })?;
+                if !skipped.is_empty() {
+                    tracing::warn!(%url, skipped = skipped.len(), first = %skipped[0], "left out records of repodata.json that have no name or version");
+                }
+                Answer::Document((repodata, etag))
+            }
+        },
+    )
+}
