@@ -90,6 +90,14 @@ async fn recording_never_waits_for_a_database_that_is_gone_and_the_journal_is_re
     let (ledger, writer) =
         DownloadLedger::start(database.clone(), &options(folder.path(), 1 << 24)).expect("starts");
     ledger.record(download(99_999));
+    // The replay runs in the background: wait for it (a loaded machine takes seconds), then stop.
+    let expected = (QUEUE + 1001) as i64;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while database.download_count().await.expect("count") < expected
+        && std::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let summary = writer.finish().await;
     assert_eq!(summary.journal_lines, 0, "{summary:?}");
     assert_eq!(

@@ -137,6 +137,11 @@ fn pnpm() -> &'static Path {
                 text(&output.stderr)
             );
             if std::fs::rename(&staging, &folder).is_err() {
+                // Another test won the race, or an earlier run left an unfinished folder: use
+                // the winner's copy if it is whole, else this process's own.
+                if !binary.exists() {
+                    return staging.join("node_modules/.bin/pnpm");
+                }
                 let _ = std::fs::remove_dir_all(&staging);
             }
         }
