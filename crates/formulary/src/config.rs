@@ -58,6 +58,9 @@ pub struct Settings {
     /// Organisations that pull PyPI packages from upstreams of their own, instead of
     /// `pypi_upstreams`: organisation code → index URLs in order.
     pub pypi_organisation_upstreams: std::collections::BTreeMap<String, Vec<String>>,
+    /// Whether the PyPI gateway serves the legacy files (`.egg`, `.exe`, `.msi`) upstream indexes
+    /// still list. Off by default: neither pip nor uv installs them, and the installers run code.
+    pub pypi_legacy_files: bool,
     /// The address people and clients use to reach the server, e.g.
     /// `https://formulary.example.nhs.uk/`. Links and install commands are built from it; when
     /// it is `https`, cookies are `Secure` and pages carry HSTS; browsers' form posts must come
@@ -128,6 +131,7 @@ impl Default for Settings {
             index_revalidate_seconds: 600,
             default_organisation: "NATIONAL".to_owned(),
             pypi_organisation_upstreams: std::collections::BTreeMap::new(),
+            pypi_legacy_files: false,
             public_url: None,
             trusted_proxies: Vec::new(),
             ledger_journal_max_bytes: 256 * 1024 * 1024,

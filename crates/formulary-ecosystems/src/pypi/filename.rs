@@ -7,6 +7,20 @@ const MAX_FILENAME_LENGTH: usize = 255;
 
 const SDIST_SUFFIXES: [&str; 5] = [".tar.gz", ".zip", ".tar.bz2", ".tgz", ".tar.xz"];
 
+/// Legacy distribution formats PyPI still lists (eggs and Windows installers) that neither pip
+/// nor uv installs. The gateway drops them unless `pypi_legacy_files` is on.
+const LEGACY_SUFFIXES: [&str; 3] = [".egg", ".exe", ".msi"];
+
+/// Platform tags that follow the version in a legacy installer's name
+/// (`numpy-1.6.0.win32-py2.7.exe`).
+const LEGACY_PLATFORMS: [&str; 4] = ["win", "linux", "macosx", "cygwin"];
+
+/// True for a legacy distribution file (`.egg`, `.exe`, `.msi`).
+pub fn is_legacy_distribution(filename: &str) -> bool {
+    let lower = filename.to_ascii_lowercase();
+    LEGACY_SUFFIXES.iter().any(|suffix| lower.ends_with(suffix))
+}
+
 /// Checks that a file name is safe to use as one path segment and looks like a distribution:
 /// no separators, no control characters, no leading dot, a known extension.
 pub fn check_filename(filename: &str) -> Result<(), &'static str> {
@@ -22,8 +36,11 @@ pub fn check_filename(filename: &str) -> Result<(), &'static str> {
         );
     }
     let lower = filename.to_ascii_lowercase();
-    if !(lower.ends_with(".whl") || SDIST_SUFFIXES.iter().any(|suffix| lower.ends_with(suffix))) {
-        return Err("only wheels and source distributions (.whl, .tar.gz, .zip) are served");
+    if !(lower.ends_with(".whl")
+        || SDIST_SUFFIXES.iter().any(|suffix| lower.ends_with(suffix))
+        || is_legacy_distribution(&lower))
+    {
+        return Err("only Python distributions (.whl, .tar.gz, .zip and the legacy .egg, .exe, .msi) are served");
     }
     Ok(())
 }
@@ -33,6 +50,9 @@ pub fn check_filename(filename: &str) -> Result<(), &'static str> {
 /// does not belong to the project or the version is not PEP 440.
 pub fn version_from_filename(project: &PackageName, filename: &str) -> Option<Version> {
     let lower = filename.to_ascii_lowercase();
+    if is_legacy_distribution(&lower) {
+        return legacy_version(project, &lower);
+    }
     let (stem, is_wheel) = if let Some(stem) = lower.strip_suffix(".whl") {
         (stem, true)
     } else {
@@ -61,6 +81,41 @@ pub fn version_from_filename(project: &PackageName, filename: &str) -> Option<Ve
         return None;
     }
     Version::parse(Ecosystem::Pypi, version).ok()
+}
+
+/// The version of a legacy file: eggs are `name-version(-pyX.Y(-platform))?.egg`, installers
+/// `name-version.platform(-pyX.Y)?.exe|msi`.
+fn legacy_version(project: &PackageName, lower: &str) -> Option<Version> {
+    let suffix = LEGACY_SUFFIXES
+        .iter()
+        .find(|suffix| lower.ends_with(*suffix))?;
+    let stem = &lower[..lower.len() - suffix.len()];
+    let split = stem
+        .char_indices()
+        .filter(|(_, c)| *c == '-')
+        .map(|(index, _)| index)
+        .find(|index| {
+            PackageName::new(Ecosystem::Pypi, &stem[..*index]).is_ok_and(|name| &name == project)
+        })?;
+    let rest = &stem[split + 1..];
+    if *suffix == ".egg" {
+        return Version::parse(Ecosystem::Pypi, rest.split('-').next()?).ok();
+    }
+    // Installers: drop a trailing `-pyX.Y`, then the `.platform` after the version.
+    let rest = match rest.rsplit_once("-py") {
+        Some((head, tail)) if tail.chars().all(|c| c.is_ascii_digit() || c == '.') => head,
+        _ => rest,
+    };
+    let rest = rest.split('-').next()?;
+    rest.char_indices()
+        .filter(|(_, c)| *c == '.')
+        .map(|(index, _)| index)
+        .find(|index| {
+            LEGACY_PLATFORMS
+                .iter()
+                .any(|platform| rest[index + 1..].starts_with(platform))
+        })
+        .and_then(|index| Version::parse(Ecosystem::Pypi, &rest[..index]).ok())
 }
 
 #[cfg(test)]
@@ -104,12 +159,46 @@ mod tests {
     }
 
     #[test]
+    fn legacy_eggs_and_installers_carry_their_versions() {
+        let v = |project_name: &str, file: &str| {
+            version_from_filename(&project(project_name), file).map(|version| version.to_string())
+        };
+        assert_eq!(
+            v("requests", "requests-2.23.0-py2.7.egg").as_deref(),
+            Some("2.23.0")
+        );
+        assert_eq!(
+            v("numpy", "numpy-1.6.0.win32-py2.7.exe").as_deref(),
+            Some("1.6.0")
+        );
+        assert_eq!(
+            v("numpy", "numpy-1.5.1.win32-py2.6-nosse.exe").as_deref(),
+            Some("1.5.1")
+        );
+        assert_eq!(
+            v("numpy", "numpy-1.0.1.dev3460.win32-py2.4.exe").as_deref(),
+            Some("1.0.1.dev3460")
+        );
+        assert_eq!(
+            v("pywin32", "pywin32-306.win-amd64-py3.12.exe").as_deref(),
+            Some("306")
+        );
+        assert_eq!(
+            v("numpy", "numpy-setup.exe"),
+            None,
+            "an installer without a version is not guessed at"
+        );
+        assert!(is_legacy_distribution("numpy-1.6.0.win32-py2.7.exe"));
+        assert!(!is_legacy_distribution("numpy-1.6.0.tar.gz"));
+    }
+
+    #[test]
     fn hostile_file_names_are_refused() {
         for bad in [
             "../x.whl",
             "a/b.whl",
             ".hidden.whl",
-            "x.exe",
+            "x.dll",
             "x\n.whl",
             "",
             "C:x.whl",

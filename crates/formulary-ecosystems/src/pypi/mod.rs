@@ -7,7 +7,7 @@ mod html;
 mod json;
 mod page;
 
-pub use filename::{check_filename, version_from_filename};
+pub use filename::{check_filename, is_legacy_distribution, version_from_filename};
 pub use html::{parse_html, render_html, render_root_html};
 pub use json::{parse_json, render_json, render_root_json};
 pub use page::{DistributionFile, IndexError, ProjectPage, ProjectStatus, MAX_PAGE_BYTES};

@@ -127,6 +127,8 @@ pub struct PypiGateway {
     scope: String,
     /// Upstream pages held back because they look wrong next to the cached ones.
     sanity: Sanity,
+    /// Whether legacy files (`.egg`, `.exe`, `.msi`) the upstream lists are served.
+    legacy_files: bool,
 }
 
 /// The cache scope of the gateway serving organisations that have no upstreams of their own
@@ -153,7 +155,15 @@ impl PypiGateway {
             pages: Views::new(PAGE_REUSE, 10_000),
             scope: DEFAULT_SCOPE.to_owned(),
             sanity: Sanity::default(),
+            legacy_files: false,
         })
+    }
+
+    /// Serves (or, by default, leaves out) the legacy files (`.egg`, `.exe`, `.msi`) upstream
+    /// indexes still list: neither pip nor uv installs them, and the installers run code.
+    pub fn serving_legacy_files(mut self, serve: bool) -> PypiGateway {
+        self.legacy_files = serve;
+        self
     }
 
     /// The state of every upstream server this gateway has asked.
@@ -346,7 +356,9 @@ impl PypiGateway {
         component: &Component,
         filename: &str,
     ) -> Result<Located, GatewayError> {
-        if pypi::check_filename(filename).is_err() {
+        if pypi::check_filename(filename).is_err()
+            || (!self.legacy_files && pypi::is_legacy_distribution(filename))
+        {
             return Ok(Located::Missing);
         }
         let Some(project) = self.project(component).await? else {

@@ -116,6 +116,7 @@ impl PypiGateway {
                     &project,
                     files_base,
                     request_base,
+                    self.legacy_files,
                 ))
             })
             .await?;
@@ -135,6 +136,7 @@ fn decide(
     project: &Project,
     files_base: &str,
     request_base: &str,
+    legacy_files: bool,
 ) -> PageOutcome {
     let releases: Vec<Release> = project
         .releases
@@ -153,6 +155,7 @@ fn decide(
         &decisions,
         files_base,
         request_base,
+        legacy_files,
     )))
 }
 
@@ -163,6 +166,7 @@ fn build(
     decisions: &[Decision],
     files_base: &str,
     request_base: &str,
+    legacy_files: bool,
 ) -> ServedPage {
     let by_version: HashMap<&str, &Decision> = decisions
         .iter()
@@ -198,7 +202,9 @@ fn build(
         let Some(decision) = by_version.get(version.to_string().as_str()) else {
             continue;
         };
-        if pypi::check_filename(&file.filename).is_err() {
+        if pypi::check_filename(&file.filename).is_err()
+            || (!legacy_files && pypi::is_legacy_distribution(&file.filename))
+        {
             continue;
         }
         let mut served = file.clone();
@@ -213,10 +219,17 @@ fn build(
     }
     versions.sort();
     versions.dedup();
+    // PEP 700's `versions` passes on the upstream's list as it is (it holds releases with no
+    // files, in the upstream's order); an HTML upstream gives none, so it is made from the files.
+    let versions = if project.page.versions.is_empty() {
+        versions.iter().map(ToString::to_string).collect()
+    } else {
+        project.page.versions.clone()
+    };
     let mut page = ProjectPage {
         name: project.page.name.clone(),
         files,
-        versions: versions.iter().map(ToString::to_string).collect(),
+        versions,
         status: project.page.status.clone(),
         meta: project.page.meta.clone(),
     };

@@ -203,7 +203,8 @@ fn pypi_gateways(
             blobs.clone(),
             upstream_urls(upstreams)?,
             &upstream_options(settings),
-        )?)
+        )?
+        .serving_legacy_files(settings.pypi_legacy_files))
     };
     let default = Arc::new(build(&settings.pypi_upstreams).context("pypi_upstreams")?);
     let mut by_organisation = HashMap::new();
