@@ -24,7 +24,7 @@ pub use conda::{CondaGateway, PackageFileOutcome, RepodataOutcome, ServedRepodat
 pub use cran::mirror::import_cran_folder;
 pub use cran::{
     cached_index as cached_cran_index, is_tree as is_cran_tree,
-    parse_filename as parse_cran_filename, CranFileOutcome, CranGateway, ServedIndex,
+    parse_filename as parse_cran_filename, refusal_slug, CranFileOutcome, CranGateway, ServedIndex,
 };
 pub use dependencies::explain_cran_dependencies;
 pub use engine::health::{HealthState, UpstreamStatus};

@@ -1,8 +1,10 @@
 //! The CRAN-like repository (`/cran/`, `/o/{org}/cran/`, `/@YYYY-MM-DD/cran/`): `PACKAGES` and
 //! `PACKAGES.gz` per tree, `src/contrib/Meta/archive.rds`, package files, and refusals R can
 //! show. R prints only the URL of a download that failed, so a refused file redirects to
-//! `…/cran/{directory}/_blocked/{file}/{reason}` in the same view, which answers 403 with the
-//! refusal decided again (the reason is in the URL R prints; the page never shows URL text).
+//! `…/cran/{directory}/_blocked/{file}/{reason}` in the same view, and refused stanzas of
+//! `PACKAGES` and rows of `archive.rds` point at `…/_blocked/{reason}/{file}`; both answer 403
+//! with the refusal decided again (the reason is in the URL R prints; the page never shows URL
+//! text).
 
 use std::collections::HashMap;
 
@@ -10,7 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use formulary_core::policy::Decision;
-use formulary_gateway::{is_cran_tree, CranFileOutcome, CranGateway, Rendered};
+use formulary_gateway::{is_cran_tree, refusal_slug, CranFileOutcome, CranGateway, Rendered};
 
 use crate::downloads::{serve_blob, write_ledger, Requester};
 use crate::error::ApiError;
@@ -31,23 +33,6 @@ fn index_response(
     stale: bool,
 ) -> Response {
     document_response(headers, rendered, content_type, stale, true)
-}
-
-/// A reason as a URL path segment: lower-case letters, digits and dashes.
-fn slug(decision: &Decision) -> String {
-    let headline = decision.headline().unwrap_or("denied by policy");
-    let mut slug = String::new();
-    for character in headline.chars() {
-        if character.is_ascii_alphanumeric() {
-            slug.push(character.to_ascii_lowercase());
-        } else if !slug.ends_with('-') {
-            slug.push('-');
-        }
-        if slug.len() >= 150 {
-            break;
-        }
-    }
-    slug.trim_matches('-').to_owned()
 }
 
 /// `GET …/cran/{*path}`.
@@ -160,7 +145,7 @@ pub(crate) async fn serve(
             }
             let target = format!(
                 "{prefix}cran/{directory}/_blocked/{file}/{}",
-                slug(&decision)
+                refusal_slug(&decision)
             );
             let target = state
                 .public_url
@@ -193,8 +178,15 @@ async fn blocked(
             "this is not a refusal this server made; ask for the package's page at /components/cran/NAME",
         )
     };
-    let Some((file, reason)) = rest.split_once('/') else {
+    // `_blocked/{file}/{reason}` (where a refused download redirects) or `_blocked/{reason}/{file}`
+    // (the `Path` of a refused PACKAGES stanza, and refused rows of archive.rds).
+    let Some((first, second)) = rest.split_once('/') else {
         return Err(not_a_refusal());
+    };
+    let (file, reason) = if formulary_gateway::parse_cran_filename(second).is_some() {
+        (second, first)
+    } else {
+        (first, second)
     };
     let tree = match directory.strip_prefix("src/contrib/Archive/") {
         Some(package) if !package.contains('/') => "src/contrib",
@@ -206,7 +198,7 @@ async fn blocked(
         .refusal(snapshot, view, tree, file)
         .await
         .map_err(gateway_error)?
-        .filter(|decision| slug(decision) == reason)
+        .filter(|decision| refusal_slug(decision) == reason)
         .ok_or_else(not_a_refusal)?;
     Ok(refusal(state, &decision))
 }

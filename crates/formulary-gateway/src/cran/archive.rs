@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use formulary_core::ecosystems::cran::{
-    self, archive_from_value, archive_value, licence_to_spdx, rds, Archive, ArchivedFile,
+    archive_from_value, archive_value, rds, Archive, ArchivedFile,
 };
 use formulary_core::ecosystems::{Ecosystem, Version};
 use formulary_core::policy::{evaluate_releases, PolicySnapshot, Release, View};
@@ -16,8 +16,8 @@ use formulary_store::UpstreamDocument;
 use url::Url;
 
 use super::index::gzip;
-use super::tree::{field, parse_filename, tree_key, SCOPE};
-use super::{lock, CranGateway};
+use super::tree::{field, parse_filename, refusal_slug, release_of, tree_key, SCOPE};
+use super::CranGateway;
 use crate::engine::documents::{Answer, Freshness, Lookup, Revalidated};
 use crate::engine::rendered::Rendered;
 use crate::engine::upstream::{Document, UpstreamFailure};
@@ -99,19 +99,17 @@ impl CranGateway {
         upstream: Option<&UpstreamArchive>,
         imported: &super::imported::ImportedFiles,
     ) -> Result<Rendered, GatewayError> {
-        let current: HashMap<String, Version> = match self.tree("src/contrib").await {
-            Ok(Some(tree)) => tree
-                .paragraphs
-                .iter()
-                .filter_map(|paragraph| {
-                    Some((
-                        field(paragraph, "Package")?.to_owned(),
-                        Version::parse(Ecosystem::Cran, field(paragraph, "Version")?).ok()?,
-                    ))
-                })
-                .collect(),
-            _ => HashMap::new(),
-        };
+        let tree = self.tree("src/contrib").await.ok().flatten();
+        let current: HashMap<String, Version> = tree
+            .iter()
+            .flat_map(|tree| &tree.paragraphs)
+            .filter_map(|paragraph| {
+                Some((
+                    field(paragraph, "Package")?.to_owned(),
+                    Version::parse(Ecosystem::Cran, field(paragraph, "Version")?).ok()?,
+                ))
+            })
+            .collect();
         let mut known: std::collections::BTreeMap<String, HashMap<String, ArchivedFile>> =
             std::collections::BTreeMap::new();
         if let Some(upstream) = upstream {
@@ -122,7 +120,6 @@ impl CranGateway {
                 }
             }
         }
-        let mut licences: HashMap<String, Option<String>> = HashMap::new();
         for (filename, file) in imported.trees.get("src/contrib").into_iter().flatten() {
             let Some((component, version)) = parse_filename(filename) else {
                 continue;
@@ -132,11 +129,6 @@ impl CranGateway {
             {
                 continue;
             }
-            let licence = cran::parse_packages(&file.entry)
-                .ok()
-                .and_then(|mut paragraphs| paragraphs.pop())
-                .and_then(|entry| entry.get("License").and_then(licence_to_spdx));
-            licences.insert(filename.clone(), licence);
             known.entry(component.name.to_string()).or_default().insert(
                 filename.clone(),
                 ArchivedFile {
@@ -146,7 +138,43 @@ impl CranGateway {
                 },
             );
         }
-        let mut allowed = Archive::new();
+        // Every archived version is listed, allowed or not, and so is a current version the
+        // view refuses (its PACKAGES stanza offers an older one instead): what a client pins
+        // reaches the download, and a refused one shows its reason in the URL R prints, where
+        // leaving it out made `remotes::install_version` say only "version is invalid".
+        let refused_current: Vec<(String, ArchivedFile)> = tree
+            .iter()
+            .flat_map(|tree| {
+                tree.paragraphs.iter().filter_map(|paragraph| {
+                    let (component, release) = release_of(paragraph, &tree.published)?;
+                    let decision = evaluate_releases(
+                        snapshot,
+                        view,
+                        &component,
+                        std::slice::from_ref(&release),
+                    )
+                    .pop()?;
+                    (!decision.allowed).then(|| {
+                        (
+                            component.name.to_string(),
+                            ArchivedFile {
+                                filename: format!(
+                                    "_blocked/{}/{}_{}.tar.gz",
+                                    refusal_slug(&decision),
+                                    component.name,
+                                    release.version
+                                ),
+                                size: None,
+                                modified: release
+                                    .published
+                                    .map(|published| published.timestamp() as f64),
+                            },
+                        )
+                    })
+                })
+            })
+            .collect();
+        let mut listed = Archive::new();
         for (package, files) in known {
             let Ok(component) = Component::new(Ecosystem::Cran, &package) else {
                 continue;
@@ -160,31 +188,30 @@ impl CranGateway {
                 })
                 .collect();
             versions.sort_by(|left, right| left.0.cmp(&right.0));
+            // Decided as a download of the file is (archived versions carry no publication
+            // time there either), so the archive and the download give one answer.
             let releases: Vec<Release> = versions
                 .iter()
-                .map(|(version, file)| Release {
-                    version: version.clone(),
-                    published: None,
-                    yanked: None,
-                    licence: licences.get(&file.filename).cloned().flatten().or_else(|| {
-                        lock(&self.descriptions)
-                            .get(&(package.clone(), version.to_string()))
-                            .and_then(|entry| field(entry, "License").and_then(licence_to_spdx))
-                    }),
-                })
+                .map(|(version, _)| Release::bare(version.clone()))
                 .collect();
             let decisions = evaluate_releases(snapshot, view, &component, &releases);
-            let files: Vec<ArchivedFile> = versions
+            let files = versions
                 .into_iter()
                 .zip(decisions)
-                .filter(|(_, decision)| decision.allowed)
-                .map(|((_, file), _)| file)
+                .map(|((_, mut file), decision)| {
+                    if !decision.allowed {
+                        file.filename =
+                            format!("_blocked/{}/{}", refusal_slug(&decision), file.filename);
+                    }
+                    file
+                })
                 .collect();
-            if !files.is_empty() {
-                allowed.insert(package, files);
-            }
+            listed.insert(package, files);
         }
-        let bytes = rds::serialize(&archive_value(&allowed));
+        for (package, file) in refused_current {
+            listed.entry(package).or_default().push(file);
+        }
+        let bytes = rds::serialize(&archive_value(&listed));
         Ok(Rendered::new(gzip(&bytes)?))
     }
 

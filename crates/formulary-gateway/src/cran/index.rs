@@ -143,7 +143,24 @@ impl CranGateway {
                     ));
                     kept.push(substitute);
                 }
-                None => withheld.push(format!("{} {}: {reason}", component.name, release.version)),
+                // No allowed version to offer: the stanza stays listed, marked, so that R
+                // reaches the refused download and prints the reason in the URL it shows
+                // (left out, R says only "not available for this version of R").
+                None => {
+                    let mut refused = paragraph.clone();
+                    refused.set(REFUSED_FIELD, &reason.replace(['\n', '\r'], " "));
+                    // R downloads from `{repository}/{Path}/{file}` and prints that URL when
+                    // the download is refused: the reason is in it.
+                    refused.set(
+                        "Path",
+                        &format!("_blocked/{}", super::tree::refusal_slug(&decision)),
+                    );
+                    withheld.push(format!(
+                        "{} {}: {reason}; listed as refused",
+                        component.name, release.version
+                    ));
+                    kept.push(refused);
+                }
             }
         }
         withhold_unsatisfiable(&mut kept, &mut withheld);
@@ -323,6 +340,10 @@ pub(crate) fn gzip(bytes: &[u8]) -> Result<Vec<u8>, GatewayError> {
         })
 }
 
+/// The field that marks a stanza the view refuses (its value is the reason). R ignores fields
+/// it does not know; `available.packages(fields = "Formulary-Refused")` shows it.
+pub(crate) const REFUSED_FIELD: &str = "Formulary-Refused";
+
 /// Removes packages whose install-time dependencies are not in the index (or not in a version
 /// they accept), until nothing changes.
 fn withhold_unsatisfiable(kept: &mut Vec<Paragraph>, withheld: &mut Vec<String>) {
@@ -338,6 +359,9 @@ fn withhold_unsatisfiable(kept: &mut Vec<Paragraph>, withheld: &mut Vec<String>)
             .collect();
         let before = kept.len();
         kept.retain(|paragraph| {
+            if field(paragraph, REFUSED_FIELD).is_some() {
+                return true;
+            }
             let missing: Vec<String> = cran::dependencies(paragraph)
                 .into_iter()
                 .filter(|dependency| !BASE_PACKAGES.contains(&dependency.name.as_str()))

@@ -45,7 +45,7 @@ use tree::{field, release_of, tree_key, SCOPE};
 
 pub use files::CranFileOutcome;
 pub use index::ServedIndex;
-pub use tree::{cached_index, is_tree, parse_filename};
+pub use tree::{cached_index, is_tree, parse_filename, refusal_slug};
 
 /// Largest `PACKAGES` index read (CRAN's is about 10 MB uncompressed).
 const MAX_PACKAGES_BYTES: usize = 128 * 1024 * 1024;

@@ -103,6 +103,25 @@ pub(crate) fn release_of(
     ))
 }
 
+/// A refusal's reason as one URL path segment (lower-case letters, digits and dashes): R prints
+/// only the URL of a download that failed, so refused files are listed under
+/// `_blocked/{reason}/` and the reason is in what R prints.
+pub fn refusal_slug(decision: &formulary_core::policy::Decision) -> String {
+    let headline = decision.headline().unwrap_or("denied by policy");
+    let mut slug = String::new();
+    for character in headline.chars() {
+        if character.is_ascii_alphanumeric() {
+            slug.push(character.to_ascii_lowercase());
+        } else if !slug.ends_with('-') {
+            slug.push('-');
+        }
+        if slug.len() >= 150 {
+            break;
+        }
+    }
+    slug.trim_matches('-').to_owned()
+}
+
 /// The store key of a tree's cached index (`src/contrib` → `src-contrib`).
 pub(crate) fn tree_key(tree: &str) -> String {
     tree.replace('/', "-")

@@ -276,7 +276,7 @@ fn r_installs_the_newest_allowed_version_and_shows_why_a_file_is_refused() {
     ]);
     std::thread::sleep(Duration::from_secs(3));
     let output = r(&format!(
-        "cat(sort(rownames(available.packages(repos = '{base}/o/RJ5/cran'))))"
+        "a <- available.packages(repos = '{base}/o/RJ5/cran', fields = 'Formulary-Refused'); cat(sort(rownames(a)[is.na(a[, 'Formulary-Refused'])]))"
     ));
     assert_eq!(text(&output.stdout), "cellar", "{}", text(&output.stderr));
 
@@ -344,17 +344,19 @@ fn r_finds_allowed_archived_versions_and_binary_packages_through_an_upstream() {
     let (_server, base) = gateway(&workspace, &format!("[\"{upstream_url}\"]"));
     let repository = format!("{base}/cran");
 
-    // The upstream's archive.rds (written by R's saveRDS) lists 1.2.0 and 1.4.0; RSEC-2023-1
-    // denies 1.2.0, so the gateway's archive.rds lists 1.4.0 only.
+    // The upstream's archive.rds (written by R's saveRDS) lists 1.2.0 and 1.4.0; the gateway's
+    // lists them both (RSEC-2023-1 denies 1.2.0: the download says so) and the current 1.4.1,
+    // which RSEC-2023-2 denies (PACKAGES offers 1.4.0 in its place), so that a pinned
+    // `install_version` reaches the refused download and shows why.
     let archive = |repository: &str| {
         r(&format!(
-            "a <- readRDS(gzcon(url('{repository}/src/contrib/Meta/archive.rds'))); cat(length(a), names(a), rownames(a$readxl))"
+            "a <- readRDS(gzcon(url('{repository}/src/contrib/Meta/archive.rds'))); cat(length(a), names(a), sub('/_blocked/[a-z0-9-]+/', '/_blocked/', rownames(a$readxl)))"
         ))
     };
     let output = archive(&repository);
     assert_eq!(
         text(&output.stdout),
-        "1 readxl readxl/readxl_1.4.0.tar.gz",
+        "1 readxl readxl/_blocked/readxl_1.2.0.tar.gz readxl/readxl_1.4.0.tar.gz readxl/_blocked/readxl_1.4.1.tar.gz",
         "{}",
         text(&output.stderr)
     );
@@ -365,8 +367,28 @@ fn r_finds_allowed_archived_versions_and_binary_packages_through_an_upstream() {
         lib = library.display()
     ));
     assert_eq!(text(&output.stdout), "1.4.0", "{}", text(&output.stderr));
+    for (version, reason) in [
+        ("1.2.0", "affected-by-rsec-2023-1"),
+        ("1.4.1", "affected-by-rsec-2023-2"),
+    ] {
+        let output = r(&format!(
+            "remotes::install_version('readxl', '{version}', repos = '{repository}', lib = '{lib}', upgrade = 'never')",
+            lib = library.display()
+        ));
+        let said = format!(
+            "{}{}{:?}",
+            text(&output.stdout),
+            text(&output.stderr),
+            output.status
+        );
+        assert!(
+            said.contains(&format!("_blocked/{reason}"))
+                && said.contains(&format!("/readxl_{version}.tar.gz")),
+            "install_version {version} shows the reason: {said}"
+        );
+    }
 
-    // A curated view that approved only cellar lists no archived readxl at all.
+    // A curated view that approved only cellar serves no readxl: every version is refused.
     workspace.ok(&["org", "add", "RJ6", "--name", "A curated trust"]);
     workspace.ok(&[
         "org",
@@ -389,15 +411,22 @@ fn r_finds_allowed_archived_versions_and_binary_packages_through_an_upstream() {
         "RJ6",
     ]);
     std::thread::sleep(Duration::from_secs(3));
-    let output = archive(&format!("{base}/o/RJ6/cran"));
-    assert_eq!(text(&output.stdout).trim(), "0", "{}", text(&output.stderr));
+    let output = r(&format!(
+        "a <- available.packages(repos = '{base}/o/RJ6/cran', fields = 'Formulary-Refused'); cat(sort(rownames(a)[is.na(a[, 'Formulary-Refused'])]), '|', a['readxl', 'Formulary-Refused'])"
+    ));
+    let said = text(&output.stdout);
+    assert!(
+        said.starts_with("cellar | readxl is not in RJ6's formulary"),
+        "{said}{}",
+        text(&output.stderr)
+    );
 
-    // The Windows tree: cellar is listed and downloads; readxl 1.4.1 is hidden, and a direct
-    // download is refused with the reason in the URL R prints.
+    // The Windows tree: cellar is listed and downloads; readxl 1.4.1 (no allowed binary) is
+    // listed as refused, and its download is refused with the reason in the URL R prints.
     let destination = workspace.folder.path().join("downloads");
     std::fs::create_dir_all(&destination).expect("downloads");
     let output = r(&format!(
-        "options(warn = 1); cat(sort(rownames(available.packages(contriburl = contrib.url('{repository}', type = 'win.binary'))))); \
+        "options(warn = 1); a <- available.packages(contriburl = contrib.url('{repository}', type = 'win.binary'), fields = 'Formulary-Refused'); cat(sort(rownames(a)[is.na(a[, 'Formulary-Refused'])])); \
          cat('', basename(download.packages('cellar', '{destination}', repos = '{repository}', type = 'win.binary', quiet = TRUE)[, 2])); \
          cat('', nrow(download.packages('readxl', '{destination}', repos = '{repository}', type = 'win.binary', quiet = TRUE)))",
         destination = destination.display()
@@ -409,7 +438,8 @@ fn r_finds_allowed_archived_versions_and_binary_packages_through_an_upstream() {
         text(&output.stderr)
     );
     assert!(
-        text(&output.stderr).contains("no package ‘readxl’ at the repositories"),
+        text(&output.stderr).contains("/_blocked/affected-by-rsec-2023-2")
+            && text(&output.stderr).contains("/readxl_1.4.1.zip"),
         "{}",
         text(&output.stderr)
     );

@@ -111,13 +111,14 @@ fn an_imported_cran_folder_installs_with_no_upstream_and_the_same_policy() {
         text(&output.stderr)
     );
 
-    // Meta/archive.rds lists the allowed archived version only, and remotes installs it.
+    // Meta/archive.rds lists every archived version, the refused ones under `_blocked/{reason}/`
+    // (so that R prints the reason), and remotes installs the allowed one.
     let output = r(&format!(
-        "a <- readRDS(gzcon(url('{repository}/src/contrib/Meta/archive.rds'))); cat(names(a), rownames(a$readxl))"
+        "a <- readRDS(gzcon(url('{repository}/src/contrib/Meta/archive.rds'))); cat(names(a), sub('/_blocked/[a-z0-9-]+/', '/_blocked/', rownames(a$readxl)))"
     ));
-    assert_eq!(
-        text(&output.stdout),
-        "readxl readxl/readxl_1.4.0.tar.gz",
+    assert!(
+        text(&output.stdout)
+            .starts_with("readxl readxl/_blocked/readxl_1.2.0.tar.gz readxl/readxl_1.4.0.tar.gz"),
         "{}",
         text(&output.stderr)
     );
@@ -129,21 +130,22 @@ fn an_imported_cran_folder_installs_with_no_upstream_and_the_same_policy() {
     ));
     assert_eq!(text(&output.stdout), "1.4.0", "{}", text(&output.stderr));
     let output = r(&format!(
-        "remotes::install_version('readxl', '1.2.0', repos = '{repository}', lib = '{lib}', upgrade = 'never', quiet = TRUE)",
+        "remotes::install_version('readxl', '1.2.0', repos = '{repository}', lib = '{lib}', upgrade = 'never')",
         lib = remotes_library.display()
     ));
-    assert!(!output.status.success());
     assert!(
-        text(&output.stderr).contains("version '1.2.0' is invalid for package 'readxl'"),
-        "{}",
+        text(&output.stderr).contains("/Archive/readxl/_blocked/affected-by-rsec-2023-1")
+            && text(&output.stderr).contains("/readxl_1.2.0.tar.gz"),
+        "remotes reaches the refused download and prints the reason in its URL: {}",
         text(&output.stderr)
     );
 
-    // The imported Windows tree: cellar is offered and downloads; denied readxl 1.4.1 is hidden.
+    // The imported Windows tree: cellar is offered and downloads; denied readxl 1.4.1 is listed
+    // as refused.
     let destination = workspace.folder.path().join("downloads");
     std::fs::create_dir_all(&destination).expect("downloads");
     let output = r(&format!(
-        "cat(sort(rownames(available.packages(contriburl = contrib.url('{repository}', type = 'win.binary'))))); cat('', basename(download.packages('cellar', '{destination}', repos = '{repository}', type = 'win.binary', quiet = TRUE)[, 2]))",
+        "a <- available.packages(contriburl = contrib.url('{repository}', type = 'win.binary'), fields = 'Formulary-Refused'); cat(sort(rownames(a)[is.na(a[, 'Formulary-Refused'])])); cat('', basename(download.packages('cellar', '{destination}', repos = '{repository}', type = 'win.binary', quiet = TRUE)[, 2]))",
         destination = destination.display()
     ));
     assert_eq!(

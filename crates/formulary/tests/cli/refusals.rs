@@ -152,11 +152,12 @@ fn r_shows_the_reason_in_the_url_it_prints() {
         "advisory-pinned",
         "r-remotes-install-version",
         &base,
-        &r(&format!("remotes::install_version('readxl', '1.4.1', repos = '{base}/cran', lib = '{lib}', upgrade = 'never', quiet = TRUE)")),
+        &r(&format!("remotes::install_version('readxl', '1.4.1', repos = '{base}/cran', lib = '{lib}', upgrade = 'never')")),
     );
     assert!(
-        said.contains("version '1.4.1' is invalid"),
-        "the gap docs/refusals.md names: {said}"
+        said.contains("/readxl/_blocked/affected-by-rsec-2023-2")
+            && said.contains("/readxl_1.4.1.tar.gz"),
+        "install_version reaches the refused download and prints the reason in its URL: {said}"
     );
     let said = capture(
         "advisory-unpinned",
@@ -175,17 +176,19 @@ fn r_shows_the_reason_in_the_url_it_prints() {
         &r(&format!("options(repos = c(CRAN = '{base}/o/RJ5/cran')); install.packages('readxl', lib = '{lib}', quiet = TRUE)")),
     );
     assert!(
-        said.contains("not available"),
-        "the gap docs/refusals.md names: {said}"
+        said.contains("_blocked/readxl-is-not-in-rj5-s-formulary")
+            && said.contains("/readxl_1.4.1.tar.gz"),
+        "R reaches the refused download and prints the reason in its URL: {said}"
     );
     let said = capture(
         "not-in-formulary",
         "r-remotes-install-version",
         &base,
-        &r(&format!("remotes::install_version('readxl', '1.4.0', repos = '{base}/o/RJ5/cran', lib = '{lib}', upgrade = 'never', quiet = TRUE)")),
+        &r(&format!("remotes::install_version('readxl', '1.4.0', repos = '{base}/o/RJ5/cran', lib = '{lib}', upgrade = 'never')")),
     );
     assert!(
-        said.contains("couldn't find package 'readxl'"),
-        "the gap docs/refusals.md names: {said}"
+        said.contains("_blocked/readxl-is-not-in-rj5-s-formulary")
+            && said.contains("/readxl_1.4.0.tar.gz"),
+        "install_version reaches the refused download and prints the reason in its URL: {said}"
     );
 }
