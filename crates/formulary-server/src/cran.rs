@@ -11,7 +11,6 @@ use std::collections::HashMap;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
-use formulary_core::policy::Decision;
 use formulary_gateway::{is_cran_tree, refusal_slug, CranFileOutcome, CranGateway, Rendered};
 
 use crate::downloads::{serve_blob, write_ledger, Requester};
