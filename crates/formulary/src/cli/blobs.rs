@@ -124,6 +124,10 @@ async fn migrate(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
         );
     }
     let started = Instant::now();
+    // Uploads an earlier, killed run left half-done (older than an hour, so not another run's).
+    if let Err(error) = destination.sweep_incoming(chrono::Duration::hours(1)).await {
+        tracing::warn!(%error, "could not sweep unfinished writes in the destination");
+    }
     let listed = source.list().await?;
     let present: HashMap<String, u64> = destination
         .list()
