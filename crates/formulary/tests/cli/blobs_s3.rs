@@ -351,3 +351,54 @@ fn blobs_migrate_to_a_bucket_resumes_after_kill_and_comes_back_whole() {
     assert!(stat.status.success());
     assert!(text(&stat.stdout).contains(&format!("{} bytes", blobs[0].1)));
 }
+
+#[test]
+fn cache_verify_quarantines_a_damaged_blob_in_the_bucket() {
+    let moto = Moto::start(BUCKET);
+    let workspace = Workspace::new();
+    let settings = moto.settings(BUCKET, "v");
+    let run = |args: &[&str]| {
+        workspace
+            .command(args)
+            .envs(settings.iter().map(|(name, value)| (*name, value.as_str())))
+            .output()
+            .expect("formulary runs")
+    };
+    // Damage done around the application: other bytes under an address.
+    let claimed = hex::encode(Sha256::digest(b"the file that was cached"));
+    let key = format!(
+        "/{BUCKET}/v/sha256/{}/{}/{claimed}",
+        &claimed[..2],
+        &claimed[2..4]
+    );
+    let (status, body) = moto.raw("PUT", &key, b"bit rot");
+    assert_eq!(status, 200, "{body}");
+    // A good blob beside it, copied in by `blobs migrate`.
+    let folder = workspace.folder.path().join("good");
+    let good = fill_folder(&folder, 1);
+    let output = run(&[
+        "blobs",
+        "migrate",
+        "--from",
+        &folder.display().to_string(),
+        "--to",
+        &format!("s3://{BUCKET}/v"),
+    ]);
+    assert!(output.status.success(), "{}", text(&output.stdout));
+
+    let output = run(&["cache", "verify"]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output.stderr));
+    let said = text(&output.stdout);
+    assert!(
+        said.contains("Verified 2 blobs")
+            && said.contains(&format!("quarantined sha256:{claimed}"))
+            && said.contains("moved to quarantine/"),
+        "{said}"
+    );
+    assert_eq!(moto.keys(BUCKET, "v/quarantine/").len(), 1);
+    let keys = moto.keys(BUCKET, "v/sha256/");
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(keys[0].ends_with(&good[0].0));
+    let output = run(&["cache", "verify"]);
+    assert!(output.status.success(), "{}", text(&output.stdout));
+}
