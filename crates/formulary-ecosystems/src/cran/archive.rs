@@ -148,6 +148,41 @@ pub fn archive_from_value(value: &RValue) -> Result<Archive, RdsError> {
     Ok(archive)
 }
 
+/// Reads CRAN's `src/contrib/Meta/current.rds` (one `file.info()` data frame of the current
+/// tarballs, row names being their file names): each tarball's modification time, in seconds
+/// since 1970 (UTC), which is when CRAN published it. Rows without a usable time are left out.
+pub fn current_times_from_value(value: &RValue) -> Result<BTreeMap<String, f64>, RdsError> {
+    let RData::List(columns) = &value.data else {
+        return Err(RdsError::Malformed(
+            "current.rds does not hold a data frame".to_owned(),
+        ));
+    };
+    let rows = value
+        .attribute("row.names")
+        .map(RValue::as_strings)
+        .unwrap_or_default();
+    let names = value
+        .attribute("names")
+        .map(RValue::as_strings)
+        .unwrap_or_default();
+    let Some(RData::Double(times)) = names
+        .iter()
+        .position(|name| *name == "mtime")
+        .and_then(|index| columns.get(index))
+        .map(|column| &column.data)
+    else {
+        return Err(RdsError::Malformed(
+            "current.rds has no mtime column".to_owned(),
+        ));
+    };
+    Ok(rows
+        .iter()
+        .zip(times)
+        .filter(|(row, time)| time.is_finite() && !row.contains('/') && row.ends_with(".tar.gz"))
+        .map(|(row, time)| ((*row).to_owned(), *time))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::rds::{deserialize, serialize};
@@ -175,6 +210,27 @@ mod tests {
         let bytes = serialize(&archive_value(&archive));
         let again = archive_from_value(&deserialize(&bytes).unwrap()).unwrap();
         assert_eq!(again, archive);
+    }
+
+    #[test]
+    fn current_times_come_from_the_mtime_column() {
+        let frame = RValue::new(RData::List(vec![
+            RValue::new(RData::Double(vec![10.0, 20.0, 30.0])),
+            RValue::new(RData::Double(vec![
+                1_700_000_000.0,
+                f64::NAN,
+                1_700_000_100.0,
+            ])),
+        ]))
+        .with_attribute("names", RValue::strings(&["size", "mtime"]))
+        .with_attribute(
+            "row.names",
+            RValue::strings(&["a_1.0.tar.gz", "b_2.0.tar.gz", "../c_1.0.tar.gz"]),
+        );
+        let times = current_times_from_value(&frame).unwrap();
+        assert_eq!(times.len(), 1, "{times:?}");
+        assert_eq!(times["a_1.0.tar.gz"], 1_700_000_000.0);
+        assert!(current_times_from_value(&RValue::strings(&["x"])).is_err());
     }
 
     #[test]

@@ -7,7 +7,9 @@ mod licence;
 mod packages;
 pub mod rds;
 
-pub use archive::{archive_from_value, archive_value, Archive, ArchivedFile};
+pub use archive::{
+    archive_from_value, archive_value, current_times_from_value, Archive, ArchivedFile,
+};
 pub use licence::licence_to_spdx;
 pub use packages::{
     dependencies, parse_packages, read_packages, render_packages, Dependency, PackagesError,

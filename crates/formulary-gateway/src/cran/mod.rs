@@ -14,6 +14,7 @@ mod files;
 pub(crate) mod imported;
 mod index;
 pub(crate) mod mirror;
+mod published;
 pub(crate) mod tree;
 mod verify;
 
@@ -198,7 +199,11 @@ impl CranGateway {
         };
         let paragraphs = cran::read_packages(&stored.document).paragraphs;
         let freshness = Freshness::stored(&stored)?;
-        let published = self.published_dates(&paragraphs).await?;
+        let mut published = self.published_dates(&paragraphs).await?;
+        if name == SOURCE_TREE {
+            let times = self.stored_published_times().await;
+            published_upstream(&mut published, &paragraphs, &times);
+        }
         let tree = Tree {
             freshness,
             paragraphs,
@@ -248,6 +253,14 @@ impl CranGateway {
         let mut published = previous
             .map(|tree| tree.published.clone())
             .unwrap_or_default();
+        // The upstream's own publication times where it gives them (CRAN's current.rds);
+        // versions it does not date are dated by when they were first seen.
+        let upstream_times = if name == SOURCE_TREE {
+            self.refresh_published_times(upstream).await
+        } else {
+            published::PublishedTimes::new()
+        };
+        published_upstream(&mut published, &paragraphs, &upstream_times);
         if let Some(previous) = previous {
             let known: HashSet<(String, String)> = previous
                 .paragraphs
@@ -290,6 +303,30 @@ impl CranGateway {
             paragraphs,
             published,
         })
+    }
+}
+
+/// The tree that `Meta/current.rds` describes.
+const SOURCE_TREE: &str = "src/contrib";
+
+/// Puts the upstream's publication times (by tarball name) in place of any other date.
+fn published_upstream(
+    published: &mut HashMap<(String, String), DateTime<Utc>>,
+    paragraphs: &[Paragraph],
+    times: &published::PublishedTimes,
+) {
+    if times.is_empty() {
+        return;
+    }
+    for paragraph in paragraphs {
+        let (Some(package), Some(version)) =
+            (field(paragraph, "Package"), field(paragraph, "Version"))
+        else {
+            continue;
+        };
+        if let Some(time) = times.get(&format!("{package}_{version}.tar.gz")) {
+            published.insert((package.to_owned(), version.to_owned()), *time);
+        }
     }
 }
 

@@ -472,3 +472,53 @@ fn r_finds_allowed_archived_versions_and_binary_packages_through_an_upstream() {
         text(&output.stderr)
     );
 }
+
+/// CRAN's `Meta/current.rds` dates every current tarball: the gateway uses those times, not when
+/// it first saw a version. Here cellar was published on 1 March 2024 and readxl 1.4.1 today.
+#[test]
+fn publication_times_come_from_the_upstream_s_current_rds() {
+    let workspace = Workspace::new();
+    let root = workspace.folder.path().join("upstream");
+    repository_folder(&root);
+    let contrib = root.join("src/contrib");
+    let touched = Command::new("touch")
+        .args(["-d", "2024-03-01 12:00:00 UTC"])
+        .arg(contrib.join("cellar_1.0.0.tar.gz"))
+        .status()
+        .expect("touch runs");
+    assert!(touched.success());
+    let output = r(&format!(
+        "setwd('{contrib}'); files <- list.files('.', pattern = '[.]tar[.]gz$'); saveRDS(file.info(files), 'Meta/current.rds')",
+        contrib = contrib.display()
+    ));
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let (_upstream, upstream_url) = static_server(&root);
+    let (_server, base) = gateway(&workspace, &format!("[\"{upstream_url}\"]"));
+
+    // readxl 1.4.1 was published today: the 7-day cooldown holds it back, and says so.
+    let output = r(&format!(
+        "download.file('{base}/cran/src/contrib/readxl_1.4.1.tar.gz', tempfile(), quiet = TRUE)"
+    ));
+    assert!(
+        text(&output.stderr).contains("/_blocked/readxl_1.4.1.tar.gz/published-0-day-s-ago"),
+        "{}",
+        text(&output.stderr)
+    );
+    // A view of a day before cellar's publication does not have it; one after does.
+    let listed = |day: &str| {
+        let output = r(&format!(
+            "a <- available.packages(repos = '{base}/@{day}/cran', fields = 'Formulary-Refused'); cat(sort(rownames(a)[is.na(a[, 'Formulary-Refused'])]))"
+        ));
+        text(&output.stdout)
+    };
+    assert!(
+        !listed("2024-02-15").contains("cellar"),
+        "{}",
+        listed("2024-02-15")
+    );
+    assert!(
+        listed("2024-03-15").contains("cellar"),
+        "{}",
+        listed("2024-03-15")
+    );
+}
