@@ -16,6 +16,7 @@ fn releases(component: &Component) -> Vec<Release> {
         .expect("time");
     (0..1000)
         .map(|index| Release {
+            dated_by_first_sight: false,
             version: Version::parse(
                 component.ecosystem(),
                 &format!("{}.{}.{}", index / 100, (index / 10) % 10, index % 10),

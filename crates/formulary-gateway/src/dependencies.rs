@@ -144,6 +144,7 @@ impl CranCatalogue {
         };
         let candidate = Candidate {
             release: Release {
+                dated_by_first_sight: false,
                 version: version.clone(),
                 published,
                 yanked: None,

@@ -17,9 +17,10 @@ impl Database {
         release: &Release,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO releases (ecosystem, name, version, published, yanked, licence, first_seen) VALUES ($1, $2, $3, $4, $5, $6, $7)
+            "INSERT INTO releases (ecosystem, name, version, published, yanked, licence, first_seen, dated_by_first_sight) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
              ON CONFLICT (ecosystem, name, version) DO UPDATE SET published = COALESCE(excluded.published, releases.published),
-               yanked = excluded.yanked, licence = COALESCE(excluded.licence, releases.licence)",
+               yanked = excluded.yanked, licence = COALESCE(excluded.licence, releases.licence),
+               dated_by_first_sight = CASE WHEN excluded.published IS NULL THEN releases.dated_by_first_sight ELSE excluded.dated_by_first_sight END",
         )
         .bind(component.ecosystem().as_str())
         .bind(component.name.as_str())
@@ -28,6 +29,7 @@ impl Database {
         .bind(release.yanked.clone())
         .bind(release.licence.clone())
         .bind(time::to_text(Utc::now()))
+        .bind(i64::from(release.dated_by_first_sight))
         .execute(self.pool())
         .await?;
         Ok(())
@@ -35,7 +37,7 @@ impl Database {
 
     /// Everything known about a component's releases. Versions that no longer parse are skipped.
     pub async fn releases_of(&self, component: &Component) -> Result<Vec<Release>, StoreError> {
-        let rows = sqlx::query("SELECT version, published, yanked, licence FROM releases WHERE ecosystem = $1 AND name = $2")
+        let rows = sqlx::query("SELECT version, published, yanked, licence, dated_by_first_sight FROM releases WHERE ecosystem = $1 AND name = $2")
             .bind(component.ecosystem().as_str())
             .bind(component.name.as_str())
             .fetch_all(self.pool())
@@ -48,6 +50,7 @@ impl Database {
                 continue;
             };
             releases.push(Release {
+                dated_by_first_sight: row.try_get::<i64, _>("dated_by_first_sight")? != 0,
                 version,
                 published: time::optional_from_text(row.try_get("published")?)?,
                 yanked: row.try_get("yanked")?,

@@ -100,6 +100,22 @@ struct Assessment {
 struct CooldownFacts {
     published: NaiveDate,
     age_days: i64,
+    /// The date is when Formulary first saw the version, not the upstream's.
+    first_sight: bool,
+}
+
+impl CooldownFacts {
+    /// "published N day(s) ago", or "first seen N day(s) ago" where the upstream gives no date.
+    fn age(&self) -> String {
+        if self.first_sight {
+            format!(
+                "first seen by Formulary {} day(s) ago (the upstream gives no publication date)",
+                self.age_days
+            )
+        } else {
+            format!("published {} day(s) ago", self.age_days)
+        }
+    }
 }
 
 struct Context<'a> {
@@ -571,6 +587,7 @@ impl<'a> Context<'a> {
         (age < Duration::days(i64::from(self.settings.cooldown_days))).then(|| CooldownFacts {
             published: published.date_naive(),
             age_days: age.num_days().max(0),
+            first_sight: release.dated_by_first_sight,
         })
     }
 
@@ -609,8 +626,8 @@ impl<'a> Context<'a> {
                 code: ReasonCode::SecurityFastLane,
                 effect: Effect::Allow,
                 message: format!(
-                    "published {} day(s) ago, inside the {}-day cooldown, but let through at once because it fixes {}, which affects {}, the newest version otherwise allowed",
-                    facts.age_days, self.settings.cooldown_days, advisory.id, newest.version
+                    "{}, inside the {}-day cooldown, but let through at once because it fixes {}, which affects {}, the newest version otherwise allowed",
+                    facts.age(), self.settings.cooldown_days, advisory.id, newest.version
                 ),
                 advisory: Some(advisory.id.clone()),
                 link: Some(advisory.link()),
@@ -619,8 +636,8 @@ impl<'a> Context<'a> {
                 code: ReasonCode::Cooldown,
                 effect: Effect::Deny,
                 message: format!(
-                    "published {} day(s) ago (on {}); this view holds new releases for {} days so that broken or malicious releases are caught first. It becomes available on {available_on}; until then use an older version",
-                    facts.age_days, facts.published, self.settings.cooldown_days
+                    "{} (on {}); this view holds new releases for {} days so that broken or malicious releases are caught first. It becomes available on {available_on}; until then use an older version",
+                    facts.age(), facts.published, self.settings.cooldown_days
                 ),
                 advisory: None,
                 link: Some(self.component_link()),

@@ -7,8 +7,12 @@ use formulary_ecosystems::Version;
 pub struct Release {
     /// The version.
     pub version: Version,
-    /// When it was published upstream.
+    /// When it was published upstream (or, see `dated_by_first_sight`, when Formulary first saw
+    /// it).
     pub published: Option<DateTime<Utc>>,
+    /// True when the upstream gives no publication time and `published` is when Formulary first
+    /// saw the version: messages then say "first seen", not "published".
+    pub dated_by_first_sight: bool,
     /// `Some(reason)` when the upstream yanked it (the reason may be empty).
     pub yanked: Option<String>,
     /// Its licence as an SPDX expression.
@@ -21,6 +25,7 @@ impl Release {
         Release {
             version,
             published: None,
+            dated_by_first_sight: false,
             yanked: None,
             licence: None,
         }

@@ -314,6 +314,31 @@ fn the_cooldown_holds_new_releases_but_lets_security_fixes_through() {
         "{}",
         plain[1].reasons[0].message
     );
+    assert!(
+        plain[1].reasons[0]
+            .message
+            .starts_with("published 3 day(s) ago"),
+        "{}",
+        plain[1].reasons[0].message
+    );
+
+    // Where the upstream gives no date, the message says what the date is.
+    let mut first_seen = release(&quiet, "1.1", 3);
+    first_seen.dated_by_first_sight = true;
+    let undated = evaluate_releases(
+        &snapshot,
+        &view("RJ1"),
+        &quiet,
+        &[release(&quiet, "1.0", 300), first_seen],
+    );
+    assert!(!undated[1].allowed);
+    assert!(
+        undated[1].reasons[0].message.starts_with(
+            "first seen by Formulary 3 day(s) ago (the upstream gives no publication date)"
+        ),
+        "{}",
+        undated[1].reasons[0].message
+    );
 }
 
 #[test]
@@ -364,6 +389,7 @@ fn explained_decisions() {
         .iter_mut()
         .for_each(|release| release.licence = Some("Apache-2.0".to_owned()));
     evidence.push(Release {
+        dated_by_first_sight: false,
         licence: None,
         ..release(&requests, "2.32.0", 1)
     });

@@ -32,6 +32,7 @@ pub fn version(component: &Component, text: &str) -> Version {
 
 pub fn release(component: &Component, text: &str, days_old: i64) -> Release {
     Release {
+        dated_by_first_sight: false,
         version: version(component, text),
         published: Some(now() - chrono::Duration::days(days_old)),
         yanked: None,

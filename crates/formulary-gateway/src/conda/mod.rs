@@ -106,6 +106,7 @@ impl Subdir {
                     }
                 }
                 None => package.releases.push(Release {
+                    dated_by_first_sight: false,
                     version,
                     published,
                     yanked: None,

@@ -146,7 +146,8 @@ impl CranGateway {
             .iter()
             .flat_map(|tree| {
                 tree.paragraphs.iter().filter_map(|paragraph| {
-                    let (component, release) = release_of(paragraph, &tree.published)?;
+                    let (component, release) =
+                        release_of(paragraph, &tree.published, &tree.dated_upstream)?;
                     let decision = evaluate_releases(
                         snapshot,
                         view,

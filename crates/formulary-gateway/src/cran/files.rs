@@ -107,10 +107,13 @@ impl CranGateway {
             })
         };
         let release = match (current, &tree) {
-            (Some(paragraph), Some(tree)) => release_of(paragraph, &tree.published)
-                .map(|(_, release)| release)
-                .unwrap_or_else(|| Release::bare(version.clone())),
+            (Some(paragraph), Some(tree)) => {
+                release_of(paragraph, &tree.published, &tree.dated_upstream)
+                    .map(|(_, release)| release)
+                    .unwrap_or_else(|| Release::bare(version.clone()))
+            }
             _ if imported_file.is_some() || tree_name == "src/contrib" => Release {
+                dated_by_first_sight: false,
                 version: version.clone(),
                 published: None,
                 yanked: None,

@@ -113,7 +113,9 @@ impl CranGateway {
         let mut kept: Vec<Paragraph> = Vec::with_capacity(tree.paragraphs.len());
         let mut withheld = Vec::new();
         for paragraph in &tree.paragraphs {
-            let Some((component, release)) = release_of(paragraph, &tree.published) else {
+            let Some((component, release)) =
+                release_of(paragraph, &tree.published, &tree.dated_upstream)
+            else {
                 continue;
             };
             if release
@@ -259,6 +261,7 @@ impl CranGateway {
         let releases: Vec<Release> = candidates
             .iter()
             .map(|(version, source)| Release {
+                dated_by_first_sight: false,
                 version: version.clone(),
                 published: None,
                 yanked: None,
@@ -282,6 +285,7 @@ impl CranGateway {
         };
         // The licence of the archived version may differ: decide again with it.
         let release = Release {
+            dated_by_first_sight: false,
             version: version.clone(),
             published: None,
             yanked: None,

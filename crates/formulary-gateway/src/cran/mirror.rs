@@ -346,6 +346,7 @@ async fn import_one(
         .record_release(
             &candidate.component,
             &Release {
+                dated_by_first_sight: false,
                 version: candidate.version.clone(),
                 published: None,
                 yanked: None,

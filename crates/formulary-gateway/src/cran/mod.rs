@@ -59,8 +59,11 @@ struct Tree {
     /// Where it came from (its files are relative to `freshness.origin`) and when.
     freshness: Freshness,
     paragraphs: Vec<Paragraph>,
-    /// First-seen dates of versions that appeared after Formulary first saw the tree.
+    /// Publication dates: the upstream's (`Meta/current.rds`) where it gives them, else when
+    /// versions that appeared after Formulary first saw the tree were first seen.
     published: HashMap<(String, String), DateTime<Utc>>,
+    /// The versions whose date is the upstream's own (the others' are first sightings).
+    dated_upstream: HashSet<(String, String)>,
 }
 
 impl Revalidated for Tree {
@@ -73,6 +76,7 @@ impl Revalidated for Tree {
             freshness,
             paragraphs: self.paragraphs.clone(),
             published: self.published.clone(),
+            dated_upstream: self.dated_upstream.clone(),
         }
     }
 }
@@ -200,14 +204,17 @@ impl CranGateway {
         let paragraphs = cran::read_packages(&stored.document).paragraphs;
         let freshness = Freshness::stored(&stored)?;
         let mut published = self.published_dates(&paragraphs).await?;
-        if name == SOURCE_TREE {
+        let dated_upstream = if name == SOURCE_TREE {
             let times = self.stored_published_times().await;
-            published_upstream(&mut published, &paragraphs, &times);
-        }
+            published_upstream(&mut published, &paragraphs, &times)
+        } else {
+            HashSet::new()
+        };
         let tree = Tree {
             freshness,
             paragraphs,
             published,
+            dated_upstream,
         };
         Ok(Some(tree))
     }
@@ -260,7 +267,7 @@ impl CranGateway {
         } else {
             published::PublishedTimes::new()
         };
-        published_upstream(&mut published, &paragraphs, &upstream_times);
+        let dated_upstream = published_upstream(&mut published, &paragraphs, &upstream_times);
         if let Some(previous) = previous {
             let known: HashSet<(String, String)> = previous
                 .paragraphs
@@ -280,8 +287,11 @@ impl CranGateway {
                 };
                 let key = (package.to_owned(), version.to_owned());
                 if !known.contains(&key) && !published.contains_key(&key) {
-                    if let Some((component, mut release)) = release_of(paragraph, &HashMap::new()) {
+                    if let Some((component, mut release)) =
+                        release_of(paragraph, &HashMap::new(), &HashSet::new())
+                    {
                         release.published = Some(now);
+                        release.dated_by_first_sight = true;
                         self.database.record_release(&component, &release).await?;
                         published.insert(key, now);
                     }
@@ -302,6 +312,7 @@ impl CranGateway {
             freshness: Freshness::new(upstream.clone(), etag, now),
             paragraphs,
             published,
+            dated_upstream,
         })
     }
 }
@@ -309,14 +320,16 @@ impl CranGateway {
 /// The tree that `Meta/current.rds` describes.
 const SOURCE_TREE: &str = "src/contrib";
 
-/// Puts the upstream's publication times (by tarball name) in place of any other date.
+/// Puts the upstream's publication times (by tarball name) in place of any other date; returns
+/// the versions so dated.
 fn published_upstream(
     published: &mut HashMap<(String, String), DateTime<Utc>>,
     paragraphs: &[Paragraph],
     times: &published::PublishedTimes,
-) {
+) -> HashSet<(String, String)> {
+    let mut dated = HashSet::new();
     if times.is_empty() {
-        return;
+        return dated;
     }
     for paragraph in paragraphs {
         let (Some(package), Some(version)) =
@@ -325,9 +338,12 @@ fn published_upstream(
             continue;
         };
         if let Some(time) = times.get(&format!("{package}_{version}.tar.gz")) {
-            published.insert((package.to_owned(), version.to_owned()), *time);
+            let key = (package.to_owned(), version.to_owned());
+            published.insert(key.clone(), *time);
+            dated.insert(key);
         }
     }
+    dated
 }
 
 /// Fetches a tree's `PACKAGES.gz` (else `PACKAGES`) from one upstream.

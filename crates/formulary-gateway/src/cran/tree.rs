@@ -83,18 +83,20 @@ pub(crate) fn field<'a>(paragraph: &'a Paragraph, name: &str) -> Option<&'a str>
 pub(crate) fn release_of(
     paragraph: &Paragraph,
     published: &HashMap<(String, String), DateTime<Utc>>,
+    dated_upstream: &std::collections::HashSet<(String, String)>,
 ) -> Option<(Component, Release)> {
     let name = field(paragraph, "Package")?;
     let version_text = field(paragraph, "Version")?;
     let component = Component::new(Ecosystem::Cran, name).ok()?;
     let version = Version::parse(Ecosystem::Cran, version_text).ok()?;
     let licence = field(paragraph, "License").and_then(licence_to_spdx);
-    let published = published
-        .get(&(name.to_owned(), version_text.to_owned()))
-        .copied();
+    let key = (name.to_owned(), version_text.to_owned());
+    let published = published.get(&key).copied();
+    let dated_by_first_sight = published.is_some() && !dated_upstream.contains(&key);
     Some((
         component,
         Release {
+            dated_by_first_sight,
             version,
             published,
             yanked: None,

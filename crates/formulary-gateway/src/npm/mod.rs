@@ -90,6 +90,7 @@ impl Package {
         let releases = versions
             .iter()
             .map(|(version, facts)| Release {
+                dated_by_first_sight: false,
                 version: version.clone(),
                 published: facts
                     .published

@@ -141,6 +141,7 @@ pub async fn import_pypi_folder(
             .record_release(
                 &component,
                 &Release {
+                    dated_by_first_sight: false,
                     version,
                     published: None,
                     yanked: None,

@@ -314,6 +314,9 @@ impl PypiGateway {
             let published = upload_time
                 .or_else(|| previous_release.and_then(|release| release.published))
                 .or_else(|| (has_history && previous_release.is_none()).then_some(now));
+            let dated_by_first_sight = upload_time.is_none()
+                && published.is_some()
+                && previous_release.is_none_or(|release| release.dated_by_first_sight);
             let yanked = files.iter().all(|file| file.yanked.is_some()).then(|| {
                 files
                     .iter()
@@ -321,6 +324,7 @@ impl PypiGateway {
                     .unwrap_or_default()
             });
             let release = Release {
+                dated_by_first_sight,
                 version,
                 published,
                 yanked,
