@@ -456,7 +456,7 @@ impl Database {
 
 /// Ends every live session of a user except the one whose secret digest is `keep`; returns how
 /// many ended.
-async fn end_sessions(
+pub(crate) async fn end_sessions(
     connection: &mut sqlx::AnyConnection,
     user_id: &str,
     keep: Option<&str>,

@@ -133,6 +133,8 @@ pub fn may_comment(actor: &Actor<'_>, request: &RequestFacts) -> Result<(), Refu
         Role::Approver,
         Role::OrganisationAdmin,
         Role::NationalCurator,
+        Role::InformationGovernance,
+        Role::ClinicalSafetyOfficer,
     ]
     .into_iter()
     .any(|role| actor.holds(role, &request.organisation));
