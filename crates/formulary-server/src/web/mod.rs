@@ -3,6 +3,7 @@
 //! page carries a strict Content Security Policy.
 
 mod account;
+mod admin;
 mod assets;
 mod catalogue;
 pub(crate) mod notifications;
@@ -158,6 +159,7 @@ pub fn routes() -> Router<AppState> {
             "/account/gateway-tokens",
             post(account::issue_gateway_token),
         )
+        .merge(admin::routes())
         .layer(axum::middleware::map_response(security_headers))
         .route("/assets/{file}", get(assets::serve))
         .route("/assets/images/{file}", get(assets::image))
