@@ -8,8 +8,10 @@ mod assets;
 mod catalogue;
 pub(crate) mod notifications;
 pub(crate) mod page;
+mod password_reset;
 mod reports;
 mod requests;
+mod review;
 pub(crate) mod session;
 mod sign_in;
 
@@ -145,6 +147,7 @@ pub fn routes() -> Router<AppState> {
         .route("/requests/{id}/sign-offs", post(requests::sign_off))
         .route("/requests/{id}/decision", post(requests::decide))
         .route("/requests/{id}/withdraw", post(requests::withdraw))
+        .route("/requests/{id}/assignments", post(review::assign))
         .route("/decisions", get(reports::decisions))
         .route("/metrics", get(reports::metrics_page))
         .route("/status", get(crate::upstreams::status_page))
@@ -158,6 +161,10 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/account/gateway-tokens",
             post(account::issue_gateway_token),
+        )
+        .route(
+            "/reset-password/{secret}",
+            get(password_reset::show).post(password_reset::submit),
         )
         .merge(admin::routes())
         .layer(axum::middleware::map_response(security_headers))
