@@ -103,7 +103,10 @@ pub async fn assign(
         if user.disabled_at.is_some() {
             return Err(WorkflowError::Invalid(vec![FieldError::new(
                 "assignee",
-                format!("{}'s account is disabled; choose someone else", user.username),
+                format!(
+                    "{}'s account is disabled; choose someone else",
+                    user.username
+                ),
             )]));
         }
         may_assign(

@@ -251,7 +251,7 @@ pub async fn review_queue(
                 Role::ClinicalSafetyOfficer,
             ]
             .into_iter()
-                .any(|role| principal.holds(role, &request.draft.organisation))
+            .any(|role| principal.holds(role, &request.draft.organisation))
         })
         .collect())
 }

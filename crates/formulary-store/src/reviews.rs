@@ -26,7 +26,8 @@ impl Database {
         let Some(row) = row else {
             return Ok(ReviewPolicy::default());
         };
-        let on = |column: &str| -> Result<bool, StoreError> { Ok(row.try_get::<i64, _>(column)? != 0) };
+        let on =
+            |column: &str| -> Result<bool, StoreError> { Ok(row.try_get::<i64, _>(column)? != 0) };
         Ok(ReviewPolicy {
             distinct_reviewers: on("distinct_reviewers")?,
             information_governance_role: on("information_governance_role")?,
@@ -81,9 +82,10 @@ impl Database {
         rows.iter()
             .map(|row| {
                 Ok(Assignment {
-                    stage: row.try_get::<String, _>("stage")?.parse::<ReviewStage>().map_err(
-                        |error| StoreError::corrupt("review assignment", error),
-                    )?,
+                    stage: row
+                        .try_get::<String, _>("stage")?
+                        .parse::<ReviewStage>()
+                        .map_err(|error| StoreError::corrupt("review assignment", error))?,
                     user_id: row.try_get("user_id")?,
                     user_name: row.try_get("display_name")?,
                 })

@@ -131,7 +131,11 @@ pub(crate) fn check_sign_off_policy(
 
 /// Someone eligible for a stage may claim it while it is open, not yet signed off, and not
 /// claimed by someone else; the requester never may.
-pub fn may_claim(actor: &Actor<'_>, request: &RequestFacts, stage: ReviewStage) -> Result<(), Refusal> {
+pub fn may_claim(
+    actor: &Actor<'_>,
+    request: &RequestFacts,
+    stage: ReviewStage,
+) -> Result<(), Refusal> {
     may_take(actor.id, actor.memberships, request, stage)?;
     if let Some(claim) = request
         .assignments
@@ -163,9 +167,13 @@ pub fn may_assign(
     assignee_id: &str,
     assignee_memberships: &[Membership],
 ) -> Result<(), Refusal> {
-    let manages = [Role::Approver, Role::OrganisationAdmin, Role::NationalCurator]
-        .into_iter()
-        .any(|role| actor.holds(role, &request.organisation));
+    let manages = [
+        Role::Approver,
+        Role::OrganisationAdmin,
+        Role::NationalCurator,
+    ]
+    .into_iter()
+    .any(|role| actor.holds(role, &request.organisation));
     if !manages {
         return Err(Refusal::NotPermitted(format!(
             "assigning review stages needs the approver or organisation admin role for {}; you can claim a stage yourself instead",
@@ -252,7 +260,9 @@ mod tests {
         let facts = request(strict, &[(ReviewStage::Basic, "rev")]);
         let refusal = may_sign_off(&rev, &facts, ReviewStage::Technical).unwrap_err();
         assert!(
-            refusal.to_string().contains("different reviewer for each stage"),
+            refusal
+                .to_string()
+                .contains("different reviewer for each stage"),
             "{refusal}"
         );
         // Without the policy the same reviewer may go on, as before.
@@ -318,7 +328,13 @@ mod tests {
             nearly.stages_missing_for_approval(),
             [ReviewStage::ClinicalSafety]
         );
-        assert!(may_decide(&app, &nearly, Outcome::Approved, DecisionScope::Organisation).is_err());
+        assert!(may_decide(
+            &app,
+            &nearly,
+            Outcome::Approved,
+            DecisionScope::Organisation
+        )
+        .is_err());
         let mut done = nearly.clone();
         done.signed.push(SignedStage {
             stage: ReviewStage::ClinicalSafety,

@@ -76,8 +76,7 @@ impl RequestFacts {
         if self.data_class != DataClass::Aggregate {
             needed.push(ReviewStage::InformationGovernance);
         }
-        if self.data_class == DataClass::Clinical && self.policy.clinical_safety_for_clinical_data
-        {
+        if self.data_class == DataClass::Clinical && self.policy.clinical_safety_for_clinical_data {
             needed.push(ReviewStage::ClinicalSafety);
         }
         needed

@@ -64,8 +64,40 @@ impl IntoResponse for WebError {
     }
 }
 
+/// True when the client asks for HTML (a browser's `Accept` names `text/html`).
+pub(crate) fn wants_html(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get_all(axum::http::header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| value.contains("text/html"))
+}
+
+/// The page for an address that serves nothing, for browsers: what happened and where to go.
+pub(crate) fn not_found_page(path: &str) -> Response {
+    let shown: String = path.chars().take(200).collect();
+    let content = html! {
+        h1 { "Page not found" }
+        p { "Nothing is served at " code { (shown) } ". If you typed the address, check it; if you followed a link, it may be out of date." }
+        p { a href="/" { "Go to the home page" } ", " a href="/components" { "search the catalogue" } " or " a href="/requests" { "see your requests" } "." }
+    };
+    let page = page::render_with_status(
+        axum::http::StatusCode::NOT_FOUND,
+        &session::Viewer::default(),
+        page::Section::Home,
+        "Page not found",
+        false,
+        content,
+    );
+    with_security_headers(page.into_response())
+}
+
 /// Headers every page carries: no inline script or style, no framing, no sniffing.
 async fn security_headers(response: Response) -> Response {
+    with_security_headers(response)
+}
+
+fn with_security_headers(response: Response) -> Response {
     let mut response = response;
     let headers = response.headers_mut();
     headers.insert(

@@ -4,10 +4,10 @@
 //! cached. The post is also checked for its Origin. Using the link ends every session of the
 //! account; it is audited as the person's own password change.
 
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::body::Body;
 use formulary_core::request::FieldError;
 use formulary_store::User;
 use maud::html;
@@ -112,7 +112,10 @@ pub(crate) async fn submit(
     } else if let Err(why) =
         identity::check_new_password(new, &[&user.username, &user.display_name])
     {
-        errors.push(FieldError::new("new_password", super::admin::sentence(&why)));
+        errors.push(FieldError::new(
+            "new_password",
+            super::admin::sentence(&why),
+        ));
     }
     if !errors.is_empty() {
         return Ok(form_page(
@@ -125,8 +128,20 @@ pub(crate) async fn submit(
     let password = new.to_owned();
     let hash = tokio::task::spawn_blocking(move || identity::hash_password(&password))
         .await
-        .map_err(|error| crate::error::ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Could not save the password", error.to_string()))?
-        .map_err(|why| crate::error::ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Could not save the password", why))?;
+        .map_err(|error| {
+            crate::error::ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Could not save the password",
+                error.to_string(),
+            )
+        })?
+        .map_err(|why| {
+            crate::error::ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Could not save the password",
+                why,
+            )
+        })?;
     if state
         .database
         .complete_password_reset(&secret, &hash)

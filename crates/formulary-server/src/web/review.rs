@@ -69,9 +69,13 @@ pub(crate) fn assignment_forms(
         .map(|stage| (stage.as_str(), stage.label()))
         .collect();
     let manager = facts.state.is_open()
-        && [Role::Approver, Role::OrganisationAdmin, Role::NationalCurator]
-            .into_iter()
-            .any(|role| principal.holds(role, &facts.organisation));
+        && [
+            Role::Approver,
+            Role::OrganisationAdmin,
+            Role::NationalCurator,
+        ]
+        .into_iter()
+        .any(|role| principal.holds(role, &facts.organisation));
     let signed: Vec<ReviewStage> = facts.signed.iter().map(|signed| signed.stage).collect();
     let assignable: Vec<(&str, &str)> = ReviewStage::ALL
         .iter()
@@ -127,25 +131,29 @@ pub(crate) async fn assign(
         assignee: form.assignee.clone(),
     };
     if assigning && form.assignee.trim().is_empty() {
-        let outcome = Err(crate::workflow::WorkflowError::Invalid(vec![FieldError::new(
-            "assignee",
-            "Enter the username of the person to assign the stage to",
-        )]));
+        let outcome = Err(crate::workflow::WorkflowError::Invalid(vec![
+            FieldError::new(
+                "assignee",
+                "Enter the username of the person to assign the stage to",
+            ),
+        ]));
         return super::requests::after_action(&state, &signed_in, id, "assign", outcome).await;
     }
     let outcome = review::assign(&state, &signed_in.principal, id, &request)
         .await
         .map_err(|error| match error {
-            crate::workflow::WorkflowError::Invalid(errors) => crate::workflow::WorkflowError::Invalid(
-                errors
-                    .into_iter()
-                    .map(|error| match error.field {
-                        "stage" if assigning => FieldError::new("assign_stage", error.message),
-                        "stage" => FieldError::new("claim_stage", error.message),
-                        _ => error,
-                    })
-                    .collect(),
-            ),
+            crate::workflow::WorkflowError::Invalid(errors) => {
+                crate::workflow::WorkflowError::Invalid(
+                    errors
+                        .into_iter()
+                        .map(|error| match error.field {
+                            "stage" if assigning => FieldError::new("assign_stage", error.message),
+                            "stage" => FieldError::new("claim_stage", error.message),
+                            _ => error,
+                        })
+                        .collect(),
+                )
+            }
             other => other,
         });
     super::requests::after_action(&state, &signed_in, id, "assign", outcome).await

@@ -96,14 +96,19 @@ impl EntryForm {
         };
         let range = component.as_ref().and_then(|component| {
             let text = self.range.trim();
-            VersionRange::parse(component.ecosystem(), if text.is_empty() { "*" } else { text })
-                .map_err(|error| {
-                    errors.push(FieldError::new(
-                        "range",
-                        format!("Enter versions in the ecosystem's syntax, for example >=2.20,<3 ({error})"),
-                    ));
-                })
-                .ok()
+            VersionRange::parse(
+                component.ecosystem(),
+                if text.is_empty() { "*" } else { text },
+            )
+            .map_err(|error| {
+                errors.push(FieldError::new(
+                    "range",
+                    format!(
+                        "Enter versions in the ecosystem's syntax, for example >=2.20,<3 ({error})"
+                    ),
+                ));
+            })
+            .ok()
         });
         let status = self.status.parse::<Status>().ok();
         if status.is_none() {
@@ -132,8 +137,7 @@ impl EntryForm {
                 }
             }
         }
-        if !waives.is_empty() && expires.is_none() && !errors.iter().any(|e| e.field == "expires")
-        {
+        if !waives.is_empty() && expires.is_none() && !errors.iter().any(|e| e.field == "expires") {
             errors.push(FieldError::new(
                 "expires",
                 "An exception needs an expiry date: enter the last day it applies",
@@ -394,5 +398,9 @@ pub(crate) async fn remove(
         .remove_entry(&id, &signed_in.principal.actor, reason)
         .await?;
     state.snapshot.refresh(&state.database).await?;
-    Ok(Redirect::to(&format!("/admin/{}/entries?done=removed", organisation.code)).into_response())
+    Ok(Redirect::to(&format!(
+        "/admin/{}/entries?done=removed",
+        organisation.code
+    ))
+    .into_response())
 }

@@ -34,7 +34,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/admin/{org}/people", get(people::list).post(people::add))
         .route("/admin/{org}/people/{user}", get(people::show))
         .route("/admin/{org}/people/{user}/roles", post(people::grant))
-        .route("/admin/{org}/people/{user}/roles/revoke", post(people::revoke))
+        .route(
+            "/admin/{org}/people/{user}/roles/revoke",
+            post(people::revoke),
+        )
         .route("/admin/{org}/people/{user}/disable", post(people::disable))
         .route("/admin/{org}/people/{user}/enable", post(people::enable))
         .route(
@@ -50,7 +53,10 @@ pub(crate) fn routes() -> Router<AppState> {
             "/admin/{org}/settings/{ecosystem}",
             get(settings::edit).post(settings::save),
         )
-        .route("/admin/{org}/entries", get(entries::list).post(entries::add))
+        .route(
+            "/admin/{org}/entries",
+            get(entries::list).post(entries::add),
+        )
         .route("/admin/{org}/entries/{id}/remove", post(entries::remove))
         .route(
             "/admin/{org}/review",
@@ -77,9 +83,12 @@ pub(crate) async fn organisation_for(
     signed_in: &SignedIn,
     code: &str,
 ) -> Result<Organisation, WebError> {
-    let code: OrgCode = code
-        .parse()
-        .map_err(|_| ApiError::not_found(format!("there is no organisation '{}'", code.escape_debug())))?;
+    let code: OrgCode = code.parse().map_err(|_| {
+        ApiError::not_found(format!(
+            "there is no organisation '{}'",
+            code.escape_debug()
+        ))
+    })?;
     let organisation = state
         .database
         .organisation(&code)
@@ -122,11 +131,26 @@ async fn administered(
         .collect())
 }
 
-/// `GET /admin`: the organisations the viewer administers, each with its pages.
+/// `GET /admin`: the organisations the viewer administers, each with its pages. API clients
+/// (no `text/html` in `Accept`) get problem+json saying where the API is; browsers that are
+/// not signed in go to the sign-in page first.
 pub(crate) async fn hub(
     State(state): State<AppState>,
-    signed_in: SignedIn,
+    headers: axum::http::HeaderMap,
+    viewer: super::session::Viewer,
 ) -> Result<Response, WebError> {
+    if !super::wants_html(&headers) {
+        return Ok(ApiError::new(
+            axum::http::StatusCode::NOT_ACCEPTABLE,
+            "Administration is a set of web pages",
+            "/admin answers browsers with HTML; programs use the JSON API under /api/v1 (see /api/v1/openapi.json)",
+        )
+        .into_response());
+    }
+    let Some(principal) = viewer.principal.clone() else {
+        return Ok(axum::response::Redirect::to("/sign-in?next=%2Fadmin").into_response());
+    };
+    let signed_in = SignedIn { principal, viewer };
     if !is_admin(&signed_in.principal) {
         return Err(ApiError::forbidden(format!(
             "administration is for organisation admins and national curators; {} is {}. Your own account and tokens are at /account",
@@ -161,7 +185,14 @@ pub(crate) async fn hub(
         h2.nhsuk-heading-m { "Upstream health" }
         p { a href="/admin/upstreams" { "See the state of every upstream server" } " (read-only)." }
     };
-    Ok(page::render(&signed_in.viewer, Section::Admin, "Administration", false, content).into_response())
+    Ok(page::render(
+        &signed_in.viewer,
+        Section::Admin,
+        "Administration",
+        false,
+        content,
+    )
+    .into_response())
 }
 
 /// The breadcrumb-like heading of an organisation's administration page.

@@ -40,7 +40,9 @@ fn done_message(done: &str) -> Option<&'static str> {
     Some(match done {
         "granted" => "The role has been granted.",
         "revoked" => "The role has been revoked.",
-        "disabled" => "The account has been disabled: its sessions ended and its tokens are refused.",
+        "disabled" => {
+            "The account has been disabled: its sessions ended and its tokens are refused."
+        }
         "enabled" => "The account has been enabled again.",
         "token" => "The token has been revoked; it stopped working at once.",
         _ => return None,
@@ -512,7 +514,15 @@ pub(crate) async fn show(
         done: done_message(&done.done),
         reset_link: None,
     };
-    render_person(&state, &signed_in, &organisation, &user, view, StatusCode::OK).await
+    render_person(
+        &state,
+        &signed_in,
+        &organisation,
+        &user,
+        view,
+        StatusCode::OK,
+    )
+    .await
 }
 
 /// A role, as posted.
@@ -686,7 +696,15 @@ pub(crate) async fn reset_password(
         reset_link: Some(&link),
     };
     Ok(no_store(
-        render_person(&state, &signed_in, &organisation, &user, view, StatusCode::OK).await?,
+        render_person(
+            &state,
+            &signed_in,
+            &organisation,
+            &user,
+            view,
+            StatusCode::OK,
+        )
+        .await?,
     ))
 }
 

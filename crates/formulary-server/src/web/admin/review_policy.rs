@@ -121,7 +121,11 @@ pub(crate) async fn save(
     let organisation = organisation_for(&state, &signed_in, &org).await?;
     state
         .database
-        .set_review_policy(&organisation.code, &form.policy(), &signed_in.principal.actor)
+        .set_review_policy(
+            &organisation.code,
+            &form.policy(),
+            &signed_in.principal.actor,
+        )
         .await?;
     Ok(Redirect::to(&format!("/admin/{}/review?done=saved", organisation.code)).into_response())
 }

@@ -22,7 +22,10 @@ use crate::web::session::{PostedForm, SignedIn};
 use crate::web::WebError;
 
 const SEVERITIES: [(&str, &str); 4] = [
-    ("low", "Low: block advisories of low severity and above (strictest)"),
+    (
+        "low",
+        "Low: block advisories of low severity and above (strictest)",
+    ),
     ("medium", "Medium and above"),
     ("high", "High and above"),
     ("critical", "Critical only (most lenient)"),
@@ -61,7 +64,9 @@ fn parse_ecosystem(text: &str) -> Result<Ecosystem, WebError> {
         ApiError::not_found(format!(
             "there is no ecosystem '{}'; use one of {}",
             text.escape_debug(),
-            Ecosystem::ALL.map(|ecosystem| ecosystem.as_str()).join(", ")
+            Ecosystem::ALL
+                .map(|ecosystem| ecosystem.as_str())
+                .join(", ")
         ))
         .into()
     })
@@ -330,7 +335,11 @@ pub(crate) async fn save(
     {
         Ok(()) => {}
         Err(StoreError::Invalid(error)) => {
-            return refused(vec![FieldError::new("stance", sentence(&error.to_string()))]).await
+            return refused(vec![FieldError::new(
+                "stance",
+                sentence(&error.to_string()),
+            )])
+            .await
         }
         Err(error) => return Err(error.into()),
     }
