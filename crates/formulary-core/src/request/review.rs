@@ -207,6 +207,15 @@ fn may_take(
             stage.label().to_lowercase()
         )));
     }
+    if request.policy.distinct_reviewers {
+        if let Some(other) = request.signed.iter().find(|signed| signed.by == id) {
+            return Err(Refusal::NotPermitted(format!(
+                "{} requires a different reviewer for each stage, and this person signed off the {}; choose someone else",
+                request.organisation,
+                other.stage.label().to_lowercase()
+            )));
+        }
+    }
     if !eligible_for_stage(memberships, &request.organisation, &request.policy, stage) {
         return Err(Refusal::NotPermitted(format!(
             "the {} needs someone with the {} role for {}",

@@ -6,6 +6,7 @@
     reason = "test bodies shared by the SQLite and PostgreSQL variants are plain functions, which clippy's allow-unwrap-in-tests does not reach"
 )]
 
+mod administration;
 mod advisories;
 mod bad_input;
 mod browser;

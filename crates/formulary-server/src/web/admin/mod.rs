@@ -132,14 +132,19 @@ async fn administered(
 }
 
 /// `GET /admin`: the organisations the viewer administers, each with its pages. API clients
-/// (no `text/html` in `Accept`) get problem+json saying where the API is; browsers that are
-/// not signed in go to the sign-in page first.
+/// (`Accept` names JSON and not `text/html`) get problem+json saying where the API is;
+/// browsers that are not signed in go to the sign-in page first.
 pub(crate) async fn hub(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
     viewer: super::session::Viewer,
 ) -> Result<Response, WebError> {
-    if !super::wants_html(&headers) {
+    let asks_for_json = headers
+        .get_all(axum::http::header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| value.contains("json"));
+    if asks_for_json && !super::wants_html(&headers) {
         return Ok(ApiError::new(
             axum::http::StatusCode::NOT_ACCEPTABLE,
             "Administration is a set of web pages",
