@@ -199,3 +199,15 @@ pub(crate) async fn withdraw(
     workflow::withdraw(&state, &caller, id, &body.note).await?;
     show(State(state), Authenticated(caller), Path(id)).await
 }
+
+/// `POST /api/v1/requests/{id}/assignments`: claim a review stage (`{"stage": "security"}`)
+/// or assign it (`{"stage": "security", "assignee": "username"}`; approvers and admins).
+pub(crate) async fn assign(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<i64>,
+    Json(form): Json<crate::review::AssignForm>,
+) -> Result<Json<RequestView>, ApiError> {
+    crate::review::assign(&state, &caller, id, &form).await?;
+    show(State(state), Authenticated(caller), Path(id)).await
+}

@@ -511,6 +511,27 @@ async fn review_stages_need_distinct_reviewers_named_roles_and_respect_claims() 
         "{page}"
     );
 
+    // The API reads the same policy; RJ1's admin cannot change RQM's.
+    let (status, policy) = call(
+        &client,
+        &tokens["rob"],
+        "GET",
+        format!("{base}/api/v1/organisations/RJ1/review-policy"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{policy}");
+    assert_eq!(policy["distinct_reviewers"], true, "{policy}");
+    let olu_token = login(&client, &base, "olu").await;
+    let response = client
+        .put(format!("{base}/api/v1/organisations/RQM/review-policy"))
+        .bearer_auth(&olu_token)
+        .json(&json!({ "distinct_reviewers": false }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+
     let mut body = request_body("tomli");
     body["data_class"] = json!("personal");
     let (status, created) = call(
