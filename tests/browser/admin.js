@@ -1,8 +1,8 @@
 // Administration in a real browser, as RJ1's organisation admin: add a person (and get the link
 // with which they choose a password), grant a role, change a setting, see a loosening of the
 // national baseline refused with the reason, add an exception with an expiry, revoke a
-// requester's token, turn on distinct reviewers, read upstream health; every page axe-clean and
-// no wider than the 1280 px window. Run by crates/formulary/tests/cli/browser.rs.
+// requester's token, add and remove a prohibition, turn on distinct reviewers, read upstream
+// health; every page axe-clean and no wider than the 1280 px window. Run by crates/formulary/tests/cli/browser.rs.
 //
 //   BASE_URL=http://127.0.0.1:8080 SCREENSHOT_DIR=/tmp/shots FORMULARY_TEST_PASSWORD=… node tests/browser/admin.js
 
@@ -119,6 +119,25 @@ runCase('admin', async ({ page, shot }) => {
   expect(entry.includes('Exception') && entry.includes('PYSEC-2018-28') && entry.includes('30 June 2099'), `the exception should be listed with what it waives and its expiry; the row says "${excerpt(entry)}"`);
   await shot('exception-added');
   await checkWidth(page, 'entries');
+
+  // 6b. A prohibition, then its removal with a reason (asked for on its own page).
+  await page.getByLabel('Component').fill('pkg:pypi/insecure-package');
+  await page.getByLabel('Decision').selectOption('prohibited');
+  await page.getByLabel('Reason', { exact: true }).fill('Typosquat of a popular package; never to be installed');
+  await submit(page, 'Add entry');
+  await page.waitForURL(/\/admin\/RJ1\/entries\?done=added$/);
+  const prohibited = await page.locator('#entries tbody tr', { hasText: 'insecure-package' }).innerText();
+  expect(prohibited.includes('prohibited'), `the prohibition should be listed; the row says "${excerpt(prohibited)}"`);
+  await page.getByRole('link', { name: /Remove the entry for pkg:pypi\/insecure-package/ }).click();
+  await page.waitForURL(/\/remove$/);
+  await shot('removal-asks-why');
+  await submit(page, 'Remove entry');
+  await checkErrorSummary(page, ['removal_reason'], 'a removal without a reason');
+  await page.getByLabel('Why is it removed?').fill('Added to the wrong trust by mistake');
+  await submit(page, 'Remove entry');
+  await page.waitForURL(/\/admin\/RJ1\/entries\?done=removed$/);
+  expect(await page.locator('#entries tbody tr', { hasText: 'insecure-package' }).count() === 0, 'the removed prohibition should no longer be listed');
+  await shot('prohibition-removed');
 
   // 7. The review policy.
   await page.getByRole('link', { name: 'Review policy' }).click();

@@ -180,7 +180,7 @@ impl EntryForm {
     }
 }
 
-fn entry_rows(entries: &[StoredEntry], code: &str, csrf: &str) -> maud::Markup {
+fn entry_rows(entries: &[StoredEntry], code: &str) -> maud::Markup {
     html! {
         table.nhsuk-table #entries {
             caption.nhsuk-table__caption.nhsuk-u-visually-hidden { "Entries of " (code) }
@@ -202,12 +202,7 @@ fn entry_rows(entries: &[StoredEntry], code: &str, csrf: &str) -> maud::Markup {
                         td.nhsuk-table__cell { (draft.reason) br; span.nhsuk-body-s { "Decided by " (draft.decided_by) ", " (page::when(stored.entry.created_at)) } }
                         td.nhsuk-table__cell { @if let Some(day) = draft.expires { (day.format("%-d %B %Y")) } @else { "–" } }
                         td.nhsuk-table__cell {
-                            form.formulary-inline-form method="post" action={ "/admin/" (code) "/entries/" (stored.entry.id) "/remove" } {
-                                (page::csrf_field(csrf))
-                                label.nhsuk-label.nhsuk-u-visually-hidden for={ "removal-" (stored.entry.id) } { "Why remove the entry for " (draft.component.purl()) }
-                                input.nhsuk-input.formulary-short-input id={ "removal-" (stored.entry.id) } name="reason" type="text" placeholder="Why" required;
-                                button.nhsuk-button.nhsuk-button--secondary.nhsuk-u-margin-bottom-0 type="submit" { "Remove" span.nhsuk-u-visually-hidden { " the entry for " (draft.component.purl()) } }
-                            }
+                            a href={ "/admin/" (code) "/entries/" (stored.entry.id) "/remove" } { "Remove" span.nhsuk-u-visually-hidden { " the entry for " (draft.component.purl()) " " (draft.range.as_str()) } }
                         }
                     }
                 }
@@ -246,7 +241,7 @@ async fn render(
         (caption(organisation))
         h1 { "Entries and exceptions" }
         p { "Entries decide what " (code) " may use. An exception is an allowing entry that sets aside an advisory or the national prohibition until its expiry date. Removed entries stay in the history and the audit log." }
-        @if entries.is_empty() { p { "No entries yet." } } @else { (entry_rows(&entries, code, csrf)) }
+        @if entries.is_empty() { p { "No entries yet." } } @else { (entry_rows(&entries, code)) }
         div.nhsuk-grid-row { div.nhsuk-grid-column-two-thirds {
             h2.nhsuk-heading-m #add { "Add an entry or exception" }
             form method="post" action={ "/admin/" (code) "/entries" } novalidate {
@@ -356,10 +351,85 @@ pub(crate) async fn add(
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub(crate) struct RemovalForm {
-    reason: String,
+    removal_reason: String,
 }
 
-/// `POST /admin/{org}/entries/{id}/remove`: only an entry of this organisation.
+/// The entry named in the path, when it is this organisation's and in force.
+async fn own_entry(
+    state: &AppState,
+    organisation: &Organisation,
+    id: &str,
+) -> Result<StoredEntry, WebError> {
+    let stored = state.database.entry(id).await?;
+    if stored.entry.draft.organisation != organisation.code || stored.removal.is_some() {
+        return Err(ApiError::not_found(format!(
+            "{} has no entry '{}' in force",
+            organisation.code,
+            id.escape_debug()
+        ))
+        .into());
+    }
+    Ok(stored)
+}
+
+fn removal_page(
+    signed_in: &SignedIn,
+    organisation: &Organisation,
+    stored: &StoredEntry,
+    errors: &[FieldError],
+    status: StatusCode,
+) -> Response {
+    let csrf = signed_in.viewer.csrf_token.as_deref().unwrap_or("");
+    let draft = &stored.entry.draft;
+    let content = html! {
+        (subnav(organisation, "entries"))
+        div.nhsuk-grid-row { div.nhsuk-grid-column-two-thirds {
+            (page::error_summary(errors))
+            (caption(organisation))
+            h1 { "Remove the entry for " (draft.component.name.as_str()) }
+            dl.nhsuk-summary-list #entry {
+                div.nhsuk-summary-list__row { dt.nhsuk-summary-list__key { "Component" } dd.nhsuk-summary-list__value { code { (draft.component.purl()) } " " code { (draft.range.as_str()) } } }
+                div.nhsuk-summary-list__row { dt.nhsuk-summary-list__key { "Decision" } dd.nhsuk-summary-list__value { (page::status_tag(draft.status)) } }
+                div.nhsuk-summary-list__row { dt.nhsuk-summary-list__key { "Reason" } dd.nhsuk-summary-list__value { (draft.reason) } }
+            }
+            p { "The entry stops applying at once; it stays in the history and the audit log with your reason." }
+            form method="post" action={ "/admin/" (organisation.code) "/entries/" (stored.entry.id) "/remove" } novalidate {
+                (page::csrf_field(csrf))
+                (page::textarea(Field { name: "removal_reason", label: "Why is it removed?", hint: Some("For example: the pipeline moved to version 2.32, so the exception is no longer needed"), value: "" }, 3, errors))
+                button.nhsuk-button.nhsuk-button--warning type="submit" { "Remove entry" }
+            }
+            p { a href={ "/admin/" (organisation.code) "/entries" } { "Keep it and go back" } }
+        } }
+    };
+    page::render_with_status(
+        status,
+        &signed_in.viewer,
+        Section::Admin,
+        "Remove an entry",
+        !errors.is_empty(),
+        content,
+    )
+    .into_response()
+}
+
+/// `GET /admin/{org}/entries/{id}/remove`: asks why.
+pub(crate) async fn confirm_removal(
+    State(state): State<AppState>,
+    signed_in: SignedIn,
+    Path((org, id)): Path<(String, String)>,
+) -> Result<Response, WebError> {
+    let organisation = organisation_for(&state, &signed_in, &org).await?;
+    let stored = own_entry(&state, &organisation, &id).await?;
+    Ok(removal_page(
+        &signed_in,
+        &organisation,
+        &stored,
+        &[],
+        StatusCode::OK,
+    ))
+}
+
+/// `POST /admin/{org}/entries/{id}/remove`: only an entry of this organisation, with a reason.
 pub(crate) async fn remove(
     State(state): State<AppState>,
     Path((org, id)): Path<(String, String)>,
@@ -367,31 +437,20 @@ pub(crate) async fn remove(
 ) -> Result<Response, WebError> {
     let PostedForm { signed_in, form } = posted;
     let organisation = organisation_for(&state, &signed_in, &org).await?;
-    let stored = state.database.entry(&id).await?;
-    if stored.entry.draft.organisation != organisation.code {
-        return Err(ApiError::not_found(format!(
-            "{} has no entry '{}'",
-            organisation.code,
-            id.escape_debug()
-        ))
-        .into());
-    }
-    let reason = form.reason.trim();
+    let stored = own_entry(&state, &organisation, &id).await?;
+    let reason = form.removal_reason.trim();
     if reason.is_empty() {
         let errors = [FieldError::new(
-            "reason",
-            "Say why the entry is removed (type it beside its Remove button)",
+            "removal_reason",
+            "Say why the entry is removed; the reason is kept in its history",
         )];
-        return render(
-            &state,
+        return Ok(removal_page(
             &signed_in,
             &organisation,
-            &EntryForm::default(),
+            &stored,
             &errors,
-            None,
             StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await;
+        ));
     }
     state
         .database

@@ -57,7 +57,10 @@ pub(crate) fn routes() -> Router<AppState> {
             "/admin/{org}/entries",
             get(entries::list).post(entries::add),
         )
-        .route("/admin/{org}/entries/{id}/remove", post(entries::remove))
+        .route(
+            "/admin/{org}/entries/{id}/remove",
+            get(entries::confirm_removal).post(entries::remove),
+        )
         .route(
             "/admin/{org}/review",
             get(review_policy::show).post(review_policy::save),
