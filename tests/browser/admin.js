@@ -59,6 +59,24 @@ runCase('admin', async ({ page, shot }) => {
   await shot('person-added');
   await checkWidth(page, 'people');
 
+  // 2b. The link works for Nina: a weak password is refused, a strong one saved, once.
+  const link = /(https?:\/\/\S+\/reset-password\/[0-9a-f]+)/.exec(created)[1];
+  await page.goto(link);
+  await shot('choose-password');
+  await page.getByLabel('New password', { exact: true }).fill('password1234');
+  await page.getByLabel('New password again').fill('password1234');
+  await submit(page, 'Save password');
+  await checkErrorSummary(page, ['new_password'], 'a weak password');
+  await shot('weak-password-refused');
+  await page.getByLabel('New password', { exact: true }).fill('lantern orchard copper meadow');
+  await page.getByLabel('New password again').fill('lantern orchard copper meadow');
+  await submit(page, 'Save password');
+  expect((await page.locator('h1').innerText()) === 'Your password has been saved', `a strong password should be saved; the page says "${excerpt(await mainText(page))}"`);
+  await shot('password-saved');
+  const again = await page.goto(link);
+  expect(again.status() === 404, `the link should work once; opening it again answered ${again.status()}`);
+  await open(page, '/admin/RJ1/people');
+
   // 3. Grant her a second role.
   await page.getByRole('link', { name: 'Nina Newcomer' }).click();
   await page.waitForURL(/\/admin\/RJ1\/people\/u-/);

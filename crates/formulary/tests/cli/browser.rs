@@ -268,6 +268,25 @@ fn an_organisation_admin_manages_people_and_settings_in_a_real_browser() {
         users.contains("nina.k") && users.contains("RJ1:reviewer"),
         "the account added in the browser should exist with its granted role: {users}"
     );
+    // Nina signs in with the password she chose through the link.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let status = runtime.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{base}/api/v1/session/token"))
+            .json(&serde_json::json!({ "username": "nina.k", "password": "lantern orchard copper meadow" }))
+            .send()
+            .await
+            .expect("login answers")
+            .status()
+            .as_u16()
+    });
+    assert_eq!(
+        status, 201,
+        "nina.k should sign in with the password chosen in the browser"
+    );
     let settings = get_json(&format!("{base}/api/v1/organisations/RJ1/settings"));
     assert_eq!(
         settings["pypi"]["severity_threshold"], "medium",
