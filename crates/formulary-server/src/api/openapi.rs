@@ -47,7 +47,7 @@ const OPERATIONS: &[Operation] = &[
     op("get", "/api/v1/search", "Search components across every ecosystem (`q`, optional `ecosystem`, `organisation`)", false, None, (200, "SearchHits")),
     op("get", "/api/v1/components/{ecosystem}/{name}", "A component: each version's decision for the organisation with reasons, evidence, precedent, mentor and requests", false, None, (200, "ComponentReport")),
     op("get", "/api/v1/components/{ecosystem}/{scope}/{name}", "A scoped npm component (`/api/v1/components/npm/@types/node`), as above", false, None, (200, "ComponentReport")),
-    op("get", "/api/v1/requests", "Your requests (`scope=mine`) or the open requests you may review or decide (`scope=queue`)", true, None, (200, "RequestList")),
+    op("get", "/api/v1/requests", "Your requests (`scope=mine`) or the open requests you may review or decide (`scope=queue`, each with `review`: the stages still needed, who has each, and `ready_to_decide`)", true, None, (200, "RequestList")),
     op("post", "/api/v1/requests", "Request a tool; granted at once when an entry in force already covers it", true, Some("RequestForm"), (201, "Request")),
     op("get", "/api/v1/requests/{id}", "A request with its timeline", true, None, (200, "Request")),
     op("post", "/api/v1/requests/{id}/comments", "Comment on a request", true, Some("Comment"), (200, "Request")),
@@ -90,7 +90,7 @@ fn schemas() -> Value {
         "Problem": object(json!({ "type": text, "title": text, "status": { "type": "integer" }, "detail": text }), &["title", "status", "detail"]),
         "TokenRequest": object(json!({ "username": text, "password": text, "name": text }), &["username", "password"]),
         "IssuedToken": object(json!({ "token": text, "expires_at": text, "user": { "$ref": "#/components/schemas/Whoami" } }), &["token", "user"]),
-        "Whoami": object(json!({ "id": text, "name": text, "username": text, "memberships": { "type": "array", "items": object(json!({ "organisation": text, "role": { "enum": ["requester", "reviewer", "approver", "organisation-admin", "national-curator", "auditor"] } }), &["organisation", "role"]) } }), &["id", "name", "memberships"]),
+        "Whoami": object(json!({ "id": text, "name": text, "username": text, "memberships": { "type": "array", "items": object(json!({ "organisation": text, "role": { "enum": ["requester", "reviewer", "approver", "organisation-admin", "national-curator", "auditor", "information-governance", "clinical-safety-officer"] } }), &["organisation", "role"]) } }), &["id", "name", "memberships"]),
         "PasswordChange": object(json!({ "current_password": text, "new_password": { "type": "string", "minLength": 12, "maxLength": 256 } }), &["current_password", "new_password"]),
         "TokenList": { "type": "array", "items": object(json!({ "id": text, "name": text, "created_at": text, "expires_at": { "type": ["string", "null"] }, "revoked_at": { "type": ["string", "null"] } }), &["id", "name", "created_at"]) },
         "SearchHits": { "type": "array", "items": object(json!({ "component": text, "statuses": { "type": "array", "items": text }, "open_requests": { "type": "integer" } }), &["component"]) },
@@ -105,7 +105,8 @@ fn schemas() -> Value {
             "id": { "type": "integer" }, "component": text, "range": text, "organisation": text, "problem": text, "data_class": text,
             "state": { "enum": ["submitted", "in-review", "approved", "approved-with-constraints", "pilot", "rejected", "withdrawn"] },
             "requester": object(json!({ "id": text, "name": text }), &["id", "name"]), "created_at": text, "decided_at": text,
-            "decision": { "type": ["object", "null"] }, "url": text, "events": { "type": "array" }
+            "decision": { "type": ["object", "null"] }, "url": text, "events": { "type": "array" },
+            "review": object(json!({ "outstanding": { "type": "array", "items": object(json!({ "stage": text, "assigned_to": { "type": ["string", "null"] } }), &["stage"]) }, "ready_to_decide": { "type": "boolean" } }), &["outstanding", "ready_to_decide"])
         }), &["id", "component", "state"]),
         "RequestList": { "type": "array", "items": { "$ref": "#/components/schemas/Request" } },
         "Comment": object(json!({ "body": text }), &["body"]),

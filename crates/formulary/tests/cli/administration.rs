@@ -635,6 +635,25 @@ async fn review_stages_need_distinct_reviewers_named_roles_and_respect_claims() 
         queue.contains("Security review (ray)") && !queue.contains("Ready to decide"),
         "{queue}"
     );
+    let (status, listed) = call(
+        &client,
+        &tokens["aisha"],
+        "GET",
+        format!("{base}/api/v1/requests?scope=queue"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    let review = &listed[0]["review"];
+    assert_eq!(review["ready_to_decide"], false, "{listed}");
+    assert!(
+        review["outstanding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|stage| stage["stage"] == "security" && stage["assigned_to"] == "ray"),
+        "{listed}"
+    );
 
     // A claimed stage is signed off by its claimant; an approver may reassign it.
     workspace.add_user("sol", "sol", &["RJ1:reviewer"], PASSWORD);
@@ -696,6 +715,15 @@ async fn review_stages_need_distinct_reviewers_named_roles_and_respect_claims() 
     );
     let (_, queue) = aisha.get("/requests").await;
     assert!(queue.contains("Ready to decide"), "{queue}");
+    let (_, listed) = call(
+        &client,
+        &tokens["aisha"],
+        "GET",
+        format!("{base}/api/v1/requests?scope=queue"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(listed[0]["review"]["ready_to_decide"], true, "{listed}");
     let (_, page) = aisha.get(&format!("/requests/{id}")).await;
     assert!(page.contains("id=\"ready\""), "{page}");
     let (status, decided) = call(
