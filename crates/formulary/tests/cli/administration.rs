@@ -562,6 +562,21 @@ async fn review_stages_need_distinct_reviewers_named_roles_and_respect_claims() 
         }
     };
 
+    // The information governance role holder hears of a request with personal data.
+    let (status, told) = call(
+        &client,
+        &tokens["ivy"],
+        "GET",
+        format!("{base}/api/v1/me/notifications"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{told}");
+    assert!(
+        told.to_string().contains("review.waiting"),
+        "ivy should be told: {told}"
+    );
+
     // One reviewer cannot sign off two stages; the IG stage needs the IG role.
     assert_eq!(sign("rob", "basic").await.0, StatusCode::OK);
     let (status, answer) = sign("rob", "technical").await;
