@@ -172,5 +172,8 @@ runCase('admin', async ({ page, shot }) => {
   expect((await page.locator('h1').innerText()) === 'Page not found', 'an unknown address should show the "Page not found" page');
   await shot('not-found');
   await open(page, '/admin/RQM/people', 403);
+  const refusal = await mainText(page);
+  expect(refusal.includes('does not administer RQM') && refusal.includes('You administer RJ1'), `another trust's page should say whose it is and what Olu administers; it says "${excerpt(refusal)}"`);
+  expect((await page.locator('.formulary-account').innerText()).includes('Olu Admin'), 'the refusal page should still show who is signed in');
   await shot('another-trust-refused');
 });

@@ -31,17 +31,24 @@ use crate::state::AppState;
 
 /// A failure shown as a page (not JSON): what happened, and what to do next.
 #[derive(Debug)]
-pub struct WebError(ApiError);
+pub struct WebError(ApiError, Option<Box<session::Viewer>>);
+
+impl WebError {
+    /// The same failure, shown with the viewer's header (who is signed in, their navigation).
+    pub(crate) fn seen_by(self, viewer: &session::Viewer) -> WebError {
+        WebError(self.0, Some(Box::new(viewer.clone())))
+    }
+}
 
 impl From<ApiError> for WebError {
     fn from(error: ApiError) -> WebError {
-        WebError(error)
+        WebError(error, None)
     }
 }
 
 impl From<formulary_store::StoreError> for WebError {
     fn from(error: formulary_store::StoreError) -> WebError {
-        WebError(error.into())
+        WebError(error.into(), None)
     }
 }
 
@@ -52,9 +59,10 @@ impl IntoResponse for WebError {
             p { (self.0.detail) }
             p { a href="/" { "Go to the home page" } " or " a href="/components" { "search the catalogue" } "." }
         };
+        let viewer = self.1.map(|viewer| *viewer).unwrap_or_default();
         page::render_with_status(
             self.0.status,
-            &session::Viewer::default(),
+            &viewer,
             page::Section::Home,
             &self.0.title,
             false,

@@ -86,6 +86,16 @@ pub(crate) async fn organisation_for(
     signed_in: &SignedIn,
     code: &str,
 ) -> Result<Organisation, WebError> {
+    organisation_checked(state, signed_in, code)
+        .await
+        .map_err(|error| error.seen_by(&signed_in.viewer))
+}
+
+async fn organisation_checked(
+    state: &AppState,
+    signed_in: &SignedIn,
+    code: &str,
+) -> Result<Organisation, WebError> {
     let code: OrgCode = code.parse().map_err(|_| {
         ApiError::not_found(format!(
             "there is no organisation '{}'",
@@ -164,8 +174,8 @@ pub(crate) async fn hub(
             "administration is for organisation admins and national curators; {} is {}. Your own account and tokens are at /account",
             signed_in.principal.name,
             signed_in.principal.describe_roles()
-        ))
-        .into());
+        )))
+        .map_err(|error| WebError::from(error).seen_by(&signed_in.viewer));
     }
     let organisations = administered(&state, &signed_in.principal).await?;
     let content = html! {

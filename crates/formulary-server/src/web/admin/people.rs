@@ -99,17 +99,17 @@ async fn person(
             || (national && user.memberships.is_empty())
     })
     .ok_or_else(|| {
-        ApiError::not_found(format!(
+        WebError::from(ApiError::not_found(format!(
             "there is no person with id '{}' in {}",
             user_id.escape_debug(),
             organisation.code
-        ))
-        .into()
+        )))
+        .seen_by(&signed_in.viewer)
     })
 }
 
-fn refuse(detail: impl Into<String>) -> WebError {
-    ApiError::forbidden(detail).into()
+fn refuse(signed_in: &SignedIn, detail: impl Into<String>) -> WebError {
+    WebError::from(ApiError::forbidden(detail)).seen_by(&signed_in.viewer)
 }
 
 /// A page that shows a secret link once: never cached.
@@ -601,7 +601,9 @@ pub(crate) async fn revoke(
         .principal
         .holds(Role::NationalCurator, &OrgCode::national());
     if user.memberships.len() == 1 && !national {
-        return Err(refuse(format!(
+        return Err(refuse(
+            &signed_in,
+            format!(
             "this is {}'s only role, and a person without roles drops off every organisation's list. To stop them using Formulary, disable the account instead; to change what they do, grant the new role first",
             user.display_name
         )));
@@ -631,7 +633,9 @@ async fn managed_account(
     let organisation = organisation_for(state, signed_in, org).await?;
     let user = person(state, signed_in, &organisation, user_id).await?;
     if !manages_account(&signed_in.principal, &user) {
-        return Err(refuse(format!(
+        return Err(refuse(
+            signed_in,
+            format!(
             "{} also has roles in organisations you do not administer, so only a national curator can change the account itself",
             user.display_name
         )));
@@ -649,6 +653,7 @@ async fn set_disabled(
     let (organisation, user) = managed_account(state, signed_in, org, user_id).await?;
     if disabled && user.id == signed_in.principal.id {
         return Err(refuse(
+            signed_in,
             "you cannot disable your own account; ask another administrator",
         ));
     }
