@@ -194,3 +194,66 @@ store_test!(
         assert_eq!(assignments[0].user_name, "rita (test)");
     }
 );
+
+store_test!(
+    an_organisations_people_come_with_all_their_roles,
+    |database, _url| {
+        let rita = trust_with(&database, "rita").await;
+        database
+            .add_organisation(
+                &Organisation {
+                    code: "RQM".parse().expect("code"),
+                    name: "Other".to_owned(),
+                },
+                "cli:test",
+            )
+            .await
+            .expect("organisation");
+        database
+            .grant_role(
+                &rita.id,
+                &Membership::new("RQM".parse().expect("code"), Role::Approver),
+                "cli:test",
+            )
+            .await
+            .expect("grant");
+        let outsider = database
+            .add_user(
+                &NewUser {
+                    username: "omar".to_owned(),
+                    display_name: "Omar".to_owned(),
+                    email: None,
+                    password_hash: None,
+                    identity_provider: LOCAL_PROVIDER.to_owned(),
+                    external_subject: None,
+                    memberships: vec![Membership::new(
+                        "RQM".parse().expect("code"),
+                        Role::Requester,
+                    )],
+                },
+                "cli:test",
+            )
+            .await
+            .expect("user");
+        let people = database
+            .users_in_organisation(&"RJ1".parse().expect("code"))
+            .await
+            .expect("people");
+        assert_eq!(people.len(), 1, "{people:?}");
+        assert_eq!(people[0].id, rita.id);
+        assert_eq!(
+            people[0].memberships.len(),
+            2,
+            "every role of the person, elsewhere too: {people:?}"
+        );
+        let others = database
+            .users_in_organisation(&"RQM".parse().expect("code"))
+            .await
+            .expect("people");
+        let ids: Vec<&str> = others.iter().map(|user| user.id.as_str()).collect();
+        assert!(
+            ids.contains(&outsider.id.as_str()) && ids.contains(&rita.id.as_str()),
+            "{ids:?}"
+        );
+    }
+);

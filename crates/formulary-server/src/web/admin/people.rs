@@ -145,14 +145,10 @@ async fn render_list(
     view: ListView<'_>,
     status: StatusCode,
 ) -> Result<Response, WebError> {
-    let mut people: Vec<User> = state
+    let people: Vec<User> = state
         .database
-        .users()
-        .await?
-        .into_iter()
-        .filter(|user| !roles_here(user, &organisation.code).is_empty())
-        .collect();
-    people.sort_by(|a, b| a.display_name.cmp(&b.display_name));
+        .users_in_organisation(&organisation.code)
+        .await?;
     let csrf = signed_in.viewer.csrf_token.as_deref().unwrap_or("");
     let errors = view.errors;
     let code = &organisation.code;

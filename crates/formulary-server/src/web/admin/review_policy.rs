@@ -52,7 +52,10 @@ pub(crate) async fn show(
 ) -> Result<Response, WebError> {
     let organisation = organisation_for(&state, &signed_in, &org).await?;
     let policy = state.database.review_policy(&organisation.code).await?;
-    let people = state.database.users().await?;
+    let people = state
+        .database
+        .users_in_organisation(&organisation.code)
+        .await?;
     let holders = |role: Role| -> Vec<String> {
         people
             .iter()
