@@ -31,6 +31,7 @@ mod reliability_database;
 mod reliability_kill;
 mod reliability_upstream;
 mod requests;
+mod review_stages;
 mod security;
 mod self_service;
 mod server;
