@@ -136,7 +136,7 @@ runCase('journey', async ({ page, shot }) => {
   //     home page offers that command.
   await open(page, '/account');
   await page.getByLabel('What it is for').fill('my laptop');
-  await page.getByRole('button', { name: 'Create a token for package clients' }).click();
+  await page.getByRole('button', { name: 'Create token' }).click();
   await page.waitForLoadState('load');
   const fresh = await page.locator('#new-gateway-token').innerText().catch(() => '');
   expect(/frm_[0-9a-f]{64}/.test(fresh) && fresh.includes('formulary setup --server'), `/account should show the new token once with the setup command; it shows "${excerpt(fresh || await mainText(page))}"`);

@@ -22,17 +22,25 @@ pub enum Role {
     NationalCurator,
     /// Reads everything, including the audit log; changes nothing.
     Auditor,
+    /// Signs off the information governance stage where the organisation's review policy names
+    /// the role (a DPIA where personal data is processed).
+    InformationGovernance,
+    /// Signs off the clinical safety stage (DCB0129/DCB0160) where the organisation's review
+    /// policy names the role.
+    ClinicalSafetyOfficer,
 }
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 6] = [
+    pub const ALL: [Role; 8] = [
         Role::Requester,
         Role::Reviewer,
         Role::Approver,
         Role::OrganisationAdmin,
         Role::NationalCurator,
         Role::Auditor,
+        Role::InformationGovernance,
+        Role::ClinicalSafetyOfficer,
     ];
 
     /// The kebab-case word used in the CLI, the API and storage.
@@ -44,6 +52,22 @@ impl Role {
             Role::OrganisationAdmin => "organisation-admin",
             Role::NationalCurator => "national-curator",
             Role::Auditor => "auditor",
+            Role::InformationGovernance => "information-governance",
+            Role::ClinicalSafetyOfficer => "clinical-safety-officer",
+        }
+    }
+
+    /// How the role reads on a page.
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::Requester => "Requester",
+            Role::Reviewer => "Reviewer",
+            Role::Approver => "Approver",
+            Role::OrganisationAdmin => "Organisation admin",
+            Role::NationalCurator => "National curator",
+            Role::Auditor => "Auditor",
+            Role::InformationGovernance => "Information governance",
+            Role::ClinicalSafetyOfficer => "Clinical safety officer",
         }
     }
 
@@ -54,7 +78,12 @@ impl Role {
         match self {
             Role::NationalCurator => own.is_national() || own == target,
             Role::OrganisationAdmin => own == target && !target.is_national(),
-            Role::Requester | Role::Reviewer | Role::Approver | Role::Auditor => false,
+            Role::Requester
+            | Role::Reviewer
+            | Role::Approver
+            | Role::Auditor
+            | Role::InformationGovernance
+            | Role::ClinicalSafetyOfficer => false,
         }
     }
 
@@ -77,7 +106,7 @@ impl FromStr for Role {
         let wanted = text.trim().to_ascii_lowercase().replace('_', "-");
         Role::ALL.into_iter().find(|role| role.as_str() == wanted).ok_or_else(|| {
             CoreError::InvalidSetting(format!(
-                "'{}' is not a role; use requester, reviewer, approver, organisation-admin, national-curator or auditor",
+                "'{}' is not a role; use requester, reviewer, approver, organisation-admin, national-curator, auditor, information-governance or clinical-safety-officer",
                 printable(text)
             ))
         })

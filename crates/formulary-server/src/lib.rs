@@ -25,6 +25,7 @@ pub mod notices;
 mod npm;
 mod pypi;
 pub mod reports;
+pub mod review;
 mod router;
 mod snapshot;
 mod state;

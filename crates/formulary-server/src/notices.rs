@@ -79,7 +79,20 @@ pub async fn request_changed(
     match notice {
         RequestNotice::Submitted => {
             if request.decided_at.is_none() {
-                for person in staff(&["reviewer", "approver"]).await {
+                // Holders of the named review roles hear of the requests whose data needs them.
+                let roles: &'static [&'static str] = match request.draft.data_class {
+                    formulary_core::request::DataClass::Aggregate => &["reviewer", "approver"],
+                    formulary_core::request::DataClass::Personal => {
+                        &["reviewer", "approver", "information-governance"]
+                    }
+                    formulary_core::request::DataClass::Clinical => &[
+                        "reviewer",
+                        "approver",
+                        "information-governance",
+                        "clinical-safety-officer",
+                    ],
+                };
+                for person in staff(roles).await {
                     if person != by.id {
                         notes.push(NewNotification {
                             user_id: person,

@@ -126,6 +126,10 @@ pub fn app(state: AppState) -> Router {
             put(api::organisations::set_settings),
         )
         .route(
+            "/api/v1/organisations/{code}/review-policy",
+            get(api::organisations::review_policy).put(api::organisations::set_review_policy),
+        )
+        .route(
             "/api/v1/entries",
             get(api::entries::list).post(api::entries::create),
         )
@@ -219,6 +223,10 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/api/v1/requests/{id}/withdraw",
             post(api::requests::withdraw),
+        )
+        .route(
+            "/api/v1/requests/{id}/assignments",
+            post(api::requests::assign),
         )
         .route("/api/v1/decisions", get(api::catalogue::decisions))
         .route("/api/v1/metrics", get(api::catalogue::metrics))

@@ -82,6 +82,10 @@ pub struct RequestRecord {
     pub request: StoredRequest,
     /// Its timeline, oldest first.
     pub events: Vec<RequestEvent>,
+    /// Its organisation's review policy.
+    pub policy: formulary_core::request::ReviewPolicy,
+    /// Stages claimed by or assigned to someone.
+    pub assignments: Vec<formulary_core::request::Assignment>,
 }
 
 impl RequestRecord {
@@ -103,6 +107,8 @@ impl RequestRecord {
                     })
                 })
                 .collect(),
+            policy: self.policy,
+            assignments: self.assignments.clone(),
         }
     }
 }
@@ -126,6 +132,8 @@ pub fn may_view(principal: &Principal, request: &StoredRequest) -> bool {
             Role::Approver,
             Role::OrganisationAdmin,
             Role::Auditor,
+            Role::InformationGovernance,
+            Role::ClinicalSafetyOfficer,
         ]
         .into_iter()
         .any(|role| principal.holds(role, organisation))
@@ -151,7 +159,17 @@ pub async fn load(
         .filter(|request| may_view(principal, request))
         .ok_or_else(|| no_such_request(id))?;
     let events = state.database.request_events(id).await?;
-    Ok(RequestRecord { request, events })
+    let policy = state
+        .database
+        .review_policy(&request.draft.organisation)
+        .await?;
+    let assignments = state.database.review_assignments(id).await?;
+    Ok(RequestRecord {
+        request,
+        events,
+        policy,
+        assignments,
+    })
 }
 
 /// The entry in force that already answers a request in the requester's organisation: an
@@ -225,9 +243,15 @@ pub async fn review_queue(
     Ok(open
         .into_iter()
         .filter(|request| {
-            [Role::Reviewer, Role::Approver, Role::NationalCurator]
-                .into_iter()
-                .any(|role| principal.holds(role, &request.draft.organisation))
+            [
+                Role::Reviewer,
+                Role::Approver,
+                Role::NationalCurator,
+                Role::InformationGovernance,
+                Role::ClinicalSafetyOfficer,
+            ]
+            .into_iter()
+            .any(|role| principal.holds(role, &request.draft.organisation))
         })
         .collect())
 }

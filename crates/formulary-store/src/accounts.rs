@@ -268,6 +268,46 @@ impl Database {
         Ok(users)
     }
 
+    /// The accounts with a role in `organisation`, by display name, each with all its roles; in
+    /// two queries whatever their number (the administration pages list them).
+    pub async fn users_in_organisation(
+        &self,
+        organisation: &formulary_core::OrgCode,
+    ) -> Result<Vec<User>, StoreError> {
+        let members = "SELECT user_id FROM memberships WHERE organisation = $1";
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE id IN ({members}) ORDER BY display_name, username"
+        ))
+        .bind(organisation.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        let mut users = rows
+            .iter()
+            .map(decode_user)
+            .collect::<Result<Vec<_>, _>>()?;
+        let roles = sqlx::query(&format!(
+            "SELECT user_id, organisation, role FROM memberships WHERE user_id IN ({members}) ORDER BY organisation, role"
+        ))
+        .bind(organisation.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        let mut by_user: std::collections::HashMap<String, Vec<Membership>> =
+            std::collections::HashMap::new();
+        for row in &roles {
+            by_user
+                .entry(row.try_get::<String, _>("user_id")?)
+                .or_default()
+                .push(Membership::new(
+                    row.try_get::<String, _>("organisation")?.parse()?,
+                    row.try_get::<String, _>("role")?.parse::<Role>()?,
+                ));
+        }
+        for user in &mut users {
+            user.memberships = by_user.remove(&user.id).unwrap_or_default();
+        }
+        Ok(users)
+    }
+
     /// Replaces a local account's password hash and ends every session of the account except
     /// `keep_session` (the cookie secret of the session that made the change, if any), in one
     /// transaction audited as `user.password`.
@@ -456,7 +496,7 @@ impl Database {
 
 /// Ends every live session of a user except the one whose secret digest is `keep`; returns how
 /// many ended.
-async fn end_sessions(
+pub(crate) async fn end_sessions(
     connection: &mut sqlx::AnyConnection,
     user_id: &str,
     keep: Option<&str>,

@@ -30,6 +30,8 @@ mod recall_metrics;
 mod recalls;
 mod releases;
 mod requests;
+mod resets;
+mod reviews;
 mod sessions;
 mod snapshot;
 mod time;
@@ -61,6 +63,7 @@ pub use requests::{
     DecisionRecord, EventKind, Grant, RecordedDecision, RequestEvent, RequestFilter, StoredRequest,
     UserRef,
 };
+pub use resets::IssuedReset;
 pub use sessions::{random_secret, Session, StartedSession};
 pub use tokens::{ApiToken, IssuedToken, TokenScope};
 pub use tools::ToolArtifact;

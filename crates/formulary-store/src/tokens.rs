@@ -338,6 +338,29 @@ impl Database {
         token_id: &str,
         actor: &str,
     ) -> Result<(), StoreError> {
+        self.revoke_person_token(user_id, token_id, actor, true)
+            .await
+    }
+
+    /// Revokes a person's token on an administrator's behalf (audited as `token.revoke`, with
+    /// `by_owner: false`); a token that is not the person's is reported as not found.
+    pub async fn revoke_token_of_user(
+        &self,
+        user_id: &str,
+        token_id: &str,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        self.revoke_person_token(user_id, token_id, actor, false)
+            .await
+    }
+
+    async fn revoke_person_token(
+        &self,
+        user_id: &str,
+        token_id: &str,
+        actor: &str,
+        by_owner: bool,
+    ) -> Result<(), StoreError> {
         let (user_id, token_id, actor) =
             (user_id.to_owned(), token_id.to_owned(), actor.to_owned());
         self.transact(move |connection| {
@@ -354,7 +377,7 @@ impl Database {
                 .rows_affected();
                 if changed == 0 {
                     return Err(StoreError::NotFound(format!(
-                        "an unrevoked token of yours with id '{}'",
+                        "an unrevoked token of this person with id '{}'",
                         token_id.escape_debug()
                     )));
                 }
@@ -363,7 +386,7 @@ impl Database {
                     &actor,
                     "token.revoke",
                     &token_id,
-                    &serde_json::json!({ "by_owner": true }),
+                    &serde_json::json!({ "by_owner": by_owner }),
                 )
                 .await?;
                 Ok(())

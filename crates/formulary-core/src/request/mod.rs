@@ -6,8 +6,10 @@
 //! do what ([`workflow`]). It does no I/O.
 
 mod draft;
+pub mod review;
 mod vocabulary;
 pub mod workflow;
 
 pub use draft::{FieldError, RequestDraft, RequestForm, MAX_FIELD_CHARS, MAX_SHORT_FIELD_CHARS};
+pub use review::{Assignment, ReviewPolicy};
 pub use vocabulary::{DataClass, Outcome, RequestState, ReviewStage, SignOffVerdict};

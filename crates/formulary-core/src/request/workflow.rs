@@ -7,6 +7,7 @@ use thiserror::Error;
 
 use crate::access::{Membership, Role};
 use crate::organisation::OrgCode;
+use crate::request::review::{check_sign_off_policy, Assignment, ReviewPolicy};
 use crate::request::vocabulary::{DataClass, Outcome, RequestState, ReviewStage};
 
 /// Why a step is not allowed.
@@ -60,17 +61,31 @@ pub struct RequestFacts {
     pub data_class: DataClass,
     /// Stages signed off so far.
     pub signed: Vec<SignedStage>,
+    /// The organisation's review policy.
+    pub policy: ReviewPolicy,
+    /// Stages claimed by or assigned to someone.
+    pub assignments: Vec<Assignment>,
 }
 
 impl RequestFacts {
     /// The stages an approval needs: basic, technical and security, plus information governance
-    /// when personal or clinical data is involved.
+    /// when personal or clinical data is involved, plus clinical safety for clinical data when
+    /// the organisation's policy asks for it.
     pub fn stages_needed_for_approval(&self) -> Vec<ReviewStage> {
         let mut needed = ReviewStage::REQUIRED.to_vec();
         if self.data_class != DataClass::Aggregate {
             needed.push(ReviewStage::InformationGovernance);
         }
+        if self.data_class == DataClass::Clinical && self.policy.clinical_safety_for_clinical_data {
+            needed.push(ReviewStage::ClinicalSafety);
+        }
         needed
+    }
+
+    /// True when the request is open and every stage an approval needs is signed off: an
+    /// approver can decide it now.
+    pub fn ready_to_decide(&self) -> bool {
+        self.state.is_open() && self.stages_missing_for_approval().is_empty()
     }
 
     /// The needed stages not yet signed off.
@@ -117,6 +132,8 @@ pub fn may_comment(actor: &Actor<'_>, request: &RequestFacts) -> Result<(), Refu
         Role::Approver,
         Role::OrganisationAdmin,
         Role::NationalCurator,
+        Role::InformationGovernance,
+        Role::ClinicalSafetyOfficer,
     ]
     .into_iter()
     .any(|role| actor.holds(role, &request.organisation));
@@ -130,19 +147,15 @@ pub fn may_comment(actor: &Actor<'_>, request: &RequestFacts) -> Result<(), Refu
 }
 
 /// A reviewer for the organisation (not the requester) may sign off a stage of an open request,
-/// once per stage.
+/// once per stage. The organisation's [`ReviewPolicy`] may name a role for a stage, ask for a
+/// different person per stage, and a claimed or assigned stage is signed off by its assignee.
 pub fn may_sign_off(
     actor: &Actor<'_>,
     request: &RequestFacts,
     stage: ReviewStage,
 ) -> Result<(), Refusal> {
     request.require_open("reviewed")?;
-    if !actor.holds(Role::Reviewer, &request.organisation) {
-        return Err(Refusal::NotPermitted(format!(
-            "signing off a review stage needs the reviewer role for {}",
-            request.organisation
-        )));
-    }
+    check_sign_off_policy(actor, request, stage)?;
     if actor.id == request.requester {
         return Err(Refusal::NotPermitted(
             "you made this request, so another reviewer must review it".to_owned(),
@@ -252,6 +265,8 @@ mod tests {
                     by: (*by).to_owned(),
                 })
                 .collect(),
+            policy: ReviewPolicy::default(),
+            assignments: Vec::new(),
         }
     }
 

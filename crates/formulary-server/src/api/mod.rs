@@ -9,16 +9,22 @@ pub(crate) mod policy;
 pub mod requests;
 pub(crate) mod session;
 
-use axum::http::Uri;
+use axum::http::{HeaderMap, Uri};
+use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
 
-/// Any unknown path.
-pub(crate) async fn not_found(uri: Uri) -> ApiError {
+/// Any unknown path: an HTML page for a browser (its `Accept` names `text/html`), and
+/// problem+json for everyone else.
+pub(crate) async fn not_found(headers: HeaderMap, uri: Uri) -> Response {
+    if crate::web::wants_html(&headers) && !uri.path().starts_with("/api/") {
+        return crate::web::not_found_page(uri.path());
+    }
     ApiError::not_found(format!(
         "nothing is served at {}; the API lives under /api/v1",
         uri.path()
     ))
+    .into_response()
 }
 
 /// Reads a component purl from a query or body field, with a 400 that names the field.

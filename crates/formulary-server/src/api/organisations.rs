@@ -98,3 +98,52 @@ pub(crate) async fn set_settings(
     state.snapshot.refresh(&state.database).await?;
     Ok(Json(settings))
 }
+
+fn administered_code(caller: &crate::identity::Principal, code: &str) -> Result<OrgCode, ApiError> {
+    let code: OrgCode = parse_field("organisation", code)?;
+    if !caller.may_change_formulary(&code) {
+        return Err(ApiError::forbidden(format!(
+            "{} ({}) does not administer {code}",
+            caller.name,
+            caller.describe_roles()
+        )));
+    }
+    Ok(code)
+}
+
+/// `GET /api/v1/organisations/{code}/review-policy`: its administrators, national curators,
+/// and anyone who reviews or decides there.
+pub(crate) async fn review_policy(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(code): Path<String>,
+) -> Result<Json<formulary_core::request::ReviewPolicy>, ApiError> {
+    let code: OrgCode = parse_field("organisation", &code)?;
+    let involved = caller.may_change_formulary(&code)
+        || caller.memberships.iter().any(|membership| {
+            membership.organisation == code || membership.organisation.is_national()
+        });
+    if !involved {
+        return Err(ApiError::forbidden(format!(
+            "{} ({}) has no role in {code}",
+            caller.name,
+            caller.describe_roles()
+        )));
+    }
+    Ok(Json(state.database.review_policy(&code).await?))
+}
+
+/// `PUT /api/v1/organisations/{code}/review-policy`: its administrators and national curators.
+pub(crate) async fn set_review_policy(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(code): Path<String>,
+    Json(policy): Json<formulary_core::request::ReviewPolicy>,
+) -> Result<Json<formulary_core::request::ReviewPolicy>, ApiError> {
+    let code = administered_code(&caller, &code)?;
+    state
+        .database
+        .set_review_policy(&code, &policy, &caller.actor)
+        .await?;
+    Ok(Json(policy))
+}

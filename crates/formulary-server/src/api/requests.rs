@@ -55,6 +55,44 @@ pub struct RequestView {
     /// The timeline, when a single request is shown.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub events: Option<Vec<RequestEvent>>,
+    /// Review progress, in the review queue and when a single request is shown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review: Option<ReviewProgress>,
+}
+
+/// Where a request's review stands: the stages an approval still needs, who has each, and
+/// whether an approver can decide it now.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReviewProgress {
+    /// Stages still needed, each with its assignee's name when it is claimed or assigned.
+    pub outstanding: Vec<OutstandingStage>,
+    /// Every needed stage is signed off.
+    pub ready_to_decide: bool,
+}
+
+/// A stage an approval still needs.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutstandingStage {
+    /// The stage.
+    pub stage: formulary_core::request::ReviewStage,
+    /// Who it is assigned to, if anyone.
+    pub assigned_to: Option<String>,
+}
+
+impl From<&crate::review::QueueItem> for ReviewProgress {
+    fn from(item: &crate::review::QueueItem) -> ReviewProgress {
+        ReviewProgress {
+            outstanding: item
+                .outstanding
+                .iter()
+                .map(|(stage, who)| OutstandingStage {
+                    stage: *stage,
+                    assigned_to: who.clone(),
+                })
+                .collect(),
+            ready_to_decide: item.ready_to_decide,
+        }
+    }
 }
 
 impl RequestView {
@@ -79,6 +117,7 @@ impl RequestView {
             decision: request.decision.clone(),
             url: format!("/requests/{}", request.id),
             events,
+            review: None,
         }
     }
 }
@@ -107,7 +146,19 @@ pub(crate) async fn list(
                 })
                 .await?
         }
-        "queue" => workflow::review_queue(&state, &caller).await?,
+        "queue" => {
+            let queue = crate::review::queue(&state, &caller).await?;
+            return Ok(Json(
+                queue
+                    .iter()
+                    .map(|item| {
+                        let mut view = RequestView::of(&item.request, None);
+                        view.review = Some(ReviewProgress::from(item));
+                        view
+                    })
+                    .collect(),
+            ));
+        }
         other => {
             return Err(ApiError::bad_request(format!(
                 "scope '{}' is unknown; use mine or queue",
@@ -140,7 +191,25 @@ pub(crate) async fn show(
     Path(id): Path<i64>,
 ) -> Result<Json<RequestView>, ApiError> {
     let record = workflow::load(&state, &caller, id).await?;
-    Ok(Json(RequestView::of(&record.request, Some(record.events))))
+    let facts = record.facts();
+    let progress = ReviewProgress {
+        outstanding: facts
+            .stages_missing_for_approval()
+            .into_iter()
+            .map(|stage| OutstandingStage {
+                stage,
+                assigned_to: facts
+                    .assignments
+                    .iter()
+                    .find(|assignment| assignment.stage == stage)
+                    .map(|assignment| assignment.user_name.clone()),
+            })
+            .collect(),
+        ready_to_decide: facts.ready_to_decide(),
+    };
+    let mut view = RequestView::of(&record.request, Some(record.events));
+    view.review = Some(progress);
+    Ok(Json(view))
 }
 
 /// Body of `POST /api/v1/requests/{id}/comments`.
@@ -197,5 +266,17 @@ pub(crate) async fn withdraw(
     Json(body): Json<WithdrawBody>,
 ) -> Result<Json<RequestView>, ApiError> {
     workflow::withdraw(&state, &caller, id, &body.note).await?;
+    show(State(state), Authenticated(caller), Path(id)).await
+}
+
+/// `POST /api/v1/requests/{id}/assignments`: claim a review stage (`{"stage": "security"}`)
+/// or assign it (`{"stage": "security", "assignee": "username"}`; approvers and admins).
+pub(crate) async fn assign(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+    Path(id): Path<i64>,
+    Json(form): Json<crate::review::AssignForm>,
+) -> Result<Json<RequestView>, ApiError> {
+    crate::review::assign(&state, &caller, id, &form).await?;
     show(State(state), Authenticated(caller), Path(id)).await
 }

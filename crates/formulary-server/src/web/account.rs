@@ -41,11 +41,20 @@ pub(crate) fn token_state(token: &ApiToken) -> String {
     }
 }
 
-/// A token for package clients just issued: its secret, shown once, and the command that uses it.
+/// A token just issued: its secret, shown once, and how to use it.
 pub(crate) struct Fresh<'a> {
     secret: &'a str,
     server: &'a str,
+    scope: formulary_store::TokenScope,
 }
+
+/// How long a new token may last, in days, as offered on the form.
+const EXPIRY_CHOICES: [(&str, &str); 4] = [
+    ("7", "7 days"),
+    ("30", "30 days"),
+    ("90", "90 days"),
+    ("365", "A year"),
+];
 
 fn account_markup(
     signed_in: &SignedIn,
@@ -82,21 +91,27 @@ fn account_markup(
             } @else {
                 p { "Your account signs in through your organisation's identity provider; change your password there." }
             }
-            h2.nhsuk-heading-m #gateway-tokens { "Tokens for package clients" }
+            h2.nhsuk-heading-m #gateway-tokens { "Create a token" }
             @if let Some(fresh) = fresh {
                 div.nhsuk-inset-text #new-gateway-token {
                     span.nhsuk-u-visually-hidden { "Information: " }
                     p { "Your new token is below. It is shown only this once: copy it now." }
                     p { code { (fresh.secret) } }
-                    p { "To set up pip, uv and R (and npm and conda where this server offers them) with it, run this and paste the token when asked:" }
-                    pre { code { "formulary setup --server " (fresh.server) } }
+                    @if fresh.scope == formulary_store::TokenScope::Gateway {
+                        p { "To set up pip, uv and R (and npm and conda where this server offers them) with it, run this and paste the token when asked:" }
+                        pre { code { "formulary setup --server " (fresh.server) } }
+                    } @else {
+                        p { "Send it to the API as " code { "Authorization: Bearer …" } "; it acts with your roles, so keep it out of files others can read." }
+                    }
                 }
             }
-            p { "Package clients (pip, uv, R, npm, conda) send a token to the package gateway, so that downloads are recorded against you (and, where the gateway asks for one, so that they work at all). Such a token only reads the gateway: it cannot act on requests or the formulary." }
+            p { "Package clients (pip, uv, R, npm, conda) send a token to the package gateway, so that downloads are recorded against you (and, where the gateway asks for one, so that they work at all). Such a token only reads the gateway: it cannot act on requests or the formulary. An API token acts with your roles, for scripts that use the JSON API." }
             form method="post" action="/account/gateway-tokens" novalidate {
                 (page::csrf_field(csrf))
-                (page::input(Field { name: "name", label: "What it is for", hint: Some("For example: my laptop, or the analysis server. It lasts 90 days"), value: "" }, "text", None, errors))
-                button.nhsuk-button type="submit" { "Create a token for package clients" }
+                (page::input(Field { name: "name", label: "What it is for", hint: Some("For example: my laptop, or the analysis server"), value: "" }, "text", None, errors))
+                (page::radios("scope", "What it may do", None, &[("gateway", "Read the package gateway only (package clients)"), ("api", "Use the API with my roles")], "gateway", errors))
+                (super::admin::select("expires_days", "Expires after", Some("Every token expires; revoke it sooner when you no longer need it"), &EXPIRY_CHOICES, "90", errors))
+                button.nhsuk-button type="submit" { "Create token" }
             }
             h2.nhsuk-heading-m { "Your API tokens" }
             p { "Tokens that " code { "formulary login" } " issued to you, and your tokens for package clients. API tokens act with your roles; revoke one you no longer use, or that may have been seen by someone else." }
@@ -275,15 +290,21 @@ pub(crate) async fn revoke_token(
     Ok(Redirect::to("/account?done=revoked").into_response())
 }
 
-/// The form that names a new token for package clients.
+/// The form that names a new token, its scope (`gateway`, the default, or `api`) and its
+/// lifetime in days (90 unless chosen).
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct GatewayTokenForm {
     #[serde(default)]
     name: String,
+    #[serde(default)]
+    scope: String,
+    #[serde(default)]
+    expires_days: String,
 }
 
-/// `POST /account/gateway-tokens`: issues the person a token that only reads the package
-/// gateway, valid 90 days, and shows it once with the `formulary setup` command.
+/// `POST /account/gateway-tokens`: issues the person a token (reading the package gateway
+/// only, or the API with their roles) that expires after the chosen days, and shows it once
+/// (with the `formulary setup` command for a gateway token).
 pub(crate) async fn issue_gateway_token(
     State(state): State<AppState>,
     posted: PostedForm<GatewayTokenForm>,
@@ -293,11 +314,35 @@ pub(crate) async fn issue_gateway_token(
         return Err(crate::error::ApiError::forbidden("only people have personal tokens").into());
     };
     let name = form.name.trim();
+    let mut errors = Vec::new();
     if name.is_empty() || name.chars().count() > 100 {
-        let errors = [FieldError::new(
+        errors.push(FieldError::new(
             "name",
             "Say what the token is for in 1 to 100 characters, for example: my laptop",
-        )];
+        ));
+    }
+    let scope = match form.scope.as_str() {
+        "" | "gateway" => Some(formulary_store::TokenScope::Gateway),
+        "api" => Some(formulary_store::TokenScope::Api),
+        _ => {
+            errors.push(FieldError::new("scope", "Select what the token may do"));
+            None
+        }
+    };
+    let days = match form.expires_days.trim() {
+        "" => Some(crate::api::session::GATEWAY_TOKEN_DAYS),
+        text => text
+            .parse::<i64>()
+            .ok()
+            .filter(|days| (1..=365).contains(days)),
+    };
+    if days.is_none() {
+        errors.push(FieldError::new(
+            "expires_days",
+            "Choose when the token expires, within a year",
+        ));
+    }
+    let (Some(scope), Some(days), true) = (scope, days, errors.is_empty()) else {
         return render(
             &state,
             &signed_in,
@@ -306,20 +351,21 @@ pub(crate) async fn issue_gateway_token(
             StatusCode::UNPROCESSABLE_ENTITY,
         )
         .await;
-    }
+    };
     let issued = state
         .database
         .issue_user_token_with_scope(
             name,
             &user,
-            formulary_store::TokenScope::Gateway,
-            Some(Utc::now() + chrono::Duration::days(crate::api::session::GATEWAY_TOKEN_DAYS)),
+            scope,
+            Some(Utc::now() + chrono::Duration::days(days)),
         )
         .await?;
     let server = state.public_url.to_string();
     let fresh = Fresh {
         secret: &issued.secret,
         server: &server,
+        scope,
     };
     let mut response =
         render_with(&state, &signed_in, &[], "", StatusCode::OK, Some(&fresh)).await?;

@@ -3,12 +3,15 @@
 //! page carries a strict Content Security Policy.
 
 mod account;
+mod admin;
 mod assets;
 mod catalogue;
 pub(crate) mod notifications;
 pub(crate) mod page;
+mod password_reset;
 mod reports;
 mod requests;
+mod review;
 pub(crate) mod session;
 mod sign_in;
 
@@ -28,17 +31,24 @@ use crate::state::AppState;
 
 /// A failure shown as a page (not JSON): what happened, and what to do next.
 #[derive(Debug)]
-pub struct WebError(ApiError);
+pub struct WebError(ApiError, Option<Box<session::Viewer>>);
+
+impl WebError {
+    /// The same failure, shown with the viewer's header (who is signed in, their navigation).
+    pub(crate) fn seen_by(self, viewer: &session::Viewer) -> WebError {
+        WebError(self.0, Some(Box::new(viewer.clone())))
+    }
+}
 
 impl From<ApiError> for WebError {
     fn from(error: ApiError) -> WebError {
-        WebError(error)
+        WebError(error, None)
     }
 }
 
 impl From<formulary_store::StoreError> for WebError {
     fn from(error: formulary_store::StoreError) -> WebError {
-        WebError(error.into())
+        WebError(error.into(), None)
     }
 }
 
@@ -49,9 +59,10 @@ impl IntoResponse for WebError {
             p { (self.0.detail) }
             p { a href="/" { "Go to the home page" } " or " a href="/components" { "search the catalogue" } "." }
         };
+        let viewer = self.1.map(|viewer| *viewer).unwrap_or_default();
         page::render_with_status(
             self.0.status,
-            &session::Viewer::default(),
+            &viewer,
             page::Section::Home,
             &self.0.title,
             false,
@@ -61,8 +72,40 @@ impl IntoResponse for WebError {
     }
 }
 
+/// True when the client asks for HTML (a browser's `Accept` names `text/html`).
+pub(crate) fn wants_html(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get_all(axum::http::header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| value.contains("text/html"))
+}
+
+/// The page for an address that serves nothing, for browsers: what happened and where to go.
+pub(crate) fn not_found_page(path: &str) -> Response {
+    let shown: String = path.chars().take(200).collect();
+    let content = html! {
+        h1 { "Page not found" }
+        p { "Nothing is served at " code { (shown) } ". If you typed the address, check it; if you followed a link, it may be out of date." }
+        p { a href="/" { "Go to the home page" } ", " a href="/components" { "search the catalogue" } " or " a href="/requests" { "see your requests" } "." }
+    };
+    let page = page::render_with_status(
+        axum::http::StatusCode::NOT_FOUND,
+        &session::Viewer::default(),
+        page::Section::Home,
+        "Page not found",
+        false,
+        content,
+    );
+    with_security_headers(page.into_response())
+}
+
 /// Headers every page carries: no inline script or style, no framing, no sniffing.
 async fn security_headers(response: Response) -> Response {
+    with_security_headers(response)
+}
+
+fn with_security_headers(response: Response) -> Response {
     let mut response = response;
     let headers = response.headers_mut();
     headers.insert(
@@ -144,6 +187,7 @@ pub fn routes() -> Router<AppState> {
         .route("/requests/{id}/sign-offs", post(requests::sign_off))
         .route("/requests/{id}/decision", post(requests::decide))
         .route("/requests/{id}/withdraw", post(requests::withdraw))
+        .route("/requests/{id}/assignments", post(review::assign))
         .route("/decisions", get(reports::decisions))
         .route("/metrics", get(reports::metrics_page))
         .route("/status", get(crate::upstreams::status_page))
@@ -158,6 +202,11 @@ pub fn routes() -> Router<AppState> {
             "/account/gateway-tokens",
             post(account::issue_gateway_token),
         )
+        .route(
+            "/reset-password/{secret}",
+            get(password_reset::show).post(password_reset::submit),
+        )
+        .merge(admin::routes())
         .layer(axum::middleware::map_response(security_headers))
         .route("/assets/{file}", get(assets::serve))
         .route("/assets/images/{file}", get(assets::image))

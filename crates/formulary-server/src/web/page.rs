@@ -28,6 +28,8 @@ pub enum Section {
     Audit,
     /// Sign in.
     Account,
+    /// Administration.
+    Admin,
 }
 
 /// A rendered page with its status.
@@ -111,6 +113,9 @@ pub fn render_with_status(
                                 (link("/metrics", "Metrics", Section::Metrics))
                                 @if principal.is_some_and(|principal| principal.may_read_audit()) {
                                     (link("/audit", "Audit log", Section::Audit))
+                                }
+                                @if principal.is_some_and(super::admin::is_admin) {
+                                    (link("/admin", "Administration", Section::Admin))
                                 }
                                 @if principal.is_none() {
                                     (link("/sign-in", "Sign in", Section::Account))

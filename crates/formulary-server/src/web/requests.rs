@@ -58,11 +58,17 @@ pub(crate) async fn list(
             ..RequestFilter::default()
         })
         .await?;
-    let staff = principal.has_role(Role::Reviewer)
-        || principal.has_role(Role::Approver)
-        || principal.has_role(Role::NationalCurator);
-    let queue: Vec<StoredRequest> = if staff {
-        workflow::review_queue(&state, principal).await?
+    let staff = [
+        Role::Reviewer,
+        Role::Approver,
+        Role::NationalCurator,
+        Role::InformationGovernance,
+        Role::ClinicalSafetyOfficer,
+    ]
+    .into_iter()
+    .any(|role| principal.has_role(role));
+    let queue = if staff {
+        crate::review::queue(&state, principal).await?
     } else {
         Vec::new()
     };
@@ -71,7 +77,7 @@ pub(crate) async fn list(
         a.nhsuk-button href="/requests/new" role="button" draggable="false" { "Request a tool" }
         @if staff {
             h2.nhsuk-heading-m { "To review or decide" }
-            @if queue.is_empty() { p { "No open requests need you." } } @else { (request_rows(&queue, "Open requests for your organisations, newest first")) }
+            @if queue.is_empty() { p { "No open requests need you." } } @else { (super::review::queue_rows(&queue, "Open requests for your organisations, newest first, with the stages they still need")) }
         }
         h2.nhsuk-heading-m { "Your requests" }
         @if mine.is_empty() { p { "You have not requested anything yet." } } @else { (request_rows(&mine, "Your requests, newest first")) }
@@ -471,11 +477,12 @@ fn request_markup(
         h2.nhsuk-heading-m { "Review stages" }
         table.nhsuk-table #stages {
             caption.nhsuk-table__caption.nhsuk-u-visually-hidden { "Review stages" }
-            thead.nhsuk-table__head { tr { th scope="col" { "Stage" } th scope="col" { "Signed off" } th scope="col" { "Note" } } }
+            thead.nhsuk-table__head { tr { th scope="col" { "Stage" } th scope="col" { "Assigned to" } th scope="col" { "Signed off" } th scope="col" { "Note" } } }
             tbody.nhsuk-table__body {
                 @for stage in ReviewStage::ALL {
                     tr.nhsuk-table__row {
                         td.nhsuk-table__cell { (stage.label()) @if facts.stages_needed_for_approval().contains(stage) { " (required)" } @else { " (if needed)" } }
+                        td.nhsuk-table__cell { @if let Some(assignment) = facts.assignments.iter().find(|assignment| assignment.stage == *stage) { (assignment.user_name) } @else { "–" } }
                         @if let Some(event) = signed(*stage) {
                             td.nhsuk-table__cell { (event.verdict.map_or("", |verdict| verdict.as_str())) " by " (event.actor.name) ", " (page::when(event.at)) }
                             td.nhsuk-table__cell { (page::prose(&event.body)) }
@@ -512,6 +519,10 @@ fn request_markup(
                 button.nhsuk-button.nhsuk-button--secondary type="submit" { "Add comment" }
             }
         }
+        @if facts.ready_to_decide() {
+            p #ready { strong.nhsuk-tag.nhsuk-tag--green { "Ready to decide" } " Every stage an approval needs is signed off." }
+        }
+        (super::review::assignment_forms(&facts, request.id, viewer, errors_for("assign")))
         @if !stages.is_empty() {
             h2.nhsuk-heading-m { "Sign off a review stage" }
             form method="post" action={ "/requests/" (request.id) "/sign-offs" } novalidate {
@@ -551,7 +562,7 @@ fn request_markup(
     }
 }
 
-async fn after_action(
+pub(crate) async fn after_action(
     state: &AppState,
     signed_in: &SignedIn,
     id: i64,

@@ -3,6 +3,7 @@
 //! it, and with `FORMULARY_TEST_REQUIRE_POSTGRES=1` a missing server fails the run instead of
 //! skipping.
 
+mod administration;
 mod advisories;
 mod blobs;
 mod blobs_s3;

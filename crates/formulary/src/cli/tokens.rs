@@ -16,7 +16,7 @@ pub(crate) enum TokenCommand {
         /// What it is for, e.g. "ci" or "jane.doe laptop".
         #[arg(long)]
         name: String,
-        /// requester, reviewer, approver, organisation-admin, national-curator or auditor
+        /// requester, reviewer, approver, organisation-admin, national-curator, auditor, information-governance or clinical-safety-officer
         /// (needed for `--scope api`).
         #[arg(long, required_unless_present = "scope")]
         role: Option<Role>,
@@ -67,7 +67,7 @@ pub(crate) async fn run(context: &Context, command: TokenCommand) -> anyhow::Res
                     format!("{role} of {organisation}"),
                 ),
                 (TokenScope::Api, None) => anyhow::bail!(
-                    "an API token needs --role (requester, reviewer, approver, organisation-admin, national-curator or auditor); a token that only reads the package gateway needs --scope gateway"
+                    "an API token needs --role (requester, reviewer, approver, organisation-admin, national-curator, auditor, information-governance or clinical-safety-officer); a token that only reads the package gateway needs --scope gateway"
                 ),
             };
             eprintln!(

@@ -253,3 +253,61 @@ fn forms_show_accessible_error_summaries_in_a_real_browser() {
     let (_workspace, _upstream, _server, base) = setup();
     run_case("errors", &base);
 }
+
+#[test]
+fn an_organisation_admin_manages_people_and_settings_in_a_real_browser() {
+    let (workspace, _upstream, _server, base) = setup();
+    workspace.ok(&["org", "add", "RQM", "--name", "Another Trust"]);
+    workspace.add_user("olu", "Olu Admin", &["RJ1:organisation-admin"], PASSWORD);
+    run_case("admin", &base);
+
+    // What the pages did is in the records: the account, its roles, the settings, the
+    // exception, the revoked token, the review policy; and the audit chain still verifies.
+    let users = workspace.ok(&["admin", "user", "list"]);
+    assert!(
+        users.contains("nina.k") && users.contains("RJ1:reviewer"),
+        "the account added in the browser should exist with its granted role: {users}"
+    );
+    // Nina signs in with the password she chose through the link.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let status = runtime.block_on(async {
+        reqwest::Client::new()
+            .post(format!("{base}/api/v1/session/token"))
+            .json(&serde_json::json!({ "username": "nina.k", "password": "lantern orchard copper meadow" }))
+            .send()
+            .await
+            .expect("login answers")
+            .status()
+            .as_u16()
+    });
+    assert_eq!(
+        status, 201,
+        "nina.k should sign in with the password chosen in the browser"
+    );
+    let settings = get_json(&format!("{base}/api/v1/organisations/RJ1/settings"));
+    assert_eq!(
+        settings["pypi"]["severity_threshold"], "medium",
+        "{settings}"
+    );
+    assert_eq!(settings["pypi"]["cooldown_days"], 14, "{settings}");
+    let entries = get_json(&format!("{base}/api/v1/entries?organisation=RJ1"));
+    assert!(
+        entries
+            .as_array()
+            .is_some_and(|entries| entries.iter().any(|entry| {
+                entry["expires"] == "2099-06-30"
+                    && entry["waives"].to_string().contains("PYSEC-2018-28")
+            })),
+        "the exception should be recorded with its expiry: {entries}"
+    );
+    let verified = workspace.run(&["audit", "verify"]);
+    assert!(
+        verified.status.success(),
+        "formulary audit verify: {}{}",
+        text(&verified.stdout),
+        text(&verified.stderr)
+    );
+}

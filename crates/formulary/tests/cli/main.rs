@@ -6,6 +6,7 @@
     reason = "test bodies shared by the SQLite and PostgreSQL variants are plain functions, which clippy's allow-unwrap-in-tests does not reach"
 )]
 
+mod administration;
 mod advisories;
 mod bad_input;
 mod blobs_s3;
@@ -33,6 +34,7 @@ mod reliability_database;
 mod reliability_kill;
 mod reliability_upstream;
 mod requests;
+mod review_stages;
 mod security;
 mod self_service;
 mod server;
