@@ -129,6 +129,32 @@ impl Database {
         .await
     }
 
+    /// Audits a sign-in through a provider that did not succeed (`user.sign-in-failed`, by
+    /// `anonymous`, or by the person when the provider vouched for them): the provider, why, and
+    /// the client's address. Never a token, code or secret.
+    pub async fn record_external_sign_in_failure(
+        &self,
+        provider: &str,
+        subject: Option<&str>,
+        reason: &str,
+        client: &str,
+    ) -> Result<(), StoreError> {
+        let details = serde_json::json!({
+            "provider": provider,
+            "external_subject": subject,
+            "reason": reason.chars().take(500).collect::<String>(),
+            "client": client.chars().take(64).collect::<String>(),
+        });
+        let subject = format!("oidc:{provider}");
+        self.transact(move |connection| {
+            let (details, subject) = (details.clone(), subject.clone());
+            Box::pin(async move {
+                audit::record(connection, "anonymous", "user.sign-in-failed", &subject, &details).await
+            })
+        })
+        .await
+    }
+
     /// The account a provider knows by `subject`, if one was made.
     pub async fn user_by_external_subject(
         &self,

@@ -99,6 +99,9 @@ pub struct Settings {
     /// sent, names the reader in the download ledger) or `token` (every gateway request
     /// carries a Formulary token).
     pub gateway_access: String,
+    /// OpenID Connect providers people may sign in with (NHS CIS2, Entra ID, others), each a
+    /// `[[oidc_providers]]` table (docs/configuration.md). Local accounts keep working beside them.
+    pub oidc_providers: Vec<formulary_server::oidc::OidcProviderSettings>,
 }
 
 impl Default for Settings {
@@ -141,6 +144,7 @@ impl Default for Settings {
             smtp_from: "Formulary <formulary@localhost>".to_owned(),
             smtp_ca_file: None,
             gateway_access: "anonymous".to_owned(),
+            oidc_providers: Vec::new(),
         }
     }
 }

@@ -6,6 +6,7 @@ mod account;
 mod assets;
 mod catalogue;
 pub(crate) mod notifications;
+mod oidc;
 pub(crate) mod page;
 mod reports;
 mod requests;
@@ -128,6 +129,8 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(catalogue::home))
         .route("/sign-in", get(sign_in::show).post(sign_in::submit))
         .route("/sign-out", post(sign_in::sign_out))
+        .route("/sign-in/oidc/{id}", get(oidc::start))
+        .route("/sign-in/oidc/{id}/callback", get(oidc::callback))
         .route("/components", get(catalogue::search_page))
         .route(
             "/components/{ecosystem}/{name}",

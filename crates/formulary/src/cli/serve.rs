@@ -109,6 +109,15 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
         .gateway_access
         .parse()
         .map_err(|problem| anyhow::anyhow!("gateway_access: {problem}"))?;
+    state.oidc = formulary_server::oidc::OidcProviders::new(&context.settings.oidc_providers)
+        .map_err(anyhow::Error::msg)?;
+    for provider in state.oidc.all() {
+        tracing::info!(
+            provider = %provider.settings.id,
+            issuer = %provider.settings.issuer,
+            "people may sign in through this OpenID provider"
+        );
+    }
     if context.settings.public_url.is_none() && address.ip().is_unspecified() {
         tracing::warn!(
             public_url = %state.public_url,
