@@ -5,6 +5,7 @@
 
 mod advisories;
 mod blobs;
+mod external;
 mod ledger;
 mod people;
 mod records;

@@ -21,6 +21,7 @@ mod gateway_npm;
 mod gateway_pypi;
 mod gateway_verified;
 mod notifications;
+mod oidc;
 mod overlays;
 mod policy_check;
 mod policy_files;
