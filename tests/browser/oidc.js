@@ -103,7 +103,7 @@ runCase(`oidc-${OIDC_CASE}`, async ({ page, shot }) => {
   expect(!line.includes('ZZZ9'), `no role in an organisation Formulary does not know; the header says "${excerpt(line)}"`);
   await shot('cis2-signed-in');
   await open(page, '/requests');
-  expect((await mainText(page)).includes('Open requests for your organisations'), 'as a reviewer, Nia should see the review queue');
+  expect((await mainText(page)).includes('To review or decide'), 'as a reviewer, Nia should see the review queue');
   await shot('cis2-review-queue');
   await signOut(page);
 

@@ -68,10 +68,10 @@ fn problem(
             }
         } }
     };
-    let response =
-        page::render_with_status(status, &Viewer::default(), Section::Account, title, false, content)
-            .into_response();
-    with_cookie(response, set_cookie(state.is_https(), OIDC_STATE_COOKIE, "", 0))
+    // The state cookie is left alone: a bad link must not cancel a sign-in under way in this
+    // browser (a used state is useless anyway, and the cookie expires with it).
+    page::render_with_status(status, &Viewer::default(), Section::Account, title, false, content)
+        .into_response()
 }
 
 async fn audit_failure(
