@@ -2,7 +2,8 @@
 // `oidc-provider` package, tests/oidc/provider.mjs) run by crates/formulary/tests/cli/oidc.rs:
 //
 //   1. a person with CIS2-shaped claims signs in and lands with the roles their NHS roles map to
-//      (an organisation Formulary does not know is left out);
+//      (an organisation Formulary does not know is left out); another, who selected one of two
+//      roles at sign-in (`selected_roleid`), gets that one only;
 //   2. the provider takes a role away; at the next sign-in Formulary takes it away too;
 //   3. a person with Entra-shaped claims (app roles) signs in as approver (a national role the
 //      provider asserts is refused);
@@ -53,6 +54,8 @@ async function signInWith(page, provider, login, shoot) {
 
 /** Starts a sign-in and stops at the provider's login page; returns the authorisation request's URL. */
 async function authorisationRequest(page, provider) {
+  // A fresh browser session at the provider, so that it stops at its login page.
+  await page.context().clearCookies();
   await open(page, '/sign-in');
   const [request] = await Promise.all([
     page.waitForRequest((sent) => sent.url().startsWith(`${CIS2_ISSUER}/auth`)),
@@ -124,6 +127,15 @@ runCase(`oidc-${OIDC_CASE}`, async ({ page, shot }) => {
   await shot('entra-signed-in');
   await signOut(page);
 
+  // 3b. CIS2 with a selected role: of two NHS roles, only the one chosen at sign-in counts.
+  //     (A fresh browser session at the provider, so it asks who is signing in.)
+  await page.context().clearCookies();
+  await signInWith(page, 'NHS Care Identity', 'cis2-sam', snap);
+  line = await accountLine(page);
+  expect(line.includes('Signed in as Sam Selected') && line.includes('reviewer of RJ1') && !line.includes('requester'), `Sam selected the reviewer role, so he should be reviewer of RJ1 only; the header says "${excerpt(line)}"`);
+  await shot('cis2-selected-role');
+  await signOut(page);
+
   // 4a. A tampered state is refused, and changes nothing.
   const request = new URL(await authorisationRequest(page, 'NHS Care Identity'));
   const state = request.searchParams.get('state');
@@ -151,6 +163,7 @@ runCase(`oidc-${OIDC_CASE}`, async ({ page, shot }) => {
   await shot('replay-refused');
 
   // 4d. Only an unknown organisation: no account, and a page that says which and what to do.
+  await page.context().clearCookies();
   await signInWith(page, 'NHS Care Identity', 'cis2-uma', snap);
   text = await mainText(page);
   expect(text.includes('Formulary has no role for you yet') && text.includes('ZZZ9') && text.includes('administrator'), `a person of an unknown organisation should be told so; the page says "${excerpt(text)}"`);

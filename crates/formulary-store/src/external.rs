@@ -149,7 +149,14 @@ impl Database {
         self.transact(move |connection| {
             let (details, subject) = (details.clone(), subject.clone());
             Box::pin(async move {
-                audit::record(connection, "anonymous", "user.sign-in-failed", &subject, &details).await
+                audit::record(
+                    connection,
+                    "anonymous",
+                    "user.sign-in-failed",
+                    &subject,
+                    &details,
+                )
+                .await
             })
         })
         .await
@@ -201,7 +208,10 @@ impl Database {
         }
         let username = match &existing {
             Some(user) => user.username.clone(),
-            None => self.free_username(&identity.username_hint, &identity.subject).await?,
+            None => {
+                self.free_username(&identity.username_hint, &identity.subject)
+                    .await?
+            }
         };
         let display_name = clean_display_name(&identity.display_name, &username);
         let email = identity
@@ -378,12 +388,14 @@ async fn sync_memberships(
         if source != &identity.issuer || identity.memberships.contains(membership) {
             continue;
         }
-        sqlx::query("DELETE FROM memberships WHERE user_id = $1 AND organisation = $2 AND role = $3")
-            .bind(user_id)
-            .bind(membership.organisation.as_str())
-            .bind(membership.role.as_str())
-            .execute(&mut *connection)
-            .await?;
+        sqlx::query(
+            "DELETE FROM memberships WHERE user_id = $1 AND organisation = $2 AND role = $3",
+        )
+        .bind(user_id)
+        .bind(membership.organisation.as_str())
+        .bind(membership.role.as_str())
+        .execute(&mut *connection)
+        .await?;
         let details = serde_json::json!({ "organisation": membership.organisation, "role": membership.role, "source": identity.issuer, "reason": "no longer given by the identity provider" });
         audit::record(connection, actor, "role.revoke", user_id, &details).await?;
         revoked.push(membership.clone());

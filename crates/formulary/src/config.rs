@@ -395,6 +395,55 @@ mod tests {
         clippy::result_large_err,
         reason = "figment::Jail's closure must return figment::Error"
     )]
+    fn oidc_providers_come_from_the_file_with_their_defaults() {
+        use formulary_server::oidc::ClaimsProfile;
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "formulary.toml",
+                r#"
+[[oidc_providers]]
+id = "cis2"
+display_name = "NHS Care Identity"
+issuer = "https://cis2.example.nhs.uk"
+client_id = "formulary"
+client_secret_env = "CIS2_SECRET"
+profile = "cis2"
+role_map = { "R8000" = ["requester"] }
+"#,
+            )?;
+            let settings =
+                Settings::load(None, Overrides::default()).map_err(|error| error.to_string())?;
+            let provider = &settings.oidc_providers[0];
+            assert_eq!(provider.profile, ClaimsProfile::Cis2);
+            assert!(provider.use_selected_role && !provider.allow_national_roles);
+            assert_eq!(
+                provider.scopes(),
+                [
+                    "openid",
+                    "profile",
+                    "email",
+                    "nationalrbacaccess",
+                    "associatedorgs"
+                ]
+            );
+            assert_eq!(provider.role_map["R8000"], ["requester"]);
+            jail.create_file(
+                "formulary.toml",
+                "[[oidc_providers]]\nid = \"x\"\ndisplay_name = \"X\"\nissuer = \"https://x\"\nclient_id = \"c\"\nprofile = \"cis2\"\nclient_secret = \"inline\"\n",
+            )?;
+            assert!(
+                Settings::load(None, Overrides::default()).is_err(),
+                "a secret written inline is refused (only a file or a variable)"
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment::Jail's closure must return figment::Error"
+    )]
     fn unknown_file_settings_are_errors() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("formulary.toml", "databse_url = \"sqlite://x\"\n")?;

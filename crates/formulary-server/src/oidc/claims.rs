@@ -403,7 +403,9 @@ mod tests {
     #[test]
     fn the_person_comes_from_standard_claims() {
         let found = person(
-            &claims(json!({ "given_name": "Nia", "family_name": "Nurse", "email": "nia.nurse@nhs.net" })),
+            &claims(
+                json!({ "given_name": "Nia", "family_name": "Nurse", "email": "nia.nurse@nhs.net" }),
+            ),
             "sub-1",
         );
         assert_eq!(found.display_name, "Nia Nurse");

@@ -14,10 +14,9 @@ use openidconnect::core::{
 };
 use openidconnect::{
     AccessTokenHash, AdditionalClaims, AuthorizationCode, Client, ClientId, ClientSecret,
-    CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet, EndpointSet,
-    IdTokenFields, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
-    RedirectUrl, Scope, StandardErrorResponse, StandardTokenResponse, TokenResponse,
-    UserInfoClaims,
+    CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet, EndpointSet, IdTokenFields,
+    IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
+    StandardErrorResponse, StandardTokenResponse, TokenResponse, UserInfoClaims,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -170,8 +169,9 @@ impl OidcProvider {
                 return Ok(metadata.clone());
             }
         }
-        let issuer = IssuerUrl::new(self.settings.issuer.clone())
-            .map_err(|error| OidcError::Unreachable(format!("the issuer URL is not valid: {error}")))?;
+        let issuer = IssuerUrl::new(self.settings.issuer.clone()).map_err(|error| {
+            OidcError::Unreachable(format!("the issuer URL is not valid: {error}"))
+        })?;
         let metadata = CoreProviderMetadata::discover_async(issuer, &self.http)
             .await
             .map_err(|error| {
@@ -234,24 +234,32 @@ impl OidcProvider {
         let client = self.client(self.metadata(false).await?, redirect);
         let request = client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
-            .map_err(|error| OidcError::Unreachable(format!("the provider has no token endpoint: {error}")))?
+            .map_err(|error| {
+                OidcError::Unreachable(format!("the provider has no token endpoint: {error}"))
+            })?
             .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_owned()));
-        let tokens: Tokens = request.request_async(&self.http).await.map_err(|error| match &error {
-            openidconnect::RequestTokenError::ServerResponse(response) => OidcError::Refused(format!(
-                "{} refused to complete the sign-in: {}{}",
-                self.settings.display_name,
-                response.error().as_ref(),
-                response
-                    .error_description()
-                    .map(|text| format!(" ({})", printable(text)))
-                    .unwrap_or_default()
-            )),
-            _ => OidcError::Unreachable(format!(
-                "could not complete the sign-in with {}: {}",
-                self.settings.display_name,
-                describe(&error)
-            )),
-        })?;
+        let tokens: Tokens =
+            request
+                .request_async(&self.http)
+                .await
+                .map_err(|error| match &error {
+                    openidconnect::RequestTokenError::ServerResponse(response) => {
+                        OidcError::Refused(format!(
+                            "{} refused to complete the sign-in: {}{}",
+                            self.settings.display_name,
+                            response.error().as_ref(),
+                            response
+                                .error_description()
+                                .map(|text| format!(" ({})", printable(text)))
+                                .unwrap_or_default()
+                        ))
+                    }
+                    _ => OidcError::Unreachable(format!(
+                        "could not complete the sign-in with {}: {}",
+                        self.settings.display_name,
+                        describe(&error)
+                    )),
+                })?;
         let id_token = tokens
             .id_token()
             .ok_or_else(|| OidcError::Invalid("the provider sent no ID token".to_owned()))?;
@@ -267,7 +275,9 @@ impl OidcProvider {
                 let claims = id_token
                     .claims(&client.id_token_verifier(), &nonce)
                     .map_err(|_| {
-                        OidcError::Invalid(format!("the ID token did not pass verification: {first}"))
+                        OidcError::Invalid(format!(
+                            "the ID token did not pass verification: {first}"
+                        ))
                     })?
                     .clone();
                 (client, claims)
@@ -275,9 +285,9 @@ impl OidcProvider {
         };
         let verifier = client.id_token_verifier();
         if let Some(expected) = claims.access_token_hash() {
-            let algorithm = id_token
-                .signing_alg()
-                .map_err(|error| OidcError::Invalid(format!("the ID token's algorithm: {error}")))?;
+            let algorithm = id_token.signing_alg().map_err(|error| {
+                OidcError::Invalid(format!("the ID token's algorithm: {error}"))
+            })?;
             let key = id_token
                 .signing_key(&verifier)
                 .map_err(|error| OidcError::Invalid(format!("the ID token's key: {error}")))?;
@@ -294,11 +304,10 @@ impl OidcProvider {
             Ok(Value::Object(map)) => map,
             _ => Map::new(),
         };
-        if let Ok(request) = client.user_info(tokens.access_token().clone(), Some(subject.clone())) {
-            let info: UserInfoClaims<OtherClaims, CoreGenderClaim> = request
-                .request_async(&self.http)
-                .await
-                .map_err(|error| {
+        if let Ok(request) = client.user_info(tokens.access_token().clone(), Some(subject.clone()))
+        {
+            let info: UserInfoClaims<OtherClaims, CoreGenderClaim> =
+                request.request_async(&self.http).await.map_err(|error| {
                     OidcError::Unreachable(format!(
                         "could not read your details from {}'s UserInfo endpoint: {}",
                         self.settings.display_name,
@@ -335,8 +344,5 @@ fn describe(error: &dyn std::error::Error) -> String {
 
 /// Text from outside, shortened and without control characters.
 pub(crate) fn printable(text: &str) -> String {
-    text.chars()
-        .filter(|c| !c.is_control())
-        .take(300)
-        .collect()
+    text.chars().filter(|c| !c.is_control()).take(300).collect()
 }

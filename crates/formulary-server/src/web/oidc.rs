@@ -70,8 +70,15 @@ fn problem(
     };
     // The state cookie is left alone: a bad link must not cancel a sign-in under way in this
     // browser (a used state is useless anyway, and the cookie expires with it).
-    page::render_with_status(status, &Viewer::default(), Section::Account, title, false, content)
-        .into_response()
+    page::render_with_status(
+        status,
+        &Viewer::default(),
+        Section::Account,
+        title,
+        false,
+        content,
+    )
+    .into_response()
 }
 
 async fn audit_failure(
@@ -88,7 +95,11 @@ async fn audit_failure(
     {
         tracing::error!(%error, provider, "could not audit a failed sign-in");
     }
-    tracing::warn!(provider, reason, "sign-in through an identity provider refused");
+    tracing::warn!(
+        provider,
+        reason,
+        "sign-in through an identity provider refused"
+    );
 }
 
 /// `GET /sign-in/oidc/{id}`: sends the browser to the provider.
@@ -112,7 +123,14 @@ pub(crate) async fn start(
     let authorisation = match provider.authorise(&redirect).await {
         Ok(authorisation) => authorisation,
         Err(error) => {
-            audit_failure(&state, &id, None, &format!("provider unreachable: {error}"), &client).await;
+            audit_failure(
+                &state,
+                &id,
+                None,
+                &format!("provider unreachable: {error}"),
+                &client,
+            )
+            .await;
             return problem(
                 &state,
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -166,13 +184,21 @@ pub(crate) async fn callback(
         );
     };
     let name = provider.settings.display_name.clone();
-    let start_again = format!("Go back to the sign-in page and choose “Sign in with {name}” again.");
+    let start_again =
+        format!("Go back to the sign-in page and choose “Sign in with {name}” again.");
 
     // The answer must come back to the browser that asked, for a sign-in not yet used.
     let sent = answer.state.as_deref().unwrap_or("");
     let kept = cookie(&headers, OIDC_STATE_COOKIE).unwrap_or("");
     if sent.is_empty() || kept.is_empty() || !same_secret(sent, kept) {
-        audit_failure(&state, &id, None, "state mismatch: the answer does not belong to this browser's sign-in", &client).await;
+        audit_failure(
+            &state,
+            &id,
+            None,
+            "state mismatch: the answer does not belong to this browser's sign-in",
+            &client,
+        )
+        .await;
         return problem(
             &state,
             StatusCode::BAD_REQUEST,
@@ -215,7 +241,14 @@ pub(crate) async fn callback(
             .map(crate::oidc::provider::printable)
             .unwrap_or_default();
         let error = crate::oidc::provider::printable(error);
-        audit_failure(&state, &id, None, &format!("provider said {error}: {description}"), &client).await;
+        audit_failure(
+            &state,
+            &id,
+            None,
+            &format!("provider said {error}: {description}"),
+            &client,
+        )
+        .await;
         return if error == "access_denied" {
             problem(
                 &state,
@@ -229,7 +262,14 @@ pub(crate) async fn callback(
                 &state,
                 StatusCode::BAD_GATEWAY,
                 &format!("{name} could not sign you in"),
-                &format!("{name} answered with the error “{error}”{}.", if description.is_empty() { String::new() } else { format!(": {description}") }),
+                &format!(
+                    "{name} answered with the error “{error}”{}.",
+                    if description.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {description}")
+                    }
+                ),
                 &format!("{start_again} If it happens again, tell your service desk what it says."),
             )
         };
@@ -332,10 +372,16 @@ async fn finish(
             ));
         }
         if !mapped.unmapped.is_empty() {
-            reasons.push(format!("no Formulary role is set for: {}", mapped.unmapped.join("; ")));
+            reasons.push(format!(
+                "no Formulary role is set for: {}",
+                mapped.unmapped.join("; ")
+            ));
         }
         if !mapped.refused_national.is_empty() {
-            reasons.push("national roles are given in Formulary itself, not by the identity provider".to_owned());
+            reasons.push(
+                "national roles are given in Formulary itself, not by the identity provider"
+                    .to_owned(),
+            );
         }
         if reasons.is_empty() {
             reasons.push(format!("{name} gave no role at all"));
@@ -345,7 +391,14 @@ async fn finish(
     let user = match outcome {
         ExternalOutcome::Applied(applied) => applied.user,
         ExternalOutcome::Disabled(_) => {
-            audit_failure(state, id, Some(&verified.subject), "account disabled in Formulary", client).await;
+            audit_failure(
+                state,
+                id,
+                Some(&verified.subject),
+                "account disabled in Formulary",
+                client,
+            )
+            .await;
             return problem(
                 state,
                 StatusCode::FORBIDDEN,
@@ -356,7 +409,14 @@ async fn finish(
         }
         ExternalOutcome::NoAccount => {
             let reasons = why_no_role();
-            audit_failure(state, id, Some(&verified.subject), &format!("no role: {reasons}"), client).await;
+            audit_failure(
+                state,
+                id,
+                Some(&verified.subject),
+                &format!("no role: {reasons}"),
+                client,
+            )
+            .await;
             return problem(
                 state,
                 StatusCode::FORBIDDEN,
@@ -368,7 +428,14 @@ async fn finish(
     };
     if user.memberships.is_empty() {
         let reasons = why_no_role();
-        audit_failure(state, id, Some(&verified.subject), &format!("no role left: {reasons}"), client).await;
+        audit_failure(
+            state,
+            id,
+            Some(&verified.subject),
+            &format!("no role left: {reasons}"),
+            client,
+        )
+        .await;
         return problem(
             state,
             StatusCode::FORBIDDEN,
@@ -392,7 +459,10 @@ async fn finish(
                     session::SESSION_HOURS * 3600,
                 ),
             );
-            with_cookie(response, set_cookie(state.is_https(), OIDC_STATE_COOKIE, "", 0))
+            with_cookie(
+                response,
+                set_cookie(state.is_https(), OIDC_STATE_COOKIE, "", 0),
+            )
         }
         Err(error) => {
             tracing::error!(%error, "could not start a session");

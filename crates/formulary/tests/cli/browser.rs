@@ -173,7 +173,11 @@ pub(crate) fn run_script(
         .env("SCREENSHOT_DIR", &screenshots)
         .env("FORMULARY_TEST_PASSWORD", PASSWORD)
         .env("CHROMIUM", chromium)
-        .envs(environment.iter().map(|(name, value)| (*name, value.as_str())))
+        .envs(
+            environment
+                .iter()
+                .map(|(name, value)| (*name, value.as_str())),
+        )
         .output()
         .expect("node runs");
     assert!(

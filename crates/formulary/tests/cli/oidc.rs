@@ -26,7 +26,10 @@ fn start_provider(
     accounts: &Value,
 ) -> (Running, std::path::PathBuf) {
     let folder = node_folder("tests/oidc", "oidc-provider");
-    let file = workspace.folder.path().join(format!("{name}-accounts.json"));
+    let file = workspace
+        .folder
+        .path()
+        .join(format!("{name}-accounts.json"));
     std::fs::write(&file, serde_json::to_string_pretty(accounts).expect("JSON")).expect("written");
     let child = Command::new("node")
         .arg(folder.join("provider.mjs"))
@@ -71,7 +74,11 @@ fn api_get(base: &str, token: &str, path: &str) -> Value {
             .send()
             .await
             .expect("answer");
-        assert!(answer.status().is_success(), "GET {path}: {}", answer.status());
+        assert!(
+            answer.status().is_success(),
+            "GET {path}: {}",
+            answer.status()
+        );
         answer.json().await.expect("JSON")
     })
 }
@@ -119,7 +126,7 @@ issuer = "{cis2_issuer}"
 client_id = "formulary"
 client_secret_file = "{secret}"
 profile = "cis2"
-scopes = ["openid", "profile", "email", "nationalrbacaccess", "associatedorgs"]
+scopes = ["openid", "profile", "email", "nationalrbacaccess", "associatedorgs", "selectedrole"]
 role_map = {{ "R8000" = ["requester"], "S0080:G0450:R5080" = ["reviewer"] }}
 
 [[oidc_providers]]
@@ -161,6 +168,15 @@ timeout_seconds = 2
                 { "org_code": "RJ1", "org_name": "LEEDS TEACHING HOSPITALS NHS TRUST" },
                 { "org_code": "ZZZ9", "org_name": "A TRUST FORMULARY DOES NOT KNOW" },
             ],
+        },
+        "cis2-sam": {
+            "name": "Sam Selected",
+            "preferred_username": "sam",
+            "nhsid_nrbac_roles": [
+                nrbac("3001", "RJ1", "S8000:G8000:R8000", "Clinical Practitioner Access Role"),
+                nrbac("3002", "RJ1", "S0080:G0450:R5080", "Information Governance Lead"),
+            ],
+            "selected_roleid": "3002",
         },
         "cis2-uma": {
             "name": "Uma Unknown",
@@ -212,12 +228,25 @@ timeout_seconds = 2
     assert!(line("Someone Else").contains("RJ1:requester"), "{listed}");
     let nia = line("Nia Nurse");
     assert!(
-        nia.starts_with("nia.nurse-2") && nia.contains("RJ1:requester") && !nia.contains("reviewer"),
+        nia.starts_with("nia.nurse-2")
+            && nia.contains("RJ1:requester")
+            && !nia.contains("reviewer"),
         "a new account, requester only after the provider dropped the reviewer role: {nia}"
     );
     let eve = line("Eve Entra");
-    assert!(eve.contains("RJ1:approver") && !eve.contains("NATIONAL"), "{eve}");
-    assert!(!listed.contains("Uma"), "no account without a role: {listed}");
+    assert!(
+        eve.contains("RJ1:approver") && !eve.contains("NATIONAL"),
+        "{eve}"
+    );
+    assert!(
+        !listed.contains("Uma"),
+        "no account without a role: {listed}"
+    );
+    let sam = line("Sam Selected");
+    assert!(
+        sam.contains("RJ1:reviewer") && !sam.contains("requester"),
+        "only the selected role: {sam}"
+    );
 
     // Everything is audited, and no secret is anywhere in the audit log.
     let auditor = api_token(&base, "audrey");
@@ -234,22 +263,64 @@ timeout_seconds = 2
                 && row.to_string().contains(detail)
         })
     };
-    assert!(has("user.add", "oidc:cis2", "cis2-nia"), "the CIS2 account's creation, with its issuer and subject: {all}");
+    assert!(
+        has("user.add", "oidc:cis2", "cis2-nia"),
+        "the CIS2 account's creation, with its issuer and subject: {all}"
+    );
     assert!(has("role.grant", "oidc:cis2", "reviewer"), "{all}");
-    assert!(has("role.revoke", "oidc:cis2", "no longer given by the identity provider"), "the removed role: {all}");
+    assert!(
+        has(
+            "role.revoke",
+            "oidc:cis2",
+            "no longer given by the identity provider"
+        ),
+        "the removed role: {all}"
+    );
     assert!(has("role.grant", "oidc:entra", "approver"), "{all}");
-    for reason in ["state mismatch", "access_denied", "already used", "no role", "unreachable"] {
-        assert!(has("user.sign-in-failed", "anonymous", reason), "the refusal '{reason}' is audited: {all}");
+    for reason in [
+        "state mismatch",
+        "access_denied",
+        "already used",
+        "no role",
+        "unreachable",
+    ] {
+        assert!(
+            has("user.sign-in-failed", "anonymous", reason),
+            "the refusal '{reason}' is audited: {all}"
+        );
     }
 
     // A disabled account stays disabled whatever the provider says.
-    let username = nia.split_whitespace().next().expect("a username").to_owned();
+    let username = nia
+        .split_whitespace()
+        .next()
+        .expect("a username")
+        .to_owned();
     workspace.ok(&["admin", "user", "disable", &username]);
-    run_script("oidc", "oidc-disabled", &base, &[("OIDC_CASE", "disabled".to_owned()), environment[0].clone(), environment[1].clone(), environment[2].clone()], 1);
+    run_script(
+        "oidc",
+        "oidc-disabled",
+        &base,
+        &[
+            ("OIDC_CASE", "disabled".to_owned()),
+            environment[0].clone(),
+            environment[1].clone(),
+            environment[2].clone(),
+        ],
+        1,
+    );
     let audit = api_get(&base, &auditor, "/audit?limit=500");
-    assert!(audit.to_string().contains("account disabled in Formulary"), "{audit}");
+    assert!(
+        audit.to_string().contains("account disabled in Formulary"),
+        "{audit}"
+    );
     let after = workspace.ok(&["admin", "user", "list"]);
-    assert!(after.lines().any(|line| line.starts_with(&username) && line.contains("disabled")), "{after}");
+    assert!(
+        after
+            .lines()
+            .any(|line| line.starts_with(&username) && line.contains("disabled")),
+        "{after}"
+    );
 
     let verified = workspace.ok(&["audit", "verify"]);
     assert!(verified.contains("intact"), "{verified}");
