@@ -266,7 +266,7 @@ impl OidcProvider {
         let nonce = Nonce::new(nonce.to_owned());
         let first = id_token
             .claims(&client.id_token_verifier(), &nonce)
-            .map(Clone::clone);
+            .cloned();
         let (client, claims) = match first {
             Ok(claims) => (client, claims),
             Err(first) => {

@@ -296,7 +296,7 @@ pub(crate) async fn callback(
                 OidcError::Unreachable(_) => (
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!("{name} is not answering"),
-                    format!("Try again in a few minutes. If you have a Formulary username and password, you can sign in with them instead."),
+                    "Try again in a few minutes. If you have a Formulary username and password, you can sign in with them instead.".to_owned(),
                 ),
                 OidcError::Refused(_) => (StatusCode::BAD_GATEWAY, format!("{name} could not sign you in"), start_again.clone()),
                 OidcError::Invalid(_) => (
