@@ -21,6 +21,8 @@ use crate::state::{AppState, ClientAddress};
 
 /// The cookie that ties a provider's answer to the browser that asked for it.
 pub const OIDC_STATE_COOKIE: &str = "formulary_oidc_state";
+/// The longest `code` or `state` accepted from the browser (providers' are far shorter).
+const MAX_CODE_BYTES: usize = 4096;
 /// Minutes a person has to finish signing in at the provider.
 pub const OIDC_LOGIN_MINUTES: i64 = 10;
 
@@ -190,7 +192,8 @@ pub(crate) async fn callback(
     // The answer must come back to the browser that asked, for a sign-in not yet used.
     let sent = answer.state.as_deref().unwrap_or("");
     let kept = cookie(&headers, OIDC_STATE_COOKIE).unwrap_or("");
-    if sent.is_empty() || kept.is_empty() || !same_secret(sent, kept) {
+    if sent.is_empty() || sent.len() > MAX_CODE_BYTES || kept.is_empty() || !same_secret(sent, kept)
+    {
         audit_failure(
             &state,
             &id,
@@ -274,7 +277,11 @@ pub(crate) async fn callback(
             )
         };
     }
-    let Some(code) = answer.code.as_deref().filter(|code| !code.is_empty()) else {
+    let Some(code) = answer
+        .code
+        .as_deref()
+        .filter(|code| !code.is_empty() && code.len() <= MAX_CODE_BYTES)
+    else {
         audit_failure(&state, &id, None, "no code in the answer", &client).await;
         return problem(
             &state,

@@ -214,7 +214,9 @@ timeout_seconds = 2
         ("ENTRA_ISSUER", entra_issuer.clone()),
         ("ACCOUNTS_FILE", cis2_file.display().to_string()),
     ];
-    run_script("oidc", "oidc", &base, &environment, 10);
+    // Screenshots per backend: the SQLite and PostgreSQL runs may go on at the same time.
+    let backend = format!("{:?}", crate::databases::current()).to_ascii_lowercase();
+    run_script("oidc", &format!("oidc-{backend}"), &base, &environment, 10);
 
     // The accounts: linked by (issuer, subject), never to the local nia.nurse.
     let listed = workspace.ok(&["admin", "user", "list"]);
@@ -299,7 +301,7 @@ timeout_seconds = 2
     workspace.ok(&["admin", "user", "disable", &username]);
     run_script(
         "oidc",
-        "oidc-disabled",
+        &format!("oidc-disabled-{backend}"),
         &base,
         &[
             ("OIDC_CASE", "disabled".to_owned()),
