@@ -357,11 +357,20 @@ async fn finish(
         memberships: memberships.clone(),
     };
     let actor = format!("oidc:{id}");
-    let outcome = match state
+    let create = !memberships.is_empty();
+    let mut outcome = state
         .database
-        .apply_external_sign_in(&identity, !memberships.is_empty(), &actor)
-        .await
-    {
+        .apply_external_sign_in(&identity, create, &actor)
+        .await;
+    if outcome.is_err() {
+        // Two first sign-ins of one person at once: the second made the same account and met
+        // the unique (issuer, subject) index; now it finds the account.
+        outcome = state
+            .database
+            .apply_external_sign_in(&identity, create, &actor)
+            .await;
+    }
+    let outcome = match outcome {
         Ok(outcome) => outcome,
         Err(error) => {
             tracing::error!(%error, "could not apply a sign-in through an identity provider");
