@@ -100,7 +100,7 @@ runCase('errors', async ({ page, shot }) => {
 
   // 4. Sign-in: empty, then a wrong password.
   await open(page, '/sign-in');
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   await page.waitForLoadState('load');
   await checkErrorSummary(page, ['username', 'password'], 'empty sign-in');
   await shot('sign-in-empty');
@@ -108,7 +108,7 @@ runCase('errors', async ({ page, shot }) => {
   await page.getByLabel('Password').fill('not the password at all');
   const [refused] = await Promise.all([
     page.waitForResponse((answer) => answer.url().endsWith('/sign-in') && answer.request().method() === 'POST'),
-    page.getByRole('button', { name: 'Sign in' }).click(),
+    page.getByRole('button', { name: 'Sign in', exact: true }).click(),
   ]);
   await page.waitForLoadState('load');
   expect(refused.status() === 401, `a wrong password should answer 401; it answered ${refused.status()}`);

@@ -123,7 +123,7 @@ async function signIn(page, username, displayName, password = PASSWORD) {
   await open(page, '/sign-in');
   await page.getByLabel('Username').fill(username);
   await page.getByLabel('Password').fill(password);
-  await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: 'Sign in' }).click()]);
+  await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: 'Sign in', exact: true }).click()]);
   const account = await page.locator('.formulary-account').innerText().catch(() => '');
   expect(account.includes(`Signed in as ${displayName}`), `after signing in as ${username}, the header should say "Signed in as ${displayName}"; it says "${excerpt(account)}" and the page says "${excerpt(await mainText(page))}"`);
 }

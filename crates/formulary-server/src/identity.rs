@@ -1,7 +1,7 @@
 //! Who is calling: a [`Principal`] built from a session cookie or an API token, and the
-//! [`IdentityProvider`] interface that proves a person's identity at sign-in. Local accounts
-//! (argon2 password hashes) are the first provider; an OIDC provider (NHS CIS2, Entra ID) fits
-//! the same interface, mapping its claims to an account and roles.
+//! [`IdentityProvider`] interface that proves a person's identity from a username and password
+//! (local accounts, argon2 password hashes). People who sign in through an OpenID Connect
+//! provider (NHS CIS2, Entra ID) go through a browser redirect instead: see [`crate::oidc`].
 
 use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,

@@ -23,6 +23,7 @@ mod landing;
 pub mod mail;
 pub mod notices;
 mod npm;
+pub mod oidc;
 mod pypi;
 pub mod reports;
 pub mod review;

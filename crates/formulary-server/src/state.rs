@@ -55,6 +55,8 @@ pub struct AppState {
     pub gateway_tokens: Arc<crate::GatewayTokens>,
     /// The advisory feed's freshness as this replica last read it (kept by the sync loop).
     pub feeds: Arc<crate::surveillance::FeedWatch>,
+    /// The OpenID Connect providers people may sign in with (`oidc_providers`).
+    pub oidc: crate::oidc::OidcProviders,
 }
 
 impl AppState {
@@ -96,6 +98,7 @@ impl AppState {
             gateway_access: crate::GatewayAccess::default(),
             gateway_tokens: Arc::default(),
             feeds: Arc::default(),
+            oidc: crate::oidc::OidcProviders::default(),
         })
     }
 

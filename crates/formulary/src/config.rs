@@ -117,6 +117,9 @@ pub struct Settings {
     /// sent, names the reader in the download ledger) or `token` (every gateway request
     /// carries a Formulary token).
     pub gateway_access: String,
+    /// OpenID Connect providers people may sign in with (NHS CIS2, Entra ID, others), each a
+    /// `[[oidc_providers]]` table (docs/configuration.md). Local accounts keep working beside them.
+    pub oidc_providers: Vec<formulary_server::oidc::OidcProviderSettings>,
 }
 
 impl Default for Settings {
@@ -164,6 +167,7 @@ impl Default for Settings {
             smtp_from: "Formulary <formulary@localhost>".to_owned(),
             smtp_ca_file: None,
             gateway_access: "anonymous".to_owned(),
+            oidc_providers: Vec::new(),
         }
     }
 }
@@ -486,6 +490,55 @@ mod tests {
             assert_eq!(settings.upstream_timeout_seconds, 5);
             assert_eq!(settings.default_organisation, "RJ1");
             assert!(unknown_variables().is_empty(), "{:?}", unknown_variables());
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment::Jail's closure must return figment::Error"
+    )]
+    fn oidc_providers_come_from_the_file_with_their_defaults() {
+        use formulary_server::oidc::ClaimsProfile;
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "formulary.toml",
+                r#"
+[[oidc_providers]]
+id = "cis2"
+display_name = "NHS Care Identity"
+issuer = "https://cis2.example.nhs.uk"
+client_id = "formulary"
+client_secret_env = "CIS2_SECRET"
+profile = "cis2"
+role_map = { "R8000" = ["requester"] }
+"#,
+            )?;
+            let settings =
+                Settings::load(None, Overrides::default()).map_err(|error| error.to_string())?;
+            let provider = &settings.oidc_providers[0];
+            assert_eq!(provider.profile, ClaimsProfile::Cis2);
+            assert!(provider.use_selected_role && !provider.allow_national_roles);
+            assert_eq!(
+                provider.scopes(),
+                [
+                    "openid",
+                    "profile",
+                    "email",
+                    "nationalrbacaccess",
+                    "associatedorgs"
+                ]
+            );
+            assert_eq!(provider.role_map["R8000"], ["requester"]);
+            jail.create_file(
+                "formulary.toml",
+                "[[oidc_providers]]\nid = \"x\"\ndisplay_name = \"X\"\nissuer = \"https://x\"\nclient_id = \"c\"\nprofile = \"cis2\"\nclient_secret = \"inline\"\n",
+            )?;
+            assert!(
+                Settings::load(None, Overrides::default()).is_err(),
+                "a secret written inline is refused (only a file or a variable)"
+            );
             Ok(())
         });
     }

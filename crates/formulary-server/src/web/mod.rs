@@ -7,6 +7,7 @@ mod admin;
 mod assets;
 mod catalogue;
 pub(crate) mod notifications;
+mod oidc;
 pub(crate) mod page;
 mod password_reset;
 mod reports;
@@ -171,6 +172,8 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(catalogue::home))
         .route("/sign-in", get(sign_in::show).post(sign_in::submit))
         .route("/sign-out", post(sign_in::sign_out))
+        .route("/sign-in/oidc/{id}", get(oidc::start))
+        .route("/sign-in/oidc/{id}/callback", get(oidc::callback))
         .route("/components", get(catalogue::search_page))
         .route(
             "/components/{ecosystem}/{name}",

@@ -32,11 +32,11 @@ pub(crate) fn with_retry_after(mut response: Response, seconds: i64) -> Response
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct Next {
     #[serde(default)]
-    next: String,
+    pub(crate) next: String,
 }
 
 /// Only local paths are followed after sign-in (no open redirect).
-fn safe_next(next: &str) -> &str {
+pub(crate) fn safe_next(next: &str) -> &str {
     let local = next.starts_with('/')
         && !next.starts_with("//")
         && !next.starts_with("/\\")
@@ -49,6 +49,7 @@ fn safe_next(next: &str) -> &str {
 }
 
 fn form(
+    state: &AppState,
     viewer: &Viewer,
     token: &str,
     username: &str,
@@ -61,6 +62,16 @@ fn form(
             (page::error_summary(errors))
             h1 { "Sign in" }
             p { "Sign in to request tools, follow your requests, and review or decide them if that is your role. Searching the catalogue and the decision log needs no account." }
+            @if !state.oidc.all().is_empty() {
+                @for provider in state.oidc.all() {
+                    form method="get" action={ "/sign-in/oidc/" (provider.settings.id) } {
+                        input type="hidden" name="next" value=(next);
+                        button.nhsuk-button type="submit" data-module="nhsuk-button" { "Sign in with " (provider.settings.display_name) }
+                    }
+                }
+                h2.nhsuk-heading-m { "Or sign in with a Formulary username and password" }
+                p { "For people given a Formulary account by its administrators." }
+            }
             form method="post" action="/sign-in" novalidate {
                 input type="hidden" name="csrf_token" value=(token);
                 input type="hidden" name="next" value=(next);
@@ -92,7 +103,7 @@ pub(crate) async fn show(
         return Redirect::to(&next).into_response();
     }
     let token = formulary_store::random_secret();
-    let response = form(&viewer, &token, "", &next, &[], StatusCode::OK);
+    let response = form(&state, &viewer, &token, "", &next, &[], StatusCode::OK);
     with_cookie(
         response,
         set_cookie(state.is_https(), SIGN_IN_COOKIE, &token, 3600),
@@ -126,7 +137,7 @@ pub(crate) async fn submit(
     let next = safe_next(session::field(&pairs, "next").unwrap_or("/")).to_owned();
     let viewer = Viewer::default();
     let again = |errors: Vec<FieldError>, status| {
-        form(&viewer, expected, &username, &next, &errors, status)
+        form(&state, &viewer, expected, &username, &next, &errors, status)
     };
     let mut errors = Vec::new();
     if username.is_empty() {

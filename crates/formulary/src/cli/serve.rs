@@ -121,6 +121,27 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
         .gateway_access
         .parse()
         .map_err(|problem| anyhow::anyhow!("gateway_access: {problem}"))?;
+    state.oidc = formulary_server::oidc::OidcProviders::new(&context.settings.oidc_providers)
+        .map_err(anyhow::Error::msg)?;
+    for provider in state.oidc.all() {
+        let redirect = format!(
+            "{}sign-in/oidc/{}/callback",
+            state.public_url, provider.settings.id
+        );
+        tracing::info!(
+            provider = %provider.settings.id,
+            issuer = %provider.settings.issuer,
+            %redirect,
+            "people may sign in through this OpenID provider; register this redirect URI with it"
+        );
+        if context.settings.public_url.is_none() {
+            tracing::warn!(
+                provider = %provider.settings.id,
+                %redirect,
+                "an OpenID provider is configured but public_url is not set: the redirect URI is built from the listen address, which is rarely what people reach; set public_url"
+            );
+        }
+    }
     if context.settings.public_url.is_none() && address.ip().is_unspecified() {
         tracing::warn!(
             public_url = %state.public_url,

@@ -16,7 +16,7 @@ use crate::formulary_cli::{repo_root, text, Running, Workspace};
 use crate::gateway_pypi::{pip, static_upstream, venv};
 
 /// Every account's password (the browser scripts read it from `FORMULARY_TEST_PASSWORD`).
-const PASSWORD: &str = "correct horse battery staple";
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
 
 /// The people the scripts sign in as: username, name shown, role. The scripts check the names.
 const PEOPLE: [(&str, &str, &str); 3] = [
@@ -66,14 +66,22 @@ fn chromium() -> String {
 /// tests/browser with its node_modules: runs `npm ci` there when they are missing, once even
 /// when several test processes start together.
 fn browser_tests() -> PathBuf {
-    let folder = repo_root().join("tests/browser");
-    let installed = folder.join("node_modules/playwright-core/package.json");
+    node_folder("tests/browser", "playwright-core")
+}
+
+/// A folder of Node.js scripts (relative to the repository) with its node_modules: runs
+/// `npm ci` there when `package` is missing, once even when several test processes start
+/// together.
+pub(crate) fn node_folder(relative: &str, package: &str) -> PathBuf {
+    let folder = repo_root().join(relative);
+    let installed = folder.join(format!("node_modules/{package}/package.json"));
     let node = Command::new("node").arg("--version").output();
     assert!(
         node.is_ok_and(|output| output.status.success()),
         "the browser tests need Node.js: run `apt-get install nodejs npm`"
     );
-    let lock = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-npm-ci.lock");
+    let lock = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("{}-npm-ci.lock", relative.replace('/', "-")));
     let deadline = Instant::now() + Duration::from_secs(300);
     while !installed.exists() {
         assert!(
@@ -100,7 +108,7 @@ fn browser_tests() -> PathBuf {
                 let _ = std::fs::remove_file(&lock);
                 if let Some(output) = output {
                     let output = output.expect(
-                        "the browser tests need npm to install playwright-core: run `apt-get install npm`",
+                        "the Node.js tests need npm to install their packages: run `apt-get install npm`",
                     );
                     assert!(
                         output.status.success(),
@@ -141,17 +149,35 @@ fn screenshot_folder(case: &str) -> PathBuf {
 
 /// Runs `node tests/browser/<case>.js` against `base` and insists that it passes.
 fn run_case(case: &str, base: &str) {
+    run_script(case, case, base, &[], 5);
+}
+
+/// Runs `node tests/browser/<script>.js` against `base` with extra environment, keeping its
+/// screenshots in `target/browser-screenshots/<case>`, and insists that it passes and leaves
+/// at least `least_shots` screenshots.
+pub(crate) fn run_script(
+    script: &str,
+    case: &str,
+    base: &str,
+    environment: &[(&str, String)],
+    least_shots: usize,
+) {
     let chromium = chromium();
     let folder = browser_tests();
     let screenshots = screenshot_folder(case);
     let started = Instant::now();
     let output = Command::new("node")
-        .arg(folder.join(format!("{case}.js")))
+        .arg(folder.join(format!("{script}.js")))
         .current_dir(repo_root())
         .env("BASE_URL", base)
         .env("SCREENSHOT_DIR", &screenshots)
         .env("FORMULARY_TEST_PASSWORD", PASSWORD)
         .env("CHROMIUM", chromium)
+        .envs(
+            environment
+                .iter()
+                .map(|(name, value)| (*name, value.as_str())),
+        )
         .output()
         .expect("node runs");
     assert!(
@@ -166,7 +192,7 @@ fn run_case(case: &str, base: &str) {
         .map(|items| items.count())
         .unwrap_or(0);
     assert!(
-        shots >= 5,
+        shots >= least_shots,
         "the browser case {case} should leave a screenshot per step in {}; found {shots}",
         screenshots.display()
     );

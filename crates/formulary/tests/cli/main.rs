@@ -25,6 +25,7 @@ mod gateway_pypi;
 mod gateway_verified;
 mod moto;
 mod notifications;
+mod oidc;
 mod overlays;
 mod policy_check;
 mod policy_files;
