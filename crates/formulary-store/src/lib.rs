@@ -11,6 +11,7 @@ mod advisories;
 mod audit;
 mod blobs;
 mod catalogue;
+mod changes;
 mod checkpoints;
 mod database;
 mod digests;
@@ -40,6 +41,7 @@ pub use accounts::{
 pub use advisories::{AdvisoryImport, AdvisorySummary, ImportOutcome};
 pub use audit::{AuditRecord, AuditVerification};
 pub use blobs::{BlobRef, BlobStore, FormatCheck, ReadSeek};
+pub use changes::{ChangeEvent, ChangeListener, CHANGES_CHANNEL};
 pub use checkpoints::{AuditKey, Checkpoint, CheckpointLog, CheckpointReport};
 pub use database::{redact_url, Database};
 pub use digests::{Algorithm, Digests, MalformedDigest};

@@ -75,6 +75,9 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
     state.ledger = Some(ledger);
     state.blob_dir = Some(context.settings.blob_dir());
     super::audit::check_at_start(context, &database).await;
+    // Each background job runs on one replica at a time, under a lease in the database.
+    let holder = formulary_server::jobs::replica_holder();
+    let lease = |name| formulary_server::jobs::JobLease::new(database.clone(), name, holder.clone());
     let _outbox = match &context.settings.smtp_url {
         Some(smtp_url) => {
             let mailer =
@@ -87,6 +90,7 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
                 mailer,
                 database.clone(),
                 Duration::from_secs(2),
+                lease("email-outbox"),
             ))
         }
         None => None,
@@ -95,7 +99,11 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
         super::audit::follow_checkpoints(context, database.clone(), Duration::from_secs(10))?;
     let _follower = Arc::clone(&state.snapshot).follow(database.clone(), Duration::from_secs(2));
     let _advisory_sync = start_advisory_sync(context, &database, &state);
-    let _admissions = formulary_server::follow_admissions(state.clone(), Duration::from_secs(2));
+    let _admissions = formulary_server::follow_admissions(
+        state.clone(),
+        Duration::from_secs(2),
+        lease("dependency-admissions"),
+    );
     let listener = tokio::net::TcpListener::bind(context.settings.listen)
         .await
         .with_context(|| format!("could not listen on {}: is another program using that port? Choose another with --listen", context.settings.listen))?;
