@@ -25,6 +25,7 @@ mod overlays;
 mod policy_check;
 mod policy_files;
 mod refusals;
+mod replicas;
 mod reliability;
 mod reliability_database;
 mod reliability_kill;
