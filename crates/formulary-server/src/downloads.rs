@@ -82,10 +82,21 @@ pub(crate) async fn write_ledger(state: &AppState, line: &Download) {
     }
 }
 
-/// Streams a blob, honouring a single `Range: bytes=a-b` (uv reads wheel metadata this way)
-/// and `If-None-Match` (304). The blob is opened once: directly when blobs live in a local
-/// folder, else through the store. A range is read from its offset as it is sent, never held
-/// whole in memory.
+/// Where the bytes of a blob being served come from.
+enum Source {
+    /// Kept in memory (a small file, sent with sendfile where it can be).
+    Memory(bytes::Bytes),
+    /// A file in the local blob folder.
+    File(tokio::fs::File),
+    /// Object storage: read in bounded requests as the client takes the bytes.
+    Remote,
+}
+
+/// Streams a blob, honouring a single `Range: bytes=a-b` (uv reads wheel metadata this way),
+/// `If-Range` and `If-None-Match` (304, answered without touching the store). The blob is
+/// opened once: directly when blobs live in a local folder, else through the store, in
+/// requests of bounded size. A range is read from its offset as it is sent, never held whole
+/// in memory.
 pub(crate) async fn serve_blob(
     state: &AppState,
     sha256: &str,
@@ -102,37 +113,27 @@ pub(crate) async fn serve_blob(
             .get(header::IF_RANGE)
             .and_then(|value| value.to_str().ok())
             .is_none_or(|value| value == etag);
-    let kept = crate::zero_copy::blob(sha256);
-    let (body, size, file): (Option<Body>, u64, Option<tokio::fs::File>) = match kept {
+    let (source, size) = match crate::zero_copy::blob(sha256) {
         Some(bytes) => {
             let size = bytes.len() as u64;
-            (Some(Body::from(bytes)), size, None)
+            (Source::Memory(bytes), size)
         }
         None => match state.blobs.open_local(sha256).await? {
-            Some((file, size)) if wants_range => (None, size, Some(file)),
+            Some((file, size)) if wants_range => (Source::File(file), size),
             // Small files are read whole once and then sent from the file with sendfile.
             Some((file, size)) if size <= crate::zero_copy::MAX_BLOB_BYTES => {
-                let bytes = read_whole(sha256, file, size).await?;
-                (Some(Body::from(bytes)), size, None)
+                (Source::Memory(read_whole(sha256, file, size).await?), size)
             }
-            Some((file, size)) => (
-                Some(Body::from_stream(
-                    tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024),
-                )),
-                size,
-                None,
-            ),
-            None => {
-                let stored = state.blobs.get(sha256).await?;
-                let size = stored.meta.size;
-                (
-                    Some(Body::from_stream(
-                        stored.into_stream().map_err(std::io::Error::other),
-                    )),
-                    size,
-                    None,
-                )
-            }
+            Some((file, size)) => (Source::File(file), size),
+            None => match state.blobs.stat(sha256).await? {
+                Some(blob) => (Source::Remote, blob.size),
+                None => {
+                    return Err(formulary_store::StoreError::NotFound(format!(
+                        "blob sha256:{sha256}"
+                    ))
+                    .into())
+                }
+            },
         },
     };
     let range = headers
@@ -141,10 +142,12 @@ pub(crate) async fn serve_blob(
         .and_then(|value| parse_range(value, size));
     let mut response = match range.filter(|_| wants_range) {
         Some(Ok((start, end))) => {
-            drop(body);
             let length = end + 1 - start;
-            let part = match file {
-                Some(mut file) => {
+            let part = match source {
+                Source::Memory(bytes) => Body::from(bytes.slice(
+                    usize::try_from(start).unwrap_or(0)..usize::try_from(end + 1).unwrap_or(0),
+                )),
+                Source::File(mut file) => {
                     use tokio::io::{AsyncReadExt, AsyncSeekExt};
                     file.seek(std::io::SeekFrom::Start(start))
                         .await
@@ -158,7 +161,7 @@ pub(crate) async fn serve_blob(
                         128 * 1024,
                     ))
                 }
-                None => Body::from(state.blobs.get_range(sha256, start..end + 1).await?),
+                Source::Remote => remote_body(state, sha256, start..end + 1)?,
             };
             let mut response = (StatusCode::PARTIAL_CONTENT, part).into_response();
             response
@@ -177,12 +180,12 @@ pub(crate) async fn serve_blob(
             return Ok(response);
         }
         None => {
-            let body = match (body, file) {
-                (Some(body), _) => body,
-                (None, Some(file)) => Body::from_stream(
+            let body = match source {
+                Source::Memory(bytes) => Body::from(bytes),
+                Source::File(file) => Body::from_stream(
                     tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024),
                 ),
-                (None, None) => Body::empty(),
+                Source::Remote => remote_body(state, sha256, 0..size)?,
             };
             let mut response = body.into_response();
             response
@@ -193,6 +196,17 @@ pub(crate) async fn serve_blob(
     };
     set_file_headers(&mut response, Some(&etag));
     Ok(response)
+}
+
+/// A body read from object storage as the client takes it. A store that fails mid-way breaks
+/// the response off (the client sees a short body against its Content-Length, never wrong bytes).
+fn remote_body(
+    state: &AppState,
+    sha256: &str,
+    range: std::ops::Range<u64>,
+) -> Result<Body, ApiError> {
+    let stream = state.blobs.read_range(sha256, range)?;
+    Ok(Body::from_stream(stream.map_err(std::io::Error::other)))
 }
 
 /// Reads a small blob whole in one blocking call, and keeps it for sending with sendfile.

@@ -76,6 +76,19 @@ impl From<StoreError> for ApiError {
             StoreError::Contended(_) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Busy", error.to_string())
             }
+            StoreError::BlobUnavailable { why, .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Package file storage unavailable",
+                format!("Formulary could not read or write the storage that holds package files: {why}. Nothing was cached or changed. Try again in a minute; if it persists, tell the operator (the blob store is down or unreachable)."),
+            ),
+            StoreError::Blob(ref source) => {
+                tracing::error!(error = %source, "blob storage failure");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Package file storage unavailable",
+                    "Formulary could not read or write the storage that holds package files. Nothing was cached or changed. Try again in a minute; if it persists, tell the operator (the error is in the server log).",
+                )
+            }
             other => {
                 tracing::error!(error = %other, "storage failure");
                 ApiError::new(

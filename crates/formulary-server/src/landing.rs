@@ -11,7 +11,7 @@
 //!   failing is `degraded`, never `failed`.
 //! - `/healthz` is kept as an alias of `/readyz` for existing probes.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -73,8 +73,7 @@ pub(crate) async fn live() -> Response {
 
 /// `/readyz` (and `/healthz`): what serving needs, checked within 100 ms; 503 when not ready.
 pub(crate) async fn ready(State(state): State<AppState>) -> Response {
-    let (database, blobs) =
-        tokio::join!(database_check(&state), blob_check(state.blob_dir.clone()));
+    let (database, blobs) = tokio::join!(database_check(&state), blob_check(&state));
     let ledger = ledger_check(&state);
     let upstreams = upstream_check(&state);
     let advisory_feed = advisory_feed_check(&state);
@@ -145,14 +144,41 @@ async fn database_check(state: &AppState) -> Check {
 /// One disk probe at a time: a hung file system must not pile up blocked threads.
 static DISK_PROBE_RUNNING: AtomicBool = AtomicBool::new(false);
 
-async fn blob_check(folder: Option<PathBuf>) -> Check {
+/// How long object storage may take to answer the readiness probe (a network round trip, so
+/// more than the local checks get).
+const OBJECT_STORE_PROBE_BUDGET: Duration = Duration::from_millis(1000);
+
+/// Asks object storage about a key (any answer, "not found" included, means it is reachable and
+/// takes the credentials).
+async fn object_store_check(state: &AppState) -> Check {
     let started = Instant::now();
-    let Some(folder) = folder else {
-        return Check {
-            status: CheckStatus::Ok,
-            detail: "blobs live in object storage, which is not probed".to_owned(),
-            elapsed_ms: 0,
+    let label = state.blobs.label().to_owned();
+    let (status, detail) =
+        match tokio::time::timeout(OBJECT_STORE_PROBE_BUDGET, state.blobs.probe()).await {
+            Ok(Ok(())) => (CheckStatus::Ok, format!("the blob store {label} answers")),
+            Ok(Err(error)) => (
+                CheckStatus::Failed,
+                format!("{error}. Cached package files cannot be served; check the object storage server, s3_endpoint and the credentials"),
+            ),
+            Err(_) => (
+                CheckStatus::Failed,
+                format!(
+                    "the blob store {label} did not answer within {} ms. Cached package files cannot be served; check the object storage server and the network to it",
+                    OBJECT_STORE_PROBE_BUDGET.as_millis()
+                ),
+            ),
         };
+    Check {
+        status,
+        detail,
+        elapsed_ms: started.elapsed().as_millis(),
+    }
+}
+
+async fn blob_check(state: &AppState) -> Check {
+    let started = Instant::now();
+    let Some(folder) = state.blob_dir.clone() else {
+        return object_store_check(state).await;
     };
     let (status, detail) = if DISK_PROBE_RUNNING.swap(true, Ordering::AcqRel) {
         (

@@ -1,15 +1,20 @@
+//! Content-addressed blobs (cached package files) in a local folder or an S3-compatible bucket:
+//! reading, listing, checking and quarantining. Writing is in `blob_writes`.
+
 use std::ops::Range;
 use std::path::Path as FilePath;
 use std::sync::Arc;
+use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use futures::{Stream, StreamExt};
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
-use object_store::{GetResult, ObjectStore, PutPayload};
+use object_store::{GetOptions, GetRange, GetResult, ObjectStore};
 use serde::Serialize;
 
-use crate::digests::{Algorithm, Digests, Hasher};
+use crate::blob_location::BlobLocation;
+use crate::digests::{Digests, Hasher};
 use crate::error::StoreError;
 
 /// A file that can be read and sought (a blob being checked).
@@ -35,13 +40,23 @@ pub struct BlobRef {
 /// digest has been checked, so an interrupted or corrupt write never leaves a blob that looks whole.
 #[derive(Debug, Clone)]
 pub struct BlobStore {
-    store: Arc<dyn ObjectStore>,
+    pub(crate) store: Arc<dyn ObjectStore>,
     /// The folder, when blobs live in a local folder: files are then read directly.
-    local_root: Option<std::path::PathBuf>,
+    pub(crate) local_root: Option<std::path::PathBuf>,
+    /// The store as configured, for messages (never with credentials).
+    label: Arc<str>,
 }
 
-/// Parts are sent in chunks of this size (S3 needs at least 5 MiB per part but the last).
-const PART_SIZE: usize = 8 * 1024 * 1024;
+/// A remote blob is read in requests of at most this many bytes, each with its own timeout and
+/// retries, so that a slow client reading a large file never outlasts one request's deadline.
+const READ_CHUNK: u64 = 8 * 1024 * 1024;
+
+/// How long a question to the store (does this blob exist, how large is it, the first bytes)
+/// may take before the store counts as unavailable.
+const PATIENCE: Duration = Duration::from_secs(10);
+
+/// The bytes of a blob as they are read.
+pub type BlobStream = futures::stream::BoxStream<'static, Result<Bytes, StoreError>>;
 
 impl BlobStore {
     /// Blobs in a local folder, created if missing.
@@ -57,7 +72,24 @@ impl BlobStore {
         Ok(BlobStore {
             store: Arc::new(store),
             local_root,
+            label: folder.display().to_string().into(),
         })
+    }
+
+    /// Blobs where `location` says: a local folder (created if missing) or a bucket.
+    pub fn open(location: &BlobLocation) -> Result<BlobStore, StoreError> {
+        match location {
+            BlobLocation::Folder(folder) => BlobStore::local(folder),
+            BlobLocation::S3 {
+                bucket,
+                prefix,
+                options,
+            } => Ok(BlobStore {
+                store: BlobLocation::open_s3(bucket, prefix, options)?,
+                local_root: None,
+                label: location.label().into(),
+            }),
+        }
     }
 
     /// Blobs in any object store.
@@ -65,6 +97,72 @@ impl BlobStore {
         BlobStore {
             store,
             local_root: None,
+            label: "object storage".into(),
+        }
+    }
+
+    /// The store as configured (a folder or `s3://bucket/prefix`), for messages.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// True when blobs live in a local folder.
+    pub fn is_local(&self) -> bool {
+        self.local_root.is_some()
+    }
+
+    /// Turns an object-store failure into what a client may be told: a store that did not
+    /// answer or refused is unavailable (the full error is logged here, not shown).
+    pub(crate) fn unavailable(&self, error: object_store::Error) -> StoreError {
+        match error {
+            object_store::Error::NotFound { path, .. } => {
+                StoreError::NotFound(format!("blob {path}"))
+            }
+            other => {
+                tracing::warn!(store = %self.label, error = %other, "the blob store failed");
+                StoreError::BlobUnavailable {
+                    store: self.label.to_string(),
+                    why: "it did not answer or refused the request".to_owned(),
+                }
+            }
+        }
+    }
+
+    /// For a remote store, reports object-store failures as unavailability (see
+    /// [`BlobStore::unavailable`]); a local folder's errors are kept as they are.
+    pub(crate) fn unavailable_if_remote(&self, error: StoreError) -> StoreError {
+        match error {
+            StoreError::Blob(error) if self.local_root.is_none() => self.unavailable(error),
+            other => other,
+        }
+    }
+
+    /// Waits at most [`PATIENCE`] for the store.
+    async fn patiently<T>(
+        &self,
+        operation: impl std::future::Future<Output = Result<T, object_store::Error>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(PATIENCE, operation).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(error)) => Err(self.unavailable(error)),
+            Err(_) => {
+                tracing::warn!(store = %self.label, "the blob store did not answer within {} s", PATIENCE.as_secs());
+                Err(StoreError::BlobUnavailable {
+                    store: self.label.to_string(),
+                    why: format!("it did not answer within {} s", PATIENCE.as_secs()),
+                })
+            }
+        }
+    }
+
+    /// Checks the store answers (a readiness probe): a question about a key that need not exist.
+    pub async fn probe(&self) -> Result<(), StoreError> {
+        match self
+            .patiently(self.store.head(&Path::from("readyz-probe")))
+            .await
+        {
+            Ok(_) | Err(StoreError::NotFound(_)) => Ok(()),
+            Err(error) => Err(error),
         }
     }
 
@@ -98,7 +196,7 @@ impl BlobStore {
         }
     }
 
-    fn address(sha256: &str) -> Result<Path, StoreError> {
+    pub(crate) fn address(sha256: &str) -> Result<Path, StoreError> {
         let well_formed = sha256.len() == 64
             && sha256
                 .bytes()
@@ -116,193 +214,72 @@ impl BlobStore {
         )))
     }
 
-    /// Stores a stream of bytes. With `expected_sha256`, the content must have that digest or
-    /// nothing is stored. A stream that fails part-way stores nothing either.
-    pub async fn put_stream<S, E>(
-        &self,
-        stream: S,
-        expected_sha256: Option<&str>,
-    ) -> Result<BlobRef, StoreError>
-    where
-        S: Stream<Item = Result<Bytes, E>> + Unpin,
-        E: std::fmt::Display,
-    {
-        let mut expected = Digests::none();
-        if let Some(digest) = expected_sha256 {
-            expected =
-                expected
-                    .with(Algorithm::Sha256, digest)
-                    .map_err(|error| StoreError::Rejected {
-                        why: error.to_string(),
-                    })?;
-        }
-        self.put_verified(stream, &expected, None).await
-    }
-
-    /// Stores a stream of bytes only if it matches every digest in `expected` and passes
-    /// `check` (the format's own sanity check, run on the complete file before it becomes
-    /// visible). The file is written under a temporary name, flushed to disk, checked, and only
-    /// then moved to its address: nothing unverified is ever visible, and a stream that fails
-    /// part-way stores nothing.
-    pub async fn put_verified<S, E>(
-        &self,
-        mut stream: S,
-        expected: &Digests,
-        check: Option<FormatCheck>,
-    ) -> Result<BlobRef, StoreError>
-    where
-        S: Stream<Item = Result<Bytes, E>> + Unpin,
-        E: std::fmt::Display,
-    {
-        let incoming = Path::from(format!("incoming/{}", uuid::Uuid::new_v4().simple()));
-        let mut upload = self.store.put_multipart(&incoming).await?;
-        let mut hasher = Hasher::for_expected(expected);
-        let mut size: u64 = 0;
-        let mut buffer = BytesMut::with_capacity(PART_SIZE);
-        let mut failure = None;
-        while let Some(chunk) = stream.next().await {
-            match chunk {
-                Ok(bytes) => {
-                    hasher.update(&bytes);
-                    size += bytes.len() as u64;
-                    buffer.extend_from_slice(&bytes);
-                    if buffer.len() >= PART_SIZE {
-                        if let Err(error) = upload
-                            .put_part(PutPayload::from(buffer.split().freeze()))
-                            .await
-                        {
-                            failure = Some(StoreError::Blob(error));
-                            break;
-                        }
-                    }
-                }
-                Err(error) => {
-                    failure = Some(StoreError::Interrupted {
-                        bytes: size,
-                        why: error.to_string(),
-                    });
-                    break;
-                }
-            }
-        }
-        if failure.is_none() && !buffer.is_empty() {
-            if let Err(error) = upload
-                .put_part(PutPayload::from(buffer.split().freeze()))
-                .await
-            {
-                failure = Some(StoreError::Blob(error));
-            }
-        }
-        if let Some(error) = failure {
-            let _ = upload.abort().await;
-            return Err(error);
-        }
-        upload.complete().await?;
-        let computed = hasher.finish();
-        if let Some((algorithm, expected, actual)) = expected.contradiction(&computed) {
-            let _ = self.store.delete(&incoming).await;
-            return Err(StoreError::DigestMismatch {
-                algorithm: algorithm.name(),
-                expected: expected.to_owned(),
-                actual: actual.to_owned(),
-            });
-        }
-        let sha256 = computed.sha256.clone().unwrap_or_default();
-        if let Err(error) = self.settle(&incoming, check).await {
-            let _ = self.store.delete(&incoming).await;
-            return Err(error);
-        }
-        let address = Self::address(&sha256)?;
-        if let Err(error) = self.store.rename(&incoming, &address).await {
-            let _ = self.store.delete(&incoming).await;
-            return Err(error.into());
-        }
-        self.sync_folder_of(&address).await;
-        Ok(BlobRef { sha256, size })
-    }
-
-    /// Flushes a just-written temporary blob to disk (local folders) and runs the format check
-    /// on it.
-    async fn settle(&self, incoming: &Path, check: Option<FormatCheck>) -> Result<(), StoreError> {
-        let local = self
-            .local_root
-            .as_ref()
-            .map(|root| root.join(incoming.as_ref()));
-        if check.is_none() && local.is_none() {
-            return Ok(());
-        }
-        let remote = match (&check, &local) {
-            (Some(_), None) => Some(self.store.get(incoming).await?.bytes().await?),
-            _ => None,
-        };
-        let outcome = tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
-            let io = |error: std::io::Error| {
-                StoreError::Conflict(format!("cannot flush a blob being stored: {error}"))
-            };
-            if let Some(path) = &local {
-                let mut file = std::fs::File::open(path).map_err(io)?;
-                file.sync_all().map_err(io)?;
-                if let Some(check) = &check {
-                    check(&mut file).map_err(|why| StoreError::Rejected { why })?;
-                }
-            } else if let (Some(check), Some(bytes)) = (&check, remote) {
-                check(&mut std::io::Cursor::new(bytes))
-                    .map_err(|why| StoreError::Rejected { why })?;
-            }
-            Ok(())
-        })
-        .await;
-        outcome.map_err(|error| StoreError::Conflict(format!("a blob check failed: {error}")))?
-    }
-
-    /// Makes a rename durable (local folders): the folder's entry is flushed too.
-    async fn sync_folder_of(&self, address: &Path) {
-        let Some(root) = &self.local_root else {
-            return;
-        };
-        let Some(folder) = root.join(address.as_ref()).parent().map(FilePath::to_owned) else {
-            return;
-        };
-        let _ = tokio::task::spawn_blocking(move || {
-            std::fs::File::open(&folder).and_then(|folder| folder.sync_all())
-        })
-        .await;
-    }
-
-    /// Stores bytes already in memory.
-    pub async fn put_bytes(&self, bytes: Bytes) -> Result<BlobRef, StoreError> {
-        self.put_stream(
-            futures::stream::iter([Ok::<_, std::convert::Infallible>(bytes)]),
-            None,
-        )
-        .await
-    }
-
     /// True when a blob with this digest is stored.
     pub async fn contains(&self, sha256: &str) -> Result<bool, StoreError> {
-        match self.store.head(&Self::address(sha256)?).await {
-            Ok(_) => Ok(true),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(error) => Err(error.into()),
+        Ok(self.stat(sha256).await?.is_some())
+    }
+
+    /// The blob with this digest and its size, if it is stored.
+    pub async fn stat(&self, sha256: &str) -> Result<Option<BlobRef>, StoreError> {
+        let address = Self::address(sha256)?;
+        match self.patiently(self.store.head(&address)).await {
+            Ok(meta) => Ok(Some(BlobRef {
+                sha256: sha256.to_owned(),
+                size: meta.size,
+            })),
+            Err(StoreError::NotFound(_)) => Ok(None),
+            Err(error) => Err(error),
         }
     }
 
-    /// Opens a blob for streaming.
+    /// Opens a blob for streaming (in one request: for copying and checking, not for serving
+    /// slow clients; see [`BlobStore::read_range`]).
     pub async fn get(&self, sha256: &str) -> Result<GetResult, StoreError> {
-        self.store
-            .get(&Self::address(sha256)?)
+        let address = Self::address(sha256)?;
+        self.patiently(self.store.get(&address))
             .await
             .map_err(|error| match error {
-                object_store::Error::NotFound { .. } => {
-                    StoreError::NotFound(format!("blob sha256:{sha256}"))
-                }
-                other => other.into(),
+                StoreError::NotFound(_) => StoreError::NotFound(format!("blob sha256:{sha256}")),
+                other => other,
             })
     }
 
-    /// Reads part of a blob.
+    /// Reads part of a blob into memory.
     pub async fn get_range(&self, sha256: &str, range: Range<u64>) -> Result<Bytes, StoreError> {
-        Ok(self.store.get_range(&Self::address(sha256)?, range).await?)
+        let address = Self::address(sha256)?;
+        self.patiently(self.store.get_range(&address, range)).await
+    }
+
+    /// Streams `range` of a blob (whose size the caller knows from [`BlobStore::stat`]) as it is
+    /// read: one request per [`READ_CHUNK`], each made only when the previous one has been
+    /// sent on, so memory stays bounded and a slow reader never outlasts a request's timeout.
+    pub fn read_range(&self, sha256: &str, range: Range<u64>) -> Result<BlobStream, StoreError> {
+        let address = Self::address(sha256)?;
+        let blobs = self.clone();
+        let chunks = (range.start..range.end)
+            .step_by(usize::try_from(READ_CHUNK).unwrap_or(usize::MAX))
+            .map(move |start| start..(start + READ_CHUNK).min(range.end));
+        let stream = futures::stream::iter(chunks)
+            .then(move |chunk| {
+                let (blobs, address) = (blobs.clone(), address.clone());
+                async move {
+                    let options = GetOptions {
+                        range: Some(GetRange::Bounded(chunk)),
+                        ..GetOptions::default()
+                    };
+                    let result = blobs
+                        .patiently(blobs.store.get_opts(&address, options))
+                        .await?;
+                    let store = blobs.clone();
+                    Ok::<_, StoreError>(
+                        result
+                            .into_stream()
+                            .map(move |item| item.map_err(|error| store.unavailable(error))),
+                    )
+                }
+            })
+            .try_flatten();
+        Ok(Box::pin(stream))
     }
 
     /// Every stored blob, as (digest, size), in no particular order.
@@ -310,7 +287,7 @@ impl BlobStore {
         let mut listing = self.store.list(Some(&Path::from("sha256")));
         let mut found = Vec::new();
         while let Some(item) = listing.next().await {
-            let meta = item?;
+            let meta = item.map_err(|error| self.unavailable_if_remote(error.into()))?;
             if let Some(name) = meta.location.filename() {
                 if Self::address(name).is_ok() {
                     found.push(BlobRef {
@@ -343,7 +320,10 @@ impl BlobStore {
             "quarantine/{sha256}-{}",
             uuid::Uuid::new_v4().simple()
         ));
-        self.store.rename(&from, &to).await?;
+        self.store
+            .rename(&from, &to)
+            .await
+            .map_err(|error| self.unavailable_if_remote(error.into()))?;
         Ok(to.to_string())
     }
 

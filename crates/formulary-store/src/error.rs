@@ -41,6 +41,15 @@ pub enum StoreError {
     /// Object storage failed.
     #[error("blob storage error: {0}")]
     Blob(#[from] object_store::Error),
+    /// The object storage holding blobs did not answer in time, or refused the connection: a
+    /// condition expected to pass (the full error is logged where it happened).
+    #[error("the blob store {store} is unavailable: {why}")]
+    BlobUnavailable {
+        /// The store, as configured (never with credentials).
+        store: String,
+        /// What happened, in words safe to show a client.
+        why: String,
+    },
     /// A blob's content does not match the digest it was announced with.
     #[error("content digest mismatch: expected {algorithm} {expected}, got {actual}; the file was not stored")]
     DigestMismatch {

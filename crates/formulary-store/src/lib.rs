@@ -9,6 +9,8 @@ mod accounts;
 mod admissions;
 mod advisories;
 mod audit;
+mod blob_location;
+mod blob_writes;
 mod blobs;
 mod catalogue;
 mod changes;
@@ -40,7 +42,8 @@ pub use accounts::{
 };
 pub use advisories::{AdvisoryImport, AdvisorySummary, ImportOutcome};
 pub use audit::{AuditRecord, AuditVerification};
-pub use blobs::{BlobRef, BlobStore, FormatCheck, ReadSeek};
+pub use blob_location::{BlobLocation, S3Options};
+pub use blobs::{BlobRef, BlobStore, BlobStream, FormatCheck, ReadSeek};
 pub use changes::{ChangeEvent, ChangeListener, CHANGES_CHANNEL};
 pub use checkpoints::{AuditKey, Checkpoint, CheckpointLog, CheckpointReport};
 pub use database::{redact_url, Database};

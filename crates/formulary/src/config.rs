@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use formulary_store::{BlobLocation, S3Options};
 use serde::{Deserialize, Serialize};
 
 /// Every setting Formulary reads.
@@ -19,8 +20,22 @@ pub struct Settings {
     /// Where records live: `sqlite://PATH` or `postgres://USER@HOST/DATABASE`. Default: the
     /// SQLite file `formulary.db` in `data_dir`.
     pub database_url: Option<String>,
-    /// Where blobs (cached package files) live. Default: `blobs` in `data_dir`.
+    /// Where blobs (cached package files) live, as a folder. Default: `blobs` in `data_dir`.
+    /// `blob_store` supersedes it.
     pub blob_dir: Option<PathBuf>,
+    /// Where blobs live: a folder, or `s3://BUCKET/PREFIX` on an S3-compatible server (with
+    /// `s3_endpoint`, `s3_region`, `s3_allow_http`; credentials from `AWS_ACCESS_KEY_ID` and
+    /// `AWS_SECRET_ACCESS_KEY` or the AWS credential chain, never from this file). Default:
+    /// `blob_dir`.
+    pub blob_store: Option<String>,
+    /// The S3-compatible server's address, e.g. `https://s3.eu-west-2.amazonaws.com` or
+    /// `http://127.0.0.1:9000`. Default: AWS (or `AWS_ENDPOINT`).
+    pub s3_endpoint: Option<String>,
+    /// The bucket's region. Default: `AWS_REGION` / `AWS_DEFAULT_REGION`, else `us-east-1`.
+    pub s3_region: Option<String>,
+    /// Allows a plain `http://` `s3_endpoint` (a server on this machine, or a test): blobs and
+    /// signed requests then travel unencrypted.
+    pub s3_allow_http: bool,
     /// The address `formulary serve` listens on.
     pub listen: SocketAddr,
     /// OSV exports (`all.zip` URLs) that `formulary advisories sync` fetches and `formulary
@@ -107,6 +122,10 @@ impl Default for Settings {
             data_dir: PathBuf::from("formulary-data"),
             database_url: None,
             blob_dir: None,
+            blob_store: None,
+            s3_endpoint: None,
+            s3_region: None,
+            s3_allow_http: false,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             advisory_sources: vec![
                 "https://osv-vulnerabilities.storage.googleapis.com/PyPI/all.zip".to_owned(),
@@ -264,11 +283,50 @@ impl Settings {
             .unwrap_or_else(|| self.data_dir.join("audit-checkpoints.jsonl"))
     }
 
-    /// The blob folder in force.
+    /// The blob folder in force (when blobs live in a folder).
     pub fn blob_dir(&self) -> PathBuf {
         self.blob_dir
             .clone()
             .unwrap_or_else(|| self.data_dir.join("blobs"))
+    }
+
+    /// How an S3-compatible server is reached, from `s3_endpoint`, `s3_region` and
+    /// `s3_allow_http`.
+    pub fn s3_options(&self) -> S3Options {
+        S3Options {
+            endpoint: self
+                .s3_endpoint
+                .clone()
+                .filter(|endpoint| !endpoint.trim().is_empty()),
+            region: self
+                .s3_region
+                .clone()
+                .filter(|region| !region.trim().is_empty()),
+            allow_http: self.s3_allow_http,
+        }
+    }
+
+    /// Reads a store named on the command line (a folder or `s3://BUCKET/PREFIX`), reached with
+    /// the configured S3 settings.
+    pub fn blob_location_of(&self, text: &str) -> anyhow::Result<BlobLocation> {
+        Ok(BlobLocation::parse(text, &self.s3_options())?)
+    }
+
+    /// Where blobs live: `blob_store`, else the folder `blob_dir`.
+    pub fn blob_location(&self) -> anyhow::Result<BlobLocation> {
+        match self
+            .blob_store
+            .as_deref()
+            .filter(|text| !text.trim().is_empty())
+        {
+            Some(text) => {
+                if self.blob_dir.is_some() {
+                    bail!("both blob_store and blob_dir are set; keep only blob_store (blob_dir is its older, folder-only spelling)");
+                }
+                self.blob_location_of(text)
+            }
+            None => Ok(BlobLocation::Folder(self.blob_dir())),
+        }
     }
 }
 
@@ -335,6 +393,48 @@ mod tests {
         );
         assert_eq!(settings.blob_dir(), PathBuf::from("formulary-data/blobs"));
         assert_eq!(settings.listen.to_string(), "127.0.0.1:8080");
+    }
+
+    #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment::Jail's closure must return figment::Error"
+    )]
+    fn the_blob_store_is_read_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("FORMULARY_BLOB_STORE", "s3://formulary-cache/blobs");
+            jail.set_env("FORMULARY_S3_ENDPOINT", "http://127.0.0.1:9000");
+            jail.set_env("FORMULARY_S3_REGION", "eu-west-2");
+            jail.set_env("FORMULARY_S3_ALLOW_HTTP", "true");
+            let settings =
+                Settings::load(None, Overrides::default()).map_err(|error| error.to_string())?;
+            let location = settings
+                .blob_location()
+                .map_err(|error| error.to_string())?;
+            assert_eq!(
+                location,
+                BlobLocation::S3 {
+                    bucket: "formulary-cache".to_owned(),
+                    prefix: "blobs".to_owned(),
+                    options: S3Options {
+                        endpoint: Some("http://127.0.0.1:9000".to_owned()),
+                        region: Some("eu-west-2".to_owned()),
+                        allow_http: true,
+                    },
+                }
+            );
+            jail.set_env("FORMULARY_S3_ALLOW_HTTP", "false");
+            let settings =
+                Settings::load(None, Overrides::default()).map_err(|error| error.to_string())?;
+            let refused = settings.blob_location().expect_err("plain http refused");
+            assert!(refused.to_string().contains("s3_allow_http"), "{refused}");
+            Ok(())
+        });
+        let settings = Settings::default();
+        assert_eq!(
+            settings.blob_location().expect("default"),
+            BlobLocation::Folder(PathBuf::from("formulary-data/blobs"))
+        );
     }
 
     #[test]

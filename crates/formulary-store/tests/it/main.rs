@@ -5,7 +5,9 @@
 
 mod advisories;
 mod blobs;
+mod blobs_s3;
 mod ledger;
+mod moto;
 mod people;
 mod records;
 mod security;

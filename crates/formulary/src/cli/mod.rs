@@ -4,6 +4,7 @@
 mod admin;
 mod advisories;
 mod audit;
+mod blobs;
 mod cache;
 mod client;
 mod doctor;
@@ -74,6 +75,9 @@ enum Command {
     /// Check the cached package files.
     #[command(subcommand)]
     Cache(cache::CacheCommand),
+    /// The blob store: copy it to another (a folder or an S3-compatible bucket), list, stat.
+    #[command(subcommand)]
+    Blobs(blobs::BlobsCommand),
     /// Manage accounts and roles (on the server's machine).
     #[command(subcommand)]
     Admin(admin::AdminCommand),
@@ -151,6 +155,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(command) => audit::run(&context, command).await,
         Command::Mirror(command) => mirror::run(&context, command).await,
         Command::Cache(command) => cache::run(&context, command).await,
+        Command::Blobs(command) => blobs::run(&context, command).await,
         Command::Admin(command) => admin::run(&context, command).await,
         Command::Login(args) => client::login(args).await,
         Command::Search(args) => client::search(args).await,
@@ -227,7 +232,7 @@ impl Context {
 
     /// Opens the blob store.
     fn blobs(&self) -> anyhow::Result<BlobStore> {
-        Ok(BlobStore::local(&self.settings.blob_dir())?)
+        Ok(BlobStore::open(&self.settings.blob_location()?)?)
     }
 }
 

@@ -73,7 +73,9 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
     )
     .with_context(|| format!("could not open the download ledger's journal {}: check that the data folder can be written", journal.display()))?;
     state.ledger = Some(ledger);
-    state.blob_dir = Some(context.settings.blob_dir());
+    if let formulary_store::BlobLocation::Folder(folder) = context.settings.blob_location()? {
+        state.blob_dir = Some(folder);
+    }
     super::audit::check_at_start(context, &database).await;
     // Each background job runs on one replica at a time, under a lease in the database.
     let holder = formulary_server::jobs::replica_holder();
