@@ -135,7 +135,9 @@ async fn caller_for(state: &AppState, secret: &str) -> Result<Option<GatewayCall
     let caller = GatewayCaller {
         actor: principal.actor,
     };
-    state.gateway_tokens.remember(key, generation, caller.clone());
+    state
+        .gateway_tokens
+        .remember(key, generation, caller.clone());
     Ok(Some(caller))
 }
 

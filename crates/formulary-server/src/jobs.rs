@@ -65,7 +65,8 @@ impl JobLease {
     pub async fn hold(&self) -> bool {
         let now = Utc::now();
         let until = now
-            + chrono::Duration::from_std(self.ttl).unwrap_or_else(|_| chrono::Duration::seconds(30));
+            + chrono::Duration::from_std(self.ttl)
+                .unwrap_or_else(|_| chrono::Duration::seconds(30));
         match self
             .database
             .extend_lease(self.name, &self.holder, until)

@@ -175,7 +175,9 @@ impl SnapshotHolder {
                         }
                     }
                     Ok(formulary_store::ChangeEvent::Lost) => {
-                        tracing::warn!("lost the connection that listens for policy changes; reconnecting");
+                        tracing::warn!(
+                            "lost the connection that listens for policy changes; reconnecting"
+                        );
                         self.refresh_logged(&database).await;
                     }
                     Err(error) => {

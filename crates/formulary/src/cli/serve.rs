@@ -79,7 +79,8 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
     super::audit::check_at_start(context, &database).await;
     // Each background job runs on one replica at a time, under a lease in the database.
     let holder = formulary_server::jobs::replica_holder();
-    let lease = |name| formulary_server::jobs::JobLease::new(database.clone(), name, holder.clone());
+    let lease =
+        |name| formulary_server::jobs::JobLease::new(database.clone(), name, holder.clone());
     let _outbox = match &context.settings.smtp_url {
         Some(smtp_url) => {
             let mailer =

@@ -58,7 +58,11 @@ impl Replica {
         let mut child = self
             .workspace
             .command(&["serve", "--listen", "127.0.0.1:0"])
-            .envs(self.settings.iter().map(|(name, value)| (*name, value.as_str())))
+            .envs(
+                self.settings
+                    .iter()
+                    .map(|(name, value)| (*name, value.as_str())),
+            )
             .env("RUST_LOG", "info,formulary_server=debug")
             .stdout(Stdio::piped())
             .stderr(log)
@@ -197,11 +201,24 @@ async fn a_change_made_through_one_replica_is_enforced_by_another_within_a_secon
     for round in 0..20 {
         let purl = format!("pkg:pypi/replica-probe-{round}@1.0");
         until_decided(&client, &b.base, &purl, true, Duration::from_secs(5)).await;
-        prohibit(&client, &a, &token, &format!("pkg:pypi/replica-probe-{round}")).await;
+        prohibit(
+            &client,
+            &a,
+            &token,
+            &format!("pkg:pypi/replica-probe-{round}"),
+        )
+        .await;
         delays.push(until_decided(&client, &b.base, &purl, false, Duration::from_secs(5)).await);
     }
     // Through the CLI (another process altogether), enforced by both.
-    until_decided(&client, &a.base, "pkg:pypi/cli-probe@1.0", true, Duration::from_secs(5)).await;
+    until_decided(
+        &client,
+        &a.base,
+        "pkg:pypi/cli-probe@1.0",
+        true,
+        Duration::from_secs(5),
+    )
+    .await;
     let started = Instant::now();
     a.workspace.ok(&[
         "entry",
@@ -213,8 +230,22 @@ async fn a_change_made_through_one_replica_is_enforced_by_another_within_a_secon
         "replica test",
     ]);
     let written = started.elapsed();
-    let on_a = until_decided(&client, &a.base, "pkg:pypi/cli-probe@1.0", false, Duration::from_secs(5)).await;
-    let on_b = until_decided(&client, &b.base, "pkg:pypi/cli-probe@1.0", false, Duration::from_secs(5)).await;
+    let on_a = until_decided(
+        &client,
+        &a.base,
+        "pkg:pypi/cli-probe@1.0",
+        false,
+        Duration::from_secs(5),
+    )
+    .await;
+    let on_b = until_decided(
+        &client,
+        &b.base,
+        "pkg:pypi/cli-probe@1.0",
+        false,
+        Duration::from_secs(5),
+    )
+    .await;
     delays.sort();
     let median = percentile(&delays, 0.5);
     let worst = *delays.last().expect("delays");
@@ -250,7 +281,11 @@ async fn replicas_listen_again_after_the_database_restarts() {
     // The pool and the listener reconnect (the listener within its longest pause, 5 s).
     let deadline = Instant::now() + Duration::from_secs(20);
     while allowed(&client, &a.base, "pkg:pypi/after-restart@1.0").await != Some(true) {
-        assert!(Instant::now() < deadline, "A never answered again:\n{}", a.log());
+        assert!(
+            Instant::now() < deadline,
+            "A never answered again:\n{}",
+            a.log()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(6)).await;
@@ -258,7 +293,13 @@ async fn replicas_listen_again_after_the_database_restarts() {
     for round in 0..5 {
         let purl = format!("pkg:pypi/after-restart-{round}@1.0");
         until_decided(&client, &b.base, &purl, true, Duration::from_secs(5)).await;
-        prohibit(&client, &a, &token, &format!("pkg:pypi/after-restart-{round}")).await;
+        prohibit(
+            &client,
+            &a,
+            &token,
+            &format!("pkg:pypi/after-restart-{round}"),
+        )
+        .await;
         delays.push(until_decided(&client, &b.base, &purl, false, Duration::from_secs(5)).await);
     }
     eprintln!("after a database restart, changes reached replica B in {delays:?}");
@@ -341,8 +382,16 @@ async fn two_replicas_asked_at_once_for_an_uncached_file_fetch_it_at_most_twice_
     let upstream = counting_upstream(Arc::clone(&fetches));
     let blobs = tempfile::tempdir().expect("blob folder");
     let upstreams = ("FORMULARY_PYPI_UPSTREAMS", format!("[\"{upstream}\"]"));
-    let a = Replica::new(&database.url, blobs.path(), std::slice::from_ref(&upstreams));
-    let b = Replica::new(&database.url, blobs.path(), std::slice::from_ref(&upstreams));
+    let a = Replica::new(
+        &database.url,
+        blobs.path(),
+        std::slice::from_ref(&upstreams),
+    );
+    let b = Replica::new(
+        &database.url,
+        blobs.path(),
+        std::slice::from_ref(&upstreams),
+    );
     let client = reqwest::Client::new();
     for replica in [&a, &b] {
         let page = client
@@ -369,8 +418,16 @@ async fn two_replicas_asked_at_once_for_an_uncached_file_fetch_it_at_most_twice_
     }
     for download in downloads {
         let (status, body) = download.await.expect("task");
-        assert!(status.is_success(), "{status}\nA:\n{}\nB:\n{}", a.log(), b.log());
-        assert!(body.expect("body") == expected, "every client gets the right bytes");
+        assert!(
+            status.is_success(),
+            "{status}\nA:\n{}\nB:\n{}",
+            a.log(),
+            b.log()
+        );
+        assert!(
+            body.expect("body") == expected,
+            "every client gets the right bytes"
+        );
     }
     let fetched = fetches.load(Ordering::SeqCst);
     eprintln!("16 concurrent requests over two replicas: {fetched} upstream fetches");
@@ -393,11 +450,17 @@ async fn two_replicas_asked_at_once_for_an_uncached_file_fetch_it_at_most_twice_
         .into_iter()
         .filter(|path| path.components().any(|part| part.as_os_str() == "incoming"))
         .collect();
-    assert!(leftovers.is_empty(), "no unfinished writes left: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "no unfinished writes left: {leftovers:?}"
+    );
     // Both replicas serve it from the cache with the upstream's count unchanged.
     for replica in [&a, &b] {
         let again = client
-            .get(format!("{}/pypi/files/counted/counted-1.0-py3-none-any.whl", replica.base))
+            .get(format!(
+                "{}/pypi/files/counted/counted-1.0-py3-none-any.whl",
+                replica.base
+            ))
             .send()
             .await
             .expect("download");
@@ -420,11 +483,23 @@ fn pip_installs_through_one_replica_what_another_cached_while_that_one_restarts(
     let (upstream_server, upstream) = static_upstream(&root.path().join("upstream"));
     let blobs = tempfile::tempdir().expect("blob folder");
     let upstreams = ("FORMULARY_PYPI_UPSTREAMS", format!("[\"{upstream}\"]"));
-    let mut a = Replica::new(&database.url, blobs.path(), std::slice::from_ref(&upstreams));
-    let b = Replica::new(&database.url, blobs.path(), std::slice::from_ref(&upstreams));
+    let mut a = Replica::new(
+        &database.url,
+        blobs.path(),
+        std::slice::from_ref(&upstreams),
+    );
+    let b = Replica::new(
+        &database.url,
+        blobs.path(),
+        std::slice::from_ref(&upstreams),
+    );
 
     let first = venv(root.path(), "through-a");
-    let output = pip(&first, &format!("{}/pypi/simple/", a.base), "requests==2.32.3");
+    let output = pip(
+        &first,
+        &format!("{}/pypi/simple/", a.base),
+        "requests==2.32.3",
+    );
     assert!(
         output.status.success(),
         "pip through A: {}\n{}",
@@ -436,7 +511,11 @@ fn pip_installs_through_one_replica_what_another_cached_while_that_one_restarts(
     // A restarts while pip installs through B.
     a.stop();
     let second = venv(root.path(), "through-b");
-    let output = pip(&second, &format!("{}/pypi/simple/", b.base), "requests==2.32.3");
+    let output = pip(
+        &second,
+        &format!("{}/pypi/simple/", b.base),
+        "requests==2.32.3",
+    );
     assert!(
         output.status.success(),
         "pip through B with A down and the upstream gone: {}\n{}",
@@ -445,7 +524,11 @@ fn pip_installs_through_one_replica_what_another_cached_while_that_one_restarts(
     );
     a.start();
     let third = venv(root.path(), "through-restarted-a");
-    let output = pip(&third, &format!("{}/pypi/simple/", a.base), "requests==2.32.3");
+    let output = pip(
+        &third,
+        &format!("{}/pypi/simple/", a.base),
+        "requests==2.32.3",
+    );
     assert!(
         output.status.success(),
         "pip through the restarted A: {}\n{}",
@@ -454,23 +537,45 @@ fn pip_installs_through_one_replica_what_another_cached_while_that_one_restarts(
     );
 }
 
+/// The replica holding the lease `job` now (empty when nobody holds an unexpired one).
+fn lease_holder(url: &str, job: &str) -> String {
+    let (url, job) = (url.to_owned(), job.to_owned());
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            use sqlx::{Connection, Row};
+            sqlx::any::install_default_drivers();
+            let mut connection = sqlx::AnyConnection::connect(&url).await.expect("connect");
+            let row = sqlx::query("SELECT holder, expires_at FROM leases WHERE name = $1")
+                .bind(&job)
+                .fetch_optional(&mut connection)
+                .await
+                .expect("query");
+            let _ = connection.close().await;
+            row.and_then(|row| {
+                let holder: String = row.try_get("holder").ok()?;
+                let expires: String = row.try_get("expires_at").ok()?;
+                let expires = chrono::DateTime::parse_from_rfc3339(&expires).ok()?;
+                (expires > chrono::Utc::now()).then_some(holder)
+            })
+            .unwrap_or_default()
+        })
+    })
+    .join()
+    .expect("lease query")
+}
+
 #[test]
 fn each_background_job_runs_on_one_replica_and_moves_when_that_one_dies() {
     let Some(database) = database() else { return };
     let blobs = tempfile::tempdir().expect("blob folder");
     let mut a = Replica::new(&database.url, blobs.path(), &[]);
     let b = Replica::new(&database.url, blobs.path(), &[]);
-    let holder_of = |job: &str| -> String {
-        let output = Command::new("psql")
-            .arg(&database.url)
-            .args(["-At", "-c"])
-            .arg(format!(
-                "SELECT holder FROM leases WHERE name = '{job}' AND expires_at > to_char(now() at time zone 'utc', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-            ))
-            .output()
-            .expect("psql runs");
-        text(&output.stdout).trim().to_owned()
-    };
+    let url = database.url.clone();
+    let holder_of = move |job: &str| -> String { lease_holder(&url, job) };
     let deadline = Instant::now() + Duration::from_secs(10);
     let first = loop {
         let holder = holder_of("dependency-admissions");
@@ -497,7 +602,9 @@ fn each_background_job_runs_on_one_replica_and_moves_when_that_one_dies() {
     if dead == a.pid() {
         a.kill();
     } else {
-        let _ = Command::new("kill").args(["-KILL", &dead.to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-KILL", &dead.to_string()])
+            .status();
     }
     let deadline = Instant::now() + Duration::from_secs(45);
     let second = loop {
@@ -505,7 +612,10 @@ fn each_background_job_runs_on_one_replica_and_moves_when_that_one_dies() {
         if !holder.is_empty() && holder != first {
             break holder;
         }
-        assert!(Instant::now() < deadline, "the job never moved to the survivor");
+        assert!(
+            Instant::now() < deadline,
+            "the job never moved to the survivor"
+        );
         std::thread::sleep(Duration::from_millis(250));
     };
     eprintln!(
@@ -515,4 +625,60 @@ fn each_background_job_runs_on_one_replica_and_moves_when_that_one_dies() {
     );
     assert!(names(&second, survivor), "{second}");
     drop(b);
+}
+
+async fn sign_in(client: &reqwest::Client, base: &str, password: &str) -> reqwest::Response {
+    client
+        .post(format!("{base}/api/v1/session/token"))
+        .json(&json!({ "username": "jane", "password": password }))
+        .send()
+        .await
+        .expect("sign-in request")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_throttling_and_tokens_hold_across_replicas() {
+    let Some(database) = database() else { return };
+    let blobs = tempfile::tempdir().expect("blob folder");
+    let a = Replica::new(&database.url, blobs.path(), &[]);
+    let b = Replica::new(&database.url, blobs.path(), &[]);
+    a.workspace.add_user(
+        "jane",
+        "Jane Analyst",
+        &["NATIONAL:requester"],
+        "correct horse battery",
+    );
+    let client = reqwest::Client::new();
+
+    // A token issued by A is good on B.
+    let issued: Value = sign_in(&client, &a.base, "correct horse battery")
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    let token = issued["token"].as_str().expect("token").to_owned();
+    let me = client
+        .get(format!("{}/api/v1/me", b.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(me.status(), reqwest::StatusCode::OK, "A's token works on B");
+
+    // Five wrong passwords spread over both replicas: the sixth attempt is refused on either,
+    // even with the right password (the failures are counted in the database, not per process).
+    for attempt in 0..5 {
+        let base = if attempt % 2 == 0 { &a.base } else { &b.base };
+        let refused = sign_in(&client, base, "wrong").await;
+        assert_eq!(refused.status(), reqwest::StatusCode::UNAUTHORIZED);
+    }
+    for base in [&a.base, &b.base] {
+        let throttled = sign_in(&client, base, "correct horse battery").await;
+        assert_eq!(
+            throttled.status(),
+            reqwest::StatusCode::TOO_MANY_REQUESTS,
+            "guesses spread over replicas are throttled together"
+        );
+        assert!(throttled.headers().contains_key("retry-after"));
+    }
 }
