@@ -16,7 +16,7 @@ OUT=${OUT:-$ROOT/target/bench-replicas}
 DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-32}
 FILE_KB=${FILE_KB:-1024}
-export FORMULARY_DEPLOY_DIR=${FORMULARY_DEPLOY_DIR:-${TMPDIR:-/tmp}/formulary-bench-replicas}
+export DEPLOY_DIR=${DEPLOY_DIR:-${TMPDIR:-/tmp}/formulary-bench-replicas}
 export LB_PORT=${LB_PORT:-18180} REPLICA_PORTS=${REPLICA_PORTS:-"18181 18182 18183"}
 export PG_PORT=${PG_PORT:-18532} S3_PORT=${S3_PORT:-18990}
 UPSTREAM_PORT=${UPSTREAM_PORT:-18199}
@@ -58,7 +58,11 @@ trap cleanup EXIT
 
 export PYPI_UPSTREAMS="[\"http://127.0.0.1:$UPSTREAM_PORT/simple/\"]"
 "$RUN" up 2>&1 | tee "$OUT/up.log" >&2
-STATE=$FORMULARY_DEPLOY_DIR
+STATE=$DEPLOY_DIR
+# The same (local trial) credentials deploy/local/run gives the replicas, for the CLI below.
+export AWS_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-formulary-local}
+export AWS_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-formulary-local-secret}
+export AWS_REGION=${AWS_REGION:-us-east-1}
 BIN=${FORMULARY_BIN:-$ROOT/target/release/formulary}
 cli() { (set -a; source "$STATE/replica1/env"; set +a; "$BIN" "$@"); }
 

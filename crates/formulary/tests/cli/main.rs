@@ -12,6 +12,7 @@ mod browser;
 mod cluster;
 mod curated_closures;
 mod databases;
+mod deployment;
 mod formulary_cli;
 mod gateway_auth;
 mod gateway_conda;
