@@ -81,6 +81,7 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
     let holder = formulary_server::jobs::replica_holder();
     let lease =
         |name| formulary_server::jobs::JobLease::new(database.clone(), name, holder.clone());
+    let job_leases = [lease("email-outbox"), lease("dependency-admissions")];
     let _outbox = match &context.settings.smtp_url {
         Some(smtp_url) => {
             let mailer =
@@ -93,7 +94,7 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
                 mailer,
                 database.clone(),
                 Duration::from_secs(2),
-                lease("email-outbox"),
+                job_leases[0].clone(),
             ))
         }
         None => None,
@@ -105,7 +106,7 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
     let _admissions = formulary_server::follow_admissions(
         state.clone(),
         Duration::from_secs(2),
-        lease("dependency-admissions"),
+        job_leases[1].clone(),
     );
     let listener = tokio::net::TcpListener::bind(context.settings.listen)
         .await
@@ -149,6 +150,10 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
             refused = served.refused,
             "connections were refused because max_connections was reached"
         );
+    }
+    // Hand the background jobs over to another replica now rather than when the leases expire.
+    for job in &job_leases {
+        job.release().await;
     }
     // Every download answered so far is queued: write it (or keep it in the journal) before
     // exiting, within a few seconds.
