@@ -44,7 +44,10 @@ impl Deployment {
     fn logs(&self) -> String {
         let mut logs = String::new();
         for replica in 1..=3 {
-            let path = self.state.path().join(format!("replica{replica}/serve.log"));
+            let path = self
+                .state
+                .path()
+                .join(format!("replica{replica}/serve.log"));
             let content = std::fs::read_to_string(&path).unwrap_or_default();
             let tail: Vec<&str> = content.lines().rev().take(15).collect();
             logs.push_str(&format!("--- replica {replica}\n"));
