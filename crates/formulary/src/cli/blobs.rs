@@ -108,7 +108,7 @@ fn open(context: &Context, store: Option<&str>) -> anyhow::Result<BlobStore> {
 
 /// What happened to one blob.
 enum Copied {
-    Copied(u64),
+    Done(u64),
     /// Gone from the source since it was listed.
     Vanished,
     Failed(String),
@@ -124,6 +124,10 @@ async fn migrate(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
         );
     }
     let started = Instant::now();
+    // Uploads an earlier, killed run left half-done (older than an hour, so not another run's).
+    if let Err(error) = destination.sweep_incoming(chrono::Duration::hours(1)).await {
+        tracing::warn!(%error, "could not sweep unfinished writes in the destination");
+    }
     let listed = source.list().await?;
     let present: HashMap<String, u64> = destination
         .list()
@@ -151,7 +155,7 @@ async fn migrate(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
             let (source, destination, bar) = (&source, &destination, &bar);
             async move {
                 let outcome = match destination.copy_from(source, &blob.sha256).await {
-                    Ok(stored) => Copied::Copied(stored.size),
+                    Ok(stored) => Copied::Done(stored.size),
                     Err(StoreError::NotFound(_)) => Copied::Vanished,
                     Err(StoreError::DigestMismatch { actual, .. }) => Copied::Failed(format!(
                         "the source holds content with sha256:{actual} under this address; nothing was copied. Run `formulary cache verify` against the source to quarantine it"
@@ -171,7 +175,7 @@ async fn migrate(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
     let mut vanished = std::collections::HashSet::new();
     for (blob, outcome) in outcomes {
         match outcome {
-            Copied::Copied(size) => {
+            Copied::Done(size) => {
                 copied += 1;
                 copied_bytes += size;
             }

@@ -29,6 +29,16 @@ pub(crate) struct ServeArgs {
 pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let database = context.database().await?;
     let blobs = context.blobs()?;
+    if !blobs.is_local() {
+        // A replica may start while the bucket is briefly away: it says so, and /readyz reports
+        // it unready until the bucket answers.
+        match blobs.probe().await {
+            Ok(()) => tracing::info!(store = blobs.label(), "blobs live in object storage"),
+            Err(error) => {
+                tracing::warn!(%error, "the blob store does not answer yet; cached package files cannot be served until it does (check s3_endpoint, the bucket and the credentials)")
+            }
+        }
+    }
     match blobs.sweep_incoming(chrono::Duration::hours(1)).await {
         Ok(0) => {}
         Ok(removed) => tracing::info!(

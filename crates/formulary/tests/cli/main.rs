@@ -8,6 +8,7 @@
 
 mod advisories;
 mod bad_input;
+mod blobs_s3;
 mod browser;
 mod cluster;
 mod curated_closures;
@@ -21,6 +22,7 @@ mod gateway_cran_airgapped;
 mod gateway_npm;
 mod gateway_pypi;
 mod gateway_verified;
+mod moto;
 mod notifications;
 mod overlays;
 mod policy_check;
