@@ -682,3 +682,31 @@ async fn sign_in_throttling_and_tokens_hold_across_replicas() {
         assert!(throttled.headers().contains_key("retry-after"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_session_and_its_csrf_token_work_on_every_replica() {
+    use crate::requests::{hidden_token, sign_in, Browser};
+    use reqwest::StatusCode;
+    let Some(database) = database() else { return };
+    let blobs = tempfile::tempdir().expect("blob folder");
+    let a = Replica::new(&database.url, blobs.path(), &[]);
+    let b = Replica::new(&database.url, blobs.path(), &[]);
+    a.workspace
+        .add_user("jane", "Jane Analyst", &["NATIONAL:requester"], "correct horse battery");
+    let mut on_a = Browser::new(&a.base);
+    let (status, location) = sign_in(&mut on_a, "jane", "correct horse battery").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{location}");
+    // The same cookies, sent to B: the session and its CSRF token are in the database.
+    let mut on_b = Browser::new(&b.base);
+    on_b.cookies = on_a.cookies.clone();
+    let (status, page) = on_b.get("/account").await;
+    assert_eq!(status, StatusCode::OK, "A's session is valid on B");
+    let token = hidden_token(&page);
+    let (status, _) = on_b.post("/sign-out", &[("csrf_token", "forged")], None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a wrong CSRF token is refused on B");
+    let (status, _) = on_b.post("/sign-out", &[("csrf_token", &token)], None).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "B accepts the session's CSRF token");
+    // Signed out through B: the session has ended on A as well.
+    let (status, _) = on_a.get("/account").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "the session ended everywhere");
+}
