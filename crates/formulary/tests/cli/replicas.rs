@@ -691,8 +691,12 @@ async fn a_browser_session_and_its_csrf_token_work_on_every_replica() {
     let blobs = tempfile::tempdir().expect("blob folder");
     let a = Replica::new(&database.url, blobs.path(), &[]);
     let b = Replica::new(&database.url, blobs.path(), &[]);
-    a.workspace
-        .add_user("jane", "Jane Analyst", &["NATIONAL:requester"], "correct horse battery");
+    a.workspace.add_user(
+        "jane",
+        "Jane Analyst",
+        &["NATIONAL:requester"],
+        "correct horse battery",
+    );
     let mut on_a = Browser::new(&a.base);
     let (status, location) = sign_in(&mut on_a, "jane", "correct horse battery").await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{location}");
@@ -702,11 +706,27 @@ async fn a_browser_session_and_its_csrf_token_work_on_every_replica() {
     let (status, page) = on_b.get("/account").await;
     assert_eq!(status, StatusCode::OK, "A's session is valid on B");
     let token = hidden_token(&page);
-    let (status, _) = on_b.post("/sign-out", &[("csrf_token", "forged")], None).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "a wrong CSRF token is refused on B");
-    let (status, _) = on_b.post("/sign-out", &[("csrf_token", &token)], None).await;
-    assert_eq!(status, StatusCode::SEE_OTHER, "B accepts the session's CSRF token");
+    let (status, _) = on_b
+        .post("/sign-out", &[("csrf_token", "forged")], None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a wrong CSRF token is refused on B"
+    );
+    let (status, _) = on_b
+        .post("/sign-out", &[("csrf_token", &token)], None)
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "B accepts the session's CSRF token"
+    );
     // Signed out through B: the session has ended on A as well.
     let (status, _) = on_a.get("/account").await;
-    assert_eq!(status, StatusCode::SEE_OTHER, "the session ended everywhere");
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "the session ended everywhere"
+    );
 }
