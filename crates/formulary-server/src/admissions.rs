@@ -1,8 +1,9 @@
 //! The background job that keeps dependency admissions of curated views current: after any
 //! change of records (an approval, a removal, a stance change) and every ten minutes (new
-//! upstream releases), the closures are worked out again and stored when they changed. It is
-//! idempotent, so two replicas running it at once write the same rows (the second finds nothing
-//! to change).
+//! upstream releases), the closures are worked out again and stored when they changed. One
+//! replica at a time runs it (the `dependency-admissions` lease, see [`crate::jobs`]); the others
+//! learn of its changes through the change counter like any other change. The work is
+//! idempotent too, so a replica whose lease lapsed mid-round writes nothing a second time.
 
 use std::time::{Duration, Instant};
 
@@ -14,7 +15,11 @@ use crate::state::AppState;
 const PERIOD: Duration = Duration::from_secs(600);
 
 /// Runs the job every `interval` until the process ends.
-pub fn follow_admissions(state: AppState, interval: Duration) -> tokio::task::JoinHandle<()> {
+pub fn follow_admissions(
+    state: AppState,
+    interval: Duration,
+    lease: crate::jobs::JobLease,
+) -> tokio::task::JoinHandle<()> {
     let sources = ClosureSources {
         pypi: state.pypi.clone(),
         pypi_by_organisation: state.pypi_by_organisation.clone(),
@@ -25,7 +30,10 @@ pub fn follow_admissions(state: AppState, interval: Duration) -> tokio::task::Jo
         loop {
             let (generation, snapshot) = state.snapshot.current_with_generation();
             let due = done.is_none_or(|(seen, at)| seen != generation || at.elapsed() >= PERIOD);
-            if due {
+            if !lease.hold().await {
+                // Another replica runs the job; when this one takes over, it starts afresh.
+                done = None;
+            } else if due {
                 match refresh_admissions(&state.database, &snapshot, &sources).await {
                     Ok(refresh) => {
                         if refresh.changed {

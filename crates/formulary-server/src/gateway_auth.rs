@@ -57,7 +57,9 @@ pub(crate) struct GatewayCaller {
 }
 
 /// How long a checked token is remembered, so that a `pip install` of fifty packages does not
-/// ask the database fifty times. A revocation or a disabled account takes effect within this.
+/// ask the database fifty times. A revocation or a disabled account takes effect within this,
+/// or sooner: a token is remembered only while the policy snapshot's generation (the audit
+/// change counter, which every revocation moves and every replica follows) stays the same.
 pub(crate) const REMEMBERED_FOR: Duration = Duration::from_secs(10);
 
 /// The most tokens remembered at once; beyond it the memory is emptied.
@@ -66,24 +68,25 @@ const REMEMBERED_AT_MOST: usize = 10_000;
 /// Tokens recently found valid, by the SHA-256 of their secret (the secret itself is not kept).
 #[derive(Debug, Default)]
 pub struct GatewayTokens {
-    valid: Mutex<HashMap<[u8; 32], (Instant, GatewayCaller)>>,
+    valid: Mutex<HashMap<[u8; 32], (Instant, i64, GatewayCaller)>>,
 }
 
 impl GatewayTokens {
-    fn remembered(&self, key: &[u8; 32]) -> Option<GatewayCaller> {
+    /// The caller of a token checked less than [`REMEMBERED_FOR`] ago at the same `generation`.
+    fn remembered(&self, key: &[u8; 32], generation: i64) -> Option<GatewayCaller> {
         let valid = self.valid.lock().ok()?;
         valid
             .get(key)
-            .filter(|(at, _)| at.elapsed() < REMEMBERED_FOR)
-            .map(|(_, caller)| caller.clone())
+            .filter(|(at, seen, _)| at.elapsed() < REMEMBERED_FOR && *seen == generation)
+            .map(|(_, _, caller)| caller.clone())
     }
 
-    fn remember(&self, key: [u8; 32], caller: GatewayCaller) {
+    fn remember(&self, key: [u8; 32], generation: i64, caller: GatewayCaller) {
         if let Ok(mut valid) = self.valid.lock() {
             if valid.len() >= REMEMBERED_AT_MOST {
                 valid.clear();
             }
-            valid.insert(key, (Instant::now(), caller));
+            valid.insert(key, (Instant::now(), generation, caller));
         }
     }
 }
@@ -121,7 +124,9 @@ fn presented_token(headers: &HeaderMap) -> Result<Option<String>, ()> {
 /// role, or of a service account, whatever its scope.
 async fn caller_for(state: &AppState, secret: &str) -> Result<Option<GatewayCaller>, ApiError> {
     let key: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
-    if let Some(caller) = state.gateway_tokens.remembered(&key) {
+    // Read before the check, so that a change landing during it makes the memory stale.
+    let generation = state.snapshot.generation();
+    if let Some(caller) = state.gateway_tokens.remembered(&key, generation) {
         return Ok(Some(caller));
     }
     let Some((principal, _scope)) = crate::auth::token_principal(state, secret).await? else {
@@ -130,7 +135,9 @@ async fn caller_for(state: &AppState, secret: &str) -> Result<Option<GatewayCall
     let caller = GatewayCaller {
         actor: principal.actor,
     };
-    state.gateway_tokens.remember(key, caller.clone());
+    state
+        .gateway_tokens
+        .remember(key, generation, caller.clone());
     Ok(Some(caller))
 }
 
@@ -287,14 +294,19 @@ mod tests {
         let caller = GatewayCaller {
             actor: "user:jane".to_owned(),
         };
-        tokens.remember([1; 32], caller.clone());
-        assert_eq!(tokens.remembered(&[1; 32]), Some(caller));
-        assert_eq!(tokens.remembered(&[2; 32]), None);
+        tokens.remember([1; 32], 7, caller.clone());
+        assert_eq!(tokens.remembered(&[1; 32], 7), Some(caller));
+        assert_eq!(tokens.remembered(&[2; 32], 7), None);
+        assert_eq!(
+            tokens.remembered(&[1; 32], 8),
+            None,
+            "a change anywhere (a revocation on another replica) ends the memory"
+        );
         if let Ok(mut valid) = tokens.valid.lock() {
-            for (at, _) in valid.values_mut() {
+            for (at, _, _) in valid.values_mut() {
                 *at = Instant::now().checked_sub(REMEMBERED_FOR).unwrap_or(*at);
             }
         }
-        assert_eq!(tokens.remembered(&[1; 32]), None);
+        assert_eq!(tokens.remembered(&[1; 32], 7), None);
     }
 }

@@ -19,6 +19,7 @@ mod gateway;
 mod gateway_auth;
 mod gateways;
 pub mod identity;
+pub mod jobs;
 mod landing;
 pub mod mail;
 pub mod notices;

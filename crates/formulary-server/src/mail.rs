@@ -169,18 +169,30 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&decoded).into_owned()
 }
 
-/// Sends due emails every `interval` until the process ends.
+/// Sends due emails every `interval` until the process ends, while this replica holds the
+/// `email-outbox` lease (one sender across replicas).
 pub fn follow_outbox(
     mailer: Mailer,
     database: Database,
     interval: Duration,
+    lease: crate::jobs::JobLease,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         tracing::info!(server = %mailer.server, "sending notification emails");
         loop {
+            if !lease.hold().await {
+                // Another replica sends the outbox (one sender, so no email goes out twice).
+                tokio::time::sleep(interval).await;
+                continue;
+            }
             match database.due_emails(50).await {
                 Ok(due) => {
                     for email in due {
+                        // Still ours? (A slow SMTP server must not let the lease lapse and a
+                        // second replica send the same message.)
+                        if !lease.hold().await {
+                            break;
+                        }
                         let outcome = mailer.send(&email).await;
                         if let Err(error) = &outcome {
                             tracing::warn!(server = %mailer.server, notification = %email.notification.id, attempts = email.attempts + 1, %error, "could not send a notification email; it will be tried again");

@@ -5,6 +5,18 @@ use chrono::Utc;
 use formulary_core::policy::PolicySnapshot;
 use formulary_store::{Database, StoreError};
 
+/// The longest pause between attempts to re-establish the change listener.
+const LISTEN_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Aborts a spawned task when dropped (the listener dies with its follower).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// A dated snapshot's key: the change counter it was built at and the moment it shows.
 type DatedKey = (i64, chrono::DateTime<Utc>);
 
@@ -103,15 +115,20 @@ impl SnapshotHolder {
         Ok(true)
     }
 
-    /// Keeps the snapshot fresh: checks the change counter every `interval`, so that writes made
-    /// through any replica (or the CLI) reach this one. Also picks up expiries at day boundaries
-    /// by rebuilding at least every hour.
+    /// Keeps the snapshot fresh, so that writes made through any replica (or the CLI) reach this
+    /// one: on PostgreSQL it listens for change notifications and rebuilds as soon as one
+    /// arrives (well within a second); on every database it also checks the change counter every
+    /// `interval`, as the fallback when notifications are lost (a dropped listening connection,
+    /// a database restart). Also picks up expiries at day boundaries by rebuilding at least
+    /// every hour.
     pub fn follow(
         self: Arc<Self>,
         database: Database,
         interval: Duration,
     ) -> tokio::task::JoinHandle<()> {
+        let listening = tokio::spawn(Arc::clone(&self).listen(database.clone()));
         tokio::spawn(async move {
+            let _listening = AbortOnDrop(listening);
             let mut ticks: u64 = 0;
             let hourly = (3600 / interval.as_secs().max(1)).max(1);
             loop {
@@ -127,6 +144,63 @@ impl SnapshotHolder {
                 }
             }
         })
+    }
+
+    /// Rebuilds the snapshot whenever another writer announces a change (PostgreSQL
+    /// `LISTEN/NOTIFY`). Reconnects after the connection is lost (a database restart), with a
+    /// growing pause up to [`LISTEN_RETRY_MAX`], and re-reads the counter after every reconnect,
+    /// since announcements made meanwhile are gone. Returns at once on SQLite.
+    async fn listen(self: Arc<Self>, database: Database) {
+        let mut pause = Duration::from_millis(250);
+        loop {
+            let mut listener = match database.listen_for_changes().await {
+                Ok(Some(listener)) => listener,
+                Ok(None) => return,
+                Err(error) => {
+                    tracing::warn!(%error, retry_in_ms = pause.as_millis() as u64, "could not listen for policy changes; polling meanwhile");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(LISTEN_RETRY_MAX);
+                    continue;
+                }
+            };
+            tracing::debug!("listening for policy changes");
+            pause = Duration::from_millis(250);
+            // Anything announced before the listener was up.
+            self.refresh_logged(&database).await;
+            loop {
+                match listener.next().await {
+                    Ok(formulary_store::ChangeEvent::Changed(seq)) => {
+                        if seq > self.generation() {
+                            self.refresh_logged(&database).await;
+                        }
+                    }
+                    Ok(formulary_store::ChangeEvent::Lost) => {
+                        tracing::warn!(
+                            "lost the connection that listens for policy changes; reconnecting"
+                        );
+                        self.refresh_logged(&database).await;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "the connection that listens for policy changes failed; reconnecting");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The change counter the snapshot in force was built at.
+    pub fn generation(&self) -> i64 {
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .0
+    }
+
+    async fn refresh_logged(&self, database: &Database) {
+        if let Err(error) = self.refresh(database).await {
+            tracing::warn!(%error, "could not refresh the policy snapshot; serving the previous one");
+        }
     }
 
     /// Swaps in the advisory feed's freshness (kept current by the advisory sync on every

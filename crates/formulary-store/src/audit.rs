@@ -112,6 +112,7 @@ pub(crate) async fn append(
     .bind(hash)
     .execute(&mut *connection)
     .await?;
+    crate::changes::announce(connection, seq).await?;
     Ok(seq)
 }
 

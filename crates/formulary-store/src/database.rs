@@ -24,6 +24,18 @@ pub struct Database {
     /// without waiting for the pool's acquire timeout.
     probe_pool: AnyPool,
     is_sqlite: bool,
+    /// The PostgreSQL URL, kept for the change listener's own connection (`None` on SQLite).
+    listen_url: Option<ListenUrl>,
+}
+
+/// A database URL that may hold a password: shown redacted in `Debug` output.
+#[derive(Clone)]
+struct ListenUrl(String);
+
+impl std::fmt::Debug for ListenUrl {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(&redact_url(&self.0))
+    }
 }
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -92,12 +104,18 @@ impl Database {
             pool,
             probe_pool,
             is_sqlite,
+            listen_url: (!is_sqlite).then(|| ListenUrl(url.to_owned())),
         })
     }
 
     /// The connection pool, for the store's modules.
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The PostgreSQL URL for a dedicated listening connection (`None` on SQLite).
+    pub(crate) fn listen_url(&self) -> Option<&str> {
+        self.listen_url.as_ref().map(|url| url.0.as_str())
     }
 
     /// True when the records live in SQLite.

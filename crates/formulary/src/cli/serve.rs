@@ -87,6 +87,11 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
         state.blob_dir = Some(folder);
     }
     super::audit::check_at_start(context, &database).await;
+    // Each background job runs on one replica at a time, under a lease in the database.
+    let holder = formulary_server::jobs::replica_holder();
+    let lease =
+        |name| formulary_server::jobs::JobLease::new(database.clone(), name, holder.clone());
+    let job_leases = [lease("email-outbox"), lease("dependency-admissions")];
     let _outbox = match &context.settings.smtp_url {
         Some(smtp_url) => {
             let mailer =
@@ -99,6 +104,7 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
                 mailer,
                 database.clone(),
                 Duration::from_secs(2),
+                job_leases[0].clone(),
             ))
         }
         None => None,
@@ -107,7 +113,11 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
         super::audit::follow_checkpoints(context, database.clone(), Duration::from_secs(10))?;
     let _follower = Arc::clone(&state.snapshot).follow(database.clone(), Duration::from_secs(2));
     let _advisory_sync = start_advisory_sync(context, &database, &state);
-    let _admissions = formulary_server::follow_admissions(state.clone(), Duration::from_secs(2));
+    let _admissions = formulary_server::follow_admissions(
+        state.clone(),
+        Duration::from_secs(2),
+        job_leases[1].clone(),
+    );
     let listener = tokio::net::TcpListener::bind(context.settings.listen)
         .await
         .with_context(|| format!("could not listen on {}: is another program using that port? Choose another with --listen", context.settings.listen))?;
@@ -171,6 +181,10 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
             refused = served.refused,
             "connections were refused because max_connections was reached"
         );
+    }
+    // Hand the background jobs over to another replica now rather than when the leases expire.
+    for job in &job_leases {
+        job.release().await;
     }
     // Every download answered so far is queued: write it (or keep it in the journal) before
     // exiting, within a few seconds.

@@ -367,7 +367,7 @@ static COUNTED_FETCHES: std::sync::atomic::AtomicUsize = std::sync::atomic::Atom
 
 /// A real (if minimal) wheel of `name` `version`: its dist-info METADATA and a payload, stored
 /// uncompressed, so that it passes the gateway's wheel check and has a predictable size.
-fn wheel(name: &str, version: &str, payload: &[u8]) -> Vec<u8> {
+pub(crate) fn wheel(name: &str, version: &str, payload: &[u8]) -> Vec<u8> {
     use std::io::Write as _;
     let options = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Stored)
