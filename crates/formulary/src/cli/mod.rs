@@ -20,6 +20,7 @@ mod setup;
 mod tokens;
 mod tools;
 mod who_has;
+mod why;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,6 +61,8 @@ enum Command {
     /// Ask the policy engine.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
+    /// Which version of a component a view serves, and why each newer one is held back.
+    Why(why::WhyArgs),
     /// Import and sync OSV advisories.
     #[command(subcommand)]
     Advisories(advisories::AdvisoriesCommand),
@@ -150,6 +153,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Organisation(command) => organisations::run(&context, command).await,
         Command::Entry(command) => entries::run(&context, command).await,
         Command::Policy(command) => policy::run(&context, command).await,
+        Command::Why(args) => why::run(&context, args).await,
         Command::Advisories(command) => advisories::run(&context, command).await,
         Command::Token(command) => tokens::run(&context, command).await,
         Command::Audit(command) => audit::run(&context, command).await,

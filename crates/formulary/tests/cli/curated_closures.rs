@@ -120,13 +120,27 @@ fn approving_readxl_lets_r_install_it_with_its_dependencies() {
         "--org",
         "RJ8",
     ]);
+    // cellar is listed as refused; installing readxl reaches cellar's refused download, and R
+    // prints the prohibition's reason in the URL.
+    let rj8_library = workspace.folder.path().join("rj8-library");
+    std::fs::create_dir_all(&rj8_library).expect("library");
     eventually(30, || {
         let output = r(&format!(
-            "a <- available.packages(repos = '{base}/o/RJ8/cran', fields = 'Formulary-Refused'); cat(sum(is.na(a[, 'Formulary-Refused'])))"
+            "a <- available.packages(repos = '{base}/o/RJ8/cran', fields = 'Formulary-Refused'); cat(a['cellar', 'Formulary-Refused'])"
         ));
         let now = text(&output.stdout);
-        (now == "0", now)
+        (now.contains("withdrawn by its maintainer"), now)
     });
+    let output = r(&format!(
+        "options(repos = c(CRAN = '{base}/o/RJ8/cran')); install.packages('readxl', lib = '{lib}', quiet = TRUE); cat(requireNamespace('readxl', lib.loc = '{lib}', quietly = TRUE))",
+        lib = rj8_library.display()
+    ));
+    let said = text(&output.stderr);
+    assert!(
+        said.contains("withdrawn-by-its-maintainer") && said.contains("/cellar_1.0.0.tar.gz"),
+        "{said}"
+    );
+    assert_eq!(text(&output.stdout), "FALSE", "{said}");
 
     // The admission goes away with the approval.
     workspace.ok(&["entry", "remove", &entry, "--reason", "no longer needed"]);

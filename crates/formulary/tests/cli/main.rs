@@ -44,3 +44,4 @@ mod server;
 mod surveillance;
 mod tamper;
 mod tools;
+mod why;
