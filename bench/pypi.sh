@@ -168,7 +168,16 @@ harness stop   # free the CPU for the memory test
 # which is what a real site has loaded.
 BIG=bigdemo-1.0-py3-none-any.whl
 rm -rf "$MEMDIR"; mkdir -p "$MEMDIR/folder"
-head -c $((MEM_FILE_MB * 1024 * 1024)) /dev/urandom >"$MEMDIR/folder/$BIG"
+# A real wheel (mirror import checks wheels as zip archives): one stored member of random bytes.
+"$PYTHON" - "$MEMDIR/folder/$BIG" "$MEM_FILE_MB" <<'EOF'
+import os, sys, zipfile
+path, megabytes = sys.argv[1], int(sys.argv[2])
+with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as wheel:
+    wheel.writestr("bigdemo/data.bin", os.urandom(megabytes * 1024 * 1024))
+    wheel.writestr("bigdemo-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: bigdemo\nVersion: 1.0\n")
+    wheel.writestr("bigdemo-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: bench\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+    wheel.writestr("bigdemo-1.0.dist-info/RECORD", "")
+EOF
 big_size=$(stat -c %s "$MEMDIR/folder/$BIG")
 memtest() { # variant (plain|advisories) -> $R/memtest_<variant>.tsv
   local variant=$1 data=$MEMDIR/data-$1 i p t0 t1 warm rss_before ok hwm peak wall dl_pids=()
