@@ -64,6 +64,9 @@ struct Readiness {
     upstreams: Check,
     /// The advisory feed's freshness: degraded when stale or when a source fails to sync.
     advisory_feed: Check,
+    /// How changes made through other replicas reach this one: degraded while the PostgreSQL
+    /// listener reconnects (changes then arrive by polling, within seconds).
+    changes: Check,
 }
 
 /// `/livez`: 200 from memory.
@@ -77,7 +80,9 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Response {
     let ledger = ledger_check(&state);
     let upstreams = upstream_check(&state);
     let advisory_feed = advisory_feed_check(&state);
+    let changes = changes_check(&state);
     let checks = [
+        changes.status,
         database.status,
         blobs.status,
         ledger.status,
@@ -101,6 +106,7 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Response {
         ledger,
         upstreams,
         advisory_feed,
+        changes,
     };
     no_store((code, Json(answer)).into_response())
 }
@@ -302,6 +308,33 @@ fn ledger_check(state: &AppState) -> Check {
 
 /// The advisory feed, from what the sync loop last read (no query): degraded when it is staler
 /// than the national rule allows or a source fails; never a reason to stop serving.
+fn changes_check(state: &AppState) -> Check {
+    use crate::snapshot::ChangeListening;
+    let (status, detail) = match state.snapshot.change_listening() {
+        ChangeListening::Listening => (
+            CheckStatus::Ok,
+            "listening for changes (PostgreSQL NOTIFY): other replicas' changes apply within milliseconds",
+        ),
+        ChangeListening::NotAvailable => (
+            CheckStatus::Ok,
+            "SQLite: changes are read by polling (one process writes)",
+        ),
+        ChangeListening::NotStarted => (
+            CheckStatus::Ok,
+            "starting: changes are read by polling until the listener is up",
+        ),
+        ChangeListening::Reconnecting => (
+            CheckStatus::Degraded,
+            "the connection that listens for changes is lost and being re-established; other replicas' changes arrive by polling (within seconds) meanwhile. Check the database connection",
+        ),
+    };
+    Check {
+        status,
+        detail: detail.to_owned(),
+        elapsed_ms: 0,
+    }
+}
+
 fn advisory_feed_check(state: &AppState) -> Check {
     let policy = state
         .snapshot

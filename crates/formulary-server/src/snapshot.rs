@@ -17,6 +17,19 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// How changes made elsewhere reach this replica, for `/readyz`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeListening {
+    /// The listener has not started (yet): changes arrive by polling.
+    NotStarted = 0,
+    /// The database has no `LISTEN/NOTIFY` (SQLite: one process writes): polling only.
+    NotAvailable = 1,
+    /// Listening: changes arrive within milliseconds.
+    Listening = 2,
+    /// The listening connection was lost and is being re-established: polling meanwhile.
+    Reconnecting = 3,
+}
+
 /// A dated snapshot's key: the change counter it was built at and the moment it shows.
 type DatedKey = (i64, chrono::DateTime<Utc>);
 
@@ -25,6 +38,8 @@ type DatedKey = (i64, chrono::DateTime<Utc>);
 #[derive(Debug)]
 pub struct SnapshotHolder {
     current: RwLock<(i64, Arc<PolicySnapshot>)>,
+    /// Whether changes arrive by `LISTEN/NOTIFY` now (see [`ChangeListening`]).
+    listening: std::sync::atomic::AtomicU8,
     /// Snapshots of past moments (dated views), by (change counter, moment); a few are kept.
     dated: std::sync::Mutex<Vec<(DatedKey, Arc<PolicySnapshot>)>>,
 }
@@ -36,6 +51,7 @@ impl SnapshotHolder {
         let snapshot = database.policy_snapshot(Utc::now()).await?;
         Ok(SnapshotHolder {
             current: RwLock::new((counter, Arc::new(snapshot))),
+            listening: std::sync::atomic::AtomicU8::new(ChangeListening::NotStarted as u8),
             dated: std::sync::Mutex::new(Vec::new()),
         })
     }
@@ -155,8 +171,12 @@ impl SnapshotHolder {
         loop {
             let mut listener = match database.listen_for_changes().await {
                 Ok(Some(listener)) => listener,
-                Ok(None) => return,
+                Ok(None) => {
+                    self.set_listening(ChangeListening::NotAvailable);
+                    return;
+                }
                 Err(error) => {
+                    self.set_listening(ChangeListening::Reconnecting);
                     tracing::warn!(%error, retry_in_ms = pause.as_millis() as u64, "could not listen for policy changes; polling meanwhile");
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(LISTEN_RETRY_MAX);
@@ -164,6 +184,7 @@ impl SnapshotHolder {
                 }
             };
             tracing::debug!("listening for policy changes");
+            self.set_listening(ChangeListening::Listening);
             pause = Duration::from_millis(250);
             // Anything announced before the listener was up.
             self.refresh_logged(&database).await;
@@ -175,18 +196,37 @@ impl SnapshotHolder {
                         }
                     }
                     Ok(formulary_store::ChangeEvent::Lost) => {
+                        // A new listening connection (the outer loop), so that `/readyz` knows
+                        // when listening works again; it re-reads the counter once up.
+                        self.set_listening(ChangeListening::Reconnecting);
                         tracing::warn!(
                             "lost the connection that listens for policy changes; reconnecting"
                         );
-                        self.refresh_logged(&database).await;
+                        break;
                     }
                     Err(error) => {
+                        self.set_listening(ChangeListening::Reconnecting);
                         tracing::warn!(%error, "the connection that listens for policy changes failed; reconnecting");
                         break;
                     }
                 }
             }
         }
+    }
+
+    /// How changes made elsewhere reach this replica now.
+    pub fn change_listening(&self) -> ChangeListening {
+        match self.listening.load(std::sync::atomic::Ordering::Relaxed) {
+            1 => ChangeListening::NotAvailable,
+            2 => ChangeListening::Listening,
+            3 => ChangeListening::Reconnecting,
+            _ => ChangeListening::NotStarted,
+        }
+    }
+
+    fn set_listening(&self, state: ChangeListening) {
+        self.listening
+            .store(state as u8, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The change counter the snapshot in force was built at.

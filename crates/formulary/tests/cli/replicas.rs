@@ -273,6 +273,30 @@ async fn replicas_listen_again_after_the_database_restarts() {
     let b = Replica::new(&url, blobs.path(), &[]);
     let client = reqwest::Client::new();
     let token = national_curator_token(&a);
+    let listening = |client: reqwest::Client, base: String| async move {
+        let ready: serde_json::Value = client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .expect("readyz answers")
+            .json()
+            .await
+            .expect("JSON");
+        ready["changes"].clone()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let changes = listening(client.clone(), b.base.clone()).await;
+        if changes["status"] == "ok"
+            && changes["detail"]
+                .as_str()
+                .is_some_and(|detail| detail.starts_with("listening for changes"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "B says it listens: {changes}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     tokio::task::block_in_place(|| {
         cluster.stop();
         std::thread::sleep(Duration::from_secs(1));
@@ -303,6 +327,13 @@ async fn replicas_listen_again_after_the_database_restarts() {
         delays.push(until_decided(&client, &b.base, &purl, false, Duration::from_secs(5)).await);
     }
     eprintln!("after a database restart, changes reached replica B in {delays:?}");
+    let changes = listening(client.clone(), b.base.clone()).await;
+    assert!(
+        changes["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.starts_with("listening for changes")),
+        "B says it listens again: {changes}"
+    );
     assert!(
         delays.iter().all(|delay| *delay < Duration::from_secs(1)),
         "B listens again after the restart: {delays:?}\nB's log:\n{}",
