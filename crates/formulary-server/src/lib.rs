@@ -32,6 +32,7 @@ mod router;
 mod snapshot;
 mod state;
 pub mod surveillance;
+mod text_guard;
 mod tools;
 mod upstreams;
 mod web;

@@ -239,6 +239,8 @@ pub fn app(state: AppState) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(60),
         ))
+        .layer(axum::middleware::from_fn(crate::text_guard::refuse_nul))
+        .layer(axum::middleware::from_fn(api::problems::as_problem))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::web::protect_answers,

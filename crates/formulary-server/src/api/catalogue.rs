@@ -109,6 +109,10 @@ pub(crate) async fn decisions(
     State(state): State<AppState>,
     Query(filter): Query<DecisionLogFilter>,
 ) -> Result<Json<Vec<DecisionLogRow>>, ApiError> {
+    // A filter that can never match is a mistake worth saying, not an empty list.
+    if !filter.organisation.is_empty() {
+        super::parse_field::<OrgCode>("organisation", &filter.organisation)?;
+    }
     Ok(Json(decision_log(&state, &filter).await?))
 }
 

@@ -6,6 +6,7 @@ pub mod entries;
 pub(crate) mod openapi;
 pub(crate) mod organisations;
 pub(crate) mod policy;
+pub(crate) mod problems;
 pub mod requests;
 pub(crate) mod session;
 

@@ -15,7 +15,51 @@ struct Operation {
     body: Option<&'static str>,
     /// The success status and its schema name.
     answer: (u16, &'static str),
+    /// Query parameters.
+    query: &'static [Param],
 }
+
+/// A query parameter.
+struct Param {
+    name: &'static str,
+    required: bool,
+    kind: Kind,
+    description: &'static str,
+}
+
+/// A query parameter's type.
+enum Kind {
+    Text,
+    Integer,
+    Boolean,
+    OneOf(&'static [&'static str]),
+    /// An organisation code, or empty for none (a filter a web form sends empty).
+    CodeOrEmpty,
+}
+
+const fn param(name: &'static str, kind: Kind, description: &'static str) -> Param {
+    Param {
+        name,
+        required: false,
+        kind,
+        description,
+    }
+}
+
+const fn required(name: &'static str, kind: Kind, description: &'static str) -> Param {
+    Param {
+        name,
+        required: true,
+        kind,
+        description,
+    }
+}
+
+/// Ecosystems as the API names them.
+const ECOSYSTEMS: &[&str] = &["pypi", "cran", "npm", "conda", "generic"];
+
+/// Ecosystems, or empty for every one (as the search form sends it).
+const ECOSYSTEMS_OR_EMPTY: &[&str] = &["", "pypi", "cran", "npm", "conda", "generic"];
 
 const fn op(
     method: &'static str,
@@ -32,6 +76,14 @@ const fn op(
         authenticated,
         body,
         answer,
+        query: &[],
+    }
+}
+
+impl Operation {
+    /// The same operation with query parameters.
+    const fn with_query(self, query: &'static [Param]) -> Operation {
+        Operation { query, ..self }
     }
 }
 
@@ -42,42 +94,66 @@ const OPERATIONS: &[Operation] = &[
     op("get", "/api/v1/me/tokens", "Your personal API tokens (never their secrets), newest first", true, None, (200, "TokenList")),
     op("get", "/api/v1/me/notifications", "Your newest notifications (questions on your requests, sign-offs, decisions, work waiting for you), newest first", true, None, (200, "Any")),
     op("post", "/api/v1/me/notifications/read", "Mark every notification of yours read", true, None, (204, "Any")),
-    op("post", "/api/v1/me/tokens", "Issue yourself a token for package clients (`scope: gateway`, `name`, optional `expires_days` 1–365, default 90): it reads the package gateway and nothing else; the secret is shown once", true, Some("Any"), (201, "Any")),
+    op("post", "/api/v1/me/tokens", "Issue yourself a token for package clients (`scope: gateway`, `name`, optional `expires_days` 1–365, default 90): it reads the package gateway and nothing else; the secret is shown once", true, Some("NewToken"), (201, "Any")),
     op("delete", "/api/v1/me/tokens/{token}", "Revoke one of your own personal tokens at once (404 for any other)", true, None, (204, "Any")),
-    op("get", "/api/v1/search", "Search components across every ecosystem (`q`, optional `ecosystem`, `organisation`)", false, None, (200, "SearchHits")),
-    op("get", "/api/v1/components/{ecosystem}/{name}", "A component: each version's decision for the organisation with reasons, evidence, precedent, mentor and requests", false, None, (200, "ComponentReport")),
-    op("get", "/api/v1/components/{ecosystem}/{scope}/{name}", "A scoped npm component (`/api/v1/components/npm/@types/node`), as above", false, None, (200, "ComponentReport")),
-    op("get", "/api/v1/requests", "Your requests (`scope=mine`) or the open requests you may review or decide (`scope=queue`, each with `review`: the stages still needed, who has each, and `ready_to_decide`)", true, None, (200, "RequestList")),
+    op("get", "/api/v1/search", "Search components across every ecosystem (`q`, optional `ecosystem`, `organisation`)", false, None, (200, "SearchHits")).with_query(&[
+        required("q", Kind::Text, "Words in the component's name"), param("ecosystem", Kind::OneOf(ECOSYSTEMS_OR_EMPTY), "Only this ecosystem (empty: every ecosystem)"), param("organisation", Kind::Text, "Whose view decides the statuses (an organisation code; default the server's default organisation)"),
+    ]),
+    op("get", "/api/v1/components/{ecosystem}/{name}", "A component: each version's decision for the organisation with reasons, evidence, precedent, mentor and requests", false, None, (200, "ComponentReport")).with_query(&[
+        param("organisation", Kind::Text, "Whose view decides (an organisation code; default the server's default organisation)"),
+    ]),
+    op("get", "/api/v1/components/{ecosystem}/{scope}/{name}", "A scoped npm component (`/api/v1/components/npm/@types/node`), as above", false, None, (200, "ComponentReport")).with_query(&[
+        param("organisation", Kind::Text, "Whose view decides (an organisation code)"),
+    ]),
+    op("get", "/api/v1/requests", "Your requests (`scope=mine`) or the open requests you may review or decide (`scope=queue`, each with `review`: the stages still needed, who has each, and `ready_to_decide`)", true, None, (200, "RequestList")).with_query(&[
+        param("scope", Kind::OneOf(&["mine", "queue"]), "`mine` (default): your requests; `queue`: the open requests you may review or decide"),
+    ]),
     op("post", "/api/v1/requests", "Request a tool; granted at once when an entry in force already covers it", true, Some("RequestForm"), (201, "Request")),
     op("get", "/api/v1/requests/{id}", "A request with its timeline", true, None, (200, "Request")),
     op("post", "/api/v1/requests/{id}/comments", "Comment on a request", true, Some("Comment"), (200, "Request")),
     op("post", "/api/v1/requests/{id}/sign-offs", "Sign off a review stage (reviewers; never the requester)", true, Some("SignOff"), (200, "Request")),
     op("post", "/api/v1/requests/{id}/decision", "Decide a request (approvers; never the requester nor the sole reviewer); approvals create an entry", true, Some("Decision"), (200, "Request")),
     op("post", "/api/v1/requests/{id}/withdraw", "Withdraw your own open request", true, Some("Withdrawal"), (200, "Request")),
-    op("post", "/api/v1/requests/{id}/assignments", "Claim a review stage (`stage`) or assign it to someone eligible (`stage`, `assignee` username; approvers and admins); only the assignee then signs it off", true, Some("Any"), (200, "Request")),
-    op("get", "/api/v1/decisions", "The public decision log, newest first (filters `q`, `ecosystem`, `organisation`, `decision`)", false, None, (200, "DecisionLog")),
+    op("post", "/api/v1/requests/{id}/assignments", "Claim a review stage (`stage`) or assign it to someone eligible (`stage`, `assignee` username; approvers and admins); only the assignee then signs it off", true, Some("Assignment"), (200, "Request")),
+    op("get", "/api/v1/decisions", "The public decision log, newest first (filters `q`, `ecosystem`, `organisation`, `decision`)", false, None, (200, "DecisionLog")).with_query(&[
+        param("q", Kind::Text, "Words in the component's name"), param("ecosystem", Kind::Text, "Only this ecosystem"), param("organisation", Kind::CodeOrEmpty, "Only this organisation's decisions (empty: every organisation)"), param("decision", Kind::Text, "Only this status, or `rejected`"),
+    ]),
     op("get", "/api/v1/metrics", "Time to decision, reuse rate, requests by state, estimated cost avoided, blocked downloads", false, None, (200, "Metrics")),
     op("get", "/api/v1/upstreams", "Each gateway's upstream servers (healthy, degraded or down since, last success, last error) and the index documents held back because they look wrong; from memory, so it answers while the database is down", false, None, (200, "Any")),
-    op("get", "/api/v1/audit", "Audit log rows after `after`, oldest first (auditors and national curators)", true, None, (200, "AuditRows")),
+    op("get", "/api/v1/audit", "Audit log rows after `after`, oldest first (auditors and national curators)", true, None, (200, "AuditRows")).with_query(&[
+        param("after", Kind::Integer, "Rows after this sequence number (default 0: from the start)"), param("limit", Kind::Integer, "At most this many rows"),
+    ]),
     op("get", "/api/v1/organisations", "Organisations", false, None, (200, "Any")),
-    op("post", "/api/v1/organisations", "Add an organisation (national curators)", true, Some("Any"), (201, "Any")),
+    op("post", "/api/v1/organisations", "Add an organisation (national curators)", true, Some("NewOrganisation"), (201, "Any")),
     op("get", "/api/v1/organisations/{code}/settings", "An organisation's settings per ecosystem", false, None, (200, "Any")),
-    op("put", "/api/v1/organisations/{code}/settings/{ecosystem}", "Change an organisation's settings for an ecosystem", true, Some("Any"), (200, "Any")),
+    op("put", "/api/v1/organisations/{code}/settings/{ecosystem}", "Change an organisation's settings for an ecosystem", true, Some("EcosystemSettings"), (200, "Any")),
     op("get", "/api/v1/organisations/{code}/review-policy", "An organisation's review policy (distinct reviewers, stages that need the information governance or clinical safety officer role, clinical safety for clinical data)", true, None, (200, "Any")),
-    op("put", "/api/v1/organisations/{code}/review-policy", "Replace an organisation's review policy (its administrators and national curators); audited", true, Some("Any"), (200, "Any")),
-    op("get", "/api/v1/entries", "Entries (decisions) of every formulary", false, None, (200, "Any")),
-    op("post", "/api/v1/entries", "Add an entry (national curators; organisation admins for their overlay). Who decided is the token's person or service account; a `decided_by` field is refused", true, Some("Any"), (201, "Any")),
+    op("put", "/api/v1/organisations/{code}/review-policy", "Replace an organisation's review policy (its administrators and national curators); audited", true, Some("ReviewPolicy"), (200, "Any")),
+    op("get", "/api/v1/entries", "Entries (decisions) of every formulary", false, None, (200, "Any")).with_query(&[
+        param("organisation", Kind::Text, "Only this organisation's entries"), param("component", Kind::Text, "Only entries about this component (a purl without version)"), param("include_removed", Kind::Boolean, "Removed entries too (default false)"),
+    ]),
+    op("post", "/api/v1/entries", "Add an entry (national curators; organisation admins for their overlay). Who decided is the token's person or service account; a `decided_by` field is refused", true, Some("NewEntry"), (201, "Any")),
     op("get", "/api/v1/entries/{id}", "One entry with its history", false, None, (200, "Any")),
-    op("delete", "/api/v1/entries/{id}", "Remove an entry (kept in history)", true, Some("Any"), (200, "Any")),
-    op("get", "/api/v1/policy/check", "The decision on `purl` for `organisation`, with every reason", false, None, (200, "Any")),
-    op("get", "/api/v1/advisories", "Advisories in force", false, None, (200, "Any")),
+    op("delete", "/api/v1/entries/{id}", "Remove an entry (kept in history)", true, Some("Removal"), (200, "Any")),
+    op("get", "/api/v1/policy/check", "The decision on `purl` for `organisation`, with every reason", false, None, (200, "Any")).with_query(&[
+        required("purl", Kind::Text, "The component version, e.g. `pkg:pypi/requests@2.19.1`"), param("organisation", Kind::Text, "Whose view decides (default the server's default organisation)"),
+    ]),
+    op("get", "/api/v1/advisories", "Advisories in force", false, None, (200, "Any")).with_query(&[
+        required("component", Kind::Text, "The component, e.g. `pkg:pypi/requests`"),
+    ]),
     op("get", "/api/v1/advisories/feeds", "Freshness of each advisory feed the server syncs: last successful sync, records changed, errors, and whether the feed is stale", false, None, (200, "Any")),
-    op("put", "/api/v1/inventory/{org}/{environment}", "Report what an environment contains (CycloneDX 1.6 or SPDX 2.3 JSON, or a list of purls), replacing its previous report", true, Some("Any"), (200, "Any")),
-    op("get", "/api/v1/who-has", "Who has a component version (`purl`), from the download ledger and reported environments", true, None, (200, "Any")),
+    op("put", "/api/v1/inventory/{org}/{environment}", "Report what an environment contains (CycloneDX 1.6 or SPDX 2.3 JSON, or a list of purls), replacing its previous report", true, Some("InventoryReport"), (200, "Any")).with_query(&[
+        param("kind", Kind::Text, "What the environment is: `project` (default), `machine`, `pipeline`…"),
+    ]),
+    op("get", "/api/v1/who-has", "Who has a component version (`purl`), from the download ledger and reported environments", true, None, (200, "Any")).with_query(&[
+        required("purl", Kind::Text, "The component, with or without a version, e.g. `pkg:pypi/requests@2.19.1`"),
+    ]),
     op("get", "/api/v1/recalls", "Recalls with their progress: told, resolved, still exposed", true, None, (200, "Any")),
-    op("get", "/api/v1/recalls/{id}", "A recall and everyone on it (`format=csv` exports the people)", true, None, (200, "Any")),
+    op("get", "/api/v1/recalls/{id}", "A recall and everyone on it (`format=csv` exports the people)", true, None, (200, "Any")).with_query(&[
+        param("format", Kind::OneOf(&["json", "csv"]), "`csv` exports the people on the recall"),
+    ]),
     op("get", "/api/v1/me/recalls", "Your open recalls: what you have, why it is recalled, what to move to", true, None, (200, "Any")),
-    op("post", "/api/v1/me/recalls/{id}/explain", "Say why you stay on a recalled version ({\"explanation\": \"…\"})", true, Some("Any"), (200, "Any")),
+    op("post", "/api/v1/me/recalls/{id}/explain", "Say why you stay on a recalled version ({\"explanation\": \"…\"})", true, Some("Explanation"), (200, "Any")),
     op("get", "/api/v1/metrics/surveillance", "Patch timeline per recall, share of recalls closed within 14 days, exposure by severity and age", true, None, (200, "Any")),
     op("get", "/api/v1/openapi.json", "This document", false, None, (200, "Any")),
 ];
@@ -85,18 +161,23 @@ const OPERATIONS: &[Operation] = &[
 fn schemas() -> Value {
     let text = json!({ "type": "string" });
     let object = |properties: Value, required: &[&str]| json!({ "type": "object", "properties": properties, "required": required });
+    // A body whose unknown fields the server refuses.
+    let closed = |properties: Value, required: &[&str]| json!({ "type": "object", "properties": properties, "required": required, "additionalProperties": false });
+    // Text the server refuses when empty or blank.
+    let said = json!({ "type": "string", "minLength": 1, "pattern": "\\S" });
+    let code = organisation_code();
     json!({
         "Any": {},
         "Problem": object(json!({ "type": text, "title": text, "status": { "type": "integer" }, "detail": text }), &["title", "status", "detail"]),
         "TokenRequest": object(json!({ "username": text, "password": text, "name": text }), &["username", "password"]),
         "IssuedToken": object(json!({ "token": text, "expires_at": text, "user": { "$ref": "#/components/schemas/Whoami" } }), &["token", "user"]),
-        "Whoami": object(json!({ "id": text, "name": text, "username": text, "memberships": { "type": "array", "items": object(json!({ "organisation": text, "role": { "enum": ["requester", "reviewer", "approver", "organisation-admin", "national-curator", "auditor", "information-governance", "clinical-safety-officer"] } }), &["organisation", "role"]) } }), &["id", "name", "memberships"]),
+        "Whoami": object(json!({ "id": text, "name": text, "username": { "type": ["string", "null"], "description": "null for a service account" }, "memberships": { "type": "array", "items": object(json!({ "organisation": text, "role": { "enum": ["requester", "reviewer", "approver", "organisation-admin", "national-curator", "auditor", "information-governance", "clinical-safety-officer"] } }), &["organisation", "role"]) } }), &["id", "name", "memberships"]),
         "PasswordChange": object(json!({ "current_password": text, "new_password": { "type": "string", "minLength": 12, "maxLength": 256 } }), &["current_password", "new_password"]),
         "TokenList": { "type": "array", "items": object(json!({ "id": text, "name": text, "created_at": text, "expires_at": { "type": ["string", "null"] }, "revoked_at": { "type": ["string", "null"] } }), &["id", "name", "created_at"]) },
         "SearchHits": { "type": "array", "items": object(json!({ "component": text, "statuses": { "type": "array", "items": text }, "open_requests": { "type": "integer" } }), &["component"]) },
-        "ComponentReport": object(json!({ "component": text, "organisation": text, "versions": { "type": "array" }, "precedents": { "type": "array" }, "advisories": { "type": "array" }, "mentor": text, "requests": { "type": "array" } }), &["component", "versions"]),
+        "ComponentReport": object(json!({ "component": text, "organisation": text, "versions": { "type": "array" }, "precedents": { "type": "array" }, "advisories": { "type": "array" }, "mentor": { "type": ["string", "null"] }, "requests": { "type": "array" } }), &["component", "versions"]),
         "RequestForm": object(json!({
-            "organisation": text, "ecosystem": { "enum": ["pypi", "cran", "generic"] }, "name": text, "version_range": text,
+            "organisation": code, "ecosystem": { "enum": ECOSYSTEMS }, "name": text, "version_range": text,
             "problem": { "type": "string", "maxLength": 4000 }, "data_class": { "enum": ["aggregate", "personal", "clinical"] },
             "environment": { "type": "string", "maxLength": 4000 }, "alternatives": { "type": "string", "maxLength": 4000 },
             "users": { "type": "string", "description": "a whole number, 1 or more" }, "credentials": { "type": "string", "maxLength": 4000 }
@@ -104,26 +185,77 @@ fn schemas() -> Value {
         "Request": object(json!({
             "id": { "type": "integer" }, "component": text, "range": text, "organisation": text, "problem": text, "data_class": text,
             "state": { "enum": ["submitted", "in-review", "approved", "approved-with-constraints", "pilot", "rejected", "withdrawn"] },
-            "requester": object(json!({ "id": text, "name": text }), &["id", "name"]), "created_at": text, "decided_at": text,
+            "requester": object(json!({ "id": text, "name": text }), &["id", "name"]), "created_at": text, "decided_at": { "type": ["string", "null"] },
             "decision": { "type": ["object", "null"] }, "url": text, "events": { "type": "array" },
             "review": object(json!({ "outstanding": { "type": "array", "items": object(json!({ "stage": text, "assigned_to": { "type": ["string", "null"] } }), &["stage"]) }, "ready_to_decide": { "type": "boolean" } }), &["outstanding", "ready_to_decide"])
         }), &["id", "component", "state"]),
         "RequestList": { "type": "array", "items": { "$ref": "#/components/schemas/Request" } },
-        "Comment": object(json!({ "body": text }), &["body"]),
-        "SignOff": object(json!({ "stage": { "enum": ["basic", "technical", "security", "information-governance", "clinical-safety"] }, "verdict": { "enum": ["passed", "concerns"] }, "note": text }), &["stage", "verdict", "note"]),
-        "Decision": object(json!({ "outcome": { "enum": ["approved", "approved-with-constraints", "pilot", "rejected"] }, "reason": text, "scope": { "enum": ["organisation", "national"] }, "constraints": text, "expires": text, "mentor": text, "reused_from": text }), &["outcome", "reason"]),
+        "Comment": object(json!({ "body": said }), &["body"]),
+        "SignOff": object(json!({ "stage": { "enum": ["basic", "technical", "security", "information-governance", "clinical-safety"] }, "verdict": { "enum": ["passed", "concerns"] }, "note": said }), &["stage", "verdict", "note"]),
+        "Decision": object(json!({ "outcome": { "enum": ["approved", "approved-with-constraints", "pilot", "rejected"] }, "reason": said, "scope": { "enum": ["organisation", "national"] }, "constraints": text, "expires": text, "mentor": text, "reused_from": text }), &["outcome", "reason"]),
         "Withdrawal": object(json!({ "note": text }), &[]),
         "DecisionLog": { "type": "array", "items": object(json!({ "decided_at": text, "component": text, "range": text, "organisation": text, "decision": text, "reason": text, "decided_by": text, "request": { "type": ["integer", "null"] }, "entry": { "type": ["string", "null"] } }), &["decided_at", "component", "decision", "reason"]) },
         "Metrics": object(json!({ "time_to_decision": { "type": "object" }, "reuse_rate": { "type": ["number", "null"] }, "requests_by_state": { "type": "object" }, "estimated_cost_avoided_pounds": { "type": "array" }, "blocked_downloads": { "type": "integer" } }), &["time_to_decision", "requests_by_state"]),
+        "NewToken": object(json!({ "name": { "type": "string", "minLength": 1, "pattern": "\\S", "description": "What it is for, e.g. `pip and uv on LAPTOP-42`" }, "scope": { "enum": ["gateway"] }, "expires_days": { "type": ["integer", "null"], "minimum": 1, "maximum": 365, "description": "Days until it stops working; absent or null for 90" } }), &["name", "scope"]),
+        "NewOrganisation": closed(json!({ "code": code, "name": said }), &["code", "name"]),
+        "EcosystemSettings": object(json!({ "stance": { "enum": ["curated", "open"] }, "severity_threshold": { "enum": ["low", "medium", "high", "critical"] }, "allowed_licences": { "type": "array", "items": text, "description": "SPDX identifiers; empty allows every licence" }, "cooldown_days": { "type": "integer", "minimum": 0, "maximum": 366 } }), &["stance", "severity_threshold", "allowed_licences", "cooldown_days"]),
+        "ReviewPolicy": object(json!({ "distinct_reviewers": { "type": "boolean" }, "information_governance_role": { "type": "boolean" }, "clinical_safety_role": { "type": "boolean" }, "clinical_safety_for_clinical_data": { "type": "boolean" } }), &[]),
+        "NewEntry": closed(json!({ "organisation": code, "component": { "type": "string", "description": "A purl without version, e.g. `pkg:pypi/requests`" }, "range": { "type": ["string", "null"], "description": "Versions covered in the ecosystem's syntax; absent for every version" }, "status": { "enum": ["approved", "approved-with-constraints", "pilot", "under-review", "divest", "prohibited"] }, "constraints": { "type": ["string", "null"] }, "review_date": { "type": ["string", "null"], "format": "date" }, "expires": { "type": ["string", "null"], "format": "date" }, "waives": { "type": "array", "items": text, "description": "Advisory ids this entry waives (never a malicious-package report)" }, "reason": said, "mentor": { "type": ["string", "null"] } }), &["component", "status", "reason"]),
+        "Removal": closed(json!({ "reason": said }), &["reason"]),
+        "InventoryReport": { "description": "A CycloneDX 1.6 or SPDX 2.3 JSON SBOM, or `{\"components\": [purl, …]}`", "type": "object" },
+        "Explanation": object(json!({ "explanation": { "type": "string", "minLength": 10 } }), &["explanation"]),
+        "Assignment": object(json!({ "stage": { "enum": ["basic", "technical", "security", "information-governance", "clinical-safety"] }, "assignee": { "type": "string", "description": "A username; empty to claim the stage yourself" } }), &["stage", "assignee"]),
         "AuditRows": { "type": "array", "items": object(json!({ "seq": { "type": "integer" }, "at": text, "actor": text, "action": text, "subject": text, "details": {}, "previous_hash": text, "hash": text }), &["seq", "hash"]) },
     })
 }
 
-fn parameters(path: &str) -> Vec<Value> {
-    path.split('/')
+/// An organisation code, as the server checks it.
+fn organisation_code() -> Value {
+    json!({ "type": "string", "pattern": "^[A-Za-z0-9]{2,12}$", "description": "An ODS-style code such as `RJ1`, or `NATIONAL`" })
+}
+
+fn parameters(operation: &Operation) -> Vec<Value> {
+    let in_path = operation
+        .path
+        .split('/')
         .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
-        .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": if name == "id" { "integer" } else { "string" } } }))
-        .collect()
+        .map(|name| {
+            // Request ids are numbers; entry and recall ids are text.
+            let numeric = name == "id" && operation.path.starts_with("/api/v1/requests/");
+            let schema = if numeric {
+                json!({ "type": "integer", "format": "int64" })
+            } else if matches!(name, "code" | "org") {
+                organisation_code()
+            } else if name == "ecosystem" {
+                json!({ "enum": ECOSYSTEMS })
+            } else {
+                json!({ "type": "string" })
+            };
+            json!({ "name": name, "in": "path", "required": true, "schema": schema })
+        });
+    let in_query = operation.query.iter().map(|param| {
+        let schema = match param.kind {
+            Kind::Text if param.name == "organisation" => organisation_code(),
+            Kind::Text => json!({ "type": "string" }),
+            Kind::Integer => json!({ "type": "integer", "format": "int64" }),
+            Kind::Boolean => json!({ "type": "boolean" }),
+            Kind::OneOf(values) => json!({ "enum": values }),
+            Kind::CodeOrEmpty => {
+                json!({ "type": "string", "pattern": "^([A-Za-z0-9]{2,12})?$" })
+            }
+        };
+        json!({ "name": param.name, "in": "query", "required": param.required, "description": param.description, "schema": schema })
+    });
+    in_path.chain(in_query).collect()
+}
+
+/// The success answer: no content for 204, else JSON of the named schema.
+fn success((status, schema): (u16, &str)) -> Value {
+    if status == 204 {
+        json!({ "description": "Done; no content" })
+    } else {
+        json!({ "description": "Success", "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } })
+    }
 }
 
 /// The whole document.
@@ -132,9 +264,9 @@ pub fn build() -> Value {
     for operation in OPERATIONS {
         let mut entry = json!({
             "summary": operation.summary,
-            "parameters": parameters(operation.path),
+            "parameters": parameters(operation),
             "responses": {
-                operation.answer.0.to_string(): { "description": "Success", "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{}", operation.answer.1) } } } },
+                operation.answer.0.to_string(): success(operation.answer),
                 "default": { "description": "What went wrong, why, and what to do next", "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } } }
             }
         });

@@ -126,8 +126,7 @@ impl RequestView {
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct ListQuery {
     /// `mine` (default) or `queue` (open requests the caller may review or decide).
-    #[serde(default)]
-    scope: String,
+    scope: Option<String>,
 }
 
 /// `GET /api/v1/requests`.
@@ -136,8 +135,8 @@ pub(crate) async fn list(
     Authenticated(caller): Authenticated,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<Vec<RequestView>>, ApiError> {
-    let requests = match query.scope.as_str() {
-        "" | "mine" => {
+    let requests = match query.scope.as_deref().unwrap_or("mine") {
+        "mine" => {
             state
                 .database
                 .requests(&RequestFilter {

@@ -175,9 +175,19 @@ impl Workspace {
 
     /// Starts `formulary serve` on a free port with the given settings; returns it and its base URL.
     pub fn serve(&self, settings: &[(&str, String)]) -> (Running, String) {
+        self.serve_with(&["serve", "--listen", "127.0.0.1:0"], settings)
+    }
+
+    /// Starts `formulary serve --demo` (the demo formulary, people and requests) on a free port.
+    pub fn serve_demo(&self) -> (Running, String) {
+        self.serve_with(&["serve", "--demo", "--listen", "127.0.0.1:0"], &[])
+    }
+
+    /// Starts the server with these arguments; returns it and its base URL.
+    fn serve_with(&self, arguments: &[&str], settings: &[(&str, String)]) -> (Running, String) {
         use std::io::BufRead;
         let mut child = self
-            .command(&["serve", "--listen", "127.0.0.1:0"])
+            .command(arguments)
             .envs(settings.iter().map(|(name, value)| (*name, value.as_str())))
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())

@@ -395,12 +395,23 @@ fn counted_file() -> Vec<u8> {
 /// Size of the payload of the wheels that are large enough to be streamed to the first client.
 const BIG_FILE_BYTES: usize = 10 * 1024 * 1024;
 
-/// A large wheel whose bytes depend on `seed` (big 1.0 for seed 1, big 2.0 otherwise).
+/// A large wheel whose bytes depend on `seed` (big 1.0 for seed 1, big 2.0 otherwise). Each is
+/// built once: building and hashing 10 MB in a debug build takes seconds, which the upstream's
+/// answers must not (the gateway's upstream budget in these tests is 5 s).
 fn big_file(seed: u8) -> Vec<u8> {
+    static BUILT: std::sync::Mutex<Vec<(u8, Vec<u8>)>> = std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, bytes)) = built.iter().find(|(built_seed, _)| *built_seed == seed) {
+        return bytes.clone();
+    }
     let payload: Vec<u8> = (0..BIG_FILE_BYTES)
         .map(|index| (index % 251) as u8 ^ seed)
         .collect();
-    wheel("big", if seed == 1 { "1.0" } else { "2.0" }, &payload)
+    let bytes = wheel("big", if seed == 1 { "1.0" } else { "2.0" }, &payload);
+    built.push((seed, bytes.clone()));
+    bytes
 }
 
 /// An upstream that misbehaves on purpose: one file does not match its published digest, the
@@ -633,6 +644,10 @@ fn large_files_stream_to_the_first_client_and_a_corrupt_one_breaks_off_uncached(
     let workspace = Workspace::new();
     let upstream = faulty_upstream();
     let (_server, base) = gateway(&workspace, &format!("[\"{upstream}\"]"));
+    // Build the upstream's files before any request, so the upstream answers at once.
+    for seed in [2, 3] {
+        big_file(seed);
+    }
     let good = hex::encode(Sha256::digest(big_file(1)));
     let script = format!(
         "import hashlib, urllib.request\n\

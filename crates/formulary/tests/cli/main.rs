@@ -8,6 +8,7 @@
 
 mod administration;
 mod advisories;
+mod api_schema;
 mod bad_input;
 mod blobs_s3;
 mod browser;
