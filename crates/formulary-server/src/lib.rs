@@ -9,6 +9,7 @@
 mod admissions;
 mod api;
 mod auth;
+mod bootstrap;
 pub mod catalogue;
 mod conda;
 mod connections;
@@ -26,6 +27,7 @@ pub mod notices;
 mod npm;
 pub mod oidc;
 mod pypi;
+mod python_downloads;
 pub mod reports;
 pub mod review;
 mod router;

@@ -32,10 +32,15 @@ fn pypi_routes(prefix: &str) -> Router<AppState> {
         )
 }
 
-/// Desktop tools' list and files under one view prefix.
+/// Desktop tools' list and files under one view prefix, and `uv python install`'s download list
+/// (whose files are the `cpython` tool's).
 fn tool_routes(prefix: &str) -> Router<AppState> {
     Router::new()
         .route(&format!("{prefix}/tools/index.json"), get(tools::index))
+        .route(
+            &format!("{prefix}/python/download-metadata.json"),
+            get(crate::python_downloads::list),
+        )
         .route(
             &format!("{prefix}/tools/files/{{name}}/{{version}}/{{platform}}/{{filename}}"),
             get(tools::file),
@@ -113,6 +118,8 @@ pub fn app(state: AppState) -> Router {
         .route("/livez", get(landing::live))
         .route("/readyz", get(landing::ready))
         .route("/healthz", get(landing::ready))
+        .route("/setup.sh", get(crate::bootstrap::shell))
+        .route("/setup.ps1", get(crate::bootstrap::powershell))
         .route(
             "/api/v1/organisations",
             get(api::organisations::list).post(api::organisations::create),

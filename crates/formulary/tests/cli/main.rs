@@ -16,6 +16,7 @@ mod curated_closures;
 mod databases;
 mod deployment;
 mod faithful_pypi;
+mod first_day;
 mod formulary_cli;
 mod gateway_auth;
 mod gateway_conda;

@@ -273,6 +273,7 @@ fn plan(
     clients: &[&'static str],
     view: &url::Url,
     token: &str,
+    python_downloads: Option<&str>,
 ) -> anyhow::Result<Vec<Change>> {
     let host = view
         .host_str()
@@ -326,7 +327,7 @@ fn plan(
             "uv" => change(
                 "uv",
                 places.uv(),
-                &|text| files::uv_toml(text, &pypi),
+                &|text| files::uv_toml(text, &pypi, python_downloads),
                 false,
             )?,
             "r" => {
@@ -437,7 +438,9 @@ pub(crate) async fn run(args: SetupArgs) -> anyhow::Result<ExitCode> {
         if !args.clients.is_empty() && !asked {
             continue;
         }
-        let found = programs.iter().any(|program| on_path(program));
+        // uv is set up before it is installed: on a new computer it comes after setup (from
+        // `formulary tools install uv`), and its settings file does nothing until then.
+        let found = name == "uv" || programs.iter().any(|program| on_path(program));
         if !asked && !found {
             skipped.push(format!("{name} (not found on PATH)"));
             continue;
@@ -456,7 +459,14 @@ pub(crate) async fn run(args: SetupArgs) -> anyhow::Result<ExitCode> {
         }
         chosen.push(name);
     }
-    let changes = plan(&places, &chosen, &view, &token)?;
+    // `uv python install` reads the CPython builds the view allows from the gateway.
+    let python_downloads = offered
+        .as_ref()
+        .is_some_and(|offered| offered.iter().any(|offered| offered == "python"))
+        .then(|| view.join("python/download-metadata.json"))
+        .transpose()?
+        .map(|url| url.to_string());
+    let changes = plan(&places, &chosen, &view, &token, python_downloads.as_deref())?;
     let credential = places.formulary().join("gateway.json");
     let saved = serde_json::to_string_pretty(&serde_json::json!({
         "server": server.as_str(),
