@@ -250,20 +250,6 @@ async fn a_fresh_account_sets_up_everything_without_admin_rights() {
     let vendor = root.join("vendor");
     std::fs::create_dir_all(&vendor).expect("vendor");
     let (_vendor_server, vendor_url) = static_server(&vendor);
-    let client = client_binary(&root);
-    let (url, sha256, size) = publish(
-        &vendor,
-        &vendor_url,
-        &format!("formulary/1.0.0/formulary-{TRIPLE}"),
-        &client,
-    );
-    add_manifest(
-        &workspace,
-        &root,
-        "formulary",
-        "1.0.0",
-        &format!("url = \"{url}\"\nsha256 = \"{sha256}\"\nsize = {size}\nkind = \"binary\"\n"),
-    );
     let uv = uv_version();
     let (filename, bytes) = vendor_archive("uv", &uv, &["uv", "uvx"]);
     let (url, sha256, size) = publish(&vendor, &vendor_url, &format!("uv/{uv}/{filename}"), &bytes);
@@ -319,6 +305,36 @@ async fn a_fresh_account_sets_up_everything_without_admin_rights() {
     let (token, _) = gateway_token(&reqwest::Client::new(), &base, "jane").await;
     let home = person.home.display().to_string();
     let mut timings: Vec<(&str, Duration)> = Vec::new();
+
+    // No client added yet: the bootstrap says so, and what to do.
+    let (output, _) = person.run(
+        &format!("curl -fsSL {base}/setup.sh | sh"),
+        &[("FORMULARY_TOKEN", &token)],
+    );
+    assert!(!output.status.success());
+    assert!(
+        text(&output.stderr).contains(
+            "offers no formulary client for x86_64-linux. Ask the people who run it to add one"
+        ),
+        "{}",
+        text(&output.stderr)
+    );
+
+    // A release's client binary, added like any desktop tool.
+    let client = client_binary(&root);
+    let (url, sha256, size) = publish(
+        &vendor,
+        &vendor_url,
+        &format!("formulary/1.0.0/formulary-{TRIPLE}"),
+        &client,
+    );
+    add_manifest(
+        &workspace,
+        &root,
+        "formulary",
+        "1.0.0",
+        &format!("url = \"{url}\"\nsha256 = \"{sha256}\"\nsize = {size}\nkind = \"binary\"\n"),
+    );
 
     // A wrong token: the bootstrap stops with the server's reason and installs nothing.
     let (output, _) = person.run(
