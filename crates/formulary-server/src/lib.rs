@@ -26,6 +26,7 @@ pub mod mail;
 pub mod notices;
 mod npm;
 pub mod oidc;
+mod path_token;
 mod pypi;
 mod python_downloads;
 pub mod reports;

@@ -112,8 +112,16 @@ fn gateway_routes(state: &AppState) -> Router<AppState> {
         ))
 }
 
-/// Every route of the application, in one place.
+/// Every route of the application, in one place. Gateway paths under `/t/<token>/` (conda's
+/// and pixi's way of sending a token) are rewritten before routing and before the request log
+/// ([`crate::path_token`]).
 pub fn app(state: AppState) -> Router {
+    Router::new()
+        .fallback_service(routes(state))
+        .layer(axum::middleware::from_fn(crate::path_token::token_in_path))
+}
+
+fn routes(state: AppState) -> Router {
     Router::new()
         .route("/livez", get(landing::live))
         .route("/readyz", get(landing::ready))

@@ -12,6 +12,7 @@ mod bad_input;
 mod blobs_s3;
 mod browser;
 mod cluster;
+mod conda_token;
 mod curated_closures;
 mod databases;
 mod deployment;
