@@ -32,6 +32,7 @@ mod python_downloads;
 pub mod reports;
 pub mod review;
 mod router;
+mod scoop;
 mod snapshot;
 mod state;
 pub mod surveillance;

@@ -18,6 +18,12 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
 
+/// Put in a request's extensions when its token came in the path: the path prefix as the client
+/// wrote it (`/t/frm-…`), for answers whose links must carry it (Scoop manifests, fetched by a
+/// client that sends no other credential).
+#[derive(Debug, Clone)]
+pub(crate) struct PathTokenPrefix(pub(crate) String);
+
 /// The first path segments of gateway routes (view prefixes and ecosystems).
 const GATEWAY_ROOTS: [&str; 8] = [
     "o",
@@ -52,14 +58,16 @@ pub(crate) async fn token_in_path(mut request: Request, next: Next) -> Response 
     if !request.uri().path().starts_with("/t/") {
         return next.run(request).await;
     }
-    let rewritten = split(request.uri().path()).and_then(|(token, rest)| {
+    let path = request.uri().path();
+    let rewritten = split(path).and_then(|(token, rest)| {
+        let prefix = path[..path.len() - rest.len()].to_owned();
         let target = match request.uri().query() {
             Some(query) => format!("{rest}?{query}"),
             None => rest.to_owned(),
         };
-        Some((token, target.parse::<Uri>().ok()?))
+        Some((token, prefix, target.parse::<Uri>().ok()?))
     });
-    let Some((token, uri)) = rewritten else {
+    let Some((token, prefix, uri)) = rewritten else {
         return ApiError::not_found(
             "a token in the path (/t/TOKEN/…) opens only the package gateway, such as /t/TOKEN/o/ORG/conda/CHANNEL/",
         )
@@ -70,6 +78,7 @@ pub(crate) async fn token_in_path(mut request: Request, next: Next) -> Response 
         .extensions_mut()
         .insert(axum::extract::OriginalUri(uri.clone()));
     *request.uri_mut() = uri;
+    request.extensions_mut().insert(PathTokenPrefix(prefix));
     if !request.headers().contains_key(AUTHORIZATION) {
         // A token that is not a valid header value is refused as no credential at all.
         let value = HeaderValue::from_str(&format!("Bearer {token}"))

@@ -38,6 +38,10 @@ fn tool_routes(prefix: &str) -> Router<AppState> {
     Router::new()
         .route(&format!("{prefix}/tools/index.json"), get(tools::index))
         .route(
+            &format!("{prefix}/tools/scoop/{{file}}"),
+            get(crate::scoop::manifest),
+        )
+        .route(
             &format!("{prefix}/python/download-metadata.json"),
             get(crate::python_downloads::list),
         )

@@ -40,6 +40,7 @@ mod reliability_upstream;
 mod replicas;
 mod requests;
 mod review_stages;
+mod scoop;
 mod security;
 mod self_service;
 mod server;

@@ -20,6 +20,12 @@ pub(crate) const TRIPLE: &str = "x86_64-unknown-linux-gnu";
 
 /// A project's manylinux wheel from PyPI, downloaded once per target folder.
 pub(crate) fn wheel(project: &str, version: &str) -> PathBuf {
+    wheel_for(project, version, "manylinux_2_17_x86_64")
+}
+
+/// A project's wheel for a platform tag (`manylinux_2_17_x86_64`, `win_amd64`) from PyPI,
+/// downloaded once per target folder.
+pub(crate) fn wheel_for(project: &str, version: &str, platform: &str) -> PathBuf {
     static LOCK: OnceLock<std::sync::Mutex<()>> = OnceLock::new();
     let _one_at_a_time = LOCK.get_or_init(Default::default).lock();
     let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-tool-wheels");
@@ -30,7 +36,9 @@ pub(crate) fn wheel(project: &str, version: &str) -> PathBuf {
             .flatten()
             .find(|entry| {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                name.starts_with(&format!("{project}-{version}-")) && name.ends_with(".whl")
+                name.starts_with(&format!("{project}-{version}-"))
+                    && name.contains(platform)
+                    && name.ends_with(".whl")
             })
             .map(|entry| entry.path())
     };
@@ -46,7 +54,7 @@ pub(crate) fn wheel(project: &str, version: &str) -> PathBuf {
             "--no-deps",
             "--only-binary=:all:",
             "--platform",
-            "manylinux_2_17_x86_64",
+            platform,
             "--disable-pip-version-check",
             "-d",
         ])
