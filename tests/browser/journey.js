@@ -142,7 +142,8 @@ runCase('journey', async ({ page, shot }) => {
   expect(/frm_[0-9a-f]{64}/.test(fresh) && fresh.includes('formulary setup --server'), `/account should show the new token once with the setup command; it shows "${excerpt(fresh || await mainText(page))}"`);
   await shot('ana-gateway-token');
   await open(page, '/');
-  expect((await mainText(page)).includes('formulary setup --server'), 'the home page should offer the setup command');
+  const home = await mainText(page);
+  expect(home.includes('/setup.sh | sh') && home.includes('/setup.ps1 | iex'), `the home page should offer the bootstrap (curl … /setup.sh | sh, irm … /setup.ps1 | iex); it shows "${excerpt(home)}"`);
   await shot('home-setup-command');
   await signOut(page);
 

@@ -8,7 +8,8 @@ use serde_json::{json, Value};
 
 use crate::state::AppState;
 
-/// The ecosystems offered: `pypi`, `cran`, `npm`, `tools` (desktop tools), as configured.
+/// The ecosystems offered: `pypi`, `cran`, `npm`, `conda`, `tools` (desktop tools) and `python` (the
+/// download list for `uv python install`), as configured.
 pub(crate) async fn offered(State(state): State<AppState>) -> Json<Value> {
     let mut ecosystems = Vec::new();
     if state.pypi.is_some() {
@@ -20,8 +21,13 @@ pub(crate) async fn offered(State(state): State<AppState>) -> Json<Value> {
     if state.npm.is_some() {
         ecosystems.push("npm");
     }
+    if state.conda.is_some() {
+        ecosystems.push("conda");
+    }
     if state.tools.is_some() {
         ecosystems.push("tools");
+        // `uv python install`'s download list, made from the `cpython` tool's files.
+        ecosystems.push("python");
     }
     Json(json!({ "ecosystems": ecosystems }))
 }

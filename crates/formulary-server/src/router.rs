@@ -32,10 +32,19 @@ fn pypi_routes(prefix: &str) -> Router<AppState> {
         )
 }
 
-/// Desktop tools' list and files under one view prefix.
+/// Desktop tools' list and files under one view prefix, and `uv python install`'s download list
+/// (whose files are the `cpython` tool's).
 fn tool_routes(prefix: &str) -> Router<AppState> {
     Router::new()
         .route(&format!("{prefix}/tools/index.json"), get(tools::index))
+        .route(
+            &format!("{prefix}/tools/scoop/{{file}}"),
+            get(crate::scoop::manifest),
+        )
+        .route(
+            &format!("{prefix}/python/download-metadata.json"),
+            get(crate::python_downloads::list),
+        )
         .route(
             &format!("{prefix}/tools/files/{{name}}/{{version}}/{{platform}}/{{filename}}"),
             get(tools::file),
@@ -107,12 +116,22 @@ fn gateway_routes(state: &AppState) -> Router<AppState> {
         ))
 }
 
-/// Every route of the application, in one place.
+/// Every route of the application, in one place. Gateway paths under `/t/<token>/` (conda's
+/// and pixi's way of sending a token) are rewritten before routing and before the request log
+/// ([`crate::path_token`]).
 pub fn app(state: AppState) -> Router {
+    Router::new()
+        .fallback_service(routes(state))
+        .layer(axum::middleware::from_fn(crate::path_token::token_in_path))
+}
+
+fn routes(state: AppState) -> Router {
     Router::new()
         .route("/livez", get(landing::live))
         .route("/readyz", get(landing::ready))
         .route("/healthz", get(landing::ready))
+        .route("/setup.sh", get(crate::bootstrap::shell))
+        .route("/setup.ps1", get(crate::bootstrap::powershell))
         .route(
             "/api/v1/organisations",
             get(api::organisations::list).post(api::organisations::create),

@@ -98,8 +98,9 @@ fn account_markup(
                     p { "Your new token is below. It is shown only this once: copy it now." }
                     p { code { (fresh.secret) } }
                     @if fresh.scope == formulary_store::TokenScope::Gateway {
-                        p { "To set up pip, uv and R (and npm and conda where this server offers them) with it, run this and paste the token when asked:" }
-                        pre { code { "formulary setup --server " (fresh.server) } }
+                        p { "To set up pip, uv and R (and npm and conda where this server offers them) with it, run this and paste the token when asked (on Windows, in PowerShell: " code { "irm " (fresh.server) "setup.ps1 | iex" } "):" }
+                        pre { code { "curl -fsSL " (fresh.server) "setup.sh | sh" } }
+                        p { "With the " code { "formulary" } " client already installed: " code { "formulary setup --server " (fresh.server) } "." }
                     } @else {
                         p { "Send it to the API as " code { "Authorization: Bearer …" } "; it acts with your roles, so keep it out of files others can read." }
                     }

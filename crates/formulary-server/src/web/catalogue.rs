@@ -74,12 +74,15 @@ pub(crate) async fn home(
                 p { "One command sets up pip, uv and R (and npm and conda where this server offers them) to install through this server, for your organisation, with no admin rights: blocked versions are skipped or refused with the reason." }
                 ol.nhsuk-list.nhsuk-list--number {
                     li { "Create a token for package clients on " a href="/account#gateway-tokens" { "your account page" } "." }
-                    li { "Run this and paste the token:" br; code { "formulary setup --server " (base) "/" } }
-                    li { "Check with " code { "formulary doctor" } "; undo with " code { "formulary setup --undo" } "." }
+                    li { "Run this and paste the token when asked. It installs the " code { "formulary" } " client into your own profile (checked against the SHA-256 this server publishes) and sets up every client:" br;
+                        "Linux and macOS: " code #bootstrap-sh { "curl -fsSL " (base) "/setup.sh | sh" } br;
+                        "Windows (PowerShell): " code #bootstrap-ps1 { "irm " (base) "/setup.ps1 | iex" } }
+                    li { "Check with " code { "formulary doctor" } "; undo with " code { "formulary setup --undo" } ". Approved desktop tools (uv, Python, …): " code { "formulary tools list" } "." }
                 }
                 details.nhsuk-details {
                     summary.nhsuk-details__summary { span.nhsuk-details__summary-text { "Set up by hand instead" } }
                     div.nhsuk-details__text {
+                        p { "With the " code { "formulary" } " client already installed: " code { "formulary setup --server " (base) "/" } "." }
                         p { "Where the server asks for a token, put it in your netrc file (" code { "machine " (state.public_url.host_str().unwrap_or("")) " login formulary password frm_…" } ")." }
                         p { code { "pip config set global.index-url " (format!("{base}/o/{organisation}/pypi/simple/")) } }
                         p { code { "options(repos = c(CRAN = \"" (format!("{base}/o/{organisation}/cran")) "\"))" } }

@@ -109,8 +109,11 @@ fn artifacts_of(manifest: Manifest) -> anyhow::Result<Vec<ToolArtifact>> {
                     file.platform
                 );
             }
-            if !matches!(file.kind.as_str(), "archive" | "installer") {
-                bail!("{}: kind must be archive or installer", file.platform);
+            if !matches!(file.kind.as_str(), "archive" | "binary" | "installer") {
+                bail!(
+                    "{}: kind must be archive, binary or installer",
+                    file.platform
+                );
             }
             if !file
                 .platform
@@ -508,7 +511,8 @@ async fn install(places: &Places, tool: &str) -> anyhow::Result<ExitCode> {
                 .find(|file| file["platform"] == platform.as_str())
         })
         .with_context(|| format!("{name} {version} has no file for {platform}"))?;
-    if file["kind"] != "archive" {
+    let bare = file["kind"] == "binary";
+    if file["kind"] != "archive" && !bare {
         println!("{name} {version} for {platform} is an installer with no per-user recipe yet, so formulary tools does not install it; ask your organisation's IT, or request an archive (portable) edition.");
         return Ok(ExitCode::from(1));
     }
@@ -557,7 +561,20 @@ async fn install(places: &Places, tool: &str) -> anyhow::Result<ExitCode> {
     let staging = root.join(&name).join(format!(".{version}.partial"));
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir_all(&staging)?;
-    unpack(download.path(), filename, &staging)?;
+    // A bare program (kind `binary`, such as the `formulary` client itself) is installed under
+    // the tool's name; an archive is unpacked.
+    let program_name = format!("{name}{}", std::env::consts::EXE_SUFFIX);
+    if bare {
+        let program = staging.join(&program_name);
+        std::fs::copy(download.path(), &program)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755))?;
+        }
+    } else {
+        unpack(download.path(), filename, &staging)?;
+    }
     let _ = std::fs::remove_dir_all(&folder);
     std::fs::rename(&staging, &folder)?;
     std::fs::write(
@@ -574,14 +591,27 @@ async fn install(places: &Places, tool: &str) -> anyhow::Result<ExitCode> {
                     best
                 }
             });
-    let mut linked = Vec::new();
-    if newest == version {
-        for binary in file["binaries"]
+    let binaries: Vec<&str> = if bare {
+        vec![program_name.as_str()]
+    } else {
+        file["binaries"]
             .as_array()
             .into_iter()
             .flatten()
             .filter_map(Value::as_str)
-        {
+            .collect()
+    };
+    // `remove` links these again when this version becomes the newest one left.
+    std::fs::write(
+        folder.join(".formulary-binaries"),
+        binaries
+            .iter()
+            .map(|binary| format!("{binary}\n"))
+            .collect::<String>(),
+    )?;
+    let mut linked = Vec::new();
+    if newest == version {
+        for binary in binaries {
             let program = folder.join(binary);
             if !program.is_file() {
                 bail!("{binary} is not in {filename}; the manifest is wrong: tell your Formulary operator");

@@ -32,11 +32,31 @@ pub(crate) fn serve(
     access: &str,
     log: &Path,
 ) -> (Running, String) {
+    serve_with(
+        workspace,
+        &[
+            ("FORMULARY_PYPI_UPSTREAMS", format!("[\"{pypi}\"]")),
+            ("FORMULARY_CRAN_UPSTREAMS", format!("[\"{cran}\"]")),
+        ],
+        access,
+        log,
+    )
+}
+
+/// `formulary serve` with these settings and the given access mode; its log (at `trace`) goes
+/// to `log`.
+pub(crate) fn serve_with(
+    workspace: &Workspace,
+    settings: &[(&str, String)],
+    access: &str,
+    log: &Path,
+) -> (Running, String) {
     use std::io::BufRead;
-    let mut child = workspace
-        .command(&["serve", "--listen", "127.0.0.1:0"])
-        .env("FORMULARY_PYPI_UPSTREAMS", format!("[\"{pypi}\"]"))
-        .env("FORMULARY_CRAN_UPSTREAMS", format!("[\"{cran}\"]"))
+    let mut command = workspace.command(&["serve", "--listen", "127.0.0.1:0"]);
+    for (key, value) in settings {
+        command.env(key, value);
+    }
+    let mut child = command
         .env("FORMULARY_INDEX_REVALIDATE_SECONDS", "0")
         .env("FORMULARY_UPSTREAM_TIMEOUT_SECONDS", "5")
         .env("FORMULARY_GATEWAY_ACCESS", access)

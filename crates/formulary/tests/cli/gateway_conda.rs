@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use crate::formulary_cli::{repo_root, static_server, text, Workspace};
 
-fn driver() -> std::path::PathBuf {
+pub(crate) fn driver() -> std::path::PathBuf {
     repo_root().join("test-data/conda/driver.py")
 }
 
@@ -35,7 +35,7 @@ fn get(url: &str) -> (u16, String, String) {
     (status, reason, lines.next().unwrap_or_default().to_owned())
 }
 
-fn build_channel(root: &Path) -> std::path::PathBuf {
+pub(crate) fn build_channel(root: &Path) -> std::path::PathBuf {
     let channel = root.join("upstream/channel");
     let output = Command::new("python3")
         .arg(driver())

@@ -457,7 +457,26 @@ async fn s6_s7_s8_links_cookies_origin_and_caching_follow_the_configured_public_
         page.contains(&format!("formulary setup --server {public}/")),
         "the home page offers the setup command: {page}"
     );
+    assert!(
+        page.contains(&format!("curl -fsSL {public}/setup.sh | sh"))
+            && page.contains(&format!("irm {public}/setup.ps1 | iex")),
+        "the home page offers the bootstrap: {page}"
+    );
     assert!(!page.contains("evil.example"));
+    // The bootstrap scripts name the public URL too, whatever the Host.
+    for script in ["setup.sh", "setup.ps1"] {
+        let body = client
+            .get(format!("{base}/{script}"))
+            .header("host", "evil.example")
+            .send()
+            .await
+            .expect(script)
+            .text()
+            .await
+            .expect("script");
+        assert!(body.contains(&format!("'{public}/'")), "{body}");
+        assert!(!body.contains("evil.example"), "{script}");
+    }
 
     // S8: the Origin must be the public URL's, whatever the Host; cookies are Secure.
     let (status, _) = sign_in_as(&base, "ana", PASSWORD, None, Some(&base)).await;

@@ -16,95 +16,101 @@ use crate::formulary_cli::{static_server, text, Workspace};
 use crate::gateway_auth::{gateway_token, serve, upstreams, PASSWORD};
 
 const VERSIONS: [&str; 2] = ["0.6.9", "0.7.0"];
-const TRIPLE: &str = "x86_64-unknown-linux-gnu";
+pub(crate) const TRIPLE: &str = "x86_64-unknown-linux-gnu";
 
-/// ruff's wheels, downloaded once per target folder.
-fn wheels() -> &'static Path {
-    static FOLDER: OnceLock<PathBuf> = OnceLock::new();
-    FOLDER.get_or_init(|| {
-        let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-tool-wheels");
-        std::fs::create_dir_all(&folder).expect("folder");
-        for version in VERSIONS {
-            let present = std::fs::read_dir(&folder)
-                .expect("folder")
-                .flatten()
-                .any(|entry| {
-                    entry
-                        .file_name()
-                        .to_string_lossy()
-                        .starts_with(&format!("ruff-{version}-"))
-                });
-            if present {
-                continue;
-            }
-            let output = Command::new("python3")
-                .args([
-                    "-m",
-                    "pip",
-                    "download",
-                    "--quiet",
-                    "--no-deps",
-                    "--only-binary=:all:",
-                    "--platform",
-                    "manylinux_2_17_x86_64",
-                    "--disable-pip-version-check",
-                    "-d",
-                ])
-                .arg(&folder)
-                .arg(format!("ruff=={version}"))
-                .env("PIP_CONFIG_FILE", "/dev/null")
-                .env_remove("PIP_FIND_LINKS")
-                .output()
-                .expect("pip runs");
-            assert!(
-                output.status.success(),
-                "could not download ruff {version} from PyPI: {}",
-                text(&output.stderr)
-            );
-        }
-        folder
-    })
+/// A project's manylinux wheel from PyPI, downloaded once per target folder.
+pub(crate) fn wheel(project: &str, version: &str) -> PathBuf {
+    wheel_for(project, version, "manylinux_2_17_x86_64")
 }
 
-/// The vendor's archive layout, built from the wheel's executable: (file name, bytes).
-fn archive(version: &str) -> (String, Vec<u8>) {
-    let wheel = std::fs::read_dir(wheels())
-        .expect("wheels")
-        .flatten()
-        .find(|entry| {
-            entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with(&format!("ruff-{version}-"))
-        })
-        .expect("the wheel")
-        .path();
-    let mut zip = zip::ZipArchive::new(std::fs::File::open(wheel).expect("wheel")).expect("zip");
-    let mut binary = Vec::new();
-    std::io::copy(
-        &mut zip
-            .by_name(&format!("ruff-{version}.data/scripts/ruff"))
-            .expect("ruff in the wheel"),
-        &mut binary,
-    )
-    .expect("read");
+/// A project's wheel for a platform tag (`manylinux_2_17_x86_64`, `win_amd64`) from PyPI,
+/// downloaded once per target folder.
+pub(crate) fn wheel_for(project: &str, version: &str, platform: &str) -> PathBuf {
+    static LOCK: OnceLock<std::sync::Mutex<()>> = OnceLock::new();
+    let _one_at_a_time = LOCK.get_or_init(Default::default).lock();
+    let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-tool-wheels");
+    std::fs::create_dir_all(&folder).expect("folder");
+    let find = || {
+        std::fs::read_dir(&folder)
+            .expect("folder")
+            .flatten()
+            .find(|entry| {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                name.starts_with(&format!("{project}-{version}-"))
+                    && name.contains(platform)
+                    && name.ends_with(".whl")
+            })
+            .map(|entry| entry.path())
+    };
+    if let Some(found) = find() {
+        return found;
+    }
+    let output = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--platform",
+            platform,
+            "--disable-pip-version-check",
+            "-d",
+        ])
+        .arg(&folder)
+        .arg(format!("{project}=={version}"))
+        .env("PIP_CONFIG_FILE", "/dev/null")
+        .env_remove("PIP_FIND_LINKS")
+        .output()
+        .expect("pip runs");
+    assert!(
+        output.status.success(),
+        "could not download {project} {version} from PyPI: {}",
+        text(&output.stderr)
+    );
+    find().expect("the downloaded wheel")
+}
+
+/// The archive a vendor publishes (`{project}-x86_64-unknown-linux-gnu.tar.gz` holding
+/// `{project}-x86_64-unknown-linux-gnu/{program}`), built from the programs in its wheel:
+/// (file name, bytes).
+pub(crate) fn vendor_archive(project: &str, version: &str, programs: &[&str]) -> (String, Vec<u8>) {
+    let mut zip =
+        zip::ZipArchive::new(std::fs::File::open(wheel(project, version)).expect("wheel"))
+            .expect("zip");
     let mut tarball = tar::Builder::new(flate2::write::GzEncoder::new(
         Vec::new(),
         flate2::Compression::fast(),
     ));
-    let mut header = tar::Header::new_gnu();
-    header.set_size(binary.len() as u64);
-    header.set_mode(0o755);
-    header.set_cksum();
-    tarball
-        .append_data(
-            &mut header,
-            format!("ruff-{TRIPLE}/ruff"),
-            binary.as_slice(),
+    for program in programs {
+        let mut binary = Vec::new();
+        std::io::copy(
+            &mut zip
+                .by_name(&format!("{project}-{version}.data/scripts/{program}"))
+                .unwrap_or_else(|_| panic!("{program} in the {project} wheel")),
+            &mut binary,
         )
-        .expect("append");
+        .expect("read");
+        let mut header = tar::Header::new_gnu();
+        header.set_size(binary.len() as u64);
+        header.set_mode(0o755);
+        header.set_cksum();
+        tarball
+            .append_data(
+                &mut header,
+                format!("{project}-{TRIPLE}/{program}"),
+                binary.as_slice(),
+            )
+            .expect("append");
+    }
     let bytes = tarball.into_inner().expect("tar").finish().expect("gzip");
-    (format!("ruff-{TRIPLE}.tar.gz"), bytes)
+    (format!("{project}-{TRIPLE}.tar.gz"), bytes)
+}
+
+/// ruff's archive, as its vendor publishes it.
+fn archive(version: &str) -> (String, Vec<u8>) {
+    vendor_archive("ruff", version, &["ruff"])
 }
 
 fn person(program: impl AsRef<std::ffi::OsStr>, home: &Path) -> Command {

@@ -72,12 +72,20 @@ pub(crate) fn ini_other_indexes(existing: &str) -> Vec<String> {
 
 /// uv.toml: an `[[index]]` named `formulary` with the URL, the default index. Another index
 /// marked `default`, and a top-level `index-url`, would take its place, so they are
-/// unmarked/removed (and reported).
-pub(crate) fn uv_toml(existing: &str, url: &str) -> anyhow::Result<(String, Vec<String>)> {
+/// unmarked/removed (and reported). With `python_downloads`, `python-downloads-json-url` too,
+/// so that `uv python install` gets the CPython builds the gateway allows.
+pub(crate) fn uv_toml(
+    existing: &str,
+    url: &str,
+    python_downloads: Option<&str>,
+) -> anyhow::Result<(String, Vec<String>)> {
     let mut document: toml_edit::DocumentMut = existing.parse().context(
         "the existing uv.toml is not valid TOML; fix it or move it away, then run setup again",
     )?;
     let mut notes = Vec::new();
+    if let Some(list) = python_downloads {
+        document.insert("python-downloads-json-url", toml_edit::value(list));
+    }
     if document.remove("index-url").is_some() {
         notes.push("removed the top-level index-url (the formulary index replaces it)".to_owned());
     }
@@ -291,7 +299,8 @@ mod tests {
     #[test]
     fn uv_toml_adds_one_default_index_and_keeps_the_rest() {
         let existing = "# mine\nnative-tls = true\nindex-url = \"https://pypi.org/simple/\"\n\n[[index]]\nname = \"internal\"\nurl = \"https://internal.example/simple/\"\ndefault = true\n";
-        let (once, notes) = uv_toml(existing, "https://f.example/pypi/simple/").expect("edits");
+        let (once, notes) =
+            uv_toml(existing, "https://f.example/pypi/simple/", None).expect("edits");
         assert!(once.contains("# mine\nnative-tls = true"), "{once}");
         assert!(once.contains("name = \"internal\""), "{once}");
         assert!(!once.contains("index-url"), "{once}");
@@ -303,12 +312,21 @@ mod tests {
             "{once}"
         );
         assert_eq!(notes.len(), 2, "{notes:?}");
-        let (twice, notes) = uv_toml(&once, "https://f.example/pypi/simple/").expect("edits");
+        let (twice, notes) = uv_toml(&once, "https://f.example/pypi/simple/", None).expect("edits");
         assert_eq!(twice, once);
         assert!(notes.is_empty());
         let parsed: toml::Value = toml::from_str(&once).expect("valid TOML");
         assert_eq!(parsed["index"].as_array().map(Vec::len), Some(2));
-        assert!(uv_toml("index = 3", "u").is_err());
+        assert!(uv_toml("index = 3", "u", None).is_err());
+        let (with_python, _) = uv_toml(
+            "",
+            "https://f.example/pypi/simple/",
+            Some("https://f.example/python/download-metadata.json"),
+        )
+        .expect("edits");
+        assert!(with_python.starts_with(
+            "python-downloads-json-url = \"https://f.example/python/download-metadata.json\"\n"
+        ));
     }
 
     #[test]

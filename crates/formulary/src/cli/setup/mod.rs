@@ -271,8 +271,9 @@ type Edit<'a> = dyn Fn(&str) -> anyhow::Result<(String, Vec<String>)> + 'a;
 fn plan(
     places: &Places,
     clients: &[&'static str],
-    view: &url::Url,
+    (server, view): (&url::Url, &url::Url),
     token: &str,
+    python_downloads: Option<&str>,
 ) -> anyhow::Result<Vec<Change>> {
     let host = view
         .host_str()
@@ -326,7 +327,7 @@ fn plan(
             "uv" => change(
                 "uv",
                 places.uv(),
-                &|text| files::uv_toml(text, &pypi),
+                &|text| files::uv_toml(text, &pypi, python_downloads),
                 false,
             )?,
             "r" => {
@@ -373,7 +374,11 @@ fn plan(
                 )?;
             }
             "conda" => {
-                let channel = view.join("conda/conda-forge")?.to_string();
+                // The token in the channel's path, as anaconda.org has it: conda and mamba mask
+                // it in what they print and send it on every platform. They know only letters,
+                // digits and `-` in it, so `frm_` is written `frm-` (the server takes both).
+                let tokened = channel_base(server, view, token)?;
+                let channel = tokened.join("conda/conda-forge")?.to_string();
                 change(
                     "conda",
                     places.condarc(),
@@ -387,13 +392,13 @@ fn plan(
                                         serde_yaml::Value::Sequence(vec![channel.as_str().into()]),
                                     ),
                                     ("default_channels", serde_yaml::Value::Sequence(Vec::new())),
-                                    ("channel_alias", view.join("conda")?.as_str().into()),
+                                    ("channel_alias", tokened.join("conda")?.as_str().into()),
                                 ],
                             )?,
                             Vec::new(),
                         ))
                     },
-                    false,
+                    true,
                 )?;
             }
             other => bail!("unknown client {other}"),
@@ -402,8 +407,19 @@ fn plan(
     Ok(changes)
 }
 
+/// The view's address with the token in the path (`{server}t/frm-…/o/ORG/`), for conda.
+fn channel_base(server: &url::Url, view: &url::Url, token: &str) -> anyhow::Result<url::Url> {
+    let relative = view
+        .as_str()
+        .strip_prefix(server.as_str())
+        .context("the view is on the server")?;
+    let path_token = token.replacen("frm_", "frm-", 1);
+    Ok(server.join(&format!("t/{path_token}/{relative}"))?)
+}
+
 fn masked(text: &str, token: &str) -> String {
     text.replace(token, "frm_…(token)")
+        .replace(&token.replacen("frm_", "frm-", 1), "frm-…(token)")
 }
 
 /// `formulary setup`.
@@ -437,7 +453,9 @@ pub(crate) async fn run(args: SetupArgs) -> anyhow::Result<ExitCode> {
         if !args.clients.is_empty() && !asked {
             continue;
         }
-        let found = programs.iter().any(|program| on_path(program));
+        // uv is set up before it is installed: on a new computer it comes after setup (from
+        // `formulary tools install uv`), and its settings file does nothing until then.
+        let found = name == "uv" || programs.iter().any(|program| on_path(program));
         if !asked && !found {
             skipped.push(format!("{name} (not found on PATH)"));
             continue;
@@ -456,7 +474,20 @@ pub(crate) async fn run(args: SetupArgs) -> anyhow::Result<ExitCode> {
         }
         chosen.push(name);
     }
-    let changes = plan(&places, &chosen, &view, &token)?;
+    // `uv python install` reads the CPython builds the view allows from the gateway.
+    let python_downloads = offered
+        .as_ref()
+        .is_some_and(|offered| offered.iter().any(|offered| offered == "python"))
+        .then(|| view.join("python/download-metadata.json"))
+        .transpose()?
+        .map(|url| url.to_string());
+    let changes = plan(
+        &places,
+        &chosen,
+        (&server, &view),
+        &token,
+        python_downloads.as_deref(),
+    )?;
     let credential = places.formulary().join("gateway.json");
     let saved = serde_json::to_string_pretty(&serde_json::json!({
         "server": server.as_str(),
@@ -557,6 +588,31 @@ mod tests {
             "https://f.example/"
         );
         assert!(view_url(&server, &me, Some("../x")).is_err());
+    }
+
+    #[test]
+    fn conda_channels_carry_the_token_in_their_path() {
+        let server = url::Url::parse("https://f.example/").expect("url");
+        let view = server.join("o/RJ1/").expect("view");
+        assert_eq!(
+            channel_base(&server, &view, "frm_abc123")
+                .expect("base")
+                .as_str(),
+            "https://f.example/t/frm-abc123/o/RJ1/"
+        );
+        assert_eq!(
+            channel_base(&server, &server, "frm_abc123")
+                .expect("base")
+                .as_str(),
+            "https://f.example/t/frm-abc123/"
+        );
+        assert_eq!(
+            masked(
+                "channels: [https://f.example/t/frm-abc123/o/RJ1/conda/conda-forge]",
+                "frm_abc123"
+            ),
+            "channels: [https://f.example/t/frm-…(token)/o/RJ1/conda/conda-forge]"
+        );
     }
 
     #[test]
