@@ -19,6 +19,7 @@ mod error;
 mod gateway;
 mod gateway_auth;
 mod gateways;
+mod held_documents;
 pub mod identity;
 pub mod jobs;
 mod landing;

@@ -251,6 +251,10 @@ fn routes(state: AppState) -> Router {
         .route("/api/v1/metrics", get(api::catalogue::metrics))
         .route("/api/v1/audit", get(api::catalogue::audit))
         .route("/api/v1/upstreams", get(crate::upstreams::api))
+        .route(
+            "/api/v1/upstreams/held-back/accept",
+            post(crate::held_documents::accept),
+        )
         .merge(crate::web::routes())
         .merge(gateway_routes(&state))
         .fallback(api::not_found)

@@ -135,6 +135,33 @@ fn decode(row: &sqlx::any::AnyRow) -> Result<(AuditRecord, String), StoreError> 
 const COLUMNS: &str = "seq, at, actor, action, subject, details, previous_hash, hash";
 
 impl Database {
+    /// Records an action that changes no record of its own (an administrator accepting an
+    /// upstream document held back, blobs copied to another store): audited like every change.
+    pub async fn record_action(
+        &self,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        details: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        let (actor, action, subject, details) = (
+            actor.to_owned(),
+            action.to_owned(),
+            subject.to_owned(),
+            details.clone(),
+        );
+        self.transact(move |connection| {
+            let (actor, action, subject, details) = (
+                actor.clone(),
+                action.clone(),
+                subject.clone(),
+                details.clone(),
+            );
+            Box::pin(async move { record(connection, &actor, &action, &subject, &details).await })
+        })
+        .await
+    }
+
     /// Up to `limit` rows after `after_seq`, oldest first: for paging and export.
     pub async fn audit_page(
         &self,

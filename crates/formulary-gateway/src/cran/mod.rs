@@ -140,6 +140,15 @@ impl CranGateway {
         self.sanity.held()
     }
 
+    /// An administrator accepts the document held back under `document`: the next request
+    /// for it asks the upstream again and believes what it sends. `None` when nothing is held
+    /// under that name.
+    pub fn accept_held(&self, document: &str) -> Option<HeldDocument> {
+        let held = self.sanity.accept(document)?;
+        self.trees.expire(document);
+        Some(held)
+    }
+
     /// The files `mirror import cran` put in, read again from the store when older than the
     /// revalidation period (an import runs in another process).
     async fn imported(&self) -> Result<Arc<ImportedFiles>, GatewayError> {

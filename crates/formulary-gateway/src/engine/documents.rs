@@ -152,6 +152,18 @@ impl<T: Revalidated> Revalidating<T> {
         item
     }
 
+    /// Makes the copy of `name` in memory due for revalidation at the next request (it is still
+    /// served while the upstream is asked, within the patience). Also ends a quiet period.
+    pub(crate) fn expire(&self, name: &str) {
+        lock(&self.quiet).remove(name);
+        let mut items = lock(&self.items);
+        if let Some(item) = items.get(name) {
+            let long_ago = item.freshness().checked_at - self.revalidate_after;
+            let expired = Arc::new(item.rechecked(long_ago, item.freshness().stale));
+            items.insert(name.to_owned(), expired);
+        }
+    }
+
     fn remembered(&self, name: &str) -> Option<Arc<T>> {
         lock(&self.items).get(name).cloned()
     }

@@ -2,9 +2,10 @@
 //! empty where the cached copy was not, or lost most of the cached copy's entries (a truncated
 //! page, a "maintenance" page served with 200), is held back the first time it is seen. The
 //! cached copy stays, a warning is logged, and the document is listed on the status page. The
-//! same document seen again at the next revalidation is believed (projects do shrink).
+//! same document seen again at the next revalidation is believed (projects do shrink), or at
+//! once when an administrator accepts it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
@@ -37,6 +38,8 @@ pub struct HeldDocument {
 #[derive(Debug, Default)]
 pub(crate) struct Sanity {
     held: Mutex<HashMap<String, HeldDocument>>,
+    /// Documents an administrator accepted: the next copy from upstream is believed as it is.
+    accepted: Mutex<HashSet<String>>,
 }
 
 /// What is wrong with a document of `new` entries replacing one of `cached`, if anything.
@@ -69,6 +72,16 @@ impl Sanity {
             .held
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self
+            .accepted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(document)
+        {
+            held.remove(document);
+            tracing::warn!(document, %upstream, cached, new, "an administrator accepted this upstream document: it replaces the cached copy");
+            return Ok(());
+        }
         let Some(why) = suspicion(cached, new) else {
             held.remove(document);
             return Ok(());
@@ -103,6 +116,22 @@ impl Sanity {
         Err(GatewayError::HeldBack {
             why: format!("{document}: {why}"),
         })
+    }
+
+    /// An administrator believes the document held back under `document`: it is no longer
+    /// held, and the next copy fetched from upstream replaces the cached one whatever it lists.
+    /// `None` when nothing is held under that name.
+    pub(crate) fn accept(&self, document: &str) -> Option<HeldDocument> {
+        let held = self
+            .held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(document)?;
+        self.accepted
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(document.to_owned());
+        Some(held)
     }
 
     /// The documents held back now.
@@ -147,5 +176,23 @@ mod tests {
         // The upstream recovers: nothing is held any more.
         assert!(sanity.admit("numpy", &upstream, 100, 101).is_ok());
         assert!(sanity.held().is_empty());
+    }
+
+    #[test]
+    fn an_accepted_document_is_believed_once_at_the_next_fetch() {
+        let sanity = Sanity::default();
+        let upstream = Url::parse("https://pypi.example/simple/").unwrap();
+        assert!(
+            sanity.accept("numpy").is_none(),
+            "nothing held, nothing to accept"
+        );
+        assert!(sanity.admit("numpy", &upstream, 100, 7).is_err());
+        let accepted = sanity.accept("numpy").expect("held");
+        assert_eq!(accepted.new_entries, 7);
+        assert!(sanity.held().is_empty());
+        // Believed whatever the next copy lists (the upstream may have moved on since)...
+        assert!(sanity.admit("numpy", &upstream, 100, 5).is_ok());
+        // ...once: a later suspicious copy is held back again.
+        assert!(sanity.admit("numpy", &upstream, 5, 0).is_err());
     }
 }

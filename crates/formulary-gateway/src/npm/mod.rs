@@ -173,6 +173,15 @@ impl NpmGateway {
         self.sanity.held()
     }
 
+    /// An administrator accepts the document held back under `document`: the next request
+    /// for it asks the upstream again and believes what it sends. `None` when nothing is held
+    /// under that name.
+    pub fn accept_held(&self, document: &str) -> Option<HeldDocument> {
+        let held = self.sanity.accept(document)?;
+        self.packages.expire(document);
+        Some(held)
+    }
+
     /// The package, fetched or revalidated when its cached copy is old, served from the cache
     /// (marked stale) when every upstream fails.
     pub(crate) async fn package(

@@ -176,6 +176,15 @@ impl PypiGateway {
         self.sanity.held()
     }
 
+    /// An administrator accepts the document held back under `document`: the next request
+    /// for it asks the upstream again and believes what it sends. `None` when nothing is held
+    /// under that name.
+    pub fn accept_held(&self, document: &str) -> Option<HeldDocument> {
+        let held = self.sanity.accept(document)?;
+        self.projects.expire(document);
+        Some(held)
+    }
+
     /// Makes this the gateway of one organisation that has upstreams of its own: its cached
     /// index documents are kept apart from the default gateway's.
     pub fn for_organisation(mut self, organisation: &formulary_core::OrgCode) -> PypiGateway {

@@ -120,6 +120,7 @@ const OPERATIONS: &[Operation] = &[
     ]),
     op("get", "/api/v1/metrics", "Time to decision, reuse rate, requests by state, estimated cost avoided, blocked downloads", false, None, (200, "Metrics")),
     op("get", "/api/v1/upstreams", "Each gateway's upstream servers (healthy, degraded or down since, last success, last error) and the index documents held back because they look wrong; from memory, so it answers while the database is down", false, None, (200, "Any")),
+    op("post", "/api/v1/upstreams/held-back/accept", "Believe an upstream index document held back because it looked wrong (national curators): the next request for it asks the upstream again and the copy it sends replaces the cached one; audited. Applies to the replica that answers", true, Some("HeldAcceptance"), (200, "Any")),
     op("get", "/api/v1/audit", "Audit log rows after `after`, oldest first (auditors and national curators)", true, None, (200, "AuditRows")).with_query(&[
         param("after", Kind::Integer, "Rows after this sequence number (default 0: from the start)"), param("limit", Kind::Integer, "At most this many rows"),
     ]),
@@ -205,6 +206,7 @@ fn schemas() -> Value {
         "InventoryReport": { "description": "A CycloneDX 1.6 or SPDX 2.3 JSON SBOM, or `{\"components\": [purl, …]}`", "type": "object" },
         "Explanation": object(json!({ "explanation": { "type": "string", "minLength": 10 } }), &["explanation"]),
         "Assignment": object(json!({ "stage": { "enum": ["basic", "technical", "security", "information-governance", "clinical-safety"] }, "assignee": { "type": "string", "description": "A username; empty to claim the stage yourself" } }), &["stage", "assignee"]),
+        "HeldAcceptance": closed(json!({ "ecosystem": { "enum": ["pypi", "npm", "cran"] }, "serves": { "type": "string", "description": "`default` (the default), or the organisation whose own upstreams sent it" }, "document": { "type": "string", "description": "As `/api/v1/upstreams` names it" } }), &["ecosystem", "document"]),
         "AuditRows": { "type": "array", "items": object(json!({ "seq": { "type": "integer" }, "at": text, "actor": text, "action": text, "subject": text, "details": {}, "previous_hash": text, "hash": text }), &["seq", "hash"]) },
     })
 }

@@ -106,6 +106,22 @@ fn open(context: &Context, store: Option<&str>) -> anyhow::Result<BlobStore> {
     }
 }
 
+/// Writes the migration to the audit log; a store that cannot be reached is reported, not fatal
+/// (the blobs are copied and checked either way).
+async fn record_migration(context: &Context, details: &serde_json::Value) {
+    let subject = details["to"].as_str().unwrap_or("blob store").to_owned();
+    let recorded = match context.database().await {
+        Ok(database) => database
+            .record_action(&super::operator(), "blobs.migrate", &subject, details)
+            .await
+            .map_err(anyhow::Error::from),
+        Err(error) => Err(error),
+    };
+    if let Err(error) = recorded {
+        eprintln!("warning: the copy was not written to the audit log ({error:#}); the blobs were copied and checked all the same");
+    }
+}
+
 /// What happened to one blob.
 enum Copied {
     Done(u64),
@@ -211,6 +227,15 @@ async fn migrate(context: &Context, args: MigrateArgs) -> anyhow::Result<ExitCod
         .filter(|blob| !vanished.contains(&blob.sha256))
         .filter(|blob| now_present.get(&blob.sha256) != Some(&blob.size))
         .count();
+    record_migration(
+        context,
+        &serde_json::json!({
+            "from": source.label(), "to": destination.label(), "copied": copied,
+            "copied_bytes": copied_bytes, "already_there": skipped.len(),
+            "failed": failed.len(), "absent_after": absent,
+        }),
+    )
+    .await;
     if absent == 0 && failed.is_empty() {
         println!(
             "{} holds every blob of {} ({} in all), each checked against its digest as it was written.",

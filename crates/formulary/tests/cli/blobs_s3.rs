@@ -350,6 +350,26 @@ fn blobs_migrate_to_a_bucket_resumes_after_kill_and_comes_back_whole() {
         .expect("stat");
     assert!(stat.status.success());
     assert!(text(&stat.stdout).contains(&format!("{} bytes", blobs[0].1)));
+
+    // Each finished run is in the audit log (the killed first one may not be).
+    let records = format!(
+        "sqlite://{}",
+        workspace.folder.path().join("data/formulary.db").display()
+    );
+    let audited: i64 = tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(async {
+            use sqlx::Connection;
+            sqlx::any::install_default_drivers();
+            let mut connection = sqlx::AnyConnection::connect(&records)
+                .await
+                .expect("the workspace's records");
+            sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action = 'blobs.migrate'")
+                .fetch_one(&mut connection)
+                .await
+                .expect("count")
+        });
+    assert!(audited >= 3, "{audited} migrations audited");
 }
 
 #[test]

@@ -543,6 +543,107 @@ async fn a_wrong_upstream_index_never_silently_replaces_a_good_one() {
     assert!(headers.contains_key("x-formulary-stale"));
 }
 
+crate::on_both_databases!(async fn a_national_curator_accepts_a_held_back_index_at_once);
+async fn a_national_curator_accepts_a_held_back_index_at_once() {
+    let workspace = Workspace::new();
+    let folder = workspace.folder.path().join("made");
+    let versions = ["1.0", "1.1", "1.2", "1.3", "1.4", "1.5"];
+    let mut projects = BTreeMap::new();
+    projects.insert(
+        "calm".to_owned(),
+        wheels(&folder, "calm", &versions, 100, Duration::ZERO),
+    );
+    let upstream = FaultyUpstream::start(projects);
+    let upstreams = format!("[\"{}\"]", upstream.index());
+    let token = |role: &str, organisation: &str| {
+        workspace
+            .ok(&[
+                "token",
+                "create",
+                "--name",
+                role,
+                "--role",
+                role,
+                "--org",
+                organisation,
+            ])
+            .trim()
+            .to_owned()
+    };
+    let (curator, reviewer) = (
+        token("national-curator", "NATIONAL"),
+        token("reviewer", "NATIONAL"),
+    );
+    let (_server, base, log) = serve(
+        &workspace,
+        &[
+            ("FORMULARY_PYPI_UPSTREAMS", upstreams.as_str()),
+            // Revalidated every 2 s: the acceptance must not wait for the next revalidation.
+            ("FORMULARY_INDEX_REVALIDATE_SECONDS", "2"),
+            ("FORMULARY_UPSTREAM_TIMEOUT_SECONDS", "5"),
+        ],
+    );
+    let page = format!("{base}/pypi/simple/calm/");
+    let client = reqwest::Client::new();
+    let listed = |body: &[u8]| json(body)["files"].as_array().map_or(0, Vec::len);
+    assert_eq!(listed(&get(&client, &page).await.2), 6);
+    upstream.set(Fault::Truncated);
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    assert_eq!(listed(&get(&client, &page).await.2), 6, "held back");
+    let held_at = std::time::Instant::now();
+
+    let accept = |token: String, document: &str| {
+        client
+            .post(format!("{base}/api/v1/upstreams/held-back/accept"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "ecosystem": "pypi", "document": document }))
+            .send()
+    };
+    let refused = accept(reviewer, "calm").await.expect("answer");
+    assert_eq!(refused.status(), 403);
+    let unknown = accept(curator.clone(), "other").await.expect("answer");
+    assert_eq!(unknown.status(), 404);
+    let accepted = accept(curator.clone(), "calm").await.expect("answer");
+    assert_eq!(accepted.status(), 200);
+    let accepted: Value = accepted.json().await.expect("JSON");
+    assert_eq!(accepted["new_entries"], 1, "{accepted}");
+    assert_eq!(
+        upstream_state(&client, &base).await["held_back"],
+        Value::Array(Vec::new())
+    );
+    // The next request (before the next revalidation was due) believes the upstream.
+    assert_eq!(listed(&get(&client, &page).await.2), 1, "accepted");
+    assert!(
+        held_at.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        held_at.elapsed()
+    );
+    assert_eq!(
+        count(&log, "an administrator accepted this upstream document"),
+        1
+    );
+    let audit: Value = client
+        .get(format!("{base}/api/v1/audit?limit=10000"))
+        .bearer_auth(&curator)
+        .send()
+        .await
+        .expect("audit")
+        .json()
+        .await
+        .expect("audit JSON");
+    assert!(
+        audit.as_array().is_some_and(|rows| rows
+            .iter()
+            .any(|row| row["action"] == "upstream.accept-held"
+                && row["subject"] == "pypi/default/calm")),
+        "audited: {audit}"
+    );
+    // Once: the next wrong page is held back again.
+    upstream.set(Fault::Empty);
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    assert_eq!(listed(&get(&client, &page).await.2), 1, "held back again");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_file_of_unknown_size_streams_at_once_and_is_cached_only_when_verified() {
     let workspace = Workspace::new();
