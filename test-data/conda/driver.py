@@ -5,8 +5,9 @@
       (tinylib 1.0 and 2.0, tinyapp depending on tinylib, r-tinyr as an R package) as .tar.bz2,
       and a linux-64 package (platformtool 1.1.0 and 1.2.0) as .conda built with
       conda-package-handling (cph);
-      then indexes it with py-rattler's indexer (repodata.json per subdirectory) and dates every
-      record a month ago except tinylib 2.0, indexed today.
+      then indexes it with py-rattler's indexer (repodata.json per subdirectory), dates every
+      record a month ago except tinylib 2.0, indexed today, and writes channeldata.json and
+      .sigs attestations for the two tinylib files.
 
   driver.py install CHANNEL_URL PREFIX CACHE SPEC...
       Solves SPECs against the channel with py-rattler (linux-64 and noarch), installs them into
@@ -114,6 +115,22 @@ def make_channel(out):
                     record["indexed_timestamp"] = record["timestamp"]
         with open(path, "w") as handle:
             json.dump(repodata, handle, indent=1, sort_keys=True)
+    # Channel-level metadata as conda-index writes it, and CEP-27 attestations (.sigs) for
+    # two of the noarch packages (their content is passed through, not checked, by Formulary).
+    channeldata = {
+        "channeldata_version": 1,
+        "subdirs": ["linux-64", "noarch"],
+        "packages": {
+            name: {"version": version, "subdirs": ["noarch"], "license": license}
+            for name, version, _, license in noarch
+        },
+    }
+    with open(os.path.join(out, "channeldata.json"), "w") as handle:
+        json.dump(channeldata, handle, indent=1, sort_keys=True)
+    for filename in ("tinylib-1.0-0.tar.bz2", "tinylib-2.0-0.tar.bz2"):
+        with open(os.path.join(out, "noarch", filename + ".sigs"), "w") as handle:
+            json.dump([{"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+                        "subject": filename}], handle)
 
 
 def install(channel, prefix, cache, specs):

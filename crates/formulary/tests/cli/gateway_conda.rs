@@ -287,6 +287,30 @@ fn py_rattler_solves_and_installs_through_the_gateway_under_policy() {
     for name in ["repodata.json.bz2", "current_repodata.json"] {
         assert_eq!(get(&format!("{gateway}/noarch/{name}")).0, 404, "{name}");
     }
+    // channeldata.json and .sigs (CEP-27) pass through as upstream wrote them; a denied
+    // file's attestations are refused like the file; there are no channel notices.
+    let channeldata = fetch(&format!("{gateway}/channeldata.json"), &[]);
+    assert_eq!(channeldata.status, 200);
+    assert_eq!(
+        channeldata.body,
+        std::fs::read(channel.join("channeldata.json")).expect("upstream channeldata")
+    );
+    let sigs = fetch(&format!("{gateway}/noarch/tinylib-1.0-0.tar.bz2.sigs"), &[]);
+    assert_eq!(sigs.status, 200);
+    assert_eq!(
+        sigs.body,
+        std::fs::read(channel.join("noarch/tinylib-1.0-0.tar.bz2.sigs")).expect("upstream sigs")
+    );
+    let (status, reason, _) = get(&format!("{gateway}/noarch/tinylib-2.0-0.tar.bz2.sigs"));
+    assert_eq!(status, 403);
+    assert!(reason.starts_with("Blocked by Formulary"), "{reason}");
+    for path in [
+        "noarch/tinyapp-1.0-0.tar.bz2.sigs",
+        "noarch/nothing-1.0-0.tar.bz2.sigs",
+        "notices.json",
+    ] {
+        assert_eq!(get(&format!("{gateway}/{path}")).0, 404, "{path}");
+    }
     let (_, before) = shard_index(&gateway, "linux-64");
     let old_shard = shard_url(&gateway, "linux-64", &before, "platformtool");
     assert_eq!(
@@ -322,21 +346,25 @@ fn py_rattler_solves_and_installs_through_the_gateway_under_policy() {
     } else {
         Duration::from_secs(3)
     };
-    let after = loop {
+    let (after, asked_at) = loop {
+        let asked_at = changed.elapsed();
         let (_, index) = shard_index(&gateway, "linux-64");
         if index.shards.get("platformtool") != before.shards.get("platformtool") {
-            break index;
+            break (index, asked_at);
         }
         assert!(
             changed.elapsed() < limit,
             "the platformtool shard did not change within {limit:?}"
         );
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     };
+    // Each probe starts a Python process, so the figure is the start of the first request
+    // that saw the change.
     eprintln!(
-        "shard index reflected the prohibition {} ms after `entry add` returned",
-        changed.elapsed().as_millis()
+        "the shard index reflected the prohibition in a request started {} ms after `entry add` returned",
+        asked_at.as_millis()
     );
+    assert!(asked_at < limit, "{asked_at:?}");
     let new_shard = fetch(
         &shard_url(&gateway, "linux-64", &after, "platformtool"),
         &[],
@@ -412,4 +440,8 @@ fn py_rattler_solves_and_installs_through_the_gateway_under_policy() {
     assert!(body.contains("tinylib-1.0-0.tar.bz2"));
     let (status, _, _) = get(&format!("{gateway}/noarch/tinylib-1.0-0.tar.bz2"));
     assert_eq!(status, 200, "a cached package stays installable");
+    let (status, _, _) = get(&format!("{gateway}/channeldata.json"));
+    assert_eq!(status, 200, "the cached channeldata.json is served");
+    let (status, _, _) = get(&format!("{gateway}/noarch/repodata_shards.msgpack.zst"));
+    assert_eq!(status, 200, "the cached repodata's shard index is served");
 }
