@@ -171,15 +171,18 @@ impl ShardedView {
     }
 }
 
+/// A shard of one view (its view id and hash), with when an index last named it.
+type Retained = HashMap<(String, [u8; 32]), (Bytes, Instant)>;
+
 /// Shards of earlier indexes, per view document, kept for [`RETAIN`] after the last index that
 /// named them.
 #[derive(Debug, Default)]
 pub(crate) struct RetainedShards {
-    shards: Mutex<HashMap<(String, [u8; 32]), (Bytes, Instant)>>,
+    shards: Mutex<Retained>,
 }
 
 impl RetainedShards {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, [u8; 32]), (Bytes, Instant)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Retained> {
         self.shards
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -20,9 +20,10 @@ pub(super) fn read(text: &str) -> Option<anyhow::Result<Pins>> {
         return Some(Ok(read_explicit(text)));
     }
     // Only YAML documents that look like one of the two lockfiles are parsed.
-    let looks_like_lock = text.lines().any(|line| {
-        line.starts_with("package:") || line.starts_with("packages:")
-    }) && text.lines().any(|line| line.starts_with("version:"));
+    let looks_like_lock = text
+        .lines()
+        .any(|line| line.starts_with("package:") || line.starts_with("packages:"))
+        && text.lines().any(|line| line.starts_with("version:"));
     if !looks_like_lock {
         return None;
     }
@@ -252,7 +253,9 @@ mod tests {
     #[test]
     fn other_documents_are_not_conda_locks() {
         assert!(read("requests==2.32.3\n").is_none());
-        assert!(read("lockfileVersion: '9.0'\npackages:\n  /a@1.0.0:\n    resolution: {}\n").is_none());
+        assert!(
+            read("lockfileVersion: '9.0'\npackages:\n  /a@1.0.0:\n    resolution: {}\n").is_none()
+        );
         let old = "version: 2\nenvironments: {}\npackages: []\n";
         assert!(read(old).unwrap().is_err());
     }
