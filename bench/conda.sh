@@ -14,7 +14,7 @@
 # policy filters: one package is prohibited and 1% of the records were indexed today, so the
 # default cooldown withholds them.
 #
-# usage: bench/conda.sh   (about 6 minutes; knobs: WORKDIR, RECORDS, DURATION, REPEATS, BUILD=0, DOCS=0)
+# usage: bench/conda.sh   (about 6 minutes; knobs: WORKDIR, RECORDS, DURATION, REPEATS, BIN, BUILD=0, DOCS=0)
 # Everything binds 127.0.0.1; every server started here is stopped on exit.
 set -euo pipefail
 
@@ -27,7 +27,7 @@ BUILD=${BUILD:-1}
 DOCS=${DOCS:-1}
 PORT_NGINX=18380
 PORT_GATEWAY=18390
-BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/formulary
+BIN=${BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/formulary}
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 PIDS=()
