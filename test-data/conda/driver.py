@@ -3,13 +3,16 @@
   driver.py channel OUT
       Builds a local upstream channel in OUT from package contents made here: noarch packages
       (tinylib 1.0 and 2.0, tinyapp depending on tinylib, r-tinyr as an R package) as .tar.bz2,
-      and a linux-64 package (platformtool) as .conda built with conda-package-handling (cph);
-      then indexes it with py-rattler's indexer (repodata.json per subdirectory) and dates every
-      record a month ago except tinylib 2.0, indexed today.
+      and a linux-64 package (platformtool 1.1.0 and 1.2.0) as .conda built with
+      conda-package-handling (cph);
+      then indexes it with py-rattler's indexer (repodata.json per subdirectory), dates every
+      record a month ago except tinylib 2.0, indexed today, and writes channeldata.json and
+      .sigs attestations for the two tinylib files.
 
   driver.py install CHANNEL_URL PREFIX CACHE SPEC...
       Solves SPECs against the channel with py-rattler (linux-64 and noarch), installs them into
-      PREFIX and prints one JSON line: {"solved": [{name, version, url}]}. Then waits for a line
+      PREFIX and prints one JSON line: {"solved": [{name, version, url}]}. py-rattler prefers
+      CEP-16 sharded repodata (its default SourceConfig(sharded_enabled=True)). Then waits for a line
       on stdin; on "reinstall PREFIX2 CACHE2" installs the same records again into a fresh prefix
       with an empty cache and prints {"reinstalled": true} or {"error": "..."}.
 
@@ -87,15 +90,16 @@ def make_channel(out):
             {f"share/{name}/VERSION": f"{name} {version}\n".encode()},
         )
         tar_bz2(folder, os.path.join(out, "noarch", f"{name}-{version}-0.tar.bz2"))
-    folder = package_folder(
-        work, "platformtool", "1.2.0", "h0_0", "linux-64", [], "Apache-2.0", False,
-        {"bin/platformtool": b"#!/bin/sh\necho platformtool 1.2.0\n"},
-    )
-    subprocess.run(
-        ["cph", "create", folder, "platformtool-1.2.0-h0_0.conda",
-         "--out-folder", os.path.join(out, "linux-64")],
-        check=True, stdout=subprocess.DEVNULL,
-    )
+    for version in ("1.1.0", "1.2.0"):
+        folder = package_folder(
+            work, "platformtool", version, "h0_0", "linux-64", [], "Apache-2.0", False,
+            {"bin/platformtool": f"#!/bin/sh\necho platformtool {version}\n".encode()},
+        )
+        subprocess.run(
+            ["cph", "create", folder, f"platformtool-{version}-h0_0.conda",
+             "--out-folder", os.path.join(out, "linux-64")],
+            check=True, stdout=subprocess.DEVNULL,
+        )
     import rattler
 
     asyncio.run(rattler.index.index_fs(out, write_zst=False, write_shards=False))
@@ -111,13 +115,31 @@ def make_channel(out):
                     record["indexed_timestamp"] = record["timestamp"]
         with open(path, "w") as handle:
             json.dump(repodata, handle, indent=1, sort_keys=True)
+    # Channel-level metadata as conda-index writes it, and CEP-27 attestations (.sigs) for
+    # two of the noarch packages (their content is passed through, not checked, by Formulary).
+    channeldata = {
+        "channeldata_version": 1,
+        "subdirs": ["linux-64", "noarch"],
+        "packages": {
+            name: {"version": version, "subdirs": ["noarch"], "license": license}
+            for name, version, _, license in noarch
+        },
+    }
+    with open(os.path.join(out, "channeldata.json"), "w") as handle:
+        json.dump(channeldata, handle, indent=1, sort_keys=True)
+    for filename in ("tinylib-1.0-0.tar.bz2", "tinylib-2.0-0.tar.bz2"):
+        with open(os.path.join(out, "noarch", filename + ".sigs"), "w") as handle:
+            json.dump([{"mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+                        "subject": filename}], handle)
 
 
 def install(channel, prefix, cache, specs):
     import rattler
 
     async def run():
-        gateway = rattler.Gateway(cache_dir=cache)
+        gateway = rattler.Gateway(
+            cache_dir=cache, default_config=rattler.SourceConfig(sharded_enabled=True)
+        )
         records = await rattler.solve(
             [rattler.Channel(channel)],
             specs,

@@ -20,7 +20,10 @@ mod pypi;
 mod tools;
 
 pub use admissions::{refresh_admissions, AdmissionsRefresh, ClosureSources, ADMISSIONS_ACTOR};
-pub use conda::{CondaGateway, PackageFileOutcome, RepodataOutcome, ServedRepodata};
+pub use conda::{
+    parse_shard_filename, CondaGateway, PackageFileOutcome, PassedThrough, RepodataOutcome,
+    ServedRepodata, ShardedView, SigsOutcome, SHARD_RETENTION,
+};
 pub use cran::mirror::import_cran_folder;
 pub use cran::{
     cached_index as cached_cran_index, is_tree as is_cran_tree,

@@ -1,21 +1,31 @@
 //! conda channels (`/conda/{channel}/`, `/o/{org}/conda/{channel}/`,
 //! `/@YYYY-MM-DD/conda/{channel}/`): each subdirectory's `repodata.json` with the records the
-//! view denies left out, package files with Range and 304, and refusals (problem+json, reason
-//! phrase) for a denied file asked for directly. Compressed and sharded repodata
-//! (`repodata.json.zst`, `.bz2`, `repodata_shards.msgpack.zst`) and `current_repodata.json`
-//! answer 404, from which conda, mamba and rattler fall back to `repodata.json`.
+//! view denies left out, the same as `repodata.json.zst` and as CEP-16 sharded repodata
+//! (`repodata_shards.msgpack.zst`, `shards/<sha256>.msgpack.zst`), package files with Range and
+//! 304, and refusals (problem+json, reason phrase) for a denied file asked for directly.
+//! `channeldata.json` and a package file's `.sigs` (CEP-27) pass through from the upstream where
+//! it has them. `notices.json`, `repodata.json.bz2` and `current_repodata.json` answer 404, from which conda, mamba and
+//! rattler fall back to `repodata.json`. Every document served is logged at debug level
+//! (`FORMULARY_LOG=formulary_server::conda=debug`).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use formulary_core::ecosystems::conda;
-use formulary_gateway::{CondaGateway, PackageFileOutcome, RepodataOutcome};
+use formulary_gateway::{
+    parse_shard_filename, CondaGateway, PackageFileOutcome, RepodataOutcome, ServedRepodata,
+    SigsOutcome,
+};
 
 use crate::downloads::{serve_blob, write_ledger, Requester};
 use crate::error::ApiError;
-use crate::gateway::{document_response, gateway_error, refusal, snapshot_for, view_for};
+use crate::gateway::{
+    document_response, etag_matches, gateway_error, refusal, snapshot_for, view_for,
+};
 use crate::state::AppState;
 
 /// Where this ecosystem's views live under a view prefix, for messages.
@@ -26,6 +36,30 @@ fn gateway(state: &AppState) -> Result<&CondaGateway, ApiError> {
         .conda
         .as_deref()
         .ok_or_else(|| ApiError::not_found("the conda gateway is not configured on this server"))
+}
+
+/// The gateway, when `channel` is configured and `subdir` is a subdirectory name.
+fn checked<'a>(
+    state: &'a AppState,
+    channel: &str,
+    subdir: &str,
+) -> Result<&'a CondaGateway, ApiError> {
+    let gateway = gateway(state)?;
+    if !gateway.has_channel(channel) {
+        let known: Vec<&str> = gateway.channels().collect();
+        return Err(ApiError::not_found(format!(
+            "this server has no conda channel '{}'; it serves {}",
+            channel.escape_debug(),
+            known.join(", ")
+        )));
+    }
+    if !conda::is_subdir(subdir) {
+        return Err(ApiError::not_found(format!(
+            "'{}' is not a conda subdirectory (such as noarch or linux-64)",
+            subdir.escape_debug()
+        )));
+    }
+    Ok(gateway)
 }
 
 /// `GET …/conda/{channel}/{subdir}/{filename}`: `repodata.json`, or a package file.
@@ -48,27 +82,22 @@ async fn answer(
 ) -> Result<Response, ApiError> {
     let param = |name: &str| params.get(name).map(String::as_str).unwrap_or_default();
     let (channel, subdir, filename) = (param("channel"), param("subdir"), param("filename"));
-    let gateway = gateway(state)?;
-    if !gateway.has_channel(channel) {
-        let known: Vec<&str> = gateway.channels().collect();
-        return Err(ApiError::not_found(format!(
-            "this server has no conda channel '{}'; it serves {}",
-            channel.escape_debug(),
-            known.join(", ")
-        )));
+    let gateway = checked(state, channel, subdir)?;
+    match filename {
+        "repodata.json" | "repodata.json.zst" | "repodata_shards.msgpack.zst" => {
+            return repodata(state, gateway, params, headers, channel, subdir, filename).await;
+        }
+        _ => {}
     }
-    if !conda::is_subdir(subdir) {
-        return Err(ApiError::not_found(format!(
-            "'{}' is not a conda subdirectory (such as noarch or linux-64)",
-            subdir.escape_debug()
-        )));
-    }
-    if filename == "repodata.json" {
-        return repodata(state, gateway, params, headers, channel, subdir).await;
+    if let Some(package) = filename
+        .strip_suffix(".sigs")
+        .filter(|package| conda::is_package_filename(package))
+    {
+        return sigs(state, gateway, params, channel, subdir, package, requester).await;
     }
     if !conda::is_package_filename(filename) {
         return Err(ApiError::not_found(format!(
-            "Formulary serves repodata.json and package files (.conda, .tar.bz2) here, not '{}'; conda, mamba and pixi fall back to repodata.json",
+            "Formulary serves repodata.json, repodata.json.zst, repodata_shards.msgpack.zst and package files (.conda, .tar.bz2, and their .sigs) here, not '{}'; conda, mamba and pixi fall back to repodata.json",
             filename.escape_debug()
         )));
     }
@@ -117,14 +146,14 @@ async fn answer(
     }
 }
 
-async fn repodata(
+/// The view's built repodata for a subdirectory.
+async fn served_repodata(
     state: &AppState,
     gateway: &CondaGateway,
     params: &HashMap<String, String>,
-    headers: &HeaderMap,
     channel: &str,
     subdir: &str,
-) -> Result<Response, ApiError> {
+) -> Result<Arc<ServedRepodata>, ApiError> {
     let request = view_for(state, params)?;
     let (generation, snapshot) = snapshot_for(state, &request, PATH).await?;
     match gateway
@@ -139,15 +168,193 @@ async fn repodata(
         .await
         .map_err(gateway_error)?
     {
-        RepodataOutcome::Repodata(served) => Ok(document_response(
-            headers,
-            &served.json,
-            "application/json",
-            served.stale,
-            false,
-        )),
+        RepodataOutcome::Repodata(served) => Ok(served),
         RepodataOutcome::Missing => Err(ApiError::not_found(format!(
             "no upstream of channel {channel} has a subdirectory {subdir}"
         ))),
     }
+}
+
+/// `repodata.json`, `repodata.json.zst` or `repodata_shards.msgpack.zst` for the view.
+async fn repodata(
+    state: &AppState,
+    gateway: &CondaGateway,
+    params: &HashMap<String, String>,
+    headers: &HeaderMap,
+    channel: &str,
+    subdir: &str,
+    filename: &str,
+) -> Result<Response, ApiError> {
+    let served = served_repodata(state, gateway, params, channel, subdir).await?;
+    tracing::debug!(
+        channel,
+        subdir,
+        document = filename,
+        "serving a conda document"
+    );
+    let (rendered, content_type) = match filename {
+        "repodata.json.zst" => (gateway.repodata_zst(&served).await, "application/zstd"),
+        "repodata_shards.msgpack.zst" => match gateway.sharded(&served).await {
+            Some(sharded) => (sharded.index.clone(), "application/zstd"),
+            None => {
+                return Err(ApiError::not_found(format!(
+                    "the sharded repodata of {channel}/{subdir} could not be built (the server log says why); conda, mamba and pixi fall back to repodata.json"
+                )))
+            }
+        },
+        _ => (served.json.clone(), "application/json"),
+    };
+    Ok(document_response(
+        headers,
+        &rendered,
+        content_type,
+        served.stale,
+        false,
+    ))
+}
+
+/// `GET …/conda/{channel}/{subdir}/shards/{sha256}.msgpack.zst`: a shard the view's index
+/// names (or named within the retention period), immutable.
+pub(crate) async fn serve_shard(
+    State(state): State<AppState>,
+    Path(params): Path<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    shard(&state, &params, &headers)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn shard(
+    state: &AppState,
+    params: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let param = |name: &str| params.get(name).map(String::as_str).unwrap_or_default();
+    let (channel, subdir, filename) = (param("channel"), param("subdir"), param("filename"));
+    let gateway = checked(state, channel, subdir)?;
+    let Some(sha256) = parse_shard_filename(filename) else {
+        return Err(ApiError::not_found(format!(
+            "'{}' is not a shard name (<sha256>.msgpack.zst)",
+            filename.escape_debug()
+        )));
+    };
+    let served = served_repodata(state, gateway, params, channel, subdir).await?;
+    let Some(bytes) = gateway.shard(&served, &sha256).await else {
+        return Err(ApiError::not_found(format!(
+            "no index of {channel}/{subdir} in this view names the shard {filename} (it was not built here, or was retired more than an hour ago); fetch repodata_shards.msgpack.zst again"
+        )));
+    };
+    tracing::debug!(
+        channel,
+        subdir,
+        document = "shard",
+        shard = filename,
+        "serving a conda document"
+    );
+    let etag = format!("\"{}\"", filename.trim_end_matches(".msgpack.zst"));
+    let mut response = if etag_matches(headers, &etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        Body::from(bytes).into_response()
+    };
+    let response_headers = response.headers_mut();
+    response_headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/zstd"),
+    );
+    response_headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
+    if let Ok(value) = HeaderValue::from_str(&etag) {
+        response_headers.insert(header::ETAG, value);
+    }
+    Ok(response)
+}
+
+/// A package file's CEP-27 attestations, for a file the view allows.
+async fn sigs(
+    state: &AppState,
+    gateway: &CondaGateway,
+    params: &HashMap<String, String>,
+    channel: &str,
+    subdir: &str,
+    package: &str,
+    requester: Requester,
+) -> Result<Response, ApiError> {
+    let request = view_for(state, params)?;
+    let (_, snapshot) = snapshot_for(state, &request, PATH).await?;
+    match gateway
+        .sigs(&snapshot, &request.view, channel, subdir, package)
+        .await
+        .map_err(gateway_error)?
+    {
+        SigsOutcome::Sigs(bytes) => {
+            let mut response = Body::from(bytes).into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            Ok(response)
+        }
+        SigsOutcome::Refused(decision) => {
+            let line = requester.line(
+                &request.view.organisation,
+                decision.component.clone(),
+                decision.version.clone(),
+                &format!("{package}.sigs"),
+                "refused",
+            );
+            write_ledger(state, &line).await;
+            Ok(refusal(state, &decision))
+        }
+        SigsOutcome::Missing => Err(ApiError::not_found(format!(
+            "no upstream of channel {channel} has attestations for {subdir}/{}",
+            package.escape_debug()
+        ))),
+    }
+}
+
+/// `GET …/conda/{channel}/{filename}`: the upstream's `channeldata.json`; `notices.json` and
+/// anything else answer 404.
+pub(crate) async fn serve_channel_document(
+    State(state): State<AppState>,
+    Path(params): Path<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    channel_document(&state, &params, &headers)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn channel_document(
+    state: &AppState,
+    params: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let param = |name: &str| params.get(name).map(String::as_str).unwrap_or_default();
+    let (channel, filename) = (param("channel"), param("filename"));
+    let gateway = checked(state, channel, "noarch")?;
+    if filename != "channeldata.json" {
+        return Err(ApiError::not_found(format!(
+            "Formulary serves channeldata.json and subdirectories here, not '{}' (there are no channel notices: refusals reach clients as 403 with the reason)",
+            filename.escape_debug()
+        )));
+    }
+    // The view must exist (an unknown organisation is 404 like everywhere else).
+    let request = view_for(state, params)?;
+    snapshot_for(state, &request, PATH).await?;
+    let Some(document) = gateway.channeldata(channel).await.map_err(gateway_error)? else {
+        return Err(ApiError::not_found(format!(
+            "no upstream of channel {channel} has a channeldata.json"
+        )));
+    };
+    Ok(document_response(
+        headers,
+        &document.document,
+        "application/json",
+        document.stale,
+        false,
+    ))
 }

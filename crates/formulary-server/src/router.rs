@@ -75,12 +75,22 @@ fn npm_routes(prefix: &str) -> Router<AppState> {
         )
 }
 
-/// conda channels under one view prefix: `repodata.json` and package files of each subdirectory.
+/// conda channels under one view prefix: each subdirectory's repodata (plain, zstd and
+/// sharded), its shards and its package files (and their `.sigs`), and `channeldata.json`.
 fn conda_routes(prefix: &str) -> Router<AppState> {
-    Router::new().route(
-        &format!("{prefix}/conda/{{channel}}/{{subdir}}/{{filename}}"),
-        get(conda::serve),
-    )
+    Router::new()
+        .route(
+            &format!("{prefix}/conda/{{channel}}/{{subdir}}/{{filename}}"),
+            get(conda::serve),
+        )
+        .route(
+            &format!("{prefix}/conda/{{channel}}/{{subdir}}/shards/{{filename}}"),
+            get(conda::serve_shard),
+        )
+        .route(
+            &format!("{prefix}/conda/{{channel}}/{{filename}}"),
+            get(conda::serve_channel_document),
+        )
 }
 
 /// The package gateway: every ecosystem under every view prefix, behind one authentication

@@ -4,12 +4,15 @@
 //! rendering only; no policy and no I/O.
 
 mod repodata;
+mod shards;
 
 use rattler_conda_types::{ParseStrictness, VersionSpec};
 
 pub use repodata::{
-    is_package_filename, is_subdir, RecordFacts, RepoData, RepoDataError, MAX_REPODATA_BYTES,
+    is_package_filename, is_subdir, Record, RecordFacts, RepoData, RepoDataError,
+    MAX_REPODATA_BYTES,
 };
+pub use shards::{encode_index, encode_shard, hex_of, EncodedShard, ShardError};
 
 /// Checks a conda package name (`rattler_conda_types::PackageName`: ASCII letters, digits, `-`,
 /// `_` and `.`) and returns it normalised (lower case), as conda compares names.

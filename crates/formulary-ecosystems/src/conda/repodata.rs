@@ -172,6 +172,11 @@ impl RepoData {
             .map(|index| &self.records[index])
     }
 
+    /// A record's JSON, exactly as upstream wrote it.
+    pub fn raw_record(&self, record: &Record) -> &[u8] {
+        &self.bytes[record.span.clone()]
+    }
+
     /// The upstream bytes, exactly as fetched.
     pub fn as_bytes(&self) -> &[u8] {
         &self.bytes
@@ -180,6 +185,16 @@ impl RepoData {
     /// The document with only the records `keep` accepts, `info.base_url` dropped, and every
     /// other member as upstream wrote it.
     pub fn render(&self, mut keep: impl FnMut(&Record) -> bool) -> Vec<u8> {
+        self.render_indexed(|_, record| keep(record))
+    }
+
+    /// The document with only the records whose index in [`RepoData::records`] is `true` in
+    /// `kept` (a record past its end is left out), as [`RepoData::render`] writes it.
+    pub fn render_kept(&self, kept: &[bool]) -> Vec<u8> {
+        self.render_indexed(|index, _| kept.get(index).copied().unwrap_or(false))
+    }
+
+    fn render_indexed(&self, mut keep: impl FnMut(usize, &Record) -> bool) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.bytes.len());
         out.push(b'{');
         let mut first = true;
@@ -208,12 +223,13 @@ impl RepoData {
             member(&mut out, key);
             out.push(b'{');
             let mut first_record = true;
-            for record in self
+            for (index, record) in self
                 .records
                 .iter()
-                .filter(|record| record.conda_format == conda_format)
+                .enumerate()
+                .filter(|(_, record)| record.conda_format == conda_format)
             {
-                if !keep(record) {
+                if !keep(index, record) {
                     continue;
                 }
                 if !first_record {

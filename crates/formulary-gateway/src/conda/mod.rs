@@ -5,10 +5,12 @@
 //! verified against the record's `sha256`, `md5` and `size` before they are cached, and refused
 //! with the reason when their version is denied (so an explicit pin cannot bypass the policy).
 
+mod passthrough;
+mod shards;
 mod view;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -27,6 +29,8 @@ use crate::engine::upstream::{
 use crate::engine::views::Views;
 use crate::error::GatewayError;
 
+pub use passthrough::{PassedThrough, SigsOutcome};
+pub use shards::{parse_shard_filename, ShardedView, RETAIN as SHARD_RETENTION};
 pub use view::{RepodataOutcome, ServedRepodata};
 
 /// The cache scope of conda `repodata.json` documents (keyed `channel/subdir`).
@@ -51,6 +55,8 @@ pub(crate) struct Subdir {
     repodata: Arc<RepoData>,
     /// Packages by normalised name.
     packages: Arc<BTreeMap<String, Package>>,
+    /// Each package name's shard with every record, encoded on first use.
+    names: Arc<OnceLock<Arc<shards::NameShards>>>,
 }
 
 impl Revalidated for Subdir {
@@ -63,6 +69,7 @@ impl Revalidated for Subdir {
             freshness,
             repodata: Arc::clone(&self.repodata),
             packages: Arc::clone(&self.packages),
+            names: Arc::clone(&self.names),
         }
     }
 }
@@ -118,6 +125,7 @@ impl Subdir {
             freshness,
             repodata: Arc::new(repodata),
             packages: Arc::new(packages),
+            names: Arc::new(OnceLock::new()),
         }
     }
 }
@@ -139,6 +147,19 @@ pub enum PackageFileOutcome {
     Missing,
 }
 
+/// A package file's decision.
+pub(crate) enum PackageDecision {
+    /// No such file in the subdirectory.
+    Missing,
+    /// The view's decision on the file's version.
+    Decided {
+        /// The subdirectory the file is in.
+        subdir: Arc<Subdir>,
+        /// The decision.
+        decision: Decision,
+    },
+}
+
 /// The conda front-end's logic.
 #[derive(Debug)]
 pub struct CondaGateway {
@@ -146,8 +167,10 @@ pub struct CondaGateway {
     client: UpstreamClient,
     channels: BTreeMap<String, Vec<Url>>,
     subdirs: Revalidating<Subdir>,
+    channel_documents: Revalidating<passthrough::ChannelData>,
     files: FileCache,
     views: Views<RepodataOutcome>,
+    retained: shards::RetainedShards,
 }
 
 impl CondaGateway {
@@ -169,7 +192,9 @@ impl CondaGateway {
             client,
             channels,
             subdirs: Revalidating::new(options.revalidate_after, options.patience),
+            channel_documents: Revalidating::new(options.revalidate_after, options.patience),
             views: Views::new(REPODATA_REUSE, 256),
+            retained: shards::RetainedShards::default(),
         })
     }
 
@@ -256,6 +281,42 @@ impl CondaGateway {
         ))
     }
 
+    /// The decision on a package file's version for a view, with the subdirectory it is in.
+    pub(crate) async fn decide(
+        &self,
+        snapshot: &PolicySnapshot,
+        view: &View,
+        channel: &str,
+        subdir: &str,
+        filename: &str,
+    ) -> Result<PackageDecision, GatewayError> {
+        let Some(cached) = self.subdir(channel, subdir).await? else {
+            return Ok(PackageDecision::Missing);
+        };
+        let Some(record) = cached.repodata.record(filename) else {
+            return Ok(PackageDecision::Missing);
+        };
+        let facts = &record.facts;
+        let (Ok(component), Ok(version)) = (
+            Component::new(Ecosystem::Conda, &facts.name),
+            Version::parse(Ecosystem::Conda, &facts.version),
+        ) else {
+            return Ok(PackageDecision::Missing);
+        };
+        let releases = cached
+            .packages
+            .get(component.name.as_str())
+            .map(|package| package.releases.as_slice())
+            .unwrap_or_default();
+        let decision = formulary_core::policy::evaluate_version(
+            snapshot, view, &component, &version, releases,
+        );
+        Ok(PackageDecision::Decided {
+            subdir: cached,
+            decision,
+        })
+    }
+
     /// A package file for a view: refused when its version is denied, else served from the
     /// blob store, fetched once from upstream and checked against the record's `sha256`, `md5`
     /// and `size` when not cached.
@@ -267,30 +328,20 @@ impl CondaGateway {
         subdir: &str,
         filename: &str,
     ) -> Result<PackageFileOutcome, GatewayError> {
-        let Some(cached) = self.subdir(channel, subdir).await? else {
-            return Ok(PackageFileOutcome::Missing);
+        let (cached, decision) = match self
+            .decide(snapshot, view, channel, subdir, filename)
+            .await?
+        {
+            PackageDecision::Missing => return Ok(PackageFileOutcome::Missing),
+            PackageDecision::Decided { subdir, decision } => (subdir, decision),
         };
+        if !decision.allowed {
+            return Ok(PackageFileOutcome::Refused(Box::new(decision)));
+        }
         let Some(record) = cached.repodata.record(filename) else {
             return Ok(PackageFileOutcome::Missing);
         };
         let facts = &record.facts;
-        let (Ok(component), Ok(version)) = (
-            Component::new(Ecosystem::Conda, &facts.name),
-            Version::parse(Ecosystem::Conda, &facts.version),
-        ) else {
-            return Ok(PackageFileOutcome::Missing);
-        };
-        let releases = cached
-            .packages
-            .get(component.name.as_str())
-            .map(|package| package.releases.as_slice())
-            .unwrap_or_default();
-        let decision = formulary_core::policy::evaluate_version(
-            snapshot, view, &component, &version, releases,
-        );
-        if !decision.allowed {
-            return Ok(PackageFileOutcome::Refused(Box::new(decision)));
-        }
         let upstream = &cached.freshness.origin;
         let url = upstream
             .join(&format!("{subdir}/{filename}"))
@@ -308,7 +359,7 @@ impl CondaGateway {
         let blob = self.files.fetch(&file).await?;
         Ok(PackageFileOutcome::Serve {
             blob,
-            component,
+            component: decision.component.clone(),
             version: facts.version.clone(),
         })
     }

@@ -5,6 +5,7 @@
 //! (includes, constraints, hashes, environment markers). What is not judged (local projects,
 //! URLs, unpinned requirements, requirements for other environments) is listed with why.
 
+mod conda_locks;
 mod environment;
 mod npm_locks;
 mod renv;
@@ -52,6 +53,9 @@ pub fn read(path: &Path, environment: &Environment) -> anyhow::Result<Pins> {
     }
     if npm_locks::is_pnpm_lock(&text) {
         return Ok(npm_locks::read_pnpm_lock(&text));
+    }
+    if let Some(read) = conda_locks::read(&text) {
+        return read.with_context(|| format!("{shown} could not be read"));
     }
     let toml_named = name == "uv.lock"
         || name == "poetry.lock"

@@ -3,12 +3,18 @@
 //! package contents made there (`.tar.bz2` packages and a `.conda` package made with
 //! conda-package-handling, indexed with py-rattler's indexer): a cooldown keeps a freshly
 //! indexed version out of the solve, and a recalled package that a solved environment pins is
-//! refused with the reason when it is installed again.
+//! refused with the reason when it is installed again. py-rattler fetches CEP-16 sharded
+//! repodata (the server's log proves it never fell back to `repodata.json`); the shard index and
+//! shards are decoded here with `rattler_conda_types`' own types; a prohibited version leaves
+//! its shard (new hash) quickly, the old shard stays addressable, and a new solve avoids it.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use rattler_conda_types::{Shard, ShardedRepodata};
 
 use crate::formulary_cli::{repo_root, static_server, text, Workspace};
 
@@ -35,6 +41,92 @@ fn get(url: &str) -> (u16, String, String) {
     (status, reason, lines.next().unwrap_or_default().to_owned())
 }
 
+/// A response as Python's urllib saw it.
+struct Fetched {
+    status: u16,
+    headers: BTreeMap<String, String>,
+    body: Vec<u8>,
+}
+
+/// `GET url` with request headers; the body as bytes.
+fn fetch(url: &str, headers: &[(&str, &str)]) -> Fetched {
+    let script = "import json, sys, urllib.request, urllib.error\n\
+request = urllib.request.Request(sys.argv[1], headers=json.loads(sys.argv[2]))\n\
+try:\n    response = urllib.request.urlopen(request)\n\
+except urllib.error.HTTPError as error:\n    response = error\n\
+body = response.read()\n\
+print(json.dumps({'status': getattr(response, 'code', None) or response.status, \
+'headers': {key.lower(): value for key, value in response.headers.items()}, 'body': body.hex()}))";
+    let headers: BTreeMap<&str, &str> = headers.iter().copied().collect();
+    let output = Command::new("python3")
+        .args([
+            "-c",
+            script,
+            url,
+            &serde_json::to_string(&headers).expect("JSON"),
+        ])
+        .output()
+        .expect("python3 runs");
+    let answer: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|_| panic!("{}{}", text(&output.stdout), text(&output.stderr)));
+    Fetched {
+        status: answer["status"].as_u64().expect("status") as u16,
+        headers: serde_json::from_value(answer["headers"].clone()).expect("headers"),
+        body: hex::decode(answer["body"].as_str().expect("body")).expect("hex body"),
+    }
+}
+
+fn unzstd(bytes: &[u8]) -> Vec<u8> {
+    zstd::stream::decode_all(bytes).expect("zstd")
+}
+
+/// A subdirectory's shard index, read with rattler's own type.
+fn shard_index(gateway: &str, subdir: &str) -> (Fetched, ShardedRepodata) {
+    let fetched = fetch(
+        &format!("{gateway}/{subdir}/repodata_shards.msgpack.zst"),
+        &[],
+    );
+    assert_eq!(fetched.status, 200, "{}", text(&fetched.body));
+    let index = rmp_serde::from_slice(&unzstd(&fetched.body)).expect("a ShardedRepodata");
+    (fetched, index)
+}
+
+/// The URL of a package's shard as the index names it.
+fn shard_url(gateway: &str, subdir: &str, index: &ShardedRepodata, name: &str) -> String {
+    let hash = index
+        .shards
+        .get(name)
+        .unwrap_or_else(|| panic!("{name} is not in the {subdir} index"));
+    format!(
+        "{gateway}/{subdir}/{}{}.msgpack.zst",
+        index.info.shards_base_url.trim_start_matches("./"),
+        hex::encode(hash.as_slice())
+    )
+}
+
+/// A shard's file names (`.tar.bz2` and `.conda`), read with rattler's own type.
+fn shard_files(fetched: &Fetched) -> Vec<String> {
+    let shard: Shard = rmp_serde::from_slice(&unzstd(&fetched.body)).expect("a Shard");
+    let mut files: Vec<String> = shard
+        .packages
+        .keys()
+        .chain(shard.conda_packages.keys())
+        .map(ToString::to_string)
+        .collect();
+    files.sort();
+    files
+}
+
+/// How many times the server's log says it served `document` (debug lines of the conda
+/// handlers).
+fn times_served(log: &Path, document: &str) -> usize {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|line| line.contains(&format!("document=\"{document}\"")))
+        .count()
+}
+
 pub(crate) fn build_channel(root: &Path) -> std::path::PathBuf {
     let channel = root.join("upstream/channel");
     let output = Command::new("python3")
@@ -58,13 +150,15 @@ fn py_rattler_solves_and_installs_through_the_gateway_under_policy() {
     let root = workspace.folder.path();
     let channel = build_channel(root);
     let (upstream_server, upstream) = static_server(channel.parent().expect("upstream folder"));
-    let (_server, base) = workspace.serve(&[
-        (
-            "FORMULARY_CONDA_CHANNELS",
-            format!("{{conda-forge=[\"{upstream}channel/\"]}}"),
-        ),
-        ("FORMULARY_INDEX_REVALIDATE_SECONDS", "0".to_owned()),
-    ]);
+    let channels = format!("{{conda-forge=[\"{upstream}channel/\"]}}");
+    let (_server, base, log) = crate::reliability::serve(
+        &workspace,
+        &[
+            ("FORMULARY_CONDA_CHANNELS", &channels),
+            ("FORMULARY_INDEX_REVALIDATE_SECONDS", "0"),
+            ("FORMULARY_LOG", "info,formulary_server::conda=debug"),
+        ],
+    );
     let gateway = format!("{base}/conda/conda-forge");
 
     // Solve and install an environment with a dependency, a noarch and a platform package.
@@ -112,6 +206,23 @@ fn py_rattler_solves_and_installs_through_the_gateway_under_policy() {
         "tinylib 1.0\n"
     );
     assert!(prefix.join("bin/platformtool").is_file());
+    // py-rattler took the sharded path: the index of both subdirectories and shards, never the
+    // full repodata (as the server logged each document it served).
+    assert!(
+        times_served(&log, "repodata_shards.msgpack.zst") >= 2,
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert!(
+        times_served(&log, "shard") >= 4,
+        "tinyapp, tinylib, r-tinyr, platformtool"
+    );
+    assert_eq!(
+        times_served(&log, "repodata.json"),
+        0,
+        "no fallback to repodata.json"
+    );
+    assert_eq!(times_served(&log, "repodata.json.zst"), 0);
 
     // What the solver saw: the held-back record is absent, everything else as upstream wrote it.
     let (status, _, body) = get(&format!("{gateway}/noarch/repodata.json"));
@@ -131,14 +242,84 @@ fn py_rattler_solves_and_installs_through_the_gateway_under_policy() {
     assert_eq!(status, 403, "{body}");
     assert!(reason.starts_with("Blocked by Formulary"), "{reason}");
     assert!(body.contains("cooldown") || body.contains("days"), "{body}");
-    // Sharded and compressed repodata: 404, from which clients fall back to repodata.json.
-    for name in [
-        "repodata_shards.msgpack.zst",
-        "repodata.json.zst",
-        "current_repodata.json",
-    ] {
+    // repodata.json.zst is the same document, with its own entity tag and 304.
+    let json = fetch(&format!("{gateway}/noarch/repodata.json"), &[]);
+    let zst = fetch(&format!("{gateway}/noarch/repodata.json.zst"), &[]);
+    assert_eq!(zst.status, 200);
+    assert_eq!(unzstd(&zst.body), json.body);
+    assert_ne!(zst.headers["etag"], json.headers["etag"]);
+    assert_eq!(
+        fetch(
+            &format!("{gateway}/noarch/repodata.json.zst"),
+            &[("If-None-Match", &zst.headers["etag"])]
+        )
+        .status,
+        304
+    );
+    // The shard index: relative base URLs (packages and shards come from the gateway, whatever
+    // Host the client used), a short max-age; shards immutable, the held-back record absent.
+    let (fetched, index) = shard_index(&gateway, "noarch");
+    assert_eq!(fetched.headers["cache-control"], "max-age=30");
+    assert_eq!(index.info.subdir, "noarch");
+    assert_eq!(index.info.base_url, "./");
+    assert_eq!(index.info.shards_base_url, "./shards/");
+    let mut names: Vec<&str> = index.shards.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["r-tinyr", "tinyapp", "tinylib"]);
+    let tinylib = fetch(&shard_url(&gateway, "noarch", &index, "tinylib"), &[]);
+    assert_eq!(tinylib.status, 200);
+    assert_eq!(
+        tinylib.headers["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    assert_eq!(shard_files(&tinylib), ["tinylib-1.0-0.tar.bz2"]);
+    let unknown = format!("{gateway}/noarch/shards/{}.msgpack.zst", "0".repeat(64));
+    assert_eq!(fetch(&unknown, &[]).status, 404);
+    assert_eq!(
+        fetch(
+            &format!("{gateway}/noarch/shards/..%2fsecret.msgpack.zst"),
+            &[]
+        )
+        .status,
+        404
+    );
+    // Other compressed forms and current_repodata.json: 404, clients fall back.
+    for name in ["repodata.json.bz2", "current_repodata.json"] {
         assert_eq!(get(&format!("{gateway}/noarch/{name}")).0, 404, "{name}");
     }
+    // channeldata.json and .sigs (CEP-27) pass through as upstream wrote them; a denied
+    // file's attestations are refused like the file; there are no channel notices.
+    let channeldata = fetch(&format!("{gateway}/channeldata.json"), &[]);
+    assert_eq!(channeldata.status, 200);
+    assert_eq!(
+        channeldata.body,
+        std::fs::read(channel.join("channeldata.json")).expect("upstream channeldata")
+    );
+    let sigs = fetch(&format!("{gateway}/noarch/tinylib-1.0-0.tar.bz2.sigs"), &[]);
+    assert_eq!(sigs.status, 200);
+    assert_eq!(
+        sigs.body,
+        std::fs::read(channel.join("noarch/tinylib-1.0-0.tar.bz2.sigs")).expect("upstream sigs")
+    );
+    let (status, reason, _) = get(&format!("{gateway}/noarch/tinylib-2.0-0.tar.bz2.sigs"));
+    assert_eq!(status, 403);
+    assert!(reason.starts_with("Blocked by Formulary"), "{reason}");
+    for path in [
+        "noarch/tinyapp-1.0-0.tar.bz2.sigs",
+        "noarch/nothing-1.0-0.tar.bz2.sigs",
+        "notices.json",
+    ] {
+        assert_eq!(get(&format!("{gateway}/{path}")).0, 404, "{path}");
+    }
+    let (_, before) = shard_index(&gateway, "linux-64");
+    let old_shard = shard_url(&gateway, "linux-64", &before, "platformtool");
+    assert_eq!(
+        shard_files(&fetch(&old_shard, &[])),
+        [
+            "platformtool-1.1.0-h0_0.conda",
+            "platformtool-1.2.0-h0_0.conda"
+        ]
+    );
     assert_eq!(
         get(&format!("{base}/conda/elsewhere/noarch/repodata.json")).0,
         404
@@ -157,7 +338,62 @@ fn py_rattler_solves_and_installs_through_the_gateway_under_policy() {
         "--reason",
         "withdrawn by the national formulary for this test",
     ]);
-    std::thread::sleep(Duration::from_secs(3));
+    // The shard index changes as soon as the server sees the change: at once on PostgreSQL
+    // (LISTEN/NOTIFY); SQLite servers poll every 2 s.
+    let changed = Instant::now();
+    let limit = if workspace.database_url().is_some() {
+        Duration::from_secs(1)
+    } else {
+        Duration::from_secs(3)
+    };
+    let (after, asked_at) = loop {
+        let asked_at = changed.elapsed();
+        let (_, index) = shard_index(&gateway, "linux-64");
+        if index.shards.get("platformtool") != before.shards.get("platformtool") {
+            break (index, asked_at);
+        }
+        assert!(
+            changed.elapsed() < limit,
+            "the platformtool shard did not change within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // Each probe starts a Python process, so the figure is the start of the first request
+    // that saw the change.
+    eprintln!(
+        "the shard index reflected the prohibition in a request started {} ms after `entry add` returned",
+        asked_at.as_millis()
+    );
+    assert!(asked_at < limit, "{asked_at:?}");
+    let new_shard = fetch(
+        &shard_url(&gateway, "linux-64", &after, "platformtool"),
+        &[],
+    );
+    assert_eq!(shard_files(&new_shard), ["platformtool-1.1.0-h0_0.conda"]);
+    // A client holding the old index still gets the shard it was told about.
+    assert_eq!(fetch(&old_shard, &[]).status, 200);
+    // A fresh solve through shards never chooses the prohibited version.
+    let fetched_by_the_test = times_served(&log, "repodata.json");
+    let resolved = Command::new("python3")
+        .arg(repo_root().join("test-data/conda/driver.py"))
+        .arg("install")
+        .arg(&gateway)
+        .arg(root.join("env3"))
+        .arg(root.join("rattler-cache3"))
+        .arg("platformtool")
+        .stdin(Stdio::null())
+        .output()
+        .expect("py-rattler driver runs");
+    let resolved = text(&resolved.stdout);
+    assert!(
+        resolved.contains(r#""name": "platformtool", "version": "1.1.0""#),
+        "{resolved}"
+    );
+    assert_eq!(
+        times_served(&log, "repodata.json"),
+        fetched_by_the_test,
+        "still no fallback"
+    );
     writeln!(
         driver.stdin.as_mut().expect("stdin"),
         "reinstall {} {}",
@@ -204,4 +440,8 @@ fn py_rattler_solves_and_installs_through_the_gateway_under_policy() {
     assert!(body.contains("tinylib-1.0-0.tar.bz2"));
     let (status, _, _) = get(&format!("{gateway}/noarch/tinylib-1.0-0.tar.bz2"));
     assert_eq!(status, 200, "a cached package stays installable");
+    let (status, _, _) = get(&format!("{gateway}/channeldata.json"));
+    assert_eq!(status, 200, "the cached channeldata.json is served");
+    let (status, _, _) = get(&format!("{gateway}/noarch/repodata_shards.msgpack.zst"));
+    assert_eq!(status, 200, "the cached repodata's shard index is served");
 }

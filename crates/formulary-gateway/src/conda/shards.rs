@@ -1,0 +1,274 @@
+//! CEP-16 sharded repodata per view, built from the same upstream `repodata.json` and the same
+//! decisions as the view's `repodata.json` (one source of truth): a denied record is absent from
+//! its shard, so a shard's hash is per view. Each package name's shard with every record is
+//! encoded once per upstream document and shared by every view that keeps all of that name's
+//! records; a view that withholds some gets its own. Shards a view has stopped naming stay
+//! addressable for [`RETAIN`], so a client that fetched an index just before a policy change
+//! never gets a 404 for a shard it was told about.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use formulary_core::ecosystems::conda::{encode_index, encode_shard, RepoData, ShardError};
+
+use crate::engine::rendered::Rendered;
+
+/// How long a shard stays addressable after the last index that named it was built.
+pub const RETAIN: Duration = Duration::from_secs(3600);
+
+/// One encoded shard, shared between views.
+#[derive(Debug, Clone)]
+pub(crate) struct SharedShard {
+    pub(crate) bytes: Bytes,
+    pub(crate) sha256: [u8; 32],
+}
+
+/// One package name of a subdirectory: its records and its shard with all of them.
+#[derive(Debug)]
+struct NameShard {
+    /// Indexes into [`RepoData::records`].
+    records: Vec<usize>,
+    /// `None` when no record of the name could be encoded.
+    full: Option<SharedShard>,
+}
+
+/// Every package name's full shard of one upstream document.
+#[derive(Debug)]
+pub(crate) struct NameShards {
+    names: BTreeMap<String, NameShard>,
+}
+
+fn log_skipped(subdir: &str, skipped: &[ShardError]) {
+    if let Some(first) = skipped.first() {
+        tracing::warn!(subdir, skipped = skipped.len(), first = %first, "left records out of conda shards");
+    }
+}
+
+fn encode(repodata: &RepoData, subdir: &str, indexes: &[usize]) -> Option<SharedShard> {
+    let records = indexes.iter().map(|&index| &repodata.records()[index]);
+    match encode_shard(repodata, records) {
+        Ok((shard, skipped)) => {
+            log_skipped(subdir, &skipped);
+            (skipped.len() < indexes.len()).then(|| SharedShard {
+                bytes: Bytes::from(shard.bytes),
+                sha256: shard.sha256,
+            })
+        }
+        Err(error) => {
+            tracing::error!(subdir, %error, "cannot encode a conda shard");
+            None
+        }
+    }
+}
+
+impl NameShards {
+    /// Groups the records by package name and encodes each name's shard, on every core.
+    pub(crate) fn build(repodata: &RepoData, subdir: &str) -> NameShards {
+        let mut grouped: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (index, record) in repodata.records().iter().enumerate() {
+            grouped
+                .entry(record.facts.name.clone())
+                .or_default()
+                .push(index);
+        }
+        let grouped: Vec<(String, Vec<usize>)> = grouped.into_iter().collect();
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        let chunk = grouped.len().div_ceil(threads).max(1);
+        let encoded: Vec<Option<SharedShard>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = grouped
+                .chunks(chunk)
+                .map(|names| {
+                    scope.spawn(move || {
+                        names
+                            .iter()
+                            .map(|(_, indexes)| encode(repodata, subdir, indexes))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|worker| worker.join().unwrap_or_default())
+                .collect()
+        });
+        NameShards {
+            names: grouped
+                .into_iter()
+                .zip(encoded)
+                .map(|((name, records), full)| (name, NameShard { records, full }))
+                .collect(),
+        }
+    }
+}
+
+/// A view's sharded repodata: the compressed index and the shards it names, by hash.
+#[derive(Debug)]
+pub struct ShardedView {
+    /// `repodata_shards.msgpack.zst`.
+    pub index: Rendered,
+    shards: HashMap<[u8; 32], Bytes>,
+}
+
+impl ShardedView {
+    /// Builds the view's shards: a name all of whose records the view keeps shares the full
+    /// shard; a name with some withheld gets a shard of the rest; a name with none kept is left
+    /// out of the index. Package URLs (`base_url`) and shards (`shards_base_url`) are relative,
+    /// so clients resolve them against the index they fetched from the gateway.
+    pub(crate) fn build(
+        repodata: &RepoData,
+        names: &NameShards,
+        kept: &[bool],
+        subdir: &str,
+    ) -> Result<ShardedView, ShardError> {
+        let mut shards = HashMap::new();
+        let mut named: Vec<(&str, [u8; 32])> = Vec::new();
+        for (name, shard) in &names.names {
+            let indexes: Vec<usize> = shard
+                .records
+                .iter()
+                .copied()
+                .filter(|&index| kept.get(index).copied().unwrap_or(false))
+                .collect();
+            let chosen = if indexes.is_empty() {
+                None
+            } else if indexes.len() == shard.records.len() {
+                shard.full.clone()
+            } else {
+                encode(repodata, subdir, &indexes)
+            };
+            if let Some(chosen) = chosen {
+                named.push((name, chosen.sha256));
+                shards.insert(chosen.sha256, chosen.bytes);
+            }
+        }
+        let index = encode_index(
+            subdir,
+            "./",
+            "./shards/",
+            named.iter().map(|(name, hash)| (*name, hash)),
+        )?;
+        Ok(ShardedView {
+            index: Rendered::new(index),
+            shards,
+        })
+    }
+
+    /// The shard named `sha256`, when this view's index names it.
+    pub fn shard(&self, sha256: &[u8; 32]) -> Option<Bytes> {
+        self.shards.get(sha256).cloned()
+    }
+
+    /// How many shards the index names.
+    pub fn len(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// True when the index names no shard.
+    pub fn is_empty(&self) -> bool {
+        self.shards.is_empty()
+    }
+}
+
+/// A shard of one view (its view id and hash), with when an index last named it.
+type Retained = HashMap<(String, [u8; 32]), (Bytes, Instant)>;
+
+/// Shards of earlier indexes, per view document, kept for [`RETAIN`] after the last index that
+/// named them.
+#[derive(Debug, Default)]
+pub(crate) struct RetainedShards {
+    shards: Mutex<Retained>,
+}
+
+impl RetainedShards {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Retained> {
+        self.shards
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Remembers every shard of a view's new index (and forgets those not named for
+    /// [`RETAIN`]).
+    pub(crate) fn remember(&self, view: &str, built: &ShardedView) {
+        let now = Instant::now();
+        let mut shards = self.lock();
+        shards.retain(|_, (_, at)| now.duration_since(*at) < RETAIN);
+        for (sha256, bytes) in &built.shards {
+            shards.insert((view.to_owned(), *sha256), (bytes.clone(), now));
+        }
+    }
+
+    /// A shard an earlier index of the view named.
+    pub(crate) fn get(&self, view: &str, sha256: &[u8; 32]) -> Option<Bytes> {
+        self.lock()
+            .get(&(view.to_owned(), *sha256))
+            .map(|(bytes, _)| bytes.clone())
+    }
+}
+
+/// Reads a shard file name (`<64 hex>.msgpack.zst`) into its hash.
+pub fn parse_shard_filename(filename: &str) -> Option<[u8; 32]> {
+    let hex = filename.strip_suffix(".msgpack.zst")?;
+    if hex.len() != 64 || !hex.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut hash = [0u8; 32];
+    hex::decode_to_slice(hex.to_ascii_lowercase(), &mut hash).ok()?;
+    Some(hash)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOCUMENT: &str = r#"{"info":{"subdir":"noarch"},"packages":{
+      "a-1.0-0.tar.bz2":{"name":"a","version":"1.0","build":"0","build_number":0},
+      "a-2.0-0.tar.bz2":{"name":"a","version":"2.0","build":"0","build_number":0},
+      "b-1.0-0.tar.bz2":{"name":"b","version":"1.0","build":"0","build_number":0}}}"#;
+
+    #[test]
+    fn views_share_full_shards_and_withheld_records_change_the_hash() {
+        let (repodata, _) = RepoData::parse(DOCUMENT.as_bytes().to_vec()).unwrap();
+        let names = NameShards::build(&repodata, "noarch");
+        let everything =
+            ShardedView::build(&repodata, &names, &[true, true, true], "noarch").unwrap();
+        assert_eq!(everything.len(), 2);
+        // a-2.0 withheld: a's shard changes, b's is shared; nothing of b withheld.
+        let fewer = ShardedView::build(&repodata, &names, &[true, false, true], "noarch").unwrap();
+        assert_eq!(fewer.len(), 2);
+        let common = everything
+            .shards
+            .keys()
+            .filter(|hash| fewer.shards.contains_key(*hash))
+            .count();
+        assert_eq!(common, 1);
+        assert_ne!(everything.index.etag, fewer.index.etag);
+        // Nothing of b kept: b is not in the index.
+        let no_b = ShardedView::build(&repodata, &names, &[true, true, false], "noarch").unwrap();
+        assert_eq!(no_b.len(), 1);
+        // Retained shards of an earlier index stay addressable.
+        let retained = RetainedShards::default();
+        retained.remember("view", &everything);
+        retained.remember("view", &fewer);
+        for hash in everything.shards.keys() {
+            assert!(retained.get("view", hash).is_some());
+            assert!(retained.get("another view", hash).is_none());
+        }
+    }
+
+    #[test]
+    fn shard_file_names_are_hex_hashes() {
+        let name = format!("{}.msgpack.zst", "Ab".repeat(32));
+        assert_eq!(parse_shard_filename(&name), Some([0xab; 32]));
+        assert_eq!(parse_shard_filename("ab.msgpack.zst"), None);
+        assert_eq!(
+            parse_shard_filename(&format!("{}.json", "ab".repeat(32))),
+            None
+        );
+        assert_eq!(
+            parse_shard_filename(&format!("{}.msgpack.zst", "zz".repeat(32))),
+            None
+        );
+    }
+}
