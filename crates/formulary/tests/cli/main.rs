@@ -30,6 +30,7 @@ mod oidc;
 mod overlays;
 mod policy_check;
 mod policy_files;
+mod recall_prohibitions;
 mod refusals;
 mod reliability;
 mod reliability_database;
