@@ -400,7 +400,10 @@ impl Database {
         .fetch_all(self.pool())
         .await?;
         rows.iter()
-            .map(|row| row.try_get::<String, _>("cause_key").map_err(StoreError::from))
+            .map(|row| {
+                row.try_get::<String, _>("cause_key")
+                    .map_err(StoreError::from)
+            })
             .collect()
     }
 

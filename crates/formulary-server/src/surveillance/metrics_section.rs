@@ -36,6 +36,16 @@ fn days(from: Option<DateTime<Utc>>, to: Option<DateTime<Utc>>) -> String {
     }
 }
 
+/// What opened a recall, for people.
+fn cause(cause: &str, advisory: Option<&str>) -> String {
+    match (cause, advisory) {
+        (_, Some(advisory)) => format!("advisory {advisory}"),
+        ("prohibition", None) => "a prohibition".to_owned(),
+        ("manual", None) => "opened by hand".to_owned(),
+        (other, None) => other.to_owned(),
+    }
+}
+
 fn section(metrics: &SurveillanceMetrics) -> Markup {
     html! {
         h2.nhsuk-heading-m #surveillance { "Surveillance and recalls" }
@@ -78,7 +88,7 @@ fn section(metrics: &SurveillanceMetrics) -> Markup {
                     @for timeline in &metrics.timelines {
                         tr.nhsuk-table__row {
                             td.nhsuk-table__cell { a href={ "/recalls/" (timeline.recall_id) } { (timeline.component) } }
-                            td.nhsuk-table__cell { (timeline.advisory_id.as_deref().unwrap_or("prohibition or by hand")) }
+                            td.nhsuk-table__cell { (cause(&timeline.cause, timeline.advisory_id.as_deref())) }
                             td.nhsuk-table__cell { (days(timeline.published, timeline.blocked)) }
                             td.nhsuk-table__cell { (days(timeline.blocked, Some(timeline.opened))) }
                             td.nhsuk-table__cell { @if timeline.closed.is_some() { (days(Some(timeline.opened), timeline.closed)) } @else { "still open" } }
@@ -87,6 +97,6 @@ fn section(metrics: &SurveillanceMetrics) -> Markup {
                 }
             }
         }
-        p { "As JSON: " a href="/api/v1/metrics/surveillance" { "/api/v1/metrics/surveillance" } }
+        p { a href="/who-has" { "Who has a version?" } " · As JSON: " a href="/api/v1/metrics/surveillance" { "/api/v1/metrics/surveillance" } }
     }
 }

@@ -178,11 +178,8 @@ pub(crate) async fn metrics_page(
     viewer: Viewer,
 ) -> Result<Response, WebError> {
     let metrics = metrics(&state).await?;
-    let surveillance = crate::surveillance::metrics_section::for_viewer(
-        &state,
-        viewer.principal.as_ref(),
-    )
-    .await?;
+    let surveillance =
+        crate::surveillance::metrics_section::for_viewer(&state, viewer.principal.as_ref()).await?;
     let content = html! {
         h1 { "Metrics" }
         h2.nhsuk-heading-m { "Time to decision" }

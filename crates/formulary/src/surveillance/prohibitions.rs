@@ -95,7 +95,8 @@ impl Watcher {
         let now = Utc::now();
         let changed = self.generation != Some(*generation);
         for entry in prohibitions(snapshot) {
-            let new = changed && !self.seen.contains(&entry.id) && entry.created_at >= now - CATCH_UP;
+            let new =
+                changed && !self.seen.contains(&entry.id) && entry.created_at >= now - CATCH_UP;
             if new || entry.created_at >= now - GRACE {
                 due.push(entry);
             }
@@ -193,13 +194,11 @@ pub async fn after_prohibition(
         return Ok(None);
     }
     let prefix = format!("{}:", draft.organisation);
-    let (cause_key, mut versions) = match database
-        .open_recall_key(CAUSE, component, &prefix)
-        .await?
-    {
-        Some((key, versions)) => (key, versions),
-        None => (format!("{prefix}{}", entry.id), Vec::new()),
-    };
+    let (cause_key, mut versions) =
+        match database.open_recall_key(CAUSE, component, &prefix).await? {
+            Some((key, versions)) => (key, versions),
+            None => (format!("{prefix}{}", entry.id), Vec::new()),
+        };
     versions.extend(recalled.iter().map(|holder| holder.version.clone()));
     versions.sort();
     versions.dedup();

@@ -236,8 +236,9 @@ pub fn recall_notice(
         .collect();
     let move_to = match &recall.move_to {
         Some(version) => format!("Move to {version}, the newest version allowed."),
-        None => "No allowed version is known yet: ask for an alternative with a request."
-            .to_owned(),
+        None => {
+            "No allowed version is known yet: ask for an alternative with a request.".to_owned()
+        }
     };
     formulary_store::NewNotification {
         user_id: user_id.to_owned(),

@@ -34,7 +34,10 @@ fn tokens(base: &str, username: &str) -> (String, String) {
         )
         .await;
         assert!(status.is_success(), "{issued}");
-        let gateway = issued["token"].as_str().expect("a gateway token").to_owned();
+        let gateway = issued["token"]
+            .as_str()
+            .expect("a gateway token")
+            .to_owned();
         (api, gateway)
     })
 }
@@ -194,7 +197,11 @@ fn a_new_prohibition_recalls_what_people_downloaded_and_tells_them_by_email() {
         "{bobs}"
     );
     let all = get(&format!("{base}/api/v1/recalls"), &auditor);
-    assert_eq!(all.as_array().map(Vec::len), Some(1), "not duplicated: {all}");
+    assert_eq!(
+        all.as_array().map(Vec::len),
+        Some(1),
+        "not duplicated: {all}"
+    );
     assert_eq!(all[0]["told"], 2, "{all}");
     wait_until(Duration::from_secs(30), "the recall email to Bob", || {
         mail_to(&maildir, "bob@example.nhs.uk")
@@ -229,6 +236,15 @@ fn a_new_prohibition_recalls_what_people_downloaded_and_tells_them_by_email() {
         .cloned()
         .expect("Jane's row");
     assert_eq!(jane_row["resolution"], "moved", "{detail}");
+    // The metrics: blocked when the first prohibition was recorded; Bob still exposed.
+    let metrics = get(&format!("{base}/api/v1/metrics/surveillance"), &auditor);
+    assert_eq!(metrics["timelines"][0]["cause"], "prohibition", "{metrics}");
+    assert!(metrics["timelines"][0]["blocked"].is_string(), "{metrics}");
+    assert_eq!(
+        metrics["exposure"][0]["severity"], "prohibited",
+        "{metrics}"
+    );
+    assert_eq!(metrics["exposure"][0]["under_7_days"], 1, "{metrics}");
     // A prohibited version is refused, as before.
     let refused = pip_download(&root.join("jane-3"), &jane_index, "requests==2.31.0");
     assert!(!refused.status.success());
