@@ -56,11 +56,21 @@ pub async fn after_advisories(
 ) -> anyhow::Result<Vec<RecallChange>> {
     let mut changes = Vec::new();
     let now = Utc::now();
+    // A first sync changes every advisory: look for holders only of components somebody has.
+    let held = database.held_components().await?;
     for advisory in advisories
         .iter()
         .filter(|advisory| !advisory.is_withdrawn())
     {
-        let mut components: Vec<&Component> = advisory.components().collect();
+        let mut components: Vec<&Component> = advisory
+            .components()
+            .filter(|component| {
+                held.contains(&(
+                    component.ecosystem().as_str().to_owned(),
+                    component.name.as_str().to_owned(),
+                ))
+            })
+            .collect();
         components.sort();
         components.dedup();
         for component in components {
