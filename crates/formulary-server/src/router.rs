@@ -126,6 +126,10 @@ pub fn app(state: AppState) -> Router {
             put(api::organisations::set_settings),
         )
         .route(
+            "/api/v1/organisations/{code}/sbom",
+            get(crate::surveillance::sbom::export),
+        )
+        .route(
             "/api/v1/organisations/{code}/review-policy",
             get(api::organisations::review_policy).put(api::organisations::set_review_policy),
         )

@@ -15,6 +15,7 @@ mod cluster;
 mod curated_closures;
 mod databases;
 mod deployment;
+mod estate;
 mod faithful_pypi;
 mod formulary_cli;
 mod gateway_auth;
