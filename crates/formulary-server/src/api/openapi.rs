@@ -73,6 +73,7 @@ const OPERATIONS: &[Operation] = &[
     op("get", "/api/v1/advisories", "Advisories in force", false, None, (200, "Any")),
     op("get", "/api/v1/advisories/feeds", "Freshness of each advisory feed the server syncs: last successful sync, records changed, errors, and whether the feed is stale", false, None, (200, "Any")),
     op("put", "/api/v1/inventory/{org}/{environment}", "Report what an environment contains (CycloneDX 1.6 or SPDX 2.3 JSON, or a list of purls), replacing its previous report", true, Some("Any"), (200, "Any")),
+    op("get", "/api/v1/organisations/{code}/sbom", "The organisation's estate (downloads through its view and its reported environments) as a CycloneDX 1.6 JSON SBOM", true, None, (200, "Any")),
     op("get", "/api/v1/who-has", "Who has a component version (`purl`), from the download ledger and reported environments", true, None, (200, "Any")),
     op("get", "/api/v1/recalls", "Recalls with their progress: told, resolved, still exposed", true, None, (200, "Any")),
     op("get", "/api/v1/recalls/{id}", "A recall and everyone on it (`format=csv` exports the people)", true, None, (200, "Any")),
