@@ -13,7 +13,8 @@
 # export to that many records with copies of the real ones under new ids and package names, to
 # approach the size of OSV's whole exports when they cannot be downloaded.
 #
-# Settings: FORMULARY_BIN (default target/release/formulary, else target/debug/formulary),
+# Settings: REUSE_EXPORT=1 keeps the exports an earlier run built in $OUT/osv (building 200,000
+# records takes minutes), FORMULARY_BIN (default target/release/formulary, else target/debug/formulary),
 # POSTGRES_ADMIN_URL (default postgres://postgres@127.0.0.1:5432/postgres; "" skips PostgreSQL),
 # CHANGED (100), INTERVAL (seconds between runs, 15), PORT (18290), OUT (target/bench-sync).
 set -euo pipefail
@@ -39,8 +40,12 @@ die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
 [[ -x $FORMULARY_BIN ]] || die "no formulary binary at $FORMULARY_BIN: cargo build --release -p formulary"
 [[ -d $OSV_DATA/pypa-advisory-database ]] || die "no OSV data in $OSV_DATA"
 
-rm -rf "$OUT" && mkdir -p "$OUT"
 EXPORT=$OUT/osv
+if [[ ${REUSE_EXPORT:-0} == 1 && -f $EXPORT/npm/all.zip ]]; then
+  find "$OUT" -mindepth 1 -maxdepth 1 ! -name osv -exec rm -rf {} +
+else
+  rm -rf "$OUT" && mkdir -p "$OUT"
+fi
 
 # ------------------------------------------------------------------ the exports
 build_exports() {
@@ -77,6 +82,10 @@ def pad(records, target):
                 break
             twin = json.loads(json.dumps(record))
             twin["id"] = f"{record['id']}-C{copy}"
+            # Each copy a little older than its original, so that times stay distinct as in
+            # OSV's listings (many records at the cursor's time would force a full sync).
+            modified = datetime.datetime.fromisoformat(str(record["modified"]).replace("Z", "+00:00"))
+            twin["modified"] = iso(modified - datetime.timedelta(seconds=copy))
             twin.pop("aliases", None)
             for affected in twin.get("affected", []):
                 package = affected.get("package", {})
@@ -111,18 +120,23 @@ write("npm", pad(npm, npm_target))
 EOF
 }
 
-# Marks the newest CHANGED records of each export as modified now (record, all.zip untouched).
+# Marks the newest CHANGED records of each export as modified now (record, all.zip untouched),
+# keeping the originals in $OUT/originals for restore_records.
 touch_records() {
-  python3 - "$EXPORT" "$CHANGED" <<'EOF'
-import datetime, json, os, sys
-export, count = sys.argv[1], int(sys.argv[2])
+  python3 - "$EXPORT" "$CHANGED" "$OUT/originals" <<'EOF'
+import datetime, json, os, shutil, sys
+export, count, originals = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 for ecosystem in ("PyPI", "npm"):
     folder = os.path.join(export, ecosystem)
+    kept = os.path.join(originals, ecosystem)
+    os.makedirs(kept, exist_ok=True)
+    shutil.copy(os.path.join(folder, "modified_id.csv"), kept)
     rows = [line.strip().split(",", 1) for line in open(os.path.join(folder, "modified_id.csv")) if "," in line]
     changed = {id for _, id in rows[:count]}
     for id in changed:
         path = os.path.join(folder, f"{id}.json")
+        shutil.copy(path, kept)
         record = json.load(open(path))
         record["modified"] = now
         json.dump(record, open(path, "w"))
@@ -132,8 +146,25 @@ for ecosystem in ("PyPI", "npm"):
 EOF
 }
 
-log "building the exports from $OSV_DATA"
-build_exports | tee "$OUT/exports.tsv" >&2
+# Puts back what touch_records changed.
+restore_records() {
+  local ecosystem
+  for ecosystem in PyPI npm; do
+    [[ -d $OUT/originals/$ecosystem ]] && cp "$OUT/originals/$ecosystem"/* "$EXPORT/$ecosystem/"
+  done
+  rm -rf "$OUT/originals"
+}
+
+if [[ ${REUSE_EXPORT:-0} == 1 && -f $EXPORT/npm/all.zip ]]; then
+  log "reusing the exports in $EXPORT"
+else
+  log "building the exports from $OSV_DATA"
+  build_exports >"$OUT/exports.tsv"
+fi
+for ecosystem in PyPI npm; do
+  printf '%s\t%s records\t%s bytes (all.zip)\n' "$ecosystem" \
+    "$(wc -l <"$EXPORT/$ecosystem/modified_id.csv")" "$(stat -c %s "$EXPORT/$ecosystem/all.zip")"
+done | tee "$OUT/exports.tsv" >&2
 python3 -m http.server --bind 127.0.0.1 "$PORT" --directory "$EXPORT" >"$OUT/osv-server.log" 2>&1 &
 OSV_PID=$!
 SERVER_PID=
@@ -167,7 +198,6 @@ run_store() {
   local store=$1 database_url=$2
   local data=$OUT/data-$store
   rm -rf "$data" && mkdir -p "$data"
-  build_exports >/dev/null # fresh records for each store (touch_records changed them)
   local args=(--data-dir "$data")
   [[ -n $database_url ]] && args+=(--database-url "$database_url")
   local started
@@ -189,6 +219,7 @@ run_store() {
   wait_runs "$third" | sed "s/^/$store\tchanged-run\t/" | tee -a "$OUT/results.tsv" >&2
   kill "$SERVER_PID" && wait "$SERVER_PID" 2>/dev/null || true
   SERVER_PID=
+  restore_records
 }
 
 printf 'store\trun\texport\tmode\tms\tchanged\n' >"$OUT/results.tsv"

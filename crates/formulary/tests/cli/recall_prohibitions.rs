@@ -249,3 +249,72 @@ fn a_new_prohibition_recalls_what_people_downloaded_and_tells_them_by_email() {
     let refused = pip_download(&root.join("jane-3"), &jane_index, "requests==2.31.0");
     assert!(!refused.status.success());
 }
+
+crate::on_both_databases!(fn an_organisations_prohibition_recalls_only_its_own_people);
+fn an_organisations_prohibition_recalls_only_its_own_people() {
+    let workspace = Workspace::new();
+    let root = workspace.folder.path();
+    workspace.ok(&["org", "add", "RJ1", "--name", "Trust One"]);
+    add_person(&workspace, "carol", "RJ1:requester");
+    add_person(&workspace, "bob", "NATIONAL:requester");
+    let (_upstream, upstream_url) = static_upstream(&root.join("upstream"));
+    let (_server, base) = workspace.serve(&[
+        ("FORMULARY_PYPI_UPSTREAMS", format!("[\"{upstream_url}\"]")),
+        ("FORMULARY_INDEX_REVALIDATE_SECONDS", "0".to_owned()),
+        ("FORMULARY_GATEWAY_ACCESS", "token".to_owned()),
+    ]);
+    let (carol, carol_gateway) = tokens(&base, "carol");
+    let (bob, bob_gateway) = tokens(&base, "bob");
+    // Carol has requests 2.31.0 through RJ1's view; Bob the same version through the national one.
+    let rj1_index = index_with(&base, "carol", &carol_gateway).replace("/pypi/", "/o/RJ1/pypi/");
+    let output = pip_download(&root.join("carol"), &rj1_index, "requests==2.31.0");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let output = pip_download(
+        &root.join("bob"),
+        &index_with(&base, "bob", &bob_gateway),
+        "requests==2.31.0",
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+
+    // RJ1 prohibits requests < 2.32 in its own formulary.
+    workspace.ok(&[
+        "entry",
+        "add",
+        "pkg:pypi/requests",
+        "--org",
+        "RJ1",
+        "--range",
+        "<2.32",
+        "--status",
+        "prohibited",
+        "--reason",
+        "RJ1's security team requires 2.32 or later",
+    ]);
+    let mut mine = Value::Null;
+    wait_until(Duration::from_secs(30), "Carol's recall", || {
+        mine = get(&format!("{base}/api/v1/me/recalls"), &carol);
+        mine.as_array().is_some_and(|found| !found.is_empty())
+    });
+    assert_eq!(mine[0]["recall"]["versions"], json!(["2.31.0"]), "{mine}");
+    assert_eq!(
+        mine[0]["recall"]["move_to"], "2.32.3",
+        "the newest RJ1 allows: {mine}"
+    );
+    assert_eq!(mine[0]["mine"]["organisation"], "RJ1", "{mine}");
+    assert_eq!(mine[0]["recall"]["told"], 1, "only RJ1's people: {mine}");
+    // The same look-up found Bob's national download and left it: RJ1's rule is not his.
+    assert_eq!(get(&format!("{base}/api/v1/me/recalls"), &bob), json!([]));
+    // Carol is told in the app, with a link to the recall page.
+    let notices = get(&format!("{base}/api/v1/me/notifications"), &carol);
+    assert!(
+        notices
+            .as_array()
+            .is_some_and(|notes| notes.iter().any(|note| {
+                note["kind"] == "recall"
+                    && note["body"].as_str().is_some_and(|body| {
+                        body.contains("2.31.0 downloaded through the RJ1 gateway")
+                    })
+            })),
+        "{notices}"
+    );
+}
