@@ -16,7 +16,7 @@
 # Settings: REUSE_EXPORT=1 keeps the exports an earlier run built in $OUT/osv (building 200,000
 # records takes minutes), FORMULARY_BIN (default target/release/formulary, else target/debug/formulary),
 # POSTGRES_ADMIN_URL (default postgres://postgres@127.0.0.1:5432/postgres; "" skips PostgreSQL),
-# CHANGED (100), INTERVAL (seconds between runs, 15), PORT (18290), OUT (target/bench-sync).
+# STORES ("sqlite postgres"), FULL_ONLY=1 (the first sync only), CHANGED (100), INTERVAL (seconds between runs, 15), PORT (18290), OUT (target/bench-sync).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -208,6 +208,12 @@ run_store() {
   SERVER_PID=$!
   log "$store: first (full) sync"
   wait_runs "$started" | sed "s/^/$store\tfull-run\t/" | tee -a "$OUT/results.tsv" >&2
+  grep -E '^(VmHWM|VmRSS)' "/proc/$SERVER_PID/status" | sed "s/^/$store after the full sync: /" >&2 || true
+  if [[ ${FULL_ONLY:-0} == 1 ]]; then
+    kill "$SERVER_PID" && wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
+    return 0
+  fi
   local second
   second=$(date -u +%Y-%m-%dT%H:%M:%S)
   log "$store: next run, nothing changed"
@@ -223,8 +229,9 @@ run_store() {
 }
 
 printf 'store\trun\texport\tmode\tms\tchanged\n' >"$OUT/results.tsv"
-run_store sqlite ""
-if [[ -n $POSTGRES_ADMIN_URL ]]; then
+STORES=${STORES:-sqlite postgres}
+[[ " $STORES " == *" sqlite "* ]] && run_store sqlite ""
+if [[ -n $POSTGRES_ADMIN_URL && " $STORES " == *" postgres "* ]]; then
   NAME=formulary_bench_sync_$$
   psql -q "$POSTGRES_ADMIN_URL" -c "CREATE DATABASE $NAME" >/dev/null
   run_store postgres "${POSTGRES_ADMIN_URL%/*}/$NAME"
