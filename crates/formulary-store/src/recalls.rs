@@ -390,19 +390,25 @@ impl Database {
         Ok(None)
     }
 
-    /// The keys of the open recalls of `cause` (for prohibitions, `ORG:entry-id`), to look at
-    /// again for people found since.
-    pub async fn open_recall_keys(&self, cause: &str) -> Result<Vec<String>, StoreError> {
+    /// The open recalls of `cause` as (key, ecosystem, name): for prohibitions the key is
+    /// `ORG:entry-id`, so that the job can look at them again for people found since.
+    pub async fn open_recall_keys(
+        &self,
+        cause: &str,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT cause_key FROM recalls WHERE cause = $1 AND closed_at IS NULL ORDER BY opened_at",
+            "SELECT cause_key, ecosystem, name FROM recalls WHERE cause = $1 AND closed_at IS NULL ORDER BY opened_at",
         )
         .bind(cause)
         .fetch_all(self.pool())
         .await?;
         rows.iter()
             .map(|row| {
-                row.try_get::<String, _>("cause_key")
-                    .map_err(StoreError::from)
+                Ok((
+                    row.try_get("cause_key")?,
+                    row.try_get("ecosystem")?,
+                    row.try_get("name")?,
+                ))
             })
             .collect()
     }

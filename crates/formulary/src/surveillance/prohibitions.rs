@@ -11,7 +11,8 @@
 //! the open recall — its versions grow and only the people newly found are told — rather than
 //! opening a second one. The job runs on one replica at a time (a [`JobLease`]); it notices new
 //! entries from the policy snapshot it follows, so an entry counts only once this replica's
-//! snapshot has it; the entries of open prohibition recalls are looked at again every minute,
+//! snapshot has it; the prohibitions behind open prohibition recalls (of the same formulary and
+//! component) are looked at again every minute,
 //! so that downloads the ledger wrote late and environments reported since join them (and a
 //! prohibition is looked at on every round during its first minute).
 
@@ -104,14 +105,24 @@ impl Watcher {
         if self.revisited.is_none_or(|at| at.elapsed() >= REVISIT) {
             match database.open_recall_keys(CAUSE).await {
                 Ok(keys) => {
-                    let open: HashSet<&str> = keys
+                    // Every prohibition of the formulary and component of an open recall: the
+                    // one that opened it, and those that widened it since (entries are
+                    // replaced, so the first may be gone).
+                    let open: HashSet<(&str, &str, &str)> = keys
                         .iter()
-                        .filter_map(|key| key.split_once(':').map(|(_, id)| id))
+                        .filter_map(|(key, ecosystem, name)| {
+                            let (organisation, _) = key.split_once(':')?;
+                            Some((organisation, ecosystem.as_str(), name.as_str()))
+                        })
                         .collect();
                     for entry in prohibitions(snapshot) {
-                        if open.contains(entry.id.as_str())
-                            && !due.iter().any(|other| other.id == entry.id)
-                        {
+                        let draft = &entry.draft;
+                        let recalled = open.contains(&(
+                            draft.organisation.as_str(),
+                            draft.component.ecosystem().as_str(),
+                            draft.component.name.as_str(),
+                        ));
+                        if recalled && !due.iter().any(|other| other.id == entry.id) {
                             due.push(entry);
                         }
                     }
