@@ -155,6 +155,10 @@ fn routes(state: AppState) -> Router {
             put(api::organisations::set_settings),
         )
         .route(
+            "/api/v1/organisations/{code}/sbom",
+            get(crate::surveillance::sbom::export),
+        )
+        .route(
             "/api/v1/organisations/{code}/review-policy",
             get(api::organisations::review_policy).put(api::organisations::set_review_policy),
         )

@@ -87,7 +87,9 @@ impl Database {
                         for (import, json) in &rows {
                             let advisory = &import.advisory;
                             let outcome = match stored.get(&advisory.id) {
-                                Some(existing) if *existing >= advisory.modified => ImportOutcome::Unchanged,
+                                // Times are stored to the microsecond; OSV's can carry nanoseconds, which
+                                // must not make every later sync "update" the record again.
+                                Some(existing) if *existing >= time::to_stored_precision(advisory.modified) => ImportOutcome::Unchanged,
                                 Some(_) => ImportOutcome::Updated,
                                 None => ImportOutcome::Inserted,
                             };

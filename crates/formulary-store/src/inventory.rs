@@ -172,6 +172,23 @@ impl Database {
         .await
     }
 
+    /// Every component somebody has, in any version (a served download or a reported
+    /// environment), as `(ecosystem, name)`: lets a sync that changed thousands of advisories
+    /// look for holders only where there can be some.
+    pub async fn held_components(
+        &self,
+    ) -> Result<std::collections::HashSet<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT ecosystem, name FROM downloads WHERE outcome = 'served'
+             UNION SELECT DISTINCT ecosystem, name FROM environment_components",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("ecosystem")?, row.try_get("name")?)))
+            .collect()
+    }
+
     /// Who has a component (in one version, or in any): from the ledger (served downloads, one
     /// row per person, client, view and version) and the inventory (one row per environment and
     /// version), most recent first.

@@ -17,11 +17,14 @@ pub struct PatchTimeline {
     pub recall_id: String,
     /// The component's purl.
     pub component: String,
+    /// `advisory`, `prohibition` or `manual`.
+    pub cause: String,
     /// The advisory, for advisory recalls.
     pub advisory_id: Option<String>,
     /// When the advisory was published upstream.
     pub published: Option<DateTime<Utc>>,
-    /// When Formulary stored it, and so began refusing the versions.
+    /// When Formulary stored the advisory (or recorded the prohibition), and so began refusing
+    /// the versions.
     pub blocked: Option<DateTime<Utc>>,
     /// When the recall was opened.
     pub opened: DateTime<Utc>,
@@ -68,7 +71,7 @@ impl Database {
         now: DateTime<Utc>,
     ) -> Result<SurveillanceMetrics, StoreError> {
         let rows = sqlx::query(
-            "SELECT r.id, r.ecosystem, r.name, r.advisory_id, r.opened_at, r.closed_at, r.severity, a.published, a.imported_at,
+            "SELECT r.id, r.ecosystem, r.name, r.cause, r.cause_key, r.advisory_id, r.opened_at, r.closed_at, r.severity, a.published, a.imported_at,
                (SELECT COUNT(*) FROM recall_people p WHERE p.recall_id = r.id AND p.resolved_at IS NULL) AS exposed
              FROM recalls r LEFT JOIN advisories a ON a.id = r.advisory_id ORDER BY r.opened_at DESC",
         )
@@ -130,9 +133,13 @@ impl Database {
                     row.try_get::<String, _>("ecosystem")?,
                     row.try_get::<String, _>("name")?
                 ),
+                cause: row.try_get("cause")?,
                 advisory_id: row.try_get("advisory_id")?,
                 published: time::optional_from_text(row.try_get("published")?)?,
-                blocked: time::optional_from_text(row.try_get("imported_at")?)?,
+                blocked: match time::optional_from_text(row.try_get("imported_at")?)? {
+                    Some(imported) => Some(imported),
+                    None => self.prohibited_at(row).await?,
+                },
                 opened,
                 closed,
             });
@@ -152,5 +159,32 @@ impl Database {
             timelines,
             exposure,
         })
+    }
+}
+
+impl Database {
+    /// For a prohibition recall (key `ORG:entry-id`), when the prohibition was recorded: the
+    /// moment the gateway began refusing the versions.
+    async fn prohibited_at(
+        &self,
+        recall: &sqlx::any::AnyRow,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        if recall.try_get::<String, _>("cause")? != "prohibition" {
+            return Ok(None);
+        }
+        let key: String = recall.try_get("cause_key")?;
+        let Some((_, entry)) = key.split_once(':') else {
+            return Ok(None);
+        };
+        let row = sqlx::query("SELECT created_at FROM entries WHERE id = $1")
+            .bind(entry)
+            .fetch_optional(self.pool())
+            .await?;
+        match row {
+            Some(row) => Ok(Some(time::from_text(
+                &row.try_get::<String, _>("created_at")?,
+            )?)),
+            None => Ok(None),
+        }
     }
 }

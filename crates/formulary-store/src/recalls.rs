@@ -48,6 +48,9 @@ pub struct RecallChange {
     pub opened: bool,
     /// People (rows) added now.
     pub new_people: usize,
+    /// The holders added now (to be told), in the order given.
+    #[serde(skip)]
+    pub added: Vec<Holder>,
 }
 
 /// A recall with its progress.
@@ -173,9 +176,9 @@ impl Database {
                         (id, true)
                     }
                 };
-                let mut new_people = 0;
+                let mut added = Vec::new();
                 for holder in &recall.holders {
-                    new_people += sqlx::query(
+                    let inserted = sqlx::query(
                         "INSERT INTO recall_people (recall_id, person, person_name, organisation, environment, version, via, notified_at)
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
                     )
@@ -189,8 +192,12 @@ impl Database {
                     .bind(&now)
                     .execute(&mut *connection)
                     .await?
-                    .rows_affected() as usize;
+                    .rows_affected();
+                    if inserted > 0 {
+                        added.push(holder.clone());
+                    }
                 }
+                let new_people = added.len();
                 if opened || new_people > 0 {
                     let details = serde_json::json!({
                         "component": recall.component.purl(), "cause": recall.cause, "key": recall.cause_key,
@@ -199,7 +206,7 @@ impl Database {
                     let action = if opened { "recall.open" } else { "recall.extend" };
                     audit::append(connection, &actor, action, &id, &details).await?;
                 }
-                Ok(RecallChange { id, opened, new_people })
+                Ok(RecallChange { id, opened, new_people, added })
             })
         })
         .await
@@ -351,6 +358,59 @@ impl Database {
             })
         })
         .await
+    }
+
+    /// The open recall of `cause` for `component` whose key starts with `key_prefix`, if any:
+    /// its key and the versions it names (a widened prohibition extends it rather than opening
+    /// a second one).
+    pub async fn open_recall_key(
+        &self,
+        cause: &str,
+        component: &Component,
+        key_prefix: &str,
+    ) -> Result<Option<(String, Vec<String>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT cause_key, versions FROM recalls
+             WHERE cause = $1 AND ecosystem = $2 AND name = $3 AND closed_at IS NULL
+             ORDER BY opened_at DESC",
+        )
+        .bind(cause)
+        .bind(component.ecosystem().as_str())
+        .bind(component.name.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        for row in &rows {
+            let key: String = row.try_get("cause_key")?;
+            if key.starts_with(key_prefix) {
+                let versions = serde_json::from_str(&row.try_get::<String, _>("versions")?)
+                    .map_err(|error| StoreError::corrupt("recall versions", error))?;
+                return Ok(Some((key, versions)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The open recalls of `cause` as (key, ecosystem, name): for prohibitions the key is
+    /// `ORG:entry-id`, so that the job can look at them again for people found since.
+    pub async fn open_recall_keys(
+        &self,
+        cause: &str,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT cause_key, ecosystem, name FROM recalls WHERE cause = $1 AND closed_at IS NULL ORDER BY opened_at",
+        )
+        .bind(cause)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("cause_key")?,
+                    row.try_get("ecosystem")?,
+                    row.try_get("name")?,
+                ))
+            })
+            .collect()
     }
 
     /// Every recall, newest first, with progress.

@@ -9,6 +9,12 @@ pub(crate) fn to_text(time: DateTime<Utc>) -> String {
     time.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
+/// `time` as it reads back after [`to_text`] (to the microsecond, truncated).
+pub(crate) fn to_stored_precision(time: DateTime<Utc>) -> DateTime<Utc> {
+    use chrono::SubsecRound as _;
+    time.trunc_subsecs(6)
+}
+
 pub(crate) fn from_text(text: &str) -> Result<DateTime<Utc>, StoreError> {
     DateTime::parse_from_rfc3339(text)
         .map(|time| time.with_timezone(&Utc))

@@ -146,6 +146,7 @@ const OPERATIONS: &[Operation] = &[
     op("put", "/api/v1/inventory/{org}/{environment}", "Report what an environment contains (CycloneDX 1.6 or SPDX 2.3 JSON, or a list of purls), replacing its previous report", true, Some("InventoryReport"), (200, "Any")).with_query(&[
         param("kind", Kind::Text, "What the environment is: `project` (default), `machine`, `pipeline`…"),
     ]),
+    op("get", "/api/v1/organisations/{code}/sbom", "The organisation's estate (downloads through its view and its reported environments) as a CycloneDX 1.6 JSON SBOM", true, None, (200, "Any")),
     op("get", "/api/v1/who-has", "Who has a component version (`purl`), from the download ledger and reported environments", true, None, (200, "Any")).with_query(&[
         required("purl", Kind::Text, "The component, with or without a version, e.g. `pkg:pypi/requests@2.19.1`"),
     ]),

@@ -6,7 +6,9 @@
 
 pub(crate) mod feeds;
 pub(crate) mod inventory;
+pub(crate) mod metrics_section;
 pub(crate) mod recalls;
+pub(crate) mod sbom;
 pub(crate) mod who_has_page;
 
 pub use feeds::FeedWatch;

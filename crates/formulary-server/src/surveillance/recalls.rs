@@ -4,7 +4,7 @@
 //!   exposed; `?format=csv` exports the people) for those who may see who has what;
 //! - `GET /api/v1/me/recalls`: the caller's own open recalls (the in-app notice);
 //! - `POST /api/v1/me/recalls/{id}/explain` `{"explanation": "…"}`: the caller says why they stay;
-//! - `/recalls/{id}`: the recall page.
+//! - `/recalls/{id}`: the recall page (a person on the recall sees their own part).
 
 use axum::extract::{Path, Query, State};
 use axum::http::header;
@@ -189,19 +189,29 @@ pub(crate) async fn page(
     let Some(principal) = viewer.principal.clone() else {
         return Err(ApiError::unauthenticated().into());
     };
-    let visible = visible_organisations(&principal)?;
+    // Those who may see who has what see everyone (in their organisations); a person on the
+    // recall (the link in their notice leads here) sees their own part only.
+    let visible = visible_organisations(&principal);
     state.database.resolve_recalls().await?;
     let (recall, mut people) = state
         .database
         .recall(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("no recall has this id"))?;
-    if let Some(visible) = &visible {
-        people.retain(|person| {
+    match visible {
+        Ok(None) => {}
+        Ok(Some(visible)) => people.retain(|person| {
             visible
                 .iter()
                 .any(|code| code.as_str() == person.organisation)
-        });
+                || person.person == principal.actor
+        }),
+        Err(refusal) => {
+            people.retain(|person| person.person == principal.actor);
+            if people.is_empty() {
+                return Err(refusal.into());
+            }
+        }
     }
     let title = format!("Recall of {}", recall.component);
     let content = html! {

@@ -178,6 +178,8 @@ pub(crate) async fn metrics_page(
     viewer: Viewer,
 ) -> Result<Response, WebError> {
     let metrics = metrics(&state).await?;
+    let surveillance =
+        crate::surveillance::metrics_section::for_viewer(&state, viewer.principal.as_ref()).await?;
     let content = html! {
         h1 { "Metrics" }
         h2.nhsuk-heading-m { "Time to decision" }
@@ -219,6 +221,7 @@ pub(crate) async fn metrics_page(
             ul { @for (id, reason) in &metrics.rejection_reasons { li { a href={ "/requests/" (id) } { "Request " (id) } ": " (reason) } } }
         }
         p { "As JSON: " a href="/api/v1/metrics" { "/api/v1/metrics" } }
+        @if let Some(surveillance) = surveillance { (surveillance) }
     };
     Ok(page::render(&viewer, Section::Metrics, "Metrics", false, content).into_response())
 }

@@ -93,3 +93,26 @@ store_test!(
         connection.close().await.expect("closes");
     }
 );
+
+store_test!(
+    a_record_modified_to_the_nanosecond_is_unchanged_when_imported_again,
+    |database, _url| {
+        // OSV's malicious-package reports carry nanoseconds ("2026-09-04T00:47:46.156672516Z");
+        // the store keeps microseconds, so the second import must not count as an update.
+        let mut record = import(&pypa("aiohttp", "PYSEC-2021-76"));
+        record.advisory.modified =
+            chrono::DateTime::parse_from_rfc3339("2026-09-04T00:47:46.156672516Z")
+                .expect("time")
+                .with_timezone(&chrono::Utc);
+        let first = database
+            .import_advisories(std::slice::from_ref(&record), "test", "cli:test", |_| {})
+            .await
+            .expect("imports");
+        assert_eq!(first, [ImportOutcome::Inserted]);
+        let again = database
+            .import_advisories(std::slice::from_ref(&record), "test", "cli:test", |_| {})
+            .await
+            .expect("imports again");
+        assert_eq!(again, [ImportOutcome::Unchanged]);
+    }
+);

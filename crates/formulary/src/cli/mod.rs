@@ -9,6 +9,7 @@ mod cache;
 mod client;
 mod doctor;
 mod entries;
+mod inventory;
 mod mirror;
 mod organisations;
 mod output;
@@ -104,6 +105,9 @@ enum Command {
     Tools(tools::ToolsCommand),
     /// Report what an environment contains (an SBOM, lockfile or requirements file) to a server.
     Report(report::ReportArgs),
+    /// An organisation's estate: `inventory export` writes it as a CycloneDX SBOM.
+    #[command(subcommand)]
+    Inventory(inventory::InventoryCommand),
     /// Who has a component version: from the server's download ledger and reported environments.
     WhoHas(who_has::WhoHasArgs),
 }
@@ -170,6 +174,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Doctor(args) => doctor::run(args).await,
         Command::Tools(command) => tools::run(&context, command).await,
         Command::Report(args) => report::run(args).await,
+        Command::Inventory(command) => inventory::run(command).await,
         Command::WhoHas(args) => who_has::run(args).await,
     };
     context.checkpoint_audit().await;

@@ -10,7 +10,7 @@ use formulary_core::Component;
 use formulary_store::NewRecall;
 
 use super::{operator, output, Context};
-use crate::surveillance::recalls::{announce, Webhooks};
+use crate::surveillance::recalls::{Announcer, Webhooks};
 
 /// Recall commands.
 #[derive(Debug, Subcommand)]
@@ -73,14 +73,15 @@ pub(crate) async fn run(context: &Context, command: RecallCommand) -> anyhow::Re
                 )
                 .await?;
             let settings = &context.settings;
-            announce(
-                &database,
-                &Webhooks {
+            Announcer {
+                webhooks: Webhooks {
                     urls: settings.recall_webhooks.clone(),
                     secret: settings.recall_webhook_secret.clone(),
                 },
-                &change.id,
-            )
+                // Links point where the server is reached: `public_url`, else its listen address.
+                public_url: settings.public_url(settings.listen)?,
+            }
+            .recall_changed(&database, &change)
             .await;
             println!(
                 "Recall {} of {} {}: {} people or environments newly told.",

@@ -91,7 +91,11 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
     let holder = formulary_server::jobs::replica_holder();
     let lease =
         |name| formulary_server::jobs::JobLease::new(database.clone(), name, holder.clone());
-    let job_leases = [lease("email-outbox"), lease("dependency-admissions")];
+    let job_leases = [
+        lease("email-outbox"),
+        lease("dependency-admissions"),
+        lease("recalls"),
+    ];
     let _outbox = match &context.settings.smtp_url {
         Some(smtp_url) => {
             let mailer =
@@ -112,7 +116,6 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
     let _checkpoints =
         super::audit::follow_checkpoints(context, database.clone(), Duration::from_secs(10))?;
     let _follower = Arc::clone(&state.snapshot).follow(database.clone(), Duration::from_secs(2));
-    let _advisory_sync = start_advisory_sync(context, &database, &state);
     let _admissions = formulary_server::follow_admissions(
         state.clone(),
         Duration::from_secs(2),
@@ -123,6 +126,22 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
         .with_context(|| format!("could not listen on {}: is another program using that port? Choose another with --listen", context.settings.listen))?;
     let address = listener.local_addr()?;
     state.public_url = context.settings.public_url(address)?;
+    // Recall notices link to pages from `public_url`, so these start once it is known.
+    let announcer = crate::surveillance::recalls::Announcer {
+        webhooks: crate::surveillance::recalls::Webhooks {
+            urls: context.settings.recall_webhooks.clone(),
+            secret: context.settings.recall_webhook_secret.clone(),
+        },
+        public_url: state.public_url.clone(),
+    };
+    let _advisory_sync = start_advisory_sync(context, &database, &state, &announcer);
+    let _recalls = crate::surveillance::prohibitions::follow(
+        database.clone(),
+        Arc::clone(&state.snapshot),
+        announcer,
+        Duration::from_secs(2),
+        job_leases[2].clone(),
+    );
     state.trusted_proxies =
         formulary_server::TrustedProxies::parse(&context.settings.trusted_proxies)
             .map_err(|problem| anyhow::anyhow!("trusted_proxies: {problem}"))?;
@@ -208,6 +227,7 @@ fn start_advisory_sync(
     context: &Context,
     database: &formulary_store::Database,
     state: &AppState,
+    announcer: &crate::surveillance::recalls::Announcer,
 ) -> Option<tokio::task::JoinHandle<()>> {
     let settings = &context.settings;
     if settings.advisory_sync_interval_seconds == 0 || settings.advisory_sources.is_empty() {
@@ -221,10 +241,7 @@ fn start_advisory_sync(
             interval: Duration::from_secs(settings.advisory_sync_interval_seconds),
             feeds: Arc::clone(&state.feeds),
             snapshot: Arc::clone(&state.snapshot),
-            webhooks: crate::surveillance::recalls::Webhooks {
-                urls: settings.recall_webhooks.clone(),
-                secret: settings.recall_webhook_secret.clone(),
-            },
+            announcer: announcer.clone(),
         }
         .start(),
     )

@@ -1,8 +1,8 @@
 //! Recalls opened by the advisory sync: when a new or changed advisory denies versions that
 //! people already have (downloaded through the gateway or reported in an environment), in the
 //! view of their organisation, a recall lists them with the version to move to; each is told
-//! in-app (their open recalls, `GET /api/v1/me/recalls`) and every configured webhook receives
-//! the recall as signed JSON.
+//! in-app (their open recalls, `GET /api/v1/me/recalls`, and a notice) and by email
+//! ([`tell`]), and every configured webhook receives the recall as signed JSON ([`announce`]).
 
 use chrono::Utc;
 use formulary_core::advisory::Advisory;
@@ -24,20 +24,53 @@ pub struct Webhooks {
     pub secret: Option<String>,
 }
 
+/// Whom to tell of a recall and how: the webhooks, and the public address that links in
+/// notices and emails are built from.
+#[derive(Debug, Clone)]
+pub struct Announcer {
+    /// The webhooks.
+    pub webhooks: Webhooks,
+    /// `public_url`.
+    pub public_url: url::Url,
+}
+
+impl Announcer {
+    /// Tells the people newly on the recall `change` names (a notice each, emailed when they
+    /// have an address and want email) and every webhook, when the recall is new or has new
+    /// people. Failures are logged; the recall stands.
+    pub async fn recall_changed(&self, database: &Database, change: &RecallChange) {
+        if !change.opened && change.new_people == 0 {
+            return;
+        }
+        tell(database, &self.public_url, change).await;
+        announce(database, &self.webhooks, &change.id).await;
+    }
+}
+
 /// Opens or extends the recalls the changed advisories call for; returns what changed.
 pub async fn after_advisories(
     database: &Database,
     snapshot: &PolicySnapshot,
     advisories: &[Advisory],
-    webhooks: &Webhooks,
+    announcer: &Announcer,
 ) -> anyhow::Result<Vec<RecallChange>> {
     let mut changes = Vec::new();
     let now = Utc::now();
+    // A first sync changes every advisory: look for holders only of components somebody has.
+    let held = database.held_components().await?;
     for advisory in advisories
         .iter()
         .filter(|advisory| !advisory.is_withdrawn())
     {
-        let mut components: Vec<&Component> = advisory.components().collect();
+        let mut components: Vec<&Component> = advisory
+            .components()
+            .filter(|component| {
+                held.contains(&(
+                    component.ecosystem().as_str().to_owned(),
+                    component.name.as_str().to_owned(),
+                ))
+            })
+            .collect();
         components.sort();
         components.dedup();
         for component in components {
@@ -101,8 +134,8 @@ pub async fn after_advisories(
             let change = database.open_recall(&recall, RECALL_ACTOR).await?;
             if change.opened || change.new_people > 0 {
                 tracing::info!(recall = %change.id, component = %component.purl(), advisory = %advisory.id, new_people = change.new_people, "recall opened or extended");
-                announce(database, webhooks, &change.id).await;
             }
+            announcer.recall_changed(database, &change).await;
             changes.push(change);
         }
     }
@@ -115,8 +148,19 @@ pub fn newest_allowed(
     component: &Component,
     releases: &[formulary_core::policy::Release],
 ) -> Option<String> {
+    newest_allowed_in(snapshot, &OrgCode::national(), component, releases)
+}
+
+/// The newest version `organisation`'s view allows (not yanked, not a pre-release), among the
+/// releases Formulary knows.
+pub fn newest_allowed_in(
+    snapshot: &PolicySnapshot,
+    organisation: &OrgCode,
+    component: &Component,
+    releases: &[formulary_core::policy::Release],
+) -> Option<String> {
     let view = View {
-        organisation: OrgCode::national(),
+        organisation: organisation.clone(),
         at: Utc::now(),
     };
     let decisions = evaluate_releases(snapshot, &view, component, releases);
@@ -128,6 +172,101 @@ pub fn newest_allowed(
         })
         .map(|(release, _)| release.version.to_string())
         .next_back()
+}
+
+/// Tells each person newly on a recall what they have, why it is recalled and what to move to:
+/// one notice per person (in the app, and queued for email by [`Database::notify`] when they
+/// have an address and have not turned email off), linking to the recall page from
+/// `public_url`. Holders who are not people with an account (service tokens, anonymous
+/// clients) have nobody to tell and are left to the webhooks and the recall page.
+pub async fn tell(database: &Database, public_url: &url::Url, change: &RecallChange) {
+    if change.added.is_empty() {
+        return;
+    }
+    let recall = match database.recall(&change.id).await {
+        Ok(Some((summary, _))) => summary,
+        Ok(None) => return,
+        Err(error) => {
+            tracing::warn!(%error, recall = %change.id, "could not read the recall to tell its people");
+            return;
+        }
+    };
+    let mut holdings: std::collections::BTreeMap<&str, Vec<&Holder>> = Default::default();
+    for holder in &change.added {
+        if let Some(username) = holder.person.strip_prefix("user:") {
+            holdings.entry(username).or_default().push(holder);
+        }
+    }
+    let link = public_url
+        .join(&format!("recalls/{}", recall.id))
+        .map_or_else(|_| format!("/recalls/{}", recall.id), String::from);
+    let mut notes = Vec::new();
+    for (username, held) in holdings {
+        let user = match database.user_by_username(username).await {
+            Ok(Some((user, _))) => user,
+            Ok(None) => continue,
+            Err(error) => {
+                tracing::warn!(%error, "could not find whom to tell of a recall");
+                continue;
+            }
+        };
+        notes.push(recall_notice(&recall, &user.id, &held, &link));
+    }
+    if notes.is_empty() {
+        return;
+    }
+    if let Err(error) = database.notify(&notes).await {
+        tracing::warn!(%error, recall = %recall.id, "could not record the recall's notices");
+    }
+}
+
+/// One person's notice of a recall: what they have and where, why, what to move to, and how to
+/// leave the recall.
+pub fn recall_notice(
+    recall: &formulary_store::RecallSummary,
+    user_id: &str,
+    held: &[&Holder],
+    link: &str,
+) -> formulary_store::NewNotification {
+    let mut versions: Vec<&str> = held.iter().map(|holder| holder.version.as_str()).collect();
+    versions.sort_unstable();
+    versions.dedup();
+    let places: Vec<String> = held
+        .iter()
+        .map(|holder| match &holder.environment {
+            Some(environment) => format!(
+                "{} in the environment '{environment}' ({}) you reported",
+                holder.version, holder.organisation
+            ),
+            None => format!(
+                "{} downloaded through the {} gateway",
+                holder.version, holder.organisation
+            ),
+        })
+        .collect();
+    let move_to = match &recall.move_to {
+        Some(version) => format!("Move to {version}, the newest version allowed."),
+        None => {
+            "No allowed version is known yet: ask for an alternative with a request.".to_owned()
+        }
+    };
+    formulary_store::NewNotification {
+        user_id: user_id.to_owned(),
+        kind: "recall".to_owned(),
+        subject: format!(
+            "Recall: move off {} {}",
+            recall.component,
+            versions.join(", ")
+        ),
+        body: format!(
+            "You have {} {}. It is recalled: {}. {move_to} Once a download through the gateway or a new report of the environment shows another version, you leave the recall. If you must stay on it, record why (POST /api/v1/me/recalls/{}/explain with your reason) so that you are no longer counted as exposed. The recall and your part in it are at the link.",
+            recall.component,
+            places.join("; "),
+            recall.reason.trim_end_matches('.'),
+            recall.id,
+        ),
+        link: link.to_owned(),
+    }
 }
 
 /// Sends the recall to every webhook: `POST` JSON, signed in `X-Formulary-Signature:

@@ -35,8 +35,8 @@ pub struct Scheduler {
     pub interval: Duration,
     /// Where the sources' states are published for `/readyz`.
     pub feeds: Arc<FeedWatch>,
-    /// Where recalls are announced.
-    pub webhooks: super::recalls::Webhooks,
+    /// Whom recalls are announced to (webhooks) and where links point.
+    pub announcer: super::recalls::Announcer,
     /// The policy snapshot, told of the feed's freshness and refreshed after changes.
     pub snapshot: Arc<SnapshotHolder>,
 }
@@ -189,7 +189,7 @@ impl Scheduler {
                 &self.database,
                 &snapshot,
                 &advisories,
-                &self.webhooks,
+                &self.announcer,
             )
             .await
             {
@@ -198,12 +198,9 @@ impl Scheduler {
         }
     }
 
-    /// Reads the sources' states and tells `/readyz` and the policy snapshot; marks the people
-    /// who moved off recalled versions.
+    /// Reads the sources' states and tells `/readyz` and the policy snapshot. (The recall job,
+    /// [`super::prohibitions`], marks the people who moved off recalled versions.)
     async fn publish(&self) {
-        if let Err(error) = self.database.resolve_recalls().await {
-            tracing::debug!(%error, "could not update the recalls' progress");
-        }
         match self.database.advisory_feeds().await {
             Ok(feeds) => {
                 self.snapshot

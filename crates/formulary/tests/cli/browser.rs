@@ -337,3 +337,53 @@ fn an_organisation_admin_manages_people_and_settings_in_a_real_browser() {
         text(&verified.stderr)
     );
 }
+
+#[test]
+fn surveillance_metrics_who_has_and_recall_pages_in_a_real_browser() {
+    let (workspace, _upstream, _server, base) = setup();
+    workspace.add_user("audrey", "Audrey Auditor", &["NATIONAL:auditor"], PASSWORD);
+    // RJ1's CI reports an environment holding requests 2.19.1; a curator recalls that version
+    // by hand (a national cyber alert).
+    let secret = crate::surveillance::token(&workspace, "ci", "requester", "RJ1");
+    let lock = workspace.folder.path().join("requirements.txt");
+    std::fs::write(&lock, "requests==2.19.1\n").expect("lockfile");
+    let reported = crate::surveillance::as_client(
+        &workspace,
+        &base,
+        &secret,
+        &[
+            "report",
+            &lock.display().to_string(),
+            "--org",
+            "RJ1",
+            "--environment",
+            "analysis-laptop",
+            "--kind",
+            "machine",
+        ],
+    );
+    assert!(reported.status.success(), "{}", text(&reported.stderr));
+    let opened = workspace.ok(&[
+        "recall",
+        "open",
+        "pkg:pypi/requests",
+        "--version",
+        "2.19.1",
+        "--reason",
+        "National cyber alert CC-4321: upgrade requests",
+        "--move-to",
+        "2.32.3",
+    ]);
+    let id = opened
+        .split_whitespace()
+        .find(|word| word.starts_with("rc-"))
+        .unwrap_or_else(|| panic!("a recall id in {opened}"))
+        .to_owned();
+    run_script(
+        "surveillance",
+        "surveillance",
+        &base,
+        &[("RECALL_ID", id)],
+        4,
+    );
+}

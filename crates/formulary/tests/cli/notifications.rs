@@ -15,7 +15,7 @@ use crate::requests::{call, login, request_body, PASSWORD};
 
 /// A private certificate authority and a server certificate for `localhost` it signed, as a
 /// site with its own CA has. Returns (CA certificate, server certificate, server key).
-fn certificates(folder: &Path) -> (PathBuf, PathBuf, PathBuf) {
+pub(crate) fn certificates(folder: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let path = |name: &str| folder.join(name);
     let openssl = |args: &[&str]| {
         let made = Command::new("openssl")
@@ -82,7 +82,7 @@ fn certificates(folder: &Path) -> (PathBuf, PathBuf, PathBuf) {
 }
 
 /// aiosmtpd on a free port, requiring STARTTLS, delivering into a maildir.
-fn smtp_server(folder: &Path, cert: &Path, key: &Path) -> (Running, u16, PathBuf) {
+pub(crate) fn smtp_server(folder: &Path, cert: &Path, key: &Path) -> (Running, u16, PathBuf) {
     let port = free_port();
     let maildir = folder.join("maildir");
     let child = Command::new("python3")
@@ -102,7 +102,7 @@ fn smtp_server(folder: &Path, cert: &Path, key: &Path) -> (Running, u16, PathBuf
 }
 
 /// Every message delivered so far, as text.
-fn delivered(maildir: &Path) -> Vec<String> {
+pub(crate) fn delivered(maildir: &Path) -> Vec<String> {
     ["new", "cur"]
         .iter()
         .filter_map(|sub| std::fs::read_dir(maildir.join(sub)).ok())
@@ -111,7 +111,7 @@ fn delivered(maildir: &Path) -> Vec<String> {
         .collect()
 }
 
-fn add_person(workspace: &Workspace, username: &str, role: &str) {
+pub(crate) fn add_person(workspace: &Workspace, username: &str, role: &str) {
     use std::io::Write;
     let mut child = workspace
         .command(&[

@@ -106,10 +106,10 @@ pub(crate) fn wait_until(limit: Duration, what: &str, mut check: impl FnMut() ->
 }
 
 /// What a webhook receiver got: (signature header, body).
-type Received = std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, String)>>>;
+pub(crate) type Received = std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, String)>>>;
 
 /// An HTTP server on loopback that keeps every POST it receives.
-fn webhook_receiver() -> (String, Received) {
+pub(crate) fn webhook_receiver() -> (String, Received) {
     let received: Received = Default::default();
     let kept = received.clone();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -142,7 +142,7 @@ fn webhook_receiver() -> (String, Received) {
     (format!("http://{address}/hook"), received)
 }
 
-fn request_json(
+pub(crate) fn request_json(
     method: reqwest::Method,
     url: &str,
     secret: &str,
