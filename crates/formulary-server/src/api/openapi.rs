@@ -146,12 +146,12 @@ const OPERATIONS: &[Operation] = &[
     op("put", "/api/v1/inventory/{org}/{environment}", "Report what an environment contains (CycloneDX 1.6 or SPDX 2.3 JSON, or a list of purls), replacing its previous report", true, Some("InventoryReport"), (200, "Any")).with_query(&[
         param("kind", Kind::Text, "What the environment is: `project` (default), `machine`, `pipeline`…"),
     ]),
-    op("get", "/api/v1/organisations/{code}/sbom", "The organisation's estate (downloads through its view and its reported environments) as a CycloneDX 1.6 JSON SBOM", true, None, (200, "Any")),
+    op("get", "/api/v1/organisations/{code}/sbom", "The organisation's estate (downloads through its view and its reported environments) as a CycloneDX 1.6 JSON SBOM", true, None, (200, "CycloneDxSbom")),
     op("get", "/api/v1/who-has", "Who has a component version (`purl`), from the download ledger and reported environments", true, None, (200, "Any")).with_query(&[
         required("purl", Kind::Text, "The component, with or without a version, e.g. `pkg:pypi/requests@2.19.1`"),
     ]),
     op("get", "/api/v1/recalls", "Recalls with their progress: told, resolved, still exposed", true, None, (200, "Any")),
-    op("get", "/api/v1/recalls/{id}", "A recall and everyone on it (`format=csv` exports the people)", true, None, (200, "Any")).with_query(&[
+    op("get", "/api/v1/recalls/{id}", "A recall and everyone on it (`format=csv` exports the people)", true, None, (200, "RecallOrCsv")).with_query(&[
         param("format", Kind::OneOf(&["json", "csv"]), "`csv` exports the people on the recall"),
     ]),
     op("get", "/api/v1/me/recalls", "Your open recalls: what you have, why it is recalled, what to move to", true, None, (200, "Any")),
@@ -256,6 +256,10 @@ fn parameters(operation: &Operation) -> Vec<Value> {
 fn success((status, schema): (u16, &str)) -> Value {
     if status == 204 {
         json!({ "description": "Done; no content" })
+    } else if schema == "CycloneDxSbom" {
+        json!({ "description": "A CycloneDX 1.6 JSON SBOM", "content": { "application/vnd.cyclonedx+json; version=1.6": { "schema": { "type": "object" } } } })
+    } else if schema == "RecallOrCsv" {
+        json!({ "description": "The recall (JSON), or its people as CSV with `format=csv`", "content": { "application/json": { "schema": { "type": "object" } }, "text/csv": { "schema": { "type": "string" } } } })
     } else {
         json!({ "description": "Success", "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } })
     }
