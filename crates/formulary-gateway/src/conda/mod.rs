@@ -111,6 +111,7 @@ impl Subdir {
                     published,
                     yanked: None,
                     licence: facts.license.clone(),
+                    install_scripts: false,
                 }),
             }
         }

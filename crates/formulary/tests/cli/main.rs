@@ -22,6 +22,7 @@ mod gateway_conda;
 mod gateway_cran;
 mod gateway_cran_airgapped;
 mod gateway_npm;
+mod gateway_npm_install_scripts;
 mod gateway_pypi;
 mod gateway_verified;
 mod moto;
