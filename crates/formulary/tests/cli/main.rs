@@ -24,6 +24,7 @@ mod gateway_cran_airgapped;
 mod gateway_npm;
 mod gateway_npm_install_scripts;
 mod gateway_pypi;
+mod gateway_yarn;
 mod gateway_verified;
 mod moto;
 mod notifications;
