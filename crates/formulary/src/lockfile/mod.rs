@@ -55,7 +55,8 @@ pub fn read(path: &Path, environment: &Environment) -> anyhow::Result<Pins> {
         return Ok(npm_locks::read_pnpm_lock(&text));
     }
     if let Some(format) = yarn_lock::format_of(&text) {
-        return yarn_lock::read(&text, format).with_context(|| format!("{shown} could not be read"));
+        return yarn_lock::read(&text, format)
+            .with_context(|| format!("{shown} could not be read"));
     }
     let toml_named = name == "uv.lock"
         || name == "poetry.lock"

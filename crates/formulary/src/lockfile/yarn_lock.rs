@@ -157,8 +157,8 @@ fn read_classic(text: &str) -> Pins {
 
 /// Reads yarn 2+'s YAML format by each package's `resolution`.
 fn read_berry(text: &str) -> anyhow::Result<Pins> {
-    let document: serde_yaml::Mapping =
-        serde_yaml::from_str(text).context("it looks like a yarn 2+ yarn.lock but is not valid YAML")?;
+    let document: serde_yaml::Mapping = serde_yaml::from_str(text)
+        .context("it looks like a yarn 2+ yarn.lock but is not valid YAML")?;
     if !document.contains_key("__metadata") {
         bail!("it has no __metadata; is it a yarn.lock?");
     }
@@ -168,7 +168,9 @@ fn read_berry(text: &str) -> anyhow::Result<Pins> {
         if key == "__metadata" {
             continue;
         }
-        let Some(resolution) = package.get("resolution").and_then(serde_yaml::Value::as_str)
+        let Some(resolution) = package
+            .get("resolution")
+            .and_then(serde_yaml::Value::as_str)
         else {
             collector
                 .found

@@ -73,7 +73,13 @@ fn install_scripts_are_flagged_and_refused_where_a_view_denies_them() {
     .expect("packument JSON");
     let (_server, base) = gateway(&workspace, &format!("[\"{upstream_base}registry/\"]"));
     let root = workspace.folder.path();
-    workspace.ok(&["org", "add", "RJ3", "--name", "A trust that denies install scripts"]);
+    workspace.ok(&[
+        "org",
+        "add",
+        "RJ3",
+        "--name",
+        "A trust that denies install scripts",
+    ]);
     let denying = format!("{base}/o/RJ3/npm/");
     // The gateway picks changes up within a few seconds (SQLite is polled).
     std::thread::sleep(Duration::from_secs(3));
@@ -81,7 +87,10 @@ fn install_scripts_are_flagged_and_refused_where_a_view_denies_them() {
     // Before the setting: RJ3 installs the version with the script, and the lockfile pins it.
     let project = Project::new(root, "scripts", &denying, r#"{"formulary-hook":"1.1.0"}"#);
     succeeded(&project.npm(&["install"]));
-    assert_eq!(project.installed("formulary-hook").as_deref(), Some("1.1.0"));
+    assert_eq!(
+        project.installed("formulary-hook").as_deref(),
+        Some("1.1.0")
+    );
     assert!(
         ran_postinstall(&project.folder),
         "npm ran the postinstall script"
@@ -96,10 +105,7 @@ fn install_scripts_are_flagged_and_refused_where_a_view_denies_them() {
         "--install-scripts",
         "deny",
     ]);
-    assert!(
-        settings.contains("install scripts     deny"),
-        "{settings}"
-    );
+    assert!(settings.contains("install scripts     deny"), "{settings}");
     std::thread::sleep(Duration::from_secs(3));
 
     // The abbreviated packument passes `hasInstallScript` on, and the full one `scripts`;
@@ -111,7 +117,11 @@ fn install_scripts_are_flagged_and_refused_where_a_view_denies_them() {
     );
     let abbreviated: serde_json::Value = serde_json::from_str(&abbreviated).expect("JSON");
     assert_eq!(abbreviated["versions"]["1.1.0"]["hasInstallScript"], true);
-    let (_, _, full) = get(&format!("{base}/npm/formulary-hook"), "application/json", &[]);
+    let (_, _, full) = get(
+        &format!("{base}/npm/formulary-hook"),
+        "application/json",
+        &[],
+    );
     let full: serde_json::Value = serde_json::from_str(&full).expect("JSON");
     assert_eq!(
         full["versions"]["1.1.0"]["scripts"],
@@ -143,7 +153,12 @@ fn install_scripts_are_flagged_and_refused_where_a_view_denies_them() {
         "{refused}"
     );
     // pnpm with a lockfile pinning it: refused at the tarball, the reason phrase printed.
-    let pinned = Project::new(root, "pnpm-pinned", &denying, r#"{"formulary-hook":"1.1.0"}"#);
+    let pinned = Project::new(
+        root,
+        "pnpm-pinned",
+        &denying,
+        r#"{"formulary-hook":"1.1.0"}"#,
+    );
     std::fs::write(
         pinned.folder.join("pnpm-lock.yaml"),
         pnpm_lockfile(
@@ -162,7 +177,12 @@ fn install_scripts_are_flagged_and_refused_where_a_view_denies_them() {
     let fresh = Project::new(root, "fresh", &denying, r#"{"formulary-hook":"^1.0.0"}"#);
     succeeded(&fresh.npm(&["install"]));
     assert_eq!(fresh.installed("formulary-hook").as_deref(), Some("1.0.0"));
-    let fresh_pnpm = Project::new(root, "fresh-pnpm", &denying, r#"{"formulary-hook":"^1.0.0"}"#);
+    let fresh_pnpm = Project::new(
+        root,
+        "fresh-pnpm",
+        &denying,
+        r#"{"formulary-hook":"^1.0.0"}"#,
+    );
     succeeded(&fresh_pnpm.pnpm(&["install"]));
     assert_eq!(
         fresh_pnpm.installed("formulary-hook").as_deref(),
@@ -177,7 +197,10 @@ fn install_scripts_are_flagged_and_refused_where_a_view_denies_them() {
         r#"{"formulary-hook":"^1.0.0"}"#,
     );
     succeeded(&allowed.npm(&["install"]));
-    assert_eq!(allowed.installed("formulary-hook").as_deref(), Some("1.1.0"));
+    assert_eq!(
+        allowed.installed("formulary-hook").as_deref(),
+        Some("1.1.0")
+    );
     assert!(ran_postinstall(&allowed.folder));
     let allowed_pnpm = Project::new(
         root,
@@ -196,9 +219,11 @@ fn install_scripts_are_flagged_and_refused_where_a_view_denies_them() {
     let row = version_row(&national, "1.1.0");
     assert_eq!(row["decision"]["allowed"], true, "{row}");
     assert!(
-        row["decision"]["reasons"].as_array().is_some_and(|reasons| reasons
-            .iter()
-            .any(|reason| reason["code"] == "install-scripts" && reason["effect"] == "note")),
+        row["decision"]["reasons"]
+            .as_array()
+            .is_some_and(|reasons| reasons
+                .iter()
+                .any(|reason| reason["code"] == "install-scripts" && reason["effect"] == "note")),
         "{row}"
     );
     assert_eq!(version_row(&national, "1.0.0")["install_scripts"], false);

@@ -10,9 +10,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use crate::formulary_cli::{repo_root, static_server, text, Workspace};
-use crate::gateway_npm::{
-    failed, gateway, import_advisories, real_tarballs, succeeded, Project,
-};
+use crate::gateway_npm::{failed, gateway, import_advisories, real_tarballs, succeeded, Project};
 
 const PUBLIC_REGISTRY: &str = "https://registry.npmjs.org/";
 
@@ -160,8 +158,9 @@ fn yarn_berry_installs_through_the_gateway_under_policy() {
     std::fs::remove_dir_all(project.folder.join(".yarn-cache")).expect("clean cache");
     let refused = failed(&yarn(&project, &["install", "--immutable"]));
     assert!(
-        refused.contains("Response Code: 403 (Blocked by Formulary: prohibited by the national formulary")
-            && refused.contains("withdrawn by the national formulary for this test. Request it at")
+        refused.contains(
+            "Response Code: 403 (Blocked by Formulary: prohibited by the national formulary"
+        ) && refused.contains("withdrawn by the national formulary for this test. Request it at")
             && refused.contains("/requests/new?component=pkg:npm/%40formulary-test/pad"),
         "{refused}"
     );
