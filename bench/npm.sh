@@ -18,8 +18,8 @@ DURATION=${DURATION:-5}
 REPEATS=${REPEATS:-3}
 BUILD=${BUILD:-1}
 DOCS=${DOCS:-1}
-PORT_NGINX=18280
-PORT_GATEWAY=18290
+PORT_NGINX=${PORT_NGINX:-18280}
+PORT_GATEWAY=${PORT_GATEWAY:-18290}
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/formulary
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }

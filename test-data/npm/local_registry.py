@@ -10,7 +10,10 @@ URLs under BASE_URL (the static server's address):
   5.6.1, standing in for the malicious release of 8 September 2025 (MAL-2025-46969); the
   upstream's dist-tags point `latest` at 5.6.1, as the registry did that day;
 - is-number 7.0.0, whose packument publishes a wrong integrity (a damaged upstream);
-- @formulary-test/pad 1.0.0, a scoped package made from is-number's contents.
+- @formulary-test/pad 1.0.0, a scoped package made from is-number's contents;
+- formulary-hook 1.0.0 (no scripts) and 1.1.0 (a `postinstall` script that writes
+  `postinstall-ran` in the package's folder), made from is-number's contents, for the
+  install-scripts setting.
 """
 
 import base64
@@ -63,7 +66,12 @@ def main():
     bad_chalk = rewrite(chalk, version="5.6.1")
     is_number = open(f"{tarballs}/is-number-7.0.0.tgz", "rb").read()
     pad = rewrite(is_number, name="@formulary-test/pad", version="1.0.0")
+    hook_script = {"postinstall": "node -e \"require('fs').writeFileSync('postinstall-ran', 'yes')\""}
+    hook = rewrite(is_number, name="formulary-hook", version="1.0.0")
+    hook_scripted = rewrite(is_number, name="formulary-hook", version="1.1.0", scripts=hook_script)
     files = {
+        "formulary-hook-1.0.0.tgz": hook,
+        "formulary-hook-1.1.0.tgz": hook_scripted,
         "chalk-5.6.0.tgz": chalk,
         "chalk-5.6.1.tgz": bad_chalk,
         "is-number-7.0.0.tgz": is_number,
@@ -95,6 +103,18 @@ def main():
                     version_object("is-number", "7.0.0", "is-number-7.0.0.tgz", is_number, base),
                     dist=dict(digests(b"not the tarball"), tarball=f"{base}tarballs/is-number-7.0.0.tgz"),
                 )
+            },
+        },
+        "formulary-hook": {
+            "name": "formulary-hook",
+            "dist-tags": {"latest": "1.1.0"},
+            "time": {"1.0.0": "2020-01-01T00:00:00.000Z", "1.1.0": "2020-02-01T00:00:00.000Z"},
+            "versions": {
+                "1.0.0": version_object("formulary-hook", "1.0.0", "formulary-hook-1.0.0.tgz", hook, base),
+                "1.1.0": dict(
+                    version_object("formulary-hook", "1.1.0", "formulary-hook-1.1.0.tgz", hook_scripted, base),
+                    scripts=hook_script,
+                ),
             },
         },
         "@formulary-test/pad": {

@@ -25,6 +25,7 @@ fn releases(component: &Component) -> Vec<Release> {
             published: Some(now - Duration::days(1000 - index)),
             yanked: None,
             licence: Some("Apache-2.0".to_owned()),
+            install_scripts: false,
         })
         .collect()
 }

@@ -24,7 +24,7 @@ pub use entry::{Entry, EntryDraft, Status, Waiver};
 pub use error::CoreError;
 pub use licence::LicenceCheck;
 pub use organisation::{OrgCode, Organisation};
-pub use settings::{EcosystemSettings, Stance};
+pub use settings::{EcosystemSettings, InstallScripts, Stance};
 pub use severity::Severity;
 
 pub use formulary_ecosystems as ecosystems;

@@ -48,6 +48,52 @@ impl FromStr for Stance {
     }
 }
 
+/// Whether a view serves versions that run code when they are installed (npm's `preinstall`,
+/// `install` and `postinstall` scripts). Only ecosystems whose registries say so (npm) are
+/// affected; elsewhere the setting has no effect.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum InstallScripts {
+    /// Versions with install scripts are served (flagged as evidence).
+    #[default]
+    Allow,
+    /// Versions with install scripts are refused unless an entry in force approves the version.
+    Deny,
+}
+
+impl InstallScripts {
+    /// The lower-case word used in settings and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstallScripts::Allow => "allow",
+            InstallScripts::Deny => "deny",
+        }
+    }
+}
+
+impl fmt::Display for InstallScripts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for InstallScripts {
+    type Err = CoreError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "allow" => Ok(InstallScripts::Allow),
+            "deny" => Ok(InstallScripts::Deny),
+            _ => Err(CoreError::InvalidSetting(format!(
+                "'{}' is not an install-scripts setting; use allow or deny",
+                printable(text)
+            ))),
+        }
+    }
+}
+
 /// The rules one organisation applies to one ecosystem.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EcosystemSettings {
@@ -60,6 +106,9 @@ pub struct EcosystemSettings {
     pub allowed_licences: Vec<String>,
     /// Versions published fewer than this many days ago are held back (0 turns the rule off).
     pub cooldown_days: u32,
+    /// Whether versions that run install scripts are served (npm only; absent means allow).
+    #[serde(default)]
+    pub install_scripts: InstallScripts,
 }
 
 impl Default for EcosystemSettings {
@@ -70,6 +119,7 @@ impl Default for EcosystemSettings {
             severity_threshold: Severity::High,
             allowed_licences: Vec::new(),
             cooldown_days: 7,
+            install_scripts: InstallScripts::Allow,
         }
     }
 }
@@ -126,6 +176,7 @@ impl EcosystemSettings {
             severity_threshold: self.severity_threshold.min(national.severity_threshold),
             allowed_licences,
             cooldown_days: self.cooldown_days.max(national.cooldown_days),
+            install_scripts: self.install_scripts.max(national.install_scripts),
         }
     }
 
@@ -147,6 +198,11 @@ impl EcosystemSettings {
                 "a cooldown of {} days is shorter than the national {} days",
                 self.cooldown_days, national.cooldown_days
             ));
+        }
+        if self.install_scripts < national.install_scripts {
+            looser.push(
+                "install scripts are allowed but the national baseline denies them".to_owned(),
+            );
         }
         if !national.allowed_licences.is_empty() {
             let extra: Vec<&str> = self
@@ -192,6 +248,7 @@ mod tests {
             severity_threshold: Severity::High,
             allowed_licences: vec!["MIT".to_owned(), "Apache-2.0".to_owned()],
             cooldown_days: 7,
+            install_scripts: InstallScripts::Deny,
         }
     }
 
@@ -202,9 +259,12 @@ mod tests {
             severity_threshold: Severity::Critical,
             allowed_licences: vec!["MIT".to_owned(), "GPL-3.0-only".to_owned()],
             cooldown_days: 0,
+            install_scripts: InstallScripts::Allow,
         };
         let looser = overlay.loosenings(&national());
-        assert_eq!(looser.len(), 4, "{looser:?}");
+        assert_eq!(looser.len(), 5, "{looser:?}");
+        let error = overlay.check_tightens(&national()).unwrap_err().to_string();
+        assert!(error.contains("install scripts"), "{error}");
         let error = overlay.check_tightens(&national()).unwrap_err().to_string();
         assert!(error.contains("critical"), "{error}");
         assert!(error.contains("GPL-3.0-only"), "{error}");
@@ -218,6 +278,7 @@ mod tests {
             severity_threshold: Severity::Medium,
             allowed_licences: vec!["MIT".to_owned()],
             cooldown_days: 14,
+            install_scripts: InstallScripts::Deny,
         };
         assert!(overlay.check_tightens(&national()).is_ok());
         assert_eq!(overlay.within(&national()), overlay);
@@ -230,6 +291,7 @@ mod tests {
             severity_threshold: Severity::Critical,
             allowed_licences: Vec::new(),
             cooldown_days: 0,
+            install_scripts: InstallScripts::Allow,
         };
         assert_eq!(stale_overlay.within(&national()), national());
         let partly = EcosystemSettings {

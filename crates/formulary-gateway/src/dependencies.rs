@@ -149,6 +149,7 @@ impl CranCatalogue {
                 published,
                 yanked: None,
                 licence: paragraph.get("License").and_then(licence_to_spdx),
+                install_scripts: false,
             },
             dependencies: cran::dependencies(paragraph),
             described: true,

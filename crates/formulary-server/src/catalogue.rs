@@ -25,6 +25,9 @@ pub struct VersionRow {
     pub published: Option<DateTime<Utc>>,
     /// Its licence (SPDX), when known.
     pub licence: Option<String>,
+    /// True when the version runs an install script (npm `preinstall`, `install`,
+    /// `postinstall`).
+    pub install_scripts: bool,
 }
 
 /// A decision an organisation made about the component.
@@ -170,6 +173,7 @@ pub async fn component_report(
             decision,
             published: release.published,
             licence: release.licence.clone(),
+            install_scripts: release.install_scripts,
         })
         .collect();
     let entries = state

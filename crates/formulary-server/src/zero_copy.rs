@@ -38,6 +38,41 @@ const MAX_TOTAL_BYTES: usize = 192 * 1024 * 1024;
 pub const MAX_BLOB_BYTES: u64 = 2 * 1024 * 1024;
 /// At most this many bytes of package files are kept.
 const MAX_BLOB_TOTAL_BYTES: usize = 48 * 1024 * 1024;
+/// At most this many bytes of package files smaller than [`MIN_BODY_BYTES`] are kept (they are
+/// written normally, but kept so that serving one again needs no file-system call).
+const MAX_SMALL_BLOB_TOTAL_BYTES: usize = 8 * 1024 * 1024;
+
+/// Small package files kept in memory, oldest first.
+#[derive(Default)]
+struct SmallBlobs {
+    order: VecDeque<String>,
+    bodies: std::collections::HashMap<String, Bytes>,
+    total: usize,
+}
+
+fn small_blobs() -> &'static Mutex<SmallBlobs> {
+    static SMALL: std::sync::OnceLock<Mutex<SmallBlobs>> = std::sync::OnceLock::new();
+    SMALL.get_or_init(Mutex::default)
+}
+
+impl SmallBlobs {
+    fn keep(&mut self, sha256: &str, body: Bytes) {
+        if self.bodies.contains_key(sha256) {
+            return;
+        }
+        self.total += body.len();
+        self.bodies.insert(sha256.to_owned(), body);
+        self.order.push_back(sha256.to_owned());
+        while self.total > MAX_SMALL_BLOB_TOTAL_BYTES {
+            let Some(oldest) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(dropped) = self.bodies.remove(&oldest) {
+                self.total -= dropped.len();
+            }
+        }
+    }
+}
 
 struct Registered {
     start: usize,
@@ -149,17 +184,29 @@ pub fn register(body: &Bytes) {
 
 /// The kept bytes of a package file, if it was read recently.
 pub fn blob(sha256: &str) -> Option<Bytes> {
-    read_registry()
+    let registered = read_registry()
         .bodies
         .iter()
         .find(|registered| registered.blob.as_deref() == Some(sha256))
-        .map(|registered| registered.body.clone())
+        .map(|registered| registered.body.clone());
+    registered.or_else(|| {
+        small_blobs()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .bodies
+            .get(sha256)
+            .cloned()
+    })
 }
 
 /// Keeps the bytes of a package file read whole from `file`, and registers them so that
-/// connections send them from that file.
+/// connections send them from that file (a file smaller than [`MIN_BODY_BYTES`] is only kept).
 pub fn keep_blob(sha256: &str, body: Bytes, file: std::fs::File) {
     if body.len() < MIN_BODY_BYTES {
+        small_blobs()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .keep(sha256, body);
         return;
     }
     let _one = registering()
@@ -365,6 +412,38 @@ impl AsyncWrite for ZeroCopyStream {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn small_package_files_are_kept_within_their_budget_oldest_dropped_first() {
+        let mut small = SmallBlobs::default();
+        let body = Bytes::from(vec![7u8; 4096]);
+        let count = MAX_SMALL_BLOB_TOTAL_BYTES / 4096 + 10;
+        for index in 0..count {
+            small.keep(&format!("{index:064x}"), body.clone());
+        }
+        assert!(small.total <= MAX_SMALL_BLOB_TOTAL_BYTES);
+        assert_eq!(small.total, small.bodies.len() * 4096);
+        assert!(
+            !small.bodies.contains_key(&format!("{:064x}", 0)),
+            "oldest dropped"
+        );
+        assert_eq!(
+            small.bodies.get(&format!("{:064x}", count - 1)),
+            Some(&body),
+            "newest kept"
+        );
+        keep_blob(
+            "ab".repeat(32).as_str(),
+            Bytes::from_static(b"tiny"),
+            tempfile_for_test(),
+        );
+        assert_eq!(blob(&"ab".repeat(32)), Some(Bytes::from_static(b"tiny")));
+    }
+
+    fn tempfile_for_test() -> std::fs::File {
+        tempfile::tempfile().expect("a temporary file")
+    }
+
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -1,6 +1,6 @@
 use chrono::Utc;
 use formulary_core::ecosystems::Ecosystem;
-use formulary_core::{EcosystemSettings, OrgCode, Organisation, Severity, Stance};
+use formulary_core::{EcosystemSettings, InstallScripts, OrgCode, Organisation, Severity, Stance};
 use sqlx::Row;
 
 use crate::audit;
@@ -110,11 +110,12 @@ impl Database {
                     settings.check_tightens(&national)?;
                 }
                 sqlx::query(
-                    "INSERT INTO ecosystem_settings (organisation, ecosystem, stance, severity_threshold, allowed_licences, cooldown_days, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                    "INSERT INTO ecosystem_settings (organisation, ecosystem, stance, severity_threshold, allowed_licences, cooldown_days, updated_at, install_scripts)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                      ON CONFLICT (organisation, ecosystem) DO UPDATE SET stance = excluded.stance,
                        severity_threshold = excluded.severity_threshold, allowed_licences = excluded.allowed_licences,
-                       cooldown_days = excluded.cooldown_days, updated_at = excluded.updated_at",
+                       cooldown_days = excluded.cooldown_days, updated_at = excluded.updated_at,
+                       install_scripts = excluded.install_scripts",
                 )
                 .bind(&code)
                 .bind(ecosystem.as_str())
@@ -123,6 +124,7 @@ impl Database {
                 .bind(&licences)
                 .bind(i64::from(settings.cooldown_days))
                 .bind(time::to_text(Utc::now()))
+                .bind(settings.install_scripts.as_str())
                 .execute(&mut *connection)
                 .await?;
                 let details = serde_json::json!({ "ecosystem": ecosystem, "settings": settings });
@@ -138,7 +140,7 @@ impl Database {
         &self,
     ) -> Result<Vec<(OrgCode, Ecosystem, EcosystemSettings)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT organisation, ecosystem, stance, severity_threshold, allowed_licences, cooldown_days FROM ecosystem_settings ORDER BY organisation, ecosystem",
+            "SELECT organisation, ecosystem, stance, severity_threshold, allowed_licences, cooldown_days, install_scripts FROM ecosystem_settings ORDER BY organisation, ecosystem",
         )
         .fetch_all(self.pool())
         .await?;
@@ -182,6 +184,9 @@ fn decode_settings(row: &sqlx::any::AnyRow) -> Result<EcosystemSettings, StoreEr
         allowed_licences,
         cooldown_days: u32::try_from(row.try_get::<i64, _>("cooldown_days")?)
             .map_err(|error| corrupt(error.to_string()))?,
+        install_scripts: row
+            .try_get::<String, _>("install_scripts")?
+            .parse::<InstallScripts>()?,
     })
 }
 
@@ -192,7 +197,7 @@ async fn national_settings(
     ecosystem: Ecosystem,
 ) -> Result<EcosystemSettings, StoreError> {
     let row = sqlx::query(
-        "SELECT stance, severity_threshold, allowed_licences, cooldown_days FROM ecosystem_settings WHERE organisation = $1 AND ecosystem = $2",
+        "SELECT stance, severity_threshold, allowed_licences, cooldown_days, install_scripts FROM ecosystem_settings WHERE organisation = $1 AND ecosystem = $2",
     )
     .bind(OrgCode::national().to_string())
     .bind(ecosystem.as_str())

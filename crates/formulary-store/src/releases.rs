@@ -17,9 +17,10 @@ impl Database {
         release: &Release,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO releases (ecosystem, name, version, published, yanked, licence, first_seen, dated_by_first_sight) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+            "INSERT INTO releases (ecosystem, name, version, published, yanked, licence, first_seen, dated_by_first_sight, install_scripts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (ecosystem, name, version) DO UPDATE SET published = COALESCE(excluded.published, releases.published),
                yanked = excluded.yanked, licence = COALESCE(excluded.licence, releases.licence),
+               install_scripts = excluded.install_scripts,
                dated_by_first_sight = CASE WHEN excluded.published IS NULL THEN releases.dated_by_first_sight ELSE excluded.dated_by_first_sight END",
         )
         .bind(component.ecosystem().as_str())
@@ -30,6 +31,7 @@ impl Database {
         .bind(release.licence.clone())
         .bind(time::to_text(Utc::now()))
         .bind(i64::from(release.dated_by_first_sight))
+        .bind(i64::from(release.install_scripts))
         .execute(self.pool())
         .await?;
         Ok(())
@@ -37,7 +39,7 @@ impl Database {
 
     /// Everything known about a component's releases. Versions that no longer parse are skipped.
     pub async fn releases_of(&self, component: &Component) -> Result<Vec<Release>, StoreError> {
-        let rows = sqlx::query("SELECT version, published, yanked, licence, dated_by_first_sight FROM releases WHERE ecosystem = $1 AND name = $2")
+        let rows = sqlx::query("SELECT version, published, yanked, licence, dated_by_first_sight, install_scripts FROM releases WHERE ecosystem = $1 AND name = $2")
             .bind(component.ecosystem().as_str())
             .bind(component.name.as_str())
             .fetch_all(self.pool())
@@ -55,6 +57,7 @@ impl Database {
                 published: time::optional_from_text(row.try_get("published")?)?,
                 yanked: row.try_get("yanked")?,
                 licence: row.try_get("licence")?,
+                install_scripts: row.try_get::<i64, _>("install_scripts")? != 0,
             });
         }
         releases.sort_by(|left, right| left.version.cmp(&right.version));

@@ -58,6 +58,9 @@ pub enum ReasonCode {
     Yanked,
     /// A package it needs at install time is denied, so installing it must fail.
     DependencyDenied,
+    /// Runs an install script (npm `preinstall`, `install`, `postinstall`): evidence, or a denial
+    /// where the view denies install scripts.
+    InstallScripts,
     /// The advisory feed has not been synced for longer than the view allows.
     AdvisoryFeedStale,
 }

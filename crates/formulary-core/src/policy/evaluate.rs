@@ -208,12 +208,22 @@ impl<'a> Context<'a> {
             .collect();
         let denying_advisories = self.apply_advisories(version, &all_cover, &mut reasons);
         let licence_denied = self.apply_licence(release, &mut reasons);
+        let scripts_denied = super::install_scripts::apply(
+            self.settings.install_scripts,
+            release,
+            &mut reasons,
+            self.request_link(),
+        );
         let cooldown = self.cooldown_facts(release, &mut reasons);
         let feed_held = self.apply_feed(release, &mut reasons);
 
         Assessment {
             reasons,
-            denied_by_other_rules: prohibited || outside_formulary || licence_denied || feed_held,
+            denied_by_other_rules: prohibited
+                || outside_formulary
+                || licence_denied
+                || scripts_denied
+                || feed_held,
             denying_advisories,
             cooldown,
         }

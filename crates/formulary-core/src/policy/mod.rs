@@ -12,13 +12,16 @@
 //! 5. a release younger than the cooldown is denied, unless it fixes an advisory that affects the
 //!    newest version otherwise allowed (the security fast lane);
 //! 6. upstream yanks are passed through, not hidden;
-//! 7. when the advisory feed is staler than the view allows, every decision says so, and a view
+//! 7. a version that runs install scripts (npm) is flagged, and denied where the view's settings
+//!    deny install scripts, unless an entry in force approves the version;
+//! 8. when the advisory feed is staler than the view allows, every decision says so, and a view
 //!    set to `hold` denies versions published after the feed went stale.
 
 mod admission;
 mod decision;
 mod evaluate;
 mod feed;
+mod install_scripts;
 mod release;
 mod snapshot;
 

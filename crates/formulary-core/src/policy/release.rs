@@ -17,6 +17,9 @@ pub struct Release {
     pub yanked: Option<String>,
     /// Its licence as an SPDX expression.
     pub licence: Option<String>,
+    /// True when the version runs code when it is installed (npm's `preinstall`, `install` or
+    /// `postinstall` scripts); false when it does not or the ecosystem does not say.
+    pub install_scripts: bool,
 }
 
 impl Release {
@@ -28,6 +31,7 @@ impl Release {
             dated_by_first_sight: false,
             yanked: None,
             licence: None,
+            install_scripts: false,
         }
     }
 }

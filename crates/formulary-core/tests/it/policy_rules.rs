@@ -391,6 +391,7 @@ fn explained_decisions() {
     evidence.push(Release {
         dated_by_first_sight: false,
         licence: None,
+        install_scripts: false,
         ..release(&requests, "2.32.0", 1)
     });
     let decisions = evaluate_releases(&snapshot, &view("RJ1"), &requests, &evidence);

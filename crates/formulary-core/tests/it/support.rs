@@ -37,6 +37,7 @@ pub fn release(component: &Component, text: &str, days_old: i64) -> Release {
         published: Some(now() - chrono::Duration::days(days_old)),
         yanked: None,
         licence: None,
+        install_scripts: false,
     }
 }
 

@@ -118,6 +118,7 @@ impl Subdir {
                     published,
                     yanked: None,
                     licence: facts.license.clone(),
+                    install_scripts: false,
                 }),
             }
         }

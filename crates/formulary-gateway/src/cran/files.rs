@@ -118,6 +118,7 @@ impl CranGateway {
                 published: None,
                 yanked: None,
                 licence: known_licence(),
+                install_scripts: false,
             },
             _ => return Ok(CranFileOutcome::Missing),
         };

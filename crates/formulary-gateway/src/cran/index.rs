@@ -271,6 +271,7 @@ impl CranGateway {
                     }
                     ArchivedSource::Upstream(_) => None,
                 },
+                install_scripts: false,
             })
             .collect();
         let decisions = evaluate_releases(snapshot, view, component, &releases);
@@ -290,6 +291,7 @@ impl CranGateway {
             published: None,
             yanked: None,
             licence: field(&description, "License").and_then(licence_to_spdx),
+            install_scripts: false,
         };
         evaluate_releases(snapshot, view, component, &[release])
             .remove(0)

@@ -351,6 +351,7 @@ async fn import_one(
                 published: None,
                 yanked: None,
                 licence,
+                install_scripts: false,
             },
         )
         .await

@@ -101,6 +101,7 @@ pub(crate) fn release_of(
             published,
             yanked: None,
             licence,
+            install_scripts: false,
         },
     ))
 }

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use formulary_store::{BlobRef, BlobStore, CachedFile, Database, Digests, FormatCheck, StoreError};
 use futures::StreamExt;
@@ -60,6 +61,15 @@ impl<'a> UpstreamFile<'a> {
     }
 }
 
+/// How long a blob the store said it holds is taken as still there without asking again: a
+/// store lookup per download (a file-system call on a blocking thread, or a request to object
+/// storage) otherwise costs more than the rest of serving a small file. Blobs are immutable and
+/// addressed by digest; one removed meanwhile (quarantined) fails to open and is answered as an
+/// error, never with other bytes.
+const PRESENT_FOR: Duration = Duration::from_secs(5);
+/// At most this many blobs are remembered as present (the memory is cleared beyond it).
+const PRESENT_MAX: usize = 16_384;
+
 /// The shared file cache.
 #[derive(Debug)]
 pub(crate) struct FileCache {
@@ -69,6 +79,8 @@ pub(crate) struct FileCache {
     flight: SingleFlight,
     /// Files fetched, by URL (a memory of the store's `cached_files`).
     fetched: Arc<Mutex<HashMap<String, (Digests, BlobRef)>>>,
+    /// Blobs the store said it holds, and when it said so.
+    present: Mutex<HashMap<String, Instant>>,
 }
 
 impl FileCache {
@@ -79,12 +91,40 @@ impl FileCache {
             client,
             flight: SingleFlight::default(),
             fetched: Arc::default(),
+            present: Mutex::default(),
         }
     }
 
     /// The blob store behind the cache.
     pub(crate) fn blobs(&self) -> &BlobStore {
         &self.blobs
+    }
+
+    /// True when the store holds the blob; asked again at most every few seconds per blob.
+    async fn holds(&self, sha256: &str) -> Result<bool, StoreError> {
+        let fresh = self
+            .present
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(sha256)
+            .is_some_and(|confirmed| confirmed.elapsed() < PRESENT_FOR);
+        if fresh {
+            return Ok(true);
+        }
+        let held = self.blobs.contains(sha256).await?;
+        let mut present = self
+            .present
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if held {
+            if present.len() >= PRESENT_MAX {
+                present.clear();
+            }
+            present.insert(sha256.to_owned(), Instant::now());
+        } else {
+            present.remove(sha256);
+        }
+        Ok(held)
     }
 
     /// The cached blob of a file, if it is cached: by its published SHA-256 when the index gives
@@ -95,7 +135,7 @@ impl FileCache {
         file: &UpstreamFile<'_>,
     ) -> Result<Option<BlobRef>, GatewayError> {
         if let Some(digest) = &file.digests.sha256 {
-            return Ok(self.blobs.contains(digest).await?.then(|| BlobRef {
+            return Ok(self.holds(digest).await?.then(|| BlobRef {
                 sha256: digest.clone(),
                 size: file.size.unwrap_or(0),
             }));
@@ -120,7 +160,7 @@ impl FileCache {
         else {
             return Ok(None);
         };
-        if !self.blobs.contains(&blob.sha256).await? {
+        if !self.holds(&blob.sha256).await? {
             return Ok(None);
         }
         self.fetched

@@ -98,6 +98,7 @@ impl Package {
                     .and_then(formulary_core::advisory::parse_timestamp),
                 yanked: None,
                 licence: facts.licence.clone(),
+                install_scripts: !facts.install_scripts.is_empty(),
             })
             .collect();
         Package {

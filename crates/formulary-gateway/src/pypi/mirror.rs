@@ -146,6 +146,7 @@ pub async fn import_pypi_folder(
                     published: None,
                     yanked: None,
                     licence,
+                    install_scripts: false,
                 },
             )
             .await?;

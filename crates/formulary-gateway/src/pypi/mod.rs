@@ -338,6 +338,7 @@ impl PypiGateway {
                 published,
                 yanked,
                 licence: previous_release.and_then(|release| release.licence.clone()),
+                install_scripts: false,
             };
             if previous_release != Some(&release) {
                 self.database.record_release(component, &release).await?;

@@ -240,7 +240,7 @@ fn component_markup(report: &ComponentReport) -> Markup {
                 tbody.nhsuk-table__body {
                     @for row in &report.versions {
                         tr.nhsuk-table__row {
-                            td.nhsuk-table__cell { (row.decision.version) }
+                            td.nhsuk-table__cell { (row.decision.version) @if row.install_scripts { " " strong.nhsuk-tag.nhsuk-tag--orange title="Runs a preinstall, install or postinstall script when installed" { "Install scripts" } } }
                             td.nhsuk-table__cell { (page::allowed_tag(row.decision.allowed)) }
                             td.nhsuk-table__cell {
                                 ul.formulary-reasons {

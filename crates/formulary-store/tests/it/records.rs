@@ -72,6 +72,7 @@ store_test!(organisations_and_settings_round_trip, |database, _url| {
         severity_threshold: Severity::Medium,
         allowed_licences: vec!["MIT".to_owned()],
         cooldown_days: 14,
+        install_scripts: formulary_core::InstallScripts::Deny,
     };
     let code: OrgCode = "RJ1".parse().expect("code");
     // An overlay only tightens the national baseline (the defaults here: 7 days' cooldown).

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 use formulary_core::ecosystems::Ecosystem;
-use formulary_core::{EcosystemSettings, OrgCode, Organisation, Severity, Stance};
+use formulary_core::{EcosystemSettings, InstallScripts, OrgCode, Organisation, Severity, Stance};
 
 use super::{operator, output, Context};
 
@@ -40,6 +40,10 @@ pub(crate) enum OrganisationCommand {
         /// Days a new release is held back (0 turns the cooldown off).
         #[arg(long)]
         cooldown_days: Option<u32>,
+        /// allow or deny versions that run install scripts (npm `preinstall`, `install`,
+        /// `postinstall`); an entry approving a version lets it through where denied.
+        #[arg(long)]
+        install_scripts: Option<InstallScripts>,
     },
 }
 
@@ -75,6 +79,7 @@ pub(crate) async fn run(
             threshold,
             licences,
             cooldown_days,
+            install_scripts,
         } => {
             let code: OrgCode = code.parse()?;
             let snapshot = database.policy_snapshot(chrono::Utc::now()).await?;
@@ -85,7 +90,8 @@ pub(crate) async fn run(
             let changing = stance.is_some()
                 || threshold.is_some()
                 || licences.is_some()
-                || cooldown_days.is_some();
+                || cooldown_days.is_some()
+                || install_scripts.is_some();
             let settings = EcosystemSettings {
                 stance: stance.unwrap_or(current.stance),
                 severity_threshold: threshold.unwrap_or(current.severity_threshold),
@@ -97,6 +103,7 @@ pub(crate) async fn run(
                     })
                     .unwrap_or(current.allowed_licences),
                 cooldown_days: cooldown_days.unwrap_or(current.cooldown_days),
+                install_scripts: install_scripts.unwrap_or(current.install_scripts),
             };
             if changing {
                 database
@@ -117,6 +124,7 @@ pub(crate) async fn run(
                 }
             );
             println!("  cooldown            {} days", settings.cooldown_days);
+            println!("  install scripts     {}", settings.install_scripts);
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,8 +1,10 @@
 //! Reads the pinned versions of a project's environment, so that `formulary policy check --file`
 //! can answer "will my environment be allowed?". Files are recognised by their content, whatever
 //! their name: renv lockfiles (JSON with `R` and `Packages`), `uv.lock`, `pylock.toml` (PEP 751)
-//! and `poetry.lock` (TOML), npm's `package-lock.json` (v2/v3) and `pnpm-lock.yaml`, and anything else as a pip requirements file, read as pip reads it
-//! (includes, constraints, hashes, environment markers). What is not judged (local projects,
+//! and `poetry.lock` (TOML), npm's `package-lock.json` (v2/v3), `pnpm-lock.yaml` and `yarn.lock`
+//! (classic and berry), conda's explicit files, `conda-lock.yml` and `pixi.lock`, and anything
+//! else as a pip requirements file, read as pip reads it (includes, constraints, hashes,
+//! environment markers). What is not judged (local projects,
 //! URLs, unpinned requirements, requirements for other environments) is listed with why.
 
 mod conda_locks;
@@ -11,6 +13,7 @@ mod npm_locks;
 mod renv;
 mod requirements;
 mod toml_locks;
+mod yarn_lock;
 
 use std::path::Path;
 
@@ -49,13 +52,17 @@ pub fn read(path: &Path, environment: &Environment) -> anyhow::Result<Pins> {
             return npm_locks::read_package_lock(&document)
                 .with_context(|| format!("{shown} could not be read"));
         }
-        bail!("{shown} is JSON but not an renv lockfile (one has \"R\" and \"Packages\") or an npm package-lock.json; give a requirements file or a lockfile (renv.lock, uv.lock, pylock.toml, poetry.lock, package-lock.json, pnpm-lock.yaml)");
+        bail!("{shown} is JSON but not an renv lockfile (one has \"R\" and \"Packages\") or an npm package-lock.json; give a requirements file or a lockfile (renv.lock, uv.lock, pylock.toml, poetry.lock, package-lock.json, pnpm-lock.yaml, yarn.lock)");
     }
     if npm_locks::is_pnpm_lock(&text) {
         return Ok(npm_locks::read_pnpm_lock(&text));
     }
     if let Some(read) = conda_locks::read(&text) {
         return read.with_context(|| format!("{shown} could not be read"));
+    }
+    if let Some(format) = yarn_lock::format_of(&text) {
+        return yarn_lock::read(&text, format)
+            .with_context(|| format!("{shown} could not be read"));
     }
     let toml_named = name == "uv.lock"
         || name == "poetry.lock"

@@ -15,13 +15,13 @@ use crate::formulary_cli::{repo_root, static_server, text, Running, Workspace};
 const PUBLIC_REGISTRY: &str = "https://registry.npmjs.org/";
 
 /// A project folder with its own npm configuration (`.npmrc`), cache and an empty user config.
-struct Project {
-    folder: PathBuf,
+pub(crate) struct Project {
+    pub(crate) folder: PathBuf,
     registry: String,
 }
 
 impl Project {
-    fn new(root: &Path, name: &str, registry: &str, dependencies: &str) -> Project {
+    pub(crate) fn new(root: &Path, name: &str, registry: &str, dependencies: &str) -> Project {
         let folder = root.join(name);
         std::fs::create_dir_all(&folder).expect("project folder");
         std::fs::write(
@@ -39,7 +39,7 @@ impl Project {
         }
     }
 
-    fn configure(&self, command: &mut Command) {
+    pub(crate) fn configure(&self, command: &mut Command) {
         command
             .current_dir(&self.folder)
             .env("NPM_CONFIG_USERCONFIG", self.folder.join("empty-npmrc"))
@@ -56,13 +56,13 @@ impl Project {
             .env("NO_COLOR", "1");
     }
 
-    fn npm(&self, args: &[&str]) -> Output {
+    pub(crate) fn npm(&self, args: &[&str]) -> Output {
         let mut command = Command::new("npm");
         self.configure(&mut command);
         command.args(args).output().expect("npm runs")
     }
 
-    fn pnpm(&self, args: &[&str]) -> Output {
+    pub(crate) fn pnpm(&self, args: &[&str]) -> Output {
         let mut command = Command::new(pnpm());
         self.configure(&mut command);
         command
@@ -75,7 +75,7 @@ impl Project {
             .expect("pnpm runs")
     }
 
-    fn installed(&self, name: &str) -> Option<String> {
+    pub(crate) fn installed(&self, name: &str) -> Option<String> {
         let manifest = std::fs::read_to_string(
             self.folder
                 .join("node_modules")
@@ -88,7 +88,7 @@ impl Project {
     }
 }
 
-fn succeeded(output: &Output) -> String {
+pub(crate) fn succeeded(output: &Output) -> String {
     assert!(
         output.status.success(),
         "{}\n{}",
@@ -98,7 +98,7 @@ fn succeeded(output: &Output) -> String {
     text(&output.stdout)
 }
 
-fn failed(output: &Output) -> String {
+pub(crate) fn failed(output: &Output) -> String {
     assert!(
         !output.status.success(),
         "expected a failure: {}",
@@ -109,7 +109,7 @@ fn failed(output: &Output) -> String {
 
 /// pnpm: the one on PATH, else pnpm 10 installed once from the public registry into the target
 /// folder.
-fn pnpm() -> &'static Path {
+pub(crate) fn pnpm() -> &'static Path {
     static PNPM: OnceLock<PathBuf> = OnceLock::new();
     PNPM.get_or_init(|| {
         if let Ok(found) = which("pnpm") {
@@ -160,7 +160,7 @@ fn which(program: &str) -> Result<PathBuf, ()> {
 }
 
 /// `GET url` with an Accept header: status, the headers asked for, and the body.
-fn get(url: &str, accept: &str, headers: &[&str]) -> (u16, Vec<String>, String) {
+pub(crate) fn get(url: &str, accept: &str, headers: &[&str]) -> (u16, Vec<String>, String) {
     let script = format!(
         "import urllib.request, sys\nrequest = urllib.request.Request({url:?}, headers={{'Accept': {accept:?}}})\ntry:\n    response = urllib.request.urlopen(request)\nexcept urllib.error.HTTPError as error:\n    response = error\nprint(response.status if hasattr(response, 'status') else response.code)\nprint(response.reason)\nfor name in {headers:?}:\n    print(response.headers.get(name))\nsys.stdout.write(response.read().decode())"
     );
@@ -181,7 +181,7 @@ fn get(url: &str, accept: &str, headers: &[&str]) -> (u16, Vec<String>, String) 
     (status, values, lines.next().unwrap_or_default().to_owned())
 }
 
-fn gateway(workspace: &Workspace, upstreams: &str) -> (Running, String) {
+pub(crate) fn gateway(workspace: &Workspace, upstreams: &str) -> (Running, String) {
     workspace.serve(&[
         ("FORMULARY_NPM_UPSTREAMS", upstreams.to_owned()),
         ("FORMULARY_INDEX_REVALIDATE_SECONDS", "0".to_owned()),
@@ -189,7 +189,7 @@ fn gateway(workspace: &Workspace, upstreams: &str) -> (Running, String) {
     ])
 }
 
-fn import_advisories(workspace: &Workspace) {
+pub(crate) fn import_advisories(workspace: &Workspace) {
     for folder in ["npm-github-advisories", "malicious-packages-npm"] {
         workspace.ok(&[
             "advisories",
@@ -377,7 +377,7 @@ fn npm_and_pnpm_install_from_the_public_registry_under_policy() {
 }
 
 /// The real tarballs the local registry is built from, downloaded once.
-fn real_tarballs() -> &'static Path {
+pub(crate) fn real_tarballs() -> &'static Path {
     static FOLDER: OnceLock<PathBuf> = OnceLock::new();
     FOLDER.get_or_init(|| {
         let folder = Path::new(env!("CARGO_TARGET_TMPDIR")).join("test-npm-tarballs");

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use formulary_core::ecosystems::Ecosystem;
 use formulary_core::request::FieldError;
-use formulary_core::{EcosystemSettings, OrgCode, Organisation, Severity, Stance};
+use formulary_core::{EcosystemSettings, InstallScripts, OrgCode, Organisation, Severity, Stance};
 use formulary_store::StoreError;
 use maud::html;
 use serde::Deserialize;
@@ -40,7 +40,7 @@ pub(crate) struct Done {
 
 fn describe(settings: &EcosystemSettings) -> String {
     format!(
-        "{}; blocks advisories rated {} and above; {} days' cooldown; licences: {}",
+        "{}; blocks advisories rated {} and above; {} days' cooldown; licences: {}{}",
         settings.stance,
         settings.severity_threshold,
         settings.cooldown_days,
@@ -48,6 +48,10 @@ fn describe(settings: &EcosystemSettings) -> String {
             "any".to_owned()
         } else {
             settings.allowed_licences.join(", ")
+        },
+        match settings.install_scripts {
+            InstallScripts::Allow => "",
+            InstallScripts::Deny => "; install scripts denied",
         }
     )
 }
@@ -119,6 +123,7 @@ pub(crate) struct SettingsForm {
     severity_threshold: String,
     cooldown_days: String,
     allowed_licences: String,
+    install_scripts: String,
 }
 
 impl SettingsForm {
@@ -128,6 +133,7 @@ impl SettingsForm {
             severity_threshold: settings.severity_threshold.as_str().to_owned(),
             cooldown_days: settings.cooldown_days.to_string(),
             allowed_licences: settings.allowed_licences.join(", "),
+            install_scripts: settings.install_scripts.as_str().to_owned(),
         }
     }
 
@@ -159,6 +165,18 @@ impl SettingsForm {
                 ),
             ));
         }
+        // Absent (a form from before the setting existed) means allow.
+        let install_scripts = if self.install_scripts.trim().is_empty() {
+            Some(InstallScripts::Allow)
+        } else {
+            self.install_scripts.parse::<InstallScripts>().ok()
+        };
+        if install_scripts.is_none() {
+            errors.push(FieldError::new(
+                "install_scripts",
+                "Select whether versions that run install scripts are served",
+            ));
+        }
         let licences: Vec<String> = self
             .allowed_licences
             .split([',', ' ', '\n'])
@@ -166,8 +184,8 @@ impl SettingsForm {
             .filter(|licence| !licence.is_empty())
             .map(str::to_owned)
             .collect();
-        let (Some(stance), Some(severity_threshold), Some(cooldown_days)) =
-            (stance, severity, cooldown)
+        let (Some(stance), Some(severity_threshold), Some(cooldown_days), Some(install_scripts)) =
+            (stance, severity, cooldown, install_scripts)
         else {
             return Err(errors);
         };
@@ -176,6 +194,7 @@ impl SettingsForm {
             severity_threshold,
             allowed_licences: licences,
             cooldown_days,
+            install_scripts,
         };
         if let Err(error) = settings.validate() {
             errors.push(FieldError::new(
@@ -203,6 +222,8 @@ fn loosening_errors(settings: &EcosystemSettings, national: &EcosystemSettings) 
                 "severity_threshold"
             } else if why.contains("cooldown") {
                 "cooldown_days"
+            } else if why.contains("install scripts") {
+                "install_scripts"
             } else {
                 "allowed_licences"
             };
@@ -247,6 +268,11 @@ async fn render_form(
                 (select("severity_threshold", "Advisories that block a version", None, &SEVERITIES, &form.severity_threshold, errors))
                 (page::input(Field { name: "cooldown_days", label: "Cooldown in days", hint: Some("New releases wait this long before they are served, so that malicious ones are found first"), value: &form.cooldown_days }, "text", Some("off"), errors))
                 (page::input(Field { name: "allowed_licences", label: "Allowed licences (optional)", hint: Some("SPDX identifiers separated by commas, for example MIT, Apache-2.0; empty allows any"), value: &form.allowed_licences }, "text", Some("off"), errors))
+                @if ecosystem == Ecosystem::Npm {
+                    (page::radios("install_scripts", "Install scripts", Some("Packages with a preinstall, install or postinstall script run code on the machine that installs them. Deny refuses such versions unless an entry approves the version"), &[("allow", "Allow (flagged on the component page)"), ("deny", "Deny")], &form.install_scripts, errors))
+                } @else {
+                    input type="hidden" name="install_scripts" value=(form.install_scripts);
+                }
                 button.nhsuk-button type="submit" { "Save settings" }
             }
             p { a href={ "/admin/" (code) "/settings" } { "Back to all settings" } }
