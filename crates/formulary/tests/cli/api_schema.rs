@@ -85,7 +85,10 @@ async fn schemathesis_finds_no_failure_in_the_api() {
             rest.split_once(" passed")?.0.trim().parse().ok()
         })
         .unwrap_or(0);
-    assert!(passed >= 1_000, "only {passed} test cases passed:\n{printed}");
+    assert!(
+        passed >= 1_000,
+        "only {passed} test cases passed:\n{printed}"
+    );
 }
 
 /// The failures and the summary of schemathesis' output, without the tracebacks of its own
