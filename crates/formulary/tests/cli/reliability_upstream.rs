@@ -473,9 +473,8 @@ async fn a_hung_upstream_never_delays_cached_packages_and_uncached_ones_get_a_cl
     assert_eq!(count(&log, "upstream is back"), 1);
 }
 
-crate::on_both_databases!(async fn a_wrong_upstream_index_never_silently_replaces_a_good_one);
-async fn a_wrong_upstream_index_never_silently_replaces_a_good_one() {
-    let workspace = Workspace::new();
+/// An upstream with six versions of the project `calm`, whose faults the test sets.
+fn calm_upstream(workspace: &Workspace) -> FaultyUpstream {
     let folder = workspace.folder.path().join("made");
     let versions = ["1.0", "1.1", "1.2", "1.3", "1.4", "1.5"];
     let mut projects = BTreeMap::new();
@@ -483,7 +482,18 @@ async fn a_wrong_upstream_index_never_silently_replaces_a_good_one() {
         "calm".to_owned(),
         wheels(&folder, "calm", &versions, 100, Duration::ZERO),
     );
-    let upstream = FaultyUpstream::start(projects);
+    FaultyUpstream::start(projects)
+}
+
+/// Files listed by a PEP 691 page.
+fn listed(body: &[u8]) -> usize {
+    json(body)["files"].as_array().map_or(0, Vec::len)
+}
+
+crate::on_both_databases!(async fn a_wrong_upstream_index_never_silently_replaces_a_good_one);
+async fn a_wrong_upstream_index_never_silently_replaces_a_good_one() {
+    let workspace = Workspace::new();
+    let upstream = calm_upstream(&workspace);
     let upstreams = format!("[\"{}\"]", upstream.index());
     let (_server, base, log) = serve(
         &workspace,
@@ -495,7 +505,6 @@ async fn a_wrong_upstream_index_never_silently_replaces_a_good_one() {
     );
     let page = format!("{base}/pypi/simple/calm/");
     let client = reqwest::Client::new();
-    let listed = |body: &[u8]| json(body)["files"].as_array().map_or(0, Vec::len);
     let (status, _, body, _) = get(&client, &page).await;
     assert_eq!((status, listed(&body)), (200, 6));
 
@@ -546,14 +555,7 @@ async fn a_wrong_upstream_index_never_silently_replaces_a_good_one() {
 crate::on_both_databases!(async fn a_national_curator_accepts_a_held_back_index_at_once);
 async fn a_national_curator_accepts_a_held_back_index_at_once() {
     let workspace = Workspace::new();
-    let folder = workspace.folder.path().join("made");
-    let versions = ["1.0", "1.1", "1.2", "1.3", "1.4", "1.5"];
-    let mut projects = BTreeMap::new();
-    projects.insert(
-        "calm".to_owned(),
-        wheels(&folder, "calm", &versions, 100, Duration::ZERO),
-    );
-    let upstream = FaultyUpstream::start(projects);
+    let upstream = calm_upstream(&workspace);
     let upstreams = format!("[\"{}\"]", upstream.index());
     let token = |role: &str, organisation: &str| {
         workspace
@@ -585,7 +587,6 @@ async fn a_national_curator_accepts_a_held_back_index_at_once() {
     );
     let page = format!("{base}/pypi/simple/calm/");
     let client = reqwest::Client::new();
-    let listed = |body: &[u8]| json(body)["files"].as_array().map_or(0, Vec::len);
     assert_eq!(listed(&get(&client, &page).await.2), 6);
     upstream.set(Fault::Truncated);
     tokio::time::sleep(Duration::from_millis(2_100)).await;
