@@ -64,8 +64,7 @@ fn catalogue() -> CranCatalogue {
         "tibble".to_owned(),
         vec![ArchivedFile {
             filename: "tibble_3.1.8.tar.gz".to_owned(),
-            size: None,
-            modified: None,
+            ..ArchivedFile::default()
         }],
     );
     CranCatalogue::new(&current, &HashMap::new(), &archive, &[])

@@ -49,7 +49,7 @@ pub use audit::{AuditRecord, AuditVerification};
 pub use blob_location::{BlobLocation, S3Options};
 pub use blobs::{BlobRef, BlobStore, BlobStream, FormatCheck, ReadSeek};
 pub use changes::{ChangeEvent, ChangeListener, CHANGES_CHANNEL};
-pub use checkpoints::{AuditKey, Checkpoint, CheckpointLog, CheckpointReport};
+pub use checkpoints::{AuditKey, Checkpoint, CheckpointLog, CheckpointReport, RestoreMarker};
 pub use database::{redact_url, Database};
 pub use digests::{Algorithm, Digests, MalformedDigest};
 pub use documents::{CachedFile, UpstreamDocument};

@@ -2,7 +2,8 @@
 //! whose row names are `"<pkg>/<pkg>_<version>.tar.gz"` (paths under `src/contrib/Archive/`) and
 //! whose columns are what `file.info()` gives (`size`, `isdir`, `mode`, `mtime`, `ctime`,
 //! `atime`, `uid`, `gid`, `uname`, `grname`). `remotes::install_version` reads the row names,
-//! oldest first, to find a version's tarball.
+//! oldest first, to find a version's tarball. The gateway passes on every column the upstream
+//! gives for a file; only files the upstream's archive.rds does not list get made-up values.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::rds::{RData, RValue, RdsError};
 
 /// One archived tarball.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ArchivedFile {
     /// The file name, `<pkg>_<version>.tar.gz`.
     pub filename: String,
@@ -19,6 +20,29 @@ pub struct ArchivedFile {
     pub size: Option<u64>,
     /// When it was archived or last modified, in seconds since 1970 (UTC), when known.
     pub modified: Option<f64>,
+    /// The other `file.info()` columns, as the upstream gave them.
+    #[serde(default)]
+    pub info: FileInfo,
+}
+
+/// The `file.info()` columns of an archived file other than size and mtime, as the upstream's
+/// archive.rds gives them (`None` where it does not).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FileInfo {
+    /// Permission bits (`mode`, class `octmode`).
+    pub mode: Option<i32>,
+    /// Status change time, seconds since 1970.
+    pub ctime: Option<f64>,
+    /// Access time, seconds since 1970.
+    pub atime: Option<f64>,
+    /// Owner's user id.
+    pub uid: Option<i32>,
+    /// Owner's group id.
+    pub gid: Option<i32>,
+    /// Owner's user name (CRAN's maintainers, e.g. the person who archived the file).
+    pub uname: Option<String>,
+    /// Owner's group name.
+    pub grname: Option<String>,
 }
 
 /// Archived tarballs by package name; each package's files in the order they are listed
@@ -36,43 +60,46 @@ pub fn archive_value(archive: &Archive) -> RValue {
 }
 
 fn frame(package: &str, files: &[ArchivedFile]) -> RValue {
-    let count = files.len();
-    let times = || {
+    let doubles = |value: &dyn Fn(&ArchivedFile) -> Option<f64>| {
         RValue::new(RData::Double(
             files
                 .iter()
-                .map(|file| file.modified.unwrap_or(f64::NAN))
+                .map(|file| value(file).unwrap_or(f64::NAN))
                 .collect(),
         ))
-        .with_attribute("class", RValue::strings(&["POSIXct", "POSIXt"]))
     };
-    let repeated = |text: &str| RValue::strings(&vec![text; count]);
+    let times = |value: &dyn Fn(&ArchivedFile) -> Option<f64>| {
+        doubles(value).with_attribute("class", RValue::strings(&["POSIXct", "POSIXt"]))
+    };
+    let integers = |value: &dyn Fn(&ArchivedFile) -> Option<i32>| {
+        RValue::new(RData::Integer(files.iter().map(value).collect()))
+    };
+    let names = |value: &dyn Fn(&ArchivedFile) -> Option<&String>| {
+        RValue::new(RData::Character(
+            files
+                .iter()
+                .map(|file| Some(value(file).map_or("cran", String::as_str).to_owned()))
+                .collect(),
+        ))
+    };
     let columns = vec![
-        (
-            "size",
-            RValue::new(RData::Double(
-                files
-                    .iter()
-                    .map(|file| file.size.map_or(f64::NAN, |size| size as f64))
-                    .collect(),
-            )),
-        ),
+        ("size", doubles(&|file| file.size.map(|size| size as f64))),
         (
             "isdir",
-            RValue::new(RData::Logical(vec![Some(false); count])),
+            RValue::new(RData::Logical(vec![Some(false); files.len()])),
         ),
         (
             "mode",
-            RValue::new(RData::Integer(vec![Some(0o644); count]))
+            integers(&|file| Some(file.info.mode.unwrap_or(0o644)))
                 .with_attribute("class", RValue::strings(&["octmode"])),
         ),
-        ("mtime", times()),
-        ("ctime", times()),
-        ("atime", times()),
-        ("uid", RValue::new(RData::Integer(vec![Some(0); count]))),
-        ("gid", RValue::new(RData::Integer(vec![Some(0); count]))),
-        ("uname", repeated("cran")),
-        ("grname", repeated("cran")),
+        ("mtime", times(&|file| file.modified)),
+        ("ctime", times(&|file| file.info.ctime.or(file.modified))),
+        ("atime", times(&|file| file.info.atime.or(file.modified))),
+        ("uid", integers(&|file| Some(file.info.uid.unwrap_or(0)))),
+        ("gid", integers(&|file| Some(file.info.gid.unwrap_or(0)))),
+        ("uname", names(&|file| file.info.uname.as_ref())),
+        ("grname", names(&|file| file.info.grname.as_ref())),
     ];
     let names: Vec<&str> = columns.iter().map(|(name, _)| *name).collect();
     let rows: Vec<String> = files
@@ -110,18 +137,27 @@ pub fn archive_from_value(value: &RValue) -> Result<Archive, RdsError> {
             .attribute("row.names")
             .map(RValue::as_strings)
             .unwrap_or_default();
-        let column = |wanted: &str| -> Option<&Vec<f64>> {
+        let column = |wanted: &str| -> Option<&RData> {
             let RData::List(columns) = &frame.data else {
                 return None;
             };
             let names = frame.attribute("names")?.as_strings();
             let index = names.iter().position(|name| *name == wanted)?;
-            match &columns.get(index)?.data {
-                RData::Double(values) => Some(values),
-                _ => None,
-            }
+            Some(&columns.get(index)?.data)
         };
-        let (sizes, times) = (column("size"), column("mtime"));
+        let double = |name: &str, index: usize| match column(name) {
+            Some(RData::Double(values)) => values.get(index).copied().filter(|v| v.is_finite()),
+            Some(RData::Integer(values)) => values.get(index).copied().flatten().map(f64::from),
+            _ => None,
+        };
+        let integer = |name: &str, index: usize| match column(name) {
+            Some(RData::Integer(values)) => values.get(index).copied().flatten(),
+            _ => None,
+        };
+        let text = |name: &str, index: usize| match column(name) {
+            Some(RData::Character(values)) => values.get(index).cloned().flatten(),
+            _ => None,
+        };
         let files = rows
             .iter()
             .enumerate()
@@ -130,16 +166,19 @@ pub fn archive_from_value(value: &RValue) -> Result<Archive, RdsError> {
                 if filename.contains('/') {
                     return None;
                 }
-                let number = |values: Option<&Vec<f64>>| {
-                    values
-                        .and_then(|values| values.get(index))
-                        .copied()
-                        .filter(|value| value.is_finite())
-                };
                 Some(ArchivedFile {
                     filename: filename.to_owned(),
-                    size: number(sizes).map(|size| size as u64),
-                    modified: number(times),
+                    size: double("size", index).map(|size| size as u64),
+                    modified: double("mtime", index),
+                    info: FileInfo {
+                        mode: integer("mode", index),
+                        ctime: double("ctime", index),
+                        atime: double("atime", index),
+                        uid: integer("uid", index),
+                        gid: integer("gid", index),
+                        uname: text("uname", index),
+                        grname: text("grname", index),
+                    },
                 })
             })
             .collect();
@@ -198,11 +237,29 @@ mod tests {
                     filename: "readxl_1.2.0.tar.gz".to_owned(),
                     size: Some(1234),
                     modified: Some(1_600_000_000.0),
+                    info: FileInfo {
+                        mode: Some(0o664),
+                        ctime: Some(1_600_000_001.0),
+                        atime: Some(1_600_000_002.0),
+                        uid: Some(1004),
+                        gid: Some(1005),
+                        uname: Some("hornik".to_owned()),
+                        grname: Some("cranadmin".to_owned()),
+                    },
                 },
                 ArchivedFile {
                     filename: "readxl_1.4.0.tar.gz".to_owned(),
-                    size: None,
-                    modified: None,
+                    size: Some(99),
+                    modified: Some(1_600_000_100.0),
+                    info: FileInfo {
+                        mode: Some(0o644),
+                        ctime: Some(1_600_000_100.0),
+                        atime: Some(1_600_000_100.0),
+                        uid: Some(0),
+                        gid: Some(0),
+                        uname: Some("cran".to_owned()),
+                        grname: Some("cran".to_owned()),
+                    },
                 },
             ],
         );

@@ -8,7 +8,7 @@ mod packages;
 pub mod rds;
 
 pub use archive::{
-    archive_from_value, archive_value, current_times_from_value, Archive, ArchivedFile,
+    archive_from_value, archive_value, current_times_from_value, Archive, ArchivedFile, FileInfo,
 };
 pub use licence::licence_to_spdx;
 pub use packages::{

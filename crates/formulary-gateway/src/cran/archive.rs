@@ -135,6 +135,7 @@ impl CranGateway {
                     filename: filename.clone(),
                     size: Some(file.size),
                     modified: file.modified,
+                    ..ArchivedFile::default()
                 },
             );
         }
@@ -169,6 +170,7 @@ impl CranGateway {
                                 modified: release
                                     .published
                                     .map(|published| published.timestamp() as f64),
+                                ..ArchivedFile::default()
                             },
                         )
                     })

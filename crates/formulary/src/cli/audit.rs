@@ -1,5 +1,6 @@
 //! `formulary audit verify`: the audit chain, its signed checkpoints, and the policy records
-//! bound to it.
+//! bound to it; `formulary audit acknowledge-restore`: the key holder's signed word that the
+//! database was restored from a backup.
 
 use std::process::ExitCode;
 
@@ -18,6 +19,14 @@ pub(crate) enum AuditCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// After restoring the database from a backup: sign, with the audit key, that the
+    /// checkpoints the restored chain no longer matches are set aside, and record why in the
+    /// audit log. Refused when the chain itself is broken or nothing needs acknowledging.
+    AcknowledgeRestore {
+        /// Which backup was restored and why (kept in the checkpoint file and the audit log).
+        #[arg(long)]
+        reason: String,
     },
 }
 
@@ -55,7 +64,61 @@ pub(crate) async fn check(
 }
 
 pub(crate) async fn run(context: &Context, command: AuditCommand) -> anyhow::Result<ExitCode> {
-    let AuditCommand::Verify { json } = command;
+    match command {
+        AuditCommand::Verify { json } => verify(context, json).await,
+        AuditCommand::AcknowledgeRestore { reason } => acknowledge_restore(context, &reason).await,
+    }
+}
+
+async fn acknowledge_restore(context: &Context, reason: &str) -> anyhow::Result<ExitCode> {
+    let reason = reason.trim();
+    anyhow::ensure!(
+        !reason.is_empty(),
+        "say which backup was restored and why (--reason); it is kept with the signed acknowledgement"
+    );
+    let database = context.database().await?;
+    let chain = database.verify_audit().await?;
+    if !chain.is_intact() {
+        println!(
+            "Not acknowledged: the audit chain itself is broken ({} problems), so this is not a clean restore of a backup. Run `formulary audit verify` to see them.",
+            chain.problems.len()
+        );
+        return Ok(ExitCode::from(1));
+    }
+    let log = context.checkpoint_log()?;
+    let (head_seq, head) = database.audit_head().await?;
+    let mut positions = log.checkpointed_rows()?;
+    positions.push(head_seq);
+    let hashes = database.audit_hashes_at(&positions).await?;
+    let Some(marker) = log.acknowledge_restore(&hashes, head_seq, &head, reason)? else {
+        println!("Nothing to acknowledge: the audit chain matches every signed checkpoint.");
+        return Ok(ExitCode::SUCCESS);
+    };
+    database
+        .record_action(
+            &super::operator(),
+            "audit.restore-acknowledged",
+            "audit",
+            &serde_json::json!({
+                "reason": reason,
+                "restored_head": marker.seq,
+                "kept_through": marker.kept_through,
+                "superseded_through": marker.superseded_through,
+            }),
+        )
+        .await?;
+    println!(
+        "Restore acknowledged: the checkpoints of rows {}–{} taken before the restore are set aside; the chain up to row {} and from row {} on stays guarded.",
+        marker.kept_through + 1,
+        marker.superseded_through,
+        marker.kept_through,
+        marker.seq
+    );
+    println!("`formulary audit verify` reports this restore from now on; run it on every replica's checkpoint file (each replica keeps its own).");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn verify(context: &Context, json: bool) -> anyhow::Result<ExitCode> {
     let database = context.database().await?;
     let (chain, checkpoints, policy_records) = check(context, &database).await?;
     let findings = Findings {
@@ -71,6 +134,9 @@ pub(crate) async fn run(context: &Context, command: AuditCommand) -> anyhow::Res
             findings.chain.rows, findings.checkpoints.checkpoints
         );
         println!("Entries and settings are exactly as the audit trail records them.");
+        for restore in &findings.checkpoints.restores {
+            println!("Note: {restore}.");
+        }
         println!("Head hash: {}.", findings.chain.head);
     } else {
         let problems: Vec<&String> = findings

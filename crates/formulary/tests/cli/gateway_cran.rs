@@ -360,6 +360,21 @@ fn r_finds_allowed_archived_versions_and_binary_packages_through_an_upstream() {
         "{}",
         text(&output.stderr)
     );
+    // Every file.info() column the upstream gives for an archived file is passed on as it is
+    // (owner names included), not made up.
+    let output = r(&format!(
+        "u <- readRDS(gzcon(url('{upstream_url}/src/contrib/Meta/archive.rds')))$readxl; \
+         g <- readRDS(gzcon(url('{repository}/src/contrib/Meta/archive.rds')))$readxl; \
+         row <- 'readxl/readxl_1.4.0.tar.gz'; \
+         for (column in c('size', 'mode', 'mtime', 'ctime', 'atime', 'uid', 'gid', 'uname', 'grname')) \
+           cat(column, identical(format(u[row, column]), format(g[row, column])), format(u[row, column]), format(g[row, column]), '\\n')"
+    ));
+    let columns = text(&output.stdout);
+    assert!(
+        columns.lines().count() == 9 && !columns.contains("FALSE"),
+        "{columns}{}",
+        text(&output.stderr)
+    );
     let library = workspace.folder.path().join("library");
     std::fs::create_dir_all(&library).expect("library");
     let output = r(&format!(
