@@ -6,6 +6,8 @@
 # peak memory while 64 clients download the large tarball. Formulary pulls from that nginx (with
 # the npm advisories loaded, so every answer goes through the policy); its cache is warmed first.
 # nginx serves one packument for both forms (it has no abbreviated form), as a static mirror would.
+# verdaccio (installed from the npm registry into WORKDIR, no uplinks) serves the same two packages
+# from its own storage, as a private registry would (VERDACCIO=0 leaves it out).
 #
 # usage: bench/npm.sh   (about 6 minutes; knobs: WORKDIR, DURATION, REPEATS, BUILD=0, DOCS=0)
 # Needs network to registry.npmjs.org once (the real documents). Everything binds 127.0.0.1;
@@ -20,6 +22,8 @@ BUILD=${BUILD:-1}
 DOCS=${DOCS:-1}
 PORT_NGINX=${PORT_NGINX:-18280}
 PORT_GATEWAY=${PORT_GATEWAY:-18290}
+PORT_VERDACCIO=${PORT_VERDACCIO:-18295}
+VERDACCIO=${VERDACCIO:-1}
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/formulary
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -81,6 +85,47 @@ FORMULARY_NPM_UPSTREAMS="[\"http://127.0.0.1:$PORT_NGINX/\"]" FORMULARY_PYPI_UPS
 for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$PORT_GATEWAY/healthz" 2>/dev/null && break; sleep 0.1; done
 for _ in $(seq 50); do curl -fsS -o /dev/null "http://127.0.0.1:$PORT_NGINX/is-number" 2>/dev/null && break; sleep 0.1; done
 
+if [[ $VERDACCIO == 1 ]]; then
+  node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+  if ((node_major >= 22)); then verdaccio_version=6.10.4; elif ((node_major >= 20)); then verdaccio_version=6.8.0; else verdaccio_version=; fi
+  if [[ -z $verdaccio_version ]]; then
+    log "verdaccio needs node >= 20 (found ${node_major}); leaving it out"; VERDACCIO=0
+  else
+    mkdir -p "$WORKDIR/verdaccio"
+    if [[ ! -x $WORKDIR/verdaccio/node_modules/.bin/verdaccio ]]; then
+      log "installing verdaccio $verdaccio_version from the npm registry"
+      (cd "$WORKDIR/verdaccio" && npm install --no-audit --no-fund --loglevel=error "verdaccio@$verdaccio_version" >/dev/null)
+    fi
+    # Its storage: each package's packument (with the fields verdaccio keeps) beside its tarball.
+    rm -rf "$WORKDIR/verdaccio/storage"
+    python3 - "$WORKDIR" <<'PY'
+import json, os, sys
+work = sys.argv[1]
+for name in ["is-number", "typescript"]:
+    document = json.load(open(f"{work}/static/packuments/{name}.json"))
+    folder = f"{work}/verdaccio/storage/{name}"
+    os.makedirs(folder, exist_ok=True)
+    attachments = {}
+    for filename in os.listdir(f"{work}/static/{name}/-"):
+        os.link(f"{work}/static/{name}/-/{filename}", f"{folder}/{filename}")
+        attachments[filename] = {"shasum": ""}
+    document.update({"_attachments": attachments, "_uplinks": {}, "_distfiles": {}, "_rev": "1-0"})
+    json.dump(document, open(f"{folder}/package.json", "w"))
+PY
+    cat >"$WORKDIR/verdaccio/config.yaml" <<YAML
+storage: $WORKDIR/verdaccio/storage
+uplinks: {}
+packages:
+  '**':
+    access: \$all
+log: { type: stdout, format: pretty, level: error }
+YAML
+    "$WORKDIR/verdaccio/node_modules/.bin/verdaccio" --config "$WORKDIR/verdaccio/config.yaml" --listen "127.0.0.1:$PORT_VERDACCIO" >"$WORKDIR/verdaccio.log" 2>&1 & PIDS+=($!)
+    for _ in $(seq 300); do curl -fsS -o /dev/null "http://127.0.0.1:$PORT_VERDACCIO/is-number" 2>/dev/null && break; sleep 0.1; done
+    curl -fsS -o /dev/null "http://127.0.0.1:$PORT_VERDACCIO/typescript" || { log "verdaccio does not serve typescript (see $WORKDIR/verdaccio.log); leaving it out"; VERDACCIO=0; }
+  fi
+fi
+
 ABBREVIATED='application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*'
 SMALL_TGZ=$(cd "$WORKDIR/static/is-number/-" && ls)
 LARGE_TGZ=$(cd "$WORKDIR/static/typescript/-" && ls)
@@ -101,20 +146,28 @@ measure() { # url concurrency accept -> "req/s MB/s"
     END {printf "%.0f %.0f\n", rps, mb}'
 }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-TABLE="| what | c | Formulary | nginx | Formulary / nginx |
-|---|---|---|---|---|"
+TABLE="| what | c | Formulary | nginx | Formulary / nginx | verdaccio | Formulary / verdaccio |
+|---|---|---|---|---|---|---|"
 row() { # label path accept concurrency field(1=req/s,2=MB/s)
-  local gr=() nr=() g n
+  local gr=() nr=() vr=() g n v
   for _ in $(seq "$REPEATS"); do
     g=$(measure "http://127.0.0.1:$PORT_GATEWAY/npm/$2" "$4" "$3"); n=$(measure "http://127.0.0.1:$PORT_NGINX/$2" "$4" "$3")
     gr+=("$(echo "$g" | cut -d' ' -f"$5")"); nr+=("$(echo "$n" | cut -d' ' -f"$5")")
+    if [[ $VERDACCIO == 1 ]]; then
+      v=$(measure "http://127.0.0.1:$PORT_VERDACCIO/$2" "$4" "$3"); vr+=("$(echo "$v" | cut -d' ' -f"$5")")
+    fi
   done
-  local gm nm unit ratio
+  local gm nm vm=- unit ratio vratio=-
   gm=$(printf '%s\n' "${gr[@]}" | median); nm=$(printf '%s\n' "${nr[@]}" | median)
   unit=$([[ $5 == 1 ]] && echo "req/s" || echo "MB/s")
   ratio=$(awk -v g="$gm" -v n="$nm" 'BEGIN {printf "%.2fx", (n > 0 ? g / n : 0)}')
-  TABLE+=$'\n'"| $1 | $4 | $gm $unit | $nm $unit | $ratio |"
-  log "$1 c=$4: formulary $gm, nginx $nm ($ratio)"
+  if [[ $VERDACCIO == 1 ]]; then
+    vm=$(printf '%s\n' "${vr[@]}" | median)
+    vratio=$(awk -v g="$gm" -v n="$vm" 'BEGIN {printf "%.1fx", (n > 0 ? g / n : 0)}')
+    vm="$vm $unit"
+  fi
+  TABLE+=$'\n'"| $1 | $4 | $gm $unit | $nm $unit | $ratio | $vm | $vratio |"
+  log "$1 c=$4: formulary $gm, nginx $nm ($ratio), verdaccio $vm ($vratio)"
 }
 row "is-number packument, full" "is-number" "application/json" 16 1
 row "is-number packument, abbreviated" "is-number" "$ABBREVIATED" 16 1
@@ -131,7 +184,7 @@ for _ in $(seq 100); do curl -fsS -o /dev/null "http://127.0.0.1:$PORT_GATEWAY/h
 wrk -t1 -c64 -d"${DURATION}s" "http://127.0.0.1:$PORT_GATEWAY/npm/typescript/-/$LARGE_TGZ" >/dev/null 2>&1
 peak=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$GATEWAY_PID/status")
 log "peak memory at 64 concurrent large-tarball downloads: $peak MB"
-REPORT="Run of $(date +%F) on $(nproc) cores; wrk, one thread, ${DURATION} s per run, median of $REPEATS. typescript's packument: $full_size bytes full, $abbreviated_size bytes abbreviated (Formulary); nginx serves the full one for both. The first (uncached) typescript packument took ${first} s (fetch, parse, policy for every version, both forms rendered). Peak memory (VmHWM) of a fresh Formulary process serving the large tarball to 64 concurrent clients for ${DURATION} s: $peak MB. verdaccio is not installed on this machine, so it is not measured here.
+REPORT="Run of $(date +%F) on $(nproc) cores; wrk, one thread, ${DURATION} s per run, median of $REPEATS. typescript's packument: $full_size bytes full, $abbreviated_size bytes abbreviated (Formulary); nginx serves the full one for both. The first (uncached) typescript packument took ${first} s (fetch, parse, policy for every version, both forms rendered). Peak memory (VmHWM) of a fresh Formulary process serving the large tarball to 64 concurrent clients for ${DURATION} s: $peak MB. $([[ $VERDACCIO == 1 ]] && echo "verdaccio $verdaccio_version (node $(node --version)) serves the same packages from its storage, no uplinks." || echo "verdaccio was left out (VERDACCIO=0 or it could not start).")
 
 $TABLE"
 echo "$REPORT"
