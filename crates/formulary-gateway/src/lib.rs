@@ -42,6 +42,7 @@ pub use npm::mirror::import_npm_folder;
 pub use npm::{NpmGateway, PackumentOutcome, ServedPackument, TarballOutcome};
 pub use pypi::mirror::import_pypi_folder;
 pub use pypi::{
-    without_request_sentence, FileOutcome, PageOutcome, PypiGateway, ServedPage, DEFAULT_SCOPE,
+    without_request_sentence, FileOutcome, PageOutcome, PypiGateway, RootListing, ServedPage,
+    DEFAULT_SCOPE, ROOT_LISTING_TTL,
 };
 pub use tools::{OfferedTool, ToolFileOutcome, ToolGateway};

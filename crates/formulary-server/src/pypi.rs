@@ -90,17 +90,13 @@ pub(crate) async fn root(
 ) -> Result<Response, ApiError> {
     let request = view_for(&state, &params)?;
     snapshot_for(&state, &request, PATH).await?;
-    let projects = gateway(&state, &request.view.organisation)?
-        .known_projects()
+    let listing = gateway(&state, &request.view.organisation)?
+        .root_listing()
         .await
         .map_err(gateway_error)?;
     let json = wants_json(&headers);
-    let body = if json {
-        pypi::render_root_json(&projects)
-    } else {
-        pypi::render_root_html(&projects)
-    };
-    Ok(document(&headers, json, &Rendered::new(body), false))
+    let rendered = if json { &listing.json } else { &listing.html };
+    Ok(document(&headers, json, rendered, false))
 }
 
 /// `GET …/pypi/simple/{project}` without the trailing slash.

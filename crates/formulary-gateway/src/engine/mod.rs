@@ -14,7 +14,8 @@
 //!   snapshot and the upstream document are the same;
 //! - [`files`]: the verified, single-flight, durable file cache (every published digest and the
 //!   format's own check before a file enters the cache; its identity kept in the store);
-//! - [`import`]: what offline imports share (reading files, the report).
+//! - [`import`]: what offline imports share (reading files, the report);
+//! - [`timed`]: a listing read from the store at most once per time-to-live.
 //!
 //! A front-end (an adapter: `pypi`, `cran`) says which URLs to ask, how to parse and render its
 //! documents (with `formulary-ecosystems`), which releases and files a document holds, and how
@@ -27,5 +28,6 @@ pub(crate) mod import;
 pub(crate) mod rendered;
 pub(crate) mod sanity;
 pub(crate) mod single_flight;
+pub(crate) mod timed;
 pub(crate) mod upstream;
 pub(crate) mod views;

@@ -26,7 +26,9 @@ use url::Url;
 use crate::engine::documents::{Answer, Freshness, Lookup, Revalidated, Revalidating};
 use crate::engine::files::{FileCache, Streamed, UpstreamFile};
 use crate::engine::health::UpstreamStatus;
+use crate::engine::rendered::Rendered;
 use crate::engine::sanity::{HeldDocument, Sanity};
+use crate::engine::timed::Timed;
 use crate::engine::upstream::{as_folders, Fetched, UpstreamClient, UpstreamOptions};
 use crate::engine::views::Views;
 use crate::error::GatewayError;
@@ -129,6 +131,21 @@ pub struct PypiGateway {
     sanity: Sanity,
     /// Whether legacy files (`.egg`, `.exe`, `.msi`) the upstream lists are served.
     legacy_files: bool,
+    /// The root listing, rendered, read from the store at most once per [`ROOT_LISTING_TTL`].
+    root: Timed<RootListing>,
+}
+
+/// How long the root listing is reused: a project first cached by another replica appears in
+/// this one's listing within this time (at once for projects this replica caches itself).
+pub const ROOT_LISTING_TTL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `/simple/` as HTML and as PEP 691 JSON, rendered once for every request until it changes.
+#[derive(Debug)]
+pub struct RootListing {
+    /// The PEP 503 page.
+    pub html: Rendered,
+    /// The PEP 691 document.
+    pub json: Rendered,
 }
 
 /// The cache scope of the gateway serving organisations that have no upstreams of their own
@@ -156,6 +173,7 @@ impl PypiGateway {
             scope: DEFAULT_SCOPE.to_owned(),
             sanity: Sanity::default(),
             legacy_files: false,
+            root: Timed::new(ROOT_LISTING_TTL),
         })
     }
 
@@ -195,6 +213,21 @@ impl PypiGateway {
     /// Names of the projects this gateway has seen, for the root index.
     pub async fn known_projects(&self) -> Result<Vec<String>, GatewayError> {
         Ok(self.database.upstream_document_keys(&self.scope).await?)
+    }
+
+    /// The root index, rendered: read from the store at most once per [`ROOT_LISTING_TTL`]
+    /// (the last listing is served when the store fails), so `/simple/` costs no database
+    /// round trip or rendering per request.
+    pub async fn root_listing(&self) -> Result<Arc<RootListing>, GatewayError> {
+        self.root
+            .get(|| async {
+                let projects = self.known_projects().await?;
+                Ok::<_, GatewayError>(RootListing {
+                    html: Rendered::new(pypi::render_root_html(&projects)),
+                    json: Rendered::new(pypi::render_root_json(&projects)),
+                })
+            })
+            .await
     }
 
     /// The project, fetched or revalidated when its cached copy is old, served from the cache
@@ -285,6 +318,10 @@ impl PypiGateway {
             previous.map_or(0, |previous| upstream_files(&previous.page)),
             upstream_files(&page),
         )?;
+        if previous.is_none() {
+            // A project new to this gateway: list it at once.
+            self.root.invalidate();
+        }
         if let Some(previous) = previous {
             // Keep imported files that the upstream does not have.
             let imported: Vec<DistributionFile> = previous

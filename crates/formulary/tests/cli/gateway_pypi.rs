@@ -184,10 +184,31 @@ fn pip_and_uv_install_allowed_versions_and_show_why_a_pin_is_refused() {
     import_requests_advisories(&workspace);
     let (_server, base) = gateway(&workspace, &format!("[\"{upstream_url}\"]"));
     let index = format!("{base}/pypi/simple/");
+    let root = || {
+        let (status, _, body) =
+            crate::gateway_npm::get(&index, "application/vnd.pypi.simple.v1+json", &[]);
+        assert_eq!(status, 200, "{body}");
+        body
+    };
+    assert!(!root().contains("requests"), "nothing cached yet");
 
     let latest = venv(workspace.folder.path(), "latest");
     let output = pip(&latest, &index, "requests");
     assert!(output.status.success(), "{}", text(&output.stderr));
+    // The root index is reused between requests, and lists a project as soon as it is cached.
+    let listed = root();
+    for name in [
+        "certifi",
+        "charset-normalizer",
+        "idna",
+        "requests",
+        "urllib3",
+    ] {
+        assert!(
+            listed.contains(&format!("{{\"name\":\"{name}\"}}")),
+            "{listed}"
+        );
+    }
     assert_eq!(
         installed(&latest),
         [
