@@ -30,7 +30,7 @@ pub use cran::{
     parse_filename as parse_cran_filename, refusal_slug, CranFileOutcome, CranGateway, ServedIndex,
 };
 pub use dependencies::explain_cran_dependencies;
-pub use engine::health::{HealthState, UpstreamStatus};
+pub use engine::health::{HealthState, UpstreamStatus, Watched};
 pub use engine::import::MirrorReport;
 pub use engine::rendered::Rendered;
 pub use engine::sanity::HeldDocument;

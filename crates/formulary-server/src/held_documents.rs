@@ -6,7 +6,6 @@
 
 use axum::extract::State;
 use axum::Json;
-use formulary_core::OrgCode;
 use formulary_gateway::HeldDocument;
 use serde::Deserialize;
 
@@ -44,34 +43,19 @@ pub(crate) async fn accept(
             caller.describe_roles()
         )));
     }
-    let accepted = match (acceptance.ecosystem.as_str(), acceptance.serves.as_str()) {
-        ("pypi", "default") => state
-            .pypi
-            .as_ref()
-            .and_then(|gateway| gateway.accept_held(&acceptance.document)),
-        ("pypi", organisation) => {
-            let code: OrgCode = crate::api::parse_field("serves", organisation)?;
-            state
-                .pypi_by_organisation
-                .get(&code)
-                .and_then(|gateway| gateway.accept_held(&acceptance.document))
-        }
-        ("npm", "default") => state
-            .npm
-            .as_ref()
-            .and_then(|gateway| gateway.accept_held(&acceptance.document)),
-        ("cran", "default") => state
-            .cran
-            .as_ref()
-            .and_then(|gateway| gateway.accept_held(&acceptance.document)),
-        (ecosystem, serves) => {
-            return Err(ApiError::bad_request(format!(
+    let accepted = crate::upstreams::gateways(&state)
+        .into_iter()
+        .find(|(ecosystem, serves, _)| {
+            *ecosystem == acceptance.ecosystem && *serves == acceptance.serves
+        })
+        .map(|(_, _, gateway)| gateway.accept_held(&acceptance.document))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
                 "there is no {} gateway serving '{}'; /api/v1/upstreams lists each gateway (`ecosystem`, `serves`) and what it holds back",
-                ecosystem.escape_debug(),
-                serves.escape_debug()
-            )))
-        }
-    };
+                acceptance.ecosystem.escape_debug(),
+                acceptance.serves.escape_debug()
+            ))
+        })?;
     let Some(accepted) = accepted else {
         return Err(ApiError::not_found(format!(
             "this replica holds nothing back under '{}' for {} ({}); /api/v1/upstreams lists what it holds back (another replica may hold its own copy back until it sees it twice)",

@@ -6,7 +6,7 @@
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Json, Response};
-use formulary_gateway::{HealthState, HeldDocument, UpstreamStatus};
+use formulary_gateway::{HealthState, HeldDocument, UpstreamStatus, Watched};
 use maud::html;
 use serde::Serialize;
 
@@ -27,44 +27,38 @@ pub(crate) struct GatewayHealth {
     pub(crate) held_back: Vec<HeldDocument>,
 }
 
-/// Every gateway's upstreams, from memory.
-pub(crate) fn collect(state: &AppState) -> Vec<GatewayHealth> {
-    let mut gateways = Vec::new();
+/// Every gateway, with its ecosystem and whom it serves (`default`, or the organisation with
+/// upstreams of its own), in the order the status page shows them.
+pub(crate) fn gateways(state: &AppState) -> Vec<(&'static str, String, &dyn Watched)> {
+    let mut gateways: Vec<(&'static str, String, &dyn Watched)> = Vec::new();
     if let Some(pypi) = &state.pypi {
-        gateways.push(GatewayHealth {
-            ecosystem: "pypi",
-            serves: "default".to_owned(),
-            upstreams: pypi.upstream_health(),
-            held_back: pypi.held_back(),
-        });
+        gateways.push(("pypi", "default".to_owned(), pypi.as_ref()));
     }
     let mut organisations: Vec<_> = state.pypi_by_organisation.iter().collect();
     organisations.sort_by_key(|(code, _)| code.to_string());
     for (code, pypi) in organisations {
-        gateways.push(GatewayHealth {
-            ecosystem: "pypi",
-            serves: code.to_string(),
-            upstreams: pypi.upstream_health(),
-            held_back: pypi.held_back(),
-        });
+        gateways.push(("pypi", code.to_string(), pypi.as_ref()));
     }
     if let Some(npm) = &state.npm {
-        gateways.push(GatewayHealth {
-            ecosystem: "npm",
-            serves: "default".to_owned(),
-            upstreams: npm.upstream_health(),
-            held_back: npm.held_back(),
-        });
+        gateways.push(("npm", "default".to_owned(), npm.as_ref()));
     }
     if let Some(cran) = &state.cran {
-        gateways.push(GatewayHealth {
-            ecosystem: "cran",
-            serves: "default".to_owned(),
-            upstreams: cran.upstream_health(),
-            held_back: cran.held_back(),
-        });
+        gateways.push(("cran", "default".to_owned(), cran.as_ref()));
     }
     gateways
+}
+
+/// Every gateway's upstreams, from memory.
+pub(crate) fn collect(state: &AppState) -> Vec<GatewayHealth> {
+    gateways(state)
+        .into_iter()
+        .map(|(ecosystem, serves, gateway)| GatewayHealth {
+            ecosystem,
+            serves,
+            upstreams: gateway.upstream_health(),
+            held_back: gateway.held_back(),
+        })
+        .collect()
 }
 
 /// The worst upstream state, and a sentence for `/readyz`.

@@ -130,25 +130,6 @@ impl CranGateway {
         })
     }
 
-    /// The state of every upstream server this gateway has asked.
-    pub fn upstream_health(&self) -> Vec<UpstreamStatus> {
-        self.client.health()
-    }
-
-    /// Upstream indexes held back because they look wrong next to the cached ones.
-    pub fn held_back(&self) -> Vec<HeldDocument> {
-        self.sanity.held()
-    }
-
-    /// An administrator accepts the document held back under `document`: the next request
-    /// for it asks the upstream again and believes what it sends. `None` when nothing is held
-    /// under that name.
-    pub fn accept_held(&self, document: &str) -> Option<HeldDocument> {
-        let held = self.sanity.accept(document)?;
-        self.trees.expire(document);
-        Some(held)
-    }
-
     /// The files `mirror import cran` put in, read again from the store when older than the
     /// revalidation period (an import runs in another process).
     async fn imported(&self) -> Result<Arc<ImportedFiles>, GatewayError> {
@@ -401,4 +382,20 @@ fn gunzip(bytes: &[u8], url: &Url) -> Result<String, UpstreamFailure> {
             why: format!("PACKAGES.gz could not be decompressed: {error}"),
         })?;
     Ok(text)
+}
+
+impl crate::Watched for CranGateway {
+    fn upstream_health(&self) -> Vec<UpstreamStatus> {
+        self.client.health()
+    }
+
+    fn held_back(&self) -> Vec<HeldDocument> {
+        self.sanity.held()
+    }
+
+    fn accept_held(&self, document: &str) -> Option<HeldDocument> {
+        let held = self.sanity.accept(document)?;
+        self.trees.expire(document);
+        Some(held)
+    }
 }

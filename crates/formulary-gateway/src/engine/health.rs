@@ -189,6 +189,21 @@ impl Health {
     }
 }
 
+/// What every gateway tells the status page and its administrators: the state of its upstream
+/// servers and the documents it holds back, which a curator may accept.
+pub trait Watched: Send + Sync {
+    /// The state of every upstream server this gateway has asked.
+    fn upstream_health(&self) -> Vec<UpstreamStatus>;
+
+    /// Upstream documents held back because they look wrong next to the cached ones.
+    fn held_back(&self) -> Vec<crate::HeldDocument>;
+
+    /// An administrator accepts the document held back under `document`: the next request
+    /// for it asks the upstream again and believes what it sends. `None` when nothing is held
+    /// under that name.
+    fn accept_held(&self, document: &str) -> Option<crate::HeldDocument>;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -164,25 +164,6 @@ impl NpmGateway {
         })
     }
 
-    /// The state of every upstream server this gateway has asked.
-    pub fn upstream_health(&self) -> Vec<UpstreamStatus> {
-        self.client.health()
-    }
-
-    /// Upstream packuments held back because they look wrong next to the cached ones.
-    pub fn held_back(&self) -> Vec<HeldDocument> {
-        self.sanity.held()
-    }
-
-    /// An administrator accepts the document held back under `document`: the next request
-    /// for it asks the upstream again and believes what it sends. `None` when nothing is held
-    /// under that name.
-    pub fn accept_held(&self, document: &str) -> Option<HeldDocument> {
-        let held = self.sanity.accept(document)?;
-        self.packages.expire(document);
-        Some(held)
-    }
-
     /// The package, fetched or revalidated when its cached copy is old, served from the cache
     /// (marked stale) when every upstream fails.
     pub(crate) async fn package(
@@ -436,4 +417,20 @@ async fn fetch(
             }
         },
     )
+}
+
+impl crate::Watched for NpmGateway {
+    fn upstream_health(&self) -> Vec<UpstreamStatus> {
+        self.client.health()
+    }
+
+    fn held_back(&self) -> Vec<HeldDocument> {
+        self.sanity.held()
+    }
+
+    fn accept_held(&self, document: &str) -> Option<HeldDocument> {
+        let held = self.sanity.accept(document)?;
+        self.packages.expire(document);
+        Some(held)
+    }
 }

@@ -184,25 +184,6 @@ impl PypiGateway {
         self
     }
 
-    /// The state of every upstream server this gateway has asked.
-    pub fn upstream_health(&self) -> Vec<UpstreamStatus> {
-        self.client.health()
-    }
-
-    /// Upstream pages held back because they look wrong next to the cached ones.
-    pub fn held_back(&self) -> Vec<HeldDocument> {
-        self.sanity.held()
-    }
-
-    /// An administrator accepts the document held back under `document`: the next request
-    /// for it asks the upstream again and believes what it sends. `None` when nothing is held
-    /// under that name.
-    pub fn accept_held(&self, document: &str) -> Option<HeldDocument> {
-        let held = self.sanity.accept(document)?;
-        self.projects.expire(document);
-        Some(held)
-    }
-
     /// Makes this the gateway of one organisation that has upstreams of its own: its cached
     /// index documents are kept apart from the default gateway's.
     pub fn for_organisation(mut self, organisation: &formulary_core::OrgCode) -> PypiGateway {
@@ -591,4 +572,20 @@ fn files_by_version<'a>(
         }
     }
     grouped
+}
+
+impl crate::Watched for PypiGateway {
+    fn upstream_health(&self) -> Vec<UpstreamStatus> {
+        self.client.health()
+    }
+
+    fn held_back(&self) -> Vec<HeldDocument> {
+        self.sanity.held()
+    }
+
+    fn accept_held(&self, document: &str) -> Option<HeldDocument> {
+        let held = self.sanity.accept(document)?;
+        self.projects.expire(document);
+        Some(held)
+    }
 }
