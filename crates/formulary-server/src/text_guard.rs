@@ -115,7 +115,10 @@ mod tests {
         assert!(!json_encodes_nul(br#"{"body": "a\u0001b \u00e9"}"#));
         assert!(form_encodes_nul(b"comment=a%00b"));
         assert!(form_encodes_nul(b"comment=a\0b"));
-        assert!(form_encodes_nul(b"comment=\xff\0"), "a raw NUL in a body that is not UTF-8");
+        assert!(
+            form_encodes_nul(b"comment=\xff\0"),
+            "a raw NUL in a body that is not UTF-8"
+        );
         assert!(!form_encodes_nul(b"comment=a%200b&x=%100"));
     }
 }

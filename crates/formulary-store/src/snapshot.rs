@@ -176,10 +176,7 @@ impl Database {
             entries,
             advisories,
             admissions,
-            feed_current_at: self
-                .advisory_feed()
-                .await?
-                .map(|feed| feed.current_at),
+            feed_current_at: self.advisory_feed().await?.map(|feed| feed.current_at),
             feed_policies: self.feed_policies().await?,
         })
     }

@@ -329,8 +329,12 @@ impl CranGateway {
                 Arc::clone(&self.descriptions),
                 Arc::clone(&self.described),
             );
-            let (component, version, url, key) =
-                (component.clone(), version.clone(), url.to_owned(), key.clone());
+            let (component, version, url, key) = (
+                component.clone(),
+                version.clone(),
+                url.to_owned(),
+                key.clone(),
+            );
             tokio::spawn(async move {
                 let paragraph = fetch_description(&files, &component, &version, &url).await?;
                 lock(&descriptions).insert(key, paragraph.clone());

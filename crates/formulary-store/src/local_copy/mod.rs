@@ -364,7 +364,9 @@ impl LocalCopy {
                 documents.retain(|key, _| keep.contains(&(scope.clone(), key.clone())));
                 removed |= documents.len() != before;
             }
-            contents.documents.retain(|_, documents| !documents.is_empty());
+            contents
+                .documents
+                .retain(|_, documents| !documents.is_empty());
         }
         if removed {
             self.touch();
@@ -460,16 +462,19 @@ impl LocalCopy {
 
     /// The cached file fetched from `url`, if the copy holds it.
     pub(crate) fn file(&self, url: &str) -> Option<CachedFile> {
-        lock(&self.contents).files.get(url).map(|stored| CachedFile {
-            url: url.to_owned(),
-            filename: stored.filename.clone(),
-            blob: BlobRef {
-                sha256: stored.sha256.clone(),
-                size: stored.size,
-            },
-            digests: stored.digests.clone(),
-            stored_at: stored.stored_at,
-        })
+        lock(&self.contents)
+            .files
+            .get(url)
+            .map(|stored| CachedFile {
+                url: url.to_owned(),
+                filename: stored.filename.clone(),
+                blob: BlobRef {
+                    sha256: stored.sha256.clone(),
+                    size: stored.size,
+                },
+                digests: stored.digests.clone(),
+                stored_at: stored.stored_at,
+            })
     }
 
     /// Forgets the files held in a blob.
@@ -512,7 +517,10 @@ impl LocalCopy {
                 .or_default()
                 .entry(component.name.as_str().to_owned())
                 .or_default();
-            match releases.iter_mut().find(|known| known.version == new.version) {
+            match releases
+                .iter_mut()
+                .find(|known| known.version == new.version)
+            {
                 Some(known) => {
                     if new.published.is_none() {
                         new.dated_by_first_sight = known.dated_by_first_sight;

@@ -38,9 +38,15 @@ async fn a_written_copy_loads_and_a_changed_one_is_refused() {
     copy.write_now().await.expect("written");
 
     let loaded = LocalCopy::load(&place, key.clone(), None).expect("loads");
-    assert_eq!(loaded.policy_snapshot().expect("policy").map(|(n, _)| n), Some(7));
+    assert_eq!(
+        loaded.policy_snapshot().expect("policy").map(|(n, _)| n),
+        Some(7)
+    );
     let found = loaded.document("pypi", "calm").await.expect("read");
-    assert_eq!(found.map(|d| d.document).as_deref(), Some("{\"files\": []}"));
+    assert_eq!(
+        found.map(|d| d.document).as_deref(),
+        Some("{\"files\": []}")
+    );
     assert_eq!(loaded.releases_of(&component), vec![release]);
     assert!(loaded.written_at().is_some());
 

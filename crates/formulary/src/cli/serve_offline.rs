@@ -73,13 +73,18 @@ pub(crate) async fn open(context: &Context) -> anyhow::Result<(Database, Option<
         files,
         "the database cannot be reached: serving only what this server holds, from its local copy. Cached package indexes and files are served with the policy the copy records; signing in, requests and changes answer 503 until the database returns. It is retried every 2 s and taken back without a restart"
     );
-    Ok((database, Some(SnapshotHolder::from_snapshot(counter, snapshot))))
+    Ok((
+        database,
+        Some(SnapshotHolder::from_snapshot(counter, snapshot)),
+    ))
 }
 
 /// Keeps the local copy written, retries an offline database until it answers (then brings
 /// its schema up to date and goes online), and compares the copy with the database every
 /// [`SYNC_EVERY`].
-pub(crate) fn keep_local_copy(database: &Database) -> Option<(tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>)> {
+pub(crate) fn keep_local_copy(
+    database: &Database,
+) -> Option<(tokio::task::JoinHandle<()>, tokio::task::JoinHandle<()>)> {
     let copy = database.local_copy()?;
     let writer = copy.keep_written(WRITE_AT_MOST_EVERY);
     let database = database.clone();
@@ -95,7 +100,9 @@ pub(crate) fn keep_local_copy(database: &Database) -> Option<(tokio::task::JoinH
                     files = summary.files,
                     "the local copy matches the database"
                 ),
-                Err(error) => tracing::warn!(%error, "could not compare the local copy with the database; trying again later"),
+                Err(error) => {
+                    tracing::warn!(%error, "could not compare the local copy with the database; trying again later")
+                }
             }
             tokio::time::sleep(SYNC_EVERY).await;
         }
