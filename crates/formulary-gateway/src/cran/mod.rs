@@ -93,7 +93,7 @@ pub struct CranGateway {
     descriptions: Descriptions,
     /// Fetches of archived tarballs' DESCRIPTIONs that outlived the index build that started
     /// them (a build waits for them at most the patience).
-    describing: Mutex<HashMap<(String, String), tokio::task::JoinHandle<Option<Paragraph>>>>,
+    describing: Mutex<HashMap<(String, String), Describing>>,
     /// Replaced whenever such a fetch finishes, so that the next request rebuilds the indexes
     /// that went without it.
     described: Arc<Mutex<Arc<()>>>,
@@ -400,6 +400,9 @@ async fn fetch_packages(
     }
     Ok(Answer::Missing)
 }
+
+/// A fetch of an archived tarball's DESCRIPTION running behind.
+type Describing = tokio::task::JoinHandle<Option<Paragraph>>;
 
 /// DESCRIPTIONs of archived tarballs, by (package, version).
 type Descriptions = Arc<Mutex<HashMap<(String, String), Paragraph>>>;

@@ -430,14 +430,10 @@ async fn a_sqlite_file_that_cannot_be_opened_serves_the_local_copy_unless_it_was
     // The sound copy is served.
     let (_server, base, log) = tokio::task::block_in_place(|| serve(&workspace, &settings));
     health_while_offline(&client, &base).await;
+    let offline = venv(home, "offline");
     let started = Instant::now();
-    let output = tokio::task::block_in_place(|| {
-        pip(
-            &venv(home, "offline"),
-            &format!("{base}/pypi/simple/"),
-            "calm",
-        )
-    });
+    let output =
+        tokio::task::block_in_place(|| pip(&offline, &format!("{base}/pypi/simple/"), "calm"));
     assert!(
         output.status.success(),
         "{}\n{}",
