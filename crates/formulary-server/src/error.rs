@@ -76,6 +76,7 @@ impl From<StoreError> for ApiError {
             StoreError::Contended(_) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "Busy", error.to_string())
             }
+            StoreError::Unavailable(why) => crate::offline::unavailable(&why),
             StoreError::BlobUnavailable { why, .. } => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Package file storage unavailable",

@@ -63,6 +63,10 @@ impl JobLease {
     /// lease it holds, or takes one that nobody holds or that has expired. False when another
     /// replica holds it, or when the database cannot be reached (a job never runs unleased).
     pub async fn hold(&self) -> bool {
+        if self.database.is_offline() {
+            // Started with the database down: no job runs until it answers (said once, at start).
+            return false;
+        }
         let now = Utc::now();
         let until = now
             + chrono::Duration::from_std(self.ttl)

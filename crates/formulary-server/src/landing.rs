@@ -121,6 +121,13 @@ fn no_store(mut response: Response) -> Response {
 
 async fn database_check(state: &AppState) -> Check {
     let started = Instant::now();
+    if state.database.is_offline() {
+        return Check {
+            status: CheckStatus::Failed,
+            detail: offline_detail(state),
+            elapsed_ms: started.elapsed().as_millis(),
+        };
+    }
     let (status, detail) = match tokio::time::timeout(PROBE_BUDGET, state.database.probe()).await
     {
         Ok(Ok(())) => (CheckStatus::Ok, format!("{} answers", state.storage_label)),
@@ -144,6 +151,41 @@ async fn database_check(state: &AppState) -> Check {
         status,
         detail,
         elapsed_ms: started.elapsed().as_millis(),
+    }
+}
+
+/// What `/readyz` says while the database has not answered since the start.
+fn offline_detail(state: &AppState) -> String {
+    let copy = match state
+        .database
+        .local_copy()
+        .and_then(|copy| copy.written_at())
+    {
+        Some(written) => {
+            let age = (chrono::Utc::now() - written).num_seconds().max(0);
+            format!(
+                "its local copy written at {} ({} ago)",
+                written.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                age_text(age)
+            )
+        }
+        None => "its local copy".to_owned(),
+    };
+    format!(
+        "{} is down: it could not be reached when this server started and has not answered since. This replica serves only what it holds, from {copy}: cached package indexes and files, with the policy as the copy records it; signing in, requests and changes wait for the database. It is retried every few seconds and taken back without a restart; check the database server and `database_url`",
+        state.storage_label
+    )
+}
+
+/// `3 h 4 min`, `5 min 2 s`, `7 s`.
+fn age_text(seconds: i64) -> String {
+    let (hours, minutes, seconds) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    if hours > 0 {
+        format!("{hours} h {minutes} min")
+    } else if minutes > 0 {
+        format!("{minutes} min {seconds} s")
+    } else {
+        format!("{seconds} s")
     }
 }
 

@@ -26,6 +26,7 @@ mod landing;
 pub mod mail;
 pub mod notices;
 mod npm;
+mod offline;
 pub mod oidc;
 mod path_token;
 mod pypi;

@@ -137,9 +137,6 @@ pub fn app(state: AppState) -> Router {
 
 fn routes(state: AppState) -> Router {
     Router::new()
-        .route("/livez", get(landing::live))
-        .route("/readyz", get(landing::ready))
-        .route("/healthz", get(landing::ready))
         .route("/setup.sh", get(crate::bootstrap::shell))
         .route("/setup.ps1", get(crate::bootstrap::powershell))
         .route(
@@ -270,6 +267,15 @@ fn routes(state: AppState) -> Router {
             post(crate::held_documents::accept),
         )
         .merge(crate::web::routes())
+        // Started with the database down: everything above answers 503 at once (but the
+        // upstream status); the health checks and the gateways below serve what is held.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::offline::refuse_while_offline,
+        ))
+        .route("/livez", get(landing::live))
+        .route("/readyz", get(landing::ready))
+        .route("/healthz", get(landing::ready))
         .merge(gateway_routes(&state))
         .fallback(api::not_found)
         .layer(TimeoutLayer::with_status_code(

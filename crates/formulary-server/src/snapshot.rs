@@ -56,6 +56,16 @@ impl SnapshotHolder {
         })
     }
 
+    /// A holder of a snapshot built elsewhere (the local copy's, on a start with the database
+    /// down), at change counter `counter`.
+    pub fn from_snapshot(counter: i64, snapshot: PolicySnapshot) -> SnapshotHolder {
+        SnapshotHolder {
+            current: RwLock::new((counter, Arc::new(snapshot))),
+            listening: std::sync::atomic::AtomicU8::new(ChangeListening::NotStarted as u8),
+            dated: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
     /// The snapshot in force with its generation (the change counter it was built at).
     pub fn current_with_generation(&self) -> (i64, Arc<PolicySnapshot>) {
         let guard = self
@@ -149,6 +159,10 @@ impl SnapshotHolder {
             let hourly = (3600 / interval.as_secs().max(1)).max(1);
             loop {
                 tokio::time::sleep(interval).await;
+                if database.is_offline() {
+                    // The snapshot from the local copy stays until the database answers.
+                    continue;
+                }
                 ticks += 1;
                 let outcome = if ticks % hourly == 0 {
                     self.force(&database).await
@@ -169,6 +183,10 @@ impl SnapshotHolder {
     async fn listen(self: Arc<Self>, database: Database) {
         let mut pause = Duration::from_millis(250);
         loop {
+            if database.is_offline() {
+                tokio::time::sleep(pause).await;
+                continue;
+            }
             let mut listener = match database.listen_for_changes().await {
                 Ok(Some(listener)) => listener,
                 Ok(None) => {

@@ -67,7 +67,20 @@ impl AppState {
         pypi: Option<Arc<PypiGateway>>,
         default_organisation: OrgCode,
     ) -> Result<AppState, formulary_store::StoreError> {
-        let snapshot = Arc::new(SnapshotHolder::load(&database).await?);
+        let snapshot = SnapshotHolder::load(&database).await?;
+        AppState::with_snapshot(database, blobs, pypi, default_organisation, snapshot)
+    }
+
+    /// State over a database with a snapshot already loaded (from the local copy when the
+    /// database is down at start).
+    pub fn with_snapshot(
+        database: Database,
+        blobs: BlobStore,
+        pypi: Option<Arc<PypiGateway>>,
+        default_organisation: OrgCode,
+        snapshot: SnapshotHolder,
+    ) -> Result<AppState, formulary_store::StoreError> {
+        let snapshot = Arc::new(snapshot);
         let storage_label = if database.is_sqlite() {
             "SQLite"
         } else {

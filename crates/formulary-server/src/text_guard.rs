@@ -48,7 +48,7 @@ pub(crate) async fn refuse_nul(request: Request, next: Next) -> Response {
     let holds_nul = if is_json {
         json_encodes_nul(&bytes)
     } else {
-        std::str::from_utf8(&bytes).is_ok_and(percent_encodes_nul)
+        form_encodes_nul(&bytes)
     };
     if holds_nul {
         return refusal("the body");
@@ -67,6 +67,12 @@ fn refusal(place: &str) -> Response {
 /// Whether URL-encoded text holds `%00`.
 fn percent_encodes_nul(text: &str) -> bool {
     text.as_bytes().windows(3).any(|window| window == b"%00")
+}
+
+/// Whether a URL-encoded form body holds a NUL: the escape `%00`, or a raw 0 byte (which a
+/// form decoder passes through as it is), whether or not the rest is UTF-8.
+fn form_encodes_nul(bytes: &[u8]) -> bool {
+    bytes.contains(&0) || bytes.windows(3).any(|window| window == b"%00")
 }
 
 /// Whether a JSON document holds a NUL: a raw 0 byte, or the escape `\u0000` (not itself escaped,
@@ -107,5 +113,12 @@ mod tests {
         assert!(json_encodes_nul(b"{\"body\": \"a\0b\"}"));
         assert!(!json_encodes_nul(br#"{"body": "a\\u0000b"}"#));
         assert!(!json_encodes_nul(br#"{"body": "a\u0001b \u00e9"}"#));
+        assert!(form_encodes_nul(b"comment=a%00b"));
+        assert!(form_encodes_nul(b"comment=a\0b"));
+        assert!(
+            form_encodes_nul(b"comment=\xff\0"),
+            "a raw NUL in a body that is not UTF-8"
+        );
+        assert!(!form_encodes_nul(b"comment=a%200b&x=%100"));
     }
 }

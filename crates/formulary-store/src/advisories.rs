@@ -115,14 +115,22 @@ impl Database {
 
     /// Every advisory in force (not withdrawn), rebuilt from the stored records.
     pub async fn advisories_in_force(&self) -> Result<Vec<Advisory>, StoreError> {
+        self.advisory_records_in_force()
+            .await?
+            .iter()
+            .map(|record| Ok(Advisory::from_record(record)?))
+            .collect()
+    }
+
+    /// The OSV records of the advisories that are not withdrawn, as stored.
+    pub(crate) async fn advisory_records_in_force(&self) -> Result<Vec<OsvRecord>, StoreError> {
         let rows = sqlx::query("SELECT record FROM advisories WHERE withdrawn IS NULL")
             .fetch_all(self.pool())
             .await?;
         rows.iter()
             .map(|row| {
-                let record: OsvRecord = serde_json::from_str(&row.try_get::<String, _>("record")?)
-                    .map_err(|error| StoreError::corrupt("advisory record", error))?;
-                Ok(Advisory::from_record(&record)?)
+                serde_json::from_str(&row.try_get::<String, _>("record")?)
+                    .map_err(|error| StoreError::corrupt("advisory record", error))
             })
             .collect()
     }

@@ -264,6 +264,7 @@ impl Database {
 
     /// The newest audit row's position and hash (`0` and the genesis hash when empty).
     pub async fn audit_head(&self) -> Result<(i64, String), StoreError> {
+        self.ensure_online()?;
         let row = sqlx::query("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1")
             .fetch_optional(self.pool())
             .await?;

@@ -176,6 +176,22 @@ impl AuditKey {
         }
     }
 
+    /// An HMAC-SHA256 (hex) of `bytes` for `purpose` (a fixed word naming what is sealed, so
+    /// that a seal made for one kind of file never passes for another), under this key.
+    pub fn seal(&self, purpose: &str, bytes: &[u8]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(purpose.as_bytes());
+        mac.update(b"\n");
+        mac.update(bytes);
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// True when `seal` is this key's seal of `bytes` for `purpose`.
+    pub fn is_sealed(&self, purpose: &str, bytes: &[u8], seal: &str) -> bool {
+        subtle_compare::equal(self.seal(purpose, bytes).as_bytes(), seal.as_bytes())
+    }
+
     /// True when the checkpoint was made with this key and not changed since.
     pub fn is_genuine(&self, checkpoint: &Checkpoint) -> bool {
         use subtle_compare::equal;
@@ -430,6 +446,17 @@ impl CheckpointLog {
             problems,
             restores,
         })
+    }
+
+    /// The newest checkpoint made with this key, if any (forged or unreadable lines are
+    /// ignored here; `check` reports them).
+    pub fn newest_genuine(&self) -> Result<Option<Checkpoint>, StoreError> {
+        Ok(self
+            .read()?
+            .0
+            .into_iter()
+            .filter(|checkpoint| self.key.is_genuine(checkpoint))
+            .max_by_key(|checkpoint| checkpoint.seq))
     }
 
     /// The row positions the checkpoints name, for the chain walk to collect.

@@ -19,6 +19,10 @@ pub(crate) type TransactionFuture<'t, T> =
 #[derive(Debug, Clone)]
 pub struct Database {
     pool: AnyPool,
+    /// A pool closed from the start, used instead of `pool` while offline: every query fails at
+    /// once ([`StoreError::Unavailable`]) instead of waiting for a connection that cannot be
+    /// made.
+    closed: AnyPool,
     /// One connection of its own for health probes, so that a busy pool (every connection taken
     /// by requests) does not make the database look down, and a down database is noticed
     /// without waiting for the pool's acquire timeout.
@@ -26,6 +30,9 @@ pub struct Database {
     is_sqlite: bool,
     /// The PostgreSQL URL, kept for the change listener's own connection (`None` on SQLite).
     listen_url: Option<ListenUrl>,
+    /// Whether the database is reached yet, and the local copy served meanwhile (shared by
+    /// every clone: see `offline`).
+    pub(crate) offline: std::sync::Arc<crate::offline::OfflineState>,
 }
 
 /// A database URL that may hold a password: shown redacted in `Debug` output.
@@ -59,6 +66,39 @@ impl Database {
     /// Opens the database at `url` (`sqlite://PATH` — created if missing — or `postgres://…`)
     /// and applies any pending migrations.
     pub async fn open(url: &str) -> Result<Database, StoreError> {
+        let database = Database::lazy(url)?;
+        // One connection now, so that a database that cannot be reached says so at once.
+        drop(
+            database
+                .pool
+                .acquire()
+                .await
+                .map_err(|source| StoreError::Connect {
+                    url: redact_url(url),
+                    source,
+                })?,
+        );
+        database.migrate().await?;
+        Ok(database)
+    }
+
+    /// A database whose connections are made when first used (none is made here) and whose
+    /// schema is not brought up to date yet: for `formulary serve` starting while the database
+    /// cannot be reached ([`Database::migrate`] once it answers). Marked unavailable
+    /// ([`Database::is_offline`]) until [`Database::go_online`].
+    pub fn open_deferred(url: &str) -> Result<Database, StoreError> {
+        let database = Database::lazy(url)?;
+        database.offline.set_offline(true);
+        Ok(database)
+    }
+
+    /// Brings the schema up to date (pending migrations).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await?;
+        Ok(())
+    }
+
+    fn lazy(url: &str) -> Result<Database, StoreError> {
         sqlx::any::install_default_drivers();
         let is_sqlite = url.starts_with("sqlite:");
         if !is_sqlite && !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
@@ -96,21 +136,29 @@ impl Database {
                     Ok(())
                 })
             })
-            .connect_with(options)
-            .await
-            .map_err(|source| StoreError::Connect { url: redact_url(url), source })?;
-        MIGRATOR.run(&pool).await?;
+            .connect_lazy_with(options.clone());
+        let closed = AnyPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with(options);
+        // Closing marks the pool closed at once; nothing is open to wait for.
+        drop(closed.close());
         Ok(Database {
             pool,
+            closed,
             probe_pool,
             is_sqlite,
             listen_url: (!is_sqlite).then(|| ListenUrl(url.to_owned())),
+            offline: std::sync::Arc::default(),
         })
     }
 
-    /// The connection pool, for the store's modules.
+    /// The connection pool, for the store's modules (a closed one while offline).
     pub(crate) fn pool(&self) -> &AnyPool {
-        &self.pool
+        if self.is_offline() {
+            &self.closed
+        } else {
+            &self.pool
+        }
     }
 
     /// The PostgreSQL URL for a dedicated listening connection (`None` on SQLite).
@@ -125,7 +173,7 @@ impl Database {
 
     /// Checks that the database answers, for health checks.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").execute(self.pool()).await?;
         Ok(())
     }
 
@@ -151,8 +199,9 @@ impl Database {
     where
         F: for<'t> FnMut(&'t mut AnyConnection) -> TransactionFuture<'t, T>,
     {
+        self.ensure_online()?;
         for attempt in 0..WRITE_ATTEMPTS {
-            let mut connection = self.pool.acquire().await?;
+            let mut connection = self.pool().acquire().await?;
             let mut transaction = connection.begin().await?;
             let outcome = match work(&mut transaction).await {
                 Ok(value) => transaction

@@ -47,6 +47,7 @@ impl Database {
         key: &str,
         document: &UpstreamDocument,
     ) -> Result<(), StoreError> {
+        self.ensure_online()?;
         sqlx::query(
             "INSERT INTO upstream_documents (scope, document_key, upstream, document, etag, fetched_at) VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (scope, document_key) DO UPDATE SET upstream = excluded.upstream, document = excluded.document,
@@ -60,6 +61,9 @@ impl Database {
         .bind(time::to_text(document.fetched_at))
         .execute(self.pool())
         .await?;
+        if let Some(copy) = self.local_copy() {
+            copy.put_document(scope, key, document);
+        }
         Ok(())
     }
 
@@ -69,24 +73,35 @@ impl Database {
         scope: &str,
         key: &str,
     ) -> Result<Option<UpstreamDocument>, StoreError> {
+        if let Some(copy) = self.offline_copy()? {
+            return copy.document(scope, key).await;
+        }
         let row = sqlx::query("SELECT upstream, document, etag, fetched_at FROM upstream_documents WHERE scope = $1 AND document_key = $2")
             .bind(scope)
             .bind(key)
             .fetch_optional(self.pool())
             .await?;
-        row.map(|row| {
-            Ok(UpstreamDocument {
-                upstream: row.try_get("upstream")?,
-                document: row.try_get("document")?,
-                etag: row.try_get("etag")?,
-                fetched_at: time::from_text(&row.try_get::<String, _>("fetched_at")?)?,
+        let found = row
+            .map(|row| {
+                Ok::<_, StoreError>(UpstreamDocument {
+                    upstream: row.try_get("upstream")?,
+                    document: row.try_get("document")?,
+                    etag: row.try_get("etag")?,
+                    fetched_at: time::from_text(&row.try_get::<String, _>("fetched_at")?)?,
+                })
             })
-        })
-        .transpose()
+            .transpose()?;
+        if let (Some(copy), Some(document)) = (self.local_copy(), &found) {
+            copy.put_document(scope, key, document);
+        }
+        Ok(found)
     }
 
     /// The keys of the documents cached in a scope, sorted.
     pub async fn upstream_document_keys(&self, scope: &str) -> Result<Vec<String>, StoreError> {
+        if let Some(copy) = self.offline_copy()? {
+            return Ok(copy.document_keys(scope));
+        }
         let rows = sqlx::query(
             "SELECT document_key FROM upstream_documents WHERE scope = $1 ORDER BY document_key",
         )
@@ -100,6 +115,7 @@ impl Database {
 
     /// Records (or replaces) the identity of a cached file.
     pub async fn remember_cached_file(&self, file: &CachedFile) -> Result<(), StoreError> {
+        self.ensure_online()?;
         let digests = serde_json::to_string(&file.digests)
             .map_err(|error| StoreError::corrupt("file digests", error))?;
         sqlx::query(
@@ -115,37 +131,56 @@ impl Database {
         .bind(time::to_text(file.stored_at))
         .execute(self.pool())
         .await?;
+        if let Some(copy) = self.local_copy() {
+            copy.put_file(file);
+        }
         Ok(())
     }
 
     /// The cached file fetched from `url`, if any.
     pub async fn cached_file(&self, url: &str) -> Result<Option<CachedFile>, StoreError> {
+        if let Some(copy) = self.offline_copy()? {
+            return copy.file(url).map(Some).ok_or_else(|| {
+                StoreError::Unavailable(format!(
+                    "this server's local copy does not hold the file {url}"
+                ))
+            });
+        }
         let row = sqlx::query(
             "SELECT url, filename, sha256, size, digests, stored_at FROM cached_files WHERE url = $1",
         )
         .bind(url)
         .fetch_optional(self.pool())
         .await?;
-        row.map(|row| {
-            let digests: String = row.try_get("digests")?;
-            Ok(CachedFile {
-                url: row.try_get("url")?,
-                filename: row.try_get("filename")?,
-                blob: BlobRef {
-                    sha256: row.try_get("sha256")?,
-                    size: u64::try_from(row.try_get::<i64, _>("size")?).unwrap_or(0),
-                },
-                digests: serde_json::from_str(&digests)
-                    .map_err(|error| StoreError::corrupt("cached file digests", error))?,
-                stored_at: time::from_text(&row.try_get::<String, _>("stored_at")?)?,
+        let found = row
+            .map(|row| {
+                let digests: String = row.try_get("digests")?;
+                Ok::<_, StoreError>(CachedFile {
+                    url: row.try_get("url")?,
+                    filename: row.try_get("filename")?,
+                    blob: BlobRef {
+                        sha256: row.try_get("sha256")?,
+                        size: u64::try_from(row.try_get::<i64, _>("size")?).unwrap_or(0),
+                    },
+                    digests: serde_json::from_str(&digests)
+                        .map_err(|error| StoreError::corrupt("cached file digests", error))?,
+                    stored_at: time::from_text(&row.try_get::<String, _>("stored_at")?)?,
+                })
             })
-        })
-        .transpose()
+            .transpose()?;
+        if let (Some(copy), Some(file)) = (self.local_copy(), &found) {
+            copy.put_file(file);
+        }
+        Ok(found)
     }
 
     /// Forgets every cached file held in a blob (after the blob was quarantined); returns how
     /// many.
     pub async fn forget_cached_blob(&self, sha256: &str) -> Result<u64, StoreError> {
+        self.ensure_online()?;
+        if let Some(copy) = self.local_copy() {
+            copy.forget_blob(sha256);
+        }
         let done = sqlx::query("DELETE FROM cached_files WHERE sha256 = $1")
             .bind(sha256)
             .execute(self.pool())

@@ -20,7 +20,7 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// A query failed.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     /// A stored row could not be read back (it was written by a newer version, or edited by hand).
     #[error("a stored {what} could not be read: {why}")]
     Corrupt {
@@ -75,6 +75,11 @@ pub enum StoreError {
         /// What the source said.
         why: String,
     },
+    /// The database cannot be reached and this server runs from its local copy
+    /// (`formulary serve` started with the database down): what the copy does not hold, and
+    /// every change, must wait for the database.
+    #[error("the database is unavailable ({0}); this server only serves what it already holds until it returns")]
+    Unavailable(String),
     /// A write kept conflicting with concurrent writers.
     #[error("the change could not be saved after {0} attempts because other writers kept changing the same records; try again")]
     Contended(u32),
@@ -85,6 +90,18 @@ impl StoreError {
         StoreError::Corrupt {
             what,
             why: why.to_string(),
+        }
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> StoreError {
+        match error {
+            // Only the pool used while offline is ever closed before shutdown.
+            sqlx::Error::PoolClosed => StoreError::Unavailable(
+                "it could not be reached when this server started".to_owned(),
+            ),
+            other => StoreError::Database(other),
         }
     }
 }

@@ -86,6 +86,8 @@ impl Database {
     /// a lost answer, a journal replayed after a crash) leaves one row per download. Returns how
     /// many rows were new.
     pub async fn record_ledger_lines(&self, lines: &[LedgerLine]) -> Result<u64, StoreError> {
+        // Before the schema is brought up to date, nothing is written (the journal keeps it).
+        self.ensure_online()?;
         const COLUMNS: usize = 11;
         let mut inserted = 0;
         // Well under SQLite's and PostgreSQL's limits on bound parameters.

@@ -71,7 +71,7 @@ impl PolicyIntegrity {
     }
 }
 
-fn draft_from(details: &serde_json::Value) -> Result<EntryDraft, String> {
+pub(crate) fn draft_from(details: &serde_json::Value) -> Result<EntryDraft, String> {
     let details = EntryDetails::deserialize(details).map_err(|error| error.to_string())?;
     let component: Component = details
         .component

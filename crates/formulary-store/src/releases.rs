@@ -16,6 +16,7 @@ impl Database {
         component: &Component,
         release: &Release,
     ) -> Result<(), StoreError> {
+        self.ensure_online()?;
         sqlx::query(
             "INSERT INTO releases (ecosystem, name, version, published, yanked, licence, first_seen, dated_by_first_sight, install_scripts) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
              ON CONFLICT (ecosystem, name, version) DO UPDATE SET published = COALESCE(excluded.published, releases.published),
@@ -34,11 +35,17 @@ impl Database {
         .bind(i64::from(release.install_scripts))
         .execute(self.pool())
         .await?;
+        if let Some(copy) = self.local_copy() {
+            copy.record_release(component, release);
+        }
         Ok(())
     }
 
     /// Everything known about a component's releases. Versions that no longer parse are skipped.
     pub async fn releases_of(&self, component: &Component) -> Result<Vec<Release>, StoreError> {
+        if let Some(copy) = self.offline_copy()? {
+            return Ok(copy.releases_of(component));
+        }
         let rows = sqlx::query("SELECT version, published, yanked, licence, dated_by_first_sight, install_scripts FROM releases WHERE ecosystem = $1 AND name = $2")
             .bind(component.ecosystem().as_str())
             .bind(component.name.as_str())
@@ -61,6 +68,9 @@ impl Database {
             });
         }
         releases.sort_by(|left, right| left.version.cmp(&right.version));
+        if let Some(copy) = self.local_copy() {
+            copy.put_releases(component, &releases);
+        }
         Ok(releases)
     }
 }
@@ -73,6 +83,9 @@ impl Database {
         ecosystem: formulary_core::ecosystems::Ecosystem,
     ) -> Result<std::collections::HashMap<(String, String), chrono::DateTime<Utc>>, StoreError>
     {
+        if let Some(copy) = self.offline_copy()? {
+            return Ok(copy.published_releases(ecosystem));
+        }
         let rows = sqlx::query("SELECT name, version, published FROM releases WHERE ecosystem = $1 AND published IS NOT NULL")
             .bind(ecosystem.as_str())
             .fetch_all(self.pool())

@@ -97,6 +97,9 @@ pub struct Settings {
     pub max_connections: usize,
     /// Seconds transfers may go on after SIGTERM or Ctrl-C before they are cut.
     pub shutdown_deadline_seconds: u64,
+    /// Seconds `formulary serve` waits for the database at start before it serves what it holds
+    /// from its local copy (`local-copy/` in `data_dir`) and keeps retrying in the background.
+    pub database_start_timeout_seconds: u64,
     /// The secret that signs audit checkpoints. Keep it where the database's owner cannot read
     /// it (a secret mount), and out of database backups. Default: `audit.key` in `data_dir`,
     /// created on first use.
@@ -161,6 +164,7 @@ impl Default for Settings {
             idle_timeout_seconds: 60,
             max_connections: 1024,
             shutdown_deadline_seconds: 20,
+            database_start_timeout_seconds: 5,
             audit_key_file: None,
             audit_checkpoint_file: None,
             smtp_url: None,
@@ -275,6 +279,12 @@ impl Settings {
     /// The download ledger's local journal.
     pub fn ledger_journal(&self) -> PathBuf {
         self.data_dir.join("ledger-journal.jsonl")
+    }
+
+    /// The folder of the local copy of what serving reads (kept while the database answers,
+    /// served from when it does not at start).
+    pub fn local_copy_dir(&self) -> PathBuf {
+        self.data_dir.join("local-copy")
     }
 
     /// The file holding the audit checkpoint key.

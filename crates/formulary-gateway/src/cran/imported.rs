@@ -42,12 +42,17 @@ impl ImportedFiles {
     /// The manifest as last written by an import (empty when nothing was imported).
     pub(crate) async fn load(database: &Database) -> Result<ImportedFiles, GatewayError> {
         Ok(
-            match database.upstream_document(MANIFEST_SCOPE, MANIFEST_NAME).await? {
-                Some(stored) => serde_json::from_str(&stored.document).unwrap_or_else(|error| {
+            match database.upstream_document(MANIFEST_SCOPE, MANIFEST_NAME).await {
+                Ok(Some(stored)) => serde_json::from_str(&stored.document).unwrap_or_else(|error| {
                     tracing::warn!(%error, "the manifest of imported CRAN files is unreadable; import again");
                     ImportedFiles::default()
                 }),
-                None => ImportedFiles::default(),
+                // Nothing imported (or, with the database down, nothing imported that the
+                // local copy holds).
+                Ok(None) | Err(formulary_store::StoreError::Unavailable(_)) => {
+                    ImportedFiles::default()
+                }
+                Err(error) => return Err(error.into()),
             },
         )
     }

@@ -80,8 +80,9 @@ impl CranGateway {
             None
         };
         let imported = self.imported().await?;
+        let described: Arc<()> = Arc::clone(&lock(&self.described));
         let mut sources: Vec<Arc<dyn std::any::Any + Send + Sync>> =
-            vec![tree.clone(), imported.clone()];
+            vec![tree.clone(), imported.clone(), described];
         if let Some(archive) = &archive {
             sources.push(archive.clone());
         }
@@ -110,6 +111,9 @@ impl CranGateway {
         archived: &Archived<'_>,
     ) -> Result<ServedIndex, GatewayError> {
         let started = std::time::Instant::now();
+        // Archived DESCRIPTIONs not seen yet are fetched within the requests' patience, all
+        // together; what is still on its way is used by the next build.
+        let deadline = tokio::time::Instant::now() + self.patience;
         let mut kept: Vec<Paragraph> = Vec::with_capacity(tree.paragraphs.len());
         let mut withheld = Vec::new();
         for paragraph in &tree.paragraphs {
@@ -133,7 +137,7 @@ impl CranGateway {
             }
             let reason = decision.headline().unwrap_or("denied").to_owned();
             match self
-                .archived_substitute(snapshot, view, archived, &component, tree_name)
+                .archived_substitute(snapshot, view, archived, &component, tree_name, deadline)
                 .await
             {
                 Some(substitute) => {
@@ -250,6 +254,7 @@ impl CranGateway {
         archived: &Archived<'_>,
         component: &Component,
         tree_name: &str,
+        deadline: tokio::time::Instant,
     ) -> Option<Paragraph> {
         if tree_name != "src/contrib" {
             return None;
@@ -282,7 +287,10 @@ impl CranGateway {
             .map(|(candidate, _)| candidate.clone())?;
         let description = match source {
             ArchivedSource::Imported(entry) => return Some(entry),
-            ArchivedSource::Upstream(url) => self.description(component, &version, &url).await?,
+            ArchivedSource::Upstream(url) => {
+                self.description(component, &version, &url, deadline)
+                    .await?
+            }
         };
         // The licence of the archived version may differ: decide again with it.
         let release = Release {
@@ -299,41 +307,80 @@ impl CranGateway {
             .then_some(description)
     }
 
-    /// The DESCRIPTION of an archived tarball, as a `PACKAGES` paragraph.
+    /// The DESCRIPTION of an archived tarball, as a `PACKAGES` paragraph: from memory, or
+    /// fetched (the tarball, through the verified file cache) waiting at most until `deadline`.
+    /// A fetch still running then goes on behind; when it finishes, the indexes are rebuilt
+    /// at the next request.
     async fn description(
         &self,
         component: &Component,
         version: &Version,
         url: &str,
+        deadline: tokio::time::Instant,
     ) -> Option<Paragraph> {
         let key = (component.name.to_string(), version.to_string());
         if let Some(found) = lock(&self.descriptions).get(&key) {
             return Some(found.clone());
         }
-        let filename = format!("{}_{}.tar.gz", component.name, version);
-        let mut file = UpstreamFile::new(url, &filename);
-        file.check = Some(super::verify::check_for(&filename, component, version));
-        let blob = self.files.fetch(&file).await.ok()?;
-        let bytes = self
-            .files
-            .blobs()
-            .get(&blob.sha256)
-            .await
-            .ok()?
-            .bytes()
-            .await
-            .ok()?;
-        let text = read_description(&bytes, component.name.as_str())?;
-        let full = cran::parse_packages(&text).ok()?.into_iter().next()?;
-        let mut paragraph = Paragraph { fields: Vec::new() };
-        for name in INDEX_FIELDS {
-            if let Some(value) = full.get(name) {
-                paragraph.insert(name, value);
+        let running = lock(&self.describing).remove(&key);
+        let mut task = running.unwrap_or_else(|| {
+            let (files, descriptions, described) = (
+                Arc::clone(&self.files),
+                Arc::clone(&self.descriptions),
+                Arc::clone(&self.described),
+            );
+            let (component, version, url, key) = (
+                component.clone(),
+                version.clone(),
+                url.to_owned(),
+                key.clone(),
+            );
+            tokio::spawn(async move {
+                let paragraph = fetch_description(&files, &component, &version, &url).await?;
+                lock(&descriptions).insert(key, paragraph.clone());
+                *lock(&described) = Arc::new(());
+                Some(paragraph)
+            })
+        });
+        match tokio::time::timeout_at(deadline, &mut task).await {
+            Ok(described) => described.ok().flatten(),
+            Err(_) => {
+                tracing::info!(package = %component.name, %version, "the upstream is slow: building the index without this archived version's DESCRIPTION, which is fetched behind");
+                lock(&self.describing).insert(key, task);
+                None
             }
         }
-        lock(&self.descriptions).insert(key, paragraph.clone());
-        Some(paragraph)
     }
+}
+
+/// Fetches an archived tarball (verified, into the file cache) and reads its DESCRIPTION.
+async fn fetch_description(
+    files: &crate::engine::files::FileCache,
+    component: &Component,
+    version: &Version,
+    url: &str,
+) -> Option<Paragraph> {
+    let filename = format!("{}_{}.tar.gz", component.name, version);
+    let mut file = UpstreamFile::new(url, &filename);
+    file.check = Some(super::verify::check_for(&filename, component, version));
+    let blob = files.fetch(&file).await.ok()?;
+    let bytes = files
+        .blobs()
+        .get(&blob.sha256)
+        .await
+        .ok()?
+        .bytes()
+        .await
+        .ok()?;
+    let text = read_description(&bytes, component.name.as_str())?;
+    let full = cran::parse_packages(&text).ok()?.into_iter().next()?;
+    let mut paragraph = Paragraph { fields: Vec::new() };
+    for name in INDEX_FIELDS {
+        if let Some(value) = full.get(name) {
+            paragraph.insert(name, value);
+        }
+    }
+    Some(paragraph)
 }
 
 /// Compresses a document as well as gzip can: it is built rarely and sent often.

@@ -86,10 +86,20 @@ impl Revalidated for Tree {
 pub struct CranGateway {
     database: Database,
     client: UpstreamClient,
-    files: FileCache,
+    files: Arc<FileCache>,
     upstreams: Vec<Url>,
     trees: Revalidating<Tree>,
-    descriptions: Mutex<HashMap<(String, String), Paragraph>>,
+    /// DESCRIPTIONs of archived tarballs, by (package, version).
+    descriptions: Descriptions,
+    /// Fetches of archived tarballs' DESCRIPTIONs that outlived the index build that started
+    /// them (a build waits for them at most the patience).
+    describing: Mutex<HashMap<(String, String), Describing>>,
+    /// Replaced whenever such a fetch finishes, so that the next request rebuilds the indexes
+    /// that went without it.
+    described: Arc<Mutex<Arc<()>>>,
+    /// How long an index build waits for the upstream beyond the cached documents (archived
+    /// DESCRIPTIONs, `archive.rds`): the requests' patience.
+    patience: Duration,
     indexes: Views<ServedIndex>,
     /// Files put in by `mirror import cran`, and when they were read from the store.
     imported: Mutex<Option<(std::time::Instant, Arc<ImportedFiles>)>>,
@@ -116,15 +126,21 @@ impl CranGateway {
         let revalidate_after = options.revalidate_after;
         Ok(CranGateway {
             database: database.clone(),
-            files: FileCache::new(database.clone(), blobs, client.clone()),
+            files: Arc::new(FileCache::new(database.clone(), blobs, client.clone())),
             client,
             upstreams,
             trees: Revalidating::new(revalidate_after, options.patience),
-            descriptions: Mutex::new(HashMap::new()),
+            descriptions: Arc::default(),
+            describing: Mutex::default(),
+            described: Arc::default(),
+            patience: options.patience,
             indexes: Views::new(INDEX_REUSE, 1_000),
             imported: Mutex::new(None),
             reload_after: revalidate_after,
-            archives: Revalidating::new(revalidate_after, options.patience),
+            // Needed only when a current version is denied: an index build never waits for it
+            // beyond the patience, even the first time (the fetch goes on behind).
+            archives: Revalidating::new(revalidate_after, options.patience)
+                .answering_within_patience(),
             archive_files: Views::new(INDEX_REUSE, 1_000),
             sanity: Sanity::default(),
         })
@@ -365,6 +381,12 @@ async fn fetch_packages(
     }
     Ok(Answer::Missing)
 }
+
+/// A fetch of an archived tarball's DESCRIPTION running behind.
+type Describing = tokio::task::JoinHandle<Option<Paragraph>>;
+
+/// DESCRIPTIONs of archived tarballs, by (package, version).
+type Descriptions = Arc<Mutex<HashMap<(String, String), Paragraph>>>;
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex

@@ -110,6 +110,9 @@ pub(crate) struct Revalidating<T> {
     quiet: Mutex<HashMap<String, tokio::time::Instant>>,
     /// Refreshes that outlived the request that started them, by document and upstream.
     pending: Mutex<HashMap<(String, Url), Pending>>,
+    /// When set, a request waits at most the patience even with nothing cached (the fetch goes
+    /// on behind, and the request goes on without the document).
+    always_within_patience: bool,
 }
 
 /// What waiting for an upstream gave.
@@ -142,7 +145,17 @@ impl<T: Revalidated> Revalidating<T> {
             patience,
             quiet: Mutex::default(),
             pending: Mutex::default(),
+            always_within_patience: false,
         }
+    }
+
+    /// The same cache, for documents a request can do without: with nothing cached, a request
+    /// still waits at most the patience, and is answered as if the document did not exist
+    /// ([`Lookup::Absent`]) while the fetch goes on behind; the next request after it finishes
+    /// gets it.
+    pub(crate) fn answering_within_patience(mut self) -> Revalidating<T> {
+        self.always_within_patience = true;
+        self
     }
 
     /// Keeps `item` as the current copy of `name`.
@@ -295,9 +308,8 @@ impl<T: Revalidated> Revalidating<T> {
                 return Ok(Lookup::Found(Arc::clone(item)));
             }
         }
-        let deadline = cached
-            .as_ref()
-            .map(|_| tokio::time::Instant::now() + self.patience);
+        let deadline = (cached.is_some() || self.always_within_patience)
+            .then(|| tokio::time::Instant::now() + self.patience);
         let mut failure = None;
         for upstream in upstreams {
             let etag = cached
@@ -310,10 +322,11 @@ impl<T: Revalidated> Revalidating<T> {
             {
                 Waited::Answer(answer) => answer,
                 Waited::Pending => {
-                    tracing::info!(document = name, %upstream, patience_ms = self.patience.as_millis() as u64, "the upstream is slow: serving the cached copy while the refresh goes on");
                     if let Some(item) = &cached {
+                        tracing::info!(document = name, %upstream, patience_ms = self.patience.as_millis() as u64, "the upstream is slow: serving the cached copy while the refresh goes on");
                         return Ok(self.serve_stale(name, item));
                     }
+                    tracing::info!(document = name, %upstream, patience_ms = self.patience.as_millis() as u64, "the upstream is slow: going on without this document while it is fetched behind");
                     continue;
                 }
             };

@@ -150,6 +150,8 @@ impl FileCache {
             Some(known) => Some(known),
             None => match self.database.cached_file(file.url).await {
                 Ok(found) => found.map(|cached| (cached.digests, cached.blob)),
+                // Started with the database down: only what the local copy holds is served.
+                Err(error @ StoreError::Unavailable(_)) => return Err(error.into()),
                 Err(error) => {
                     tracing::warn!(%error, file = file.filename, "could not read the cached file list; asking the upstream");
                     None

@@ -199,6 +199,10 @@ pub(crate) fn follow_checkpoints(
     let log = context.checkpoint_log()?;
     Ok(tokio::spawn(async move {
         loop {
+            if database.is_offline() {
+                tokio::time::sleep(interval).await;
+                continue;
+            }
             let outcome = async {
                 let (seq, head) = database.audit_head().await?;
                 log.record(seq, &head)?;

@@ -17,6 +17,7 @@ mod policy;
 mod recall;
 mod report;
 mod serve;
+mod serve_offline;
 mod setup;
 mod tokens;
 mod tools;

@@ -27,7 +27,8 @@ pub(crate) struct ServeArgs {
 }
 
 pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let database = context.database().await?;
+    let (database, offline_snapshot) = super::serve_offline::open(context).await?;
+    let offline = database.is_offline();
     let blobs = context.blobs()?;
     if !blobs.is_local() {
         // A replica may start while the bucket is briefly away: it says so, and /readyz reports
@@ -47,7 +48,7 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
         ),
         Err(error) => tracing::warn!(%error, "could not sweep unfinished blob writes"),
     }
-    if args.demo && crate::demo::seed_if_empty(&database).await? {
+    if args.demo && !offline && crate::demo::seed_if_empty(&database).await? {
         tracing::info!("seeded the demo formulary (organisations NATIONAL and RJ1)");
     }
     let (pypi, pypi_by_organisation) = pypi_gateways(context, &database, &blobs)?;
@@ -56,8 +57,16 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
         .default_organisation
         .parse()
         .context("default_organisation is not a valid organisation code")?;
-    let mut state =
-        AppState::new(database.clone(), blobs, Some(pypi), default_organisation).await?;
+    let mut state = match offline_snapshot {
+        Some(snapshot) => AppState::with_snapshot(
+            database.clone(),
+            blobs,
+            Some(pypi),
+            default_organisation,
+            snapshot,
+        )?,
+        None => AppState::new(database.clone(), blobs, Some(pypi), default_organisation).await?,
+    };
     state.pypi_by_organisation = pypi_by_organisation;
     state.cran = Some(Arc::new(cran_gateway(context, &database, &state.blobs)?));
     state.tools = Some(Arc::new(formulary_gateway::ToolGateway::new(
@@ -67,7 +76,7 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
     )?));
     state.npm = Some(Arc::new(npm_gateway(context, &database, &state.blobs)?));
     state.conda = Some(Arc::new(conda_gateway(context, &database, &state.blobs)?));
-    if args.demo && crate::demo_people::seed_if_empty(&state).await? {
+    if args.demo && !offline && crate::demo_people::seed_if_empty(&state).await? {
         tracing::info!(
             "seeded the demo accounts ana (requester), rob (reviewer), aisha (approver), olu (organisation admin), nina (national curator) and audrey (auditor), all with the password '{}', and their requests",
             crate::demo_people::DEMO_PASSWORD
@@ -86,7 +95,10 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
     if let formulary_store::BlobLocation::Folder(folder) = context.settings.blob_location()? {
         state.blob_dir = Some(folder);
     }
-    super::audit::check_at_start(context, &database).await;
+    if !offline {
+        super::audit::check_at_start(context, &database).await;
+    }
+    let _local_copy = super::serve_offline::keep_local_copy(&database);
     // Each background job runs on one replica at a time, under a lease in the database.
     let holder = formulary_server::jobs::replica_holder();
     let lease =
@@ -204,6 +216,11 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
     // Hand the background jobs over to another replica now rather than when the leases expire.
     for job in &job_leases {
         job.release().await;
+    }
+    if let Some(copy) = database.local_copy() {
+        if let Err(error) = copy.write_now().await {
+            tracing::warn!(%error, "could not write the local copy at exit");
+        }
     }
     // Every download answered so far is queued: write it (or keep it in the journal) before
     // exiting, within a few seconds.

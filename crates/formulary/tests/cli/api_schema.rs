@@ -134,6 +134,16 @@ async fn rejections_before_a_handler_are_problems_too() {
             400,
             "NUL character",
         ),
+        // A raw NUL byte in a form body (a form decoder passes it through as it is).
+        (
+            client
+                .post(format!("{base}/api/v1/requests/1/comments"))
+                .bearer_auth(&token)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(b"body=fine\0then".to_vec()),
+            400,
+            "NUL character",
+        ),
         // A body that is not JSON at all: the framework's rejection, as problem+json.
         (
             client

@@ -41,6 +41,7 @@ mod refusals;
 mod reliability;
 mod reliability_database;
 mod reliability_kill;
+mod reliability_offline;
 mod reliability_upstream;
 mod replicas;
 mod requests;

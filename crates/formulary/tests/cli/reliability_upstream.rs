@@ -52,7 +52,7 @@ impl FaultyUpstream {
     }
 
     /// An upstream that serves the files under `root` as they are (a CRAN repository).
-    fn serving(root: &Path) -> FaultyUpstream {
+    pub(crate) fn serving(root: &Path) -> FaultyUpstream {
         FaultyUpstream::start_with(BTreeMap::new(), Some(root.to_path_buf()))
     }
 
@@ -82,6 +82,11 @@ impl FaultyUpstream {
 
     pub(crate) fn index(&self) -> String {
         format!("{}/simple/", self.origin)
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub(crate) fn origin(&self) -> &str {
+        &self.origin
     }
 }
 
