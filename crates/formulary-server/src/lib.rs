@@ -28,6 +28,7 @@ pub mod notices;
 mod npm;
 pub mod oidc;
 mod path_token;
+mod people;
 mod pypi;
 mod python_downloads;
 pub mod reports;
