@@ -119,7 +119,7 @@ fn account_markup(
                 button.nhsuk-button type="submit" { "Create token" }
             }
             h2.nhsuk-heading-m { "Your API tokens" }
-            p { "Tokens that " code { "formulary login" } " issued to you, and your tokens for package clients. API tokens act with your roles; revoke one you no longer use, or that may have been seen by someone else." }
+            p { "The tokens you created here and those " code { "formulary login" } " issued to you. API tokens act with your roles; revoke one you no longer use, or that may have been seen by someone else." }
         } }
         @if tokens.is_empty() {
             p { "You have no tokens." }

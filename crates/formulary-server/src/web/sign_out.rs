@@ -148,7 +148,7 @@ pub(crate) async fn signed_out(
             } @else {
                 p { "You have signed out of Formulary." }
             }
-            p { a href="/sign-in" { "Sign in again" } " or " a href="/" { "go to the home page" } "." }
+            p { "To use Formulary again, " a href="/sign-in" { "go to the sign-in page" } ", or " a href="/" { "go to the home page" } " to search the catalogue, which needs no account." }
         } }
     };
     let response = page::render(&viewer, Section::Account, "Signed out", false, content);
