@@ -284,3 +284,97 @@ pub(crate) fn sentence(text: &str) -> String {
         .map(|first| first.to_uppercase().chain(letters).collect())
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(id: &str, roles: &[(&str, Role)]) -> User {
+        User {
+            id: id.to_owned(),
+            username: id.to_owned(),
+            display_name: id.to_owned(),
+            email: None,
+            identity_provider: LOCAL_PROVIDER.to_owned(),
+            created_at: Utc::now(),
+            disabled_at: None,
+            memberships: roles
+                .iter()
+                .map(|(org, role)| Membership::new(org.parse().unwrap(), *role))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn nobody_locks_themselves_out() {
+        let olu = user(
+            "olu",
+            &[("RJ1", Role::OrganisationAdmin), ("RJ1", Role::Approver)],
+        );
+        let admin = Principal::from_user(olu.clone());
+        let rj1: OrgCode = "RJ1".parse().unwrap();
+        assert!(may_disable(&admin, &olu).is_err());
+        assert!(may_revoke(&admin, &olu, &rj1, Role::OrganisationAdmin).is_err());
+        assert!(
+            may_revoke(&admin, &olu, &rj1, Role::Approver).is_ok(),
+            "a role that is not an administration role may go"
+        );
+        let nina = user("nina", &[("NATIONAL", Role::NationalCurator)]);
+        let curator = Principal::from_user(nina.clone());
+        assert!(may_disable(&curator, &nina).is_err());
+        assert!(may_revoke(&curator, &nina, &OrgCode::national(), Role::NationalCurator).is_err());
+        assert!(may_disable(&curator, &olu).is_ok());
+    }
+
+    #[test]
+    fn an_organisation_admin_acts_on_whole_accounts_of_their_own_organisation_only() {
+        let admin = Principal::from_user(user("olu", &[("RJ1", Role::OrganisationAdmin)]));
+        let rj1: OrgCode = "RJ1".parse().unwrap();
+        let ana = user("ana", &[("RJ1", Role::Requester)]);
+        let both = user("bo", &[("RJ1", Role::Requester), ("RQM", Role::Reviewer)]);
+        assert!(may_disable(&admin, &ana).is_ok());
+        assert!(may_manage_account(&admin, &both).is_err());
+        assert!(
+            may_revoke(&admin, &ana, &rj1, Role::Requester).is_err(),
+            "a last role stays unless a national curator revokes it"
+        );
+        let curator = Principal::from_user(user("nina", &[("NATIONAL", Role::NationalCurator)]));
+        assert!(may_revoke(&curator, &ana, &rj1, Role::Requester).is_ok());
+        assert!(may_manage_account(&curator, &both).is_ok());
+        assert_eq!(grantable_role("national-curator", &rj1), None);
+        assert_eq!(
+            grantable_role("national-curator", &OrgCode::national()),
+            Some(Role::NationalCurator)
+        );
+    }
+
+    #[test]
+    fn a_new_person_is_checked_field_by_field() {
+        let rj1: OrgCode = "RJ1".parse().unwrap();
+        let errors = check_new_person(
+            &rj1,
+            &NewPerson {
+                username: "x".to_owned(),
+                display_name: " ".to_owned(),
+                email: "not an address".to_owned(),
+                role: "national-curator".to_owned(),
+            },
+        )
+        .unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|error| error.field).collect();
+        assert_eq!(fields, ["username", "display_name", "email", "role"]);
+        let new = check_new_person(
+            &rj1,
+            &NewPerson {
+                username: " A.Khan ".to_owned(),
+                display_name: "Aisha Khan".to_owned(),
+                email: String::new(),
+                role: "reviewer".to_owned(),
+            },
+        )
+        .unwrap();
+        assert_eq!(new.username, "a.khan");
+        assert_eq!(new.email, None);
+        assert_eq!(new.memberships, vec![Membership::new(rj1, Role::Reviewer)]);
+    }
+}
