@@ -4,9 +4,12 @@
 //   1. a person with CIS2-shaped claims signs in and lands with the roles their NHS roles map to
 //      (an organisation Formulary does not know is left out); another, who selected one of two
 //      roles at sign-in (`selected_roleid`), gets that one only;
-//   2. the provider takes a role away; at the next sign-in Formulary takes it away too;
+//   2. signing out ends the provider's session too (RP-initiated logout: the provider asks who
+//      is signing in again); the provider takes a role away; at the next sign-in Formulary takes
+//      it away too;
 //   3. a person with Entra-shaped claims (app roles) signs in as approver (a national role the
-//      provider asserts is refused);
+//      provider asserts is refused); that provider has no end_session_endpoint, so signing out
+//      ends Formulary's session only;
 //   4. a tampered `state` is refused; consent denied at the provider gives a page saying so; the
 //      same answer replayed is refused as used; a person whose only organisation is unknown is
 //      told so; a provider that is down gives a clear page, and local sign-in still works.
@@ -20,37 +23,10 @@
 
 const fs = require('node:fs');
 const { BASE_URL, expect, excerpt, runCase, open, mainText, signIn, signOut } = require('./lib');
+const { accountLine, signInWith, signOutEverywhere } = require('./oidc_lib');
 
 const CIS2_ISSUER = process.env.CIS2_ISSUER || '';
 const ACCOUNTS_FILE = process.env.ACCOUNTS_FILE || '';
-
-/** The header's account line ("Signed in as … (roles) · …"), or '' when signed out. */
-async function accountLine(page) {
-  return page.locator('.formulary-account').innerText().catch(() => '');
-}
-
-/**
- * Clicks "Sign in with <provider>" on Formulary's sign-in page, then goes through whatever the
- * provider asks (its login form, its consent page) until the browser is back at Formulary.
- */
-async function signInWith(page, provider, login, shoot) {
-  await open(page, '/sign-in');
-  await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: `Sign in with ${provider}` }).click()]);
-  for (let step = 0; step < 4 && !page.url().startsWith(BASE_URL); step += 1) {
-    if (await page.locator('input[name="login"]').count() > 0) {
-      await page.locator('input[name="login"]').fill(login);
-      await page.locator('input[name="password"]').fill('any password: the test provider checks none');
-      if (shoot) await shoot('provider-login');
-      await Promise.all([page.waitForLoadState('load'), page.locator('button[type="submit"]').click()]);
-    } else if (await page.getByRole('button', { name: 'Continue' }).count() > 0) {
-      if (shoot) await shoot('provider-consent');
-      await Promise.all([page.waitForLoadState('load'), page.getByRole('button', { name: 'Continue' }).click()]);
-    } else {
-      await page.waitForLoadState('load');
-    }
-  }
-  expect(page.url().startsWith(BASE_URL), `after signing in at ${provider} the browser should be back at Formulary; it is at ${page.url()}: "${excerpt(await page.locator('body').innerText())}"`);
-}
 
 /** Starts a sign-in and stops at the provider's login page; returns the authorisation request's URL. */
 async function authorisationRequest(page, provider) {
@@ -108,24 +84,30 @@ runCase(`oidc-${OIDC_CASE}`, async ({ page, shot }) => {
   await open(page, '/requests');
   expect((await mainText(page)).includes('To review or decide'), 'as a reviewer, Nia should see the review queue');
   await shot('cis2-review-queue');
-  await signOut(page);
+  // Single logout: Formulary's session ends, then the provider's (RP-initiated logout).
+  await signOutEverywhere(page, 'NHS Care Identity', snap);
+  await shot('signed-out-everywhere');
 
   // 2. The provider takes the reviewer role away; the next sign-in takes it away in Formulary.
   const accounts = JSON.parse(fs.readFileSync(ACCOUNTS_FILE, 'utf8'));
   accounts['cis2-nia'].nhsid_nrbac_roles = accounts['cis2-nia'].nhsid_nrbac_roles.filter((role) => !role.role_code.endsWith('R5080'));
   writeAccounts(accounts);
-  await signInWith(page, 'NHS Care Identity', 'cis2-nia', snap);
+  const asked = await signInWith(page, 'NHS Care Identity', 'cis2-nia', snap);
+  expect(asked, 'after signing out everywhere, the provider should ask who is signing in again (its session ended too)');
   line = await accountLine(page);
   expect(line.includes('Signed in as Nia Nurse') && line.includes('requester of RJ1') && !line.includes('reviewer'), `after the provider dropped the reviewer role, Nia should be requester of RJ1 only; the header says "${excerpt(line)}"`);
   await shot('cis2-role-removed');
-  await signOut(page);
+  await signOutEverywhere(page, 'NHS Care Identity', snap);
 
   // 3. Entra: app role Formulary.Approver.RJ1; the national role it also asserts is refused.
   await signInWith(page, 'Microsoft Entra ID', 'entra-eve', snap);
   line = await accountLine(page);
   expect(line.includes('Signed in as Eve Entra') && line.includes('approver of RJ1') && !line.includes('NATIONAL'), `Eve should be approver of RJ1 and nothing national; the header says "${excerpt(line)}"`);
   await shot('entra-signed-in');
+  // This provider names no end_session_endpoint: only Formulary's session ends.
   await signOut(page);
+  expect(page.url().startsWith(`${BASE_URL}/signed-out`) && (await mainText(page)).includes('You have signed out of Formulary.'), `without the provider's logout, the browser should stay on Formulary, signed out; it is at ${page.url()}`);
+  await shot('signed-out-of-formulary-only');
 
   // 3b. CIS2 with a selected role: of two NHS roles, only the one chosen at sign-in counts.
   //     (A fresh browser session at the provider, so it asks who is signing in.)
@@ -134,7 +116,7 @@ runCase(`oidc-${OIDC_CASE}`, async ({ page, shot }) => {
   line = await accountLine(page);
   expect(line.includes('Signed in as Sam Selected') && line.includes('reviewer of RJ1') && !line.includes('requester'), `Sam selected the reviewer role, so he should be reviewer of RJ1 only; the header says "${excerpt(line)}"`);
   await shot('cis2-selected-role');
-  await signOut(page);
+  await signOutEverywhere(page, 'NHS Care Identity', snap);
 
   // 4a. A tampered state is refused, and changes nothing.
   const request = new URL(await authorisationRequest(page, 'NHS Care Identity'));

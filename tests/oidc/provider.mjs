@@ -9,6 +9,9 @@
 //   ISSUER          the issuer URL (http://127.0.0.1:PORT)
 //   CLIENT_ID, CLIENT_SECRET, REDIRECT_URI   the client Formulary is registered as
 //   ACCOUNTS_FILE   JSON: { "<account id (the subject)>": { <claims> } }
+//   POST_LOGOUT_REDIRECT_URI   where the provider may send people back after signing them out
+//                   (RP-initiated logout; its end_session_endpoint asks "Do you want to sign-out").
+//   NO_LOGOUT=1     a provider without RP-initiated logout (no end_session_endpoint)
 //
 // Prints "oidc-provider listening on <ISSUER>" when ready. Run by crates/formulary/tests/cli/oidc.rs.
 
@@ -46,6 +49,7 @@ const configuration = {
     client_id: required('CLIENT_ID'),
     client_secret: required('CLIENT_SECRET'),
     redirect_uris: [required('REDIRECT_URI')],
+    post_logout_redirect_uris: process.env.POST_LOGOUT_REDIRECT_URI ? [process.env.POST_LOGOUT_REDIRECT_URI] : [],
     response_types: ['code'],
     grant_types: ['authorization_code'],
     token_endpoint_auth_method: 'client_secret_basic',
@@ -78,7 +82,10 @@ const configuration = {
   },
   jwks: { keys: [signingKey] },
   cookies: { keys: [randomBytes(16).toString('hex')] },
-  features: { devInteractions: { enabled: true } },
+  features: {
+    devInteractions: { enabled: true },
+    rpInitiatedLogout: { enabled: process.env.NO_LOGOUT !== '1' },
+  },
 };
 
 const provider = new Provider(issuer, configuration);

@@ -58,12 +58,12 @@ async fn principal_for(state: &AppState, secret: &str) -> Result<Principal, ApiE
     match token_principal(state, secret).await? {
         Some((principal, TokenScope::Api)) => Ok(principal),
         Some((_, TokenScope::Gateway)) => Err(ApiError::forbidden(
-            "This token only reads the package gateway (it is the kind `formulary setup` writes into package clients' settings). Use a token from `formulary login` for the API.",
+            "This token only reads the package gateway (it is the kind `formulary setup` writes into package clients' settings). For the API, create an API token on your account page (/account), or use `formulary login`.",
         )),
         None => Err(ApiError::new(
             axum::http::StatusCode::UNAUTHORIZED,
             "Invalid token",
-            "The API token is unknown, revoked or expired. Sign in again with `formulary login`, or ask an administrator for a new service token (`formulary token create`).",
+            "The API token is unknown, revoked or expired. Create a new one on your account page (/account) and run `formulary login --token-stdin`, or sign in again with `formulary login --username …`; for a service, ask an administrator for a new service token (`formulary token create`).",
         )),
     }
 }

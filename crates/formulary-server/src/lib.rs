@@ -29,6 +29,7 @@ mod npm;
 mod offline;
 pub mod oidc;
 mod path_token;
+mod people;
 mod pypi;
 mod python_downloads;
 pub mod reports;

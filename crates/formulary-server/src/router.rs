@@ -160,6 +160,34 @@ fn routes(state: AppState) -> Router {
             get(api::organisations::review_policy).put(api::organisations::set_review_policy),
         )
         .route(
+            "/api/v1/organisations/{code}/people",
+            get(api::people::list).post(api::people::add),
+        )
+        .route(
+            "/api/v1/organisations/{code}/people/{user}",
+            get(api::people::show),
+        )
+        .route(
+            "/api/v1/organisations/{code}/people/{user}/roles",
+            post(api::people::grant),
+        )
+        .route(
+            "/api/v1/organisations/{code}/people/{user}/roles/{role}",
+            axum::routing::delete(api::people::revoke),
+        )
+        .route(
+            "/api/v1/organisations/{code}/people/{user}/disable",
+            post(api::people::disable),
+        )
+        .route(
+            "/api/v1/organisations/{code}/people/{user}/enable",
+            post(api::people::enable),
+        )
+        .route(
+            "/api/v1/organisations/{code}/people/{user}/password-reset",
+            post(api::people::reset_password),
+        )
+        .route(
             "/api/v1/entries",
             get(api::entries::list).post(api::entries::create),
         )

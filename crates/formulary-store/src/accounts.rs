@@ -502,7 +502,7 @@ pub(crate) async fn end_sessions(
     keep: Option<&str>,
 ) -> Result<u64, StoreError> {
     Ok(sqlx::query(
-        "UPDATE sessions SET ended_at = $1 WHERE user_id = $2 AND ended_at IS NULL AND id_hash <> $3",
+        "UPDATE sessions SET ended_at = $1, id_token = NULL WHERE user_id = $2 AND ended_at IS NULL AND id_hash <> $3",
     )
     .bind(time::to_text(time::now()))
     .bind(user_id)

@@ -73,6 +73,6 @@ pub use requests::{
     UserRef,
 };
 pub use resets::IssuedReset;
-pub use sessions::{random_secret, Session, StartedSession};
+pub use sessions::{random_secret, ProviderSession, Session, StartedSession};
 pub use tokens::{ApiToken, IssuedToken, TokenScope};
 pub use tools::ToolArtifact;

@@ -1,7 +1,11 @@
 //! Sign-in sessions. The cookie carries a random secret; only its SHA-256 is stored, with the
-//! session's CSRF token and expiry. Signing out ends the session for good.
+//! session's CSRF token and expiry, and for a sign-in through an identity provider, the
+//! provider and its ID token (for single logout). Signing out ends the session for good.
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
+use formulary_core::OrgCode;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
@@ -33,6 +37,16 @@ pub struct StartedSession {
     pub expires_at: DateTime<Utc>,
 }
 
+/// The identity provider a session was signed in through: what signing out needs to end the
+/// person's session at the provider too (OpenID Connect RP-initiated logout).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderSession {
+    /// The provider's id in the configuration.
+    pub provider: String,
+    /// The ID token the provider issued at sign-in (sent back as `id_token_hint`).
+    pub id_token: String,
+}
+
 /// The stored form of a cookie secret.
 pub(crate) fn digest(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
@@ -55,24 +69,45 @@ impl Database {
         lifetime: Duration,
         client: &str,
     ) -> Result<StartedSession, StoreError> {
+        self.start_session_through(user, lifetime, client, None)
+            .await
+    }
+
+    /// Starts a session, recording the identity provider it was signed in through (if any)
+    /// with the ID token the provider issued, for single logout.
+    pub async fn start_session_through(
+        &self,
+        user: &User,
+        lifetime: Duration,
+        client: &str,
+        provider: Option<&ProviderSession>,
+    ) -> Result<StartedSession, StoreError> {
         let started = StartedSession {
             secret: random_secret(),
             csrf_token: random_secret(),
             expires_at: time::now() + lifetime,
         };
-        let (stored, user, client) = (started.clone(), user.clone(), client.to_owned());
+        let (stored, user, client, provider) = (
+            started.clone(),
+            user.clone(),
+            client.to_owned(),
+            provider.cloned(),
+        );
         self.transact(move |connection| {
-            let (session, user, client) = (stored.clone(), user.clone(), client.clone());
+            let (session, user, client, provider) =
+                (stored.clone(), user.clone(), client.clone(), provider.clone());
             Box::pin(async move {
-                sqlx::query("INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, expires_at, ended_at) VALUES ($1, $2, $3, $4, $5, NULL)")
+                sqlx::query("INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, expires_at, ended_at, identity_provider, id_token) VALUES ($1, $2, $3, $4, $5, NULL, $6, $7)")
                     .bind(digest(&session.secret))
                     .bind(&user.id)
                     .bind(&session.csrf_token)
                     .bind(time::to_text(time::now()))
                     .bind(time::to_text(session.expires_at))
+                    .bind(provider.as_ref().map(|provider| provider.provider.clone()))
+                    .bind(provider.as_ref().map(|provider| provider.id_token.clone()))
                     .execute(&mut *connection)
                     .await?;
-                let details = serde_json::json!({ "client": client, "expires_at": session.expires_at });
+                let details = serde_json::json!({ "client": client, "expires_at": session.expires_at, "identity_provider": provider.as_ref().map(|provider| provider.provider.clone()) });
                 audit::record(connection, &user.actor(), "user.sign-in", &user.id, &details).await
             })
         })
@@ -114,19 +149,31 @@ impl Database {
     /// Ends a session at once (audited as `user.sign-out`). Ending an unknown or ended session
     /// does nothing.
     pub async fn end_session(&self, secret: &str) -> Result<(), StoreError> {
+        self.end_session_for_logout(secret).await.map(|_| ())
+    }
+
+    /// Ends a session at once (audited as `user.sign-out`) and returns the identity provider it
+    /// was signed in through, with its ID token, so the person can be signed out there too. The
+    /// stored ID token is cleared. `None` for a local session, or an unknown or ended one.
+    pub async fn end_session_for_logout(
+        &self,
+        secret: &str,
+    ) -> Result<Option<ProviderSession>, StoreError> {
         let hash = digest(secret);
         self.transact(move |connection| {
             let hash = hash.clone();
             Box::pin(async move {
                 let row = sqlx::query(
-                    "SELECT user_id FROM sessions WHERE id_hash = $1 AND ended_at IS NULL",
+                    "SELECT user_id, identity_provider, id_token FROM sessions WHERE id_hash = $1 AND ended_at IS NULL",
                 )
                 .bind(&hash)
                 .fetch_optional(&mut *connection)
                 .await?;
-                let Some(row) = row else { return Ok(()) };
+                let Some(row) = row else { return Ok(None) };
                 let user_id: String = row.try_get("user_id")?;
-                sqlx::query("UPDATE sessions SET ended_at = $1 WHERE id_hash = $2")
+                let provider: Option<String> = row.try_get("identity_provider")?;
+                let id_token: Option<String> = row.try_get("id_token")?;
+                sqlx::query("UPDATE sessions SET ended_at = $1, id_token = NULL WHERE id_hash = $2")
                     .bind(time::to_text(time::now()))
                     .bind(&hash)
                     .execute(&mut *connection)
@@ -136,11 +183,47 @@ impl Database {
                     &format!("user-id:{user_id}"),
                     "user.sign-out",
                     &user_id,
-                    &serde_json::json!({}),
+                    &serde_json::json!({ "identity_provider": provider }),
                 )
-                .await
+                .await?;
+                Ok(provider
+                    .zip(id_token)
+                    .map(|(provider, id_token)| ProviderSession { provider, id_token }))
             })
         })
         .await
+    }
+
+    /// When each account with a role in `organisation` last signed in on the web (started a
+    /// session, with a password or through an identity provider); accounts that never did are
+    /// absent.
+    pub async fn last_sign_ins(
+        &self,
+        organisation: &OrgCode,
+    ) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT user_id, MAX(created_at) AS last FROM sessions WHERE user_id IN (SELECT user_id FROM memberships WHERE organisation = $1) GROUP BY user_id",
+        )
+        .bind(organisation.as_str())
+        .fetch_all(self.pool())
+        .await?;
+        let mut last = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let at: Option<String> = row.try_get("last")?;
+            if let Some(at) = at {
+                last.insert(row.try_get("user_id")?, time::from_text(&at)?);
+            }
+        }
+        Ok(last)
+    }
+
+    /// When an account last signed in on the web, if ever.
+    pub async fn last_sign_in(&self, user_id: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let row = sqlx::query("SELECT MAX(created_at) AS last FROM sessions WHERE user_id = $1")
+            .bind(user_id)
+            .fetch_one(self.pool())
+            .await?;
+        let at: Option<String> = row.try_get("last")?;
+        at.map(|at| time::from_text(&at)).transpose()
     }
 }

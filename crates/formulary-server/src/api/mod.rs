@@ -5,6 +5,7 @@ pub(crate) mod catalogue;
 pub mod entries;
 pub(crate) mod openapi;
 pub(crate) mod organisations;
+pub(crate) mod people;
 pub(crate) mod policy;
 pub(crate) mod problems;
 pub mod requests;

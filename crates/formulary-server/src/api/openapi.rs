@@ -55,6 +55,18 @@ const fn required(name: &'static str, kind: Kind, description: &'static str) -> 
     }
 }
 
+/// Roles as the API names them.
+const ROLES: &[&str] = &[
+    "requester",
+    "reviewer",
+    "approver",
+    "organisation-admin",
+    "national-curator",
+    "auditor",
+    "information-governance",
+    "clinical-safety-officer",
+];
+
 /// Ecosystems as the API names them.
 const ECOSYSTEMS: &[&str] = &["pypi", "cran", "npm", "conda", "generic"];
 
@@ -130,6 +142,14 @@ const OPERATIONS: &[Operation] = &[
     op("put", "/api/v1/organisations/{code}/settings/{ecosystem}", "Change an organisation's settings for an ecosystem", true, Some("EcosystemSettings"), (200, "Any")),
     op("get", "/api/v1/organisations/{code}/review-policy", "An organisation's review policy (distinct reviewers, stages that need the information governance or clinical safety officer role, clinical safety for clinical data)", true, None, (200, "Any")),
     op("put", "/api/v1/organisations/{code}/review-policy", "Replace an organisation's review policy (its administrators and national curators); audited", true, Some("ReviewPolicy"), (200, "Any")),
+    op("get", "/api/v1/organisations/{code}/people", "The people with a role in an organisation: roles there and elsewhere, how they sign in, whether disabled, last sign-in (its organisation admins and national curators)", true, None, (200, "PeopleList")),
+    op("post", "/api/v1/organisations/{code}/people", "Add a local account with its first role there; the answer holds a link (from `public_url`, shown once, 7 days) where the person chooses their password; audited", true, Some("NewPerson"), (201, "PasswordLink")),
+    op("get", "/api/v1/organisations/{code}/people/{user}", "One person with a role in the organisation", true, None, (200, "Person")),
+    op("post", "/api/v1/organisations/{code}/people/{user}/roles", "Grant the person a role there (`national-curator` only in NATIONAL); audited", true, Some("RoleGrant"), (200, "Person")),
+    op("delete", "/api/v1/organisations/{code}/people/{user}/roles/{role}", "Revoke a role there; removing your own organisation-admin or national-curator role is refused, and a person's last role is kept unless a national curator revokes it; audited", true, None, (200, "Person")),
+    op("post", "/api/v1/organisations/{code}/people/{user}/disable", "Disable the account: its sessions end and its tokens are refused (needs administration of every organisation it has a role in; never your own account); audited", true, None, (200, "Person")),
+    op("post", "/api/v1/organisations/{code}/people/{user}/enable", "Enable a disabled account again; audited", true, None, (200, "Person")),
+    op("post", "/api/v1/organisations/{code}/people/{user}/password-reset", "A one-time link (shown once, 7 days) where a local account's owner chooses a new password; the current one works until then; audited", true, None, (201, "PasswordLink")),
     op("get", "/api/v1/entries", "Entries (decisions) of every formulary", false, None, (200, "Any")).with_query(&[
         param("organisation", Kind::Text, "Only this organisation's entries"), param("component", Kind::Text, "Only entries about this component (a purl without version)"), param("include_removed", Kind::Boolean, "Removed entries too (default false)"),
     ]),
@@ -168,12 +188,12 @@ fn schemas() -> Value {
     // Text the server refuses when empty or blank.
     let said = json!({ "type": "string", "minLength": 1, "pattern": "\\S" });
     let code = organisation_code();
-    json!({
+    let mut all = json!({
         "Any": {},
         "Problem": object(json!({ "type": text, "title": text, "status": { "type": "integer" }, "detail": text }), &["title", "status", "detail"]),
         "TokenRequest": object(json!({ "username": text, "password": text, "name": text }), &["username", "password"]),
         "IssuedToken": object(json!({ "token": text, "expires_at": text, "user": { "$ref": "#/components/schemas/Whoami" } }), &["token", "user"]),
-        "Whoami": object(json!({ "id": text, "name": text, "username": { "type": ["string", "null"], "description": "null for a service account" }, "memberships": { "type": "array", "items": object(json!({ "organisation": text, "role": { "enum": ["requester", "reviewer", "approver", "organisation-admin", "national-curator", "auditor", "information-governance", "clinical-safety-officer"] } }), &["organisation", "role"]) } }), &["id", "name", "memberships"]),
+        "Whoami": object(json!({ "id": text, "name": text, "username": { "type": ["string", "null"], "description": "null for a service account" }, "memberships": { "type": "array", "items": object(json!({ "organisation": text, "role": { "enum": ROLES } }), &["organisation", "role"]) } }), &["id", "name", "memberships"]),
         "PasswordChange": object(json!({ "current_password": text, "new_password": { "type": "string", "minLength": 12, "maxLength": 256 } }), &["current_password", "new_password"]),
         "TokenList": { "type": "array", "items": object(json!({ "id": text, "name": text, "created_at": text, "expires_at": { "type": ["string", "null"] }, "revoked_at": { "type": ["string", "null"] } }), &["id", "name", "created_at"]) },
         "SearchHits": { "type": "array", "items": object(json!({ "component": text, "statuses": { "type": "array", "items": text }, "open_requests": { "type": "integer" } }), &["component"]) },
@@ -209,7 +229,30 @@ fn schemas() -> Value {
         "Assignment": object(json!({ "stage": { "enum": ["basic", "technical", "security", "information-governance", "clinical-safety"] }, "assignee": { "type": "string", "description": "A username; empty to claim the stage yourself" } }), &["stage", "assignee"]),
         "HeldAcceptance": closed(json!({ "ecosystem": { "enum": ["pypi", "npm", "cran"] }, "serves": { "type": "string", "description": "`default` (the default), or the organisation whose own upstreams sent it" }, "document": { "type": "string", "description": "As `/api/v1/upstreams` names it" } }), &["ecosystem", "document"]),
         "AuditRows": { "type": "array", "items": object(json!({ "seq": { "type": "integer" }, "at": text, "actor": text, "action": text, "subject": text, "details": {}, "previous_hash": text, "hash": text }), &["seq", "hash"]) },
-    })
+    });
+    if let Value::Object(map) = &mut all {
+        map.extend(people_schemas());
+    }
+    all
+}
+
+/// The schemas of the people API (`/api/v1/organisations/{code}/people…`).
+fn people_schemas() -> Map<String, Value> {
+    let text = json!({ "type": "string" });
+    let object = |properties: Value, required: &[&str]| json!({ "type": "object", "properties": properties, "required": required });
+    let closed = |properties: Value, required: &[&str]| json!({ "type": "object", "properties": properties, "required": required, "additionalProperties": false });
+    let said = json!({ "type": "string", "minLength": 1, "pattern": "\\S" });
+    let schemas = json!({
+        "Person": object(json!({ "id": text, "username": text, "display_name": text, "email": { "type": ["string", "null"] }, "sign_in": { "type": "string", "description": "`local` (a Formulary password) or the identity provider's issuer" }, "disabled": { "type": "boolean" }, "disabled_at": { "type": ["string", "null"] }, "created_at": text, "last_sign_in": { "type": ["string", "null"], "description": "When they last signed in on the web; null if never" }, "roles": { "type": "array", "items": { "enum": ROLES }, "description": "Their roles in this organisation" }, "memberships": { "type": "array", "items": object(json!({ "organisation": text, "role": { "enum": ROLES } }), &["organisation", "role"]) } }), &["id", "username", "display_name", "sign_in", "disabled", "created_at", "roles", "memberships"]),
+        "PeopleList": { "type": "array", "items": { "$ref": "#/components/schemas/Person" } },
+        "NewPerson": closed(json!({ "username": { "type": "string", "description": "2 to 64 of a-z, 0-9, `.`, `_`, `-`, `@`" }, "display_name": said, "email": { "type": ["string", "null"], "description": "Where notifications go" }, "role": { "enum": ROLES, "description": "Their first role in the organisation" } }), &["username", "display_name", "role"]),
+        "RoleGrant": closed(json!({ "role": { "enum": ROLES } }), &["role"]),
+        "PasswordLink": object(json!({ "person": { "$ref": "#/components/schemas/Person" }, "password_link": text, "expires_at": text }), &["password_link", "expires_at"]),
+    });
+    match schemas {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
 }
 
 /// An organisation code, as the server checks it.
@@ -231,6 +274,8 @@ fn parameters(operation: &Operation) -> Vec<Value> {
                 organisation_code()
             } else if name == "ecosystem" {
                 json!({ "enum": ECOSYSTEMS })
+            } else if name == "role" {
+                json!({ "enum": ROLES })
             } else {
                 json!({ "type": "string" })
             };

@@ -70,7 +70,10 @@ pub(crate) async fn issue(
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "Sign-in failed",
-                format!("{refusal}; check them and try again"),
+                format!(
+                    "{refusal}; check them and try again. If you sign in to Formulary through your organisation's identity provider (NHS Care Identity, Microsoft Entra ID), you have no Formulary password: create an API token on {}account and run `formulary login --token-stdin`",
+                    state.public_url
+                ),
             )
             .into_response())
         }
@@ -146,7 +149,7 @@ pub(crate) async fn issue_my_token(
     let user = person(&caller)?;
     if body.scope != formulary_store::TokenScope::Gateway {
         return Err(ApiError::bad_request(
-            "scope: only \"gateway\" tokens are issued here; an API token comes from `formulary login` (POST /api/v1/session/token)",
+            "scope: only \"gateway\" tokens are issued here, so that a token cannot make itself a longer-lived twin; create an API token on your account page (/account) when signed in, or with `formulary login` (POST /api/v1/session/token)",
         ));
     }
     let days = body.expires_days.unwrap_or(GATEWAY_TOKEN_DAYS);

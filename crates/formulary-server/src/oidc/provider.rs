@@ -2,21 +2,23 @@
 //! needed and kept a few minutes, so a provider that is down never stops the server or local
 //! sign-in), the authorisation request (code flow, PKCE S256, `state`, `nonce`), and the checks
 //! on its answer (the `openidconnect` crate verifies the ID token's signature against the
-//! provider's JWKS, its issuer, audience, expiry and nonce, and the access token's hash).
+//! provider's JWKS, its issuer, audience, expiry and nonce, and the access token's hash), and
+//! the request that signs the person out at the provider too (RP-initiated logout, when the
+//! discovery document names an `end_session_endpoint`).
 
 use std::time::{Duration, Instant};
 
 use openidconnect::core::{
     CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType,
     CoreGenderClaim, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
-    CoreProviderMetadata, CoreRevocableToken, CoreRevocationErrorResponse,
-    CoreTokenIntrospectionResponse, CoreTokenType,
+    CoreRevocableToken, CoreRevocationErrorResponse, CoreTokenIntrospectionResponse, CoreTokenType,
 };
 use openidconnect::{
     AccessTokenHash, AdditionalClaims, AuthorizationCode, Client, ClientId, ClientSecret,
     CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet, EndpointSet, IdTokenFields,
-    IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
-    StandardErrorResponse, StandardTokenResponse, TokenResponse, UserInfoClaims,
+    IssuerUrl, LogoutRequest, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
+    PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl, Scope, StandardErrorResponse,
+    StandardTokenResponse, TokenResponse, UserInfoClaims,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -99,6 +101,8 @@ pub struct Verified {
     pub subject: String,
     /// The ID token's claims with the UserInfo endpoint's added.
     pub claims: Claims,
+    /// The ID token itself, sent back as `id_token_hint` when the person signs out.
+    pub id_token: String,
 }
 
 /// One provider: its settings, client secret and cached discovery document.
@@ -107,7 +111,7 @@ pub struct OidcProvider {
     pub settings: OidcProviderSettings,
     secret: Option<ClientSecret>,
     http: reqwest::Client,
-    metadata: tokio::sync::Mutex<Option<(Instant, CoreProviderMetadata)>>,
+    metadata: tokio::sync::Mutex<Option<(Instant, ProviderMetadataWithLogout)>>,
 }
 
 impl std::fmt::Debug for OidcProvider {
@@ -162,7 +166,7 @@ impl OidcProvider {
 
     /// The discovery document: the cached one unless it is older than a few minutes or
     /// `fresh` is asked for (after a signature failed: the keys may have rotated).
-    async fn metadata(&self, fresh: bool) -> Result<CoreProviderMetadata, OidcError> {
+    async fn metadata(&self, fresh: bool) -> Result<ProviderMetadataWithLogout, OidcError> {
         let mut cached = self.metadata.lock().await;
         if let Some((read_at, metadata)) = cached.as_ref() {
             if !fresh && read_at.elapsed() < METADATA_LIFETIME {
@@ -172,7 +176,7 @@ impl OidcProvider {
         let issuer = IssuerUrl::new(self.settings.issuer.clone()).map_err(|error| {
             OidcError::Unreachable(format!("the issuer URL is not valid: {error}"))
         })?;
-        let metadata = CoreProviderMetadata::discover_async(issuer, &self.http)
+        let metadata = ProviderMetadataWithLogout::discover_async(issuer, &self.http)
             .await
             .map_err(|error| {
                 OidcError::Unreachable(format!(
@@ -185,7 +189,7 @@ impl OidcProvider {
         Ok(metadata)
     }
 
-    fn client(&self, metadata: CoreProviderMetadata, redirect: &url::Url) -> OidcClient {
+    fn client(&self, metadata: ProviderMetadataWithLogout, redirect: &url::Url) -> OidcClient {
         OidcClient::from_provider_metadata(
             metadata,
             ClientId::new(self.settings.client_id.clone()),
@@ -323,9 +327,42 @@ impl OidcProvider {
         Ok(Verified {
             subject: subject.as_str().to_owned(),
             claims: all,
+            id_token: id_token.to_string(),
         })
     }
+
+    /// Where to send the browser to sign the person out at the provider too (OpenID Connect
+    /// RP-initiated logout): the provider's `end_session_endpoint` with `id_token_hint`,
+    /// `client_id`, `post_logout_redirect_uri` and `state`. `None` when the provider names no
+    /// such endpoint: then only Formulary's session ends.
+    pub async fn logout_url(
+        &self,
+        id_token: &str,
+        post_logout: &url::Url,
+        state: &str,
+    ) -> Result<Option<url::Url>, OidcError> {
+        let metadata = self.metadata(false).await?;
+        let Some(endpoint) = metadata.additional_metadata().end_session_endpoint.clone() else {
+            return Ok(None);
+        };
+        let mut request = LogoutRequest::from(endpoint)
+            .set_client_id(ClientId::new(self.settings.client_id.clone()))
+            .set_post_logout_redirect_uri(PostLogoutRedirectUrl::from_url(post_logout.clone()))
+            .set_state(CsrfToken::new(state.to_owned()));
+        if let Ok(hint) = id_token.parse::<IdToken>() {
+            request = request.set_id_token_hint(&hint);
+        }
+        Ok(Some(request.http_get_url()))
+    }
 }
+
+/// An ID token as this client reads them.
+type IdToken = openidconnect::IdToken<
+    OtherClaims,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
 
 /// An error and its causes, on one line.
 fn describe(error: &dyn std::error::Error) -> String {

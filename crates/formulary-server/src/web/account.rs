@@ -1,6 +1,8 @@
 //! The signed-in person's own account: change the password (the current one is checked like a
-//! sign-in, and every other session ends), and list and revoke the personal API tokens issued
-//! by `formulary login`. Every change is audited.
+//! sign-in, and every other session ends), and create, list and revoke personal tokens — for
+//! package clients, or for the API with the person's roles (the way people who sign in only
+//! through an identity provider get an API token, for scripts and `formulary login
+//! --token-stdin`). Every change is audited.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -102,7 +104,9 @@ fn account_markup(
                         pre { code { "curl -fsSL " (fresh.server) "setup.sh | sh" } }
                         p { "With the " code { "formulary" } " client already installed: " code { "formulary setup --server " (fresh.server) } "." }
                     } @else {
-                        p { "Send it to the API as " code { "Authorization: Bearer …" } "; it acts with your roles, so keep it out of files others can read." }
+                        p { "Send it to the API as " code { "Authorization: Bearer …" } "; it acts with the roles you hold each time it is used (never more), so keep it out of files others can read. It stops working if your account is disabled or holds no role." }
+                        p { "To use it with the " code { "formulary" } " command, run this and paste the token when asked:" }
+                        pre { code { "formulary login --server " (fresh.server) " --token-stdin" } }
                     }
                 }
             }
@@ -115,7 +119,7 @@ fn account_markup(
                 button.nhsuk-button type="submit" { "Create token" }
             }
             h2.nhsuk-heading-m { "Your API tokens" }
-            p { "Tokens that " code { "formulary login" } " issued to you, and your tokens for package clients. API tokens act with your roles; revoke one you no longer use, or that may have been seen by someone else." }
+            p { "The tokens you created here and those " code { "formulary login" } " issued to you. API tokens act with your roles; revoke one you no longer use, or that may have been seen by someone else." }
         } }
         @if tokens.is_empty() {
             p { "You have no tokens." }

@@ -15,6 +15,7 @@ mod requests;
 mod review;
 pub(crate) mod session;
 mod sign_in;
+mod sign_out;
 
 pub(crate) use sign_in::with_retry_after;
 
@@ -171,7 +172,8 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(catalogue::home))
         .route("/sign-in", get(sign_in::show).post(sign_in::submit))
-        .route("/sign-out", post(sign_in::sign_out))
+        .route("/sign-out", post(sign_out::sign_out))
+        .route("/signed-out", get(sign_out::signed_out))
         .route("/sign-in/oidc/{id}", get(oidc::start))
         .route("/sign-in/oidc/{id}/callback", get(oidc::callback))
         .route("/components", get(catalogue::search_page))

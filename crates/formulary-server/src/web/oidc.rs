@@ -460,9 +460,18 @@ async fn finish(
             "If you still need Formulary, ask your organisation's Formulary administrator for a role.",
         );
     }
+    let provider_session = formulary_store::ProviderSession {
+        provider: id.to_owned(),
+        id_token: verified.id_token.clone(),
+    };
     match state
         .database
-        .start_session(&user, session::session_lifetime(), client)
+        .start_session_through(
+            &user,
+            session::session_lifetime(),
+            client,
+            Some(&provider_session),
+        )
         .await
     {
         Ok(started) => {

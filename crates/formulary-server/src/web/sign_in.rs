@@ -208,43 +208,6 @@ pub(crate) async fn submit(
     }
 }
 
-/// `POST /sign-out`: ends the session for good, so the cookie stops working even if kept.
-pub(crate) async fn sign_out(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let pairs = match read_form_body(body).await {
-        Ok(pairs) => pairs,
-        Err(refusal) => return refusal.into_response(),
-    };
-    let Some(secret) = cookie(&headers, SESSION_COOKIE) else {
-        return Redirect::to("/").into_response();
-    };
-    let session = match state.database.session(secret).await {
-        Ok(session) => session,
-        Err(error) => {
-            tracing::error!(%error, "could not read the session");
-            return StatusCode::SERVICE_UNAVAILABLE.into_response();
-        }
-    };
-    if let Some(session) = session {
-        let sent = session::field(&pairs, "csrf_token").unwrap_or("");
-        if !same_origin(&headers, &state.public_origin()) || !same_secret(sent, &session.csrf_token)
-        {
-            return csrf_refusal();
-        }
-        if let Err(error) = state.database.end_session(secret).await {
-            tracing::error!(%error, "could not end the session");
-            return StatusCode::SERVICE_UNAVAILABLE.into_response();
-        }
-    }
-    with_cookie(
-        Redirect::to("/").into_response(),
-        set_cookie(state.is_https(), SESSION_COOKIE, "", 0),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     #[test]

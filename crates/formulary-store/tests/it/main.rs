@@ -13,5 +13,6 @@ mod moto;
 mod people;
 mod records;
 mod security;
+mod sessions;
 mod support;
 mod surveillance;

@@ -27,12 +27,17 @@ pub(crate) struct ServerArgs {
 pub(crate) struct LoginArgs {
     #[command(flatten)]
     server: ServerArgs,
-    /// Your username.
-    #[arg(long)]
-    username: String,
+    /// Your username (to sign in with your Formulary password).
+    #[arg(long, required_unless_present = "token_stdin")]
+    username: Option<String>,
     /// Read the password from standard input instead of asking.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "token_stdin")]
     password_stdin: bool,
+    /// Read an API token from standard input instead of signing in with a password: for people
+    /// who sign in through their organisation's identity provider, paste a token created on
+    /// the server's account page (`/account`, "Use the API with my roles").
+    #[arg(long, conflicts_with = "username")]
+    token_stdin: bool,
 }
 
 /// `formulary search`.
@@ -198,17 +203,20 @@ pub(super) fn signed_in(args: &ServerArgs) -> anyhow::Result<(String, String)> {
 
 pub(crate) async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
     let server = server_url(&args.server, load_saved().as_ref());
+    let Some(username) = args.username.clone().filter(|_| !args.token_stdin) else {
+        return login_with_token(&server).await;
+    };
     let password = if args.password_stdin || !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
         let mut text = String::new();
         std::io::stdin().read_to_string(&mut text)?;
         text.lines().next().unwrap_or("").to_owned()
     } else {
-        rpassword::prompt_password(format!("Password for {} at {server}: ", args.username))?
+        rpassword::prompt_password(format!("Password for {username} at {server}: "))?
     };
     let host = std::env::var("HOSTNAME")
         .or_else(|_| std::env::var("COMPUTERNAME"))
         .unwrap_or_else(|_| "this computer".to_owned());
-    let body = json!({ "username": args.username, "password": password, "name": format!("formulary login on {host}") });
+    let body = json!({ "username": username, "password": password, "name": format!("formulary login on {host}") });
     let answer = exchange(
         client()?
             .post(format!("{server}/api/v1/session/token"))
@@ -223,9 +231,21 @@ pub(crate) async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
     let path = save(&Saved {
         server: server.clone(),
         token,
-        username: args.username.clone(),
+        username: username.clone(),
     })?;
-    let roles: Vec<String> = answer["user"]["memberships"]
+    println!(
+        "Signed in to {server} as {} ({}). The token is kept in {} until {}.",
+        answer["user"]["name"].as_str().unwrap_or(&username),
+        roles_of(&answer["user"]),
+        path.display(),
+        answer["expires_at"].as_str().unwrap_or("it is revoked")
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// "requester of RJ1, reviewer of RJ1" from a `Whoami`, or "no roles yet".
+fn roles_of(whoami: &Value) -> String {
+    let roles: Vec<String> = whoami["memberships"]
         .as_array()
         .map(|memberships| {
             memberships
@@ -240,16 +260,59 @@ pub(crate) async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
                 .collect()
         })
         .unwrap_or_default();
+    if roles.is_empty() {
+        "no roles yet".to_owned()
+    } else {
+        roles.join(", ")
+    }
+}
+
+/// `formulary login --token-stdin`: checks that the pasted token is a working API token (not
+/// one that only reads the package gateway) and keeps it like a password sign-in's token.
+async fn login_with_token(server: &str) -> anyhow::Result<ExitCode> {
+    let token = if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        rpassword::prompt_password(format!("Paste your API token from {server}/account: "))?
+    } else {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text)?;
+        text.lines().next().unwrap_or("").to_owned()
+    };
+    let token = token.trim().to_owned();
+    if token.is_empty() {
+        bail!("no token on standard input. Create an API token on {server}/account (\"Use the API with my roles\"), then run `formulary login --server {server} --token-stdin` and paste it, or pipe it in from a file only you can read");
+    }
+    let http = client()?;
+    let answer = http
+        .get(format!("{server}/api/v1/me/tokens"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .with_context(|| format!("could not reach the Formulary server at {server}; check the address (--server) and that it is running"))?;
+    let status = answer.status();
+    if !status.is_success() {
+        let body: Value = answer.json().await.unwrap_or(Value::Null);
+        bail!(
+            "{server} did not accept the token ({status}): {} {} Nothing was saved. Create an API token on {server}/account (\"Use the API with my roles\") and try again.",
+            body["title"].as_str().unwrap_or("refused"),
+            body["detail"].as_str().unwrap_or("")
+        );
+    }
+    let whoami = exchange(
+        http.get(format!("{server}/api/v1/me")).bearer_auth(&token),
+        server,
+    )
+    .await?;
+    let name = whoami["name"].as_str().unwrap_or("you").to_owned();
+    let username = whoami["username"].as_str().unwrap_or(&name).to_owned();
+    let path = save(&Saved {
+        server: server.to_owned(),
+        token,
+        username,
+    })?;
     println!(
-        "Signed in to {server} as {} ({}). The token is kept in {} until {}.",
-        answer["user"]["name"].as_str().unwrap_or(&args.username),
-        if roles.is_empty() {
-            "no roles yet".to_owned()
-        } else {
-            roles.join(", ")
-        },
-        path.display(),
-        answer["expires_at"].as_str().unwrap_or("it is revoked")
+        "Signed in to {server} as {name} ({}) with the API token you pasted. It is kept in {}; it works until it expires or you revoke it on {server}/account.",
+        roles_of(&whoami),
+        path.display()
     );
     Ok(ExitCode::SUCCESS)
 }

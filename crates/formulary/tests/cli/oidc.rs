@@ -2,7 +2,8 @@
 //! providers — two real ones (the certified `oidc-provider` package from npm, run from
 //! tests/oidc/provider.mjs), one with CIS2-shaped accounts and one with Entra-shaped accounts,
 //! and a third that is down — and Debian's chromium driven by tests/browser/oidc.js through
-//! the whole authorisation-code flow (PKCE S256, state, nonce) and the refusals. Then the
+//! the whole authorisation-code flow (PKCE S256, state, nonce), single logout (RP-initiated, and
+//! a provider without it), and the refusals. Then the
 //! records are checked: accounts linked by (issuer, subject), roles added and removed by the
 //! provider and audited, failures audited, no client secret anywhere, the chain intact.
 
@@ -16,14 +17,16 @@ use crate::formulary_cli::{free_port, wait_for_port, Running, Workspace};
 const CIS2_SECRET: &str = "cis2-client-secret-never-logged-7f3a";
 const ENTRA_SECRET: &str = "entra-client-secret-never-logged-91c2";
 
-/// Starts tests/oidc/provider.mjs on `port` with `accounts` (written to a file, returned).
-fn start_provider(
+/// Starts tests/oidc/provider.mjs on `port` with `accounts` (written to a file, returned) and
+/// extra environment (`POST_LOGOUT_REDIRECT_URI`, `NO_LOGOUT`).
+pub(crate) fn start_provider(
     workspace: &Workspace,
     name: &str,
     port: u16,
     secret: &str,
     redirect: &str,
     accounts: &Value,
+    extra: &[(&str, String)],
 ) -> (Running, std::path::PathBuf) {
     let folder = node_folder("tests/oidc", "oidc-provider");
     let file = workspace
@@ -39,6 +42,7 @@ fn start_provider(
         .env("CLIENT_SECRET", secret)
         .env("REDIRECT_URI", redirect)
         .env("ACCOUNTS_FILE", &file)
+        .envs(extra.iter().map(|(name, value)| (*name, value.as_str())))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -48,7 +52,12 @@ fn start_provider(
 }
 
 /// One NHS role as CIS2 lists it in `nhsid_nrbac_roles`.
-fn nrbac(person_roleid: &str, org_code: &str, role_code: &str, role_name: &str) -> Value {
+pub(crate) fn nrbac(
+    person_roleid: &str,
+    org_code: &str,
+    role_code: &str,
+    role_name: &str,
+) -> Value {
     json!({
         "person_orgid": format!("org-{person_roleid}"),
         "person_roleid": person_roleid,
@@ -83,7 +92,8 @@ fn api_get(base: &str, token: &str, path: &str) -> Value {
     })
 }
 
-fn api_token(base: &str, username: &str) -> String {
+/// A personal API token for a local account, from `POST /api/v1/session/token`.
+pub(crate) fn api_token(base: &str, username: &str) -> String {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -199,6 +209,7 @@ timeout_seconds = 2
         CIS2_SECRET,
         &format!("{base}/sign-in/oidc/cis2/callback"),
         &cis2_accounts,
+        &[("POST_LOGOUT_REDIRECT_URI", format!("{base}/signed-out"))],
     );
     let (_entra, _) = start_provider(
         &workspace,
@@ -207,6 +218,8 @@ timeout_seconds = 2
         ENTRA_SECRET,
         &format!("{base}/sign-in/oidc/entra/callback"),
         &entra_accounts,
+        // A provider without RP-initiated logout: signing out ends Formulary's session only.
+        &[("NO_LOGOUT", "1".to_owned())],
     );
 
     let environment = [
@@ -279,6 +292,15 @@ timeout_seconds = 2
         "the removed role: {all}"
     );
     assert!(has("role.grant", "oidc:entra", "approver"), "{all}");
+    assert!(
+        has(
+            "user.sign-out",
+            "user-id:",
+            "\"identity_provider\":\"cis2\""
+        ),
+        "a sign-out through the provider is audited with it: {all}"
+    );
+    assert!(!all.contains("eyJ"), "no ID token (a JWT) in the audit log");
     for reason in [
         "state mismatch",
         "access_denied",

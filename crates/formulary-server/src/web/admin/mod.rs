@@ -67,11 +67,7 @@ pub(crate) fn routes() -> Router<AppState> {
         )
 }
 
-/// True when `principal` administers `organisation`: its organisation admins, and national
-/// curators (for every organisation, the national one included).
-pub(crate) fn administers(principal: &Principal, organisation: &OrgCode) -> bool {
-    principal.may_change_formulary(organisation)
-}
+pub(crate) use crate::people::{administers, sentence};
 
 /// True when `principal` administers anything at all.
 pub(crate) fn is_admin(principal: &Principal) -> bool {
@@ -86,48 +82,9 @@ pub(crate) async fn organisation_for(
     signed_in: &SignedIn,
     code: &str,
 ) -> Result<Organisation, WebError> {
-    organisation_checked(state, signed_in, code)
+    crate::people::administered_organisation(state, &signed_in.principal, code)
         .await
-        .map_err(|error| error.seen_by(&signed_in.viewer))
-}
-
-async fn organisation_checked(
-    state: &AppState,
-    signed_in: &SignedIn,
-    code: &str,
-) -> Result<Organisation, WebError> {
-    let code: OrgCode = code.parse().map_err(|_| {
-        ApiError::not_found(format!(
-            "there is no organisation '{}'",
-            code.escape_debug()
-        ))
-    })?;
-    let organisation = state
-        .database
-        .organisation(&code)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("there is no organisation {code}")))?;
-    if !administers(&signed_in.principal, &code) {
-        let yours: Vec<String> = signed_in
-            .principal
-            .organisations()
-            .into_iter()
-            .filter(|own| administers(&signed_in.principal, own))
-            .map(|own| own.to_string())
-            .collect();
-        return Err(ApiError::forbidden(format!(
-            "{} ({}) does not administer {code}, so nothing there can be seen or changed here. {}",
-            signed_in.principal.name,
-            signed_in.principal.describe_roles(),
-            if yours.is_empty() {
-                "Ask an organisation admin or a national curator.".to_owned()
-            } else {
-                format!("You administer {}.", yours.join(", "))
-            }
-        ))
-        .into());
-    }
-    Ok(organisation)
+        .map_err(|error| WebError::from(error).seen_by(&signed_in.viewer))
 }
 
 /// The organisations `principal` administers, in code order.
@@ -284,13 +241,4 @@ pub(crate) fn done_banner(message: Option<&str>) -> Markup {
             }
         }
     }
-}
-
-/// The first letter of a message in upper case (store messages start in lower case).
-pub(crate) fn sentence(text: &str) -> String {
-    let mut letters = text.chars();
-    letters
-        .next()
-        .map(|first| first.to_uppercase().chain(letters).collect())
-        .unwrap_or_default()
 }

@@ -2,32 +2,29 @@
 //! (with a link to set its password), granting and revoking roles, disabling and enabling an
 //! account, issuing a password reset link, and revoking a person's tokens.
 //!
-//! An organisation admin manages roles in their own organisation only, and acts on a whole
-//! account (disable, reset, tokens) only when every role of that account is in organisations
-//! they administer, so an admin of one trust can never lock out a national curator or someone
-//! of another trust.
+//! The rules (who may do what, and what nobody may do to themselves) are in [`crate::people`],
+//! shared with the JSON API.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use chrono::Duration;
 use formulary_core::request::FieldError;
 use formulary_core::{Membership, OrgCode, Organisation, Role};
-use formulary_store::{ApiToken, NewUser, StoreError, User, LOCAL_PROVIDER};
+use formulary_store::{ApiToken, StoreError, User, LOCAL_PROVIDER};
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::{administers, caption, done_banner, organisation_for, select, sentence, subnav};
+use super::{caption, done_banner, organisation_for, select, sentence, subnav};
 use crate::error::ApiError;
-use crate::identity::Principal;
+use crate::people::{
+    check_new_person, grantable, grantable_role, manages_account, may_disable, may_manage_account,
+    may_revoke, password_link, roles_here, NewPerson, PASSWORD_LINK_DAYS,
+};
 use crate::state::AppState;
 use crate::web::account::token_state;
 use crate::web::page::{self, Field, Section};
 use crate::web::session::{PostedForm, SignedIn};
 use crate::web::WebError;
-
-/// How long a password link (for a new account or a reset) works.
-pub(crate) const PASSWORD_LINK_DAYS: i64 = 7;
 
 /// What a page confirms after a change (`?done=`).
 #[derive(Debug, Default, Deserialize)]
@@ -49,36 +46,10 @@ fn done_message(done: &str) -> Option<&'static str> {
     })
 }
 
-/// The roles that can be granted in `organisation`: a national curator only nationally.
-fn grantable(organisation: &OrgCode) -> Vec<Role> {
-    Role::ALL
-        .into_iter()
-        .filter(|role| *role != Role::NationalCurator || organisation.is_national())
-        .collect()
-}
-
 fn role_options(organisation: &OrgCode) -> Vec<(&'static str, &'static str)> {
     grantable(organisation)
         .into_iter()
         .map(|role| (role.as_str(), role.label()))
-        .collect()
-}
-
-/// True when `principal` may act on the whole account of `user`: every organisation the
-/// account has a role in is one they administer (national curators: any account).
-fn manages_account(principal: &Principal, user: &User) -> bool {
-    principal.holds(Role::NationalCurator, &OrgCode::national())
-        || user
-            .memberships
-            .iter()
-            .all(|membership| administers(principal, &membership.organisation))
-}
-
-fn roles_here(user: &User, organisation: &OrgCode) -> Vec<Role> {
-    user.memberships
-        .iter()
-        .filter(|membership| &membership.organisation == organisation)
-        .map(|membership| membership.role)
         .collect()
 }
 
@@ -90,26 +61,14 @@ async fn person(
     organisation: &Organisation,
     user_id: &str,
 ) -> Result<User, WebError> {
-    let user = state.database.user(user_id).await?;
-    let national = signed_in
-        .principal
-        .holds(Role::NationalCurator, &OrgCode::national());
-    user.filter(|user| {
-        !roles_here(user, &organisation.code).is_empty()
-            || (national && user.memberships.is_empty())
-    })
-    .ok_or_else(|| {
-        WebError::from(ApiError::not_found(format!(
-            "there is no person with id '{}' in {}",
-            user_id.escape_debug(),
-            organisation.code
-        )))
-        .seen_by(&signed_in.viewer)
-    })
+    crate::people::person(state, &signed_in.principal, organisation, user_id)
+        .await
+        .map_err(|error| WebError::from(error).seen_by(&signed_in.viewer))
 }
 
-fn refuse(signed_in: &SignedIn, detail: impl Into<String>) -> WebError {
-    WebError::from(ApiError::forbidden(detail)).seen_by(&signed_in.viewer)
+/// A refusal, shown as a page to the signed-in viewer.
+fn seen(signed_in: &SignedIn, error: ApiError) -> WebError {
+    WebError::from(error).seen_by(&signed_in.viewer)
 }
 
 /// A page that shows a secret link once: never cached.
@@ -121,19 +80,9 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
-/// The new person's form, as posted.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-pub(crate) struct NewPersonForm {
-    username: String,
-    display_name: String,
-    email: String,
-    role: String,
-}
-
 struct ListView<'a> {
     errors: &'a [FieldError],
-    form: &'a NewPersonForm,
+    form: &'a NewPerson,
     done: Option<&'a str>,
     fresh_link: Option<(&'a User, &'a str)>,
 }
@@ -149,6 +98,7 @@ async fn render_list(
         .database
         .users_in_organisation(&organisation.code)
         .await?;
+    let last_sign_ins = state.database.last_sign_ins(&organisation.code).await?;
     let csrf = signed_in.viewer.csrf_token.as_deref().unwrap_or("");
     let errors = view.errors;
     let code = &organisation.code;
@@ -167,7 +117,7 @@ async fn render_list(
         h1 { "People" }
         table.nhsuk-table #people {
             caption.nhsuk-table__caption.nhsuk-u-visually-hidden { "People with a role in " (code) }
-            thead.nhsuk-table__head { tr { th scope="col" { "Name" } th scope="col" { "Username" } th scope="col" { "Roles here" } th scope="col" { "Account" } } }
+            thead.nhsuk-table__head { tr { th scope="col" { "Name" } th scope="col" { "Username" } th scope="col" { "Roles here" } th scope="col" { "Account" } th scope="col" { "Last signed in" } } }
             tbody.nhsuk-table__body {
                 @for user in &people {
                     tr.nhsuk-table__row {
@@ -175,6 +125,7 @@ async fn render_list(
                         td.nhsuk-table__cell { code { (user.username) } }
                         td.nhsuk-table__cell { (roles_here(user, code).iter().map(|role| role.label()).collect::<Vec<_>>().join(", ")) }
                         td.nhsuk-table__cell { @if user.disabled_at.is_some() { strong.nhsuk-tag.nhsuk-tag--grey { "Disabled" } } @else { "Active" } }
+                        td.nhsuk-table__cell { @if let Some(at) = last_sign_ins.get(&user.id) { (page::when(*at)) } @else { "Never" } }
                     }
                 }
             }
@@ -214,7 +165,7 @@ pub(crate) async fn list(
     let organisation = organisation_for(&state, &signed_in, &org).await?;
     let view = ListView {
         errors: &[],
-        form: &NewPersonForm::default(),
+        form: &NewPerson::default(),
         done: done_message(&done.done),
         fresh_link: None,
     };
@@ -226,66 +177,28 @@ pub(crate) async fn list(
 pub(crate) async fn add(
     State(state): State<AppState>,
     Path(org): Path<String>,
-    posted: PostedForm<NewPersonForm>,
+    posted: PostedForm<NewPerson>,
 ) -> Result<Response, WebError> {
     let PostedForm { signed_in, form } = posted;
     let organisation = organisation_for(&state, &signed_in, &org).await?;
-    let mut errors = Vec::new();
-    let username = match formulary_store::canonical_username(&form.username) {
-        Ok(name) => Some(name),
-        Err(error) => {
-            errors.push(FieldError::new("username", sentence(&error.to_string())));
-            None
+    let new = match check_new_person(&organisation.code, &form) {
+        Ok(new) => new,
+        Err(errors) => {
+            let view = ListView {
+                errors: &errors,
+                form: &form,
+                done: None,
+                fresh_link: None,
+            };
+            return render_list(
+                &state,
+                &signed_in,
+                &organisation,
+                view,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
         }
-    };
-    let display_name = form.display_name.trim();
-    if display_name.is_empty() || display_name.chars().count() > 100 {
-        errors.push(FieldError::new(
-            "display_name",
-            "Enter the person's full name, up to 100 characters",
-        ));
-    }
-    let email = form.email.trim();
-    if !email.is_empty()
-        && (email.len() > 254 || !email.contains('@') || email.chars().any(char::is_whitespace))
-    {
-        errors.push(FieldError::new(
-            "email",
-            "Enter an email address like name@nhs.net, or leave it empty",
-        ));
-    }
-    let role = form
-        .role
-        .parse::<Role>()
-        .ok()
-        .filter(|role| grantable(&organisation.code).contains(role));
-    if role.is_none() {
-        errors.push(FieldError::new("role", "Select the person's first role"));
-    }
-    let (Some(username), Some(role), true) = (username, role, errors.is_empty()) else {
-        let view = ListView {
-            errors: &errors,
-            form: &form,
-            done: None,
-            fresh_link: None,
-        };
-        return render_list(
-            &state,
-            &signed_in,
-            &organisation,
-            view,
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await;
-    };
-    let new = NewUser {
-        username,
-        display_name: display_name.to_owned(),
-        email: (!email.is_empty()).then(|| email.to_owned()),
-        password_hash: None,
-        identity_provider: LOCAL_PROVIDER.to_owned(),
-        external_subject: None,
-        memberships: vec![Membership::new(organisation.code.clone(), role)],
     };
     let user = match state
         .database
@@ -315,7 +228,7 @@ pub(crate) async fn add(
     let link = reset_link(&state, &signed_in, &user).await?;
     let view = ListView {
         errors: &[],
-        form: &NewPersonForm::default(),
+        form: &NewPerson::default(),
         done: None,
         fresh_link: Some((&user, &link)),
     };
@@ -330,21 +243,10 @@ async fn reset_link(
     signed_in: &SignedIn,
     user: &User,
 ) -> Result<String, WebError> {
-    let issued = state
-        .database
-        .issue_password_reset(
-            &user.id,
-            Duration::days(PASSWORD_LINK_DAYS),
-            &signed_in.principal.actor,
-        )
-        .await?;
-    Ok(state
-        .public_url
-        .join(&format!("reset-password/{}", issued.secret))
-        .map_or_else(
-            |_| format!("/reset-password/{}", issued.secret),
-            String::from,
-        ))
+    password_link(state, &signed_in.principal, user)
+        .await
+        .map(|(link, _)| link)
+        .map_err(|error| WebError::from(error).seen_by(&signed_in.viewer))
 }
 
 struct PersonView<'a> {
@@ -545,12 +447,7 @@ pub(crate) async fn grant(
     let PostedForm { signed_in, form } = posted;
     let organisation = organisation_for(&state, &signed_in, &org).await?;
     let user = person(&state, &signed_in, &organisation, &user_id).await?;
-    let Some(role) = form
-        .role
-        .parse::<Role>()
-        .ok()
-        .filter(|role| grantable(&organisation.code).contains(role))
-    else {
+    let Some(role) = grantable_role(&form.role, &organisation.code) else {
         let errors = [FieldError::new("role", "Select a role to grant")];
         let view = PersonView {
             errors: &errors,
@@ -593,17 +490,8 @@ pub(crate) async fn revoke(
         .role
         .parse()
         .map_err(|error: formulary_core::CoreError| ApiError::bad_request(error.to_string()))?;
-    let national = signed_in
-        .principal
-        .holds(Role::NationalCurator, &OrgCode::national());
-    if user.memberships.len() == 1 && !national {
-        return Err(refuse(
-            &signed_in,
-            format!(
-            "this is {}'s only role, and a person without roles drops off every organisation's list. To stop them using Formulary, disable the account instead; to change what they do, grant the new role first",
-            user.display_name
-        )));
-    }
+    may_revoke(&signed_in.principal, &user, &organisation.code, role)
+        .map_err(|error| seen(&signed_in, error))?;
     state
         .database
         .revoke_role(
@@ -628,14 +516,7 @@ async fn managed_account(
 ) -> Result<(Organisation, User), WebError> {
     let organisation = organisation_for(state, signed_in, org).await?;
     let user = person(state, signed_in, &organisation, user_id).await?;
-    if !manages_account(&signed_in.principal, &user) {
-        return Err(refuse(
-            signed_in,
-            format!(
-            "{} also has roles in organisations you do not administer, so only a national curator can change the account itself",
-            user.display_name
-        )));
-    }
+    may_manage_account(&signed_in.principal, &user).map_err(|error| seen(signed_in, error))?;
     Ok((organisation, user))
 }
 
@@ -647,11 +528,8 @@ async fn set_disabled(
     disabled: bool,
 ) -> Result<Response, WebError> {
     let (organisation, user) = managed_account(state, signed_in, org, user_id).await?;
-    if disabled && user.id == signed_in.principal.id {
-        return Err(refuse(
-            signed_in,
-            "you cannot disable your own account; ask another administrator",
-        ));
+    if disabled {
+        may_disable(&signed_in.principal, &user).map_err(|error| seen(signed_in, error))?;
     }
     state
         .database
