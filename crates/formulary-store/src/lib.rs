@@ -39,6 +39,7 @@ mod sessions;
 mod snapshot;
 mod time;
 mod tokens;
+mod tool_manifest;
 mod tools;
 
 pub use accounts::{
@@ -72,4 +73,5 @@ pub use requests::{
 pub use resets::IssuedReset;
 pub use sessions::{random_secret, Session, StartedSession};
 pub use tokens::{ApiToken, IssuedToken, TokenScope};
+pub use tool_manifest::{tool_artifacts, ToolFileInput, ToolProblem, PREFIX_PLACEHOLDER};
 pub use tools::ToolArtifact;
