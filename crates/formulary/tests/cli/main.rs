@@ -17,6 +17,7 @@ mod conda_token;
 mod curated_closures;
 mod databases;
 mod deployment;
+mod device_sign_in;
 mod estate;
 mod faithful_pypi;
 mod first_day;
