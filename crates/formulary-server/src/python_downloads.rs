@@ -4,14 +4,18 @@
 //! authentication (uv sends the netrc credentials when asked).
 //!
 //! The builds are the files of the desktop tool `pkg:generic/cpython` (python-build-standalone
-//! `install_only` archives, added from a manifest with `formulary tools add`), and only those
-//! the view allows are listed: uv then picks the newest allowed build, and a version that is not
-//! allowed is "not found" by uv (`formulary tools list` says why). Each build's address is the
-//! tool file route (`…/tools/files/cpython/…`), so the archive is pulled through, checked against
-//! the manifest's SHA-256 and size before it is cached, refused with the reason when the policy
-//! denies it, and recorded in the download ledger with the person.
+//! `install_only` archives, added from a manifest with `formulary tools add`). Every build the
+//! view allows is listed; a refused build is listed where uv would choose it only for a request
+//! no allowed build meets (`choice.rs`), so `uv python install 3.10` reaches its file, which
+//! answers 403 with the reason (uv prints the reason phrase), while `uv python install 3.12`
+//! still gets the newest allowed 3.12. Each build's address is the tool file route
+//! (`…/tools/files/cpython/…`), so the archive is pulled through, checked against the manifest's
+//! SHA-256 and size before it is cached, refused with the reason when the policy denies it, and
+//! recorded in the download ledger with the person.
 
-use std::collections::HashMap;
+mod choice;
+
+use std::collections::{BTreeMap, HashMap};
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderValue};
@@ -20,6 +24,7 @@ use axum::Json;
 use formulary_store::ToolArtifact;
 use serde_json::{json, Map, Value};
 
+use self::choice::{choose, Listing, PythonVersion};
 use crate::error::ApiError;
 use crate::gateway::{gateway_error, snapshot_for, view_for};
 use crate::state::AppState;
@@ -27,7 +32,8 @@ use crate::state::AppState;
 /// The desktop tool whose files are CPython builds.
 pub(crate) const PYTHON_TOOL: &str = "cpython";
 
-/// `GET …/python/download-metadata.json`: the allowed CPython builds, as uv reads them.
+/// `GET …/python/download-metadata.json`: the CPython builds, as uv reads them: every allowed
+/// build, and refused builds only where uv reaches them for requests no allowed build meets.
 pub(crate) async fn list(
     State(state): State<AppState>,
     Path(params): Path<HashMap<String, String>>,
@@ -42,13 +48,32 @@ pub(crate) async fn list(
         .await
         .map_err(gateway_error)?;
     let base = view_base(&state.public_url, &params)?;
-    let mut downloads = Map::new();
-    for tool in offered.iter().filter(|tool| tool.decision.allowed) {
+    // Each platform's builds, with the view's decision, chosen as a whole (`choice.rs`).
+    let mut platforms: BTreeMap<&str, Vec<(&ToolArtifact, PythonVersion, bool)>> = BTreeMap::new();
+    for tool in &offered {
         for artifact in &tool.artifacts {
             if artifact.name != PYTHON_TOOL || artifact.kind != "archive" {
                 continue;
             }
-            if let Some((key, entry)) = download(artifact, &base) {
+            if let Some(version) = PythonVersion::parse(&artifact.version) {
+                platforms
+                    .entry(artifact.platform.as_str())
+                    .or_default()
+                    .push((artifact, version, tool.decision.allowed));
+            }
+        }
+    }
+    let mut downloads = Map::new();
+    for builds in platforms.values() {
+        let versions: Vec<(PythonVersion, bool)> = builds
+            .iter()
+            .map(|(_, version, allowed)| (*version, *allowed))
+            .collect();
+        for ((artifact, _, _), (listing, listed)) in builds.iter().zip(choose(&versions)) {
+            if listing == Listing::Left {
+                continue;
+            }
+            if let Some((key, entry)) = download(artifact, listed, &base) {
                 downloads.insert(key, entry);
             }
         }
@@ -78,30 +103,21 @@ fn view_base(
         .map_err(|error| ApiError::not_found(format!("not a view: {error}")))
 }
 
-/// `3.11.2` → (3, 11, 2, ""); `3.14.0rc1` → (3, 14, 0, "rc1"); anything else: `None`.
-fn python_version(version: &str) -> Option<(u8, u8, u8, String)> {
-    let mut parts = version.splitn(3, '.');
-    let major = parts.next()?.parse().ok()?;
-    let minor = parts.next()?.parse().ok()?;
-    let rest = parts.next()?;
-    let digits = rest
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(rest.len());
-    let patch = rest[..digits].parse().ok()?;
-    let prerelease = &rest[digits..];
-    let known = prerelease.is_empty()
-        || ["a", "b", "rc"].iter().any(|kind| {
-            prerelease.strip_prefix(kind).is_some_and(|number| {
-                !number.is_empty() && number.chars().all(|c| c.is_ascii_digit())
-            })
-        });
-    known.then(|| (major, minor, patch, prerelease.to_owned()))
-}
-
-/// One entry of uv's list for a build: its key and fields. Platforms are `{arch}-{os}` with an
-/// optional libc (`x86_64-linux` is glibc, `x86_64-linux-musl`), as tool manifests write them.
-fn download(artifact: &ToolArtifact, base: &url::Url) -> Option<(String, Value)> {
-    let (major, minor, patch, prerelease) = python_version(&artifact.version)?;
+/// One entry of uv's list for a build, named as `listed` (its own version, or a pre-release of
+/// it): its key and fields. Platforms are `{arch}-{os}` with an optional libc (`x86_64-linux` is
+/// glibc, `x86_64-linux-musl`), as tool manifests write them. The address is always the build's
+/// own file.
+fn download(
+    artifact: &ToolArtifact,
+    listed: PythonVersion,
+    base: &url::Url,
+) -> Option<(String, Value)> {
+    let (major, minor, patch, prerelease) = (
+        listed.major,
+        listed.minor,
+        listed.patch,
+        listed.prerelease(),
+    );
     let mut parts = artifact.platform.split('-');
     let (arch, os, libc) = (parts.next()?, parts.next()?, parts.next());
     if parts.next().is_some() {
@@ -161,35 +177,56 @@ mod tests {
             size: 1,
             kind: "archive".to_owned(),
             binaries: Vec::new(),
+            install_args: Vec::new(),
         }
     }
 
     #[test]
     fn builds_are_listed_as_uv_reads_them_with_gateway_addresses() {
         let base = url::Url::parse("https://f.example/o/RJ1/").expect("url");
-        let (key, entry) = download(&artifact("3.11.2", "x86_64-linux"), &base).expect("entry");
+        let entry = |version: &str, platform: &str| {
+            download(
+                &artifact(version, platform),
+                PythonVersion::parse(version)?,
+                &base,
+            )
+        };
+        let (key, listed) = entry("3.11.2", "x86_64-linux").expect("entry");
         assert_eq!(key, "cpython-3.11.2-linux-x86_64-gnu");
-        assert_eq!(entry["os"], "linux");
-        assert_eq!(entry["libc"], "gnu");
-        assert_eq!(entry["arch"]["family"], "x86_64");
+        assert_eq!(listed["os"], "linux");
+        assert_eq!(listed["libc"], "gnu");
+        assert_eq!(listed["arch"]["family"], "x86_64");
         assert_eq!(
             (
-                entry["major"].as_u64(),
-                entry["minor"].as_u64(),
-                entry["patch"].as_u64()
+                listed["major"].as_u64(),
+                listed["minor"].as_u64(),
+                listed["patch"].as_u64()
             ),
             (Some(3), Some(11), Some(2))
         );
         assert_eq!(
-            entry["url"],
+            listed["url"],
             "https://f.example/o/RJ1/tools/files/cpython/3.11.2/x86_64-linux/cpython-3.11.2%2B20250428-x86_64-unknown-linux-gnu-install_only.tar.gz"
         );
-        let (key, entry) = download(&artifact("3.14.0rc1", "aarch64-macos"), &base).expect("entry");
+        let (key, listed) = entry("3.14.0rc1", "aarch64-macos").expect("entry");
         assert_eq!(key, "cpython-3.14.0rc1-darwin-aarch64-none");
-        assert_eq!(entry["prerelease"], "rc1");
-        assert!(download(&artifact("3.14", "x86_64-linux"), &base).is_none());
-        assert!(download(&artifact("3.11.2", "x86_64-plan9"), &base).is_none());
-        assert!(download(&artifact("3.11.2dev", "x86_64-linux"), &base).is_none());
+        assert_eq!(listed["prerelease"], "rc1");
+        assert!(entry("3.14", "x86_64-linux").is_none());
+        assert!(entry("3.11.2", "x86_64-plan9").is_none());
+        assert!(entry("3.11.2dev", "x86_64-linux").is_none());
+    }
+
+    #[test]
+    fn a_build_listed_as_a_prerelease_keeps_its_own_address() {
+        let base = url::Url::parse("https://f.example/").expect("url");
+        let listed = PythonVersion::parse("3.14.2rc0").expect("version");
+        let (key, entry) =
+            download(&artifact("3.14.2", "x86_64-linux"), listed, &base).expect("entry");
+        assert_eq!(key, "cpython-3.14.2rc0-linux-x86_64-gnu");
+        assert_eq!(entry["prerelease"], "rc0");
+        assert!(entry["url"].as_str().expect("url").starts_with(
+            "https://f.example/tools/files/cpython/3.14.2/x86_64-linux/cpython-3.14.2%2B"
+        ));
     }
 
     #[test]

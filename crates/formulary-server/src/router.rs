@@ -234,6 +234,8 @@ fn routes(state: AppState) -> Router {
         .route("/who-has", get(crate::surveillance::who_has_page::page))
         .route("/api/v1/openapi.json", get(api::openapi::document))
         .route("/api/v1/session/token", post(api::session::issue))
+        .route("/api/v1/device/code", post(api::device::start))
+        .route("/api/v1/device/token", post(api::device::token))
         .route("/api/v1/me", get(api::session::me))
         .route("/api/v1/me/password", post(api::session::change_password))
         .route(

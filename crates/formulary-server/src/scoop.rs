@@ -185,6 +185,7 @@ mod tests {
             size: 1,
             kind: kind.to_owned(),
             binaries: vec!["ruff.exe".to_owned()],
+            install_args: Vec::new(),
         }
     }
 

@@ -55,6 +55,7 @@ pub(crate) async fn index(
                     "size": artifact.size,
                     "kind": artifact.kind,
                     "binaries": artifact.binaries,
+                    "install_args": artifact.install_args,
                     "url": format!("files/{}/{}/{}/{}", artifact.name, artifact.version, artifact.platform, artifact.filename),
                 })).collect::<Vec<_>>(),
             }))

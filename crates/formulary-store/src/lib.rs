@@ -16,6 +16,7 @@ mod catalogue;
 mod changes;
 mod checkpoints;
 mod database;
+mod device_codes;
 mod digests;
 mod documents;
 mod entries;
@@ -41,6 +42,7 @@ mod sessions;
 mod snapshot;
 mod time;
 mod tokens;
+mod tool_manifest;
 mod tools;
 
 pub use accounts::{
@@ -53,6 +55,7 @@ pub use blobs::{BlobRef, BlobStore, BlobStream, FormatCheck, ReadSeek};
 pub use changes::{ChangeEvent, ChangeListener, CHANGES_CHANNEL};
 pub use checkpoints::{AuditKey, Checkpoint, CheckpointLog, CheckpointReport, RestoreMarker};
 pub use database::{redact_url, Database};
+pub use device_codes::DevicePoll;
 pub use digests::{Algorithm, Digests, MalformedDigest};
 pub use documents::{CachedFile, UpstreamDocument};
 pub use entries::{EntryFilter, StoredEntry};
@@ -75,4 +78,5 @@ pub use requests::{
 pub use resets::IssuedReset;
 pub use sessions::{random_secret, ProviderSession, Session, StartedSession};
 pub use tokens::{ApiToken, IssuedToken, TokenScope};
+pub use tool_manifest::{tool_artifacts, ToolFileInput, ToolProblem, PREFIX_PLACEHOLDER};
 pub use tools::ToolArtifact;

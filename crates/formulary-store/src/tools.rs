@@ -26,11 +26,16 @@ pub struct ToolArtifact {
     pub sha256: String,
     /// Its size in bytes.
     pub size: u64,
-    /// `archive` (unpacked into the person's profile) or `installer` (run with its per-user
-    /// options; not installed by `formulary tools install` yet).
+    /// `archive` (unpacked into the person's profile), `binary` (one program) or `installer`
+    /// (run with its per-user recipe, `install_args`).
     pub kind: String,
-    /// For an archive, the programs inside it (paths within the archive) to put on the PATH.
+    /// For an archive or an installer, the programs inside it (paths within the archive or the
+    /// installed folder) to put on the PATH.
     pub binaries: Vec<String>,
+    /// For an installer, the arguments that install it for the person only, `{prefix}` standing
+    /// for the folder in their profile; empty when it has no per-user recipe.
+    #[serde(default)]
+    pub install_args: Vec<String>,
 }
 
 impl Database {
@@ -47,9 +52,9 @@ impl Database {
             Box::pin(async move {
                 for artifact in &artifacts {
                     sqlx::query(
-                        "INSERT INTO tool_artifacts (name, version, platform, filename, url, sha256, size, kind, binaries, added_by, added_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-                         ON CONFLICT (name, version, platform) DO UPDATE SET filename = excluded.filename, url = excluded.url, sha256 = excluded.sha256, size = excluded.size, kind = excluded.kind, binaries = excluded.binaries, added_by = excluded.added_by, added_at = excluded.added_at",
+                        "INSERT INTO tool_artifacts (name, version, platform, filename, url, sha256, size, kind, binaries, added_by, added_at, install_args)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                         ON CONFLICT (name, version, platform) DO UPDATE SET filename = excluded.filename, url = excluded.url, sha256 = excluded.sha256, size = excluded.size, kind = excluded.kind, binaries = excluded.binaries, added_by = excluded.added_by, added_at = excluded.added_at, install_args = excluded.install_args",
                     )
                     .bind(&artifact.name)
                     .bind(&artifact.version)
@@ -62,6 +67,7 @@ impl Database {
                     .bind(serde_json::to_string(&artifact.binaries).unwrap_or_default())
                     .bind(&actor)
                     .bind(time::to_text(chrono::Utc::now()))
+                    .bind(serde_json::to_string(&artifact.install_args).unwrap_or_default())
                     .execute(&mut *connection)
                     .await?;
                     let subject = format!("pkg:generic/{}@{}", artifact.name, artifact.version);
@@ -76,7 +82,7 @@ impl Database {
     /// Every tool file, by name, version and platform.
     pub async fn tool_artifacts(&self) -> Result<Vec<ToolArtifact>, StoreError> {
         let rows = sqlx::query(
-            "SELECT name, version, platform, filename, url, sha256, size, kind, binaries FROM tool_artifacts ORDER BY name, version, platform",
+            "SELECT name, version, platform, filename, url, sha256, size, kind, binaries, install_args FROM tool_artifacts ORDER BY name, version, platform",
         )
         .fetch_all(self.pool())
         .await?;
@@ -94,6 +100,11 @@ impl Database {
                     binaries: serde_json::from_str(&row.try_get::<String, _>("binaries")?)
                         .map_err(|error| StoreError::Corrupt {
                             what: "tool binaries",
+                            why: error.to_string(),
+                        })?,
+                    install_args: serde_json::from_str(&row.try_get::<String, _>("install_args")?)
+                        .map_err(|error| StoreError::Corrupt {
+                            what: "tool install arguments",
                             why: error.to_string(),
                         })?,
                 })

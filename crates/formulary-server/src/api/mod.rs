@@ -2,6 +2,7 @@
 
 pub(crate) mod advisories;
 pub(crate) mod catalogue;
+pub(crate) mod device;
 pub mod entries;
 pub(crate) mod openapi;
 pub(crate) mod organisations;

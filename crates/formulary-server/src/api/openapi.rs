@@ -101,6 +101,8 @@ impl Operation {
 
 const OPERATIONS: &[Operation] = &[
     op("post", "/api/v1/session/token", "Trade a username and password for a personal API token (used by `formulary login`); failed attempts are rate limited", false, Some("TokenRequest"), (201, "IssuedToken")),
+    op("post", "/api/v1/device/code", "Start a device sign-in (used by `formulary setup`): a device code to poll with, a short user code and the page where a signed-in person approves it; expires in ten minutes; ten per client address per ten minutes (429 after)", false, Some("DeviceCodeRequest"), (200, "Any")),
+    op("post", "/api/v1/device/token", "Poll a device sign-in: 400 with `error` `authorization_pending`, `slow_down` (sooner than every 5 s), `expired_token` or `invalid_grant`; once approved, 200 with a token for package clients in the approver's name, given once", false, Some("DeviceTokenRequest"), (200, "Any")),
     op("get", "/api/v1/me", "Who the token acts as, with their roles", true, None, (200, "Whoami")),
     op("post", "/api/v1/me/password", "Change your own password (the current one is checked and throttled like a sign-in; the new one must meet the password policy); every session of the account ends", true, Some("PasswordChange"), (204, "Any")),
     op("get", "/api/v1/me/tokens", "Your personal API tokens (never their secrets), newest first", true, None, (200, "TokenList")),
@@ -188,7 +190,31 @@ fn schemas() -> Value {
     // Text the server refuses when empty or blank.
     let said = json!({ "type": "string", "minLength": 1, "pattern": "\\S" });
     let code = organisation_code();
-    let mut all = json!({
+    let mut all = all_schemas(&text, &object, &closed, &said, &code);
+    // Device sign-in's bodies (kept apart: one `json!` of every schema reaches the macro's
+    // recursion limit).
+    all["DeviceCodeRequest"] = object(
+        json!({ "client_name": { "type": "string", "minLength": 1, "maxLength": 200, "pattern": "\\S", "description": "What is signing in, shown on the approval page, e.g. `formulary setup on LAPTOP-42`" } }),
+        &["client_name"],
+    );
+    all["DeviceTokenRequest"] = object(
+        json!({ "device_code": { "type": "string", "description": "The device code from /api/v1/device/code" } }),
+        &["device_code"],
+    );
+    if let Value::Object(map) = &mut all {
+        map.extend(people_schemas());
+    }
+    all
+}
+
+fn all_schemas(
+    text: &Value,
+    object: &dyn Fn(Value, &[&str]) -> Value,
+    closed: &dyn Fn(Value, &[&str]) -> Value,
+    said: &Value,
+    code: &Value,
+) -> Value {
+    json!({
         "Any": {},
         "Problem": object(json!({ "type": text, "title": text, "status": { "type": "integer" }, "detail": text }), &["title", "status", "detail"]),
         "TokenRequest": object(json!({ "username": text, "password": text, "name": text }), &["username", "password"]),
@@ -229,11 +255,7 @@ fn schemas() -> Value {
         "Assignment": object(json!({ "stage": { "enum": ["basic", "technical", "security", "information-governance", "clinical-safety"] }, "assignee": { "type": "string", "description": "A username; empty to claim the stage yourself" } }), &["stage", "assignee"]),
         "HeldAcceptance": closed(json!({ "ecosystem": { "enum": ["pypi", "npm", "cran"] }, "serves": { "type": "string", "description": "`default` (the default), or the organisation whose own upstreams sent it" }, "document": { "type": "string", "description": "As `/api/v1/upstreams` names it" } }), &["ecosystem", "document"]),
         "AuditRows": { "type": "array", "items": object(json!({ "seq": { "type": "integer" }, "at": text, "actor": text, "action": text, "subject": text, "details": {}, "previous_hash": text, "hash": text }), &["seq", "hash"]) },
-    });
-    if let Value::Object(map) = &mut all {
-        map.extend(people_schemas());
-    }
-    all
+    })
 }
 
 /// The schemas of the people API (`/api/v1/organisations/{code}/people…`).

@@ -6,6 +6,7 @@ mod account;
 mod admin;
 mod assets;
 mod catalogue;
+mod device;
 pub(crate) mod notifications;
 mod oidc;
 pub(crate) mod page;
@@ -174,6 +175,7 @@ pub fn routes() -> Router<AppState> {
         .route("/sign-in", get(sign_in::show).post(sign_in::submit))
         .route("/sign-out", post(sign_out::sign_out))
         .route("/signed-out", get(sign_out::signed_out))
+        .route("/device", get(device::show).post(device::approve))
         .route("/sign-in/oidc/{id}", get(oidc::start))
         .route("/sign-in/oidc/{id}/callback", get(oidc::callback))
         .route("/components", get(catalogue::search_page))

@@ -12,13 +12,15 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _};
 use clap::Subcommand;
 use formulary_core::ecosystems::{Ecosystem, Version};
-use formulary_store::ToolArtifact;
+use formulary_store::{ToolArtifact, ToolFileInput};
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::setup::Places;
 use super::{operator, Context};
+
+mod installer;
 
 /// Tool commands.
 #[derive(Debug, Subcommand)]
@@ -69,6 +71,9 @@ struct ManifestFile {
     kind: String,
     #[serde(default)]
     binaries: Vec<String>,
+    /// An installer's per-user recipe (`{prefix}`: the folder in the person's profile).
+    #[serde(default)]
+    install_args: Vec<String>,
 }
 
 /// This computer's platform, as manifests name it: `{arch}-{os}`.
@@ -81,63 +86,31 @@ pub(crate) fn this_platform() -> String {
     format!("{}-{os}", std::env::consts::ARCH)
 }
 
+/// The manifest's files, checked as the web page checks them (`formulary_store::tool_artifacts`).
 fn artifacts_of(manifest: Manifest) -> anyhow::Result<Vec<ToolArtifact>> {
-    let component = formulary_core::Component::new(Ecosystem::Generic, &manifest.name)
-        .map_err(|error| anyhow::anyhow!("name: {error}"))?;
-    Version::parse(Ecosystem::Generic, &manifest.version)
-        .map_err(|error| anyhow::anyhow!("version: {error}"))?;
-    if manifest.files.is_empty() {
-        bail!("the manifest lists no [[file]]");
-    }
-    manifest
+    let files: Vec<ToolFileInput> = manifest
         .files
         .into_iter()
-        .map(|file| {
-            let url =
-                url::Url::parse(&file.url).with_context(|| format!("{} is not a URL", file.url))?;
-            if url.scheme() != "https" && url.scheme() != "http" {
-                bail!("{}: only http(s) URLs can be pulled through", file.url);
-            }
-            let filename = url
-                .path_segments()
-                .and_then(|mut segments| segments.next_back().map(str::to_owned))
-                .filter(|name| !name.is_empty())
-                .with_context(|| format!("{} names no file", file.url))?;
-            if file.sha256.len() != 64 || !file.sha256.chars().all(|c| c.is_ascii_hexdigit()) {
-                bail!(
-                    "{}: sha256 must be 64 hexadecimal characters",
-                    file.platform
-                );
-            }
-            if !matches!(file.kind.as_str(), "archive" | "binary" | "installer") {
-                bail!(
-                    "{}: kind must be archive, binary or installer",
-                    file.platform
-                );
-            }
-            if !file
-                .platform
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-            {
-                bail!(
-                    "platform '{}' must be like x86_64-linux",
-                    file.platform.escape_debug()
-                );
-            }
-            Ok(ToolArtifact {
-                name: component.name.as_str().to_owned(),
-                version: manifest.version.clone(),
-                platform: file.platform,
-                filename,
-                url: file.url,
-                sha256: file.sha256.to_ascii_lowercase(),
-                size: file.size,
-                kind: file.kind,
-                binaries: file.binaries,
-            })
+        .map(|file| ToolFileInput {
+            platform: file.platform,
+            url: file.url,
+            sha256: file.sha256,
+            size: file.size,
+            kind: file.kind,
+            binaries: file.binaries,
+            install_args: file.install_args,
         })
-        .collect()
+        .collect();
+    formulary_store::tool_artifacts(&manifest.name, &manifest.version, &files).map_err(|problems| {
+        anyhow::anyhow!(
+            "the manifest cannot be added:\n{}",
+            problems
+                .iter()
+                .map(|problem| format!("  {}: {}", problem.field, problem.message))
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    })
 }
 
 /// What `formulary setup` saved: the view and the token.
@@ -512,8 +485,19 @@ async fn install(places: &Places, tool: &str) -> anyhow::Result<ExitCode> {
         })
         .with_context(|| format!("{name} {version} has no file for {platform}"))?;
     let bare = file["kind"] == "binary";
-    if file["kind"] != "archive" && !bare {
-        println!("{name} {version} for {platform} is an installer with no per-user recipe yet, so formulary tools does not install it; ask your organisation's IT, or request an archive (portable) edition.");
+    let runs_installer = file["kind"] == "installer";
+    let recipe: Vec<String> = file["install_args"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|argument| argument.as_str().map(str::to_owned))
+        .collect();
+    if runs_installer && recipe.is_empty() {
+        println!("{name} {version} for {platform} is an installer with no per-user recipe, so formulary tools does not run it: it could need admin rights. Ask your organisation's IT to install it, or ask the formulary's curators for a portable (archive) edition or a per-user recipe.");
+        return Ok(ExitCode::from(1));
+    }
+    if file["kind"] != "archive" && !bare && !runs_installer {
+        println!("{name} {version} for {platform} is a file of kind {} that formulary tools cannot install; tell your Formulary operator.", file["kind"]);
         return Ok(ExitCode::from(1));
     }
     let filename = file["filename"].as_str().unwrap_or("download");
@@ -558,25 +542,68 @@ async fn install(places: &Places, tool: &str) -> anyhow::Result<ExitCode> {
         bail!("the download of {filename} does not match its published SHA-256 ({digest} instead of {expected}); nothing was installed. Try again, and tell your Formulary operator if it persists");
     }
     let folder = root.join(&name).join(&version);
-    let staging = root.join(&name).join(format!(".{version}.partial"));
-    let _ = std::fs::remove_dir_all(&staging);
-    std::fs::create_dir_all(&staging)?;
-    // A bare program (kind `binary`, such as the `formulary` client itself) is installed under
-    // the tool's name; an archive is unpacked.
     let program_name = format!("{name}{}", std::env::consts::EXE_SUFFIX);
-    if bare {
-        let program = staging.join(&program_name);
-        std::fs::copy(download.path(), &program)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755))?;
+    if runs_installer {
+        // The installer writes the version's folder itself (many refuse one that exists, and
+        // record where they are in the files they install, so it cannot be moved afterwards).
+        let _ = std::fs::remove_dir_all(&folder);
+        std::fs::create_dir_all(root.join(&name))?;
+        // Saved under its own name (Windows runs an installer by its extension).
+        let holding = root.join(&name).join(format!(".{version}.installer"));
+        std::fs::create_dir_all(&holding)?;
+        let saved = holding.join(
+            Path::new(filename)
+                .file_name()
+                .context("the installer has a file name")?,
+        );
+        download
+            .persist(&saved)
+            .map_err(|error| anyhow::anyhow!("could not save {filename}: {error}"))?;
+        let plan = installer::plan(std::env::consts::OS, &saved, filename, &recipe, &folder)
+            .map_err(|why| anyhow::anyhow!("{name} {version} cannot be installed: {why}"));
+        let plan = match plan {
+            Ok(plan) => plan,
+            Err(error) => {
+                let _ = std::fs::remove_dir_all(&holding);
+                return Err(error);
+            }
+        };
+        println!(
+            "Running {filename} for you only, into {} ({} {}) …",
+            places.show(&folder),
+            plan.program.display(),
+            plan.args.join(" ")
+        );
+        let ran = installer::run(&plan);
+        let _ = std::fs::remove_dir_all(&holding);
+        if let Err(why) = ran {
+            let _ = std::fs::remove_dir_all(&folder);
+            println!("{name} {version} was not installed: the installer failed: {why}");
+            return Ok(ExitCode::from(1));
+        }
+        if !folder.is_dir() {
+            bail!("the installer of {name} {version} ended without installing into {}; its per-user recipe is wrong: tell your Formulary operator", places.show(&folder));
         }
     } else {
-        unpack(download.path(), filename, &staging)?;
+        let staging = root.join(&name).join(format!(".{version}.partial"));
+        let _ = std::fs::remove_dir_all(&staging);
+        std::fs::create_dir_all(&staging)?;
+        // A bare program (kind `binary`, such as the `formulary` client itself) is installed
+        // under the tool's name; an archive is unpacked.
+        if bare {
+            let program = staging.join(&program_name);
+            std::fs::copy(download.path(), &program)?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755))?;
+            }
+        } else {
+            unpack(download.path(), filename, &staging)?;
+        }
+        let _ = std::fs::remove_dir_all(&folder);
+        std::fs::rename(&staging, &folder)?;
     }
-    let _ = std::fs::remove_dir_all(&folder);
-    std::fs::rename(&staging, &folder)?;
     std::fs::write(
         folder.join(".formulary-complete"),
         format!("{tools_url}\n{digest}\n"),

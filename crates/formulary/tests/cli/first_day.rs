@@ -89,7 +89,7 @@ impl Drop for Account {
 /// This machine's Python as a python-build-standalone `install_only` archive (`python/bin`,
 /// `python/lib/pythonX.Y`; site packages, tests, caches and links outside the tree left out),
 /// built once per target folder: (version, file bytes).
-fn cpython_archive() -> &'static (String, PathBuf) {
+pub(crate) fn cpython_archive() -> &'static (String, PathBuf) {
     static ARCHIVE: OnceLock<(String, PathBuf)> = OnceLock::new();
     ARCHIVE.get_or_init(|| {
         // A Python whose program does not load a shared libpython from its build folder.
@@ -183,7 +183,12 @@ fn uv_version() -> String {
 }
 
 /// Puts a vendor's file in the static upstream's folder; returns (url, sha256, size).
-fn publish(vendor: &Path, vendor_url: &str, path: &str, bytes: &[u8]) -> (String, String, usize) {
+pub(crate) fn publish(
+    vendor: &Path,
+    vendor_url: &str,
+    path: &str,
+    bytes: &[u8],
+) -> (String, String, usize) {
     let target = vendor.join(path);
     std::fs::create_dir_all(target.parent().expect("folder")).expect("folder");
     std::fs::write(&target, bytes).expect("file");
@@ -212,7 +217,13 @@ fn client_binary(into: &Path) -> Vec<u8> {
     .expect("the client")
 }
 
-fn add_manifest(workspace: &Workspace, root: &Path, name: &str, version: &str, file: &str) {
+pub(crate) fn add_manifest(
+    workspace: &Workspace,
+    root: &Path,
+    name: &str,
+    version: &str,
+    file: &str,
+) {
     let manifest = root.join(format!("{name}-{version}.toml"));
     std::fs::write(
         &manifest,
@@ -378,7 +389,7 @@ async fn a_fresh_account_sets_up_everything_without_admin_rights() {
         text(&output.stdout)
     );
 
-    // 3. An approved CPython through the gateway; a prohibited one is not offered.
+    // 3. An approved CPython through the gateway; a prohibited one is refused with the reason.
     let (output, took) = person.run(
         "uv python install 3.11 && python3.11 -c 'import sys, ssl, sqlite3; print(sys.prefix)'",
         &[],
@@ -398,7 +409,8 @@ async fn a_fresh_account_sets_up_everything_without_admin_rights() {
     let (output, _) = person.run("uv python install 3.99", &[]);
     assert!(!output.status.success());
     assert!(
-        text(&output.stderr).contains("No download found"),
+        text(&output.stderr).contains("403 Blocked by Formulary")
+            && text(&output.stderr).contains("Not yet validated"),
         "{}",
         text(&output.stderr)
     );

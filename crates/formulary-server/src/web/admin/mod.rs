@@ -1,14 +1,15 @@
 //! Administration in the browser, under `/admin`: organisation admins manage their own
 //! organisation, national curators every organisation. People and their roles ([`people`]),
 //! settings within the national baseline ([`settings`]), entries, prohibitions and exceptions
-//! ([`entries`]), the review policy ([`review_policy`]), and upstream health (read-only, the
-//! status page). Every form is CSRF-protected ([`super::session::PostedForm`]), every change is
+//! ([`entries`]), the review policy ([`review_policy`]), desktop tools for national curators
+//! ([`tools`]), and upstream health (read-only, the status page). Every form is CSRF-protected ([`super::session::PostedForm`]), every change is
 //! checked here against the viewer's roles and audited by the store.
 
 mod entries;
 mod people;
 mod review_policy;
 mod settings;
+mod tools;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -31,6 +32,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/admin", get(hub))
         .route("/admin/", get(hub))
         .route("/admin/upstreams", get(crate::upstreams::status_page))
+        .route("/admin/tools", get(tools::list).post(tools::add))
         .route("/admin/{org}/people", get(people::list).post(people::add))
         .route("/admin/{org}/people/{user}", get(people::show))
         .route("/admin/{org}/people/{user}/roles", post(people::grant))
@@ -156,6 +158,10 @@ pub(crate) async fn hub(
                     }
                 }
             }
+        }
+        @if signed_in.principal.holds(Role::NationalCurator, &OrgCode::national()) {
+            h2.nhsuk-heading-m { "Desktop tools" }
+            p { a href="/admin/tools" { "Add and list desktop tools" } " (R, Python, Git, editors) that people install into their own profile without admin rights." }
         }
         h2.nhsuk-heading-m { "Upstream health" }
         p { a href="/admin/upstreams" { "See the state of every upstream server" } " (read-only)." }

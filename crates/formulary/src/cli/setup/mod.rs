@@ -5,6 +5,7 @@
 //! `--dry-run` prints the exact change; `--undo` puts back what was there; running it twice
 //! changes nothing the second time. See docs/self-service.md.
 
+mod device;
 mod files;
 mod places;
 mod record;
@@ -29,6 +30,10 @@ pub(crate) struct SetupArgs {
     /// Read the token from standard input (otherwise it is asked for, hidden, when there is a terminal).
     #[arg(long)]
     token_stdin: bool,
+    /// Sign in with your browser instead of pasting a token: setup prints an address and a short
+    /// code to approve while signed in.
+    #[arg(long, conflicts_with = "token_stdin")]
+    device: bool,
     /// The organisation whose view to use [default: your organisation, from the token].
     #[arg(long, value_name = "CODE")]
     org: Option<String>,
@@ -39,7 +44,7 @@ pub(crate) struct SetupArgs {
     #[arg(long)]
     dry_run: bool,
     /// Put back every file as it was before `formulary setup` first changed it.
-    #[arg(long, conflicts_with_all = ["dry_run", "token_stdin", "org", "clients"])]
+    #[arg(long, conflicts_with_all = ["dry_run", "token_stdin", "device", "org", "clients"])]
     undo: bool,
 }
 
@@ -79,6 +84,9 @@ pub(crate) fn on_path(program: &str) -> bool {
 /// sign-in `formulary login` kept for this server; else asked for (hidden) on a terminal, or
 /// read from standard input.
 async fn read_token(args: &SetupArgs, server: &url::Url) -> anyhow::Result<String> {
+    if args.device {
+        return device::sign_in(server).await;
+    }
     if !args.token_stdin {
         if let Some(api_token) = super::client::saved_login(server.as_str()) {
             return token_from_login(server, &api_token).await;
