@@ -36,6 +36,8 @@ mod oidc;
 mod overlays;
 mod policy_check;
 mod policy_files;
+mod recall_explain;
+mod recall_lifting;
 mod recall_prohibitions;
 mod refusals;
 mod reliability;
