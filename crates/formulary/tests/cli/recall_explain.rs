@@ -21,7 +21,7 @@ fn api_token(base: &str, username: &str) -> String {
         "",
         Some(json!({ "username": username, "password": PASSWORD })),
     );
-    assert_eq!(status, 200, "{answer}");
+    assert!((200..300).contains(&status), "{status}: {answer}");
     answer["token"].as_str().expect("a token").to_owned()
 }
 
