@@ -217,7 +217,10 @@ async fn write_advisories(
         .collect();
     for chunk in updated.chunks(ROWS_PER_STATEMENT) {
         let list = placeholders(1, chunk.len(), |_, placeholder| placeholder);
-        for table_column in ["advisory_components WHERE advisory_id", "advisories WHERE id"] {
+        for table_column in [
+            "advisory_components WHERE advisory_id",
+            "advisories WHERE id",
+        ] {
             let sql = format!("DELETE FROM {table_column} IN {list}");
             let mut query = sqlx::query(&sql);
             for id in chunk {
@@ -260,7 +263,11 @@ async fn write_advisories(
         let mut named: Vec<&Component> = advisory.components().collect();
         named.sort();
         named.dedup();
-        components.extend(named.into_iter().map(|component| (advisory.id.as_str(), component)));
+        components.extend(
+            named
+                .into_iter()
+                .map(|component| (advisory.id.as_str(), component)),
+        );
     }
     for chunk in components.chunks(ROWS_PER_STATEMENT) {
         let sql = format!(

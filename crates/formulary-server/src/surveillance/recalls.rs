@@ -163,16 +163,16 @@ pub(crate) async fn explain(
     Json(body): Json<Explanation>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let today = chrono::Utc::now().date_naive();
-    let (explanation, until) =
-        check_explanation(&body.explanation, body.until.as_deref(), today).map_err(|errors| {
-            ApiError::bad_request(
-                errors
-                    .iter()
-                    .map(|error| format!("{}: {}", error.field, error.message))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )
-        })?;
+    let (explanation, until) = check_explanation(&body.explanation, body.until.as_deref(), today)
+        .map_err(|errors| {
+        ApiError::bad_request(
+            errors
+                .iter()
+                .map(|error| format!("{}: {}", error.field, error.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })?;
     let changed = state
         .database
         .explain_recall(&id, &caller.actor, &explanation, until)

@@ -387,7 +387,12 @@ store_test!(
         let yesterday = chrono::Utc::now().date_naive() - Duration::days(1);
         assert_eq!(
             database
-                .explain_recall(&manual.id, "user:pat", "waiting for the vendor's fix", Some(yesterday))
+                .explain_recall(
+                    &manual.id,
+                    "user:pat",
+                    "waiting for the vendor's fix",
+                    Some(yesterday)
+                )
                 .await
                 .unwrap(),
             1
@@ -395,7 +400,13 @@ store_test!(
         database.resolve_recalls().await.unwrap();
         let again = database.recalls_for("user:pat").await.unwrap();
         assert_eq!(again.len(), 1, "the day has passed: {again:?}");
-        assert_eq!(again[0].1.explanation.as_deref(), Some("waiting for the vendor's fix"));
-        assert!(database.recalls_for("user:omar").await.unwrap().is_empty(), "no day: still explained");
+        assert_eq!(
+            again[0].1.explanation.as_deref(),
+            Some("waiting for the vendor's fix")
+        );
+        assert!(
+            database.recalls_for("user:omar").await.unwrap().is_empty(),
+            "no day: still explained"
+        );
     }
 );

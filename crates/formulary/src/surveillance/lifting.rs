@@ -54,9 +54,9 @@ pub async fn follow_lifts(
                 .denials()
                 .any(|denial| {
                     denial.code == ReasonCode::Prohibited
-                        && in_force.iter().any(|entry| {
-                            denial.message.contains(&format!("(entry {}, ", entry.id))
-                        })
+                        && in_force
+                            .iter()
+                            .any(|entry| denial.message.contains(&format!("(entry {}, ", entry.id)))
                 })
         };
         let mut history: Option<Vec<StoredEntry>> = None;

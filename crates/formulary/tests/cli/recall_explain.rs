@@ -31,10 +31,8 @@ fn a_person_explains_in_the_browser_why_they_stay_on_a_recalled_version() {
     workspace.ok(&["org", "add", "RJ1", "--name", "Browser Test Trust"]);
     workspace.add_user("ana", "Ana Analyst", &["RJ1:requester"], PASSWORD);
     workspace.add_user("audrey", "Audrey Auditor", &["NATIONAL:auditor"], PASSWORD);
-    let (_server, base) = workspace.serve(&[(
-        "FORMULARY_ADVISORY_SYNC_INTERVAL_SECONDS",
-        "0".to_owned(),
-    )]);
+    let (_server, base) =
+        workspace.serve(&[("FORMULARY_ADVISORY_SYNC_INTERVAL_SECONDS", "0".to_owned())]);
     let ana = api_token(&base, "ana");
     let auditor = api_token(&base, "audrey");
     // Ana reports her laptop, which holds requests 2.19.1; a curator recalls that version.
@@ -92,8 +90,18 @@ fn a_person_explains_in_the_browser_why_they_stay_on_a_recalled_version() {
         assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
         assert!(page.contains("This form has expired"), "{page}");
     });
-    let mine = request_json(Method::GET, &format!("{base}/api/v1/me/recalls"), &ana, None).1;
-    assert_eq!(mine[0]["recall"]["id"], id.as_str(), "still exposed: {mine}");
+    let mine = request_json(
+        Method::GET,
+        &format!("{base}/api/v1/me/recalls"),
+        &ana,
+        None,
+    )
+    .1;
+    assert_eq!(
+        mine[0]["recall"]["id"],
+        id.as_str(),
+        "still exposed: {mine}"
+    );
 
     // In the browser: Ana explains; the auditor sees it.
     let until = (chrono::Utc::now().date_naive() + chrono::Duration::days(60)).to_string();
@@ -136,5 +144,9 @@ fn a_person_explains_in_the_browser_why_they_stay_on_a_recalled_version() {
         .collect();
     assert_eq!(explained.len(), 1, "{audit}");
     assert_eq!(explained[0]["actor"], "user:ana", "{explained:?}");
-    assert_eq!(explained[0]["details"]["until"], until.as_str(), "{explained:?}");
+    assert_eq!(
+        explained[0]["details"]["until"],
+        until.as_str(),
+        "{explained:?}"
+    );
 }

@@ -93,16 +93,20 @@ fn a_lifted_prohibition_lifts_its_recall_and_tells_the_people() {
         "requests==2.31.0",
     );
     assert!(output.status.success(), "{}", text(&output.stderr));
-    wait_until(Duration::from_secs(30), "both downloads in the ledger", || {
-        get(
-            &format!("{base}/api/v1/who-has?purl=pkg:pypi/requests"),
-            &auditor,
-        )
-        .to_string()
-        .matches("\"via\":\"download\"")
-        .count()
-            >= 2
-    });
+    wait_until(
+        Duration::from_secs(30),
+        "both downloads in the ledger",
+        || {
+            get(
+                &format!("{base}/api/v1/who-has?purl=pkg:pypi/requests"),
+                &auditor,
+            )
+            .to_string()
+            .matches("\"via\":\"download\"")
+            .count()
+                >= 2
+        },
+    );
     // A graceful stop: queued ledger lines are written and the recall job's lease handed over.
     let mut server = server;
     let stopped = std::process::Command::new("kill")
@@ -161,7 +165,10 @@ fn a_lifted_prohibition_lifts_its_recall_and_tells_the_people() {
         assert!(why.contains(expected), "{expected:?} in {why:?}");
     }
     assert_eq!(person(&detail, "user:jane")["resolution"], Value::Null);
-    assert_eq!(detail["recall"]["exposed"], 1, "Jane is still exposed: {detail}");
+    assert_eq!(
+        detail["recall"]["exposed"], 1,
+        "Jane is still exposed: {detail}"
+    );
     assert_eq!(detail["recall"]["versions"], json!(["2.19.1"]), "{detail}");
     assert!(detail["recall"]["closed_at"].is_null(), "{detail}");
     assert!(detail["recall"]["lift_reason"].is_string(), "{detail}");
@@ -219,9 +226,11 @@ fn a_lifted_prohibition_lifts_its_recall_and_tells_the_people() {
         "{detail}"
     );
     assert!(
-        recall_notices(&base, &jane).iter().any(|note| note["subject"]
-            .as_str()
-            .is_some_and(|subject| subject.starts_with("Recall lifted"))),
+        recall_notices(&base, &jane)
+            .iter()
+            .any(|note| note["subject"]
+                .as_str()
+                .is_some_and(|subject| subject.starts_with("Recall lifted"))),
         "Jane is told"
     );
     assert_eq!(get(&format!("{base}/api/v1/me/recalls"), &jane), json!([]));
