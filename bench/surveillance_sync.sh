@@ -85,7 +85,11 @@ def pad(records, target):
             # Each copy a little older than its original, so that times stay distinct as in
             # OSV's listings (many records at the cursor's time would force a full sync).
             modified = datetime.datetime.fromisoformat(str(record["modified"]).replace("Z", "+00:00"))
-            twin["modified"] = iso(modified - datetime.timedelta(seconds=copy))
+            try:
+                twin["modified"] = iso(modified - datetime.timedelta(seconds=copy))
+            except OverflowError:
+                # A record dated at the start of the calendar (0001-01-01) has no earlier time.
+                twin["modified"] = iso(modified + datetime.timedelta(seconds=copy))
             twin.pop("aliases", None)
             for affected in twin.get("affected", []):
                 package = affected.get("package", {})

@@ -52,6 +52,6 @@ pub use connections::{serve, ConnectionLimits, ServeSummary};
 pub use error::ApiError;
 pub use gateway_auth::{GatewayAccess, GatewayTokens};
 pub use router::app;
-pub use snapshot::SnapshotHolder;
+pub use snapshot::{SnapshotHolder, ADVISORY_SYNC_RUNNING};
 pub use state::{AppState, ClientAddress, Peer, TrustedProxies};
 pub use zero_copy::{ZeroCopyListener, ZeroCopyStream};

@@ -230,7 +230,11 @@ fn routes(state: AppState) -> Router {
             "/api/v1/me/recalls/{id}/explain",
             post(crate::surveillance::recalls::explain),
         )
-        .route("/recalls/{id}", get(crate::surveillance::recalls::page))
+        .route("/recalls/{id}", get(crate::surveillance::recall_page::page))
+        .route(
+            "/recalls/{id}/explain",
+            post(crate::surveillance::recall_page::explain),
+        )
         .route("/who-has", get(crate::surveillance::who_has_page::page))
         .route("/api/v1/openapi.json", get(api::openapi::document))
         .route("/api/v1/session/token", post(api::session::issue))

@@ -30,6 +30,15 @@ pub enum ChangeListening {
     Reconnecting = 3,
 }
 
+/// The lease a scheduled advisory sync holds while it runs (beside the lease that schedules
+/// it). While it is held and nothing but advisory imports changed, replicas leave their snapshot
+/// as it is instead of rebuilding it (all advisories read again) for every imported batch; the
+/// syncing replica releases it and rebuilds once at the end, the others at their next check.
+pub const ADVISORY_SYNC_RUNNING: &str = "advisory-sync-running";
+
+/// The audit action of advisory imports.
+const ADVISORY_IMPORT_ACTION: &str = "advisories.import";
+
 /// A dated snapshot's key: the change counter it was built at and the moment it shows.
 type DatedKey = (i64, chrono::DateTime<Utc>);
 
@@ -127,7 +136,7 @@ impl SnapshotHolder {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .0;
-        if counter == known {
+        if counter == known || Self::import_running(database, known).await? {
             return Ok(false);
         }
         let snapshot = Arc::new(database.policy_snapshot(Utc::now()).await?);
@@ -139,6 +148,21 @@ impl SnapshotHolder {
             *guard = (counter, snapshot);
         }
         Ok(true)
+    }
+
+    /// True while a scheduled advisory sync runs and only its imports changed the records since
+    /// `known`: the rebuild waits for the end of the sync.
+    async fn import_running(database: &Database, known: i64) -> Result<bool, StoreError> {
+        let running = database
+            .lease(ADVISORY_SYNC_RUNNING)
+            .await?
+            .is_some_and(|lease| lease.expires_at > Utc::now());
+        if !running {
+            return Ok(false);
+        }
+        database
+            .only_action_since(known, ADVISORY_IMPORT_ACTION)
+            .await
     }
 
     /// Keeps the snapshot fresh, so that writes made through any replica (or the CLI) reach this

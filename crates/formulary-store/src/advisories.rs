@@ -81,12 +81,17 @@ impl Database {
                 .transact(move |connection| {
                     let (rows, source, actor) = (rows.clone(), source.clone(), actor.clone());
                     Box::pin(async move {
-                        let stored = stored_modified(connection, rows.iter().map(|(import, _)| import.advisory.id.as_str())).await?;
+                        let ids: Vec<&str> = rows.iter().map(|(import, _)| import.advisory.id.as_str()).collect();
+                        let stored = stored_modified(connection, &ids).await?;
                         let mut outcomes = Vec::with_capacity(rows.len());
                         let mut changed = Vec::new();
+                        let mut writes = Vec::new();
+                        let mut taken = std::collections::HashSet::new();
                         for (import, json) in &rows {
                             let advisory = &import.advisory;
                             let outcome = match stored.get(&advisory.id) {
+                                // The same id twice in one batch: the first is kept.
+                                _ if taken.contains(advisory.id.as_str()) => ImportOutcome::Unchanged,
                                 // Times are stored to the microsecond; OSV's can carry nanoseconds, which
                                 // must not make every later sync "update" the record again.
                                 Some(existing) if *existing >= time::to_stored_precision(advisory.modified) => ImportOutcome::Unchanged,
@@ -94,11 +99,13 @@ impl Database {
                                 None => ImportOutcome::Inserted,
                             };
                             if outcome != ImportOutcome::Unchanged {
-                                write_advisory(connection, advisory, json, outcome).await?;
+                                taken.insert(advisory.id.as_str());
+                                writes.push((advisory, json.as_str(), outcome));
                                 changed.push(advisory.id.clone());
                             }
                             outcomes.push(outcome);
                         }
+                        write_advisories(connection, &writes).await?;
                         if !changed.is_empty() {
                             let details = serde_json::json!({ "source": source, "changed": changed.len(), "ids": changed.iter().take(100).collect::<Vec<_>>() });
                             audit::append(connection, &actor, "advisories.import", &source, &details).await?;
@@ -162,19 +169,42 @@ impl Database {
     }
 }
 
-async fn stored_modified<'a>(
+/// Rows per multi-row statement: few round trips (PostgreSQL's cost is per statement), well
+/// under both databases' limits on bound parameters.
+const ROWS_PER_STATEMENT: usize = 200;
+
+/// `($1, $2, …)` groups for `rows` rows of `columns` parameters; `wrap(column, placeholder)`
+/// may decorate a column's placeholder (a cast).
+fn placeholders(rows: usize, columns: usize, wrap: impl Fn(usize, String) -> String) -> String {
+    (0..rows)
+        .map(|row| {
+            let group: Vec<String> = (1..=columns)
+                .map(|column| wrap(column, format!("${}", row * columns + column)))
+                .collect();
+            format!("({})", group.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The stored `modified` time of each of `ids` that is stored, one query per 200 ids.
+async fn stored_modified(
     connection: &mut sqlx::AnyConnection,
-    ids: impl Iterator<Item = &'a str>,
+    ids: &[&str],
 ) -> Result<HashMap<String, DateTime<Utc>>, StoreError> {
     let mut found = HashMap::new();
-    for id in ids {
-        let row = sqlx::query("SELECT modified FROM advisories WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *connection)
-            .await?;
-        if let Some(row) = row {
+    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT id, modified FROM advisories WHERE id IN {}",
+            placeholders(1, chunk.len(), |_, placeholder| placeholder)
+        );
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(id.to_string());
+        }
+        for row in query.fetch_all(&mut *connection).await? {
             found.insert(
-                id.to_owned(),
+                row.try_get::<String, _>("id")?,
                 time::from_text(&row.try_get::<String, _>("modified")?)?,
             );
         }
@@ -182,53 +212,84 @@ async fn stored_modified<'a>(
     Ok(found)
 }
 
-async fn write_advisory(
+/// Writes new and changed advisories (an updated one replaces the stored row and its
+/// components) with multi-row statements.
+async fn write_advisories(
     connection: &mut sqlx::AnyConnection,
-    advisory: &Advisory,
-    record_json: &str,
-    outcome: ImportOutcome,
+    writes: &[(&Advisory, &str, ImportOutcome)],
 ) -> Result<(), StoreError> {
-    let aliases = serde_json::to_string(&advisory.aliases)
-        .map_err(|error| StoreError::corrupt("aliases", error))?;
-    if outcome == ImportOutcome::Updated {
-        sqlx::query("DELETE FROM advisory_components WHERE advisory_id = $1")
-            .bind(&advisory.id)
-            .execute(&mut *connection)
-            .await?;
-        sqlx::query("DELETE FROM advisories WHERE id = $1")
-            .bind(&advisory.id)
-            .execute(&mut *connection)
-            .await?;
+    let updated: Vec<&str> = writes
+        .iter()
+        .filter(|(_, _, outcome)| *outcome == ImportOutcome::Updated)
+        .map(|(advisory, _, _)| advisory.id.as_str())
+        .collect();
+    for chunk in updated.chunks(ROWS_PER_STATEMENT) {
+        let list = placeholders(1, chunk.len(), |_, placeholder| placeholder);
+        for table_column in [
+            "advisory_components WHERE advisory_id",
+            "advisories WHERE id",
+        ] {
+            let sql = format!("DELETE FROM {table_column} IN {list}");
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(id.to_string());
+            }
+            query.execute(&mut *connection).await?;
+        }
     }
-    sqlx::query(
-        "INSERT INTO advisories (id, modified, published, withdrawn, summary, severity, cvss_score, malicious, aliases, record, imported_at)
-         VALUES ($1, $2, $3, $4, $5, $6, CAST($7 AS DOUBLE PRECISION), $8, $9, $10, $11)",
-    )
-    .bind(&advisory.id)
-    .bind(time::to_text(advisory.modified))
-    .bind(advisory.published.map(time::to_text))
-    .bind(advisory.withdrawn.map(time::to_text))
-    .bind(&advisory.summary)
-    .bind(advisory.severity.map(|severity| severity.as_str()))
-    .bind(crate::database::nullable_double(advisory.cvss_score))
-    .bind(i64::from(advisory.malicious))
-    .bind(aliases)
-    .bind(record_json)
-    .bind(time::to_text(Utc::now()))
-    .execute(&mut *connection)
-    .await?;
-    let mut components: Vec<&Component> = advisory.components().collect();
-    components.sort();
-    components.dedup();
-    for component in components {
-        sqlx::query(
-            "INSERT INTO advisory_components (advisory_id, ecosystem, name) VALUES ($1, $2, $3)",
-        )
-        .bind(&advisory.id)
-        .bind(component.ecosystem().as_str())
-        .bind(component.name.as_str())
-        .execute(&mut *connection)
-        .await?;
+    let imported_at = time::to_text(Utc::now());
+    for chunk in writes.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO advisories (id, modified, published, withdrawn, summary, severity, cvss_score, malicious, aliases, record, imported_at) VALUES {}",
+            placeholders(chunk.len(), 11, |column, placeholder| if column == 7 {
+                format!("CAST({placeholder} AS DOUBLE PRECISION)")
+            } else {
+                placeholder
+            })
+        );
+        let mut query = sqlx::query(&sql);
+        for (advisory, record_json, _) in chunk {
+            let aliases = serde_json::to_string(&advisory.aliases)
+                .map_err(|error| StoreError::corrupt("aliases", error))?;
+            query = query
+                .bind(advisory.id.clone())
+                .bind(time::to_text(advisory.modified))
+                .bind(advisory.published.map(time::to_text))
+                .bind(advisory.withdrawn.map(time::to_text))
+                .bind(advisory.summary.clone())
+                .bind(advisory.severity.map(|severity| severity.as_str()))
+                .bind(crate::database::nullable_double(advisory.cvss_score))
+                .bind(i64::from(advisory.malicious))
+                .bind(aliases)
+                .bind(record_json.to_string())
+                .bind(imported_at.clone());
+        }
+        query.execute(&mut *connection).await?;
+    }
+    let mut components: Vec<(&str, &Component)> = Vec::new();
+    for (advisory, _, _) in writes {
+        let mut named: Vec<&Component> = advisory.components().collect();
+        named.sort();
+        named.dedup();
+        components.extend(
+            named
+                .into_iter()
+                .map(|component| (advisory.id.as_str(), component)),
+        );
+    }
+    for chunk in components.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO advisory_components (advisory_id, ecosystem, name) VALUES {}",
+            placeholders(chunk.len(), 3, |_, placeholder| placeholder)
+        );
+        let mut query = sqlx::query(&sql);
+        for (id, component) in chunk {
+            query = query
+                .bind(id.to_string())
+                .bind(component.ecosystem().as_str())
+                .bind(component.name.as_str().to_owned());
+        }
+        query.execute(&mut *connection).await?;
     }
     Ok(())
 }

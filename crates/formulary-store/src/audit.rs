@@ -262,6 +262,18 @@ impl Database {
         Ok(self.audit_head().await?.0)
     }
 
+    /// True when every audit row after position `after` records `action` (or there is none):
+    /// what tells a replica that only advisory imports changed since its snapshot.
+    pub async fn only_action_since(&self, after: i64, action: &str) -> Result<bool, StoreError> {
+        let row =
+            sqlx::query("SELECT COUNT(*) AS n FROM audit_log WHERE seq > $1 AND action <> $2")
+                .bind(after)
+                .bind(action)
+                .fetch_one(self.pool())
+                .await?;
+        Ok(row.try_get::<i64, _>("n")? == 0)
+    }
+
     /// The newest audit row's position and hash (`0` and the genesis hash when empty).
     pub async fn audit_head(&self) -> Result<(i64, String), StoreError> {
         self.ensure_online()?;

@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use formulary_core::Component;
 use serde::Serialize;
 use sqlx::Row;
@@ -84,6 +84,10 @@ pub struct RecallSummary {
     pub exposed: i64,
     /// Set when nobody is exposed any more.
     pub closed_at: Option<DateTime<Utc>>,
+    /// When the prohibition behind it was last lifted for some of its people, if ever.
+    pub lifted_at: Option<DateTime<Utc>>,
+    /// Why (what happened to the prohibition), when it was lifted.
+    pub lift_reason: Option<String>,
 }
 
 /// One person's part in a recall.
@@ -107,13 +111,16 @@ pub struct RecallPerson {
     pub notified_at: DateTime<Utc>,
     /// When they moved or explained.
     pub resolved_at: Option<DateTime<Utc>>,
-    /// `moved`, `removed` or `explained`.
+    /// `moved`, `removed`, `explained` or `lifted`.
     pub resolution: Option<String>,
-    /// Their reason, when they explained.
+    /// Their reason, when they explained; what happened to the prohibition, when lifted.
     pub explanation: Option<String>,
+    /// The day until which they stay on the version, when they said; after it they count as
+    /// exposed again.
+    pub explained_until: Option<NaiveDate>,
 }
 
-const SUMMARY_COLUMNS: &str = "r.id, r.opened_at, r.opened_by, r.cause, r.advisory_id, r.ecosystem, r.name, r.versions, r.move_to, r.reason, r.severity, r.closed_at,
+const SUMMARY_COLUMNS: &str = "r.id, r.opened_at, r.opened_by, r.cause, r.advisory_id, r.ecosystem, r.name, r.versions, r.move_to, r.reason, r.severity, r.closed_at, r.lifted_at, r.lift_reason,
    (SELECT COUNT(*) FROM recall_people p WHERE p.recall_id = r.id) AS told,
    (SELECT COUNT(*) FROM recall_people p WHERE p.recall_id = r.id AND p.resolved_at IS NOT NULL) AS resolved";
 
@@ -143,7 +150,7 @@ impl Database {
                 let (id, opened) = match existing {
                     Some(row) => {
                         let id: String = row.try_get("id")?;
-                        sqlx::query("UPDATE recalls SET versions = $1, move_to = $2, reason = $3, severity = $4, closed_at = NULL WHERE id = $5")
+                        sqlx::query("UPDATE recalls SET versions = $1, move_to = $2, reason = $3, severity = $4 WHERE id = $5")
                             .bind(&versions)
                             .bind(recall.move_to.clone())
                             .bind(&recall.reason)
@@ -180,7 +187,10 @@ impl Database {
                 for holder in &recall.holders {
                     let inserted = sqlx::query(
                         "INSERT INTO recall_people (recall_id, person, person_name, organisation, environment, version, via, notified_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                         ON CONFLICT (recall_id, person, organisation, environment, version) DO UPDATE
+                         SET notified_at = excluded.notified_at, resolved_at = NULL, resolution = NULL, explanation = NULL, explained_until = NULL
+                         WHERE recall_people.resolution = 'lifted'",
                     )
                     .bind(&id)
                     .bind(&holder.person)
@@ -198,6 +208,13 @@ impl Database {
                     }
                 }
                 let new_people = added.len();
+                if new_people > 0 {
+                    // People added (or covered again after a lift) reopen a closed recall.
+                    sqlx::query("UPDATE recalls SET closed_at = NULL WHERE id = $1")
+                        .bind(&id)
+                        .execute(&mut *connection)
+                        .await?;
+                }
                 if opened || new_people > 0 {
                     let details = serde_json::json!({
                         "component": recall.component.purl(), "cause": recall.cause, "key": recall.cause_key,
@@ -217,6 +234,7 @@ impl Database {
     /// longer holds an affected version. Closes recalls nobody is exposed to. Returns how many
     /// people dropped off. Safe to run on several replicas at once.
     pub async fn resolve_recalls(&self) -> Result<usize, StoreError> {
+        self.expire_explanations().await?;
         let rows = sqlx::query(
             "SELECT p.recall_id, p.person, p.organisation, p.environment, p.version, p.via, p.notified_at, r.ecosystem, r.name, r.versions
              FROM recall_people p JOIN recalls r ON r.id = p.recall_id WHERE p.resolved_at IS NULL",
@@ -324,12 +342,37 @@ impl Database {
         Ok(resolved)
     }
 
-    /// A person says why they stay on a recalled version; they drop off the exposed list.
+    /// Explanations whose day has passed no longer count: those people are exposed again, and
+    /// their recalls open again.
+    async fn expire_explanations(&self) -> Result<(), StoreError> {
+        let today = time::now().date_naive().to_string();
+        let expired = sqlx::query(
+            "UPDATE recall_people SET resolved_at = NULL, resolution = NULL
+             WHERE resolution = 'explained' AND explained_until IS NOT NULL AND explained_until < $1",
+        )
+        .bind(&today)
+        .execute(self.pool())
+        .await?
+        .rows_affected();
+        if expired > 0 {
+            sqlx::query(
+                "UPDATE recalls SET closed_at = NULL WHERE closed_at IS NOT NULL
+                 AND EXISTS (SELECT 1 FROM recall_people p WHERE p.recall_id = recalls.id AND p.resolved_at IS NULL)",
+            )
+            .execute(self.pool())
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// A person says why they stay on a recalled version, and optionally until when; they drop
+    /// off the exposed list (until that day has passed). Audited.
     pub async fn explain_recall(
         &self,
         recall_id: &str,
         person: &str,
         explanation: &str,
+        until: Option<NaiveDate>,
     ) -> Result<u64, StoreError> {
         let (recall_id, person, explanation) = (
             recall_id.to_owned(),
@@ -340,18 +383,19 @@ impl Database {
             let (recall_id, person, explanation) = (recall_id.clone(), person.clone(), explanation.clone());
             Box::pin(async move {
                 let changed = sqlx::query(
-                    "UPDATE recall_people SET resolved_at = $1, resolution = 'explained', explanation = $2
-                     WHERE recall_id = $3 AND person = $4 AND resolved_at IS NULL",
+                    "UPDATE recall_people SET resolved_at = $1, resolution = 'explained', explanation = $2, explained_until = $3
+                     WHERE recall_id = $4 AND person = $5 AND resolved_at IS NULL",
                 )
                 .bind(time::to_text(time::now()))
                 .bind(&explanation)
+                .bind(until.map(|day| day.to_string()))
                 .bind(&recall_id)
                 .bind(&person)
                 .execute(&mut *connection)
                 .await?
                 .rows_affected();
                 if changed > 0 {
-                    let details = serde_json::json!({ "explanation": explanation });
+                    let details = serde_json::json!({ "explanation": explanation, "until": until });
                     audit::append(connection, &person, "recall.explain", &recall_id, &details).await?;
                 }
                 Ok(changed)
@@ -439,7 +483,7 @@ impl Database {
         };
         let summary = decode_summary(&row)?;
         let people = sqlx::query(
-            "SELECT recall_id, person, person_name, organisation, environment, version, via, notified_at, resolved_at, resolution, explanation
+            "SELECT recall_id, person, person_name, organisation, environment, version, via, notified_at, resolved_at, resolution, explanation, explained_until
              FROM recall_people WHERE recall_id = $1 ORDER BY resolved_at IS NOT NULL, organisation, person_name, environment",
         )
         .bind(id)
@@ -457,7 +501,7 @@ impl Database {
         person: &str,
     ) -> Result<Vec<(RecallSummary, RecallPerson)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT recall_id, person, person_name, organisation, environment, version, via, notified_at, resolved_at, resolution, explanation
+            "SELECT recall_id, person, person_name, organisation, environment, version, via, notified_at, resolved_at, resolution, explanation, explained_until
              FROM recall_people WHERE person = $1 AND resolved_at IS NULL ORDER BY notified_at DESC",
         )
         .bind(person)
@@ -497,6 +541,8 @@ fn decode_summary(row: &sqlx::any::AnyRow) -> Result<RecallSummary, StoreError> 
         resolved,
         exposed: told - resolved,
         closed_at: time::optional_from_text(row.try_get("closed_at")?)?,
+        lifted_at: time::optional_from_text(row.try_get("lifted_at")?)?,
+        lift_reason: row.try_get("lift_reason")?,
     })
 }
 
@@ -513,5 +559,6 @@ fn decode_person(row: &sqlx::any::AnyRow) -> Result<RecallPerson, StoreError> {
         resolved_at: time::optional_from_text(row.try_get("resolved_at")?)?,
         resolution: row.try_get("resolution")?,
         explanation: row.try_get("explanation")?,
+        explained_until: time::day_from_text(row.try_get("explained_until")?)?,
     })
 }

@@ -22,6 +22,14 @@ pub struct LoadedRecords {
 }
 
 impl LoadedRecords {
+    /// Adds what `other` read.
+    pub fn merge(&mut self, other: LoadedRecords) {
+        self.imports.extend(other.imports);
+        self.failures.extend(other.failures);
+        self.other_ecosystems += other.other_ecosystems;
+        self.warnings.extend(other.warnings);
+    }
+
     /// Parses one record and files it as an import, a failure or another ecosystem's.
     pub fn accept(&mut self, origin: &str, bytes: &[u8], format: RecordFormat) {
         let parsed = OsvRecord::parse(bytes, format, origin)
@@ -152,6 +160,20 @@ fn read_limited(path: &Path) -> Result<Vec<u8>, String> {
 }
 
 fn load_zip(path: &Path, loaded: &mut LoadedRecords) -> Result<(), SourceError> {
+    for_each_zip_batch(path, usize::MAX, |batch| {
+        loaded.merge(batch);
+        true
+    })
+}
+
+/// Reads an OSV `all.zip` export `batch` records at a time (imports and failures counted
+/// together), handing each batch to `each` as soon as it is read, so that a large export (npm's
+/// holds about 200,000 records) is never in memory whole. Stops early when `each` returns false.
+pub fn for_each_zip_batch(
+    path: &Path,
+    batch: usize,
+    mut each: impl FnMut(LoadedRecords) -> bool,
+) -> Result<(), SourceError> {
     let file = std::fs::File::open(path).map_err(|source| SourceError::Io {
         path: path.to_path_buf(),
         source,
@@ -161,6 +183,7 @@ fn load_zip(path: &Path, loaded: &mut LoadedRecords) -> Result<(), SourceError> 
             path: path.to_path_buf(),
             source,
         })?;
+    let mut loaded = LoadedRecords::default();
     for index in 0..archive.len() {
         let mut member = archive.by_index(index).map_err(|source| SourceError::Zip {
             path: path.to_path_buf(),
@@ -184,6 +207,12 @@ fn load_zip(path: &Path, loaded: &mut LoadedRecords) -> Result<(), SourceError> 
                 .failures
                 .push((name, format!("could not be decompressed: {error}"))),
         }
+        if loaded.imports.len() + loaded.failures.len() >= batch
+            && !each(std::mem::take(&mut loaded))
+        {
+            return Ok(());
+        }
     }
+    each(loaded);
     Ok(())
 }

@@ -177,7 +177,7 @@ const OPERATIONS: &[Operation] = &[
         param("format", Kind::OneOf(&["json", "csv"]), "`csv` exports the people on the recall"),
     ]),
     op("get", "/api/v1/me/recalls", "Your open recalls: what you have, why it is recalled, what to move to", true, None, (200, "Any")),
-    op("post", "/api/v1/me/recalls/{id}/explain", "Say why you stay on a recalled version ({\"explanation\": \"…\"})", true, Some("Explanation"), (200, "Any")),
+    op("post", "/api/v1/me/recalls/{id}/explain", "Say why you stay on a recalled version, and optionally until when ({\"explanation\": \"…\", \"until\": \"YYYY-MM-DD\"})", true, Some("Explanation"), (200, "Any")),
     op("get", "/api/v1/metrics/surveillance", "Patch timeline per recall, share of recalls closed within 14 days, exposure by severity and age", true, None, (200, "Any")),
     op("get", "/api/v1/openapi.json", "This document", false, None, (200, "Any")),
 ];
@@ -251,7 +251,7 @@ fn all_schemas(
         "NewEntry": closed(json!({ "organisation": code, "component": { "type": "string", "description": "A purl without version, e.g. `pkg:pypi/requests`" }, "range": { "type": ["string", "null"], "description": "Versions covered in the ecosystem's syntax; absent for every version" }, "status": { "enum": ["approved", "approved-with-constraints", "pilot", "under-review", "divest", "prohibited"] }, "constraints": { "type": ["string", "null"] }, "review_date": { "type": ["string", "null"], "format": "date" }, "expires": { "type": ["string", "null"], "format": "date" }, "waives": { "type": "array", "items": text, "description": "Advisory ids this entry waives (never a malicious-package report)" }, "reason": said, "mentor": { "type": ["string", "null"] } }), &["component", "status", "reason"]),
         "Removal": closed(json!({ "reason": said }), &["reason"]),
         "InventoryReport": { "description": "A CycloneDX 1.6 or SPDX 2.3 JSON SBOM, or `{\"components\": [purl, …]}`", "type": "object" },
-        "Explanation": object(json!({ "explanation": { "type": "string", "minLength": 10 } }), &["explanation"]),
+        "Explanation": object(json!({ "explanation": { "type": "string", "minLength": 10, "maxLength": 2000 }, "until": { "type": "string", "format": "date", "description": "The day you stay until (after today, within a year); after it you count as exposed again" } }), &["explanation"]),
         "Assignment": object(json!({ "stage": { "enum": ["basic", "technical", "security", "information-governance", "clinical-safety"] }, "assignee": { "type": "string", "description": "A username; empty to claim the stage yourself" } }), &["stage", "assignee"]),
         "HeldAcceptance": closed(json!({ "ecosystem": { "enum": ["pypi", "npm", "cran"] }, "serves": { "type": "string", "description": "`default` (the default), or the organisation whose own upstreams sent it" }, "document": { "type": "string", "description": "As `/api/v1/upstreams` names it" } }), &["ecosystem", "document"]),
         "AuditRows": { "type": "array", "items": object(json!({ "seq": { "type": "integer" }, "at": text, "actor": text, "action": text, "subject": text, "details": {}, "previous_hash": text, "hash": text }), &["seq", "hash"]) },

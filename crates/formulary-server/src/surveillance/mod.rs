@@ -7,6 +7,7 @@
 pub(crate) mod feeds;
 pub(crate) mod inventory;
 pub(crate) mod metrics_section;
+pub(crate) mod recall_page;
 pub(crate) mod recalls;
 pub(crate) mod sbom;
 pub(crate) mod who_has_page;

@@ -3,24 +3,22 @@
 //! - `GET /api/v1/recalls` and `GET /api/v1/recalls/{id}` (progress: told, resolved, still
 //!   exposed; `?format=csv` exports the people) for those who may see who has what;
 //! - `GET /api/v1/me/recalls`: the caller's own open recalls (the in-app notice);
-//! - `POST /api/v1/me/recalls/{id}/explain` `{"explanation": "…"}`: the caller says why they stay;
-//! - `/recalls/{id}`: the recall page (a person on the recall sees their own part).
+//! - `POST /api/v1/me/recalls/{id}/explain` `{"explanation": "…", "until": "YYYY-MM-DD"}`: the
+//!   caller says why they stay, and optionally until when;
+//! - `/recalls/{id}`: the recall page ([`super::recall_page`]).
 
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use formulary_store::{RecallPerson, RecallSummary};
-use maud::html;
 use serde::{Deserialize, Serialize};
 
 use super::inventory::visible_organisations;
+use super::recall_page::check_explanation;
 use crate::auth::Authenticated;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::web::page;
-use crate::web::session::Viewer;
-use crate::web::WebError;
 
 /// A recall and its people.
 #[derive(Debug, Serialize)]
@@ -152,6 +150,9 @@ pub(crate) async fn mine(
 #[derive(Debug, Deserialize)]
 pub(crate) struct Explanation {
     explanation: String,
+    /// The day the caller stays until (`YYYY-MM-DD`), if they know it.
+    #[serde(default)]
+    until: Option<String>,
 }
 
 /// `POST /api/v1/me/recalls/{id}/explain`.
@@ -161,14 +162,20 @@ pub(crate) async fn explain(
     Path(id): Path<String>,
     Json(body): Json<Explanation>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    if body.explanation.trim().len() < 10 {
-        return Err(ApiError::bad_request(
-            "say why you stay on the recalled version, in at least 10 characters (for example, the exception the risk owner signed)",
-        ));
-    }
+    let today = chrono::Utc::now().date_naive();
+    let (explanation, until) = check_explanation(&body.explanation, body.until.as_deref(), today)
+        .map_err(|errors| {
+        ApiError::bad_request(
+            errors
+                .iter()
+                .map(|error| format!("{}: {}", error.field, error.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })?;
     let changed = state
         .database
-        .explain_recall(&id, &caller.actor, &body.explanation)
+        .explain_recall(&id, &caller.actor, &explanation, until)
         .await?;
     if changed == 0 {
         return Err(ApiError::not_found(
@@ -176,77 +183,6 @@ pub(crate) async fn explain(
         ));
     }
     Ok(Json(
-        serde_json::json!({ "recall": id, "resolved": changed }),
+        serde_json::json!({ "recall": id, "resolved": changed, "until": until }),
     ))
-}
-
-/// `/recalls/{id}`: the recall page, for those who may see who has what.
-pub(crate) async fn page(
-    State(state): State<AppState>,
-    viewer: Viewer,
-    Path(id): Path<String>,
-) -> Result<Response, WebError> {
-    let Some(principal) = viewer.principal.clone() else {
-        return Err(ApiError::unauthenticated().into());
-    };
-    // Those who may see who has what see everyone (in their organisations); a person on the
-    // recall (the link in their notice leads here) sees their own part only.
-    let visible = visible_organisations(&principal);
-    state.database.resolve_recalls().await?;
-    let (recall, mut people) = state
-        .database
-        .recall(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("no recall has this id"))?;
-    match visible {
-        Ok(None) => {}
-        Ok(Some(visible)) => people.retain(|person| {
-            visible
-                .iter()
-                .any(|code| code.as_str() == person.organisation)
-                || person.person == principal.actor
-        }),
-        Err(refusal) => {
-            people.retain(|person| person.person == principal.actor);
-            if people.is_empty() {
-                return Err(refusal.into());
-            }
-        }
-    }
-    let title = format!("Recall of {}", recall.component);
-    let content = html! {
-        h1 { (title) }
-        p class="nhsuk-body-l" { (recall.reason) }
-        dl class="nhsuk-summary-list" {
-            div class="nhsuk-summary-list__row" { dt class="nhsuk-summary-list__key" { "Versions recalled" } dd class="nhsuk-summary-list__value" { (recall.versions.join(", ")) } }
-            div class="nhsuk-summary-list__row" { dt class="nhsuk-summary-list__key" { "Move to" } dd class="nhsuk-summary-list__value" { (recall.move_to.clone().unwrap_or_else(|| "no allowed version is known yet: ask for an alternative".to_owned())) } }
-            div class="nhsuk-summary-list__row" { dt class="nhsuk-summary-list__key" { "Opened" } dd class="nhsuk-summary-list__value" { (page::when(recall.opened_at)) " by " (recall.opened_by) } }
-            div class="nhsuk-summary-list__row" { dt class="nhsuk-summary-list__key" { "Progress" } dd class="nhsuk-summary-list__value" { (recall.told) " told, " (recall.resolved) " moved or explained, " strong { (recall.exposed) " still exposed" } } }
-        }
-        p { a href={ "/api/v1/recalls/" (recall.id) "?format=csv" } { "Export the people as CSV" } }
-        table class="nhsuk-table" {
-            caption class="nhsuk-table__caption" { "People and environments" }
-            thead class="nhsuk-table__head" { tr {
-                th scope="col" { "Who" } th scope="col" { "Organisation" } th scope="col" { "Where" }
-                th scope="col" { "Version" } th scope="col" { "Status" }
-            } }
-            tbody class="nhsuk-table__body" {
-                @for person in &people {
-                    tr class="nhsuk-table__row" {
-                        td class="nhsuk-table__cell" { (person.person_name) }
-                        td class="nhsuk-table__cell" { (person.organisation) }
-                        td class="nhsuk-table__cell" { @if person.environment.is_empty() { "downloaded through the gateway" } @else { "reported: " (person.environment) } }
-                        td class="nhsuk-table__cell" { (person.version) }
-                        td class="nhsuk-table__cell" {
-                            @match &person.resolution {
-                                Some(resolution) => { (resolution) @if let Some(explanation) = &person.explanation { ": " (explanation) } }
-                                None => { strong { "exposed" } }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    };
-    Ok(page::render(&viewer, page::Section::Metrics, &title, false, content).into_response())
 }

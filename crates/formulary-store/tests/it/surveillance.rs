@@ -328,7 +328,8 @@ store_test!(
                 .explain_recall(
                     &manual.id,
                     "user:omar",
-                    "exception E-12 signed by the SIRO until March"
+                    "exception E-12 signed by the SIRO until March",
+                    None,
                 )
                 .await
                 .unwrap(),
@@ -336,7 +337,7 @@ store_test!(
         );
         assert_eq!(
             database
-                .explain_recall(&manual.id, "user:nobody", "not mine")
+                .explain_recall(&manual.id, "user:nobody", "not mine", None)
                 .await
                 .unwrap(),
             0
@@ -362,6 +363,50 @@ store_test!(
             later.exposure[0].over_14_days, summary.exposed,
             "{:?}",
             later.exposure
+        );
+
+        // An explanation with a day counts until that day has passed; then the person is
+        // exposed again.
+        database
+            .record_ledger_lines(&[download("user:pat", "2.19.1")])
+            .await
+            .unwrap();
+        database
+            .open_recall(
+                &NewRecall {
+                    cause: "manual".to_owned(),
+                    cause_key: "manual:2.19.1".to_owned(),
+                    advisory_id: None,
+                    holders: database.who_has(&requests, Some("2.19.1")).await.unwrap(),
+                    ..recall.clone()
+                },
+                "cli:curator",
+            )
+            .await
+            .unwrap();
+        let yesterday = chrono::Utc::now().date_naive() - Duration::days(1);
+        assert_eq!(
+            database
+                .explain_recall(
+                    &manual.id,
+                    "user:pat",
+                    "waiting for the vendor's fix",
+                    Some(yesterday)
+                )
+                .await
+                .unwrap(),
+            1
+        );
+        database.resolve_recalls().await.unwrap();
+        let again = database.recalls_for("user:pat").await.unwrap();
+        assert_eq!(again.len(), 1, "the day has passed: {again:?}");
+        assert_eq!(
+            again[0].1.explanation.as_deref(),
+            Some("waiting for the vendor's fix")
+        );
+        assert!(
+            database.recalls_for("user:omar").await.unwrap().is_empty(),
+            "no day: still explained"
         );
     }
 );

@@ -28,6 +28,7 @@ use formulary_server::jobs::JobLease;
 use formulary_server::SnapshotHolder;
 use formulary_store::{Database, Holder, NewRecall, RecallChange};
 
+use super::lifting;
 use super::recalls::{newest_allowed_in, Announcer, RECALL_ACTOR};
 
 /// The recall cause of prohibitions.
@@ -39,12 +40,6 @@ const REVISIT: Duration = Duration::from_secs(60);
 /// A prohibition this recent is looked at on every round, not once: a download served just
 /// before it may reach the ledger (written in batches) a few seconds later.
 const GRACE: chrono::Duration = chrono::Duration::seconds(60);
-
-/// When the job starts (or takes over from another replica), prohibitions recorded this long
-/// ago or less are looked at, so that an entry added while no server ran is not missed. Older
-/// ones (from before recalls followed prohibitions) are left to a curator's
-/// `formulary recall open`.
-const CATCH_UP: chrono::Duration = chrono::Duration::days(7);
 
 /// Runs the recall job: opens recalls for new prohibitions and marks the people who moved, every
 /// `interval`, on the replica that holds `lease`.
@@ -95,14 +90,25 @@ impl Watcher {
         let mut due: Vec<Arc<Entry>> = Vec::new();
         let now = Utc::now();
         let changed = self.generation != Some(*generation);
+        let revisit = self.revisited.is_none_or(|at| at.elapsed() >= REVISIT);
+        // Lifted prohibitions first: a change of the formulary, or a new day (an entry may have
+        // expired), may leave people of open recalls no longer covered.
+        if changed || revisit {
+            if let Err(error) = lifting::follow_lifts(database, snapshot, announcer).await {
+                tracing::warn!(error = %format!("{error:#}"), "could not look for lifted prohibitions; trying again shortly");
+            }
+        }
+        // Every prohibition in force is looked at when the job starts or takes over (whatever
+        // its age, so one recorded while no server ran, or before recalls followed
+        // prohibitions, is not missed), then each new one once, and each recent one on every
+        // round.
         for entry in prohibitions(snapshot) {
-            let new =
-                changed && !self.seen.contains(&entry.id) && entry.created_at >= now - CATCH_UP;
+            let new = changed && !self.seen.contains(&entry.id);
             if new || entry.created_at >= now - GRACE {
                 due.push(entry);
             }
         }
-        if self.revisited.is_none_or(|at| at.elapsed() >= REVISIT) {
+        if revisit {
             match database.open_recall_keys(CAUSE).await {
                 Ok(keys) => {
                     // Every prohibition of the formulary and component of an open recall: the
@@ -175,8 +181,23 @@ pub async fn after_prohibition(
     let now = Utc::now();
     let marker = format!("(entry {}, ", entry.id);
     let mut reason = None;
+    // A person who downloaded a version the entry does not cover after this one has moved off
+    // it already (the ledger keeps every version a person ever downloaded).
+    let moved_on = |holder: &Holder| {
+        holder.via == "download"
+            && holder.person != "anonymous"
+            && holders.iter().any(|later| {
+                later.via == "download"
+                    && later.person == holder.person
+                    && later.organisation == holder.organisation
+                    && later.last_at > holder.last_at
+                    && Version::parse(component.ecosystem(), &later.version)
+                        .is_ok_and(|version| !draft.range.contains(&version))
+            })
+    };
     let recalled: Vec<Holder> = holders
-        .into_iter()
+        .iter()
+        .filter(|holder| !moved_on(holder))
         .filter(|holder| {
             let Ok(version) = Version::parse(component.ecosystem(), &holder.version) else {
                 return false;
@@ -200,6 +221,7 @@ pub async fn after_prohibition(
             }
             denial.is_some()
         })
+        .cloned()
         .collect();
     if recalled.is_empty() {
         return Ok(None);

@@ -259,7 +259,7 @@ pub fn recall_notice(
             versions.join(", ")
         ),
         body: format!(
-            "You have {} {}. It is recalled: {}. {move_to} Once a download through the gateway or a new report of the environment shows another version, you leave the recall. If you must stay on it, record why (POST /api/v1/me/recalls/{}/explain with your reason) so that you are no longer counted as exposed. The recall and your part in it are at the link.",
+            "You have {} {}. It is recalled: {}. {move_to} Once a download through the gateway or a new report of the environment shows another version, you leave the recall. If you must stay on it, say why and until when on the recall page at the link (or POST /api/v1/me/recalls/{}/explain), so that you are no longer counted as exposed.",
             recall.component,
             places.join("; "),
             recall.reason.trim_end_matches('.'),

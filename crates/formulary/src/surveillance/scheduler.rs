@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use formulary_server::surveillance::FeedWatch;
-use formulary_server::SnapshotHolder;
+use formulary_server::{SnapshotHolder, ADVISORY_SYNC_RUNNING};
 use formulary_store::Database;
 
 use super::sync;
@@ -94,22 +94,32 @@ impl Scheduler {
         holder: &str,
         started: chrono::DateTime<Utc>,
     ) {
+        // While this run imports, replicas rebuild their policy snapshots once at its end rather
+        // than after every imported batch (a dead replica's hold lapses with RUN_LEASE).
+        if let Err(error) = self
+            .database
+            .try_take_lease(ADVISORY_SYNC_RUNNING, holder, started, started + RUN_LEASE)
+            .await
+        {
+            tracing::warn!(%error, "could not mark the advisory sync as running; snapshots are rebuilt as it imports");
+        }
         let renewer = {
             let (database, holder) = (self.database.clone(), holder.to_owned());
             tokio::spawn(async move {
                 loop {
                     tokio::time::sleep(RENEW_EVERY).await;
-                    if let Err(error) = database
-                        .extend_lease(LEASE, &holder, Utc::now() + RUN_LEASE)
-                        .await
-                    {
-                        tracing::warn!(%error, "could not extend the advisory sync lease");
+                    let until = Utc::now() + RUN_LEASE;
+                    for name in [LEASE, ADVISORY_SYNC_RUNNING] {
+                        if let Err(error) = database.extend_lease(name, &holder, until).await {
+                            tracing::warn!(%error, lease = name, "could not extend the advisory sync lease");
+                        }
                     }
                 }
             })
         };
         let feeds = self.database.advisory_feeds().await.unwrap_or_default();
         let mut changed = Vec::new();
+        let mut any_changed = false;
         for source in &self.sources {
             let cursor = feeds
                 .iter()
@@ -122,6 +132,7 @@ impl Scheduler {
                     changed: advisories,
                 }) => {
                     changed.extend(advisories);
+                    any_changed |= success.changed > 0;
                     tracing::info!(
                         %source,
                         mode = success.mode,
@@ -150,8 +161,16 @@ impl Scheduler {
         if let Err(error) = self.database.extend_lease(LEASE, holder, due).await {
             tracing::warn!(%error, "could not set when the next advisory sync is due");
         }
-        if !changed.is_empty() {
-            // This replica applies the change at once; the others within their follow interval.
+        if let Err(error) = self
+            .database
+            .extend_lease(ADVISORY_SYNC_RUNNING, holder, Utc::now())
+            .await
+        {
+            tracing::warn!(%error, "could not mark the advisory sync as finished; snapshots follow within 5 minutes");
+        }
+        if any_changed {
+            // This replica applies the change at once (its rebuilds waited while the sync ran);
+            // the others within their follow interval.
             if let Err(error) = self.snapshot.refresh(&self.database).await {
                 tracing::warn!(%error, "could not refresh the policy snapshot after the advisory sync");
             }

@@ -46,7 +46,8 @@ pub fn client() -> anyhow::Result<reqwest::Client> {
 pub struct Synced {
     /// For the source's record.
     pub success: FeedSuccess,
-    /// The advisories added or updated.
+    /// The advisories added or updated that concern a component somebody has (downloaded or
+    /// reported): the only ones that can call for a recall. (`success.changed` counts them all.)
     pub changed: Vec<formulary_core::advisory::Advisory>,
 }
 
@@ -89,36 +90,34 @@ pub async fn sync_source(
         }
         _ => None,
     };
-    let (loaded, mode) = match changed_ids {
-        Some(ids) => (fetch_records(client, &base, &ids).await?, "incremental"),
-        None => (fetch_export(client, &export).await?, "full"),
+    // Only changed advisories about components somebody has can call for a recall; the rest are
+    // counted, not kept, so that a full sync's memory stays bounded.
+    let mut tally = Tally {
+        held: database.held_components().await?,
+        ..Tally::default()
     };
-    if !loaded.failures.is_empty() {
+    let mode = match changed_ids {
+        Some(ids) => {
+            let loaded = fetch_records(client, &base, &ids).await?;
+            tally.import(database, source, loaded).await?;
+            "incremental"
+        }
+        None => {
+            import_export(database, client, &export, source, &mut tally).await?;
+            "full"
+        }
+    };
+    if tally.failures > 0 {
         tracing::warn!(
             %source,
-            failures = loaded.failures.len(),
-            first = %loaded.failures.first().map(|(file, reason)| format!("{file}: {reason}")).unwrap_or_default(),
+            failures = tally.failures,
+            first = %tally.first_failure.as_deref().unwrap_or_default(),
             "some advisory records could not be read and were not imported"
         );
     }
-    let outcomes = database
-        .import_advisories(&loaded.imports, source, SYNC_ACTOR, |_| {})
-        .await?;
-    let changed_advisories: Vec<formulary_core::advisory::Advisory> = loaded
-        .imports
-        .iter()
-        .zip(&outcomes)
-        .filter(|(_, outcome)| **outcome != ImportOutcome::Unchanged)
-        .map(|(import, _)| import.advisory.clone())
-        .collect();
-    let changed = changed_advisories.len();
-    let cursor = newest.or_else(|| {
-        loaded
-            .imports
-            .iter()
-            .map(|import| import.advisory.modified)
-            .max()
-    });
+    let changed = tally.changed;
+    let changed_advisories = tally.kept;
+    let cursor = newest.or(tally.newest);
     Ok(Synced {
         success: FeedSuccess {
             started_at,
@@ -129,6 +128,66 @@ pub async fn sync_source(
         },
         changed: changed_advisories,
     })
+}
+
+/// Records imported per batch of a full export (one transaction each, as
+/// `Database::import_advisories` writes them).
+const IMPORT_BATCH: usize = 500;
+
+/// What a sync has imported so far.
+#[derive(Debug, Default)]
+struct Tally {
+    /// Components somebody has (downloaded or reported), as (ecosystem, name).
+    held: std::collections::HashSet<(String, String)>,
+    /// Records added or updated.
+    changed: usize,
+    /// The changed advisories about a held component (for recalls).
+    kept: Vec<formulary_core::advisory::Advisory>,
+    /// The newest `modified` seen.
+    newest: Option<DateTime<Utc>>,
+    /// Records that could not be read.
+    failures: usize,
+    /// The first of them, with why.
+    first_failure: Option<String>,
+}
+
+impl Tally {
+    /// Imports one batch and counts what changed.
+    async fn import(
+        &mut self,
+        database: &Database,
+        source: &str,
+        loaded: crate::osv_source::LoadedRecords,
+    ) -> anyhow::Result<()> {
+        if self.first_failure.is_none() {
+            self.first_failure = loaded
+                .failures
+                .first()
+                .map(|(file, reason)| format!("{file}: {reason}"));
+        }
+        self.failures += loaded.failures.len();
+        let outcomes = database
+            .import_advisories(&loaded.imports, source, SYNC_ACTOR, |_| {})
+            .await?;
+        for (import, outcome) in loaded.imports.into_iter().zip(outcomes) {
+            let advisory = import.advisory;
+            self.newest = self.newest.max(Some(advisory.modified));
+            if outcome == ImportOutcome::Unchanged {
+                continue;
+            }
+            self.changed += 1;
+            let held = advisory.components().any(|component| {
+                self.held.contains(&(
+                    component.ecosystem().as_str().to_owned(),
+                    component.name.as_str().to_owned(),
+                ))
+            });
+            if held {
+                self.kept.push(advisory);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `modified_id.csv`, newest first; `None` when the source does not publish one (404).
@@ -214,7 +273,16 @@ async fn fetch_records(
     Ok(loaded)
 }
 
-async fn fetch_export(client: &reqwest::Client, url: &url::Url) -> anyhow::Result<LoadedRecords> {
+/// Downloads the whole export to a temporary file, then reads and imports it
+/// [`IMPORT_BATCH`] records at a time (the reader a batch or two ahead of the writer), so that
+/// memory stays bounded whatever the export's size.
+async fn import_export(
+    database: &Database,
+    client: &reqwest::Client,
+    url: &url::Url,
+    source: &str,
+    tally: &mut Tally,
+) -> anyhow::Result<()> {
     let response = client
         .get(url.clone())
         .send()
@@ -240,8 +308,18 @@ async fn fetch_export(client: &reqwest::Client, url: &url::Url) -> anyhow::Resul
         file.write_all(&chunk)?;
     }
     file.flush()?;
-    let loaded = tokio::task::spawn_blocking(move || osv_source::load(file.path())).await??;
-    Ok(loaded)
+    let (sender, mut receiver) = tokio::sync::mpsc::channel(2);
+    let reader = tokio::task::spawn_blocking(move || {
+        // The temporary file lives as long as it is read.
+        osv_source::for_each_zip_batch(file.path(), IMPORT_BATCH, |batch| {
+            sender.blocking_send(batch).is_ok()
+        })
+    });
+    while let Some(batch) = receiver.recv().await {
+        tally.import(database, source, batch).await?;
+    }
+    reader.await??;
+    Ok(())
 }
 
 async fn read_capped(

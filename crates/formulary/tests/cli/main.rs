@@ -40,6 +40,8 @@ mod people_api;
 mod policy_check;
 mod policy_files;
 mod python_installs;
+mod recall_explain;
+mod recall_lifting;
 mod recall_prohibitions;
 mod refusals;
 mod reliability;

@@ -17,7 +17,7 @@ use crate::notifications::{add_person, certificates, delivered, smtp_server};
 use crate::surveillance::{pip_download, request_json, wait_until, webhook_receiver};
 
 /// Signs `username` in through the API; returns (API token, gateway token for package clients).
-fn tokens(base: &str, username: &str) -> (String, String) {
+pub(crate) fn tokens(base: &str, username: &str) -> (String, String) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -43,7 +43,7 @@ fn tokens(base: &str, username: &str) -> (String, String) {
 }
 
 /// The index URL with `token` as the Basic password (as pip takes it).
-fn index_with(base: &str, username: &str, token: &str) -> String {
+pub(crate) fn index_with(base: &str, username: &str, token: &str) -> String {
     format!("{base}/pypi/simple/").replacen("http://", &format!("http://{username}:{token}@"), 1)
 }
 
