@@ -71,7 +71,18 @@ pub async fn import_conda_folder(
     for subdir in &subdirs {
         let directory = folder.join(subdir);
         let repodata = match read_repodata(&directory) {
-            Ok(repodata) => repodata,
+            Ok((repodata, unreadable)) => {
+                for filename in unreadable {
+                    report.skipped.push((
+                        directory.join("repodata.json"),
+                        format!(
+                            "its record '{}' has no name or version, or is not named as a conda package file (.conda or .tar.bz2, no folders); it was left out",
+                            filename.escape_debug()
+                        ),
+                    ));
+                }
+                repodata
+            }
             Err(why) => {
                 report.skipped.push((directory.join("repodata.json"), why));
                 continue;
@@ -138,7 +149,8 @@ fn find_subdirs(folder: &Path) -> Result<Vec<String>, GatewayError> {
     Ok(subdirs)
 }
 
-fn read_repodata(directory: &Path) -> Result<RepoData, String> {
+/// A subdirectory's `repodata.json`, and the file names of records that could not be read.
+fn read_repodata(directory: &Path) -> Result<(RepoData, Vec<String>), String> {
     let path = directory.join("repodata.json");
     let size = std::fs::metadata(&path)
         .map_err(|error| {
@@ -153,10 +165,9 @@ fn read_repodata(directory: &Path) -> Result<RepoData, String> {
     let bytes = std::fs::read(&path).map_err(|error| {
         format!("it could not be read ({error}), so nothing in this subdirectory was imported")
     })?;
-    let (repodata, _) = RepoData::parse(bytes).map_err(|error| {
+    RepoData::parse(bytes).map_err(|error| {
         format!("{error}; nothing in this subdirectory was imported. Index the channel again with conda-index or py-rattler's indexer")
-    })?;
-    Ok(repodata)
+    })
 }
 
 /// Pairs the records of a subdirectory with its files; reports records without a file, package

@@ -23,7 +23,8 @@ fn edit_repodata(path: &Path, edit: impl FnOnce(&mut Value)) {
 
 /// Adds bad input to the channel: a file whose content is another package (`impostor`), one
 /// whose bytes are not the ones its record hashes (`damaged`), a record without a file
-/// (`missing`), a package file without a record (`stray`) and a symbolic link (`linked`).
+/// (`missing`), a record whose file name climbs out of the folder, a package file without a
+/// record (`stray`) and a symbolic link (`linked`).
 fn spoil(channel: &Path) {
     let noarch = channel.join("noarch");
     std::fs::copy(
@@ -45,7 +46,8 @@ fn spoil(channel: &Path) {
         damaged.as_object_mut().expect("record").remove("md5");
         packages.insert("damaged-1.0-0.tar.bz2".to_owned(), damaged.clone());
         damaged["name"] = "missing".into();
-        packages.insert("missing-1.0-0.tar.bz2".to_owned(), damaged);
+        packages.insert("missing-1.0-0.tar.bz2".to_owned(), damaged.clone());
+        packages.insert("../escape-1.0-0.tar.bz2".to_owned(), damaged);
     });
 }
 
@@ -114,6 +116,7 @@ fn an_imported_conda_channel_installs_with_no_upstream_under_policy() {
         "missing-1.0-0.tar.bz2: listed in repodata.json but the file is not in the folder",
         "stray-1.0-0.tar.bz2: not listed in repodata.json",
         "linked-1.0-0.tar.bz2: a symbolic link",
+        "its record '../escape-1.0-0.tar.bz2' has no name or version, or is not named as a conda package file",
     ] {
         assert!(said.contains(expected), "{expected:?} in:\n{said}");
     }
