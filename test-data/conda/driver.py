@@ -9,6 +9,11 @@
       record a month ago except tinylib 2.0, indexed today, and writes channeldata.json and
       .sigs attestations for the two tinylib files.
 
+  driver.py channel OUT advisory
+      The same channel plus a linux-64 package that repackages a PyPI project with a real
+      advisory: pytorch 1.13.0 and 1.13.1 (.tar.bz2; PyPI's torch before 1.13.1 is affected by
+      PYSEC-2022-43015).
+
   driver.py install CHANNEL_URL PREFIX CACHE SPEC...
       Solves SPECs against the channel with py-rattler (linux-64 and noarch), installs them into
       PREFIX and prints one JSON line: {"solved": [{name, version, url}]}. py-rattler prefers
@@ -74,7 +79,7 @@ def tar_bz2(folder, out):
             archive.add(os.path.join(folder, entry), arcname=entry)
 
 
-def make_channel(out):
+def make_channel(out, advisory=False):
     work = os.path.join(out, "..", "package-sources")
     os.makedirs(os.path.join(out, "noarch"), exist_ok=True)
     os.makedirs(os.path.join(out, "linux-64"), exist_ok=True)
@@ -100,6 +105,13 @@ def make_channel(out):
              "--out-folder", os.path.join(out, "linux-64")],
             check=True, stdout=subprocess.DEVNULL,
         )
+    if advisory:
+        for version in ("1.13.0", "1.13.1"):
+            folder = package_folder(
+                work, "pytorch", version, "py_0", "linux-64", [], "BSD-3-Clause", False,
+                {"lib/torch/VERSION": f"torch {version}\n".encode()},
+            )
+            tar_bz2(folder, os.path.join(out, "linux-64", f"pytorch-{version}-py_0.tar.bz2"))
     import rattler
 
     asyncio.run(rattler.index.index_fs(out, write_zst=False, write_shards=False))
@@ -172,7 +184,7 @@ def install(channel, prefix, cache, specs):
 if __name__ == "__main__":
     command = sys.argv[1]
     if command == "channel":
-        make_channel(sys.argv[2])
+        make_channel(sys.argv[2], advisory="advisory" in sys.argv[3:])
     elif command == "install":
         install(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:])
     else:

@@ -21,8 +21,9 @@ mod tools;
 
 pub use admissions::{refresh_admissions, AdmissionsRefresh, ClosureSources, ADMISSIONS_ACTOR};
 pub use conda::{
-    parse_shard_filename, CondaGateway, PackageFileOutcome, PassedThrough, RepodataOutcome,
-    ServedRepodata, ShardedView, SigsOutcome, SHARD_RETENTION,
+    channel_notices, import_conda_folder, parse_shard_filename, CondaGateway,
+    Notice as CondaNotice, Notices as CondaNotices, PackageFileOutcome, PassedThrough,
+    RepodataOutcome, ServedRepodata, ShardedView, SigsOutcome, SHARD_RETENTION,
 };
 pub use cran::mirror::import_cran_folder;
 pub use cran::{

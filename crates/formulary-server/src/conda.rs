@@ -4,7 +4,8 @@
 //! (`repodata_shards.msgpack.zst`, `shards/<sha256>.msgpack.zst`), package files with Range and
 //! 304, and refusals (problem+json, reason phrase) for a denied file asked for directly.
 //! `channeldata.json` and a package file's `.sigs` (CEP-27) pass through from the upstream where
-//! it has them. `notices.json`, `repodata.json.bz2` and `current_repodata.json` answer 404, from which conda, mamba and
+//! it has them; `notices.json` (CEP-6) lists the view's standing prohibitions of conda packages.
+//! `repodata.json.bz2` and `current_repodata.json` answer 404, from which conda, mamba and
 //! rattler fall back to `repodata.json`. Every document served is logged at debug level
 //! (`FORMULARY_LOG=formulary_server::conda=debug`).
 
@@ -316,8 +317,8 @@ async fn sigs(
     }
 }
 
-/// `GET …/conda/{channel}/{filename}`: the upstream's `channeldata.json`; `notices.json` and
-/// anything else answer 404.
+/// `GET …/conda/{channel}/{filename}`: the upstream's `channeldata.json`, or the view's
+/// `notices.json` (CEP-6: its standing prohibitions of conda packages); anything else is 404.
 pub(crate) async fn serve_channel_document(
     State(state): State<AppState>,
     Path(params): Path<HashMap<String, String>>,
@@ -336,15 +337,38 @@ async fn channel_document(
     let param = |name: &str| params.get(name).map(String::as_str).unwrap_or_default();
     let (channel, filename) = (param("channel"), param("filename"));
     let gateway = checked(state, channel, "noarch")?;
-    if filename != "channeldata.json" {
+    if filename != "channeldata.json" && filename != "notices.json" {
         return Err(ApiError::not_found(format!(
-            "Formulary serves channeldata.json and subdirectories here, not '{}' (there are no channel notices: refusals reach clients as 403 with the reason)",
+            "Formulary serves channeldata.json, notices.json and subdirectories here, not '{}'",
             filename.escape_debug()
         )));
     }
     // The view must exist (an unknown organisation is 404 like everywhere else).
     let request = view_for(state, params)?;
-    snapshot_for(state, &request, PATH).await?;
+    let (_, snapshot) = snapshot_for(state, &request, PATH).await?;
+    if filename == "notices.json" {
+        let notices =
+            formulary_gateway::channel_notices(&snapshot, &request.view, state.public_url.as_str());
+        let body = serde_json::to_vec(&notices).map_err(|error| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Could not write notices.json",
+                error.to_string(),
+            )
+        })?;
+        tracing::debug!(
+            channel,
+            document = "notices.json",
+            "serving a conda document"
+        );
+        return Ok(document_response(
+            headers,
+            &formulary_gateway::Rendered::new(body),
+            "application/json",
+            false,
+            false,
+        ));
+    }
     let Some(document) = gateway.channeldata(channel).await.map_err(gateway_error)? else {
         return Err(ApiError::not_found(format!(
             "no upstream of channel {channel} has a channeldata.json"

@@ -60,6 +60,9 @@ pub struct Settings {
     /// conda channels the conda gateway serves (`/conda/{channel}/`), each mapped to the
     /// upstream channel URLs it pulls from, in order.
     pub conda_channels: std::collections::BTreeMap<String, Vec<String>>,
+    /// A JSON file mapping conda package names to the PyPI (and CRAN) names they repackage,
+    /// replacing the mapping shipped with Formulary (docs/conda.md); unset uses the shipped one.
+    pub conda_name_mapping: Option<PathBuf>,
     /// Seconds one request to an upstream may take in all (connecting, the first byte, the
     /// whole index document, retries included) before Formulary gives up.
     pub upstream_timeout_seconds: u64,
@@ -151,6 +154,7 @@ impl Default for Settings {
                 "conda-forge".to_owned(),
                 vec!["https://conda.anaconda.org/conda-forge/".to_owned()],
             )]),
+            conda_name_mapping: None,
             upstream_timeout_seconds: 12,
             upstream_patience_ms: 1500,
             index_revalidate_seconds: 600,

@@ -6,6 +6,7 @@ use formulary_ecosystems::Version;
 use super::admission::Admission;
 use super::decision::{Decision, Effect, Reason, ReasonCode};
 use super::release::Release;
+use super::repackaged::Repackaged;
 use super::snapshot::{PolicySnapshot, View};
 use crate::advisory::Advisory;
 use crate::component::Component;
@@ -126,6 +127,8 @@ struct Context<'a> {
     organisation_entries: Vec<&'a Entry>,
     national_entries: Vec<&'a Entry>,
     advisories: &'a [Arc<Advisory>],
+    /// For a conda package, the PyPI or CRAN component it repackages and its advisories.
+    repackaged: Option<Repackaged<'a>>,
     snapshot: &'a PolicySnapshot,
     feed: Option<super::feed::AdvisoryFeed>,
     feed_policy: super::feed::FeedPolicy,
@@ -155,6 +158,7 @@ impl<'a> Context<'a> {
             organisation_entries,
             national_entries,
             advisories: snapshot.advisories_for(component),
+            repackaged: Repackaged::of(snapshot, component),
             snapshot,
             feed: snapshot.advisory_feed(),
             feed_policy: snapshot.feed_policy_for(&view.organisation),
@@ -444,6 +448,37 @@ impl<'a> Context<'a> {
             })
     }
 
+    /// True when `advisory` affects `version`, directly or through the component a conda
+    /// package repackages.
+    fn affected_by(&self, advisory: &Advisory, version: &Version) -> bool {
+        advisory.affects(self.component, version)
+            || self
+                .repackaged
+                .as_ref()
+                .is_some_and(|repackaged| repackaged.affects(advisory, version))
+    }
+
+    /// The advisories that affect `version`, each with the component its fixed versions are
+    /// read for and how it reaches this component ("" directly, else " via PyPI package …").
+    fn affecting(&self, version: &Version) -> Vec<(&'a Arc<Advisory>, &Component, &str)> {
+        let mut found: Vec<(&'a Arc<Advisory>, &Component, &str)> = self
+            .advisories
+            .iter()
+            .filter(|advisory| advisory.affects(self.component, version))
+            .map(|advisory| (advisory, self.component, ""))
+            .collect();
+        if let Some(repackaged) = &self.repackaged {
+            found.extend(
+                repackaged
+                    .advisories
+                    .iter()
+                    .filter(|advisory| repackaged.affects(advisory, version))
+                    .map(|advisory| (advisory, &repackaged.upstream, repackaged.via.as_str())),
+            );
+        }
+        found
+    }
+
     /// Rule 3. Returns the advisories that deny the version.
     fn apply_advisories(
         &self,
@@ -452,18 +487,14 @@ impl<'a> Context<'a> {
         reasons: &mut Vec<Reason>,
     ) -> Vec<Arc<Advisory>> {
         let mut denying = Vec::new();
-        for advisory in self
-            .advisories
-            .iter()
-            .filter(|advisory| advisory.affects(self.component, version))
-        {
+        for (advisory, fixes_of, via) in self.affecting(version) {
             let severity = advisory.effective_severity();
             let rating = match (advisory.severity, advisory.cvss_score) {
                 (_, Some(score)) => format!("{severity}, CVSS {score:.1}"),
                 (Some(_), None) => severity.to_string(),
                 (None, None) => "unrated, counted as high".to_owned(),
             };
-            let fixes = advisory.fixed_versions(self.component);
+            let fixes = advisory.fixed_versions(fixes_of);
             let next_step = if fixes.is_empty() {
                 "no fixed version is known; choose another component or ask for an exception"
                     .to_owned()
@@ -486,7 +517,7 @@ impl<'a> Context<'a> {
                 reasons.push(advisory_reason(
                     ReasonCode::Malicious,
                     Effect::Deny,
-                    format!("reported as a malicious package by {}{summary}. Do not install it; remove it where it is installed", advisory.id),
+                    format!("reported as a malicious package by {}{via}{summary}. Do not install it; remove it where it is installed", advisory.id),
                 ));
                 denying.push(Arc::clone(advisory));
                 continue;
@@ -495,7 +526,7 @@ impl<'a> Context<'a> {
                 reasons.push(advisory_reason(
                     ReasonCode::AdvisoryBelowThreshold,
                     Effect::Note,
-                    format!("affected by {} ({rating}){summary}; below this view's {} threshold, so allowed; {next_step}", advisory.id, self.settings.severity_threshold),
+                    format!("affected by {}{via} ({rating}){summary}; below this view's {} threshold, so allowed; {next_step}", advisory.id, self.settings.severity_threshold),
                 ));
                 continue;
             }
@@ -511,7 +542,7 @@ impl<'a> Context<'a> {
                     ReasonCode::AdvisoryWaived,
                     Effect::Note,
                     format!(
-                        "affected by {} ({rating}), accepted by an exception until {} (entry {}): {}",
+                        "affected by {}{via} ({rating}), accepted by an exception until {} (entry {}): {}",
                         advisory.id,
                         entry.draft.expires.map_or_else(String::new, |day| day.to_string()),
                         entry.id,
@@ -522,7 +553,7 @@ impl<'a> Context<'a> {
                     reasons.push(advisory_reason(
                         ReasonCode::Advisory,
                         Effect::Deny,
-                        format!("affected by {} ({rating}){summary}; {next_step}", advisory.id),
+                        format!("affected by {}{via} ({rating}){summary}; {next_step}", advisory.id),
                     ));
                     denying.push(Arc::clone(advisory));
                 }
@@ -628,7 +659,7 @@ impl<'a> Context<'a> {
             newest_assessment
                 .denying_advisories
                 .iter()
-                .find(|advisory| !advisory.affects(self.component, &release.version))
+                .find(|advisory| !self.affected_by(advisory, &release.version))
                 .map(|advisory| (newest, advisory))
         });
         match fixed_advisory.filter(|_| eligible) {

@@ -7,7 +7,8 @@
 //! 2. under a curated stance, a version no admitting entry covers is denied, unless it is admitted
 //!    as a dependency of an approved component;
 //! 3. an advisory at or above the view's threshold denies, unless an unexpired exception waives
-//!    it; unrated advisories count as high and malicious-package reports always deny;
+//!    it; unrated advisories count as high and malicious-package reports always deny; a conda
+//!    package also gets the advisories of the PyPI or CRAN component it repackages;
 //! 4. a licence outside the view's allowed set denies;
 //! 5. a release younger than the cooldown is denied, unless it fixes an advisory that affects the
 //!    newest version otherwise allowed (the security fast lane);
@@ -23,6 +24,7 @@ mod evaluate;
 mod feed;
 mod install_scripts;
 mod release;
+mod repackaged;
 mod snapshot;
 
 pub use admission::Admission;
@@ -30,4 +32,5 @@ pub use decision::{Decision, Effect, Reason, ReasonCode};
 pub use evaluate::{evaluate_releases, evaluate_version};
 pub use feed::{AdvisoryFeed, FeedPolicy, OnStaleFeed};
 pub use release::Release;
+pub use repackaged::{conda_mapping, set_conda_mapping, CondaMapping};
 pub use snapshot::{PolicySnapshot, View};

@@ -30,6 +30,9 @@ pub struct PolicySnapshot {
     settings: HashMap<(OrgCode, Ecosystem), EcosystemSettings>,
     entries: HashMap<Component, Vec<Arc<Entry>>>,
     advisories: HashMap<Component, Vec<Arc<Advisory>>>,
+    /// Components with advisories, by ecosystem and lower-case name (conda lower-cases the
+    /// CRAN names it repackages).
+    advisory_names: HashMap<(Ecosystem, String), Component>,
     admissions: HashMap<Component, Vec<Arc<Admission>>>,
     feed: Option<AdvisoryFeed>,
     feed_policies: HashMap<OrgCode, FeedPolicy>,
@@ -70,6 +73,13 @@ impl PolicySnapshot {
             components.sort();
             components.dedup();
             for component in components {
+                snapshot
+                    .advisory_names
+                    .entry((
+                        component.ecosystem(),
+                        component.name.as_str().to_ascii_lowercase(),
+                    ))
+                    .or_insert_with(|| component.clone());
                 snapshot
                     .advisories
                     .entry(component.clone())
@@ -134,6 +144,17 @@ impl PolicySnapshot {
     /// Every advisory in force about a component.
     pub fn advisories_for(&self, component: &Component) -> &[Arc<Advisory>] {
         self.advisories.get(component).map_or(&[], Vec::as_slice)
+    }
+
+    /// The component of `ecosystem` with advisories whose name is `name`, ignoring case.
+    pub fn advisory_component_ignoring_case(
+        &self,
+        ecosystem: Ecosystem,
+        name: &str,
+    ) -> Option<Component> {
+        self.advisory_names
+            .get(&(ecosystem, name.to_ascii_lowercase()))
+            .cloned()
     }
 
     /// The components that have at least one entry, for listings.

@@ -2,11 +2,15 @@
 //! upstream channel URLs; a subdirectory's `repodata.json` is fetched and revalidated through the
 //! engine, served per view with denied records left out (conda resolvers then never choose
 //! them), and package files (`.conda`, `.tar.bz2`) are pulled through the engine's file cache,
-//! verified against the record's `sha256`, `md5` and `size` before they are cached, and refused
+//! verified against the record's `sha256`, `md5` and `size` and opened as the package the
+//! record describes ([`verify`]) before they are cached, and refused
 //! with the reason when their version is denied (so an explicit pin cannot bypass the policy).
 
+mod mirror;
+mod notices;
 mod passthrough;
 mod shards;
+mod verify;
 mod view;
 
 use std::collections::BTreeMap;
@@ -29,6 +33,8 @@ use crate::engine::upstream::{
 use crate::engine::views::Views;
 use crate::error::GatewayError;
 
+pub use mirror::import_conda_folder;
+pub use notices::{channel_notices, Notice, Notices};
 pub use passthrough::{PassedThrough, SigsOutcome};
 pub use shards::{parse_shard_filename, ShardedView, RETAIN as SHARD_RETENTION};
 pub use view::{RepodataOutcome, ServedRepodata};
@@ -355,7 +361,7 @@ impl CondaGateway {
             filename,
             digests: published_digests(facts),
             size: facts.size,
-            check: None,
+            check: verify::check_for(filename, cached.repodata.raw_record(record)),
         };
         let blob = self.files.fetch(&file).await?;
         Ok(PackageFileOutcome::Serve {

@@ -149,6 +149,18 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     for variable in config::unknown_variables() {
         tracing::warn!("{variable} is set but is not a Formulary setting; see docs/configuration.md for the names");
     }
+    if let Some(path) = &settings.conda_name_mapping {
+        let text = std::fs::read_to_string(path).map_err(|error| {
+            anyhow::anyhow!(
+                "conda_name_mapping: cannot read {} ({error})",
+                path.display()
+            )
+        })?;
+        let mapping = formulary_core::policy::CondaMapping::parse(&text)
+            .map_err(|why| anyhow::anyhow!("conda_name_mapping {}: {why}", path.display()))?;
+        tracing::info!(names = mapping.len(), path = %path.display(), "using the configured conda name mapping");
+        formulary_core::policy::set_conda_mapping(mapping);
+    }
     let context = Context {
         settings,
         opened: std::sync::Mutex::new(None),

@@ -23,7 +23,7 @@ pub(crate) fn driver() -> std::path::PathBuf {
 }
 
 /// `GET url`: status, reason phrase and body.
-fn get(url: &str) -> (u16, String, String) {
+pub(crate) fn get(url: &str) -> (u16, String, String) {
     let script = format!(
         "import urllib.request, sys\ntry:\n    response = urllib.request.urlopen({url:?})\nexcept urllib.error.HTTPError as error:\n    response = error\nprint(response.status if hasattr(response, 'status') else response.code)\nprint(response.reason)\nsys.stdout.write(response.read().decode(errors='replace'))"
     );
@@ -128,11 +128,17 @@ fn times_served(log: &Path, document: &str) -> usize {
 }
 
 pub(crate) fn build_channel(root: &Path) -> std::path::PathBuf {
+    build_channel_with(root, &[])
+}
+
+/// The test channel, with the driver's extra packages (`advisory`: pytorch 1.13.0 and 1.13.1).
+pub(crate) fn build_channel_with(root: &Path, extra: &[&str]) -> std::path::PathBuf {
     let channel = root.join("upstream/channel");
     let output = Command::new("python3")
         .arg(driver())
         .arg("channel")
         .arg(&channel)
+        .args(extra)
         .output()
         .expect("python3 runs the driver");
     assert!(
@@ -288,7 +294,7 @@ fn py_rattler_solves_and_installs_through_the_gateway_under_policy() {
         assert_eq!(get(&format!("{gateway}/noarch/{name}")).0, 404, "{name}");
     }
     // channeldata.json and .sigs (CEP-27) pass through as upstream wrote them; a denied
-    // file's attestations are refused like the file; there are no channel notices.
+    // file's attestations are refused like the file; the channel has no notices yet.
     let channeldata = fetch(&format!("{gateway}/channeldata.json"), &[]);
     assert_eq!(channeldata.status, 200);
     assert_eq!(
@@ -304,10 +310,16 @@ fn py_rattler_solves_and_installs_through_the_gateway_under_policy() {
     let (status, reason, _) = get(&format!("{gateway}/noarch/tinylib-2.0-0.tar.bz2.sigs"));
     assert_eq!(status, 403);
     assert!(reason.starts_with("Blocked by Formulary"), "{reason}");
+    let notices = fetch(&format!("{gateway}/notices.json"), &[]);
+    assert_eq!(notices.status, 200);
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&notices.body).expect("notices JSON"),
+        serde_json::json!({"notices": []}),
+        "no standing prohibitions yet"
+    );
     for path in [
         "noarch/tinyapp-1.0-0.tar.bz2.sigs",
         "noarch/nothing-1.0-0.tar.bz2.sigs",
-        "notices.json",
     ] {
         assert_eq!(get(&format!("{gateway}/{path}")).0, 404, "{path}");
     }
@@ -368,6 +380,37 @@ fn py_rattler_solves_and_installs_through_the_gateway_under_policy() {
     let new_shard = fetch(
         &shard_url(&gateway, "linux-64", &after, "platformtool"),
         &[],
+    );
+    // The channel's notices (CEP-6) now carry the prohibition, in the shape conda reads.
+    let notices: serde_json::Value =
+        serde_json::from_slice(&fetch(&format!("{gateway}/notices.json"), &[]).body)
+            .expect("notices JSON");
+    let listed = notices["notices"].as_array().expect("a notices list");
+    assert_eq!(listed.len(), 1, "{notices}");
+    let notice = &listed[0];
+    assert_eq!(notice["level"], "warning");
+    assert_eq!(notice["interval"], 86_400);
+    assert!(notice["id"].as_str().is_some_and(|id| !id.is_empty()));
+    let message = notice["message"].as_str().expect("message");
+    assert!(
+        message.starts_with("platformtool: versions ==1.2.0 prohibited by the national formulary: withdrawn by the national formulary for this test")
+            && message.contains(&format!("{base}/components/conda/platformtool")),
+        "{message}"
+    );
+    for field in ["created_at", "expired_at"] {
+        let at = notice[field].as_str().expect(field);
+        assert!(
+            chrono::DateTime::parse_from_rfc3339(at).is_ok() && at.ends_with("+00:00"),
+            "{field} {at}: Python's datetime.fromisoformat reads an offset, not Z, before 3.11"
+        );
+    }
+    assert_eq!(
+        fetch(
+            &format!("{base}/o/NOPE/conda/conda-forge/notices.json"),
+            &[]
+        )
+        .status,
+        404
     );
     assert_eq!(shard_files(&new_shard), ["platformtool-1.1.0-h0_0.conda"]);
     // A client holding the old index still gets the shard it was told about.

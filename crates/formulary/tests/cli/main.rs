@@ -24,6 +24,7 @@ mod first_day;
 mod formulary_cli;
 mod gateway_auth;
 mod gateway_conda;
+mod gateway_conda_airgapped;
 mod gateway_cran;
 mod gateway_cran_airgapped;
 mod gateway_npm;

@@ -1,0 +1,98 @@
+//! A channel's `notices.json` (CEP-6) for one view: the standing prohibitions of conda packages
+//! that apply in the view (the national formulary's and the view's organisation's, in force at
+//! the view's moment), one notice each, so `conda notices` and the notices conda prints after
+//! an install tell users what the channel withholds and why. Built from the policy snapshot
+//! alone (no upstream), the same for every channel the server serves.
+
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use formulary_core::ecosystems::Ecosystem;
+use formulary_core::policy::{PolicySnapshot, View};
+use formulary_core::Status;
+use serde::Serialize;
+
+/// How long a client may keep a notice with no expiry of its own before fetching again.
+const STANDING_FOR: Duration = Duration::days(1);
+/// How often conda may show a notice again (seconds).
+const INTERVAL_SECONDS: u64 = 86_400;
+
+/// `notices.json` as conda reads it.
+#[derive(Debug, Serialize)]
+pub struct Notices {
+    /// The notices, oldest first.
+    pub notices: Vec<Notice>,
+}
+
+/// One notice (CEP-6).
+#[derive(Debug, Serialize)]
+pub struct Notice {
+    /// Stable across fetches, so conda shows it once (the entry's id).
+    pub id: String,
+    /// What the user reads.
+    pub message: String,
+    /// `info`, `warning` or `critical`.
+    pub level: &'static str,
+    /// When the entry was recorded (ISO 8601 with offset, as Python's `fromisoformat` reads).
+    pub created_at: String,
+    /// When the notice stops applying: the entry's expiry, else a day on (re-issued while the
+    /// entry stands).
+    pub expired_at: String,
+    /// How often, in seconds, conda may show it again.
+    pub interval: u64,
+}
+
+fn iso(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, false)
+}
+
+/// The view's notices: every prohibition of a conda component by the national formulary or
+/// the view's organisation in force at `view.at`, oldest first. `public_url` (ending in `/`)
+/// makes the link to each component's page.
+pub fn channel_notices(snapshot: &PolicySnapshot, view: &View, public_url: &str) -> Notices {
+    let today = view.at.date_naive();
+    let mut notices: Vec<(DateTime<Utc>, Notice)> = snapshot
+        .components_with_entries()
+        .filter(|component| component.ecosystem() == Ecosystem::Conda)
+        .flat_map(|component| snapshot.entries_for(component))
+        .filter(|entry| {
+            let draft = &entry.draft;
+            draft.status == Status::Prohibited
+                && (draft.organisation.is_national() || draft.organisation == view.organisation)
+                && entry.created_at <= view.at
+                && entry.is_in_force_on(today)
+        })
+        .map(|entry| {
+            let draft = &entry.draft;
+            let whose = if draft.organisation.is_national() {
+                "the national formulary".to_owned()
+            } else {
+                format!("{}'s formulary", draft.organisation)
+            };
+            let versions = if draft.range.is_every() {
+                "every version".to_owned()
+            } else {
+                format!("versions {}", draft.range)
+            };
+            let expires = draft
+                .expires
+                .and_then(|day| day.and_hms_opt(0, 0, 0))
+                .map(|moment| moment.and_utc());
+            let notice = Notice {
+                id: entry.id.clone(),
+                message: format!(
+                    "{name}: {versions} prohibited by {whose}: {reason}. This channel leaves them out and refuses their files; use another version or component. See {public_url}components/conda/{name}",
+                    name = draft.component.name,
+                    reason = draft.reason.trim_end_matches('.'),
+                ),
+                level: "warning",
+                created_at: iso(entry.created_at),
+                expired_at: iso(expires.unwrap_or(view.at + STANDING_FOR)),
+                interval: INTERVAL_SECONDS,
+            };
+            (entry.created_at, notice)
+        })
+        .collect();
+    notices.sort_by(|left, right| (left.0, &left.1.id).cmp(&(right.0, &right.1.id)));
+    Notices {
+        notices: notices.into_iter().map(|(_, notice)| notice).collect(),
+    }
+}
