@@ -448,14 +448,13 @@ impl CheckpointLog {
         })
     }
 
-    /// The newest checkpoint made with this key, if any (forged or unreadable lines are
-    /// ignored here; `check` reports them).
+    /// The newest checkpoint made with this key and still in force (after any acknowledged
+    /// restore), if any (forged or unreadable lines are ignored here; `check` reports them).
     pub fn newest_genuine(&self) -> Result<Option<Checkpoint>, StoreError> {
         Ok(self
-            .read()?
-            .0
+            .in_force()?
+            .checkpoints
             .into_iter()
-            .filter(|checkpoint| self.key.is_genuine(checkpoint))
             .max_by_key(|checkpoint| checkpoint.seq))
     }
 
