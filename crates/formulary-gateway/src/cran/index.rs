@@ -310,6 +310,20 @@ impl CranGateway {
         if let Some(found) = lock(&self.descriptions).get(&key) {
             return Some(found.clone());
         }
+        let stored_key = format!("{}_{}", component.name, version);
+        if let Ok(Some(stored)) = self
+            .database
+            .upstream_document(DESCRIPTIONS_SCOPE, &stored_key)
+            .await
+        {
+            if let Some(paragraph) = cran::parse_packages(&stored.document)
+                .ok()
+                .and_then(|mut paragraphs| paragraphs.pop())
+            {
+                lock(&self.descriptions).insert(key, paragraph.clone());
+                return Some(paragraph);
+            }
+        }
         let filename = format!("{}_{}.tar.gz", component.name, version);
         let mut file = UpstreamFile::new(url, &filename);
         file.check = Some(super::verify::check_for(&filename, component, version));
@@ -331,10 +345,30 @@ impl CranGateway {
                 paragraph.insert(name, value);
             }
         }
+        // Kept in the store too, so that `policy check` and the API judge this archived
+        // version by what it really needs, as this index does (and a restart does not fetch it
+        // again).
+        let stored = formulary_store::UpstreamDocument {
+            upstream: url.to_owned(),
+            document: cran::render_packages(std::slice::from_ref(&paragraph)),
+            etag: None,
+            fetched_at: chrono::Utc::now(),
+        };
+        if let Err(error) = self
+            .database
+            .save_upstream_document(DESCRIPTIONS_SCOPE, &stored_key, &stored)
+            .await
+        {
+            tracing::warn!(%error, package = %component.name, %version, "could not store an archived version's DESCRIPTION");
+        }
         lock(&self.descriptions).insert(key, paragraph.clone());
         Some(paragraph)
     }
 }
+
+/// Where the DESCRIPTIONs of archived versions the gateway has read are kept
+/// (`<package>_<version>` → a `PACKAGES` paragraph of the index fields).
+pub(crate) const DESCRIPTIONS_SCOPE: &str = "cran-descriptions";
 
 /// Compresses a document as well as gzip can: it is built rarely and sent often.
 pub(crate) fn gzip(bytes: &[u8]) -> Result<Vec<u8>, GatewayError> {
@@ -395,7 +429,7 @@ fn withhold_unsatisfiable(kept: &mut Vec<Paragraph>, withheld: &mut Vec<String>)
 }
 
 /// Reads `<package>/DESCRIPTION` from a source tarball.
-fn read_description(tarball: &[u8], package: &str) -> Option<String> {
+pub(super) fn read_description(tarball: &[u8], package: &str) -> Option<String> {
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(tarball));
     for entry in archive.entries().ok()? {
         let mut entry = entry.ok()?;

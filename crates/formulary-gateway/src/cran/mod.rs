@@ -10,6 +10,7 @@
 //! promises an install that must fail.
 
 mod archive;
+mod evidence;
 mod files;
 pub(crate) mod imported;
 mod index;
@@ -45,6 +46,7 @@ use imported::ImportedFiles;
 use tree::{field, release_of, tree_key, SCOPE};
 
 pub use files::CranFileOutcome;
+pub(crate) use index::DESCRIPTIONS_SCOPE;
 pub use index::ServedIndex;
 pub use tree::{cached_index, is_tree, parse_filename, refusal_slug};
 

@@ -6,6 +6,7 @@ mod account;
 mod admin;
 mod assets;
 mod catalogue;
+mod evidence;
 pub(crate) mod notifications;
 mod oidc;
 pub(crate) mod page;

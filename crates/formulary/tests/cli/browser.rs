@@ -275,6 +275,12 @@ fn journey_from_request_to_install_in_a_real_browser() {
 }
 
 #[test]
+fn upstream_evidence_on_the_component_page_in_a_real_browser() {
+    let (_workspace, _upstream, _server, base) = setup();
+    run_case("evidence", &base);
+}
+
+#[test]
 fn forms_show_accessible_error_summaries_in_a_real_browser() {
     let (_workspace, _upstream, _server, base) = setup();
     run_case("errors", &base);
