@@ -22,6 +22,10 @@ const CLOSURE_REUSE: Duration = Duration::from_secs(600);
 /// How long a closure walk may run (in the background) before it stops and says "at least".
 const CLOSURE_BUDGET: Duration = Duration::from_secs(60);
 
+/// How much longer than the gateway's patience a page waits: the gateway serves its cached
+/// copy once the patience is over, and reading it takes a moment.
+const PATIENCE_MARGIN: Duration = Duration::from_millis(750);
+
 /// Closure sizes recently counted, and the walks still running, by gateway and component.
 #[derive(Debug, Default)]
 pub struct EvidenceMemo {
@@ -230,7 +234,9 @@ pub async fn gather(
         answer.message = "Sign in to see what the upstream says about it: this server's gateway asks its upstreams only for people with an account.".to_owned();
         return answer;
     }
-    let patience = source.patience().max(Duration::from_millis(200));
+    // Each upstream document waits at most the gateway's patience and is then served from the
+    // cache; the margin lets that cached copy (and the reading of it) arrive.
+    let patience = source.patience().max(Duration::from_millis(200)) + PATIENCE_MARGIN;
     let started = Instant::now();
     let key = source.key(state, component, organisation);
     start_closure(state, &source, component, &key);

@@ -40,7 +40,9 @@ impl CranGateway {
     /// What the upstream says about a package; `None` when its source tree does not list it
     /// (and its archive has nothing either).
     pub async fn evidence(&self, component: &Component) -> Result<Option<Evidence>, GatewayError> {
-        let Some(tree) = self.tree(SOURCE_TREE).await? else {
+        // Both documents at once: each waits at most the patience for its upstream.
+        let (tree, archive) = tokio::join!(self.tree(SOURCE_TREE), self.upstream_archive());
+        let Some(tree) = tree? else {
             return Ok(None);
         };
         let name = component.name.as_str();
@@ -48,7 +50,6 @@ impl CranGateway {
             .paragraphs
             .iter()
             .find(|paragraph| field(paragraph, "Package") == Some(name));
-        let archive = self.upstream_archive().await;
         let archived: Vec<(Version, Option<DateTime<Utc>>)> = archive
             .as_ref()
             .and_then(|archive| archive.archive().get(name).cloned())

@@ -214,13 +214,11 @@ async fn check_case(case: &Case, workspace: &Workspace) -> Result<usize, TestCas
     let root = workspace.folder.path().join("upstream");
     write_repository(&root, case);
     let (_upstream, upstream_url) = static_server(&root);
+    // The data folder `formulary policy check` is given (see `Workspace::command`).
+    let data = workspace.folder.path().join("data");
+    std::fs::create_dir_all(&data).expect("data folder");
     let database_url = workspace.database_url().map_or_else(
-        || {
-            format!(
-                "sqlite://{}",
-                workspace.folder.path().join("formulary.db").display()
-            )
-        },
+        || format!("sqlite://{}", data.join("formulary.db").display()),
         str::to_owned,
     );
     let database = Database::open(&database_url).await.expect("database");
