@@ -32,16 +32,24 @@ runCase('evidence', async ({ page, shot }) => {
   await shot('component-evidence');
 
   await page.locator('#upstream-dependencies summary').click();
+  await shot('dependencies-open');
   const dependencies = await page.locator('#upstream-dependencies table').innerText();
   expect(dependencies.includes('urllib3') && dependencies.includes('idna'), `the dependency table should list urllib3 and idna; it says "${excerpt(dependencies)}"`);
   await page.locator('#upstream-versions summary').click();
+  await shot('versions-open');
   const versions = await page.locator('#upstream-versions table').innerText();
   expect(versions.includes('2.19.1') && versions.includes('2.31.0'), `every version upstream should be listed; the table says "${excerpt(versions)}"`);
-  await shot('dependencies-and-versions-open');
+  
 
   // A dependency's own page is one click away.
   await page.locator('#upstream-dependencies a', { hasText: 'urllib3' }).first().click();
   await page.waitForLoadState('load');
   expect(await page.getByRole('heading', { name: 'urllib3', level: 1 }).count() === 1, `the dependency link should open urllib3's page; it says "${excerpt(await mainText(page))}"`);
   await shot('dependency-page');
+
+  // The evidence JSON behind it (the API) says the same.
+  const answer = await page.evaluate(async () => (await fetch('/api/v1/evidence?purl=pkg:pypi/requests')).json());
+  expect(answer.state === 'fresh' && answer.evidence.newest === '2.32.3', `the API should give the same evidence; it said ${JSON.stringify(answer).slice(0, 300)}`);
+  await open(page, '/components/pypi/requests');
+  await shot('component-evidence-again');
 });

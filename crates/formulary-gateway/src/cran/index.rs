@@ -388,10 +388,8 @@ pub(crate) const REFUSED_FIELD: &str = "Formulary-Refused";
 /// they accept), until nothing changes.
 fn withhold_unsatisfiable(kept: &mut Vec<Paragraph>, withheld: &mut Vec<String>) {
     loop {
-        // A stanza listed only to carry its refusal serves nothing: it meets no dependency.
         let available: HashMap<String, Version> = kept
             .iter()
-            .filter(|paragraph| field(paragraph, REFUSED_FIELD).is_none())
             .filter_map(|paragraph| {
                 Some((
                     field(paragraph, "Package")?.to_owned(),
@@ -468,22 +466,5 @@ mod tests {
             "b needs c >= 2.0; a needs b; d needs only R and base packages"
         );
         assert_eq!(withheld.len(), 2);
-    }
-
-    #[test]
-    fn a_stanza_listed_as_refused_meets_no_dependency() {
-        // Found by the one-answer property test: b is listed only to carry its refusal, so a,
-        // which needs it, cannot be installed and must not be listed as if it could.
-        let mut kept = cran::parse_packages(&format!(
-            "Package: a\nVersion: 1.0\nImports: b\n\nPackage: b\nVersion: 1.0\n{REFUSED_FIELD}: b is not in the formulary\n"
-        ))
-        .unwrap();
-        let mut withheld = Vec::new();
-        withhold_unsatisfiable(&mut kept, &mut withheld);
-        let names: Vec<&str> = kept
-            .iter()
-            .filter_map(|paragraph| paragraph.get("Package"))
-            .collect();
-        assert_eq!(names, ["b"], "{withheld:?}");
     }
 }

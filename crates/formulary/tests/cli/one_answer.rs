@@ -193,6 +193,42 @@ fn write_repository(root: &Path, case: &Case) {
     .expect("archive.rds");
 }
 
+/// What an unpinned `install.packages()` gets from a `PACKAGES` index: each package listed
+/// without a refusal, in the version listed, when every package it needs (transitively) is
+/// installable in a version its constraint accepts. A stanza listed only to carry its refusal
+/// installs nothing, and a package that needs it fails at that refusal (R prints its URL).
+fn installable(index: &str) -> HashMap<String, String> {
+    let paragraphs = cran::parse_packages(index).expect("PACKAGES parses");
+    let mut kept: HashMap<String, (Version, &deb822_fast::Paragraph)> = paragraphs
+        .iter()
+        .filter(|paragraph| paragraph.get("Formulary-Refused").is_none())
+        .filter_map(|paragraph| {
+            let version = Version::parse(Ecosystem::Cran, paragraph.get("Version")?).ok()?;
+            Some((paragraph.get("Package")?.to_owned(), (version, paragraph)))
+        })
+        .collect();
+    loop {
+        let before = kept.len();
+        let snapshot: HashMap<String, Version> = kept
+            .iter()
+            .map(|(name, (version, _))| (name.clone(), version.clone()))
+            .collect();
+        kept.retain(|_, (_, paragraph)| {
+            cran::dependencies(paragraph).iter().all(|dependency| {
+                snapshot
+                    .get(&dependency.name)
+                    .is_some_and(|version| dependency.range.contains(version))
+            })
+        });
+        if kept.len() == before {
+            return kept
+                .into_iter()
+                .map(|(name, (version, _))| (name, version.to_string()))
+                .collect();
+        }
+    }
+}
+
 /// (allowed, the reason codes) of a decision as JSON.
 fn verdict(decision: &Value) -> (bool, Vec<String>) {
     (
@@ -312,6 +348,7 @@ async fn check_case(case: &Case, workspace: &Workspace) -> Result<usize, TestCas
     let http = reqwest::Client::new();
 
     // The gateway first: what it reads (archived DESCRIPTIONs) is evidence for the others.
+    // Its answer is what an unpinned install from its index gets.
     let index = http
         .get(format!("{base}/o/RJ1/cran/src/contrib/PACKAGES"))
         .send()
@@ -320,17 +357,7 @@ async fn check_case(case: &Case, workspace: &Workspace) -> Result<usize, TestCas
         .text()
         .await
         .expect("text");
-    let listed: HashMap<String, String> = cran::parse_packages(&index)
-        .expect("PACKAGES parses")
-        .into_iter()
-        .filter(|paragraph| paragraph.get("Formulary-Refused").is_none())
-        .filter_map(|paragraph| {
-            Some((
-                paragraph.get("Package")?.to_owned(),
-                paragraph.get("Version")?.to_owned(),
-            ))
-        })
-        .collect();
+    let listed = installable(&index);
 
     // Every version of every package, asked of the engine, the API and `policy check`.
     let wanted: Vec<(usize, u32)> = case
@@ -410,8 +437,9 @@ async fn check_case(case: &Case, workspace: &Workspace) -> Result<usize, TestCas
             prop_assert_eq!(&from_engine, &cli[position], "{}: the engine and `policy check` differ", purl);
         }
     }
-    // The gateway's PACKAGES: each package in the newest version the rules allow, and only when
-    // the answer for that version (dependencies included) is "allowed".
+    // The gateway's PACKAGES: an unpinned install gets each package in the newest version the
+    // rules allow, and only when the answer for that version (dependencies included) is
+    // "allowed".
     let mut by_package: BTreeMap<usize, Vec<(u32, bool, bool)>> = BTreeMap::new();
     for (position, (index, major)) in wanted.iter().enumerate() {
         by_package.entry(*index).or_default().push((
