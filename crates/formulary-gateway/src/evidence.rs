@@ -276,8 +276,8 @@ mod tests {
 
     #[test]
     fn links_are_http_only_and_text_is_bounded() {
-        let component = Component::new(formulary_core::ecosystems::Ecosystem::Pypi, "demo")
-            .expect("a name");
+        let component =
+            Component::new(formulary_core::ecosystems::Ecosystem::Pypi, "demo").expect("a name");
         let freshness = Freshness::new(
             url::Url::parse("https://user:secret@pypi.example/simple/").expect("url"),
             None,

@@ -256,7 +256,9 @@ pub async fn gather(
         Ok(Err(error)) => {
             tracing::error!(%error, %component, "the evidence task stopped");
             answer.state = EvidenceState::Unavailable;
-            answer.message = "Formulary could not gather the evidence this time; reload the page to try again.".to_owned();
+            answer.message =
+                "Formulary could not gather the evidence this time; reload the page to try again."
+                    .to_owned();
         }
         Ok(Ok(Ok(None))) => {
             answer.state = EvidenceState::NotFound;

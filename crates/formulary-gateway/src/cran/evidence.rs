@@ -14,12 +14,14 @@ use formulary_core::Component;
 use formulary_store::{Algorithm, Digests};
 
 use super::tree::{field, parse_filename};
-use super::SOURCE_TREE;
 use super::CranGateway;
+use super::SOURCE_TREE;
 use crate::dependencies::CranCatalogue;
 use crate::engine::files::UpstreamFile;
 use crate::error::GatewayError;
-use crate::evidence::{bounded, closure_size, ClosureSize, DependencyEvidence, Evidence, VersionEvidence};
+use crate::evidence::{
+    bounded, closure_size, ClosureSize, DependencyEvidence, Evidence, VersionEvidence,
+};
 
 /// The DESCRIPTION fields that name what a package needs, and whether each is needed to
 /// install it.
@@ -129,8 +131,7 @@ impl CranGateway {
             let mut single = Paragraph { fields: Vec::new() };
             single.insert("Imports", value);
             for dependency in cran::dependencies(&single) {
-                let Ok(needed_component) = Component::new(Ecosystem::Cran, &dependency.name)
-                else {
+                let Ok(needed_component) = Component::new(Ecosystem::Cran, &dependency.name) else {
                     continue;
                 };
                 evidence.add_dependency(DependencyEvidence {

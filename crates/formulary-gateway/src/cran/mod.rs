@@ -46,8 +46,8 @@ use imported::ImportedFiles;
 use tree::{field, release_of, tree_key, SCOPE};
 
 pub use files::CranFileOutcome;
-pub(crate) use index::DESCRIPTIONS_SCOPE;
 pub use index::ServedIndex;
+pub(crate) use index::DESCRIPTIONS_SCOPE;
 pub use tree::{cached_index, is_tree, parse_filename, refusal_slug};
 
 /// Largest `PACKAGES` index read (CRAN's is about 10 MB uncompressed).

@@ -14,8 +14,7 @@ use super::NpmGateway;
 use crate::dependencies_closure::{Requirement, Requirements};
 use crate::error::GatewayError;
 use crate::evidence::{
-    bounded, closure_size, ClosureSize, DependencyEvidence, Evidence,
-    VersionEvidence,
+    bounded, closure_size, ClosureSize, DependencyEvidence, Evidence, VersionEvidence,
 };
 
 /// Largest packument read whole for evidence (the gateway serves larger ones as they are).
@@ -68,7 +67,12 @@ impl NpmGateway {
             .pointer("/dist-tags/latest")
             .and_then(Value::as_str)
             .map(str::to_owned)
-            .or_else(|| evidence.versions.first().map(|version| version.version.clone()));
+            .or_else(|| {
+                evidence
+                    .versions
+                    .first()
+                    .map(|version| version.version.clone())
+            });
         evidence.summary = document
             .get("description")
             .and_then(Value::as_str)
@@ -80,22 +84,28 @@ impl NpmGateway {
         let text_of = |value: Option<&Value>| -> Option<String> {
             match value? {
                 Value::String(text) => Some(text.clone()),
-                Value::Object(object) => object.get("url").and_then(Value::as_str).map(str::to_owned),
+                Value::Object(object) => {
+                    object.get("url").and_then(Value::as_str).map(str::to_owned)
+                }
                 _ => None,
             }
         };
         let source = described.unwrap_or(&document);
         evidence.licence = match source.get("license").or_else(|| document.get("license")) {
             Some(Value::String(licence)) => Some(bounded(licence)),
-            Some(Value::Object(licence)) => licence.get("type").and_then(Value::as_str).map(bounded),
+            Some(Value::Object(licence)) => {
+                licence.get("type").and_then(Value::as_str).map(bounded)
+            }
             _ => None,
         };
         if let Some(home) = text_of(source.get("homepage").or_else(|| document.get("homepage"))) {
             evidence.add_link("Homepage", &home);
         }
-        if let Some(repository) =
-            text_of(source.get("repository").or_else(|| document.get("repository")))
-        {
+        if let Some(repository) = text_of(
+            source
+                .get("repository")
+                .or_else(|| document.get("repository")),
+        ) {
             // `git+https://…` and `git://…` name a web page too.
             let web = repository
                 .trim_start_matches("git+")
@@ -115,7 +125,10 @@ impl NpmGateway {
             match person {
                 Value::String(text) => evidence.add_maintainer(text),
                 Value::Object(fields) => {
-                    let name = fields.get("name").and_then(Value::as_str).unwrap_or_default();
+                    let name = fields
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
                     match fields.get("email").and_then(Value::as_str) {
                         Some(email) => evidence.add_maintainer(&format!("{name} <{email}>")),
                         None => evidence.add_maintainer(name),

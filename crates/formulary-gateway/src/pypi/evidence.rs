@@ -7,11 +7,11 @@ use std::time::Duration;
 use formulary_core::Component;
 
 use super::PypiGateway;
+use crate::error::GatewayError;
 use crate::evidence::{
     bounded, closure_size, newest_release, ClosureSize, DependencyEvidence, Evidence,
     VersionEvidence,
 };
-use crate::error::GatewayError;
 
 impl PypiGateway {
     /// How long a request that has a cached copy waits for the upstream before it is served
@@ -110,7 +110,9 @@ fn read_core_metadata(metadata: &str, evidence: &mut Evidence) {
                 .filter(|text| !text.contains('\n') && text.len() <= 100)
                 .map(bounded)
         })
-        .or_else(|| (!classifier_licences.is_empty()).then(|| bounded(&classifier_licences.join(" / "))));
+        .or_else(|| {
+            (!classifier_licences.is_empty()).then(|| bounded(&classifier_licences.join(" / ")))
+        });
     if let Some(home) = first("home-page") {
         evidence.add_link("Homepage", home);
     }
@@ -122,7 +124,10 @@ fn read_core_metadata(metadata: &str, evidence: &mut Evidence) {
     if let Some(download) = first("download-url") {
         evidence.add_link("Download", download);
     }
-    for (name, email) in [("maintainer", "maintainer-email"), ("author", "author-email")] {
+    for (name, email) in [
+        ("maintainer", "maintainer-email"),
+        ("author", "author-email"),
+    ] {
         match (first(name), first(email)) {
             (Some(who), Some(address)) if !address.contains(who) => {
                 evidence.add_maintainer(&format!("{who} <{address}>"))
@@ -147,7 +152,11 @@ fn read_core_metadata(metadata: &str, evidence: &mut Evidence) {
         else {
             continue;
         };
-        let rest = rest.trim().trim_start_matches('(').trim_end_matches(')').trim();
+        let rest = rest
+            .trim()
+            .trim_start_matches('(')
+            .trim_end_matches(')')
+            .trim();
         evidence.add_dependency(DependencyEvidence {
             name: component.name.to_string(),
             purl: component.purl(),
@@ -192,12 +201,22 @@ mod tests {
         );
         assert_eq!(evidence.summary.as_deref(), Some("Python HTTP for Humans."));
         assert_eq!(evidence.licence.as_deref(), Some("Apache-2.0"));
-        let links: Vec<&str> = evidence.links.iter().map(|link| link.url.as_str()).collect();
+        let links: Vec<&str> = evidence
+            .links
+            .iter()
+            .map(|link| link.url.as_str())
+            .collect();
         assert_eq!(
             links,
-            ["https://requests.readthedocs.io/", "https://github.com/psf/requests"]
+            [
+                "https://requests.readthedocs.io/",
+                "https://github.com/psf/requests"
+            ]
         );
-        assert_eq!(evidence.maintainers, ["Kenneth Reitz <me@kennethreitz.org>"]);
+        assert_eq!(
+            evidence.maintainers,
+            ["Kenneth Reitz <me@kennethreitz.org>"]
+        );
         let needs: Vec<String> = evidence
             .dependencies
             .iter()

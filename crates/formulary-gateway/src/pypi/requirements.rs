@@ -96,10 +96,7 @@ impl PypiGateway {
                 return Ok(None);
             }
         };
-        Ok(
-            super::verify::wheel_metadata(&mut std::io::Cursor::new(bytes), &wheel.filename)
-                .ok(),
-        )
+        Ok(super::verify::wheel_metadata(&mut std::io::Cursor::new(bytes), &wheel.filename).ok())
     }
 
     /// A file through the verified cache, whole, in memory.

@@ -124,11 +124,18 @@ pub(crate) async fn evidence(
 ) -> Result<Json<EvidenceAnswer>, ApiError> {
     let component: Component = super::parse_field("purl", &query.purl)?;
     let organisation = organisation_or_default(&state, query.organisation.as_deref())?;
-    if state.snapshot.current().organisation(&organisation).is_none() {
+    if state
+        .snapshot
+        .current()
+        .organisation(&organisation)
+        .is_none()
+    {
         return Err(ApiError::not_found(format!("organisation {organisation}")));
     }
     let may_ask = may_ask_upstream(&state, caller.is_some());
-    Ok(Json(gather(&state, &component, &organisation, may_ask).await))
+    Ok(Json(
+        gather(&state, &component, &organisation, may_ask).await,
+    ))
 }
 
 /// `GET /api/v1/decisions`: the public decision log, newest first.

@@ -177,8 +177,15 @@ pub(crate) async fn component_page(
 ) -> Result<Response, WebError> {
     let component = component_from_path(&ecosystem, &name)?;
     let organisation = viewing_organisation(&state, &viewer);
-    if state.snapshot.current().organisation(&organisation).is_none() {
-        return Err(crate::error::ApiError::not_found(format!("organisation {organisation}")).into());
+    if state
+        .snapshot
+        .current()
+        .organisation(&organisation)
+        .is_none()
+    {
+        return Err(
+            crate::error::ApiError::not_found(format!("organisation {organisation}")).into(),
+        );
     }
     // First, so that versions the gateway records while gathering it show below too.
     let may_ask = crate::evidence::may_ask_upstream(&state, viewer.principal.is_some());

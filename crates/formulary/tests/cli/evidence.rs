@@ -75,15 +75,17 @@ fn cran_evidence_comes_before_any_install_and_outlives_its_upstream() {
     let archived = &facts["versions"][1];
     assert_eq!(archived["archived"], true, "{answer:#}");
     assert!(
-        archived["published"].as_str().is_some_and(|date| date.starts_with("20")),
+        archived["published"]
+            .as_str()
+            .is_some_and(|date| date.starts_with("20")),
         "an archived version is dated from archive.rds: {answer:#}"
     );
     assert!(
         facts["maintainers"]
-                .as_array()
-                .is_some_and(|people| people.iter().any(|who| who
-                    .as_str()
-                    .is_some_and(|who| who.contains("tests@formulary.invalid")))),
+            .as_array()
+            .is_some_and(|people| people.iter().any(|who| who
+                .as_str()
+                .is_some_and(|who| who.contains("tests@formulary.invalid")))),
         "the maintainer comes from the tarball's DESCRIPTION: {answer:#}"
     );
     assert_eq!(
@@ -198,7 +200,13 @@ fn pypi_evidence_reads_the_newest_wheels_metadata() {
         "{answer:#}"
     );
     let needs = strings(&facts["dependencies"], "name");
-    for name in ["charset-normalizer", "idna", "urllib3", "certifi", "pysocks"] {
+    for name in [
+        "charset-normalizer",
+        "idna",
+        "urllib3",
+        "certifi",
+        "pysocks",
+    ] {
         assert!(needs.contains(&name.to_owned()), "{name} in {needs:?}");
     }
     // The closure is what an unpinned install of each pulls in (extras not asked are left out).
@@ -215,7 +223,10 @@ fn pypi_evidence_reads_the_newest_wheels_metadata() {
     // Reading it recorded the versions, so the page's decision table has them too.
     let (status, page) = get(&format!("{base}/components/pypi/requests"));
     assert_eq!(status, 200);
-    assert!(page.contains("Each version&#39;s decision") || page.contains("Each version's decision"), "{page}");
+    assert!(
+        page.contains("Each version&#39;s decision") || page.contains("Each version's decision"),
+        "{page}"
+    );
 }
 
 /// The real PyPI, for a real project: what pypi.org publishes reaches the page.
@@ -224,7 +235,10 @@ fn pypi_evidence_from_the_real_pypi() {
     crate::databases::choose(crate::databases::Backend::Sqlite);
     let workspace = Workspace::new();
     let (_server, base) = workspace.serve(&[
-        ("FORMULARY_PYPI_UPSTREAMS", "[\"https://pypi.org/simple/\"]".to_owned()),
+        (
+            "FORMULARY_PYPI_UPSTREAMS",
+            "[\"https://pypi.org/simple/\"]".to_owned(),
+        ),
         ("FORMULARY_CRAN_UPSTREAMS", "[]".to_owned()),
         ("FORMULARY_UPSTREAM_TIMEOUT_SECONDS", "20".to_owned()),
     ]);
@@ -268,7 +282,9 @@ fn pypi_evidence_from_the_real_pypi() {
         assert!(needs.contains(&name.to_owned()), "{name} in {needs:?}");
     }
     assert!(
-        answer["closure"]["size"].as_u64().is_some_and(|size| size >= 4),
+        answer["closure"]["size"]
+            .as_u64()
+            .is_some_and(|size| size >= 4),
         "{answer:#}"
     );
 }

@@ -294,8 +294,7 @@ async fn check_case(case: &Case, workspace: &Workspace) -> Result<usize, TestCas
                     } else {
                         trust.clone()
                     },
-                    component: Component::new(Ecosystem::Cran, &name(entry.package))
-                        .expect("name"),
+                    component: Component::new(Ecosystem::Cran, &name(entry.package)).expect("name"),
                     range,
                     status: entry.status,
                     constraints: None,
@@ -410,7 +409,11 @@ async fn check_case(case: &Case, workspace: &Workspace) -> Result<usize, TestCas
         None
     } else {
         let report: Value = serde_json::from_slice(&output.stdout).map_err(|error| {
-            TestCaseError::fail(format!("{error}: {}{}", text(&output.stdout), text(&output.stderr)))
+            TestCaseError::fail(format!(
+                "{error}: {}{}",
+                text(&output.stdout),
+                text(&output.stderr)
+            ))
         })?;
         Some(
             report["decisions"]
@@ -434,7 +437,12 @@ async fn check_case(case: &Case, workspace: &Workspace) -> Result<usize, TestCas
             listed
         );
         if let Some(cli) = &cli {
-            prop_assert_eq!(&from_engine, &cli[position], "{}: the engine and `policy check` differ", purl);
+            prop_assert_eq!(
+                &from_engine,
+                &cli[position],
+                "{}: the engine and `policy check` differ",
+                purl
+            );
         }
     }
     // The gateway's PACKAGES: an unpinned install gets each package in the newest version the
