@@ -140,7 +140,7 @@ const OPERATIONS: &[Operation] = &[
     op("get", "/api/v1/entries/{id}", "One entry with its history", false, None, (200, "Any")),
     op("delete", "/api/v1/entries/{id}", "Remove an entry (kept in history)", true, Some("Removal"), (200, "Any")),
     op("get", "/api/v1/policy/check", "The decision on `purl` for `organisation`, with every reason", false, None, (200, "Any")).with_query(&[
-        required("purl", Kind::Text, "The component version, e.g. `pkg:pypi/requests@2.19.1`"), param("organisation", Kind::Text, "Whose view decides (default the server's default organisation)"),
+        required("purl", Kind::Text, "The component version, e.g. `pkg:pypi/requests@2.19.1`"), param("organisation", Kind::Text, "Whose view decides (default NATIONAL, as `formulary policy check`)"),
     ]),
     op("get", "/api/v1/advisories", "Advisories in force", false, None, (200, "Any")).with_query(&[
         required("component", Kind::Text, "The component, e.g. `pkg:pypi/requests`"),
