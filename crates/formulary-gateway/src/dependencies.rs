@@ -118,7 +118,7 @@ impl CranCatalogue {
             Some(stored) => serde_json::from_str(&stored.document).unwrap_or_default(),
             None => Archive::new(),
         };
-        let imported: Vec<Paragraph> = ImportedFiles::load(database)
+        let mut imported: Vec<Paragraph> = ImportedFiles::load(database)
             .await?
             .trees
             .get("src/contrib")
@@ -126,6 +126,21 @@ impl CranCatalogue {
             .flat_map(|files| files.values())
             .filter_map(|file| cran::parse_packages(&file.entry).ok()?.pop())
             .collect();
+        // Archived versions the gateway has described from their own DESCRIPTION: judged by
+        // what they really need, as the gateway's index judges them.
+        if !current.is_empty() {
+            let scope = crate::cran::DESCRIPTIONS_SCOPE;
+            for key in database.upstream_document_keys(scope).await? {
+                if let Some(stored) = database.upstream_document(scope, &key).await? {
+                    if let Some(paragraph) = cran::parse_packages(&stored.document)
+                        .ok()
+                        .and_then(|mut paragraphs| paragraphs.pop())
+                    {
+                        imported.push(paragraph);
+                    }
+                }
+            }
+        }
         Ok(CranCatalogue::new(
             &current, &published, &archive, &imported,
         ))

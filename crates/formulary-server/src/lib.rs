@@ -16,6 +16,7 @@ mod connections;
 mod cran;
 mod downloads;
 mod error;
+pub mod evidence;
 mod gateway;
 mod gateway_auth;
 mod gateways;

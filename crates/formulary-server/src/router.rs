@@ -259,6 +259,7 @@ fn routes(state: AppState) -> Router {
             axum::routing::delete(api::session::revoke_my_token),
         )
         .route("/api/v1/search", get(api::catalogue::search))
+        .route("/api/v1/evidence", get(api::catalogue::evidence))
         .route(
             "/api/v1/components/{ecosystem}/{name}",
             get(api::catalogue::component),

@@ -57,6 +57,8 @@ pub struct AppState {
     pub feeds: Arc<crate::surveillance::FeedWatch>,
     /// The OpenID Connect providers people may sign in with (`oidc_providers`).
     pub oidc: crate::oidc::OidcProviders,
+    /// Dependency closures counted for evidence pages, and the counts still running.
+    pub evidence: Arc<crate::evidence::EvidenceMemo>,
 }
 
 impl AppState {
@@ -112,6 +114,7 @@ impl AppState {
             gateway_tokens: Arc::default(),
             feeds: Arc::default(),
             oidc: crate::oidc::OidcProviders::default(),
+            evidence: Arc::default(),
         })
     }
 

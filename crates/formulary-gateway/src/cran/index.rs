@@ -322,12 +322,27 @@ impl CranGateway {
         if let Some(found) = lock(&self.descriptions).get(&key) {
             return Some(found.clone());
         }
+        let stored_key = format!("{}_{}", component.name, version);
+        if let Ok(Some(stored)) = self
+            .database
+            .upstream_document(DESCRIPTIONS_SCOPE, &stored_key)
+            .await
+        {
+            if let Some(paragraph) = cran::parse_packages(&stored.document)
+                .ok()
+                .and_then(|mut paragraphs| paragraphs.pop())
+            {
+                lock(&self.descriptions).insert(key, paragraph.clone());
+                return Some(paragraph);
+            }
+        }
         let running = lock(&self.describing).remove(&key);
         let mut task = running.unwrap_or_else(|| {
-            let (files, descriptions, described) = (
+            let (files, descriptions, described, database) = (
                 Arc::clone(&self.files),
                 Arc::clone(&self.descriptions),
                 Arc::clone(&self.described),
+                self.database.clone(),
             );
             let (component, version, url, key) = (
                 component.clone(),
@@ -337,6 +352,7 @@ impl CranGateway {
             );
             tokio::spawn(async move {
                 let paragraph = fetch_description(&files, &component, &version, &url).await?;
+                store_description(&database, &component, &version, &url, &paragraph).await;
                 lock(&descriptions).insert(key, paragraph.clone());
                 *lock(&described) = Arc::new(());
                 Some(paragraph)
@@ -382,6 +398,34 @@ async fn fetch_description(
     }
     Some(paragraph)
 }
+
+/// Keeps an archived version's DESCRIPTION in the store, so that `policy check` and the API
+/// judge it by what it really needs, as the index does (and a restart does not fetch it again).
+async fn store_description(
+    database: &formulary_store::Database,
+    component: &Component,
+    version: &Version,
+    url: &str,
+    paragraph: &Paragraph,
+) {
+    let stored = formulary_store::UpstreamDocument {
+        upstream: url.to_owned(),
+        document: cran::render_packages(std::slice::from_ref(paragraph)),
+        etag: None,
+        fetched_at: chrono::Utc::now(),
+    };
+    let key = format!("{}_{}", component.name, version);
+    if let Err(error) = database
+        .save_upstream_document(DESCRIPTIONS_SCOPE, &key, &stored)
+        .await
+    {
+        tracing::warn!(%error, package = %component.name, %version, "could not store an archived version's DESCRIPTION");
+    }
+}
+
+/// Where the DESCRIPTIONs of archived versions the gateway has read are kept
+/// (`<package>_<version>` → a `PACKAGES` paragraph of the index fields).
+pub(crate) const DESCRIPTIONS_SCOPE: &str = "cran-descriptions";
 
 /// Compresses a document as well as gzip can: it is built rarely and sent often.
 pub(crate) fn gzip(bytes: &[u8]) -> Result<Vec<u8>, GatewayError> {
@@ -442,7 +486,7 @@ fn withhold_unsatisfiable(kept: &mut Vec<Paragraph>, withheld: &mut Vec<String>)
 }
 
 /// Reads `<package>/DESCRIPTION` from a source tarball.
-fn read_description(tarball: &[u8], package: &str) -> Option<String> {
+pub(super) fn read_description(tarball: &[u8], package: &str) -> Option<String> {
     let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(tarball));
     for entry in archive.entries().ok()? {
         let mut entry = entry.ok()?;

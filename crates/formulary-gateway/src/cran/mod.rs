@@ -10,6 +10,7 @@
 //! promises an install that must fail.
 
 mod archive;
+mod evidence;
 mod files;
 pub(crate) mod imported;
 mod index;
@@ -46,6 +47,7 @@ use tree::{field, release_of, tree_key, SCOPE};
 
 pub use files::CranFileOutcome;
 pub use index::ServedIndex;
+pub(crate) use index::DESCRIPTIONS_SCOPE;
 pub use tree::{cached_index, is_tree, parse_filename, refusal_slug};
 
 /// Largest `PACKAGES` index read (CRAN's is about 10 MB uncompressed).

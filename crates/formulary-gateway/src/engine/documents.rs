@@ -158,6 +158,11 @@ impl<T: Revalidated> Revalidating<T> {
         self
     }
 
+    /// How long a request that has a cached copy waits for the upstream.
+    pub(crate) fn patience(&self) -> std::time::Duration {
+        self.patience
+    }
+
     /// Keeps `item` as the current copy of `name`.
     pub(crate) fn remember(&self, name: &str, item: T) -> Arc<T> {
         let item = Arc::new(item);

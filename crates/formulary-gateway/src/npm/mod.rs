@@ -7,6 +7,7 @@
 //! snapshot ([`audit`]).
 
 pub(crate) mod audit;
+mod evidence;
 pub(crate) mod mirror;
 mod packument;
 pub(crate) mod verify;

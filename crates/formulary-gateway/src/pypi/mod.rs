@@ -4,6 +4,7 @@
 //! are yanked with the policy's reason beside any reason of the publisher's, so resolvers skip
 //! them and an exact pin reaches the refused download.
 
+mod evidence;
 pub(crate) mod mirror;
 mod page;
 mod requirements;

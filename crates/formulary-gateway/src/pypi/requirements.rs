@@ -33,6 +33,22 @@ impl Requirements for PypiGateway {
         release: &Release,
         extras: &[String],
     ) -> Result<Option<Vec<Requirement>>, GatewayError> {
+        Ok(self
+            .core_metadata(component, release)
+            .await?
+            .map(|metadata| requires_dist(&metadata, extras)))
+    }
+}
+
+impl PypiGateway {
+    /// The core metadata of one release: PEP 658 `<file>.metadata` where the index publishes
+    /// it, else `METADATA` inside the smallest wheel; `None` for releases with no wheel or
+    /// whose metadata cannot be fetched.
+    pub(crate) async fn core_metadata(
+        &self,
+        component: &Component,
+        release: &Release,
+    ) -> Result<Option<String>, GatewayError> {
         let Some(project) = self.project(component).await? else {
             return Ok(None);
         };
@@ -60,12 +76,7 @@ impl Requirements for PypiGateway {
                 ..DistributionFile::default()
             };
             match self.blob_bytes(&metadata_file).await {
-                Ok(bytes) => {
-                    return Ok(Some(requires_dist(
-                        &String::from_utf8_lossy(&bytes),
-                        extras,
-                    )))
-                }
+                Ok(bytes) => return Ok(Some(String::from_utf8_lossy(&bytes).into_owned())),
                 Err(error) => {
                     tracing::warn!(file = %metadata_file.filename, %error, "could not read published core metadata; reading the wheel instead");
                 }
@@ -85,15 +96,9 @@ impl Requirements for PypiGateway {
                 return Ok(None);
             }
         };
-        let metadata =
-            super::verify::wheel_metadata(&mut std::io::Cursor::new(bytes), &wheel.filename);
-        Ok(metadata
-            .ok()
-            .map(|metadata| requires_dist(&metadata, extras)))
+        Ok(super::verify::wheel_metadata(&mut std::io::Cursor::new(bytes), &wheel.filename).ok())
     }
-}
 
-impl PypiGateway {
     /// A file through the verified cache, whole, in memory.
     async fn blob_bytes(&self, file: &DistributionFile) -> Result<bytes::Bytes, GatewayError> {
         let blob = self.ensure_blob(file).await?;

@@ -3,7 +3,7 @@
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use formulary_core::ecosystems::Ecosystem;
-use formulary_core::OrgCode;
+use formulary_core::{Component, OrgCode};
 use formulary_store::AuditRecord;
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +13,7 @@ use crate::catalogue::{
     component_from_path, component_report, search as search_components, ComponentReport, SearchHit,
 };
 use crate::error::ApiError;
+use crate::evidence::{gather, may_ask_upstream, EvidenceAnswer};
 use crate::reports::{
     decision_log, metrics as compute_metrics, DecisionLogFilter, DecisionLogRow, Metrics,
 };
@@ -102,6 +103,39 @@ pub(crate) async fn component(
         .map(|request| RequestView::of(request, None))
         .collect();
     Ok(Json(ComponentView { report, requests }))
+}
+
+/// Query of `GET /api/v1/evidence`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct EvidenceQuery {
+    purl: String,
+    organisation: Option<String>,
+}
+
+/// `GET /api/v1/evidence?purl=pkg:pypi/requests&organisation=RJ1`: what the upstream says about
+/// a component (versions and dates, yanks, licence, links, maintainers, dependencies and the
+/// closure size), with the advisories Formulary holds. Answers within the gateway's patience:
+/// `state` says whether the evidence is fresh, the cached copy (`stale`, with its age), still
+/// being fetched (`pending`) or unavailable.
+pub(crate) async fn evidence(
+    State(state): State<AppState>,
+    caller: Option<Authenticated>,
+    Query(query): Query<EvidenceQuery>,
+) -> Result<Json<EvidenceAnswer>, ApiError> {
+    let component: Component = super::parse_field("purl", &query.purl)?;
+    let organisation = organisation_or_default(&state, query.organisation.as_deref())?;
+    if state
+        .snapshot
+        .current()
+        .organisation(&organisation)
+        .is_none()
+    {
+        return Err(ApiError::not_found(format!("organisation {organisation}")));
+    }
+    let may_ask = may_ask_upstream(&state, caller.is_some());
+    Ok(Json(
+        gather(&state, &component, &organisation, may_ask).await,
+    ))
 }
 
 /// `GET /api/v1/decisions`: the public decision log, newest first.

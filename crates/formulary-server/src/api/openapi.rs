@@ -119,6 +119,9 @@ const OPERATIONS: &[Operation] = &[
     op("get", "/api/v1/components/{ecosystem}/{scope}/{name}", "A scoped npm component (`/api/v1/components/npm/@types/node`), as above", false, None, (200, "ComponentReport")).with_query(&[
         param("organisation", Kind::Text, "Whose view decides (an organisation code)"),
     ]),
+    op("get", "/api/v1/evidence", "What the upstream says about a component, gathered on demand (versions and dates, yanks, licence, project links, maintainers, dependencies, closure size) with the advisories Formulary holds; answers within the gateway's patience, saying whether it is fresh, the cached copy with its age, still being fetched, or unavailable", false, None, (200, "Evidence")).with_query(&[
+        required("purl", Kind::Text, "The component's package URL, without a version (`pkg:pypi/requests`)"), param("organisation", Kind::Text, "Whose view the closure is counted in (an organisation code; default the server's default organisation)"),
+    ]),
     op("get", "/api/v1/requests", "Your requests (`scope=mine`) or the open requests you may review or decide (`scope=queue`, each with `review`: the stages still needed, who has each, and `ready_to_decide`)", true, None, (200, "RequestList")).with_query(&[
         param("scope", Kind::OneOf(&["mine", "queue"]), "`mine` (default): your requests; `queue`: the open requests you may review or decide"),
     ]),
@@ -159,7 +162,7 @@ const OPERATIONS: &[Operation] = &[
     op("get", "/api/v1/entries/{id}", "One entry with its history", false, None, (200, "Any")),
     op("delete", "/api/v1/entries/{id}", "Remove an entry (kept in history)", true, Some("Removal"), (200, "Any")),
     op("get", "/api/v1/policy/check", "The decision on `purl` for `organisation`, with every reason", false, None, (200, "Any")).with_query(&[
-        required("purl", Kind::Text, "The component version, e.g. `pkg:pypi/requests@2.19.1`"), param("organisation", Kind::Text, "Whose view decides (default the server's default organisation)"),
+        required("purl", Kind::Text, "The component version, e.g. `pkg:pypi/requests@2.19.1`"), param("organisation", Kind::Text, "Whose view decides (default NATIONAL, as `formulary policy check`)"),
     ]),
     op("get", "/api/v1/advisories", "Advisories in force", false, None, (200, "Any")).with_query(&[
         required("component", Kind::Text, "The component, e.g. `pkg:pypi/requests`"),
@@ -222,6 +225,7 @@ fn all_schemas(
         "Whoami": object(json!({ "id": text, "name": text, "username": { "type": ["string", "null"], "description": "null for a service account" }, "memberships": { "type": "array", "items": object(json!({ "organisation": text, "role": { "enum": ROLES } }), &["organisation", "role"]) } }), &["id", "name", "memberships"]),
         "PasswordChange": object(json!({ "current_password": text, "new_password": { "type": "string", "minLength": 12, "maxLength": 256 } }), &["current_password", "new_password"]),
         "TokenList": { "type": "array", "items": object(json!({ "id": text, "name": text, "created_at": text, "expires_at": { "type": ["string", "null"] }, "revoked_at": { "type": ["string", "null"] } }), &["id", "name", "created_at"]) },
+        "Evidence": object(json!({ "purl": text, "organisation": text, "state": { "enum": ["fresh", "stale", "pending", "unavailable", "not-found", "not-offered", "sign-in-required"] }, "message": text, "age_seconds": { "type": ["integer", "null"] }, "evidence": { "type": ["object", "null"] }, "closure": { "type": ["object", "null"] }, "advisories": { "type": "array" } }), &["purl", "organisation", "state", "message", "advisories"]),
         "SearchHits": { "type": "array", "items": object(json!({ "component": text, "statuses": { "type": "array", "items": text }, "open_requests": { "type": "integer" } }), &["component"]) },
         "ComponentReport": object(json!({ "component": text, "organisation": text, "versions": { "type": "array" }, "precedents": { "type": "array" }, "advisories": { "type": "array" }, "mentor": { "type": ["string", "null"] }, "requests": { "type": "array" } }), &["component", "versions"]),
         "RequestForm": object(json!({

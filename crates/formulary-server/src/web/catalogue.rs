@@ -15,6 +15,7 @@ use super::page::{self, Section};
 use super::session::Viewer;
 use super::WebError;
 use crate::catalogue::{component_from_path, component_report, search, ComponentReport};
+use crate::evidence::EvidenceAnswer;
 use crate::state::AppState;
 
 /// The organisation whose decisions a viewer sees: their own, else the default view's.
@@ -176,6 +177,19 @@ pub(crate) async fn component_page(
 ) -> Result<Response, WebError> {
     let component = component_from_path(&ecosystem, &name)?;
     let organisation = viewing_organisation(&state, &viewer);
+    if state
+        .snapshot
+        .current()
+        .organisation(&organisation)
+        .is_none()
+    {
+        return Err(
+            crate::error::ApiError::not_found(format!("organisation {organisation}")).into(),
+        );
+    }
+    // First, so that versions the gateway records while gathering it show below too.
+    let may_ask = crate::evidence::may_ask_upstream(&state, viewer.principal.is_some());
+    let upstream = crate::evidence::gather(&state, &component, &organisation, may_ask).await;
     let mut report = component_report(&state, &component, &organisation).await?;
     crate::workflow::visible_to(viewer.principal.as_ref(), &mut report.requests);
     let title = format!(
@@ -188,7 +202,7 @@ pub(crate) async fn component_page(
         Section::Catalogue,
         &title,
         false,
-        component_markup(&report),
+        component_markup(&report, &upstream),
     )
     .into_response())
 }
@@ -202,7 +216,7 @@ pub(crate) async fn scoped_component_page(
     component_page(state, viewer, Path((ecosystem, format!("{scope}/{name}")))).await
 }
 
-fn component_markup(report: &ComponentReport) -> Markup {
+fn component_markup(report: &ComponentReport, upstream: &EvidenceAnswer) -> Markup {
     let component = &report.component;
     let request_href = format!(
         "/requests/new?ecosystem={}&name={}",
@@ -218,7 +232,7 @@ fn component_markup(report: &ComponentReport) -> Markup {
             div.nhsuk-summary-list__row {
                 dt.nhsuk-summary-list__key { "For " (report.organisation) }
                 dd.nhsuk-summary-list__value {
-                    @if report.versions.is_empty() { "No versions seen yet: the gateway lists them once someone installs it." }
+                    @if report.versions.is_empty() { "No versions decided yet: see what the upstream says below." }
                     @else if report.any_allowed() { (page::allowed_tag(true)) " at least one version may be installed" }
                     @else { (page::allowed_tag(false)) " no known version may be installed" }
                 }
@@ -260,6 +274,8 @@ fn component_markup(report: &ComponentReport) -> Markup {
                 }
             }
         }
+
+        (super::evidence::section(upstream))
 
         h2.nhsuk-heading-m { "Decisions by organisation" }
         @if report.precedents.is_empty() {

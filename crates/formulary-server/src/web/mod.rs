@@ -7,6 +7,7 @@ mod admin;
 mod assets;
 mod catalogue;
 mod device;
+mod evidence;
 pub(crate) mod notifications;
 mod oidc;
 pub(crate) mod page;

@@ -337,11 +337,19 @@ async fn render_request(
     let viewer = &signed_in.viewer;
     let record = workflow::load(state, &signed_in.principal, id).await?;
     let request = &record.request;
+    // First, so that versions the gateway records while gathering it are decided below too.
+    let upstream = crate::evidence::gather(
+        state,
+        &request.draft.component,
+        &request.draft.organisation,
+        true,
+    )
+    .await;
     let mut report =
         component_report(state, &request.draft.component, &request.draft.organisation).await?;
     workflow::visible_to(Some(&signed_in.principal), &mut report.requests);
     let title = format!("Request {id}: {}", request.draft.component.name.as_str());
-    let content = request_markup(&record, &report, viewer, &errors);
+    let content = request_markup(&record, &report, &upstream, viewer, &errors);
     Ok(page::render_with_status(
         status,
         viewer,
@@ -356,6 +364,7 @@ async fn render_request(
 fn request_markup(
     record: &RequestRecord,
     report: &ComponentReport,
+    upstream: &crate::evidence::EvidenceAnswer,
     viewer: &Viewer,
     errors: &ActionErrors,
 ) -> Markup {
@@ -399,7 +408,18 @@ fn request_markup(
             .iter()
             .find(|event| event.kind == EventKind::SignOff && event.stage == Some(stage))
     };
-    let latest_licence = report.versions.first().and_then(|row| row.licence.clone());
+    let latest_licence = report
+        .versions
+        .first()
+        .and_then(|row| row.licence.clone())
+        .or_else(|| {
+            let evidence = upstream.evidence.as_ref()?;
+            Some(format!(
+                "{} (declared upstream for {})",
+                evidence.licence.as_deref()?,
+                evidence.newest.as_deref().unwrap_or("the newest version")
+            ))
+        });
     let outcomes: Vec<(&str, &str)> = Outcome::ALL
         .iter()
         .map(|outcome| (outcome.as_str(), outcome.state().label()))
@@ -474,6 +494,7 @@ fn request_markup(
                 @else { ul { @for precedent in &report.precedents { li { (precedent.organisation) ": " (page::status_tag(precedent.status)) " " code { (precedent.range) } " – " (precedent.reason) } } } }
             }))
         }
+        (super::evidence::section(upstream))
         h2.nhsuk-heading-m { "Review stages" }
         table.nhsuk-table #stages {
             caption.nhsuk-table__caption.nhsuk-u-visually-hidden { "Review stages" }

@@ -281,6 +281,12 @@ fn conda_components_are_requested_and_listed_in_a_real_browser() {
 }
 
 #[test]
+fn upstream_evidence_on_the_component_page_in_a_real_browser() {
+    let (_workspace, _upstream, _server, base) = setup();
+    run_case("evidence", &base);
+}
+
+#[test]
 fn forms_show_accessible_error_summaries_in_a_real_browser() {
     let (_workspace, _upstream, _server, base) = setup();
     run_case("errors", &base);
