@@ -179,6 +179,7 @@ fn write_repository(root: &Path, case: &Case) {
                 filename,
                 size: None,
                 modified: Some(1_700_000_000.0),
+                ..ArchivedFile::default()
             });
         }
     }
