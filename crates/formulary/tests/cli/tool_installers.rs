@@ -137,32 +137,7 @@ async fn an_installer_runs_with_its_per_user_recipe_into_the_profile() {
     );
 
     let (_server, base) = serve(&workspace, &pypi_url, &cran_url, "token", &root.join("log"));
-    let (token, _) = gateway_token(&reqwest::Client::new(), &base, "jane").await;
-    let home = root.join("home");
-    std::fs::create_dir_all(&home).expect("home");
-    let mut setup = Command::new(env!("CARGO_BIN_EXE_formulary"))
-        .env("HOME", &home)
-        .env_remove("XDG_CONFIG_HOME")
-        .env_remove("FORMULARY_CONFIG_DIR")
-        .args([
-            "setup",
-            "--server",
-            &base,
-            "--token-stdin",
-            "--client",
-            "pip",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("setup");
-    setup
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{token}\n").as_bytes())
-        .expect("token");
-    assert!(setup.wait_with_output().expect("setup").status.success());
+    let home = crate::tools::set_up_home(&root, &base, "jane", "pip").await;
 
     // The recipe, exactly, as the person, into the profile; the program linked and working.
     let output = person(&home, &["tools", "install", "hello@1.0"]);

@@ -123,6 +123,43 @@ fn person(program: impl AsRef<std::ffi::OsStr>, home: &Path) -> Command {
     command
 }
 
+/// A new home under `root` for `username`, with `formulary setup --client CLIENT` run in it
+/// and one of their gateway tokens given on standard input (as the bootstrap gives it).
+pub(crate) async fn set_up_home(root: &Path, base: &str, username: &str, client: &str) -> PathBuf {
+    let (token, _) = gateway_token(&reqwest::Client::new(), base, username).await;
+    let home = root.join("home");
+    std::fs::create_dir_all(&home).expect("home");
+    let mut setup = person(env!("CARGO_BIN_EXE_formulary"), &home)
+        .current_dir(root)
+        .args([
+            "setup",
+            "--server",
+            base,
+            "--token-stdin",
+            "--client",
+            client,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("setup");
+    setup
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{token}\n").as_bytes())
+        .expect("token");
+    let output = setup.wait_with_output().expect("setup ends");
+    assert!(
+        output.status.success(),
+        "{}{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+    home
+}
+
 crate::on_both_databases!(async fn an_approved_tool_installs_into_the_profile_and_a_prohibited_one_is_refused);
 async fn an_approved_tool_installs_into_the_profile_and_a_prohibited_one_is_refused() {
     let workspace = Workspace::new();
@@ -174,34 +211,8 @@ async fn an_approved_tool_installs_into_the_profile_and_a_prohibited_one_is_refu
 
     let (_server, base) = serve(&workspace, &pypi_url, &cran_url, "token", &root.join("log"));
     let client = reqwest::Client::new();
+    let home = set_up_home(&root, &base, "jane", "pip").await;
     let (token, _) = gateway_token(&client, &base, "jane").await;
-    let home = root.join("home");
-    std::fs::create_dir_all(&home).expect("home");
-    let mut setup = person(env!("CARGO_BIN_EXE_formulary"), &home)
-        .current_dir(&root)
-        .args([
-            "setup",
-            "--server",
-            &base,
-            "--token-stdin",
-            "--client",
-            "pip",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("setup");
-    setup
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{token}\n").as_bytes())
-        .expect("token");
-    assert!(setup
-        .wait_with_output()
-        .expect("setup ends")
-        .status
-        .success());
     let formulary = |args: &[&str]| {
         person(env!("CARGO_BIN_EXE_formulary"), &home)
             .current_dir(&root)

@@ -75,9 +75,7 @@ async fn a_curator_adds_a_tool_in_the_browser_and_it_installs() {
     );
 
     // The person installs it into their profile.
-    let (token, _) = gateway_token(&reqwest::Client::new(), &base, "jane").await;
-    let home = root.join("home");
-    std::fs::create_dir_all(&home).expect("home");
+    let home = crate::tools::set_up_home(&root, &base, "jane", "pip").await;
     let formulary = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_formulary"))
             .args(args)
@@ -92,22 +90,6 @@ async fn a_curator_adds_a_tool_in_the_browser_and_it_installs() {
             .spawn()
             .expect("formulary runs")
     };
-    let mut setup = formulary(&[
-        "setup",
-        "--server",
-        &base,
-        "--token-stdin",
-        "--client",
-        "pip",
-    ]);
-    setup
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(format!("{token}\n").as_bytes())
-        .expect("token");
-    let output = setup.wait_with_output().expect("setup");
-    assert!(output.status.success(), "{}", text(&output.stderr));
     let output = formulary(&["tools", "install", "ruff"])
         .wait_with_output()
         .expect("install");
