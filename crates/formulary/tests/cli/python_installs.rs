@@ -6,13 +6,12 @@
 //! (see `first_day.rs`); the refused builds are never downloaded, so their manifests point at
 //! files that stand in for them.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output};
 
 use crate::first_day::{add_manifest, cpython_archive, publish};
 use crate::formulary_cli::{static_server, text, Workspace};
-use crate::gateway_auth::{gateway_token, serve, upstreams, PASSWORD};
+use crate::gateway_auth::{serve, upstreams, PASSWORD};
 use crate::tools::TRIPLE;
 
 /// uv as the person runs it: their home, their `uv.toml` (the test environment's

@@ -6,14 +6,13 @@
 //! their profile, and links its program; an installer with no recipe is refused with the
 //! reason, a failing one leaves nothing behind, and a machine-wide recipe cannot be added.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output};
 
 use sha2::{Digest, Sha256};
 
 use crate::formulary_cli::{static_server, text, Workspace};
-use crate::gateway_auth::{gateway_token, serve, upstreams, PASSWORD};
+use crate::gateway_auth::{serve, upstreams, PASSWORD};
 
 /// The installer's script; the program it installs follows as a tar.gz after the marker line.
 const INSTALLER: &str = r#"#!/bin/sh

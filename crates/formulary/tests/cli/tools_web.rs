@@ -3,14 +3,13 @@
 //! axe-clean pages); the tool then installs with `formulary tools install`, and the addition is
 //! audited under the curator's name as `formulary tools add`'s is.
 
-use std::io::Write;
 use std::process::Command;
 
 use sha2::{Digest, Sha256};
 
 use crate::browser::run_script;
 use crate::formulary_cli::{static_server, text, Workspace};
-use crate::gateway_auth::{gateway_token, serve, upstreams, PASSWORD};
+use crate::gateway_auth::{serve, upstreams, PASSWORD};
 use crate::tools::{vendor_archive, TRIPLE};
 
 crate::on_both_databases!(async fn a_curator_adds_a_tool_in_the_browser_and_it_installs);
