@@ -92,7 +92,18 @@ impl Database {
             })
             .transpose()?;
         if let (Some(copy), Some(document)) = (self.local_copy(), &found) {
-            copy.put_document(scope, key, document);
+            // Hashing the text is the costly part: skip it when the copy already holds this
+            // fetch of the document (the usual case on a read).
+            let held = copy.holds_document(
+                scope,
+                key,
+                &document.upstream,
+                document.etag.as_deref(),
+                document.fetched_at,
+            );
+            if !held {
+                copy.put_document(scope, key, document);
+            }
         }
         Ok(found)
     }

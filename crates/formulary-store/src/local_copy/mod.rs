@@ -335,7 +335,7 @@ impl LocalCopy {
     }
 
     /// True when the copy holds this document as identified.
-    fn holds_document(
+    pub(crate) fn holds_document(
         &self,
         scope: &str,
         key: &str,
