@@ -169,17 +169,34 @@ pub(super) fn client() -> anyhow::Result<reqwest::Client> {
         .build()?)
 }
 
-/// Sends a request and returns its JSON, or the server's problem description as the error.
-pub(super) async fn exchange(
+/// The name of this computer (`HOSTNAME`, `COMPUTERNAME`), for naming the tokens it is given.
+pub(crate) fn this_computer() -> String {
+    std::env::var("HOSTNAME")
+        .or_else(|_| std::env::var("COMPUTERNAME"))
+        .unwrap_or_else(|_| "this computer".to_owned())
+}
+
+/// Sends a request and returns its status and JSON body (`Null` when the body is not JSON);
+/// the error says the server at `server` could not be reached.
+pub(crate) async fn send_json(
     request: reqwest::RequestBuilder,
     server: &str,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<(reqwest::StatusCode, Value)> {
     let response = request
         .send()
         .await
         .with_context(|| format!("could not reach the Formulary server at {server}; check the address (--server) and that it is running"))?;
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
+    Ok((status, body))
+}
+
+/// Sends a request and returns its JSON, or the server's problem description as the error.
+pub(super) async fn exchange(
+    request: reqwest::RequestBuilder,
+    server: &str,
+) -> anyhow::Result<Value> {
+    let (status, body) = send_json(request, server).await?;
     if status.is_success() {
         return Ok(body);
     }
@@ -213,9 +230,7 @@ pub(crate) async fn login(args: LoginArgs) -> anyhow::Result<ExitCode> {
     } else {
         rpassword::prompt_password(format!("Password for {username} at {server}: "))?
     };
-    let host = std::env::var("HOSTNAME")
-        .or_else(|_| std::env::var("COMPUTERNAME"))
-        .unwrap_or_else(|_| "this computer".to_owned());
+    let host = this_computer();
     let body = json!({ "username": username, "password": password, "name": format!("formulary login on {host}") });
     let answer = exchange(
         client()?

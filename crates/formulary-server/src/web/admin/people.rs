@@ -184,20 +184,7 @@ pub(crate) async fn add(
     let new = match check_new_person(&organisation.code, &form) {
         Ok(new) => new,
         Err(errors) => {
-            let view = ListView {
-                errors: &errors,
-                form: &form,
-                done: None,
-                fresh_link: None,
-            };
-            return render_list(
-                &state,
-                &signed_in,
-                &organisation,
-                view,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await;
+            return refused(&state, &signed_in, &organisation, &form, &errors).await;
         }
     };
     let user = match state
@@ -208,20 +195,7 @@ pub(crate) async fn add(
         Ok(user) => user,
         Err(StoreError::Conflict(why)) => {
             let errors = [FieldError::new("username", sentence(&why))];
-            let view = ListView {
-                errors: &errors,
-                form: &form,
-                done: None,
-                fresh_link: None,
-            };
-            return render_list(
-                &state,
-                &signed_in,
-                &organisation,
-                view,
-                StatusCode::UNPROCESSABLE_ENTITY,
-            )
-            .await;
+            return refused(&state, &signed_in, &organisation, &form, &errors).await;
         }
         Err(error) => return Err(error.into()),
     };
@@ -235,6 +209,30 @@ pub(crate) async fn add(
     Ok(no_store(
         render_list(&state, &signed_in, &organisation, view, StatusCode::CREATED).await?,
     ))
+}
+
+/// The list again with the form as posted and what was wrong with it (422).
+async fn refused(
+    state: &AppState,
+    signed_in: &SignedIn,
+    organisation: &Organisation,
+    form: &NewPerson,
+    errors: &[FieldError],
+) -> Result<Response, WebError> {
+    let view = ListView {
+        errors,
+        form,
+        done: None,
+        fresh_link: None,
+    };
+    render_list(
+        state,
+        signed_in,
+        organisation,
+        view,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await
 }
 
 /// Issues a password link for `user` and returns it, from the configured public URL.

@@ -6,22 +6,19 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
-use serde_json::Value;
+
+use super::super::client;
 
 /// Runs the device sign-in against `server`; the token for package clients.
 pub(crate) async fn sign_in(server: &url::Url) -> anyhow::Result<String> {
-    let host = std::env::var("HOSTNAME")
-        .or_else(|_| std::env::var("COMPUTERNAME"))
-        .unwrap_or_else(|_| "this computer".to_owned());
-    let client = super::super::client::http_client()?;
-    let response = client
-        .post(server.join("api/v1/device/code")?)
-        .json(&serde_json::json!({ "client_name": format!("formulary setup on {host}") }))
-        .send()
-        .await
-        .with_context(|| format!("could not reach the Formulary server at {server}"))?;
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let host = client::this_computer();
+    let http = client::http_client()?;
+    let (status, body) = client::send_json(
+        http.post(server.join("api/v1/device/code")?)
+            .json(&serde_json::json!({ "client_name": format!("formulary setup on {host}") })),
+        server.as_str(),
+    )
+    .await?;
     if !status.is_success() {
         bail!(
             "the server did not start a device sign-in ({status}): {} {}",
@@ -45,14 +42,12 @@ pub(crate) async fn sign_in(server: &url::Url) -> anyhow::Result<String> {
     let deadline = std::time::Instant::now() + Duration::from_secs(expires_in + interval);
     loop {
         tokio::time::sleep(Duration::from_secs(interval)).await;
-        let response = client
-            .post(server.join("api/v1/device/token")?)
-            .json(&serde_json::json!({ "device_code": device_code }))
-            .send()
-            .await
-            .with_context(|| format!("could not reach the Formulary server at {server}"))?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let (status, body) = client::send_json(
+            http.post(server.join("api/v1/device/token")?)
+                .json(&serde_json::json!({ "device_code": device_code })),
+            server.as_str(),
+        )
+        .await?;
         if status.is_success() {
             eprintln!(
                 "Approved by {}: a token for package clients was issued; it lasts 90 days.",

@@ -111,18 +111,15 @@ async fn read_token(args: &SetupArgs, server: &url::Url) -> anyhow::Result<Strin
 /// Issues a token for package clients with the person's `formulary login` sign-in, so nothing
 /// needs pasting.
 async fn token_from_login(server: &url::Url, api_token: &str) -> anyhow::Result<String> {
-    let host = std::env::var("HOSTNAME")
-        .or_else(|_| std::env::var("COMPUTERNAME"))
-        .unwrap_or_else(|_| "this computer".to_owned());
-    let response = super::client::http_client()?
-        .post(server.join("api/v1/me/tokens")?)
-        .bearer_auth(api_token)
-        .json(&serde_json::json!({ "name": format!("formulary setup on {host}"), "scope": "gateway" }))
-        .send()
-        .await
-        .with_context(|| format!("could not reach the Formulary server at {server}"))?;
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let host = super::client::this_computer();
+    let (status, body) = super::client::send_json(
+        super::client::http_client()?
+            .post(server.join("api/v1/me/tokens")?)
+            .bearer_auth(api_token)
+            .json(&serde_json::json!({ "name": format!("formulary setup on {host}"), "scope": "gateway" })),
+        server.as_str(),
+    )
+    .await?;
     if !status.is_success() {
         bail!(
             "your sign-in from `formulary login` could not create a token for package clients ({status}: {} {}). Sign in again with `formulary login --server {server} --username …`, or paste a token from {server}account with --token-stdin",
@@ -164,15 +161,13 @@ fn server_base(args: &SetupArgs) -> anyhow::Result<url::Url> {
 
 /// Who the token belongs to, checked with the server (`GET /api/v1/me`).
 async fn whoami(server: &url::Url, token: &str) -> anyhow::Result<Value> {
-    let client = super::client::http_client()?;
-    let response = client
-        .get(server.join("api/v1/me")?)
-        .bearer_auth(token)
-        .send()
-        .await
-        .with_context(|| format!("could not reach the Formulary server at {server}; check the address and your network"))?;
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let (status, body) = super::client::send_json(
+        super::client::http_client()?
+            .get(server.join("api/v1/me")?)
+            .bearer_auth(token),
+        server.as_str(),
+    )
+    .await?;
     if !status.is_success() {
         bail!(
             "the server did not accept the token ({status}): {} {} Create a new token for package clients at {server}account and run setup again.",
