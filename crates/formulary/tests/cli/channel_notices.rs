@@ -18,6 +18,20 @@ use crate::formulary_cli::{text, Workspace};
 const PAGE_MESSAGE: &str =
     "<img src=x onerror=alert(1)> The mirror is down for maintenance on Saturday 09:00-11:00 UTC; installs will fail then. Plan around it.";
 
+/// Reads each notice as conda does into its `ChannelNotice`: `NoticeLevel(level)` and
+/// `datetime.fromisoformat` for the times.
+const CONDA_READS: &str = r#"
+import json, sys, datetime
+for notice in json.loads(sys.argv[1])['notices']:
+    assert notice['level'] in ('info', 'warning', 'critical'), notice
+    assert isinstance(notice['id'], str) and notice['id'], notice
+    assert isinstance(notice['message'], str), notice
+    assert int(notice['interval']) > 0, notice
+    created = datetime.datetime.fromisoformat(notice['created_at'])
+    expired = datetime.datetime.fromisoformat(notice['expired_at'])
+    assert created.tzinfo is not None and created < expired, notice
+"#;
+
 async fn token(client: &reqwest::Client, base: &str, username: &str) -> String {
     let answer: Value = client
         .post(format!("{base}/api/v1/session/token"))
@@ -57,22 +71,8 @@ async fn notices(client: &reqwest::Client, url: &str) -> Vec<(String, String)> {
     let response = client.get(url).send().await.expect("notices.json");
     assert_eq!(response.status(), StatusCode::OK, "{url}");
     let body = response.text().await.expect("body");
-    // conda reads each notice into its ChannelNotice with datetime.fromisoformat and
-    // NoticeLevel(level); do the same.
     let checked = std::process::Command::new("python3")
-        .args([
-            "-c",
-            "import json, sys, datetime\n\
-for notice in json.loads(sys.argv[1])['notices']:\n\
-    assert notice['level'] in ('info', 'warning', 'critical'), notice\n\
-    assert isinstance(notice['id'], str) and notice['id'], notice\n\
-    assert isinstance(notice['message'], str), notice\n\
-    assert int(notice['interval']) > 0, notice\n\
-    created = datetime.datetime.fromisoformat(notice['created_at'])\n\
-    expired = datetime.datetime.fromisoformat(notice['expired_at'])\n\
-    assert created.tzinfo is not None and created < expired, notice\n",
-            &body,
-        ])
+        .args(["-c", CONDA_READS, &body])
         .output()
         .expect("python3 runs");
     assert!(
