@@ -73,6 +73,9 @@ pub(crate) async fn create(
         .database
         .add_channel_notice(&draft, &caller.actor)
         .await?;
+    // The audit row moved the change counter: rebuild now, so the local copy (kept with the
+    // snapshot) is current at once rather than at the next poll.
+    state.snapshot.refresh(&state.database).await?;
     Ok((StatusCode::CREATED, Json(NoticeView::from(notice))))
 }
 
@@ -89,5 +92,8 @@ pub(crate) async fn withdraw(
         .database
         .withdraw_channel_notice(&notice.id, &caller.actor)
         .await?;
+    // The audit row moved the change counter: rebuild now, so the local copy (kept with the
+    // snapshot) is current at once rather than at the next poll.
+    state.snapshot.refresh(&state.database).await?;
     Ok(Json(NoticeView::from(withdrawn)))
 }

@@ -387,3 +387,75 @@ async fn curators_and_admins_write_channel_notices_that_conda_reads() {
         );
     }
 }
+
+/// With the database down at start (SQLite file unreadable), `notices.json` still answers from
+/// the local copy with the prohibitions, without the written notices (they live in the database
+/// alone) and says so in the log; once the database is back, the notices are back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_database_down_notices_json_answers_without_the_written_notices() {
+    let workspace = Workspace::new();
+    workspace.add_user(
+        "cora",
+        "Cora Curator",
+        &["NATIONAL:national-curator"],
+        PASSWORD,
+    );
+    let settings = [
+        ("FORMULARY_CONDA_CHANNELS", "{conda-forge=[]}"),
+        ("FORMULARY_DATABASE_START_TIMEOUT_SECONDS", "3"),
+    ];
+    let client = reqwest::Client::new();
+    let (server, base, _) =
+        tokio::task::block_in_place(|| crate::reliability::serve(&workspace, &settings));
+    let url = format!("{base}/conda/conda-forge/notices.json");
+    let cora = token(&client, &base, "cora").await;
+    let message = "The gateway moves to new servers on Sunday.";
+    let (status, written) = api(
+        &client,
+        &cora,
+        reqwest::Method::POST,
+        format!("{base}/api/v1/organisations/NATIONAL/channel-notices"),
+        Some(json!({ "message": message, "level": "info" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{written}");
+    assert_eq!(notices(&client, &url).await, [pair("info", message)]);
+    tokio::task::block_in_place(|| crate::reliability_offline::stop_gracefully(server));
+
+    // The database file cannot be opened (a folder stands in its place).
+    let data = workspace.folder.path().join("data");
+    std::fs::rename(data.join("formulary.db"), data.join("formulary.db.away")).expect("move");
+    std::fs::create_dir(data.join("formulary.db")).expect("folder");
+    let (_server, base, log) =
+        tokio::task::block_in_place(|| crate::reliability::serve(&workspace, &settings));
+    let url = format!("{base}/conda/conda-forge/notices.json");
+    assert!(notices(&client, &url).await.is_empty());
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        logged.contains("notices.json leaves out the written channel notices"),
+        "{logged}"
+    );
+    let (status, refused) = api(
+        &client,
+        &cora,
+        reqwest::Method::POST,
+        format!("{base}/api/v1/organisations/NATIONAL/channel-notices"),
+        Some(json!({ "message": "not now", "level": "info" })),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{refused}");
+
+    // The file is put right: the notice is back without a restart.
+    std::fs::remove_dir(data.join("formulary.db")).expect("remove folder");
+    std::fs::rename(data.join("formulary.db.away"), data.join("formulary.db")).expect("move back");
+    let started = std::time::Instant::now();
+    while notices(&client, &url).await.is_empty() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the notice is not back a minute after the database returned: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert_eq!(notices(&client, &url).await, [pair("info", message)]);
+}

@@ -246,6 +246,9 @@ pub(crate) async fn add(
         .database
         .add_channel_notice(&draft, &signed_in.principal.actor)
         .await?;
+    // The audit row moved the change counter: rebuild now, so the local copy (kept with the
+    // snapshot) is current at once rather than at the next poll.
+    state.snapshot.refresh(&state.database).await?;
     Ok(Redirect::to(&format!(
         "/admin/{}/channel-notices?done=published",
         organisation.code
@@ -268,6 +271,9 @@ pub(crate) async fn withdraw(
         .database
         .withdraw_channel_notice(&notice.id, &signed_in.principal.actor)
         .await?;
+    // The audit row moved the change counter: rebuild now, so the local copy (kept with the
+    // snapshot) is current at once rather than at the next poll.
+    state.snapshot.refresh(&state.database).await?;
     Ok(Redirect::to(&format!(
         "/admin/{}/channel-notices?done=withdrawn",
         organisation.code
