@@ -321,9 +321,13 @@ async fn sigs(
     }
 }
 
+/// How long `notices.json` waits for the written notices before serving without them.
+const WRITTEN_NOTICES_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// The notices people wrote for `organisation`'s views and the national ones. While the
-/// database is down or failing these are left out (logged): the prohibitions still come from
-/// the snapshot, and a missing banner must not cost conda its channel.
+/// database is down, failing or slower than [`WRITTEN_NOTICES_PATIENCE`] these are left out
+/// (logged): the prohibitions still come from the snapshot, and a missing banner must not cost
+/// conda its channel.
 async fn written_notices(state: &AppState, organisation: &OrgCode) -> Vec<ChannelNotice> {
     let organisations = [OrgCode::national(), organisation.clone()];
     let organisations = if organisation.is_national() {
@@ -331,10 +335,18 @@ async fn written_notices(state: &AppState, organisation: &OrgCode) -> Vec<Channe
     } else {
         &organisations[..]
     };
-    match state.database.channel_notices_of(organisations).await {
-        Ok(notices) => notices,
-        Err(error) => {
+    let read = state.database.channel_notices_of(organisations);
+    match tokio::time::timeout(WRITTEN_NOTICES_PATIENCE, read).await {
+        Ok(Ok(notices)) => notices,
+        Ok(Err(error)) => {
             tracing::warn!(%error, "notices.json leaves out the written channel notices: the database did not answer");
+            Vec::new()
+        }
+        Err(_) => {
+            tracing::warn!(
+                patience = ?WRITTEN_NOTICES_PATIENCE,
+                "notices.json leaves out the written channel notices: the database did not answer in time"
+            );
             Vec::new()
         }
     }
