@@ -7,6 +7,7 @@
 
 mod access;
 pub mod advisory;
+pub mod channel_notice;
 mod component;
 mod entry;
 mod error;

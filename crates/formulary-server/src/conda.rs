@@ -4,7 +4,9 @@
 //! (`repodata_shards.msgpack.zst`, `shards/<sha256>.msgpack.zst`), package files with Range and
 //! 304, and refusals (problem+json, reason phrase) for a denied file asked for directly.
 //! `channeldata.json` and a package file's `.sigs` (CEP-27) pass through from the upstream where
-//! it has them; `notices.json` (CEP-6) lists the view's standing prohibitions of conda packages.
+//! it has them; `notices.json` (CEP-6) lists the view's standing prohibitions of conda packages
+//! and the channel notices people wrote for the view (while the database is down, only the
+//! prohibitions: written notices live in the database alone).
 //! `repodata.json.bz2` and `current_repodata.json` answer 404, from which conda, mamba and
 //! rattler fall back to `repodata.json`. Every document served is logged at debug level
 //! (`FORMULARY_LOG=formulary_server::conda=debug`).
@@ -16,7 +18,9 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use formulary_core::channel_notice::ChannelNotice;
 use formulary_core::ecosystems::conda;
+use formulary_core::OrgCode;
 use formulary_gateway::{
     parse_shard_filename, CondaGateway, PackageFileOutcome, RepodataOutcome, ServedRepodata,
     SigsOutcome,
@@ -317,8 +321,40 @@ async fn sigs(
     }
 }
 
+/// How long `notices.json` waits for the written notices before serving without them.
+const WRITTEN_NOTICES_PATIENCE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The notices people wrote for `organisation`'s views and the national ones. While the
+/// database is down, failing or slower than [`WRITTEN_NOTICES_PATIENCE`] these are left out
+/// (logged): the prohibitions still come from the snapshot, and a missing banner must not cost
+/// conda its channel.
+async fn written_notices(state: &AppState, organisation: &OrgCode) -> Vec<ChannelNotice> {
+    let organisations = [OrgCode::national(), organisation.clone()];
+    let organisations = if organisation.is_national() {
+        &organisations[..1]
+    } else {
+        &organisations[..]
+    };
+    let read = state.database.channel_notices_of(organisations);
+    match tokio::time::timeout(WRITTEN_NOTICES_PATIENCE, read).await {
+        Ok(Ok(notices)) => notices,
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "notices.json leaves out the written channel notices: the database did not answer");
+            Vec::new()
+        }
+        Err(_) => {
+            tracing::warn!(
+                patience = ?WRITTEN_NOTICES_PATIENCE,
+                "notices.json leaves out the written channel notices: the database did not answer in time"
+            );
+            Vec::new()
+        }
+    }
+}
+
 /// `GET …/conda/{channel}/{filename}`: the upstream's `channeldata.json`, or the view's
-/// `notices.json` (CEP-6: its standing prohibitions of conda packages); anything else is 404.
+/// `notices.json` (CEP-6: its standing prohibitions of conda packages and the channel notices
+/// written for it); anything else is 404.
 pub(crate) async fn serve_channel_document(
     State(state): State<AppState>,
     Path(params): Path<HashMap<String, String>>,
@@ -347,8 +383,14 @@ async fn channel_document(
     let request = view_for(state, params)?;
     let (_, snapshot) = snapshot_for(state, &request, PATH).await?;
     if filename == "notices.json" {
-        let notices =
-            formulary_gateway::channel_notices(&snapshot, &request.view, state.public_url.as_str());
+        let written = written_notices(state, &request.view.organisation).await;
+        let notices = formulary_gateway::channel_notices(
+            &snapshot,
+            &request.view,
+            state.public_url.as_str(),
+            channel,
+            &written,
+        );
         let body = serde_json::to_vec(&notices).map_err(|error| {
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -11,6 +11,7 @@ mod api;
 mod auth;
 mod bootstrap;
 pub mod catalogue;
+mod channel_notices;
 mod conda;
 mod connections;
 mod cran;

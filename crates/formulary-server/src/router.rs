@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -158,6 +158,14 @@ fn routes(state: AppState) -> Router {
         .route(
             "/api/v1/organisations/{code}/review-policy",
             get(api::organisations::review_policy).put(api::organisations::set_review_policy),
+        )
+        .route(
+            "/api/v1/organisations/{code}/channel-notices",
+            get(api::channel_notices::list).post(api::channel_notices::create),
+        )
+        .route(
+            "/api/v1/organisations/{code}/channel-notices/{id}",
+            delete(api::channel_notices::withdraw),
         )
         .route(
             "/api/v1/organisations/{code}/people",

@@ -14,6 +14,7 @@ mod blob_writes;
 mod blobs;
 mod catalogue;
 mod changes;
+mod channel_notices;
 mod checkpoints;
 mod database;
 mod device_codes;

@@ -2,6 +2,7 @@
 
 pub(crate) mod advisories;
 pub(crate) mod catalogue;
+pub(crate) mod channel_notices;
 pub(crate) mod device;
 pub mod entries;
 pub(crate) mod openapi;

@@ -147,6 +147,9 @@ const OPERATIONS: &[Operation] = &[
     op("put", "/api/v1/organisations/{code}/settings/{ecosystem}", "Change an organisation's settings for an ecosystem", true, Some("EcosystemSettings"), (200, "Any")),
     op("get", "/api/v1/organisations/{code}/review-policy", "An organisation's review policy (distinct reviewers, stages that need the information governance or clinical safety officer role, clinical safety for clinical data)", true, None, (200, "Any")),
     op("put", "/api/v1/organisations/{code}/review-policy", "Replace an organisation's review policy (its administrators and national curators); audited", true, Some("ReviewPolicy"), (200, "Any")),
+    op("get", "/api/v1/organisations/{code}/channel-notices", "The notices the organisation's conda users read in each channel's notices.json (CEP-6), withdrawn and expired ones too, newest first (its organisation admins and national curators; NATIONAL's apply to every organisation)", true, None, (200, "ChannelNoticeList")),
+    op("post", "/api/v1/organisations/{code}/channel-notices", "Write a channel notice for the organisation's views (NATIONAL: every organisation's), shown in notices.json until withdrawn or past `expires`; audited", true, Some("NewChannelNotice"), (201, "ChannelNotice")),
+    op("delete", "/api/v1/organisations/{code}/channel-notices/{id}", "Withdraw a channel notice at once (it stays listed, withdrawn; 409 when it already was); audited", true, None, (200, "ChannelNotice")),
     op("get", "/api/v1/organisations/{code}/people", "The people with a role in an organisation: roles there and elsewhere, how they sign in, whether disabled, last sign-in (its organisation admins and national curators)", true, None, (200, "PeopleList")),
     op("post", "/api/v1/organisations/{code}/people", "Add a local account with its first role there; the answer holds a link (from `public_url`, shown once, 7 days) where the person chooses their password; audited", true, Some("NewPerson"), (201, "PasswordLink")),
     op("get", "/api/v1/organisations/{code}/people/{user}", "One person with a role in the organisation", true, None, (200, "Person")),
@@ -206,6 +209,7 @@ fn schemas() -> Value {
     );
     if let Value::Object(map) = &mut all {
         map.extend(people_schemas());
+        map.extend(channel_notice_schemas());
     }
     all
 }
@@ -274,6 +278,22 @@ fn people_schemas() -> Map<String, Value> {
         "NewPerson": closed(json!({ "username": { "type": "string", "description": "2 to 64 of a-z, 0-9, `.`, `_`, `-`, `@`" }, "display_name": said, "email": { "type": ["string", "null"], "description": "Where notifications go" }, "role": { "enum": ROLES, "description": "Their first role in the organisation" } }), &["username", "display_name", "role"]),
         "RoleGrant": closed(json!({ "role": { "enum": ROLES } }), &["role"]),
         "PasswordLink": object(json!({ "person": { "$ref": "#/components/schemas/Person" }, "password_link": text, "expires_at": text }), &["password_link", "expires_at"]),
+    });
+    match schemas {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    }
+}
+
+/// The schemas of the channel notices API (`/api/v1/organisations/{code}/channel-notices…`).
+fn channel_notice_schemas() -> Map<String, Value> {
+    let text = json!({ "type": "string" });
+    let object = |properties: Value, required: &[&str]| json!({ "type": "object", "properties": properties, "required": required });
+    let closed = |properties: Value, required: &[&str]| json!({ "type": "object", "properties": properties, "required": required, "additionalProperties": false });
+    let schemas = json!({
+        "ChannelNotice": object(json!({ "id": text, "organisation": text, "channel": { "type": ["string", "null"], "description": "null: every channel" }, "level": { "enum": ["info", "warning", "critical"] }, "message": text, "expires": { "type": ["string", "null"], "format": "date" }, "created_at": text, "created_by": text, "withdrawn_at": { "type": ["string", "null"] }, "withdrawn_by": { "type": ["string", "null"] }, "standing": { "enum": ["shown", "withdrawn", "expired"] } }), &["id", "organisation", "level", "message", "created_at", "created_by", "standing"]),
+        "ChannelNoticeList": { "type": "array", "items": { "$ref": "#/components/schemas/ChannelNotice" } },
+        "NewChannelNotice": closed(json!({ "message": { "type": "string", "minLength": 1, "maxLength": 1000, "pattern": "\\S", "description": "Plain text conda prints as it is (no control characters but line breaks)" }, "level": { "enum": ["info", "warning", "critical"] }, "channel": { "type": ["string", "null"], "description": "A conda channel this server serves; absent or null for every channel" }, "expires": { "type": ["string", "null"], "format": "date", "description": "The last day (UTC) it is shown, today or later; absent or null until withdrawn" } }), &["message", "level"])
     });
     match schemas {
         Value::Object(map) => map,

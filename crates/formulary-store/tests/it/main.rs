@@ -7,6 +7,7 @@ mod administration;
 mod advisories;
 mod blobs;
 mod blobs_s3;
+mod channel_notices;
 mod external;
 mod ledger;
 mod moto;

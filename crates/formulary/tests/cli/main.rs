@@ -12,6 +12,7 @@ mod api_schema;
 mod bad_input;
 mod blobs_s3;
 mod browser;
+mod channel_notices;
 mod cluster;
 mod conda_token;
 mod curated_closures;

@@ -21,7 +21,7 @@ use crate::reliability::serve;
 use crate::reliability_upstream::{wheels, Fault, FaultyUpstream};
 
 /// Stops a server with SIGTERM (it writes its local copy and ledger) and waits for it.
-fn stop_gracefully(mut server: Running) {
+pub(crate) fn stop_gracefully(mut server: Running) {
     let status = Command::new("kill")
         .args(["-TERM", &server.0.id().to_string()])
         .status()

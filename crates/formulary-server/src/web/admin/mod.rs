@@ -1,10 +1,12 @@
 //! Administration in the browser, under `/admin`: organisation admins manage their own
 //! organisation, national curators every organisation. People and their roles ([`people`]),
 //! settings within the national baseline ([`settings`]), entries, prohibitions and exceptions
-//! ([`entries`]), the review policy ([`review_policy`]), desktop tools for national curators
+//! ([`entries`]), the review policy ([`review_policy`]), conda channel notices
+//! ([`channel_notices`]), desktop tools for national curators
 //! ([`tools`]), and upstream health (read-only, the status page). Every form is CSRF-protected ([`super::session::PostedForm`]), every change is
 //! checked here against the viewer's roles and audited by the store.
 
+mod channel_notices;
 mod entries;
 mod people;
 mod review_policy;
@@ -66,6 +68,14 @@ pub(crate) fn routes() -> Router<AppState> {
         .route(
             "/admin/{org}/review",
             get(review_policy::show).post(review_policy::save),
+        )
+        .route(
+            "/admin/{org}/channel-notices",
+            get(channel_notices::list).post(channel_notices::add),
+        )
+        .route(
+            "/admin/{org}/channel-notices/{id}/withdraw",
+            post(channel_notices::withdraw),
         )
 }
 
@@ -153,6 +163,7 @@ pub(crate) async fn hub(
                                 li { a href={ "/admin/" (organisation.code) "/settings" } { "Settings" span.nhsuk-u-visually-hidden { " of " (organisation.code) } } }
                                 li { a href={ "/admin/" (organisation.code) "/entries" } { "Entries and exceptions" span.nhsuk-u-visually-hidden { " of " (organisation.code) } } }
                                 li { a href={ "/admin/" (organisation.code) "/review" } { "Review policy" span.nhsuk-u-visually-hidden { " of " (organisation.code) } } }
+                                li { a href={ "/admin/" (organisation.code) "/channel-notices" } { "Channel notices" span.nhsuk-u-visually-hidden { " of " (organisation.code) } } }
                             }
                         }
                     }
@@ -190,6 +201,7 @@ pub(crate) fn subnav(organisation: &Organisation, here: &str) -> Markup {
         ("settings", "Settings"),
         ("entries", "Entries and exceptions"),
         ("review", "Review policy"),
+        ("channel-notices", "Channel notices"),
     ];
     html! {
         nav aria-label="Administration" {
