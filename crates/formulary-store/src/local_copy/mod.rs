@@ -17,12 +17,13 @@
 
 mod disk;
 mod sync;
+mod tokens;
+mod writer;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use formulary_core::ecosystems::{Ecosystem, Version};
@@ -39,6 +40,7 @@ use crate::error::StoreError;
 use crate::snapshot::PolicyInputs;
 
 pub use sync::SyncSummary;
+pub use tokens::CopiedToken;
 
 /// The version of the manifest's layout.
 const FORMAT: u32 = 1;
@@ -112,6 +114,10 @@ struct Contents {
     /// Files by upstream URL.
     files: BTreeMap<String, StoredFile>,
     releases: Releases,
+    /// Usable gateway tokens by the SHA-256 of their secret; `None` in a copy written by a
+    /// version that did not keep them.
+    #[serde(default)]
+    tokens: Option<tokens::Tokens>,
 }
 
 /// The local copy of what serving reads (see the module documentation).
@@ -127,6 +133,8 @@ pub struct LocalCopy {
     changed: tokio::sync::Notify,
     /// One write at a time.
     writing: Mutex<()>,
+    /// Where the files are written (a full disk is injected here in tests).
+    storage: Arc<dyn disk::Storage>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -149,6 +157,7 @@ impl LocalCopy {
             dirty: AtomicBool::new(false),
             changed: tokio::sync::Notify::new(),
             writing: Mutex::new(()),
+            storage: Arc::new(disk::FileSystem),
         }
     }
 
@@ -247,21 +256,6 @@ impl LocalCopy {
     fn touch(&self) {
         self.dirty.store(true, Ordering::SeqCst);
         self.changed.notify_one();
-    }
-
-    /// Writes the copy to disk at most every `debounce`, after it changes, until the task is
-    /// aborted.
-    pub fn keep_written(self: &Arc<Self>, debounce: Duration) -> tokio::task::JoinHandle<()> {
-        let copy = Arc::clone(self);
-        tokio::spawn(async move {
-            loop {
-                copy.changed.notified().await;
-                tokio::time::sleep(debounce).await;
-                if let Err(error) = copy.write_now().await {
-                    tracing::error!(%error, folder = %copy.folder.display(), "could not write the local copy; a start with the database down would serve an older one");
-                }
-            }
-        })
     }
 
     /// Writes the copy now if it changed since it was last written.
