@@ -6,9 +6,11 @@
 //! audit rows record them, advisories, admissions, the advisory feed's freshness), the cached
 //! upstream documents (by scope and key: origin, entity tag, when fetched, and the text in a
 //! file named by its SHA-256), the cached files' identities (upstream URL → blob, digests) and
-//! the release evidence (publication dates, yanks, licences). It is kept current as the store
+//! the release evidence (publication dates, yanks, licences), and the usable gateway tokens
+//! (the SHA-256 of each secret, never the secret: `tokens.rs`). It is kept current as the store
 //! writes or reads them (in memory at once; on disk by one background writer, at most every
-//! few seconds), and fully compared with the database every few minutes.
+//! few seconds, which survives a full disk: `writer.rs`), and fully compared with the database
+//! every few minutes.
 //!
 //! The copy decides policy, so it is sealed: `manifest.json` starts with an HMAC-SHA256 of its
 //! content under the audit checkpoint key (`audit_key_file`, never in the database); each
