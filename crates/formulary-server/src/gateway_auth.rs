@@ -5,6 +5,7 @@
 //! token's person or service account is handed to the handlers ([`GatewayCaller`]) for the
 //! download ledger; a missing one is refused when the deployment asks for a token on every
 //! request ([`GatewayAccess::Token`]); an unknown, revoked or expired one is always refused.
+//! While the database is down, tokens are checked against the server's sealed local copy.
 //! Answers say how to get a token, with a link built from `public_url`.
 
 use std::collections::HashMap;
@@ -120,35 +121,53 @@ fn presented_token(headers: &HeaderMap) -> Result<Option<String>, ()> {
     token.map(Some).ok_or(())
 }
 
+/// What checking a token found.
+enum Checked {
+    /// A valid token: its holder.
+    Caller(GatewayCaller),
+    /// Unknown, revoked or expired.
+    Refused,
+    /// The database is down and the local copy holds no tokens: the request goes on without a
+    /// caller (it is refused with a 503 where every request needs a token).
+    Unchecked,
+}
+
 /// Checks a token for reading the gateway: any valid token of an enabled person who holds a
-/// role, or of a service account, whatever its scope.
-async fn caller_for(state: &AppState, secret: &str) -> Result<Option<GatewayCaller>, ApiError> {
+/// role, or of a service account, whatever its scope. While the database is down, the local
+/// copy's tokens answer (the same rules, as of when the copy was last written).
+async fn caller_for(state: &AppState, secret: &str) -> Result<Checked, ApiError> {
     let key: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
     // Read before the check, so that a change landing during it makes the memory stale.
     let generation = state.snapshot.generation();
     if let Some(caller) = state.gateway_tokens.remembered(&key, generation) {
-        return Ok(Some(caller));
+        return Ok(Checked::Caller(caller));
     }
-    if state.database.is_offline() {
-        // Tokens cannot be checked without the database. Where anonymous reading is allowed,
-        // the request goes on unattributed; otherwise it must wait for the database.
-        return match state.gateway_access {
-            GatewayAccess::Anonymous => Ok(None),
-            GatewayAccess::Token => Err(crate::offline::unavailable(
-                "tokens cannot be checked without it",
-            )),
+    let actor = if state.database.is_offline() {
+        match state.database.token_from_local_copy(secret) {
+            Ok(Some(token)) => token.actor,
+            Ok(None) => return Ok(Checked::Refused),
+            // Where anonymous reading is allowed, the request goes on unattributed; otherwise
+            // it must wait for the database.
+            Err(_) => {
+                return match state.gateway_access {
+                    GatewayAccess::Anonymous => Ok(Checked::Unchecked),
+                    GatewayAccess::Token => Err(crate::offline::unavailable(
+                        "tokens cannot be checked without it",
+                    )),
+                }
+            }
+        }
+    } else {
+        let Some((principal, _scope)) = crate::auth::token_principal(state, secret).await? else {
+            return Ok(Checked::Refused);
         };
-    }
-    let Some((principal, _scope)) = crate::auth::token_principal(state, secret).await? else {
-        return Ok(None);
+        principal.actor
     };
-    let caller = GatewayCaller {
-        actor: principal.actor,
-    };
+    let caller = GatewayCaller { actor };
     state
         .gateway_tokens
         .remember(key, generation, caller.clone());
-    Ok(Some(caller))
+    Ok(Checked::Caller(caller))
 }
 
 /// Why a request was refused.
@@ -225,11 +244,11 @@ pub(crate) async fn authenticate(
         }
         None => {}
         Some(secret) => match caller_for(&state, &secret).await {
-            Ok(Some(caller)) => {
+            Ok(Checked::Caller(caller)) => {
                 request.extensions_mut().insert(caller);
             }
-            Ok(None) if state.database.is_offline() => {}
-            Ok(None) => {
+            Ok(Checked::Unchecked) => {}
+            Ok(Checked::Refused) => {
                 return unauthorised(
                     &state,
                     Refusal::Invalid(ApiError::new(

@@ -80,6 +80,18 @@ pub enum StoreError {
     /// every change, must wait for the database.
     #[error("the database is unavailable ({0}); this server only serves what it already holds until it returns")]
     Unavailable(String),
+    /// The local copy (`<data_dir>/local-copy/`) could not be written (a full disk, say): the
+    /// copy on disk is the previous one, whole, and the writer tries again later.
+    #[error("could not write the local copy's {path}: {source}{hint}; the previous copy on disk is kept whole and writing is tried again later")]
+    LocalCopyWrite {
+        /// The file that could not be written.
+        path: String,
+        /// What the file system said.
+        #[source]
+        source: std::io::Error,
+        /// What to do about it, when known (", the disk is full: free space on it").
+        hint: &'static str,
+    },
     /// A write kept conflicting with concurrent writers.
     #[error("the change could not be saved after {0} attempts because other writers kept changing the same records; try again")]
     Contended(u32),

@@ -69,7 +69,7 @@ pub use gateway::{Download, DownloadTally, LedgerLine};
 pub use integrity::PolicyIntegrity;
 pub use inventory::{Holder, NewReport, ReportOutcome, ENVIRONMENT_KINDS};
 pub use leases::Lease;
-pub use local_copy::{LocalCopy, SyncSummary};
+pub use local_copy::{CopiedToken, LocalCopy, SyncSummary};
 pub use notifications::{NewNotification, Notification, OutgoingEmail, MAX_EMAIL_ATTEMPTS};
 pub use recall_lifting::Lift;
 pub use recall_metrics::{Exposure, PatchTimeline, SurveillanceMetrics};

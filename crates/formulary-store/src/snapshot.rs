@@ -119,7 +119,7 @@ impl Database {
     /// Loads everything the policy engine reads, as it stood at `at`: the organisations, their
     /// settings, the entries in force then, the advisories in force and the dependency admissions
     /// (current; each lapses when its approving entry is not in force at `at`). A snapshot of
-    /// now is also kept in the local copy, when there is one.
+    /// now is also kept in the local copy, when there is one, with the usable gateway tokens.
     pub async fn policy_snapshot(&self, at: DateTime<Utc>) -> Result<PolicySnapshot, StoreError> {
         self.ensure_online()?;
         let inputs = self.policy_inputs(at).await?;
@@ -127,6 +127,11 @@ impl Database {
         if (Utc::now() - at).num_seconds().abs() < 60 {
             if let Some(copy) = self.local_copy() {
                 copy.set_policy(inputs);
+                // Every issue and revocation of a token (and every change to an account) moves
+                // the audit counter, so the tokens are read again with the policy.
+                if let Err(error) = self.copy_tokens().await {
+                    tracing::warn!(%error, "could not read the gateway tokens into the local copy; it keeps the ones it had");
+                }
             }
         }
         Ok(snapshot)

@@ -10,7 +10,7 @@ use crate::error::StoreError;
 use crate::time;
 
 /// Every token starts with this, so that secret scanners and people recognise it.
-const TOKEN_PREFIX: &str = "frm_";
+pub(crate) const TOKEN_PREFIX: &str = "frm_";
 
 /// What a token may be used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -105,7 +105,8 @@ struct Grant<'a> {
     scope: TokenScope,
 }
 
-fn digest(secret: &str) -> String {
+/// The SHA-256 of a secret, as `api_tokens.token_hash` holds it.
+pub(crate) fn digest(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 

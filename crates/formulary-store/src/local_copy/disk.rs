@@ -31,8 +31,49 @@ pub(super) fn document_path(folder: &Path, sha256: &str) -> PathBuf {
     folder.join("documents").join(sha256)
 }
 
-fn io(path: &Path, what: &str, error: std::io::Error) -> StoreError {
-    StoreError::corrupt("local copy", format!("{what} {}: {error}", path.display()))
+/// True when an error says the disk is full (ENOSPC).
+fn is_full(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::StorageFull
+}
+
+fn write_failed(path: &Path, error: std::io::Error) -> StoreError {
+    let hint = if is_full(&error) {
+        " (the disk is full: free space on it)"
+    } else {
+        ""
+    };
+    StoreError::LocalCopyWrite {
+        path: path.display().to_string(),
+        source: error,
+        hint,
+    }
+}
+
+/// Where the copy's files are written: the file system, or (in tests) one that fills up.
+pub(super) trait Storage: std::fmt::Debug + Send + Sync {
+    /// Creates `path` (readable by this account only), writes `bytes` to it and flushes it to
+    /// disk. On an error, `path` may be left partly written.
+    fn write_file(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()>;
+}
+
+/// The file system.
+#[derive(Debug)]
+pub(super) struct FileSystem;
+
+impl Storage for FileSystem {
+    fn write_file(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            // The manifest names the people who hold gateway tokens (and their tokens' hashes).
+            options.mode(0o600);
+        }
+        let mut file = options.open(path)?;
+        file.write_all(bytes)?;
+        file.sync_all()
+    }
 }
 
 /// Reads and checks the manifest: `None` when there is none; the error says why it cannot be
@@ -70,18 +111,16 @@ pub(super) fn read_manifest(folder: &Path, key: &AuditKey) -> Result<Option<Cont
         .map_err(|error| refused(&format!("cannot be read ({error})")))
 }
 
-/// Writes `bytes` to `path` through a temporary file that is flushed to disk and renamed.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+/// Writes `bytes` to `path` through a temporary file that is flushed to disk and renamed; on
+/// any error (a full disk) the temporary file is removed and `path` is as it was.
+fn write_atomically(storage: &dyn Storage, path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let temporary = path.with_extension(format!("tmp-{}", std::process::id()));
-    let written = std::fs::File::create(&temporary)
-        .and_then(|mut file| {
-            file.write_all(bytes)?;
-            file.sync_all()
-        })
+    let written = storage
+        .write_file(&temporary, bytes)
         .and_then(|()| std::fs::rename(&temporary, path));
     if let Err(error) = written {
         let _ = std::fs::remove_file(&temporary);
-        return Err(io(path, "cannot write", error));
+        return Err(write_failed(path, error));
     }
     if let Some(parent) = path.parent() {
         // The rename itself reaches the disk with the folder.
@@ -96,30 +135,34 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
 /// no longer named.
 pub(super) fn write(copy: &LocalCopy, texts: &[(String, Arc<str>)]) -> Result<(), StoreError> {
     let documents = copy.folder.join("documents");
-    std::fs::create_dir_all(&documents).map_err(|error| io(&documents, "cannot create", error))?;
+    std::fs::create_dir_all(&documents).map_err(|error| write_failed(&documents, error))?;
     for (sha256, text) in texts {
         let path = document_path(&copy.folder, sha256);
         if !path.exists() {
-            write_atomically(&path, text.as_bytes())?;
+            write_atomically(copy.storage.as_ref(), &path, text.as_bytes())?;
         }
     }
+    let now = Utc::now();
     let (body, named) = {
         let mut contents = lock(&copy.contents);
         contents.format = super::FORMAT;
-        contents.written_at = Some(Utc::now());
+        // The time is kept only once the manifest is on disk (`/readyz` shows it).
+        let previous = contents.written_at.replace(now);
         let named: BTreeSet<String> = contents
             .documents
             .values()
             .flat_map(|documents| documents.values().map(|stored| stored.sha256.clone()))
             .collect();
-        let body = serde_json::to_vec(&*contents)
-            .map_err(|error| StoreError::corrupt("local copy", error))?;
+        let body = serde_json::to_vec(&*contents);
+        contents.written_at = previous;
+        let body = body.map_err(|error| StoreError::corrupt("local copy", error))?;
         (body, named)
     };
     let seal = copy.key.seal(PURPOSE, &body);
     let mut file = format!("{MAGIC} {seal}\n").into_bytes();
     file.extend_from_slice(&body);
-    write_atomically(&manifest_path(&copy.folder), &file)?;
+    write_atomically(copy.storage.as_ref(), &manifest_path(&copy.folder), &file)?;
+    lock(&copy.contents).written_at = Some(now);
     remove_unnamed(&documents, &named);
     Ok(())
 }

@@ -6,9 +6,11 @@
 //! audit rows record them, advisories, admissions, the advisory feed's freshness), the cached
 //! upstream documents (by scope and key: origin, entity tag, when fetched, and the text in a
 //! file named by its SHA-256), the cached files' identities (upstream URL → blob, digests) and
-//! the release evidence (publication dates, yanks, licences). It is kept current as the store
+//! the release evidence (publication dates, yanks, licences), and the usable gateway tokens
+//! (the SHA-256 of each secret, never the secret: `tokens.rs`). It is kept current as the store
 //! writes or reads them (in memory at once; on disk by one background writer, at most every
-//! few seconds), and fully compared with the database every few minutes.
+//! few seconds, which survives a full disk: `writer.rs`), and fully compared with the database
+//! every few minutes.
 //!
 //! The copy decides policy, so it is sealed: `manifest.json` starts with an HMAC-SHA256 of its
 //! content under the audit checkpoint key (`audit_key_file`, never in the database); each
@@ -17,12 +19,13 @@
 
 mod disk;
 mod sync;
+mod tokens;
+mod writer;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use formulary_core::ecosystems::{Ecosystem, Version};
@@ -39,6 +42,7 @@ use crate::error::StoreError;
 use crate::snapshot::PolicyInputs;
 
 pub use sync::SyncSummary;
+pub use tokens::CopiedToken;
 
 /// The version of the manifest's layout.
 const FORMAT: u32 = 1;
@@ -112,6 +116,10 @@ struct Contents {
     /// Files by upstream URL.
     files: BTreeMap<String, StoredFile>,
     releases: Releases,
+    /// Usable gateway tokens by the SHA-256 of their secret; `None` in a copy written by a
+    /// version that did not keep them.
+    #[serde(default)]
+    tokens: Option<tokens::Tokens>,
 }
 
 /// The local copy of what serving reads (see the module documentation).
@@ -127,6 +135,8 @@ pub struct LocalCopy {
     changed: tokio::sync::Notify,
     /// One write at a time.
     writing: Mutex<()>,
+    /// Where the files are written (a full disk is injected here in tests).
+    storage: Arc<dyn disk::Storage>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -149,6 +159,7 @@ impl LocalCopy {
             dirty: AtomicBool::new(false),
             changed: tokio::sync::Notify::new(),
             writing: Mutex::new(()),
+            storage: Arc::new(disk::FileSystem),
         }
     }
 
@@ -247,21 +258,6 @@ impl LocalCopy {
     fn touch(&self) {
         self.dirty.store(true, Ordering::SeqCst);
         self.changed.notify_one();
-    }
-
-    /// Writes the copy to disk at most every `debounce`, after it changes, until the task is
-    /// aborted.
-    pub fn keep_written(self: &Arc<Self>, debounce: Duration) -> tokio::task::JoinHandle<()> {
-        let copy = Arc::clone(self);
-        tokio::spawn(async move {
-            loop {
-                copy.changed.notified().await;
-                tokio::time::sleep(debounce).await;
-                if let Err(error) = copy.write_now().await {
-                    tracing::error!(%error, folder = %copy.folder.display(), "could not write the local copy; a start with the database down would serve an older one");
-                }
-            }
-        })
     }
 
     /// Writes the copy now if it changed since it was last written.

@@ -24,8 +24,8 @@ pub struct SyncSummary {
 
 impl Database {
     /// Brings the attached local copy up to date with everything the database holds for
-    /// serving (documents, file identities, release evidence; the policy is kept as snapshots
-    /// are built). Nothing happens without a copy.
+    /// serving (documents, file identities, release evidence, usable gateway tokens; the policy,
+    /// and the tokens again, are kept as snapshots are built). Nothing happens without a copy.
     pub async fn sync_local_copy(&self) -> Result<SyncSummary, StoreError> {
         let Some(copy) = self.local_copy().cloned() else {
             return Ok(SyncSummary::default());
@@ -102,6 +102,7 @@ impl Database {
             release_list.sort_by(|left, right| left.version.cmp(&right.version));
         }
         copy.replace_releases(releases);
+        self.copy_tokens().await?;
         Ok(SyncSummary {
             documents_read,
             documents: present.len(),

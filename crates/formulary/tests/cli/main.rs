@@ -52,6 +52,7 @@ mod reliability;
 mod reliability_database;
 mod reliability_kill;
 mod reliability_offline;
+mod reliability_offline_tokens;
 mod reliability_upstream;
 mod replicas;
 mod requests;

@@ -39,7 +39,7 @@ async fn timed(client: &reqwest::Client, url: &str) -> (u16, Value, Duration) {
     (status, body, started.elapsed())
 }
 
-async fn ledger_rows(url: &str) -> i64 {
+pub(crate) async fn ledger_rows(url: &str) -> i64 {
     let mut connection = sqlx::AnyConnection::connect(url).await.expect("connects");
     let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM downloads")
         .fetch_one(&mut connection)
@@ -49,7 +49,7 @@ async fn ledger_rows(url: &str) -> i64 {
     count
 }
 
-fn read(path: &Path) -> String {
+pub(crate) fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
 
@@ -132,7 +132,7 @@ async fn changes_wait_for_the_database(client: &reqwest::Client, base: &str) {
 }
 
 /// How many download lines wait in the journal, from `/readyz`.
-async fn journal_lines(client: &reqwest::Client, base: &str) -> i64 {
+pub(crate) async fn journal_lines(client: &reqwest::Client, base: &str) -> i64 {
     let (_, body, _) = timed(client, &format!("{base}/readyz")).await;
     body["ledger"]["detail"]
         .as_str()
@@ -142,7 +142,7 @@ async fn journal_lines(client: &reqwest::Client, base: &str) -> i64 {
 }
 
 /// Waits until `/readyz` is 200 with the journal written; returns how long that took.
-async fn wait_until_back(client: &reqwest::Client, base: &str, log: &Path) -> Duration {
+pub(crate) async fn wait_until_back(client: &reqwest::Client, base: &str, log: &Path) -> Duration {
     let started = Instant::now();
     loop {
         let (status, body, _) = timed(client, &format!("{base}/readyz")).await;
