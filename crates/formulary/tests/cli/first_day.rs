@@ -201,7 +201,7 @@ pub(crate) fn publish(
 
 /// The client under test, without its debugging symbols when `strip` is at hand (a release's
 /// binary has none; the debug build is ~400 MB).
-fn client_binary(into: &Path) -> Vec<u8> {
+pub(crate) fn client_binary(into: &Path) -> Vec<u8> {
     let stripped = into.join("formulary-stripped");
     let done = Command::new("strip")
         .args(["--strip-debug", "-o"])
