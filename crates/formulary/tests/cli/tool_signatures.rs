@@ -5,7 +5,8 @@
 //! good signature installs and its signer is shown; a tampered file whose SHA-256 the manifest
 //! matches, a signature by the other key, and a missing signature are each refused by the
 //! gateway with the reason, and nothing is cached or installed. A key that does not parse is
-//! refused by `formulary tools add`.
+//! refused by `formulary tools add`. The signer is shown in `tools list`, `tools/index.json`
+//! and on `/admin/tools`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -136,6 +137,12 @@ async fn only_files_the_vendors_pinned_key_signed_are_installed() {
     let root = workspace.folder.path().to_path_buf();
     workspace.ok(&["org", "add", "RJ1", "--name", "A trust"]);
     workspace.add_user("jane", "Jane Analyst", &["RJ1:requester"], PASSWORD);
+    workspace.add_user(
+        "nico",
+        "Nico Curator",
+        &["NATIONAL:national-curator"],
+        PASSWORD,
+    );
     let (_pypi, pypi_url, _cran, cran_url) = upstreams(&root.join("upstreams"));
 
     // The vendor's release key (a certification key with a signing subkey), and another.
@@ -239,6 +246,32 @@ async fn only_files_the_vendors_pinned_key_signed_are_installed() {
             .lines()
             .any(|line| line.contains("1.0") && line.contains(&format!("OpenPGP {vendor_key}"))),
         "{listed}"
+    );
+
+    // The gateway's tool list and the curators' page give the same evidence.
+    let (token, _) =
+        crate::gateway_auth::gateway_token(&reqwest::Client::new(), &base, "jane").await;
+    let index: serde_json::Value = reqwest::Client::new()
+        .get(format!("{base}/o/RJ1/tools/index.json"))
+        .basic_auth("jane", Some(&token))
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("json");
+    let signature = &index["tools"][0]["files"][0]["signature"];
+    assert_eq!(signature["kind"], "openpgp", "{index}");
+    assert_eq!(
+        signature["signer"],
+        format!("OpenPGP {vendor_key} (Hello Releases <releases@hello.example>)")
+    );
+    let mut browser = crate::requests::Browser::new(&base);
+    crate::requests::sign_in(&mut browser, "nico", PASSWORD).await;
+    let (_, page) = browser.get("/admin/tools").await;
+    assert!(
+        page.contains(&format!("Signed by the vendor: OpenPGP {vendor_key} (Hello Releases &lt;releases@hello.example&gt;)")),
+        "{page}"
     );
 
     // A good signature (by the vendor's signing subkey): installed, and the signer shown.
