@@ -20,6 +20,15 @@ pub enum GatewayError {
         /// What is wrong with it.
         why: String,
     },
+    /// A tool file whose vendor signature is missing or does not verify with the key pinned in
+    /// its manifest; it was not cached.
+    #[error("the vendor's signature on {filename} did not verify ({why}); it was not cached")]
+    VendorSignature {
+        /// The file.
+        filename: String,
+        /// What did not verify.
+        why: String,
+    },
     /// An upstream document looks wrong next to the cached one (most of it gone, or empty) and
     /// is held back until it is seen again; the cached copy is served.
     #[error("a suspicious upstream document was held back: {why}")]

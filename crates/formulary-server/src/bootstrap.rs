@@ -194,6 +194,10 @@ mod tests {
         // The token never goes on a command line.
         assert!(script.contains("| curl -sSL --retry 2 -K - "));
         assert!(script.contains("| \"$bin/formulary\" setup --server \"$server\" --token-stdin"));
+        // With no FORMULARY_TOKEN, a terminal offers the browser sign-in first, then a token.
+        assert!(script.contains("Sign in with your browser [Y/n], or paste a token"));
+        assert!(script.contains("--data-binary @- \"${server}api/v1/device/code\""));
+        assert!(script.contains("--data-binary @- \"${server}api/v1/device/token\""));
     }
 
     #[test]
@@ -205,6 +209,8 @@ mod tests {
         assert!(!script.contains("x86_64-linux"));
         assert!(!script.contains("@@"));
         assert!(script.contains("[Environment]::SetEnvironmentVariable('Path'"));
+        assert!(script.contains("Sign in with your browser [Y/n], or paste a token"));
+        assert!(script.contains("-Uri \"${server}api/v1/device/token\""));
     }
 
     #[test]

@@ -178,6 +178,7 @@ mod tests {
             kind: "archive".to_owned(),
             binaries: Vec::new(),
             install_args: Vec::new(),
+            signature: None,
         }
     }
 

@@ -186,6 +186,7 @@ mod tests {
             kind: kind.to_owned(),
             binaries: vec!["ruff.exe".to_owned()],
             install_args: Vec::new(),
+            signature: None,
         }
     }
 

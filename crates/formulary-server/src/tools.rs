@@ -56,6 +56,7 @@ pub(crate) async fn index(
                     "kind": artifact.kind,
                     "binaries": artifact.binaries,
                     "install_args": artifact.install_args,
+                    "signature": artifact.signature.as_ref().map(|signature| json!({"kind": signature.kind, "signer": signature.signer, "url": signature.url})),
                     "url": format!("files/{}/{}/{}/{}", artifact.name, artifact.version, artifact.platform, artifact.filename),
                 })).collect::<Vec<_>>(),
             }))

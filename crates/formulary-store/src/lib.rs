@@ -45,6 +45,7 @@ mod snapshot;
 mod time;
 mod tokens;
 mod tool_manifest;
+mod tool_signature;
 mod tools;
 
 pub use accounts::{
@@ -82,4 +83,5 @@ pub use resets::IssuedReset;
 pub use sessions::{random_secret, ProviderSession, Session, StartedSession};
 pub use tokens::{ApiToken, IssuedToken, TokenScope};
 pub use tool_manifest::{tool_artifacts, ToolFileInput, ToolProblem, PREFIX_PLACEHOLDER};
+pub use tool_signature::{signer_of, verify as verify_signature, ToolSignature};
 pub use tools::ToolArtifact;

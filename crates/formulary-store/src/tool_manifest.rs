@@ -5,6 +5,7 @@
 use formulary_core::ecosystems::{Ecosystem, Version};
 use formulary_core::Component;
 
+use crate::tool_signature::{signer_of, ToolSignature};
 use crate::tools::ToolArtifact;
 
 /// The placeholder in an installer's per-user recipe for the folder in the person's profile.
@@ -27,10 +28,17 @@ pub struct ToolFileInput {
     pub binaries: Vec<String>,
     /// An installer's per-user recipe (`{prefix}` for the folder in the person's profile).
     pub install_args: Vec<String>,
+    /// Where the vendor publishes the file's detached signature; empty when it signs none.
+    pub signature_url: String,
+    /// The signature's kind: `openpgp` or `minisign` (empty with no signature).
+    pub signature_kind: String,
+    /// The vendor's public key, pinned (armored OpenPGP key block, or minisign public key).
+    pub signature_key: String,
 }
 
 /// A problem with a described tool version: the field (`name`, `version`, `platform`, `url`,
-/// `sha256`, `size`, `kind`, `binaries`, `install_args`) and what to fix.
+/// `sha256`, `size`, `kind`, `binaries`, `install_args`, `signature_url`, `signature_kind`,
+/// `signature_key`) and what to fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ToolProblem {
     /// Which field.
@@ -177,6 +185,7 @@ pub fn tool_artifacts(
                 problem("install_args", format!("{argument} installs for every user of the computer, which needs admin rights: use the vendor's current-user option instead (for example /CURRENTUSER)"));
             }
         }
+        let signature = signature_of(file, &mut problem);
         if let (Some(component), Some(filename)) = (&component, filename) {
             artifacts.push(ToolArtifact {
                 name: component.name.as_str().to_owned(),
@@ -189,6 +198,7 @@ pub fn tool_artifacts(
                 kind: kind.to_owned(),
                 binaries,
                 install_args,
+                signature,
             });
         }
     }
@@ -207,6 +217,54 @@ pub fn tool_artifacts(
     }
 }
 
+/// The file's vendor signature as described (none when all three fields are empty), its key
+/// parsed to name the signer; problems go to `problem`.
+fn signature_of(
+    file: &ToolFileInput,
+    problem: &mut impl FnMut(&'static str, String),
+) -> Option<ToolSignature> {
+    let (url, kind, key) = (
+        file.signature_url.trim(),
+        file.signature_kind.trim().to_ascii_lowercase(),
+        file.signature_key.trim(),
+    );
+    if url.is_empty() && kind.is_empty() && key.is_empty() {
+        return None;
+    }
+    let url_ok =
+        matches!(url::Url::parse(url), Ok(parsed) if matches!(parsed.scheme(), "https" | "http"));
+    if !url_ok {
+        problem("signature_url", format!("'{}' is not the address of the vendor's signature: enter the https:// address of the detached signature published beside the file (often the file's address with .asc, .sig or .minisig added)", url.escape_debug()));
+    }
+    let kind_ok = matches!(kind.as_str(), "openpgp" | "minisign");
+    if !kind_ok {
+        problem("signature_kind", "Choose the signature's kind: openpgp (a .asc or .sig file, checked with the vendor's OpenPGP key) or minisign (a .minisig file)".to_owned());
+    }
+    let signer = if key.is_empty() {
+        problem("signature_key", "Paste the vendor's public key, from the vendor's own site (not from beside the file): the signature is only as good as this key".to_owned());
+        None
+    } else if kind_ok {
+        match signer_of(&kind, key) {
+            Ok(signer) => Some(signer),
+            Err(why) => {
+                problem(
+                    "signature_key",
+                    format!("The public key cannot be used: {why}"),
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
+    signer.filter(|_| url_ok).map(|signer| ToolSignature {
+        url: url.to_owned(),
+        kind,
+        public_key: format!("{key}\n"),
+        signer,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,6 +278,7 @@ mod tests {
             kind: "installer".to_owned(),
             binaries: vec!["bin/conda".to_owned()],
             install_args: vec!["-b".to_owned(), "-p".to_owned(), "{prefix}".to_owned()],
+            ..ToolFileInput::default()
         }
     }
 
@@ -254,6 +313,9 @@ mod tests {
             kind: "msi".to_owned(),
             binaries: vec!["../../bin/sh".to_owned()],
             install_args: vec!["-b".to_owned()],
+            signature_url: "ftp://example.org/x.asc".to_owned(),
+            signature_kind: "gpg".to_owned(),
+            signature_key: "ssh-ed25519 AAAA".to_owned(),
         };
         assert_eq!(
             fields(tool_artifacts("git", "2.47.1", &[bad])),
@@ -264,7 +326,9 @@ mod tests {
                 "size",
                 "kind",
                 "binaries",
-                "install_args"
+                "install_args",
+                "signature_url",
+                "signature_kind"
             ]
         );
         let mut wide = file();
@@ -293,5 +357,33 @@ mod tests {
         bare.install_args.clear();
         let artifacts = tool_artifacts("git", "2.47.1", &[bare]).expect("valid");
         assert!(artifacts[0].install_args.is_empty());
+    }
+
+    #[test]
+    fn a_signature_needs_an_address_a_kind_and_a_key_that_parses() {
+        let mut signed = file();
+        signed.signature_url = "https://example.org/Miniforge3-Linux-x86_64.sh.minisig".to_owned();
+        signed.signature_kind = "minisign".to_owned();
+        signed.signature_key =
+            "RWQf6LRCGA9i53mlYecO4IzT51TGPpvWucNSCh1CBM0QTaLn73Y7GFO3".to_owned();
+        let artifacts = tool_artifacts("miniforge", "24.11.3-0", &[signed.clone()]).expect("valid");
+        let signature = artifacts[0].signature.as_ref().expect("signature");
+        assert_eq!(signature.signer, "minisign key E7620F1842B4E81F");
+        signed.signature_key = "-----BEGIN PGP PUBLIC KEY BLOCK-----\nnope".to_owned();
+        signed.signature_kind = "openpgp".to_owned();
+        let problems =
+            tool_artifacts("miniforge", "24.11.3-0", &[signed.clone()]).expect_err("refused");
+        assert_eq!(problems[0].field, "signature_key");
+        assert!(
+            problems[0]
+                .message
+                .starts_with("The public key cannot be used"),
+            "{problems:?}"
+        );
+        signed.signature_key.clear();
+        assert_eq!(
+            fields(tool_artifacts("miniforge", "24.11.3-0", &[signed])),
+            ["signature_key"]
+        );
     }
 }

@@ -8,6 +8,7 @@ use crate::audit;
 use crate::database::Database;
 use crate::error::StoreError;
 use crate::time;
+use crate::tool_signature::ToolSignature;
 
 /// One file of one tool version for one platform.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +37,10 @@ pub struct ToolArtifact {
     /// for the folder in their profile; empty when it has no per-user recipe.
     #[serde(default)]
     pub install_args: Vec<String>,
+    /// The vendor's detached signature and the pinned key that must verify it, when the vendor
+    /// signs the file.
+    #[serde(default)]
+    pub signature: Option<ToolSignature>,
 }
 
 impl Database {
@@ -52,9 +57,9 @@ impl Database {
             Box::pin(async move {
                 for artifact in &artifacts {
                     sqlx::query(
-                        "INSERT INTO tool_artifacts (name, version, platform, filename, url, sha256, size, kind, binaries, added_by, added_at, install_args)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-                         ON CONFLICT (name, version, platform) DO UPDATE SET filename = excluded.filename, url = excluded.url, sha256 = excluded.sha256, size = excluded.size, kind = excluded.kind, binaries = excluded.binaries, added_by = excluded.added_by, added_at = excluded.added_at, install_args = excluded.install_args",
+                        "INSERT INTO tool_artifacts (name, version, platform, filename, url, sha256, size, kind, binaries, added_by, added_at, install_args, signature)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+                         ON CONFLICT (name, version, platform) DO UPDATE SET filename = excluded.filename, url = excluded.url, sha256 = excluded.sha256, size = excluded.size, kind = excluded.kind, binaries = excluded.binaries, added_by = excluded.added_by, added_at = excluded.added_at, install_args = excluded.install_args, signature = excluded.signature",
                     )
                     .bind(&artifact.name)
                     .bind(&artifact.version)
@@ -68,6 +73,7 @@ impl Database {
                     .bind(&actor)
                     .bind(time::to_text(chrono::Utc::now()))
                     .bind(serde_json::to_string(&artifact.install_args).unwrap_or_default())
+                    .bind(artifact.signature.as_ref().and_then(|signature| serde_json::to_string(signature).ok()).unwrap_or_default())
                     .execute(&mut *connection)
                     .await?;
                     let subject = format!("pkg:generic/{}@{}", artifact.name, artifact.version);
@@ -82,7 +88,7 @@ impl Database {
     /// Every tool file, by name, version and platform.
     pub async fn tool_artifacts(&self) -> Result<Vec<ToolArtifact>, StoreError> {
         let rows = sqlx::query(
-            "SELECT name, version, platform, filename, url, sha256, size, kind, binaries, install_args FROM tool_artifacts ORDER BY name, version, platform",
+            "SELECT name, version, platform, filename, url, sha256, size, kind, binaries, install_args, signature FROM tool_artifacts ORDER BY name, version, platform",
         )
         .fetch_all(self.pool())
         .await?;
@@ -107,6 +113,15 @@ impl Database {
                             what: "tool install arguments",
                             why: error.to_string(),
                         })?,
+                    signature: match row.try_get::<String, _>("signature")?.as_str() {
+                        "" => None,
+                        text => Some(serde_json::from_str(text).map_err(|error| {
+                            StoreError::Corrupt {
+                                what: "tool signature",
+                                why: error.to_string(),
+                            }
+                        })?),
+                    },
                 })
             })
             .collect()

@@ -1,8 +1,9 @@
 //! Desktop tools (`generic` components) as files the gateway pulls through: each version's
 //! files per platform come from `tool_artifacts` (added by a curator from a manifest), are
 //! decided by the same policy as packages (prohibitions, curated stances, pilots, recalls), and
-//! are fetched once from the vendor, checked against the manifest's SHA-256 and size, and kept
-//! in the blob store. An adapter on the engine, like `pypi/` and `cran/`.
+//! are fetched once from the vendor, checked against the manifest's SHA-256 and size (and the
+//! vendor's signature, with the key pinned in the manifest, when the vendor signs the file), and
+//! kept in the blob store. An adapter on the engine, like `pypi/` and `cran/`.
 
 use formulary_core::ecosystems::{Ecosystem, Version};
 use formulary_core::policy::{evaluate_version, Decision, PolicySnapshot, Release, View};
@@ -12,6 +13,8 @@ use formulary_store::{Algorithm, BlobRef, BlobStore, Database, Digests, ToolArti
 use crate::engine::files::{FileCache, UpstreamFile};
 use crate::engine::upstream::UpstreamClient;
 use crate::error::GatewayError;
+
+mod signature;
 
 /// What to answer for a tool file.
 #[derive(Debug)]
@@ -38,6 +41,8 @@ pub struct OfferedTool {
 pub struct ToolGateway {
     database: Database,
     files: FileCache,
+    /// Fetches vendors' signatures.
+    client: UpstreamClient,
 }
 
 impl ToolGateway {
@@ -49,8 +54,9 @@ impl ToolGateway {
     ) -> Result<ToolGateway, reqwest::Error> {
         let client = UpstreamClient::new(budget)?;
         Ok(ToolGateway {
-            files: FileCache::new(database.clone(), blobs, client),
+            files: FileCache::new(database.clone(), blobs, client.clone()),
             database,
+            client,
         })
     }
 
@@ -84,7 +90,8 @@ impl ToolGateway {
     }
 
     /// A tool file for a view: refused when the version is denied, else from the blob store,
-    /// fetched once from the vendor and verified when not cached.
+    /// fetched once from the vendor and verified when not cached (digests, size, and the
+    /// vendor's signature when the manifest pins a key).
     pub async fn file(
         &self,
         snapshot: &PolicySnapshot,
@@ -111,14 +118,26 @@ impl ToolGateway {
                 filename: artifact.filename.clone(),
                 why: format!("the manifest's SHA-256 is malformed: {error}"),
             })?;
-        let file = UpstreamFile {
+        let mut file = UpstreamFile {
             url: &artifact.url,
             filename: &artifact.filename,
             digests,
             size: Some(artifact.size),
             check: None,
         };
-        Ok(ToolFileOutcome::Serve(self.files.fetch(&file).await?))
+        let Some(vendor_signature) = &artifact.signature else {
+            return Ok(ToolFileOutcome::Serve(self.files.fetch(&file).await?));
+        };
+        // Only a file verified with its signature is ever cached, so a cached one is served.
+        if let Some(blob) = self.files.cached(&file).await? {
+            return Ok(ToolFileOutcome::Serve(blob));
+        }
+        let pending = signature::fetch(&self.client, vendor_signature, &artifact.filename).await?;
+        file.check = Some(pending.check.clone());
+        match self.files.fetch(&file).await {
+            Ok(blob) => Ok(ToolFileOutcome::Serve(blob)),
+            Err(error) => Err(pending.refusal(&artifact.filename, error)),
+        }
     }
 }
 

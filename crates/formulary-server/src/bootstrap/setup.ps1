@@ -5,8 +5,9 @@
 # to your own PATH, and runs `formulary setup`, which points pip, uv, R, npm and the others at
 # your organisation's view. Nothing needs admin rights.
 #
-# The token for package clients is read from $env:FORMULARY_TOKEN, or asked for (hidden).
-# Create one at @@SERVER@@account. Read this script before running it:
+# The token for package clients is read from $env:FORMULARY_TOKEN; else you sign in with your
+# browser (press Enter), or paste a token created at @@SERVER@@account (hidden).
+# Read this script before running it:
 #     irm @@SERVER@@setup.ps1
 $ErrorActionPreference = 'Stop'
 
@@ -27,10 +28,52 @@ if (-not $build) {
     throw "$server offers no formulary client for $platform. Ask the people who run it to add one (docs/self-service.md, 'The bootstrap')."
 }
 
+function Read-Hidden([string] $prompt) {
+    $secure = Read-Host -AsSecureString $prompt
+    [Runtime.InteropServices.Marshal]::PtrToStringBSTR([Runtime.InteropServices.Marshal]::SecureStringToBSTR($secure))
+}
+
+# Browser sign-in (the device flow `formulary setup --device` uses): the server gives a code to
+# approve on its /device page; once the person approves it, a token for package clients.
+function Get-TokenWithBrowser {
+    $computer = ("$env:COMPUTERNAME" -replace '[^A-Za-z0-9._-]', '')
+    try {
+        $started = Invoke-RestMethod -Method Post -Uri "${server}api/v1/device/code" -ContentType 'application/json' -Body (@{ client_name = "formulary bootstrap on $computer" } | ConvertTo-Json)
+    } catch {
+        throw "$server did not start a browser sign-in: $($_.ErrorDetails.Message) Paste a token instead (create one at ${server}account)."
+    }
+    Write-Host "To sign in, open $($started.verification_uri_complete) in your browser, sign in, and approve the code $($started.user_code) (it expires in 10 minutes)."
+    Write-Host 'Waiting for approval...'
+    $interval = 5
+    while ($true) {
+        Start-Sleep -Seconds $interval
+        try {
+            $issued = Invoke-RestMethod -Method Post -Uri "${server}api/v1/device/token" -ContentType 'application/json' -Body (@{ device_code = $started.device_code } | ConvertTo-Json)
+            Write-Host "Approved by $($issued.username): a token for package clients was issued."
+            return $issued.token
+        } catch {
+            $problem = $null
+            try { $problem = $_.ErrorDetails.Message | ConvertFrom-Json } catch { }
+            if (-not $problem) { throw "Could not reach $server while waiting for approval: $($_.Exception.Message). Run this script again." }
+            switch ($problem.error) {
+                'authorization_pending' { }
+                'slow_down' { $interval += 5 }
+                default { throw "The browser sign-in did not finish: $($problem.detail)" }
+            }
+        }
+    }
+}
+
 $token = $env:FORMULARY_TOKEN
 if (-not $token) {
-    $secure = Read-Host -AsSecureString "Paste your token for package clients (create one at ${server}account)"
-    $token = [Runtime.InteropServices.Marshal]::PtrToStringBSTR([Runtime.InteropServices.Marshal]::SecureStringToBSTR($secure))
+    $answer = Read-Hidden "Sign in with your browser [Y/n], or paste a token for package clients (from ${server}account)"
+    if ($answer -match '^(|y|yes)$') {
+        $token = Get-TokenWithBrowser
+    } elseif ($answer -match '^(n|no)$') {
+        $token = Read-Hidden "Paste your token for package clients (create one at ${server}account)"
+    } else {
+        $token = $answer
+    }
 }
 if ($token -notmatch '^frm_[A-Za-z0-9_-]+$') {
     throw "That is not a Formulary token (tokens start with frm_); create one at ${server}account."

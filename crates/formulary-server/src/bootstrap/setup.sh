@@ -6,8 +6,9 @@
 # `formulary setup`, which points pip, uv, R, npm and the others at your organisation's view.
 # Nothing needs admin rights; nothing is written outside your home folder.
 #
-# The token for package clients is read from $FORMULARY_TOKEN, or asked for (hidden).
-# Create one at @@SERVER@@account. Read this script before running it:
+# The token for package clients is read from $FORMULARY_TOKEN; else, in a terminal, you sign in
+# with your browser (press Enter), or paste a token created at @@SERVER@@account (hidden).
+# Read this script before running it:
 #     curl -fsSL @@SERVER@@setup.sh | less
 set -eu
 
@@ -37,16 +38,65 @@ esac
 
 command -v curl >/dev/null 2>&1 || fail "curl is needed to download the client; ask for it to be installed"
 
+# A text field of the server's (compact) JSON answer.
+json_field() {
+    printf '%s' "$2" | sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p" | head -n 1
+}
+
+# Reads a line from the terminal without showing it (it may be a token).
+read_hidden() {
+    stty -echo </dev/tty 2>/dev/null || true
+    IFS= read -r answer </dev/tty || true
+    stty echo </dev/tty 2>/dev/null || true
+    printf '\n' >/dev/tty
+}
+
+# Browser sign-in (the device flow `formulary setup --device` uses): the server gives a code to
+# approve on its /device page; once the person approves it, a token for package clients.
+sign_in_with_browser() {
+    host="$(uname -n 2>/dev/null | tr -cd 'A-Za-z0-9._-')"
+    reply="$(printf '{"client_name":"formulary bootstrap on %s"}' "${host:-a computer}" |
+        curl -sS -X POST -H 'Content-Type: application/json' --data-binary @- "${server}api/v1/device/code")" ||
+        fail "could not reach $server to sign in (curl's message is above); check the address and your network"
+    device_code="$(json_field device_code "$reply")"
+    [ -n "$device_code" ] ||
+        fail "$server did not start a browser sign-in: $(json_field detail "$reply"). Paste a token instead (create one at ${server}account)"
+    printf 'To sign in, open %s in your browser, sign in, and approve the code %s (it expires in 10 minutes).\nWaiting for approval...\n' \
+        "$(json_field verification_uri_complete "$reply")" "$(json_field user_code "$reply")" >/dev/tty
+    interval=5
+    while :; do
+        sleep "$interval"
+        # The device code goes to curl on its standard input, never on a command line.
+        reply="$(printf '{"device_code":"%s"}' "$device_code" |
+            curl -sS -X POST -H 'Content-Type: application/json' --data-binary @- "${server}api/v1/device/token")" ||
+            fail "could not reach $server while waiting for approval (curl's message is above); run this script again"
+        token="$(json_field token "$reply")"
+        [ -n "$token" ] && break
+        case "$(json_field error "$reply")" in
+            authorization_pending) ;;
+            slow_down) interval=$((interval + 5)) ;;
+            *) fail "the browser sign-in did not finish: $(json_field detail "$reply")" ;;
+        esac
+    done
+    printf 'Approved by %s: a token for package clients was issued.\n' "$(json_field username "$reply")" >/dev/tty
+}
+
 token="${FORMULARY_TOKEN:-}"
 if [ -z "$token" ]; then
     if ! { true </dev/tty; } 2>/dev/null; then
-        fail "no token: set FORMULARY_TOKEN to a token for package clients (create one at ${server}account), or run this in a terminal"
+        fail "no token: set FORMULARY_TOKEN to a token for package clients (create one at ${server}account), or run this in a terminal to sign in with your browser"
     fi
-    printf 'Paste your token for package clients (create one at %saccount): ' "$server" >/dev/tty
-    stty -echo </dev/tty 2>/dev/null || true
-    IFS= read -r token </dev/tty || true
-    stty echo </dev/tty 2>/dev/null || true
-    printf '\n' >/dev/tty
+    printf 'Sign in with your browser [Y/n], or paste a token for package clients (from %saccount): ' "$server" >/dev/tty
+    read_hidden
+    case "$answer" in
+        '' | [Yy] | [Yy][Ee][Ss]) sign_in_with_browser ;;
+        [Nn] | [Nn][Oo])
+            printf 'Paste your token for package clients (create one at %saccount): ' "$server" >/dev/tty
+            read_hidden
+            token="$answer"
+            ;;
+        *) token="$answer" ;;
+    esac
 fi
 case "$token" in
     frm_*) ;;

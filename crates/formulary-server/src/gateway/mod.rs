@@ -142,6 +142,7 @@ pub(crate) fn gateway_error(error: GatewayError) -> ApiError {
         GatewayError::Upstream(failure) => upstream_failure(&failure),
         GatewayError::HeldBack { why } => ApiError::new(StatusCode::BAD_GATEWAY, "Upstream document held back", format!("{why}. Nothing else is cached for it; try again later.")),
         GatewayError::CorruptUpstreamFile { filename, why } => ApiError::new(StatusCode::BAD_GATEWAY, "Corrupt upstream file", format!("The upstream served a corrupt or mismatched {filename} ({why}), so Formulary refused it and cached nothing. Try again later; if it persists, tell the operator: the upstream or something between it and Formulary is damaging files.")),
+        GatewayError::VendorSignature { filename, why } => ApiError::new(StatusCode::BAD_GATEWAY, "Vendor signature did not verify", format!("The vendor's signature on {filename} did not verify with the key pinned in its manifest: {why}. Formulary refused the file and cached nothing. The file may have been altered at the vendor or on the way: tell the formulary's curators, who can check it against the vendor's published key.")),
         GatewayError::Mirror { what, why } => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Import failed", format!("cannot import {what}: {why}")),
     }
 }

@@ -12,15 +12,14 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _};
 use clap::Subcommand;
 use formulary_core::ecosystems::{Ecosystem, Version};
-use formulary_store::{ToolArtifact, ToolFileInput};
-use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::setup::Places;
-use super::{operator, Context};
+use super::Context;
 
 mod installer;
+mod manifest;
 
 /// Tool commands.
 #[derive(Debug, Subcommand)]
@@ -51,31 +50,6 @@ pub(crate) enum ToolsCommand {
     },
 }
 
-/// A manifest: one version of one tool, with its files per platform.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Manifest {
-    name: String,
-    version: String,
-    #[serde(rename = "file")]
-    files: Vec<ManifestFile>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ManifestFile {
-    platform: String,
-    url: String,
-    sha256: String,
-    size: u64,
-    kind: String,
-    #[serde(default)]
-    binaries: Vec<String>,
-    /// An installer's per-user recipe (`{prefix}`: the folder in the person's profile).
-    #[serde(default)]
-    install_args: Vec<String>,
-}
-
 /// This computer's platform, as manifests name it: `{arch}-{os}`.
 pub(crate) fn this_platform() -> String {
     let os = match std::env::consts::OS {
@@ -84,33 +58,6 @@ pub(crate) fn this_platform() -> String {
         _ => "linux",
     };
     format!("{}-{os}", std::env::consts::ARCH)
-}
-
-/// The manifest's files, checked as the web page checks them (`formulary_store::tool_artifacts`).
-fn artifacts_of(manifest: Manifest) -> anyhow::Result<Vec<ToolArtifact>> {
-    let files: Vec<ToolFileInput> = manifest
-        .files
-        .into_iter()
-        .map(|file| ToolFileInput {
-            platform: file.platform,
-            url: file.url,
-            sha256: file.sha256,
-            size: file.size,
-            kind: file.kind,
-            binaries: file.binaries,
-            install_args: file.install_args,
-        })
-        .collect();
-    formulary_store::tool_artifacts(&manifest.name, &manifest.version, &files).map_err(|problems| {
-        anyhow::anyhow!(
-            "the manifest cannot be added:\n{}",
-            problems
-                .iter()
-                .map(|problem| format!("  {}: {}", problem.field, problem.message))
-                .collect::<Vec<_>>()
-                .join("\n")
-        )
-    })
 }
 
 /// What `formulary setup` saved: the view and the token.
@@ -180,11 +127,15 @@ async fn list(places: &Places) -> anyhow::Result<ExitCode> {
     for tool in &tools {
         let name = tool["name"].as_str().unwrap_or("?");
         let version = tool["version"].as_str().unwrap_or("?");
-        let here = tool["files"].as_array().is_some_and(|files| {
+        let file_here = tool["files"].as_array().and_then(|files| {
             files
                 .iter()
-                .any(|file| file["platform"] == platform.as_str())
+                .find(|file| file["platform"] == platform.as_str())
         });
+        let here = file_here.is_some();
+        let signer = file_here
+            .and_then(|file| file["signature"]["signer"].as_str())
+            .unwrap_or("");
         let state = if tool["allowed"] == true {
             if here {
                 "allowed".to_owned()
@@ -216,12 +167,22 @@ async fn list(places: &Places) -> anyhow::Result<ExitCode> {
             version.to_owned(),
             state,
             installed.to_owned(),
+            signer.to_owned(),
         ]);
     }
     if rows.is_empty() {
         println!("{view} offers no desktop tools yet.");
     } else {
-        super::output::table(&["TOOL", "VERSION", "STATE", "INSTALLED"], &rows);
+        super::output::table(
+            &[
+                "TOOL",
+                "VERSION",
+                "STATE",
+                "INSTALLED",
+                "SIGNED BY (vendor)",
+            ],
+            &rows,
+        );
     }
     for notice in notices(&tools, &root, &platform) {
         println!("{notice}");
@@ -541,6 +502,9 @@ async fn install(places: &Places, tool: &str) -> anyhow::Result<ExitCode> {
     if digest != expected {
         bail!("the download of {filename} does not match its published SHA-256 ({digest} instead of {expected}); nothing was installed. Try again, and tell your Formulary operator if it persists");
     }
+    if let Some(signer) = file["signature"]["signer"].as_str() {
+        println!("{filename}: the gateway verified the vendor's signature ({signer}).");
+    }
     let folder = root.join(&name).join(&version);
     let program_name = format!("{name}{}", std::env::consts::EXE_SUFFIX);
     if runs_installer {
@@ -721,27 +685,7 @@ async fn update(places: &Places) -> anyhow::Result<ExitCode> {
 /// Runs a `formulary tools` command.
 pub(crate) async fn run(context: &Context, command: ToolsCommand) -> anyhow::Result<ExitCode> {
     match command {
-        ToolsCommand::Add { manifest } => {
-            let text = std::fs::read_to_string(&manifest)
-                .with_context(|| format!("could not read {}", manifest.display()))?;
-            let parsed: Manifest = toml::from_str(&text)
-                .with_context(|| format!("{} is not a tool manifest", manifest.display()))?;
-            let artifacts = artifacts_of(parsed)?;
-            let database = context.database().await?;
-            database.add_tool_artifacts(&artifacts, &operator()).await?;
-            for artifact in &artifacts {
-                println!(
-                    "Added {} {} for {} ({}, {} bytes).",
-                    artifact.name,
-                    artifact.version,
-                    artifact.platform,
-                    artifact.filename,
-                    artifact.size
-                );
-            }
-            println!("Who may download it is decided by entries for pkg:generic/{} (formulary entry add).", artifacts[0].name);
-            Ok(ExitCode::SUCCESS)
-        }
+        ToolsCommand::Add { manifest } => manifest::add(context, &manifest).await,
         ToolsCommand::List => list(&Places::current()?).await,
         ToolsCommand::Install { tool } => install(&Places::current()?, &tool).await,
         ToolsCommand::Update => update(&Places::current()?).await,
@@ -755,16 +699,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn manifests_are_checked() {
-        let manifest: Manifest = toml::from_str(
-            "name = \"UV\"\nversion = \"0.9.5\"\n[[file]]\nplatform = \"x86_64-linux\"\nurl = \"https://example.org/uv/uv-x86_64-unknown-linux-gnu.tar.gz\"\nsha256 = \"0000000000000000000000000000000000000000000000000000000000000000\"\nsize = 10\nkind = \"archive\"\nbinaries = [\"uv-x86_64-unknown-linux-gnu/uv\"]\n",
-        )
-        .expect("parses");
-        let artifacts = artifacts_of(manifest).expect("valid");
-        assert_eq!(artifacts[0].name, "uv");
-        assert_eq!(artifacts[0].filename, "uv-x86_64-unknown-linux-gnu.tar.gz");
-        let bad: Manifest = toml::from_str("name = \"uv\"\nversion = \"1\"\n[[file]]\nplatform = \"x\"\nurl = \"file:///etc/passwd\"\nsha256 = \"00\"\nsize = 1\nkind = \"archive\"\n").expect("parses");
-        assert!(artifacts_of(bad).is_err());
+    fn versions_and_platforms() {
         assert!(newer("0.10.0", "0.9.5"));
         assert!(this_platform().contains('-'));
     }

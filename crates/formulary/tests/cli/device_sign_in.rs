@@ -3,6 +3,8 @@
 //! the page needs a session and CSRF token, refuses a wrong code, and approves the right one
 //! (audited); setup then receives a token for package clients and writes the clients' settings;
 //! codes are single use, polls too fast are told to slow down, and one address is rate-limited.
+//! The bootstrap (`setup.sh`), run in a terminal with no token set, offers the same browser
+//! sign-in (Enter), and still takes a pasted token at the same prompt.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -197,4 +199,194 @@ async fn setup_signs_in_with_the_browser_and_gets_a_token_once() {
         .await
         .expect("body")
         .contains("sign-in codes were asked for from this address"));
+}
+
+/// `sh SCRIPT` in a terminal of its own (`script` gives it a pseudo-terminal, as a person's
+/// shell has), with HOME set and no FORMULARY_TOKEN: what it prints arrives in `printed`.
+struct Terminal {
+    child: std::process::Child,
+    input: std::process::ChildStdin,
+    printed: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Terminal {
+    fn run(script: &std::path::Path, home: &std::path::Path) -> Terminal {
+        let mut child = Command::new("script")
+            .args(["-qefc", &format!("sh {}", script.display()), "/dev/null"])
+            .current_dir(home)
+            .env("HOME", home)
+            .env("PATH", "/usr/bin:/bin")
+            .env_remove("FORMULARY_TOKEN")
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("FORMULARY_CONFIG_DIR")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("script runs");
+        let input = child.stdin.take().expect("stdin");
+        let mut output = child.stdout.take().expect("stdout");
+        let printed = std::sync::Arc::<std::sync::Mutex<String>>::default();
+        let shared = std::sync::Arc::clone(&printed);
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            while let Ok(read) = std::io::Read::read(&mut output, &mut buffer) {
+                if read == 0 {
+                    break;
+                }
+                shared
+                    .lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buffer[..read]));
+            }
+        });
+        Terminal {
+            child,
+            input,
+            printed,
+        }
+    }
+
+    /// Waits (up to a minute) until the terminal shows `expected`; everything shown so far.
+    fn wait_for(&self, expected: &str) -> String {
+        for _ in 0..600 {
+            let printed = self.printed.lock().unwrap().clone();
+            if printed.contains(expected) {
+                return printed;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "the terminal never showed {expected:?}: {}",
+            self.printed.lock().unwrap()
+        );
+    }
+
+    /// Types a line, once the script has turned the terminal's echo off.
+    fn type_line(&mut self, line: &str) {
+        std::thread::sleep(Duration::from_millis(500));
+        std::io::Write::write_all(&mut self.input, format!("{line}\n").as_bytes()).expect("type");
+    }
+
+    /// Waits for the script to end: its exit status and everything shown.
+    async fn finish(self) -> (std::process::ExitStatus, String) {
+        let Terminal {
+            mut child,
+            input,
+            printed,
+        } = self;
+        let status = tokio::task::spawn_blocking(move || child.wait())
+            .await
+            .expect("join")
+            .expect("script ends");
+        drop(input);
+        std::thread::sleep(Duration::from_millis(200));
+        let shown = printed.lock().unwrap().replace('\r', "");
+        (status, shown)
+    }
+}
+
+crate::on_both_databases!(async fn the_bootstrap_offers_the_browser_sign_in_in_a_terminal);
+async fn the_bootstrap_offers_the_browser_sign_in_in_a_terminal() {
+    if std::env::consts::ARCH != "x86_64" || std::env::consts::OS != "linux" {
+        eprintln!("skipped: the client offered here is built for x86_64 Linux");
+        return;
+    }
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: no `script` (util-linux) to give the bootstrap a terminal");
+        return;
+    }
+    let workspace = Workspace::new();
+    let root = workspace.folder.path().to_path_buf();
+    workspace.ok(&["org", "add", "RJ1", "--name", "A trust"]);
+    workspace.add_user("jane", "Jane Analyst", &["RJ1:requester"], PASSWORD);
+    let (_pypi, pypi_url, _cran, cran_url) = upstreams(&root.join("upstreams"));
+    let vendor = root.join("vendor");
+    let (_vendor_server, vendor_url) = crate::formulary_cli::static_server(&{
+        std::fs::create_dir_all(&vendor).expect("vendor");
+        vendor.clone()
+    });
+    let client = crate::first_day::client_binary(&root);
+    let (url, sha256, size) = crate::first_day::publish(
+        &vendor,
+        &vendor_url,
+        "formulary/1.0.0/formulary-x86_64-unknown-linux-gnu",
+        &client,
+    );
+    crate::first_day::add_manifest(
+        &workspace,
+        &root,
+        "formulary",
+        "1.0.0",
+        &format!("url = \"{url}\"\nsha256 = \"{sha256}\"\nsize = {size}\nkind = \"binary\"\n"),
+    );
+    let (_server, base) = serve(&workspace, &pypi_url, &cran_url, "token", &root.join("log"));
+    let script = root.join("setup.sh");
+    let body = reqwest::get(format!("{base}/setup.sh"))
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("script");
+    std::fs::write(&script, body).expect("script");
+
+    // No token set, a terminal: Enter signs in with the browser.
+    let home = root.join("browser-home");
+    std::fs::create_dir_all(&home).expect("home");
+    let mut terminal = Terminal::run(&script, &home);
+    terminal.wait_for("Sign in with your browser [Y/n], or paste a token for package clients");
+    terminal.type_line("");
+    let shown = terminal.wait_for("Waiting for approval");
+    assert!(
+        shown.contains(&format!("open {base}/device?code=")),
+        "{shown}"
+    );
+    let code = shown
+        .split("approve the code ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("a code")
+        .to_owned();
+    let mut browser = Browser::new(&base);
+    let (status, _) = sign_in(&mut browser, "jane", PASSWORD).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let (_, page) = browser.get(&format!("/device?code={code}")).await;
+    assert!(page.contains("formulary bootstrap on"), "{page}");
+    let (status, page) = approve(&mut browser, &code).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let (status, shown) = terminal.finish().await;
+    assert!(status.success(), "{shown}");
+    assert!(
+        shown.contains("Approved by jane: a token for package clients was issued.")
+            && shown.contains("Installed formulary 1.0.0 in")
+            && shown.contains("(SHA-256 checked)"),
+        "{shown}"
+    );
+    let netrc = std::fs::read_to_string(home.join(".netrc")).expect("netrc");
+    let token = netrc
+        .split_whitespace()
+        .find(|word| word.starts_with("frm_"))
+        .expect("a token in .netrc")
+        .to_owned();
+    assert!(!shown.contains(&token), "the token is never shown");
+    assert!(home.join(".local/bin/formulary").exists());
+
+    // The token path stays: pasted at the same prompt (hidden), it is used as before.
+    let home = root.join("token-home");
+    std::fs::create_dir_all(&home).expect("home");
+    let mut terminal = Terminal::run(&script, &home);
+    terminal.wait_for("Sign in with your browser [Y/n], or paste a token for package clients");
+    terminal.type_line(&token);
+    let (status, shown) = terminal.finish().await;
+    assert!(status.success(), "{shown}");
+    assert!(
+        shown.contains("Installed formulary 1.0.0 in") && !shown.contains("Waiting for approval"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains(&token),
+        "a pasted token is not echoed: {shown}"
+    );
+    let netrc = std::fs::read_to_string(home.join(".netrc")).expect("netrc");
+    assert!(netrc.contains(&token), "{netrc}");
 }

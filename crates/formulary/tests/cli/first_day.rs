@@ -124,7 +124,8 @@ pub(crate) fn cpython_archive() -> &'static (String, PathBuf) {
         if archive.exists() {
             return (version, archive);
         }
-        let staging = folder.join("staging");
+        // Per process: the SQLite and PostgreSQL variants may build it at the same time.
+        let staging = folder.join(format!("staging-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&staging);
         let (bin, lib) = (staging.join("python/bin"), staging.join("python/lib"));
         std::fs::create_dir_all(&bin).expect("bin");
@@ -142,7 +143,7 @@ pub(crate) fn cpython_archive() -> &'static (String, PathBuf) {
             .output()
             .expect("tar");
         assert!(copied.status.success(), "{}", text(&copied.stderr));
-        let partial = folder.join("archive.partial");
+        let partial = folder.join(format!("archive.partial-{}", std::process::id()));
         let packed = Command::new("tar")
             .arg("-C")
             .arg(&staging)
@@ -201,7 +202,7 @@ pub(crate) fn publish(
 
 /// The client under test, without its debugging symbols when `strip` is at hand (a release's
 /// binary has none; the debug build is ~400 MB).
-fn client_binary(into: &Path) -> Vec<u8> {
+pub(crate) fn client_binary(into: &Path) -> Vec<u8> {
     let stripped = into.join("formulary-stripped");
     let done = Command::new("strip")
         .args(["--strip-debug", "-o"])

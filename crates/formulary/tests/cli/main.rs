@@ -64,6 +64,7 @@ mod server;
 mod surveillance;
 mod tamper;
 mod tool_installers;
+mod tool_signatures;
 mod tools;
 mod tools_web;
 mod why;

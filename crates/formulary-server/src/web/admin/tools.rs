@@ -1,7 +1,8 @@
 //! `/admin/tools`: desktop tools (components of the `generic` ecosystem) and their files per
 //! platform, for national curators only: the list of every tool version with its files, and a
 //! form that adds one file of a version (its upstream address, size, SHA-256, kind, the programs
-//! to put on the PATH and, for an installer, the per-user install recipe). The form is checked
+//! to put on the PATH, for an installer the per-user install recipe, and when the vendor signs
+//! the file, its signature's address, kind and the vendor's public key). The form is checked
 //! exactly as `formulary tools add` checks a manifest (`formulary_store::tool_artifacts`), and
 //! the store audits the addition as `tool.add` under the curator's name, as the CLI's is.
 
@@ -41,7 +42,17 @@ pub(crate) struct ToolForm {
     kind: String,
     binaries: String,
     install_args: String,
+    signature_url: String,
+    signature_kind: String,
+    signature_key: String,
 }
+
+/// The signature kinds offered in the form.
+const SIGNATURE_KINDS: [(&str, &str); 3] = [
+    ("", "The vendor does not sign it"),
+    ("openpgp", "OpenPGP (.asc or .sig)"),
+    ("minisign", "minisign (.minisig)"),
+];
 
 /// The platforms offered in the form, as manifests name them.
 const PLATFORMS: [(&str, &str); 8] = [
@@ -79,6 +90,9 @@ impl ToolForm {
             kind: self.kind.clone(),
             binaries: lines(&self.binaries),
             install_args: lines(&self.install_args),
+            signature_url: self.signature_url.clone(),
+            signature_kind: self.signature_kind.clone(),
+            signature_key: self.signature_key.clone(),
         };
         formulary_store::tool_artifacts(&self.name, &self.version, &[file]).map_err(|problems| {
             problems
@@ -137,6 +151,12 @@ fn tool_rows(artifacts: &[ToolArtifact]) -> Markup {
                             @if !artifact.binaries.is_empty() {
                                 br; span.nhsuk-body-s { "Programs: " (artifact.binaries.join(", ")) }
                             }
+                            br;
+                            @if let Some(signature) = &artifact.signature {
+                                span.nhsuk-body-s.formulary-signer { "Signed by the vendor: " (signature.signer) }
+                            } @else {
+                                span.nhsuk-body-s { "Not signed by the vendor: checked by its SHA-256 only" }
+                            }
                         }
                     }
                 }
@@ -187,6 +207,11 @@ async fn render(
                 (page::radios("kind", "What the file is", None, &kinds, &form.kind, errors))
                 (page::textarea(Field { name: "binaries", label: "Programs to put on the PATH (optional)", hint: Some("One a line, as paths inside the archive or installed folder, for example bin/git or ruff-x86_64-unknown-linux-gnu/ruff"), value: &form.binaries }, 3, errors))
                 (page::textarea(Field { name: "install_args", label: "Per-user install recipe (installers only)", hint: Some(&recipe_hint), value: &form.install_args }, 3, errors))
+                h3.nhsuk-heading-s { "The vendor's signature (when the vendor signs the file)" }
+                p.nhsuk-body-s { "The gateway fetches the signature with the file and refuses the file, caching nothing, unless the signature verifies with the key below. Take the key from the vendor's own site, not from beside the file." }
+                (select("signature_kind", "Signature kind", None, &SIGNATURE_KINDS, &form.signature_kind, errors))
+                (page::input(Field { name: "signature_url", label: "Signature address", hint: Some("The detached signature's address, often the file's address with .asc, .sig or .minisig added"), value: &form.signature_url }, "url", Some("off"), errors))
+                (page::textarea(Field { name: "signature_key", label: "The vendor's public key", hint: Some("OpenPGP: the armored key block, from -----BEGIN PGP PUBLIC KEY BLOCK----- to its END line. minisign: the .pub file, or its line starting RW"), value: &form.signature_key }, 4, errors))
                 button.nhsuk-button type="submit" { "Add tool file" }
             }
         } }
@@ -267,6 +292,7 @@ mod tests {
             kind: "installer".to_owned(),
             binaries: "cmd/git.exe\n".to_owned(),
             install_args: "/CURRENTUSER\r\n/VERYSILENT\n\n/DIR={prefix}\n".to_owned(),
+            ..ToolForm::default()
         };
         let artifacts = form.check().expect("valid");
         assert_eq!(artifacts[0].name, "git");
@@ -286,5 +312,17 @@ mod tests {
             ["name", "version", "platform", "url", "sha256", "size", "kind"]
         );
         assert!(errors[5].message.contains("'66 MB' is not a size"));
+        let errors = ToolForm {
+            signature_kind: "openpgp".to_owned(),
+            signature_url: "https://example.org/Git-2.47.1-64-bit.exe.asc".to_owned(),
+            signature_key: "not a key".to_owned(),
+            ..form
+        }
+        .check()
+        .expect_err("problems");
+        assert_eq!(errors[0].field, "signature_key");
+        assert!(errors[0]
+            .message
+            .contains("not an armored OpenPGP public key"));
     }
 }
