@@ -118,23 +118,7 @@ pub(crate) async fn serve_blob(
             let size = bytes.len() as u64;
             (Source::Memory(bytes), size)
         }
-        None => match state.blobs.open_local(sha256).await? {
-            Some((file, size)) if wants_range => (Source::File(file), size),
-            // Small files are read whole once and then sent from the file with sendfile.
-            Some((file, size)) if size <= crate::zero_copy::MAX_BLOB_BYTES => {
-                (Source::Memory(read_whole(sha256, file, size).await?), size)
-            }
-            Some((file, size)) => (Source::File(file), size),
-            None => match state.blobs.stat(sha256).await? {
-                Some(blob) => (Source::Remote, blob.size),
-                None => {
-                    return Err(formulary_store::StoreError::NotFound(format!(
-                        "blob sha256:{sha256}"
-                    ))
-                    .into())
-                }
-            },
-        },
+        None => open(state, sha256, wants_range).await?,
     };
     let range = headers
         .get(header::RANGE)
@@ -196,6 +180,63 @@ pub(crate) async fn serve_blob(
     };
     set_file_headers(&mut response, Some(&etag));
     Ok(response)
+}
+
+/// Opens a blob that is not kept in memory. Small files are read whole once (one reader per
+/// blob: many clients asking for the same new file at once wait for that read rather than each
+/// holding a copy) and then sent from the file with sendfile.
+async fn open(
+    state: &AppState,
+    sha256: &str,
+    wants_range: bool,
+) -> Result<(Source, u64), ApiError> {
+    let _reading = first_reads().lock(sha256).await;
+    if let Some(bytes) = crate::zero_copy::blob(sha256) {
+        let size = bytes.len() as u64;
+        return Ok((Source::Memory(bytes), size));
+    }
+    Ok(match state.blobs.open_local(sha256).await? {
+        Some((file, size)) if wants_range => (Source::File(file), size),
+        Some((file, size)) if size <= crate::zero_copy::MAX_BLOB_BYTES => {
+            (Source::Memory(read_whole(sha256, file, size).await?), size)
+        }
+        Some((file, size)) => (Source::File(file), size),
+        None => match state.blobs.stat(sha256).await? {
+            Some(blob) => (Source::Remote, blob.size),
+            None => {
+                return Err(
+                    formulary_store::StoreError::NotFound(format!("blob sha256:{sha256}")).into(),
+                )
+            }
+        },
+    })
+}
+
+/// One lock per blob being opened.
+fn first_reads() -> &'static KeyedLock {
+    static LOCKS: std::sync::OnceLock<KeyedLock> = std::sync::OnceLock::new();
+    LOCKS.get_or_init(KeyedLock::default)
+}
+
+/// One asynchronous lock per key; a key's lock is dropped once nobody holds or waits for it.
+#[derive(Default)]
+struct KeyedLock {
+    locks:
+        std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl KeyedLock {
+    async fn lock(&self, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self
+                .locks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            locks.retain(|_, lock| std::sync::Arc::strong_count(lock) > 1);
+            std::sync::Arc::clone(locks.entry(key.to_owned()).or_default())
+        };
+        lock.lock_owned().await
+    }
 }
 
 /// A body read from object storage as the client takes it. A store that fails mid-way breaks

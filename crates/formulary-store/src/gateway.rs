@@ -95,11 +95,20 @@ impl Database {
         // (2,816 parameters) that walk took a quarter of the CPU of serving small cached files.
         // 32 rows keep that walk short and still write dozens of rows per round trip.
         const ROWS_PER_STATEMENT: usize = 32;
+        // On SQLite, `$N` is a named parameter and every bind looks its name up (the walk
+        // above); anonymous `?` parameters have no names to walk and bind in order.
+        let sqlite = self.is_sqlite();
         for chunk in lines.chunks(ROWS_PER_STATEMENT) {
             let rows: Vec<String> = (0..chunk.len())
                 .map(|row| {
                     let placeholders: Vec<String> = (1..=COLUMNS)
-                        .map(|column| format!("${}", row * COLUMNS + column))
+                        .map(|column| {
+                            if sqlite {
+                                "?".to_owned()
+                            } else {
+                                format!("${}", row * COLUMNS + column)
+                            }
+                        })
                         .collect();
                     format!("({})", placeholders.join(", "))
                 })

@@ -140,23 +140,27 @@ impl FileCache {
                 size: file.size.unwrap_or(0),
             }));
         }
+        // In memory: compared under the lock, so a download copies only the blob's identity.
         let remembered = self
             .fetched
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(file.url)
-            .cloned();
-        let known = match remembered {
-            Some(known) => Some(known),
-            None => match self.database.cached_file(file.url).await {
-                Ok(found) => found.map(|cached| (cached.digests, cached.blob)),
-                // Started with the database down: only what the local copy holds is served.
-                Err(error @ StoreError::Unavailable(_)) => return Err(error.into()),
-                Err(error) => {
-                    tracing::warn!(%error, file = file.filename, "could not read the cached file list; asking the upstream");
-                    None
-                }
-            },
+            .map(|(digests, blob)| file.digests.agrees_with(digests).then(|| blob.clone()));
+        if let Some(remembered) = remembered {
+            return match remembered {
+                Some(blob) if self.holds(&blob.sha256).await? => Ok(Some(blob)),
+                _ => Ok(None),
+            };
+        }
+        let known = match self.database.cached_file(file.url).await {
+            Ok(found) => found.map(|cached| (cached.digests, cached.blob)),
+            // Started with the database down: only what the local copy holds is served.
+            Err(error @ StoreError::Unavailable(_)) => return Err(error.into()),
+            Err(error) => {
+                tracing::warn!(%error, file = file.filename, "could not read the cached file list; asking the upstream");
+                None
+            }
         };
         let Some((digests, blob)) = known.filter(|(digests, _)| file.digests.agrees_with(digests))
         else {

@@ -72,6 +72,9 @@ pub(crate) struct Views<V> {
     building: SingleFlight,
     reuse: Duration,
     capacity: usize,
+    /// Whether a copy built from other sources is served while it is rebuilt (documents), or
+    /// never (decisions that refuse files: a policy change must reach every request at once).
+    previous_while_building: bool,
 }
 
 impl<V> std::fmt::Debug for Views<V> {
@@ -92,6 +95,16 @@ impl<V: Send + Sync> Views<V> {
             building: SingleFlight::default(),
             reuse,
             capacity,
+            previous_while_building: true,
+        }
+    }
+
+    /// Like [`Views::new`], but a copy built from other sources (an older policy) is never
+    /// served: a request arriving during a rebuild waits for it.
+    pub(crate) fn exact(reuse: Duration, capacity: usize) -> Views<V> {
+        Views {
+            previous_while_building: false,
+            ..Views::new(reuse, capacity)
         }
     }
 
@@ -128,11 +141,16 @@ impl<V: Send + Sync> Views<V> {
     where
         F: Future<Output = Result<V, E>>,
     {
+        let current = self.current(&key, &sources);
+        if let Some((served, true)) = current {
+            // The common case, answered without building the flight key.
+            return Ok(served);
+        }
         let flight_key = format!(
             "{}\u{0}{}\u{0}{:?}",
             key.document, key.organisation, key.day
         );
-        let _building = match self.current(&key, &sources) {
+        let _building = match current {
             Some((served, true)) => return Ok(served),
             Some((served, false)) => match self.building.try_lock(&flight_key) {
                 Some(guard) => guard,
@@ -141,7 +159,10 @@ impl<V: Send + Sync> Views<V> {
             // Built from other sources (the policy or an upstream document changed): while
             // someone else rebuilds it, the previous copy is served rather than waited on.
             None => {
-                let previous = self.previous(&key);
+                let previous = self
+                    .previous_while_building
+                    .then(|| self.previous(&key))
+                    .flatten();
                 let guard = match (self.building.try_lock(&flight_key), previous) {
                     (Some(guard), _) => guard,
                     (None, Some(previous)) => return Ok(previous),
@@ -261,5 +282,51 @@ mod tests {
         assert_eq!(*meanwhile, "old", "the previous copy, without waiting");
         release.send(()).expect("the build waits");
         assert_eq!(*rebuilding.await.expect("joined").expect("built"), "new");
+    }
+
+    #[tokio::test]
+    async fn exact_views_never_serve_a_copy_built_from_an_older_policy() {
+        let views: Arc<Views<String>> = Arc::new(Views::exact(Duration::from_secs(60), 10));
+        let upstream: Arc<dyn Any + Send + Sync> = Arc::new(1u8);
+        views
+            .get_or_build(
+                key("a"),
+                Sources::new(1, vec![Arc::clone(&upstream)]),
+                async { Ok::<_, ()>("old".to_owned()) },
+            )
+            .await
+            .expect("built");
+        let (release, released) = tokio::sync::oneshot::channel::<()>();
+        let rebuilding = tokio::spawn({
+            let (views, upstream) = (Arc::clone(&views), Arc::clone(&upstream));
+            async move {
+                views
+                    .get_or_build(key("a"), Sources::new(2, vec![upstream]), async {
+                        released.await.ok();
+                        Ok::<_, ()>("new".to_owned())
+                    })
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let meanwhile = tokio::spawn({
+            let (views, upstream) = (Arc::clone(&views), Arc::clone(&upstream));
+            async move {
+                views
+                    .get_or_build(key("a"), Sources::new(2, vec![upstream]), async {
+                        Ok::<_, ()>("built again".to_owned())
+                    })
+                    .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!meanwhile.is_finished(), "waits for the rebuild");
+        release.send(()).expect("the build waits");
+        assert_eq!(*rebuilding.await.expect("joined").expect("built"), "new");
+        assert_eq!(
+            *meanwhile.await.expect("joined").expect("served"),
+            "new",
+            "the rebuilt copy, not the old one"
+        );
     }
 }

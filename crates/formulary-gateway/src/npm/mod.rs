@@ -55,6 +55,10 @@ pub(crate) struct Package {
     document: bytes::Bytes,
     /// Each version's facts, with its parsed version (versions that do not parse are left out).
     versions: Arc<Vec<(Version, VersionFacts)>>,
+    /// Each tarball's file name, to its index in `versions`: a tarball request finds its
+    /// version with one lookup rather than by reading every version's URL (thousands of them
+    /// for a large package).
+    tarballs: Arc<HashMap<String, usize>>,
     releases: Arc<Vec<Release>>,
 }
 
@@ -68,6 +72,7 @@ impl Revalidated for Package {
             freshness,
             document: self.document.clone(),
             versions: Arc::clone(&self.versions),
+            tarballs: Arc::clone(&self.tarballs),
             releases: Arc::clone(&self.releases),
         }
     }
@@ -102,10 +107,18 @@ impl Package {
                 install_scripts: !facts.install_scripts.is_empty(),
             })
             .collect();
+        let mut tarballs = HashMap::with_capacity(versions.len());
+        for (index, (_, facts)) in versions.iter().enumerate() {
+            if let Some(filename) = facts.filename() {
+                // The first version naming a file wins, as the scan it replaces did.
+                tarballs.entry(filename.to_owned()).or_insert(index);
+            }
+        }
         Package {
             freshness,
             document,
             versions: Arc::new(versions),
+            tarballs: Arc::new(tarballs),
             releases: Arc::new(releases),
         }
     }
@@ -161,7 +174,8 @@ impl NpmGateway {
             packages: Revalidating::new(options.revalidate_after, options.patience),
             views: Views::new(PACKUMENT_REUSE, 10_000),
             sanity: Sanity::default(),
-            decisions: Views::new(PACKUMENT_REUSE, 10_000),
+            // A tarball is refused by these: never from an older policy, even during a rebuild.
+            decisions: Views::exact(PACKUMENT_REUSE, 10_000),
         })
     }
 
@@ -300,22 +314,14 @@ impl NpmGateway {
         let Some(package) = self.package(component).await? else {
             return Ok(TarballOutcome::Missing);
         };
-        let Some(index) = package
-            .versions
-            .iter()
-            .position(|(_, facts)| facts.filename() == Some(filename))
-        else {
+        let Some(&index) = package.tarballs.get(filename) else {
             return Ok(TarballOutcome::Missing);
         };
         // The view's decisions, shared with its packument: a tarball request costs a lookup.
         let decisions = self
             .decisions(snapshot, generation, view, day, component, &package)
             .await?;
-        let Some((_, decision)) = decisions
-            .decided
-            .iter()
-            .find(|(decided, _)| *decided == index)
-        else {
+        let Some(decision) = decisions.of(index) else {
             // Published after a dated view's day: not in that view.
             return Ok(TarballOutcome::Missing);
         };
@@ -340,14 +346,22 @@ impl NpmGateway {
                 size: 0,
             }
         } else {
-            let file = UpstreamFile {
+            let mut file = UpstreamFile {
                 url,
                 filename,
                 digests: published_digests(facts),
                 size: None,
-                check: Some(verify::check_for(component, version)),
+                check: None,
             };
-            self.files.fetch(&file).await?
+            match self.files.cached(&file).await? {
+                Some(blob) => blob,
+                // The format check (which holds its own copy of the name and version) is made
+                // only for a tarball that has to be fetched.
+                None => {
+                    file.check = Some(verify::check_for(component, version));
+                    self.files.fetch(&file).await?
+                }
+            }
         };
         Ok(TarballOutcome::Serve {
             blob,

@@ -54,6 +54,17 @@ pub(crate) struct ViewDecisions {
     pub(crate) decided: Vec<(usize, Decision)>,
 }
 
+impl ViewDecisions {
+    /// The decision of the version at `index` in the package's versions, if the view sees it.
+    pub(crate) fn of(&self, index: usize) -> Option<&Decision> {
+        // `decided` is in index order (built from an enumeration), so a binary search finds it.
+        self.decided
+            .binary_search_by_key(&index, |(decided, _)| *decided)
+            .ok()
+            .map(|position| &self.decided[position].1)
+    }
+}
+
 impl NpmGateway {
     /// The decisions of every visible version of `package` in a view, reused while the policy
     /// snapshot and the packument are the same (for up to 30 s, so time-based rules still apply).

@@ -579,3 +579,137 @@ fn an_air_gapped_site_installs_imported_tarballs() {
     let (status, _, _) = get(&format!("{base}/npm/left-pad"), "application/json", &[]);
     assert_eq!(status, 404);
 }
+
+crate::on_both_databases!(fn a_tarball_served_from_memory_is_refused_at_once_when_prohibited);
+/// A tarball's version, file identity and decision are kept in memory after the first request;
+/// none of that may outlive a policy change, and every request still reaches the ledger.
+fn a_tarball_served_from_memory_is_refused_at_once_when_prohibited() {
+    let workspace = Workspace::new();
+    let upstream_root = workspace.folder.path().join("upstream");
+    std::fs::create_dir_all(&upstream_root).expect("upstream folder");
+    let (upstream, upstream_base) = static_server(&upstream_root);
+    let built = Command::new("python3")
+        .arg(repo_root().join("test-data/npm/local_registry.py"))
+        .arg(real_tarballs())
+        .arg(&upstream_root)
+        .arg(&upstream_base)
+        .output()
+        .expect("python3 runs");
+    assert!(built.status.success(), "{}", text(&built.stderr));
+    let (mut server, base) = gateway(&workspace, &format!("[\"{upstream_base}registry/\"]"));
+    let url = format!("{base}/npm/chalk/-/chalk-5.6.0.tgz");
+    let original = std::fs::read(real_tarballs().join("chalk-5.6.0.tgz")).expect("tarball");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let client = reqwest::Client::new();
+    let fetch = |headers: &[(&'static str, String)]| {
+        let mut request = client.get(&url);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        runtime.block_on(async move {
+            let response = request.send().await.expect("an answer");
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            (status, headers, response.bytes().await.expect("body"))
+        })
+    };
+
+    // Served many times (the first fetches it; the rest come from what is kept in memory).
+    let (status, headers, body) = fetch(&[]);
+    assert_eq!(status, 200);
+    assert!(body == original, "the upstream's bytes");
+    let etag = headers["etag"].to_str().expect("etag").to_owned();
+    for _ in 0..20 {
+        let (status, _, body) = fetch(&[]);
+        assert_eq!((status, body.len()), (200, original.len()));
+    }
+    drop(upstream);
+    // Range and conditional requests still work from the cache.
+    let (status, headers, body) = fetch(&[("range", "bytes=0-9".to_owned())]);
+    assert_eq!(status, 206);
+    assert_eq!(&body[..], &original[..10]);
+    assert_eq!(
+        headers["content-range"].to_str().expect("range"),
+        format!("bytes 0-9/{}", original.len())
+    );
+    let (status, _, body) = fetch(&[("if-none-match", etag)]);
+    assert_eq!((status, body.len()), (304, 0));
+
+    // A prohibition after all that: the next requests are refused, well within the 30 s a
+    // view's decisions are otherwise reused.
+    workspace.ok(&[
+        "entry",
+        "add",
+        "pkg:npm/chalk",
+        "--status",
+        "prohibited",
+        "--range",
+        "5.6.0",
+        "--reason",
+        "withdrawn for this test",
+    ]);
+    let changed = std::time::Instant::now();
+    let mut served_between = 0i64;
+    loop {
+        let status = fetch(&[]).0;
+        if status == 403 {
+            break;
+        }
+        assert_eq!(status, 200);
+        served_between += 1;
+        assert!(
+            changed.elapsed() < Duration::from_secs(10),
+            "still served 10 s after the prohibition"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for _ in 0..10 {
+        let (status, headers, _) = fetch(&[]);
+        assert_eq!(status, 403, "refused on every request once refused");
+        assert!(
+            headers["npm-notice"]
+                .to_str()
+                .is_ok_and(|notice| notice.contains("withdrawn for this test")),
+            "{headers:?}"
+        );
+    }
+
+    // A graceful stop writes every queued ledger line: each download and each refusal.
+    let stopped = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(stopped.success());
+    assert!(server.0.wait().expect("server exits").success());
+    let records = workspace.database_url().map_or_else(
+        || {
+            format!(
+                "sqlite://{}",
+                workspace.folder.path().join("data/formulary.db").display()
+            )
+        },
+        str::to_owned,
+    );
+    let (served, refused): (i64, i64) = runtime.block_on(async {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let mut connection = sqlx::AnyConnection::connect(&records)
+            .await
+            .expect("the workspace's records");
+        let mut counts = [0i64; 2];
+        for (count, outcome) in counts.iter_mut().zip(["served", "refused"]) {
+            *count = sqlx::query_scalar(&format!(
+                "SELECT COUNT(*) FROM downloads WHERE name = 'chalk' AND filename = 'chalk-5.6.0.tgz' AND outcome = '{outcome}'"
+            ))
+            .fetch_one(&mut connection)
+            .await
+            .expect("count");
+        }
+        let [served, refused] = counts;
+        (served, refused)
+    });
+    // 21 full downloads, the range request and the 304 (each a download of the file), and
+    // those served while the change travelled; the first refusal and ten more.
+    assert_eq!(served, 23 + served_between, "every download in the ledger");
+    assert_eq!(refused, 11, "every refusal in the ledger");
+}
