@@ -54,5 +54,5 @@ pub use error::ApiError;
 pub use gateway_auth::{GatewayAccess, GatewayTokens};
 pub use router::app;
 pub use snapshot::{SnapshotHolder, ADVISORY_SYNC_RUNNING};
-pub use state::{AppState, ClientAddress, Peer, TrustedProxies};
+pub use state::{AppState, ClientAddress, Peer, ServerState, TrustedProxies};
 pub use zero_copy::{ZeroCopyListener, ZeroCopyStream};

@@ -128,11 +128,17 @@ impl<V: Send + Sync> Views<V> {
     where
         F: Future<Output = Result<V, E>>,
     {
+        // The common case, a document already built from these sources and recent enough,
+        // costs one lookup and no allocation.
+        let current = self.current(&key, &sources);
+        if let Some((served, true)) = current {
+            return Ok(served);
+        }
         let flight_key = format!(
             "{}\u{0}{}\u{0}{:?}",
             key.document, key.organisation, key.day
         );
-        let _building = match self.current(&key, &sources) {
+        let _building = match current {
             Some((served, true)) => return Ok(served),
             Some((served, false)) => match self.building.try_lock(&flight_key) {
                 Some(guard) => guard,
