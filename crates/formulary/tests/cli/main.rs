@@ -32,6 +32,7 @@ mod gateway_cran_airgapped;
 mod gateway_npm;
 mod gateway_npm_install_scripts;
 mod gateway_pypi;
+mod gateway_pypi_pages;
 mod gateway_verified;
 mod gateway_yarn;
 mod moto;
