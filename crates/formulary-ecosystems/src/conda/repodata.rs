@@ -387,14 +387,10 @@ impl RepoData {
     /// other member as upstream wrote it.
     pub fn render(&self, mut keep: impl FnMut(&Record) -> bool) -> io::Result<Vec<u8>> {
         let mut out = Vec::new();
-        self.render_into(
-            |_, record| keep(record),
-            true,
-            &mut |chunk: &[u8]| {
-                out.extend_from_slice(chunk);
-                Ok::<(), io::Error>(())
-            },
-        )?;
+        self.render_into(|_, record| keep(record), true, &mut |chunk: &[u8]| {
+            out.extend_from_slice(chunk);
+            Ok::<(), io::Error>(())
+        })?;
         Ok(out)
     }
 
@@ -504,12 +500,20 @@ impl<'s> Window<'s> {
         let from = to_usize(span.start - self.at)?;
         let to = to_usize(span.end - self.at)?;
         self.bytes.get(from..to).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::UnexpectedEof, "a record past the end of the store")
+            io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "a record past the end of the store",
+            )
         })
     }
 }
 
-type Parts = (Vec<(String, Range<u64>)>, Vec<Record>, Vec<String>, [u8; 32]);
+type Parts = (
+    Vec<(String, Range<u64>)>,
+    Vec<Record>,
+    Vec<String>,
+    [u8; 32],
+);
 
 fn collect<'de, D>(deserializer: D, spool: &mut dyn Write) -> Result<Parts, RepoDataError>
 where
@@ -610,7 +614,9 @@ mod tests {
     #[test]
     fn leaves_out_records_not_kept() {
         let (repodata, _) = RepoData::parse(DOCUMENT.as_bytes().to_vec()).unwrap();
-        let rendered = repodata.render(|record| &*record.version != "1.17.0").unwrap();
+        let rendered = repodata
+            .render(|record| &*record.version != "1.17.0")
+            .unwrap();
         let value: serde_json::Value = serde_json::from_slice(&rendered).unwrap();
         assert_eq!(value["packages.conda"], serde_json::json!({}));
         assert!(value["packages"]["six-1.16.0-pyh6c4a22f_0.tar.bz2"].is_object());
@@ -622,18 +628,18 @@ mod tests {
         // The same document rendered (members first, then each section) has the same digest.
         let mut whole = Vec::new();
         repodata
-            .render_into(
-                |_, _| true,
-                false,
-                &mut |chunk: &[u8]| {
-                    whole.extend_from_slice(chunk);
-                    Ok::<(), io::Error>(())
-                },
-            )
+            .render_into(|_, _| true, false, &mut |chunk: &[u8]| {
+                whole.extend_from_slice(chunk);
+                Ok::<(), io::Error>(())
+            })
             .unwrap();
         let (again, _) = RepoData::parse(whole.clone()).unwrap();
         assert_eq!(again.digest(), repodata.digest());
-        assert_ne!(whole, DOCUMENT.as_bytes(), "the members moved, the digest did not");
+        assert_ne!(
+            whole,
+            DOCUMENT.as_bytes(),
+            "the members moved, the digest did not"
+        );
         // Another record, another digest.
         let changed = DOCUMENT.replace("\"size\":14259", "\"size\":14260");
         let (other, _) = RepoData::parse(changed.into_bytes()).unwrap();

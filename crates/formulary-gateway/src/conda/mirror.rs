@@ -259,9 +259,11 @@ async fn import_one(
     let Some(record) = repodata.record(&candidate.filename) else {
         return Err(skip("it has no record in repodata.json".to_owned()));
     };
-    let facts = repodata
-        .facts(record)
-        .map_err(|error| skip(format!("its record in repodata.json cannot be read: {error}")))?;
+    let facts = repodata.facts(record).map_err(|error| {
+        skip(format!(
+            "its record in repodata.json cannot be read: {error}"
+        ))
+    })?;
     if facts.sha256.is_none() {
         return Err(skip("its record in repodata.json has no sha256, so it cannot be verified; index the channel again with conda-index or py-rattler's indexer".to_owned()));
     }
@@ -276,9 +278,11 @@ async fn import_one(
     if let Some(expected) = facts.size.filter(|expected| *expected != size) {
         return Err(skip(format!("it is {size} bytes but its record in repodata.json says {expected}: the file is damaged or the index is out of date. Copy the file again or index the channel again")));
     }
-    let raw = repodata
-        .raw_record(record)
-        .map_err(|error| skip(format!("its record in repodata.json cannot be read: {error}")))?;
+    let raw = repodata.raw_record(record).map_err(|error| {
+        skip(format!(
+            "its record in repodata.json cannot be read: {error}"
+        ))
+    })?;
     let check = verify::check_for(&candidate.filename, &raw);
     match blobs
         .put_verified(file_chunks(opened), &published_digests(&facts), check)
@@ -316,15 +320,18 @@ async fn merge_repodata(
 ) -> Result<(), GatewayError> {
     let key = format!("{channel}/{subdir}");
     let stored = database.upstream_document(SCOPE, &key).await?;
-    let stored_bytes = match &stored {
-        Some(stored) => Some(super::spool::decode_stored(&stored.document).map_err(|error| {
-            GatewayError::Mirror {
-                what: format!("the cached {subdir}/repodata.json"),
-                why: format!("it cannot be read ({error}), so imported records cannot be merged into it"),
-            }
-        })?),
-        None => None,
-    };
+    let stored_bytes =
+        match &stored {
+            Some(stored) => Some(super::spool::decode_stored(&stored.document).map_err(
+                |error| GatewayError::Mirror {
+                    what: format!("the cached {subdir}/repodata.json"),
+                    why: format!(
+                        "it cannot be read ({error}), so imported records cannot be merged into it"
+                    ),
+                },
+            )?),
+            None => None,
+        };
     let mut top: RawMembers = stored_bytes
         .as_deref()
         .and_then(members)

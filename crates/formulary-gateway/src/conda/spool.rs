@@ -100,7 +100,9 @@ pub(crate) fn encode_stored(repodata: &RepoData) -> io::Result<String> {
         &base64::engine::general_purpose::STANDARD,
     );
     let mut compressor = zstd::stream::write::Encoder::new(text, STORED_LEVEL)?;
-    repodata.render_into(|_, _| true, false, &mut |chunk: &[u8]| compressor.write_all(chunk))?;
+    repodata.render_into(|_, _| true, false, &mut |chunk: &[u8]| {
+        compressor.write_all(chunk)
+    })?;
     Ok(compressor.finish()?.into_inner())
 }
 
@@ -153,7 +155,10 @@ mod tests {
         let record = spooled
             .record("six-1.16.0-pyh6c4a22f_0.tar.bz2")
             .expect("found");
-        assert_eq!(spooled.facts(record).expect("facts").sha256.as_deref(), Some("aa"));
+        assert_eq!(
+            spooled.facts(record).expect("facts").sha256.as_deref(),
+            Some("aa")
+        );
         // The spool file is anonymous: nothing is left in the folder.
         assert_eq!(std::fs::read_dir(folder.path()).expect("listed").count(), 0);
 

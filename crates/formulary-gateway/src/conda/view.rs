@@ -300,8 +300,7 @@ fn build(
         .records()
         .iter()
         .map(|record| {
-            let visible =
-                super::moment(record.published_seconds()).is_none_or(|at| at <= view.at);
+            let visible = super::moment(record.published_seconds()).is_none_or(|at| at <= view.at);
             let keep = visible
                 && *decided
                     .entry((&*record.name, &*record.version))

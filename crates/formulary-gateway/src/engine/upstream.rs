@@ -604,15 +604,19 @@ impl UpstreamClient {
                     });
                 }
                 length += chunk.len() as u64;
-                out.write_all(&chunk).await.map_err(|error| UpstreamFailure::Unreachable {
+                out.write_all(&chunk)
+                    .await
+                    .map_err(|error| UpstreamFailure::Unreachable {
+                        url: redacted(url),
+                        why: format!("the document could not be written to local disk: {error}"),
+                    })?;
+            }
+            out.flush()
+                .await
+                .map_err(|error| UpstreamFailure::Unreachable {
                     url: redacted(url),
                     why: format!("the document could not be written to local disk: {error}"),
                 })?;
-            }
-            out.flush().await.map_err(|error| UpstreamFailure::Unreachable {
-                url: redacted(url),
-                why: format!("the document could not be written to local disk: {error}"),
-            })?;
             Ok(length)
         };
         let outcome = match tokio::time::timeout_at(deadline, read).await {

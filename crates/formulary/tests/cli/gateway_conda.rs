@@ -496,7 +496,10 @@ fn py_rattler_solves_and_installs_through_the_gateway_under_policy() {
     let gateway = format!("{base}/conda/conda-forge");
     let json_after = fetch(&format!("{gateway}/linux-64/repodata.json"), &[]);
     assert_eq!(json_after.status, 200);
-    assert_eq!(json_after.headers.get("etag"), json_before.headers.get("etag"));
+    assert_eq!(
+        json_after.headers.get("etag"),
+        json_before.headers.get("etag")
+    );
     assert_eq!(json_after.body, json_before.body);
     let (index_after, _) = shard_index(&gateway, "linux-64");
     assert_eq!(index_after.body, index_before.body);
