@@ -18,7 +18,7 @@
 # policy filters: one package is prohibited and 1% of the records were indexed today, so the
 # default cooldown withholds them.
 #
-# usage: bench/conda.sh   (about 6 minutes; knobs: WORKDIR, RECORDS, DURATION, REPEATS, BIN, BUILD=0, DOCS=0)
+# usage: bench/conda.sh   (about 6 minutes; knobs: WORKDIR, RECORDS, DURATION, REPEATS, BIN, BUILD=0, DOCS=0, PORT_NGINX, PORT_GATEWAY)
 # Everything binds 127.0.0.1; every server started here is stopped on exit.
 set -euo pipefail
 
@@ -29,8 +29,8 @@ DURATION=${DURATION:-5}
 REPEATS=${REPEATS:-1}
 BUILD=${BUILD:-1}
 DOCS=${DOCS:-1}
-PORT_NGINX=18380
-PORT_GATEWAY=18390
+PORT_NGINX=${PORT_NGINX:-18380}
+PORT_GATEWAY=${PORT_GATEWAY:-18390}
 BIN=${BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/formulary}
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
