@@ -94,14 +94,21 @@ while count < total:
                     record["indexed_timestamp"] = stamp + 60_000
                 (conda_packages if conda_format else packages)[filename] = record
                 count += 1
-# The 20 MB package, real bytes whose digests are in the record.
-data = random.randbytes(20 * 1024 * 1024)
-open(os.path.join(out, "bigpkg-1.0-0.conda"), "wb").write(data)
-conda_packages["bigpkg-1.0-0.conda"] = {
-    "build": "0", "build_number": 0, "depends": [], "license": "MIT", "name": "bigpkg",
-    "md5": hashlib.md5(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest(),
-    "size": len(data), "subdir": "linux-64", "timestamp": month_ago, "version": "1.0",
-}
+# The 20 MB package: a real .tar.bz2 (the gateway opens a package before caching it: its
+# info/index.json must describe the record), 20 MB of random bytes inside, digests in the record.
+import io, tarfile
+index = {"build": "0", "build_number": 0, "depends": [], "license": "MIT", "name": "bigpkg",
+         "subdir": "linux-64", "timestamp": month_ago, "version": "1.0"}
+buffer = io.BytesIO()
+with tarfile.open(fileobj=buffer, mode="w:bz2", compresslevel=1) as archive:
+    for member, content in [("info/index.json", json.dumps(index).encode()),
+                            ("lib/bigpkg.bin", random.randbytes(20 * 1024 * 1024))]:
+        info = tarfile.TarInfo(member); info.size = len(content); info.mtime = 0
+        archive.addfile(info, io.BytesIO(content))
+data = buffer.getvalue()
+open(os.path.join(out, "bigpkg-1.0-0.tar.bz2"), "wb").write(data)
+packages["bigpkg-1.0-0.tar.bz2"] = dict(index, md5=hashlib.md5(data).hexdigest(),
+                                        sha256=hashlib.sha256(data).hexdigest(), size=len(data))
 document = {"info": {"subdir": "linux-64"}, "packages": packages, "packages.conda": conda_packages,
             "removed": [], "repodata_version": 1}
 with open(os.path.join(out, "repodata.json"), "w") as handle:
@@ -120,7 +127,7 @@ http {
 }
 NGINX
 nginx -c "$WORKDIR/nginx/nginx.conf" -g 'daemon off;' & PIDS+=($!)
-for _ in $(seq 50); do curl -fsS -o /dev/null "http://127.0.0.1:$PORT_NGINX/conda-forge/linux-64/bigpkg-1.0-0.conda" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 50); do curl -fsS -o /dev/null "http://127.0.0.1:$PORT_NGINX/conda-forge/linux-64/bigpkg-1.0-0.tar.bz2" 2>/dev/null && break; sleep 0.1; done
 "$BIN" --data-dir "$WORKDIR/formulary-data" entry add pkg:conda/pkg00042 --status prohibited --reason "withdrawn (benchmark)" >/dev/null
 FORMULARY_CONDA_CHANNELS="{conda-forge=[\"http://127.0.0.1:$PORT_NGINX/conda-forge/\"]}" FORMULARY_PYPI_UPSTREAMS='[]' FORMULARY_CRAN_UPSTREAMS='[]' \
   FORMULARY_NPM_UPSTREAMS='[]' FORMULARY_LOG="warn,formulary_gateway::conda=debug" FORMULARY_PUBLIC_URL="http://127.0.0.1:$PORT_GATEWAY/" \
@@ -133,7 +140,7 @@ S="$WORKDIR/static/conda-forge/linux-64"
 start=$(date +%s.%N); curl -fsS -o "$WORKDIR/served.json" "$G/repodata.json"; first=$(echo "$(date +%s.%N) - $start" | bc)
 start=$(date +%s.%N); curl -fsS -o "$S/repodata.json.zst" "$G/repodata.json.zst"; zst_first=$(echo "$(date +%s.%N) - $start" | bc)
 start=$(date +%s.%N); curl -fsS -o "$S/repodata_shards.msgpack.zst" "$G/repodata_shards.msgpack.zst"; shards_first=$(echo "$(date +%s.%N) - $start" | bc)
-curl -fsS -o /dev/null "$G/bigpkg-1.0-0.conda"
+curl -fsS -o /dev/null "$G/bigpkg-1.0-0.tar.bz2"
 status() { awk -v key="$1:" '$1 == key {printf "%.0f", $2/1024}' "/proc/$GATEWAY_PID/status"; }
 peak_build=$(status VmHWM); rss=$(status VmRSS); rss_anon=$(status RssAnon); rss_file=$(status RssFile)
 elapsed() { grep "$1" "$WORKDIR/formulary.log" | sed -n "${2:-1}p" | sed -E 's/.*elapsed_ms=([0-9]+).*/\1/'; }
@@ -191,7 +198,7 @@ for c in 1 16 64; do
   row "repodata.json.zst ($((zst_size / 1024 / 1024)) MB)" "repodata.json.zst" "$c"
   row "shard index ($((index_size / 1024)) KB)" "repodata_shards.msgpack.zst" "$c"
   row "one shard ($shard_size bytes)" "shards/$SHARD" "$c"
-  row "20 MB package" "bigpkg-1.0-0.conda" "$c"
+  row "20 MB package" "bigpkg-1.0-0.tar.bz2" "$c"
 done
 REPORT="Run of $(date +%F) on $(nproc) cores; wrk, one thread, ${DURATION} s per run, median of $REPEATS. Upstream linux-64/repodata.json: $RECORDS records plus the package, $((upstream_size / 1024 / 1024)) MB; the view's document (one package prohibited, 1% of records in cooldown): $((served_size / 1024 / 1024)) MB. Deciding the view's records took **$build_ms ms** (every version of every package); the first repodata.json request took **${first} s**, including the upstream fetch (streamed to a spool file), parsing, storing the upstream copy (compressed) and sending the filtered document as it is rendered; its repodata.json.zst $zst_ms ms (rendered and compressed); its sharded repodata $shards_ms ms (every name's shard encoded, then the view's index). Memory after building all three and serving the package: VmHWM **$peak_build MB** (peak resident; $peak MB at the end, after the policy change), VmRSS $rss MB of which $rss_anon MB anonymous and $rss_file MB file-backed. A second package prohibited while serving was gone from the shard index **${policy_s} s** after \`entry add\` returned (SQLite: the server polls every 2 s; it then decided the records in $rebuild_ms ms and built the index in $reshard_ms ms, serving the previous index meanwhile).
 
