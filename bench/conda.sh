@@ -4,9 +4,13 @@
 # the structure of real conda-forge records: depends, constrains, hashes, licences, timestamps,
 # several builds per version, .conda and .tar.bz2), and a 20 MB package.
 #
-# Measures: the time Formulary takes to build a view's filtered repodata.json (from its debug
-# log: policy for every version, the document rendered), its sharded repodata and its
-# repodata.json.zst; the process's peak memory (VmHWM) after building all three; then requests/s
+# Measures: the time Formulary takes to decide a view's records (from its debug log: policy for
+# every version) and to send the filtered repodata.json (rendered as it is sent), its sharded
+# repodata and its repodata.json.zst; the process's peak memory (VmHWM) after building all three
+# and its resident memory then (anonymous and file-backed); how long a policy change takes to
+# reach the shard index (a second package prohibited while the server runs: the wall time from
+# `entry add` returning to an index without its shard, which includes SQLite's 2-second poll,
+# and the server's own rebuild times from its log); then requests/s
 # with wrk for repodata.json.zst, the shard index, one shard and the 20 MB package at
 # concurrency 1, 16 and 64 (median of REPEATS runs of DURATION seconds), Formulary and nginx. nginx
 # serves the very bytes Formulary produced (copied after the warm-up), so both send the same
@@ -14,7 +18,7 @@
 # policy filters: one package is prohibited and 1% of the records were indexed today, so the
 # default cooldown withholds them.
 #
-# usage: bench/conda.sh   (about 6 minutes; knobs: WORKDIR, RECORDS, DURATION, REPEATS, BIN, BUILD=0, DOCS=0)
+# usage: bench/conda.sh   (about 6 minutes; knobs: WORKDIR, RECORDS, DURATION, REPEATS, BIN, BUILD=0, DOCS=0, PORT_NGINX, PORT_GATEWAY)
 # Everything binds 127.0.0.1; every server started here is stopped on exit.
 set -euo pipefail
 
@@ -25,8 +29,8 @@ DURATION=${DURATION:-5}
 REPEATS=${REPEATS:-1}
 BUILD=${BUILD:-1}
 DOCS=${DOCS:-1}
-PORT_NGINX=18380
-PORT_GATEWAY=18390
+PORT_NGINX=${PORT_NGINX:-18380}
+PORT_GATEWAY=${PORT_GATEWAY:-18390}
 BIN=${BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/formulary}
 
 log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
@@ -90,14 +94,21 @@ while count < total:
                     record["indexed_timestamp"] = stamp + 60_000
                 (conda_packages if conda_format else packages)[filename] = record
                 count += 1
-# The 20 MB package, real bytes whose digests are in the record.
-data = random.randbytes(20 * 1024 * 1024)
-open(os.path.join(out, "bigpkg-1.0-0.conda"), "wb").write(data)
-conda_packages["bigpkg-1.0-0.conda"] = {
-    "build": "0", "build_number": 0, "depends": [], "license": "MIT", "name": "bigpkg",
-    "md5": hashlib.md5(data).hexdigest(), "sha256": hashlib.sha256(data).hexdigest(),
-    "size": len(data), "subdir": "linux-64", "timestamp": month_ago, "version": "1.0",
-}
+# The 20 MB package: a real .tar.bz2 (the gateway opens a package before caching it: its
+# info/index.json must describe the record), 20 MB of random bytes inside, digests in the record.
+import io, tarfile
+index = {"build": "0", "build_number": 0, "depends": [], "license": "MIT", "name": "bigpkg",
+         "subdir": "linux-64", "timestamp": month_ago, "version": "1.0"}
+buffer = io.BytesIO()
+with tarfile.open(fileobj=buffer, mode="w:bz2", compresslevel=1) as archive:
+    for member, content in [("info/index.json", json.dumps(index).encode()),
+                            ("lib/bigpkg.bin", random.randbytes(20 * 1024 * 1024))]:
+        info = tarfile.TarInfo(member); info.size = len(content); info.mtime = 0
+        archive.addfile(info, io.BytesIO(content))
+data = buffer.getvalue()
+open(os.path.join(out, "bigpkg-1.0-0.tar.bz2"), "wb").write(data)
+packages["bigpkg-1.0-0.tar.bz2"] = dict(index, md5=hashlib.md5(data).hexdigest(),
+                                        sha256=hashlib.sha256(data).hexdigest(), size=len(data))
 document = {"info": {"subdir": "linux-64"}, "packages": packages, "packages.conda": conda_packages,
             "removed": [], "repodata_version": 1}
 with open(os.path.join(out, "repodata.json"), "w") as handle:
@@ -116,7 +127,7 @@ http {
 }
 NGINX
 nginx -c "$WORKDIR/nginx/nginx.conf" -g 'daemon off;' & PIDS+=($!)
-for _ in $(seq 50); do curl -fsS -o /dev/null "http://127.0.0.1:$PORT_NGINX/conda-forge/linux-64/bigpkg-1.0-0.conda" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 50); do curl -fsS -o /dev/null "http://127.0.0.1:$PORT_NGINX/conda-forge/linux-64/bigpkg-1.0-0.tar.bz2" 2>/dev/null && break; sleep 0.1; done
 "$BIN" --data-dir "$WORKDIR/formulary-data" entry add pkg:conda/pkg00042 --status prohibited --reason "withdrawn (benchmark)" >/dev/null
 FORMULARY_CONDA_CHANNELS="{conda-forge=[\"http://127.0.0.1:$PORT_NGINX/conda-forge/\"]}" FORMULARY_PYPI_UPSTREAMS='[]' FORMULARY_CRAN_UPSTREAMS='[]' \
   FORMULARY_NPM_UPSTREAMS='[]' FORMULARY_LOG="warn,formulary_gateway::conda=debug" FORMULARY_PUBLIC_URL="http://127.0.0.1:$PORT_GATEWAY/" \
@@ -129,11 +140,24 @@ S="$WORKDIR/static/conda-forge/linux-64"
 start=$(date +%s.%N); curl -fsS -o "$WORKDIR/served.json" "$G/repodata.json"; first=$(echo "$(date +%s.%N) - $start" | bc)
 start=$(date +%s.%N); curl -fsS -o "$S/repodata.json.zst" "$G/repodata.json.zst"; zst_first=$(echo "$(date +%s.%N) - $start" | bc)
 start=$(date +%s.%N); curl -fsS -o "$S/repodata_shards.msgpack.zst" "$G/repodata_shards.msgpack.zst"; shards_first=$(echo "$(date +%s.%N) - $start" | bc)
-curl -fsS -o /dev/null "$G/bigpkg-1.0-0.conda"
-peak=$(awk '/VmHWM/ {printf "%.0f", $2/1024}' "/proc/$GATEWAY_PID/status")
-rss=$(awk '/VmRSS/ {printf "%.0f", $2/1024}' "/proc/$GATEWAY_PID/status")
-elapsed() { grep "$1" "$WORKDIR/formulary.log" | head -1 | sed -E 's/.*elapsed_ms=([0-9]+).*/\1/'; }
+curl -fsS -o /dev/null "$G/bigpkg-1.0-0.tar.bz2"
+status() { awk -v key="$1:" '$1 == key {printf "%.0f", $2/1024}' "/proc/$GATEWAY_PID/status"; }
+peak_build=$(status VmHWM); rss=$(status VmRSS); rss_anon=$(status RssAnon); rss_file=$(status RssFile)
+elapsed() { grep "$1" "$WORKDIR/formulary.log" | sed -n "${2:-1}p" | sed -E 's/.*elapsed_ms=([0-9]+).*/\1/'; }
 build_ms=$(elapsed "built a view's repodata.json"); shards_ms=$(elapsed "built a view's sharded repodata"); zst_ms=$(elapsed "compressed a view's repodata.json")
+# A policy change while serving: pkg00043 prohibited; the index must stop naming its shard.
+index_has() { curl -fsS "$G/repodata_shards.msgpack.zst" | zstd -dc | grep -a -c "$1" || true; }
+[[ $(index_has pkg00043) -ge 1 ]] || { log "pkg00043 is not in the shard index before the change"; exit 1; }
+"$BIN" --data-dir "$WORKDIR/formulary-data" entry add pkg:conda/pkg00043 --status prohibited --reason "withdrawn (benchmark)" >/dev/null
+changed=$(date +%s.%N)
+while [[ $(index_has pkg00043) -ge 1 ]]; do
+  sleep 0.05
+  (( $(echo "$(date +%s.%N) - $changed > 30" | bc) )) && { log "the shard index did not change within 30 s"; exit 1; }
+done
+policy_s=$(echo "$(date +%s.%N) - $changed" | bc)
+sleep 1
+rebuild_ms=$(elapsed "built a view's repodata.json" 2); reshard_ms=$(elapsed "built a view's sharded repodata" 2)
+peak=$(status VmHWM)
 # One shard: the largest package name's (pkg00000 has as many records as any).
 SHARD=$(python3 - "$S/repodata_shards.msgpack.zst" <<'PY'
 import subprocess, sys
@@ -147,7 +171,7 @@ PY
 curl -fsS -o "$S/shards/$SHARD" "$G/shards/$SHARD"
 read -r served_size < <(wc -c <"$WORKDIR/served.json")
 read -r upstream_size < <(wc -c <"$S/repodata.json")
-log "first repodata.json ${first}s (fetch, parse, store, build $build_ms ms); .zst ${zst_first}s (compress $zst_ms ms); shard index ${shards_first}s (build $shards_ms ms); peak $peak MB, now $rss MB"
+log "first repodata.json ${first}s (fetch, parse, store, decide $build_ms ms, send); .zst ${zst_first}s (compress $zst_ms ms); shard index ${shards_first}s (build $shards_ms ms); peak $peak_build MB (at the end $peak MB), now $rss MB ($rss_anon MB anonymous, $rss_file MB file-backed); policy change in the index after ${policy_s}s (decide $rebuild_ms ms, shards $reshard_ms ms)"
 
 measure() { # url concurrency -> "req/s MB/s"
   wrk -t1 -c"$2" -d"${DURATION}s" "$1" 2>/dev/null | awk '
@@ -174,9 +198,9 @@ for c in 1 16 64; do
   row "repodata.json.zst ($((zst_size / 1024 / 1024)) MB)" "repodata.json.zst" "$c"
   row "shard index ($((index_size / 1024)) KB)" "repodata_shards.msgpack.zst" "$c"
   row "one shard ($shard_size bytes)" "shards/$SHARD" "$c"
-  row "20 MB package" "bigpkg-1.0-0.conda" "$c"
+  row "20 MB package" "bigpkg-1.0-0.tar.bz2" "$c"
 done
-REPORT="Run of $(date +%F) on $(nproc) cores; wrk, one thread, ${DURATION} s per run, median of $REPEATS. Upstream linux-64/repodata.json: $RECORDS records plus the package, $((upstream_size / 1024 / 1024)) MB; the view's document (one package prohibited, 1% of records in cooldown): $((served_size / 1024 / 1024)) MB. Building the view's filtered repodata.json took **$build_ms ms** (every version decided, the document rendered; the first request took ${first} s including the upstream fetch, parsing and storing the upstream document); its repodata.json.zst $zst_ms ms; its sharded repodata $shards_ms ms (every name's shard encoded, then the view's index). Peak memory (VmHWM) after building all three: **$peak MB** (VmRSS $rss MB).
+REPORT="Run of $(date +%F) on $(nproc) cores; wrk, one thread, ${DURATION} s per run, median of $REPEATS. Upstream linux-64/repodata.json: $RECORDS records plus the package, $((upstream_size / 1024 / 1024)) MB; the view's document (one package prohibited, 1% of records in cooldown): $((served_size / 1024 / 1024)) MB. Deciding the view's records took **$build_ms ms** (every version of every package); the first repodata.json request took **${first} s**, including the upstream fetch (streamed to a spool file), parsing, storing the upstream copy (compressed) and sending the filtered document as it is rendered; its repodata.json.zst $zst_ms ms (rendered and compressed); its sharded repodata $shards_ms ms (every name's shard encoded, then the view's index). Memory after building all three and serving the package: VmHWM **$peak_build MB** (peak resident; $peak MB at the end, after the policy change), VmRSS $rss MB of which $rss_anon MB anonymous and $rss_file MB file-backed. A second package prohibited while serving was gone from the shard index **${policy_s} s** after \`entry add\` returned (SQLite: the server polls every 2 s; it then decided the records in $rebuild_ms ms and built the index in $reshard_ms ms, serving the previous index meanwhile).
 
 $TABLE"
 echo "$REPORT"

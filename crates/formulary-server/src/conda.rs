@@ -198,7 +198,10 @@ async fn repodata(
         "serving a conda document"
     );
     let (rendered, content_type) = match filename {
-        "repodata.json.zst" => (gateway.repodata_zst(&served).await, "application/zstd"),
+        "repodata.json.zst" => (
+            gateway.repodata_zst(&served).await.map_err(gateway_error)?,
+            "application/zstd",
+        ),
         "repodata_shards.msgpack.zst" => match gateway.sharded(&served).await {
             Some(sharded) => (sharded.index.clone(), "application/zstd"),
             None => {
@@ -207,7 +210,7 @@ async fn repodata(
                 )))
             }
         },
-        _ => (served.json.clone(), "application/json"),
+        _ => return Ok(streamed_json(headers, &served)),
     };
     Ok(document_response(
         headers,
@@ -216,6 +219,26 @@ async fn repodata(
         served.stale,
         false,
     ))
+}
+
+/// The view's `repodata.json`, streamed as it is rendered from the records (never held whole),
+/// with its entity tag, 304 and the headers of [`document_response`].
+fn streamed_json(headers: &HeaderMap, served: &Arc<ServedRepodata>) -> Response {
+    let matched = etag_matches(headers, &served.etag);
+    let mut response = document_response(
+        headers,
+        &formulary_gateway::Rendered {
+            body: bytes::Bytes::new(),
+            etag: served.etag.clone(),
+        },
+        "application/json",
+        served.stale,
+        false,
+    );
+    if !matched {
+        *response.body_mut() = Body::from_stream(served.json_stream());
+    }
+    response
 }
 
 /// `GET …/conda/{channel}/{subdir}/shards/{sha256}.msgpack.zst`: a shard the view's index

@@ -111,6 +111,12 @@ impl BlobStore {
         self.local_root.is_some()
     }
 
+    /// The local folder blobs live in, when they do (for spool files that belong on the same
+    /// disk).
+    pub fn local_folder(&self) -> Option<&std::path::Path> {
+        self.local_root.as_deref()
+    }
+
     /// Turns an object-store failure into what a client may be told: a store that did not
     /// answer or refused is unavailable (the full error is logged here, not shown).
     pub(crate) fn unavailable(&self, error: object_store::Error) -> StoreError {

@@ -9,7 +9,7 @@ mod shards;
 use rattler_conda_types::{ParseStrictness, VersionSpec};
 
 pub use repodata::{
-    is_package_filename, is_subdir, Record, RecordFacts, RepoData, RepoDataError,
+    is_package_filename, is_subdir, Record, RecordFacts, RecordStore, RepoData, RepoDataError,
     MAX_REPODATA_BYTES,
 };
 pub use shards::{encode_index, encode_shard, hex_of, EncodedShard, ShardError};

@@ -69,7 +69,7 @@ pub fn encode_shard<'a>(
     let mut skipped = Vec::new();
     for record in records {
         let invalid = |why: String| ShardError::Record {
-            filename: record.filename.clone(),
+            filename: record.filename.to_string(),
             why,
         };
         let Some(key) = DistArchiveIdentifier::try_from_filename(&record.filename) else {
@@ -78,7 +78,14 @@ pub fn encode_shard<'a>(
             ));
             continue;
         };
-        let parsed: PackageRecord = match serde_json::from_slice(repodata.raw_record(record)) {
+        let raw = match repodata.raw_record(record) {
+            Ok(raw) => raw,
+            Err(error) => {
+                skipped.push(invalid(format!("its bytes could not be read: {error}")));
+                continue;
+            }
+        };
+        let parsed: PackageRecord = match serde_json::from_slice(&raw) {
             Ok(parsed) => parsed,
             Err(error) => {
                 skipped.push(invalid(error.to_string()));

@@ -51,6 +51,8 @@ struct Candidate {
 /// One subdirectory's `repodata.json`, as the folder holds it.
 struct Plan {
     repodata: RepoData,
+    /// The document as the folder holds it.
+    bytes: Vec<u8>,
     /// The files imported (filled as the import goes).
     imported: BTreeSet<String>,
 }
@@ -70,8 +72,8 @@ pub async fn import_conda_folder(
     let mut candidates = Vec::new();
     for subdir in &subdirs {
         let directory = folder.join(subdir);
-        let repodata = match read_repodata(&directory) {
-            Ok((repodata, unreadable)) => {
+        let (repodata, bytes) = match read_repodata(&directory) {
+            Ok((repodata, unreadable, bytes)) => {
                 for filename in unreadable {
                     report.skipped.push((
                         directory.join("repodata.json"),
@@ -81,7 +83,7 @@ pub async fn import_conda_folder(
                         ),
                     ));
                 }
-                repodata
+                (repodata, bytes)
             }
             Err(why) => {
                 report.skipped.push((directory.join("repodata.json"), why));
@@ -93,6 +95,7 @@ pub async fn import_conda_folder(
             subdir.clone(),
             Plan {
                 repodata,
+                bytes,
                 imported: BTreeSet::new(),
             },
         );
@@ -150,7 +153,7 @@ fn find_subdirs(folder: &Path) -> Result<Vec<String>, GatewayError> {
 }
 
 /// A subdirectory's `repodata.json`, and the file names of records that could not be read.
-fn read_repodata(directory: &Path) -> Result<(RepoData, Vec<String>), String> {
+fn read_repodata(directory: &Path) -> Result<(RepoData, Vec<String>, Vec<u8>), String> {
     let path = directory.join("repodata.json");
     let size = std::fs::metadata(&path)
         .map_err(|error| {
@@ -165,9 +168,10 @@ fn read_repodata(directory: &Path) -> Result<(RepoData, Vec<String>), String> {
     let bytes = std::fs::read(&path).map_err(|error| {
         format!("it could not be read ({error}), so nothing in this subdirectory was imported")
     })?;
-    RepoData::parse(bytes).map_err(|error| {
+    let (repodata, unreadable) = RepoData::parse(bytes.clone()).map_err(|error| {
         format!("{error}; nothing in this subdirectory was imported. Index the channel again with conda-index or py-rattler's indexer")
-    })
+    })?;
+    Ok((repodata, unreadable, bytes))
 }
 
 /// Pairs the records of a subdirectory with its files; reports records without a file, package
@@ -211,14 +215,14 @@ fn list_subdir(
         files.insert(name, path);
     }
     for record in repodata.records() {
-        match files.remove(&record.filename) {
+        match files.remove(&*record.filename) {
             Some(path) => candidates.push(Candidate {
                 subdir: subdir.to_owned(),
                 path,
-                filename: record.filename.clone(),
+                filename: record.filename.to_string(),
             }),
             None => report.skipped.push((
-                directory.join(&record.filename),
+                directory.join(&*record.filename),
                 "listed in repodata.json but the file is not in the folder; the record was left out"
                     .to_owned(),
             )),
@@ -255,7 +259,11 @@ async fn import_one(
     let Some(record) = repodata.record(&candidate.filename) else {
         return Err(skip("it has no record in repodata.json".to_owned()));
     };
-    let facts = &record.facts;
+    let facts = repodata.facts(record).map_err(|error| {
+        skip(format!(
+            "its record in repodata.json cannot be read: {error}"
+        ))
+    })?;
     if facts.sha256.is_none() {
         return Err(skip("its record in repodata.json has no sha256, so it cannot be verified; index the channel again with conda-index or py-rattler's indexer".to_owned()));
     }
@@ -270,9 +278,14 @@ async fn import_one(
     if let Some(expected) = facts.size.filter(|expected| *expected != size) {
         return Err(skip(format!("it is {size} bytes but its record in repodata.json says {expected}: the file is damaged or the index is out of date. Copy the file again or index the channel again")));
     }
-    let check = verify::check_for(&candidate.filename, repodata.raw_record(record));
+    let raw = repodata.raw_record(record).map_err(|error| {
+        skip(format!(
+            "its record in repodata.json cannot be read: {error}"
+        ))
+    })?;
+    let check = verify::check_for(&candidate.filename, &raw);
     match blobs
-        .put_verified(file_chunks(opened), &published_digests(facts), check)
+        .put_verified(file_chunks(opened), &published_digests(&facts), check)
         .await
     {
         Ok(_) => Ok(()),
@@ -307,11 +320,23 @@ async fn merge_repodata(
 ) -> Result<(), GatewayError> {
     let key = format!("{channel}/{subdir}");
     let stored = database.upstream_document(SCOPE, &key).await?;
-    let mut top: RawMembers = stored
-        .as_ref()
-        .and_then(|stored| members(stored.document.as_bytes()))
+    let stored_bytes =
+        match &stored {
+            Some(stored) => Some(super::spool::decode_stored(&stored.document).map_err(
+                |error| GatewayError::Mirror {
+                    what: format!("the cached {subdir}/repodata.json"),
+                    why: format!(
+                        "it cannot be read ({error}), so imported records cannot be merged into it"
+                    ),
+                },
+            )?),
+            None => None,
+        };
+    let mut top: RawMembers = stored_bytes
+        .as_deref()
+        .and_then(members)
         .unwrap_or_default();
-    let incoming = members(plan.repodata.as_bytes()).unwrap_or_default();
+    let incoming = members(&plan.bytes).unwrap_or_default();
     for (name, value) in &incoming {
         if name != "packages" && name != "packages.conda" {
             top.insert(name.clone(), value.clone());

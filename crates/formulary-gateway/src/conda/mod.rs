@@ -10,6 +10,7 @@ mod mirror;
 mod notices;
 mod passthrough;
 mod shards;
+mod spool;
 mod verify;
 mod view;
 
@@ -87,16 +88,19 @@ fn moment(seconds: Option<i64>) -> Option<DateTime<Utc>> {
 
 impl Subdir {
     fn new(freshness: Freshness, repodata: RepoData) -> Subdir {
+        Subdir::from_shared(freshness, Arc::new(repodata))
+    }
+
+    fn from_shared(freshness: Freshness, repodata: Arc<RepoData>) -> Subdir {
         let mut packages: BTreeMap<String, Package> = BTreeMap::new();
         for record in repodata.records() {
-            let facts = &record.facts;
-            let Ok(component) = Component::new(Ecosystem::Conda, &facts.name) else {
+            let Ok(component) = Component::new(Ecosystem::Conda, &record.name) else {
                 continue;
             };
-            let Ok(version) = Version::parse(Ecosystem::Conda, &facts.version) else {
+            let Ok(version) = Version::parse(Ecosystem::Conda, &record.version) else {
                 continue;
             };
-            let published = moment(facts.published_seconds());
+            let published = moment(record.published_seconds());
             let package = packages
                 .entry(component.name.as_str().to_owned())
                 .or_insert_with(|| Package {
@@ -123,14 +127,14 @@ impl Subdir {
                     version,
                     published,
                     yanked: None,
-                    licence: facts.license.clone(),
+                    licence: record.license.as_deref().map(str::to_owned),
                     install_scripts: false,
                 }),
             }
         }
         Subdir {
             freshness,
-            repodata: Arc::new(repodata),
+            repodata,
             packages: Arc::new(packages),
             names: Arc::new(OnceLock::new()),
         }
@@ -177,7 +181,8 @@ pub struct CondaGateway {
     channel_documents: Revalidating<passthrough::ChannelData>,
     files: FileCache,
     views: Views<RepodataOutcome>,
-    retained: shards::RetainedShards,
+    retained: Arc<shards::RetainedShards>,
+    spool: spool::SpoolFolder,
 }
 
 impl CondaGateway {
@@ -194,6 +199,7 @@ impl CondaGateway {
             .collect();
         let client = UpstreamClient::new(options.budget)?;
         Ok(CondaGateway {
+            spool: spool::SpoolFolder::new(blobs.local_folder()),
             database: database.clone(),
             files: FileCache::new(database, blobs, client.clone()),
             client,
@@ -201,7 +207,7 @@ impl CondaGateway {
             subdirs: Revalidating::new(options.revalidate_after, options.patience),
             channel_documents: Revalidating::new(options.revalidate_after, options.patience),
             views: Views::new(REPODATA_REUSE, 256),
-            retained: shards::RetainedShards::default(),
+            retained: Arc::default(),
         })
     }
 
@@ -234,9 +240,10 @@ impl CondaGateway {
                 Box::pin(self.load_cached(&key)),
                 |upstream: Url, etag: Option<String>| {
                     let (client, subdir) = (self.client.clone(), subdir.to_owned());
-                    Box::pin(
-                        async move { fetch(&client, &upstream, &subdir, etag.as_deref()).await },
-                    )
+                    let spool = self.spool.clone();
+                    Box::pin(async move {
+                        fetch(&client, &spool, &upstream, &subdir, etag.as_deref()).await
+                    })
                 },
                 |upstream: Url, (repodata, etag): (RepoData, Option<String>), _previous| {
                     let key = key.clone();
@@ -254,14 +261,20 @@ impl CondaGateway {
         let Some(stored) = self.database.upstream_document(SCOPE, key).await? else {
             return Ok(None);
         };
-        let (repodata, _) =
-            RepoData::parse(stored.document.clone().into_bytes()).map_err(|error| {
-                formulary_store::StoreError::Corrupt {
-                    what: "cached repodata.json",
-                    why: error.to_string(),
-                }
-            })?;
-        Ok(Some(Subdir::new(Freshness::stored(&stored)?, repodata)))
+        let freshness = Freshness::stored(&stored)?;
+        let folder = self.spool.clone();
+        let subdir = view::blocking(move || {
+            let (repodata, _) = folder.parse(spool::stored_reader(&stored.document)?)?;
+            Ok::<_, formulary_core::ecosystems::conda::RepoDataError>(Subdir::new(
+                freshness, repodata,
+            ))
+        })
+        .await
+        .map_err(|error| formulary_store::StoreError::Corrupt {
+            what: "cached repodata.json",
+            why: error.to_string(),
+        })?;
+        Ok(Some(subdir))
     }
 
     /// Keeps a newly fetched repodata (as upstream wrote it).
@@ -273,19 +286,29 @@ impl CondaGateway {
         etag: Option<String>,
     ) -> Result<Subdir, GatewayError> {
         let now = Utc::now();
+        // Stored compressed (a fifth of the text), so the database, its driver and the local
+        // copy each hold tens of megabytes, not hundreds, for conda-forge's largest.
+        let repodata = Arc::new(repodata);
+        let document = {
+            let repodata = Arc::clone(&repodata);
+            view::blocking(move || spool::encode_stored(&repodata)).await
+        }
+        .map_err(|error| formulary_store::StoreError::Corrupt {
+            what: "repodata.json to store",
+            why: error.to_string(),
+        })?;
         let stored = UpstreamDocument {
             upstream: upstream.to_string(),
-            document: String::from_utf8_lossy(repodata.as_bytes()).into_owned(),
+            document,
             etag: etag.clone(),
             fetched_at: now,
         };
         self.database
             .save_upstream_document(SCOPE, key, &stored)
             .await?;
-        Ok(Subdir::new(
-            Freshness::new(upstream.clone(), etag, now),
-            repodata,
-        ))
+        drop(stored);
+        let freshness = Freshness::new(upstream.clone(), etag, now);
+        Ok(view::blocking(move || Subdir::from_shared(freshness, repodata)).await)
     }
 
     /// The decision on a package file's version for a view, with the subdirectory it is in.
@@ -303,10 +326,9 @@ impl CondaGateway {
         let Some(record) = cached.repodata.record(filename) else {
             return Ok(PackageDecision::Missing);
         };
-        let facts = &record.facts;
         let (Ok(component), Ok(version)) = (
-            Component::new(Ecosystem::Conda, &facts.name),
-            Version::parse(Ecosystem::Conda, &facts.version),
+            Component::new(Ecosystem::Conda, &record.name),
+            Version::parse(Ecosystem::Conda, &record.version),
         ) else {
             return Ok(PackageDecision::Missing);
         };
@@ -348,8 +370,19 @@ impl CondaGateway {
         let Some(record) = cached.repodata.record(filename) else {
             return Ok(PackageFileOutcome::Missing);
         };
-        let facts = &record.facts;
         let upstream = &cached.freshness.origin;
+        let unreadable = |why: String| UpstreamFailure::Malformed {
+            url: format!("{upstream}{subdir}/repodata.json"),
+            why: format!("the record of {filename} cannot be read back: {why}"),
+        };
+        let facts = cached
+            .repodata
+            .facts(record)
+            .map_err(|error| unreadable(error.to_string()))?;
+        let raw = cached
+            .repodata
+            .raw_record(record)
+            .map_err(|error| unreadable(error.to_string()))?;
         let url = upstream
             .join(&format!("{subdir}/{filename}"))
             .map_err(|error| UpstreamFailure::Malformed {
@@ -359,15 +392,15 @@ impl CondaGateway {
         let file = UpstreamFile {
             url: url.as_str(),
             filename,
-            digests: published_digests(facts),
+            digests: published_digests(&facts),
             size: facts.size,
-            check: verify::check_for(filename, cached.repodata.raw_record(record)),
+            check: verify::check_for(filename, &raw),
         };
         let blob = self.files.fetch(&file).await?;
         Ok(PackageFileOutcome::Serve {
             blob,
             component: decision.component.clone(),
-            version: facts.version.clone(),
+            version: facts.version,
         })
     }
 }
@@ -391,9 +424,11 @@ fn published_digests(facts: &formulary_core::ecosystems::conda::RecordFacts) -> 
 }
 
 /// Asks one upstream channel for a subdirectory's `repodata.json` (with the cached copy's
-/// entity tag).
+/// entity tag). The body goes to a spool file as it arrives and is read from there into
+/// another (the records), so the document is never held in memory whole.
 async fn fetch(
     client: &UpstreamClient,
+    spool: &spool::SpoolFolder,
     upstream: &Url,
     subdir: &str,
     etag: Option<&str>,
@@ -404,17 +439,28 @@ async fn fetch(
             url: upstream.to_string(),
             why: error.to_string(),
         })?;
+    let local = |error: std::io::Error| UpstreamFailure::Unreachable {
+        url: url.to_string(),
+        why: format!("the document could not be written to local disk: {error}"),
+    };
+    let mut download = tokio::fs::File::from_std(spool.file().map_err(local)?);
     Ok(
-        match client.document(&url, etag, MAX_REPODATA_BYTES).await? {
+        match client
+            .document_to(&url, etag, MAX_REPODATA_BYTES, &mut download)
+            .await?
+        {
             Document::Missing => Answer::Missing,
             Document::NotModified => Answer::NotModified,
-            Document::Body { bytes, etag } => {
-                let (repodata, skipped) = RepoData::parse(bytes.to_vec()).map_err(|error| {
-                    UpstreamFailure::Malformed {
+            Document::Body { etag, .. } => {
+                let mut download = download.into_std().await;
+                std::io::Seek::rewind(&mut download).map_err(local)?;
+                let folder = spool.clone();
+                let (repodata, skipped) = view::blocking(move || folder.parse(download))
+                    .await
+                    .map_err(|error| UpstreamFailure::Malformed {
                         url: url.to_string(),
                         why: error.to_string(),
-                    }
-                })?;
+                    })?;
                 if !skipped.is_empty() {
                     tracing::warn!(%url, skipped = skipped.len(), first = %skipped[0], "left out records of repodata.json that have no name or version");
                 }

@@ -7,7 +7,7 @@
 //! never gets a 404 for a shard it was told about.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -29,7 +29,7 @@ pub(crate) struct SharedShard {
 #[derive(Debug)]
 struct NameShard {
     /// Indexes into [`RepoData::records`].
-    records: Vec<usize>,
+    records: Vec<u32>,
     /// `None` when no record of the name could be encoded.
     full: Option<SharedShard>,
 }
@@ -37,7 +37,7 @@ struct NameShard {
 /// Every package name's full shard of one upstream document.
 #[derive(Debug)]
 pub(crate) struct NameShards {
-    names: BTreeMap<String, NameShard>,
+    names: BTreeMap<Arc<str>, NameShard>,
 }
 
 fn log_skipped(subdir: &str, skipped: &[ShardError]) {
@@ -46,8 +46,10 @@ fn log_skipped(subdir: &str, skipped: &[ShardError]) {
     }
 }
 
-fn encode(repodata: &RepoData, subdir: &str, indexes: &[usize]) -> Option<SharedShard> {
-    let records = indexes.iter().map(|&index| &repodata.records()[index]);
+fn encode(repodata: &RepoData, subdir: &str, indexes: &[u32]) -> Option<SharedShard> {
+    let records = indexes
+        .iter()
+        .map(|&index| &repodata.records()[index as usize]);
     match encode_shard(repodata, records) {
         Ok((shard, skipped)) => {
             log_skipped(subdir, &skipped);
@@ -66,14 +68,14 @@ fn encode(repodata: &RepoData, subdir: &str, indexes: &[usize]) -> Option<Shared
 impl NameShards {
     /// Groups the records by package name and encodes each name's shard, on every core.
     pub(crate) fn build(repodata: &RepoData, subdir: &str) -> NameShards {
-        let mut grouped: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        let mut grouped: BTreeMap<Arc<str>, Vec<u32>> = BTreeMap::new();
         for (index, record) in repodata.records().iter().enumerate() {
             grouped
-                .entry(record.facts.name.clone())
+                .entry(Arc::clone(&record.name))
                 .or_default()
-                .push(index);
+                .push(index as u32);
         }
-        let grouped: Vec<(String, Vec<usize>)> = grouped.into_iter().collect();
+        let grouped: Vec<(Arc<str>, Vec<u32>)> = grouped.into_iter().collect();
         let threads = std::thread::available_parallelism().map_or(1, usize::from);
         let chunk = grouped.len().div_ceil(threads).max(1);
         let encoded: Vec<Option<SharedShard>> = std::thread::scope(|scope| {
@@ -125,11 +127,11 @@ impl ShardedView {
         let mut shards = HashMap::new();
         let mut named: Vec<(&str, [u8; 32])> = Vec::new();
         for (name, shard) in &names.names {
-            let indexes: Vec<usize> = shard
+            let indexes: Vec<u32> = shard
                 .records
                 .iter()
                 .copied()
-                .filter(|&index| kept.get(index).copied().unwrap_or(false))
+                .filter(|&index| kept.get(index as usize).copied().unwrap_or(false))
                 .collect();
             let chosen = if indexes.is_empty() {
                 None
@@ -139,7 +141,7 @@ impl ShardedView {
                 encode(repodata, subdir, &indexes)
             };
             if let Some(chosen) = chosen {
-                named.push((name, chosen.sha256));
+                named.push((&**name, chosen.sha256));
                 shards.insert(chosen.sha256, chosen.bytes);
             }
         }
@@ -174,36 +176,63 @@ impl ShardedView {
 /// A shard of one view (its view id and hash), with when an index last named it.
 type Retained = HashMap<(String, [u8; 32]), (Bytes, Instant)>;
 
+/// Shards of earlier indexes and each view's latest index.
+#[derive(Debug, Default)]
+struct Held {
+    shards: Retained,
+    /// Each view's latest index, with the number of the build that made it.
+    latest: HashMap<String, (u64, Arc<ShardedView>)>,
+}
+
 /// Shards of earlier indexes, per view document, kept for [`RETAIN`] after the last index that
-/// named them.
+/// named them, and each view's latest index (served while a newer one builds).
 #[derive(Debug, Default)]
 pub(crate) struct RetainedShards {
-    shards: Mutex<Retained>,
+    held: Mutex<Held>,
 }
 
 impl RetainedShards {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Retained> {
-        self.shards
+    fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.held
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Remembers every shard of a view's new index (and forgets those not named for
-    /// [`RETAIN`]).
-    pub(crate) fn remember(&self, view: &str, built: &ShardedView) {
+    /// [`RETAIN`]); the index becomes the view's latest unless a later build's already is.
+    pub(crate) fn remember(&self, view: &str, sequence: u64, built: &Arc<ShardedView>) {
         let now = Instant::now();
-        let mut shards = self.lock();
-        shards.retain(|_, (_, at)| now.duration_since(*at) < RETAIN);
+        let mut held = self.lock();
+        held.shards
+            .retain(|_, (_, at)| now.duration_since(*at) < RETAIN);
         for (sha256, bytes) in &built.shards {
-            shards.insert((view.to_owned(), *sha256), (bytes.clone(), now));
+            held.shards
+                .insert((view.to_owned(), *sha256), (bytes.clone(), now));
+        }
+        let newer = held
+            .latest
+            .get(view)
+            .is_none_or(|(known, _)| *known <= sequence);
+        if newer {
+            held.latest
+                .insert(view.to_owned(), (sequence, Arc::clone(built)));
         }
     }
 
     /// A shard an earlier index of the view named.
     pub(crate) fn get(&self, view: &str, sha256: &[u8; 32]) -> Option<Bytes> {
         self.lock()
+            .shards
             .get(&(view.to_owned(), *sha256))
             .map(|(bytes, _)| bytes.clone())
+    }
+
+    /// The view's latest index.
+    pub(crate) fn latest(&self, view: &str) -> Option<Arc<ShardedView>> {
+        self.lock()
+            .latest
+            .get(view)
+            .map(|(_, built)| Arc::clone(built))
     }
 }
 
@@ -248,13 +277,19 @@ mod tests {
         let no_b = ShardedView::build(&repodata, &names, &[true, true, false], "noarch").unwrap();
         assert_eq!(no_b.len(), 1);
         // Retained shards of an earlier index stay addressable.
+        let (everything, fewer) = (Arc::new(everything), Arc::new(fewer));
         let retained = RetainedShards::default();
-        retained.remember("view", &everything);
-        retained.remember("view", &fewer);
+        retained.remember("view", 1, &everything);
+        retained.remember("view", 2, &fewer);
         for hash in everything.shards.keys() {
             assert!(retained.get("view", hash).is_some());
             assert!(retained.get("another view", hash).is_none());
         }
+        // The latest index is the latest build's, whichever finished last.
+        retained.remember("view", 1, &everything);
+        let latest = retained.latest("view").unwrap();
+        assert_eq!(latest.index.etag, fewer.index.etag);
+        assert!(retained.latest("another view").is_none());
     }
 
     #[test]

@@ -1,18 +1,24 @@
 //! A subdirectory's `repodata.json` for one view: every record whose version the view denies
-//! is left out, so a conda solver never chooses it; everything else is upstream's bytes. The
-//! same decisions give the view's `repodata.json.zst` and its sharded repodata (CEP-16), each
-//! built on first use and kept with the document, so all three change together.
+//! is left out, so a conda solver never chooses it; everything else is upstream's bytes. A view
+//! is its decisions (which records it keeps); the document is streamed from the records when
+//! asked for (never held whole), its `repodata.json.zst` compressed once on first use, and its
+//! sharded repodata (CEP-16) built from the same decisions, so all three change together. While
+//! a view's new shard index is built (after a policy change or a new upstream document), the
+//! previous one is served, and its shards stay addressable.
 
 use std::collections::{HashMap, HashSet};
+use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
-
 use chrono::NaiveDate;
 use formulary_core::ecosystems::{Ecosystem, Version};
 use formulary_core::policy::{evaluate_releases, PolicySnapshot, View};
+use futures::Stream;
+use sha2::Digest;
 
-use super::shards::{NameShards, ShardedView};
+use super::shards::{NameShards, RetainedShards, ShardedView};
 use super::{CondaGateway, Subdir};
 use crate::engine::rendered::Rendered;
 use crate::engine::views::{Sources, ViewKey};
@@ -21,8 +27,9 @@ use crate::error::GatewayError;
 /// A repodata ready to serve for one view.
 #[derive(Debug)]
 pub struct ServedRepodata {
-    /// The filtered `repodata.json`.
-    pub json: Rendered,
+    /// The entity tag of the filtered `repodata.json` (from the upstream document's digest and
+    /// the records kept: the same pair always renders the same bytes).
+    pub etag: String,
     /// True when the upstream could not be reached and the document comes from the cache.
     pub stale: bool,
     /// How many records the view withholds.
@@ -37,17 +44,24 @@ pub struct ServedRepodata {
     subdir_name: String,
     /// Names the view's retained shards (`channel/subdir`, organisation, day).
     view_id: String,
+    /// Orders the builds of a view (a later build's index replaces an earlier one's).
+    sequence: u64,
     /// `repodata.json.zst`, compressed on first use.
     zst: OnceLock<Rendered>,
     /// The sharded repodata, built on first use (`None` when it could not be encoded).
     sharded: OnceLock<Option<Arc<ShardedView>>>,
+    /// True once a background build of `sharded` has started.
+    building: AtomicBool,
 }
 
 /// The zstd level of `repodata.json.zst` (conda-forge's).
 const ZST_LEVEL: i32 = 3;
 
+/// Numbers view builds in the order they happen.
+static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+
 /// Runs CPU-bound work off the async threads (a panic in it propagates as if inline).
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+pub(super) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
     match tokio::task::spawn_blocking(work).await {
         Ok(value) => value,
         Err(error) => std::panic::resume_unwind(error.into_panic()),
@@ -102,76 +116,112 @@ impl CondaGateway {
     }
 }
 
+impl ServedRepodata {
+    /// The view's `repodata.json`, rendered from the records as it is sent (about a megabyte at
+    /// a time; a record that cannot be read back from the spool ends the stream with an error).
+    pub fn json_stream(
+        self: &Arc<Self>,
+    ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+        let (sender, receiver) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+        let served = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let rendered = served.subdir.repodata.render_into(
+                |index, _| served.kept.get(index).copied().unwrap_or(false),
+                true,
+                &mut |chunk: &[u8]| {
+                    sender
+                        .blocking_send(Ok(Bytes::copy_from_slice(chunk)))
+                        .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+                },
+            );
+            if let Err(error) = rendered {
+                // A broken pipe is the client going away; anything else is the spool failing.
+                if error.kind() != std::io::ErrorKind::BrokenPipe {
+                    tracing::error!(subdir = %served.subdir_name, %error, "cannot render repodata.json");
+                    let _ = sender.blocking_send(Err(error));
+                }
+            }
+        });
+        futures::stream::unfold(receiver, |mut receiver| async move {
+            receiver.recv().await.map(|item| (item, receiver))
+        })
+    }
+}
+
+/// The entity tag of a view's `repodata.json`: the upstream document's digest and the records
+/// kept.
+fn entity_tag(digest: &[u8; 32], kept: &[bool]) -> String {
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(b"conda repodata.json view 1\0");
+    hasher.update(digest);
+    for byte in kept.chunks(8).map(|bits| {
+        bits.iter()
+            .enumerate()
+            .fold(0u8, |byte, (at, kept)| byte | (u8::from(*kept) << at))
+    }) {
+        hasher.update([byte]);
+    }
+    format!("\"{}\"", hex::encode(hasher.finalize()))
+}
+
 impl CondaGateway {
-    /// The view's `repodata.json.zst`: its `repodata.json`, zstd-compressed once (with its own
-    /// entity tag).
-    pub async fn repodata_zst(&self, served: &Arc<ServedRepodata>) -> Rendered {
+    /// The view's `repodata.json.zst`: its `repodata.json`, zstd-compressed once as it is
+    /// rendered (with its own entity tag).
+    pub async fn repodata_zst(
+        &self,
+        served: &Arc<ServedRepodata>,
+    ) -> Result<Rendered, GatewayError> {
         if let Some(zst) = served.zst.get() {
-            return zst.clone();
+            return Ok(zst.clone());
         }
         let served = Arc::clone(served);
         blocking(move || {
-            served
-                .zst
-                .get_or_init(|| {
-                    let started = std::time::Instant::now();
-                    let compressed = zstd::bulk::compress(&served.json.body, ZST_LEVEL)
-                        .expect("zstd compresses a document held in memory");
-                    tracing::debug!(
-                        subdir = %served.subdir_name,
-                        elapsed_ms = started.elapsed().as_millis() as u64,
-                        "compressed a view's repodata.json"
-                    );
-                    Rendered::new(compressed)
-                })
-                .clone()
+            if let Some(zst) = served.zst.get() {
+                return Ok(zst.clone());
+            }
+            let started = std::time::Instant::now();
+            let mut compressor = zstd::stream::write::Encoder::new(Vec::new(), ZST_LEVEL)?;
+            served.subdir.repodata.render_into(
+                |index, _| served.kept.get(index).copied().unwrap_or(false),
+                true,
+                &mut |chunk: &[u8]| compressor.write_all(chunk),
+            )?;
+            let compressed = Rendered::new(compressor.finish()?);
+            tracing::debug!(
+                subdir = %served.subdir_name,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "compressed a view's repodata.json"
+            );
+            Ok::<_, std::io::Error>(served.zst.get_or_init(|| compressed).clone())
         })
         .await
+        .map_err(|error| {
+            GatewayError::Store(formulary_store::StoreError::Corrupt {
+                what: "conda records spool",
+                why: error.to_string(),
+            })
+        })
     }
 
     /// The view's sharded repodata (CEP-16), built from the same decisions as its
     /// `repodata.json`; `None` when it cannot be encoded (the index then answers 404 and
-    /// clients fall back to `repodata.json`).
+    /// clients fall back to `repodata.json`). When an earlier build of the view has an index,
+    /// that one is answered while this one builds in the background (a policy change or a new
+    /// upstream document never makes clients wait for every shard to be encoded); the first
+    /// build of a view is waited for.
     pub async fn sharded(&self, served: &Arc<ServedRepodata>) -> Option<Arc<ShardedView>> {
         if let Some(sharded) = served.sharded.get() {
             return sharded.clone();
         }
-        let served = Arc::clone(served);
-        let built = blocking(move || {
-            served
-                .sharded
-                .get_or_init(|| {
-                    let started = std::time::Instant::now();
-                    let subdir = &served.subdir;
-                    let names = subdir.names.get_or_init(|| {
-                        Arc::new(NameShards::build(&subdir.repodata, &served.subdir_name))
-                    });
-                    let built = ShardedView::build(
-                        &subdir.repodata,
-                        names,
-                        &served.kept,
-                        &served.subdir_name,
-                    );
-                    tracing::debug!(
-                        subdir = %served.subdir_name,
-                        elapsed_ms = started.elapsed().as_millis() as u64,
-                        "built a view's sharded repodata"
-                    );
-                    match built {
-                        Ok(built) => Some(Arc::new(built)),
-                        Err(error) => {
-                            tracing::error!(subdir = %served.subdir_name, %error, "cannot build sharded repodata; clients fall back to repodata.json");
-                            None
-                        }
-                    }
-                })
-                .clone()
-                .map(|built| (built, served))
-        })
-        .await;
-        let (built, served) = built?;
-        self.retained.remember(&served.view_id, &built);
-        Some(built)
+        if let Some(previous) = self.retained.latest(&served.view_id) {
+            if !served.building.swap(true, Ordering::SeqCst) {
+                let (served, retained) = (Arc::clone(served), Arc::clone(&self.retained));
+                tokio::task::spawn_blocking(move || build_sharded(&served, &retained));
+            }
+            return Some(previous);
+        }
+        let (served, retained) = (Arc::clone(served), Arc::clone(&self.retained));
+        blocking(move || build_sharded(&served, &retained)).await
     }
 
     /// A shard of the view: one its current index names, or one an index of the last
@@ -189,8 +239,39 @@ impl CondaGateway {
     }
 }
 
+/// Builds (once) a view's sharded repodata and makes it the view's latest index.
+fn build_sharded(served: &ServedRepodata, retained: &RetainedShards) -> Option<Arc<ShardedView>> {
+    served
+        .sharded
+        .get_or_init(|| {
+            let started = std::time::Instant::now();
+            let subdir = &served.subdir;
+            let names = subdir
+                .names
+                .get_or_init(|| Arc::new(NameShards::build(&subdir.repodata, &served.subdir_name)));
+            let built = ShardedView::build(&subdir.repodata, names, &served.kept, &served.subdir_name);
+            tracing::debug!(
+                subdir = %served.subdir_name,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "built a view's sharded repodata"
+            );
+            match built {
+                Ok(built) => {
+                    let built = Arc::new(built);
+                    retained.remember(&served.view_id, served.sequence, &built);
+                    Some(built)
+                }
+                Err(error) => {
+                    tracing::error!(subdir = %served.subdir_name, %error, "cannot build sharded repodata; clients fall back to repodata.json");
+                    None
+                }
+            }
+        })
+        .clone()
+}
+
 /// Decides every version of every package in the subdirectory (a dated view does not see
-/// records published after its day) and renders the document with the allowed records.
+/// records published after its day): which records the view keeps.
 fn build(
     snapshot: &PolicySnapshot,
     view: &View,
@@ -198,7 +279,7 @@ fn build(
     subdir_name: &str,
     view_id: String,
 ) -> RepodataOutcome {
-    let mut allowed: HashMap<&str, HashSet<String>> = HashMap::new();
+    let mut allowed: HashMap<&str, HashSet<String>> = HashMap::with_capacity(subdir.packages.len());
     for (name, package) in subdir.packages.iter() {
         let decisions = evaluate_releases(snapshot, view, &package.component, &package.releases);
         let versions = package
@@ -211,21 +292,21 @@ fn build(
         allowed.insert(name.as_str(), versions);
     }
     let (mut served, mut withheld) = (0, 0);
-    // Each distinct (name, version) is parsed once, however many builds it has.
-    let mut decided: HashMap<(String, String), bool> = HashMap::new();
+    // Each distinct (name, version) is parsed once, however many builds it has (names and
+    // versions are shared between a package's records, so the key borrows them).
+    let mut decided: HashMap<(&str, &str), bool> = HashMap::new();
     let kept: Vec<bool> = subdir
         .repodata
         .records()
         .iter()
         .map(|record| {
-            let facts = &record.facts;
-            let visible = super::moment(facts.published_seconds()).is_none_or(|at| at <= view.at);
-            let name = facts.name.to_ascii_lowercase();
+            let visible = super::moment(record.published_seconds()).is_none_or(|at| at <= view.at);
             let keep = visible
                 && *decided
-                    .entry((name, facts.version.clone()))
-                    .or_insert_with_key(|(name, version)| {
-                        Version::parse(Ecosystem::Conda, version)
+                    .entry((&*record.name, &*record.version))
+                    .or_insert_with(|| {
+                        let name = record.name.to_ascii_lowercase();
+                        Version::parse(Ecosystem::Conda, &record.version)
                             .ok()
                             .zip(allowed.get(name.as_str()))
                             .is_some_and(|(version, versions)| {
@@ -240,8 +321,9 @@ fn build(
             keep
         })
         .collect();
+    drop(decided);
     RepodataOutcome::Repodata(Arc::new(ServedRepodata {
-        json: Rendered::new(subdir.repodata.render_kept(&kept)),
+        etag: entity_tag(subdir.repodata.digest(), &kept),
         stale: subdir.freshness.stale,
         withheld,
         served,
@@ -249,7 +331,9 @@ fn build(
         subdir: Arc::clone(subdir),
         subdir_name: subdir_name.to_owned(),
         view_id,
+        sequence: SEQUENCE.fetch_add(1, Ordering::SeqCst),
         zst: OnceLock::new(),
         sharded: OnceLock::new(),
+        building: AtomicBool::new(false),
     }))
 }

@@ -487,6 +487,44 @@ impl UpstreamClient {
         }
     }
 
+    /// Like [`UpstreamClient::document`], but the body is written to `out` as it arrives
+    /// instead of being held in memory (for documents of hundreds of megabytes); the answer's
+    /// `bytes` are then empty.
+    pub async fn document_to<W: tokio::io::AsyncWrite + Unpin>(
+        &self,
+        url: &Url,
+        etag: Option<&str>,
+        limit: usize,
+        out: &mut W,
+    ) -> Result<Document, UpstreamFailure> {
+        let mut request = self.client.get(url.clone()).header(ACCEPT, "*/*");
+        if let Some(etag) = etag.and_then(|etag| HeaderValue::from_str(etag).ok()) {
+            request = request.header(IF_NONE_MATCH, etag);
+        }
+        let deadline = self.document_deadline();
+        let response = self.send(request, url, deadline).await?;
+        match response.status() {
+            StatusCode::NOT_MODIFIED => Ok(Document::NotModified),
+            StatusCode::NOT_FOUND | StatusCode::GONE => Ok(Document::Missing),
+            status if !status.is_success() => Err(UpstreamFailure::Status {
+                url: redacted(url),
+                status: status.as_u16(),
+            }),
+            _ => {
+                let etag = response
+                    .headers()
+                    .get(ETAG)
+                    .and_then(|value| value.to_str().ok())
+                    .map(str::to_owned);
+                self.read_into(response, url, limit, deadline, out).await?;
+                Ok(Document::Body {
+                    bytes: Bytes::new(),
+                    etag,
+                })
+            }
+        }
+    }
+
     /// Starts downloading a file: its length when the upstream gives one, and the body as a
     /// stream. The answer's headers must come within the budget; the body may take as long as it
     /// needs, but no read may wait longer than the first-byte budget.
@@ -525,8 +563,25 @@ impl UpstreamClient {
         limit: usize,
         deadline: Instant,
     ) -> Result<Bytes, UpstreamFailure> {
+        let mut body = Vec::new();
+        self.read_into(response, url, limit, deadline, &mut body)
+            .await?;
+        Ok(Bytes::from(body))
+    }
+
+    /// Writes a document's body to `out` as it arrives (at most `limit` bytes, within the
+    /// budget), returning its length.
+    async fn read_into<W: tokio::io::AsyncWrite + Unpin>(
+        &self,
+        response: reqwest::Response,
+        url: &Url,
+        limit: usize,
+        deadline: Instant,
+        out: &mut W,
+    ) -> Result<u64, UpstreamFailure> {
+        use tokio::io::AsyncWriteExt;
         let read = async {
-            let mut body = Vec::new();
+            let mut length = 0u64;
             let mut stream = response.bytes_stream();
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|error| {
@@ -542,15 +597,27 @@ impl UpstreamClient {
                         }
                     }
                 })?;
-                if body.len() + chunk.len() > limit {
+                if length + chunk.len() as u64 > limit as u64 {
                     return Err(UpstreamFailure::Malformed {
                         url: redacted(url),
                         why: format!("the document is larger than {} MiB", limit / (1024 * 1024)),
                     });
                 }
-                body.extend_from_slice(&chunk);
+                length += chunk.len() as u64;
+                out.write_all(&chunk)
+                    .await
+                    .map_err(|error| UpstreamFailure::Unreachable {
+                        url: redacted(url),
+                        why: format!("the document could not be written to local disk: {error}"),
+                    })?;
             }
-            Ok(Bytes::from(body))
+            out.flush()
+                .await
+                .map_err(|error| UpstreamFailure::Unreachable {
+                    url: redacted(url),
+                    why: format!("the document could not be written to local disk: {error}"),
+                })?;
+            Ok(length)
         };
         let outcome = match tokio::time::timeout_at(deadline, read).await {
             Ok(outcome) => outcome,

@@ -157,14 +157,12 @@ fn py_rattler_solves_and_installs_through_the_gateway_under_policy() {
     let channel = build_channel(root);
     let (upstream_server, upstream) = static_server(channel.parent().expect("upstream folder"));
     let channels = format!("{{conda-forge=[\"{upstream}channel/\"]}}");
-    let (_server, base, log) = crate::reliability::serve(
-        &workspace,
-        &[
-            ("FORMULARY_CONDA_CHANNELS", &channels),
-            ("FORMULARY_INDEX_REVALIDATE_SECONDS", "0"),
-            ("FORMULARY_LOG", "info,formulary_server::conda=debug"),
-        ],
-    );
+    let settings = [
+        ("FORMULARY_CONDA_CHANNELS", channels.as_str()),
+        ("FORMULARY_INDEX_REVALIDATE_SECONDS", "0"),
+        ("FORMULARY_LOG", "info,formulary_server::conda=debug"),
+    ];
+    let (server, base, log) = crate::reliability::serve(&workspace, &settings);
     let gateway = format!("{base}/conda/conda-forge");
 
     // Solve and install an environment with a dependency, a noarch and a platform package.
@@ -487,4 +485,22 @@ fn py_rattler_solves_and_installs_through_the_gateway_under_policy() {
     assert_eq!(status, 200, "the cached channeldata.json is served");
     let (status, _, _) = get(&format!("{gateway}/noarch/repodata_shards.msgpack.zst"));
     assert_eq!(status, 200, "the cached repodata's shard index is served");
+
+    // A restart with the upstream still gone reads the stored (compressed) upstream copy back:
+    // the same repodata.json, entity tag included, and the same shard index (same shards, same
+    // hashes), so clients holding them need nothing new.
+    let json_before = fetch(&format!("{gateway}/linux-64/repodata.json"), &[]);
+    let (index_before, _) = shard_index(&gateway, "linux-64");
+    drop(server);
+    let (_server, base, _) = crate::reliability::serve(&workspace, &settings);
+    let gateway = format!("{base}/conda/conda-forge");
+    let json_after = fetch(&format!("{gateway}/linux-64/repodata.json"), &[]);
+    assert_eq!(json_after.status, 200);
+    assert_eq!(
+        json_after.headers.get("etag"),
+        json_before.headers.get("etag")
+    );
+    assert_eq!(json_after.body, json_before.body);
+    let (index_after, _) = shard_index(&gateway, "linux-64");
+    assert_eq!(index_after.body, index_before.body);
 }
