@@ -23,6 +23,32 @@ pub struct UpstreamDocument {
     pub fetched_at: DateTime<Utc>,
 }
 
+/// An upstream document as it lies in the store, lent to a reader
+/// ([`Database::read_upstream_document`]) rather than copied out.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamDocumentRef<'a> {
+    /// The upstream it came from.
+    pub upstream: &'a str,
+    /// The document, in the form its front-end stores.
+    pub document: &'a str,
+    /// The upstream's entity tag, for revalidation.
+    pub etag: Option<&'a str>,
+    /// When it was fetched or last revalidated.
+    pub fetched_at: DateTime<Utc>,
+}
+
+impl UpstreamDocument {
+    /// The document lent as an [`UpstreamDocumentRef`].
+    pub fn as_ref(&self) -> UpstreamDocumentRef<'_> {
+        UpstreamDocumentRef {
+            upstream: &self.upstream,
+            document: &self.document,
+            etag: self.etag.as_deref(),
+            fetched_at: self.fetched_at,
+        }
+    }
+}
+
 /// A file the gateway fetched from an upstream, verified and stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CachedFile {
@@ -106,6 +132,61 @@ impl Database {
             }
         }
         Ok(found)
+    }
+
+    /// The last fetched upstream document under `(scope, key)`, if any, lent to `read` as the
+    /// database row holds it: no copy of its text is made for the caller, which matters for a
+    /// document of megabytes of which the caller keeps only what it reads from it (the memory
+    /// peak of a fresh process is that document's copies).
+    pub async fn read_upstream_document<T>(
+        &self,
+        scope: &str,
+        key: &str,
+        read: impl FnOnce(UpstreamDocumentRef<'_>) -> T,
+    ) -> Result<Option<T>, StoreError> {
+        if let Some(copy) = self.offline_copy()? {
+            return Ok(copy
+                .document(scope, key)
+                .await?
+                .map(|document| read(document.as_ref())));
+        }
+        let Some(row) = sqlx::query("SELECT upstream, document, etag, fetched_at FROM upstream_documents WHERE scope = $1 AND document_key = $2")
+            .bind(scope)
+            .bind(key)
+            .fetch_optional(self.pool())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let document = UpstreamDocumentRef {
+            upstream: row.try_get("upstream")?,
+            document: row.try_get("document")?,
+            etag: row.try_get("etag")?,
+            fetched_at: time::from_text(row.try_get::<&str, _>("fetched_at")?)?,
+        };
+        if let Some(copy) = self.local_copy() {
+            // As in `upstream_document`: the copy is given its own text only when it lacks
+            // this fetch of the document (rare on a read).
+            if !copy.holds_document(
+                scope,
+                key,
+                document.upstream,
+                document.etag,
+                document.fetched_at,
+            ) {
+                copy.put_document(
+                    scope,
+                    key,
+                    &UpstreamDocument {
+                        upstream: document.upstream.to_owned(),
+                        document: document.document.to_owned(),
+                        etag: document.etag.map(str::to_owned),
+                        fetched_at: document.fetched_at,
+                    },
+                );
+            }
+        }
+        Ok(Some(read(document)))
     }
 
     /// The keys of the documents cached in a scope, sorted.

@@ -60,7 +60,7 @@ pub use checkpoints::{AuditKey, Checkpoint, CheckpointLog, CheckpointReport, Res
 pub use database::{redact_url, Database};
 pub use device_codes::DevicePoll;
 pub use digests::{Algorithm, Digests, MalformedDigest};
-pub use documents::{CachedFile, UpstreamDocument};
+pub use documents::{CachedFile, UpstreamDocument, UpstreamDocumentRef};
 pub use entries::{EntryFilter, Removal, StoredEntry};
 pub use error::StoreError;
 pub use estate::EstateItem;

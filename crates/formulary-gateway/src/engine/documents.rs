@@ -42,12 +42,23 @@ impl Freshness {
     pub(crate) fn stored(
         page: &formulary_store::UpstreamDocument,
     ) -> Result<Freshness, GatewayError> {
+        Freshness::stored_ref(page.as_ref())
+    }
+
+    /// As [`Freshness::stored`], for a document lent by the store.
+    pub(crate) fn stored_ref(
+        page: formulary_store::UpstreamDocumentRef<'_>,
+    ) -> Result<Freshness, GatewayError> {
         let origin =
-            Url::parse(&page.upstream).map_err(|error| formulary_store::StoreError::Corrupt {
+            Url::parse(page.upstream).map_err(|error| formulary_store::StoreError::Corrupt {
                 what: "cached upstream document",
                 why: format!("its origin '{}' is not a URL: {error}", page.upstream),
             })?;
-        Ok(Freshness::new(origin, page.etag.clone(), page.fetched_at))
+        Ok(Freshness::new(
+            origin,
+            page.etag.map(str::to_owned),
+            page.fetched_at,
+        ))
     }
 }
 

@@ -57,7 +57,11 @@ impl NpmGateway {
             );
             return Ok(Some(evidence));
         }
-        let Ok(document) = serde_json::from_slice::<Value>(&package.document) else {
+        let text = package.document.text();
+        let Some(document) = text
+            .ok()
+            .and_then(|text| serde_json::from_slice::<Value>(&text).ok())
+        else {
             evidence
                 .gaps
                 .push("the cached packument could not be read as JSON".to_owned());
@@ -201,7 +205,11 @@ impl Requirements for NpmGateway {
         if package.document.len() > MAX_PACKUMENT_BYTES {
             return Ok(None);
         }
-        let Ok(document) = serde_json::from_slice::<Value>(&package.document) else {
+        let text = package.document.text();
+        let Some(document) = text
+            .ok()
+            .and_then(|text| serde_json::from_slice::<Value>(&text).ok())
+        else {
             return Ok(None);
         };
         let Some(described) = package

@@ -10,6 +10,7 @@ pub(crate) mod audit;
 mod evidence;
 pub(crate) mod mirror;
 mod packument;
+mod text;
 pub(crate) mod verify;
 
 use std::collections::HashMap;
@@ -35,6 +36,7 @@ use crate::engine::views::Views;
 use crate::error::GatewayError;
 
 pub use packument::{PackumentOutcome, ServedPackument};
+use text::PackumentText;
 
 /// The cache scope of npm packuments.
 pub const SCOPE: &str = "npm";
@@ -51,8 +53,9 @@ pub(crate) const BLOB_SCHEME: &str = "formulary-blob:";
 #[derive(Debug)]
 pub(crate) struct Package {
     freshness: Freshness,
-    /// The packument as upstream sent it; parsed whole only when a view's packument is built.
-    document: bytes::Bytes,
+    /// The packument as upstream sent it (compressed when large: a tarball request needs only
+    /// `versions`); read and parsed whole only when a view's packument is built.
+    document: PackumentText,
     /// Each version's facts, with its parsed version (versions that do not parse are left out).
     versions: Arc<Vec<(Version, VersionFacts)>>,
     /// Each tarball's file name, to its index in `versions`: a tarball request finds its
@@ -82,7 +85,7 @@ impl Package {
     fn new(
         component: &Component,
         freshness: Freshness,
-        document: bytes::Bytes,
+        document: PackumentText,
         facts: PackumentFacts,
     ) -> Package {
         let versions: Vec<(Version, VersionFacts)> = facts
@@ -222,25 +225,30 @@ impl NpmGateway {
     }
 
     async fn load_cached(&self, component: &Component) -> Result<Option<Package>, GatewayError> {
-        let Some(stored) = self
+        let name = component.name.as_str();
+        // Read from the row as the store holds it: the facts and the compressed text are all
+        // that is kept, so no further copy of a large packument's text is made.
+        let read = self
             .database
-            .upstream_document(SCOPE, component.name.as_str())
-            .await?
-        else {
+            .read_upstream_document(SCOPE, name, |stored| {
+                let facts = npm::read_facts(stored.document.as_bytes(), name).map_err(|error| {
+                    formulary_store::StoreError::Corrupt {
+                        what: "cached packument",
+                        why: error.to_string(),
+                    }
+                })?;
+                Ok::<_, GatewayError>((
+                    Freshness::stored_ref(stored)?,
+                    PackumentText::new(stored.document.as_bytes()),
+                    facts,
+                ))
+            })
+            .await?;
+        let Some(read) = read else {
             return Ok(None);
         };
-        let facts = npm::read_facts(stored.document.as_bytes(), component.name.as_str()).map_err(
-            |error| formulary_store::StoreError::Corrupt {
-                what: "cached packument",
-                why: error.to_string(),
-            },
-        )?;
-        Ok(Some(Package::new(
-            component,
-            Freshness::stored(&stored)?,
-            bytes::Bytes::from(stored.document.into_bytes()),
-            facts,
-        )))
+        let (freshness, document, facts) = read?;
+        Ok(Some(Package::new(component, freshness, document, facts)))
     }
 
     /// Keeps a newly fetched packument and records each release's evidence (in the background:
@@ -264,10 +272,11 @@ impl NpmGateway {
         self.database
             .save_upstream_document(SCOPE, component.name.as_str(), &stored)
             .await?;
+        drop(stored);
         let package = Package::new(
             component,
             Freshness::new(registry.clone(), etag, now),
-            document,
+            PackumentText::new(&document),
             facts,
         );
         self.record_releases(component, Arc::clone(&package.releases));

@@ -181,12 +181,17 @@ fn build(
         .collect();
     let allowed_set: std::collections::HashSet<&str> = allowed.iter().map(String::as_str).collect();
     let name = component.name.as_str();
-    let packument = npm::Packument::parse(&package.document, name).map_err(|error| {
-        crate::engine::upstream::UpstreamFailure::Malformed {
-            url: name.to_owned(),
-            why: error.to_string(),
-        }
-    })?;
+    let malformed = |why: String| crate::engine::upstream::UpstreamFailure::Malformed {
+        url: name.to_owned(),
+        why,
+    };
+    let text = package
+        .document
+        .text()
+        .map_err(|error| malformed(format!("the kept packument cannot be read: {error}")))?;
+    let packument =
+        npm::Packument::parse(&text, name).map_err(|error| malformed(error.to_string()))?;
+    drop(text);
     let tags = npm::repoint_tags(&packument.dist_tags(), &allowed);
     let served = packument.for_view(
         &|version| allowed_set.contains(version),

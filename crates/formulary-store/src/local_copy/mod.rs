@@ -313,7 +313,9 @@ impl LocalCopy {
         let stored = StoredDocument {
             upstream: document.upstream.clone(),
             etag: document.etag.clone(),
-            fetched_at: document.fetched_at,
+            // As the database gives it back (to the microsecond): a save followed by a read of
+            // the same fetch must find it held, not hash and copy a large document again.
+            fetched_at: crate::time::to_stored_precision(document.fetched_at),
             sha256: sha256.clone(),
         };
         {
@@ -346,7 +348,7 @@ impl LocalCopy {
             .is_some_and(|stored| {
                 stored.upstream == upstream
                     && stored.etag.as_deref() == etag
-                    && stored.fetched_at == fetched_at
+                    && stored.fetched_at == crate::time::to_stored_precision(fetched_at)
             })
     }
 

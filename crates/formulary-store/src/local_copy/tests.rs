@@ -245,3 +245,24 @@ fn a_failing_writer_reports_once_per_run_of_failures() {
     assert_eq!(trouble.succeeded(), None);
     assert!(trouble.failed(), "a new run of failures is reported again");
 }
+
+#[test]
+fn a_document_saved_then_read_back_from_the_database_is_held_without_a_second_copy() {
+    let folder = tempfile::tempdir().expect("temp dir");
+    let key = AuditKey::load_or_create(&folder.path().join("audit.key")).expect("key");
+    let copy = LocalCopy::open(&folder.path().join("local-copy"), key);
+    let saved = document("{\"files\": []}");
+    copy.put_document("pypi", "calm", &saved);
+    // The database keeps the fetch time to the microsecond; a read of the same fetch must find
+    // the copy holding it (else a large document is hashed and copied again on the first read).
+    let read_back =
+        crate::time::from_text(&crate::time::to_text(saved.fetched_at)).expect("time reads back");
+    assert!(copy.holds_document(
+        "pypi",
+        "calm",
+        &saved.upstream,
+        saved.etag.as_deref(),
+        read_back
+    ));
+    assert!(!copy.holds_document("pypi", "calm", &saved.upstream, Some("\"v2\""), read_back));
+}
