@@ -232,6 +232,9 @@ impl CondaGateway {
             return Ok(None);
         };
         let key = format!("{channel}/{subdir}");
+        if let Some(fresh) = self.subdirs.fresh(&key) {
+            return Ok(Some(fresh));
+        }
         let lookup = self
             .subdirs
             .get(

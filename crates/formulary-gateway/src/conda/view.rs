@@ -48,6 +48,9 @@ pub struct ServedRepodata {
     sequence: u64,
     /// `repodata.json.zst`, compressed on first use.
     zst: OnceLock<Rendered>,
+    /// Held while `zst` is compressed: one compression per build, however many requests ask
+    /// for it at once (each would otherwise compress the whole document).
+    compressing: std::sync::Mutex<()>,
     /// The sharded repodata, built on first use (`None` when it could not be encoded).
     sharded: OnceLock<Option<Arc<ShardedView>>>,
     /// True once a background build of `sharded` has started.
@@ -78,10 +81,11 @@ pub enum RepodataOutcome {
 }
 
 impl CondaGateway {
-    /// The `repodata.json` of a channel's subdirectory for a view.
+    /// The `repodata.json` of a channel's subdirectory for a view (its records decided off the
+    /// async threads when the view is built or rebuilt).
     pub async fn repodata(
         &self,
-        snapshot: &PolicySnapshot,
+        snapshot: &Arc<PolicySnapshot>,
         generation: i64,
         view: &View,
         day: Option<NaiveDate>,
@@ -96,13 +100,27 @@ impl CondaGateway {
             organisation: view.organisation.clone(),
             day,
         };
-        let view_id = format!("{}\u{0}{}\u{0}{:?}", key.document, key.organisation, day);
         let source: Arc<dyn std::any::Any + Send + Sync> = cached.clone();
+        let sources = Sources::new(generation, vec![source]);
+        if let Some(outcome) = self.views.reusable(&key, &sources) {
+            return Ok(RepodataOutcome::clone(&outcome));
+        }
+        let previous_key = key.clone();
         let outcome = self
             .views
-            .get_or_build(key, Sources::new(generation, vec![source]), async {
+            .get_or_build(key, sources, async {
                 let started = std::time::Instant::now();
-                let built = build(snapshot, view, &cached, subdir, view_id);
+                let view_id = format!(
+                    "{}\u{0}{}\u{0}{:?}",
+                    previous_key.document, previous_key.organisation, day
+                );
+                let previous = self.views.previous(&previous_key);
+                let (snapshot, view, subdir_name) =
+                    (Arc::clone(snapshot), view.clone(), subdir.to_owned());
+                let built = blocking(move || {
+                    build(&snapshot, &view, &cached, &subdir_name, view_id, previous)
+                })
+                .await;
                 tracing::debug!(
                     channel,
                     subdir,
@@ -176,6 +194,10 @@ impl CondaGateway {
         }
         let served = Arc::clone(served);
         blocking(move || {
+            let _compressing = served
+                .compressing
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(zst) = served.zst.get() {
                 return Ok(zst.clone());
             }
@@ -271,13 +293,18 @@ fn build_sharded(served: &ServedRepodata, retained: &RetainedShards) -> Option<A
 }
 
 /// Decides every version of every package in the subdirectory (a dated view does not see
-/// records published after its day): which records the view keeps.
+/// records published after its day): which records the view keeps. When the view's previous
+/// build came from the same upstream document and keeps the same records (the common case when
+/// it is rebuilt only because it aged, or because a policy change concerned other packages),
+/// that build is answered again: its bytes are the same, and its `.zst` and sharded repodata,
+/// already built, are not built again.
 fn build(
     snapshot: &PolicySnapshot,
     view: &View,
     subdir: &Arc<Subdir>,
     subdir_name: &str,
     view_id: String,
+    previous: Option<Arc<RepodataOutcome>>,
 ) -> RepodataOutcome {
     let mut allowed: HashMap<&str, HashSet<String>> = HashMap::with_capacity(subdir.packages.len());
     for (name, package) in subdir.packages.iter() {
@@ -322,6 +349,16 @@ fn build(
         })
         .collect();
     drop(decided);
+    if let Some(RepodataOutcome::Repodata(previous)) = previous.as_deref() {
+        // The same upstream document (a revalidation that changed nothing shares it).
+        if Arc::ptr_eq(&previous.subdir.repodata, &subdir.repodata)
+            && previous.stale == subdir.freshness.stale
+            && previous.view_id == view_id
+            && previous.kept == kept
+        {
+            return RepodataOutcome::Repodata(Arc::clone(previous));
+        }
+    }
     RepodataOutcome::Repodata(Arc::new(ServedRepodata {
         etag: entity_tag(subdir.repodata.digest(), &kept),
         stale: subdir.freshness.stale,
@@ -333,7 +370,95 @@ fn build(
         view_id,
         sequence: SEQUENCE.fetch_add(1, Ordering::SeqCst),
         zst: OnceLock::new(),
+        compressing: std::sync::Mutex::new(()),
         sharded: OnceLock::new(),
         building: AtomicBool::new(false),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use formulary_core::ecosystems::conda::RepoData;
+    use formulary_core::{OrgCode, Organisation};
+
+    use super::*;
+    use crate::engine::documents::{Freshness, Revalidated};
+
+    // Two packages published in 2020 and 2024 (timestamps in milliseconds).
+    const DOCUMENT: &str = r#"{"info":{"subdir":"noarch"},"packages":{
+      "a-1.0-0.tar.bz2":{"name":"a","version":"1.0","build":"0","build_number":0,"timestamp":1577836800000},
+      "b-1.0-0.tar.bz2":{"name":"b","version":"1.0","build":"0","build_number":0,"timestamp":1704067200000}}}"#;
+
+    fn served(outcome: &RepodataOutcome) -> &Arc<ServedRepodata> {
+        match outcome {
+            RepodataOutcome::Repodata(served) => served,
+            RepodataOutcome::Missing => panic!("no repodata"),
+        }
+    }
+
+    #[test]
+    fn a_rebuild_that_keeps_the_same_records_answers_the_previous_build() {
+        let organisation: OrgCode = "RJ1".parse().unwrap();
+        let snapshot = PolicySnapshot::new(
+            [Organisation {
+                code: organisation.clone(),
+                name: "Trust".to_owned(),
+            }],
+            [],
+            [],
+            [],
+        );
+        let (repodata, _) = RepoData::parse(DOCUMENT.as_bytes().to_vec()).unwrap();
+        let origin = url::Url::parse("https://upstream.example/conda-forge/").unwrap();
+        let subdir = Arc::new(Subdir::new(
+            Freshness::new(origin, None, Utc::now()),
+            repodata,
+        ));
+        let now = View {
+            organisation,
+            at: Utc::now(),
+        };
+        let first = build(&snapshot, &now, &subdir, "noarch", "v".to_owned(), None);
+        assert_eq!(served(&first).served, 2);
+        // Rebuilt (it aged, or the upstream answered 304): the same build, its shards kept.
+        let revalidated = Arc::new(subdir.rechecked(Utc::now(), false));
+        let again = build(
+            &snapshot,
+            &now,
+            &revalidated,
+            "noarch",
+            "v".to_owned(),
+            Some(Arc::new(first.clone())),
+        );
+        assert!(Arc::ptr_eq(served(&first), served(&again)));
+        // Other records kept (a view dated before b was published): a new build.
+        let dated = View {
+            at: Utc.with_ymd_and_hms(2022, 1, 1, 0, 0, 0).unwrap(),
+            ..now.clone()
+        };
+        let fewer = build(
+            &snapshot,
+            &dated,
+            &subdir,
+            "noarch",
+            "v".to_owned(),
+            Some(Arc::new(first.clone())),
+        );
+        assert!(!Arc::ptr_eq(served(&first), served(&fewer)));
+        assert_eq!((served(&fewer).served, served(&fewer).withheld), (1, 1));
+        assert_ne!(served(&fewer).etag, served(&first).etag);
+        // The upstream marked unreachable: a new build (it says so in its headers).
+        let stale = Arc::new(subdir.rechecked(Utc::now(), true));
+        let marked = build(
+            &snapshot,
+            &now,
+            &stale,
+            "noarch",
+            "v".to_owned(),
+            Some(Arc::new(first.clone())),
+        );
+        assert!(served(&marked).stale);
+        assert!(!Arc::ptr_eq(served(&first), served(&marked)));
+    }
 }

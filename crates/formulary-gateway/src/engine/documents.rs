@@ -197,7 +197,9 @@ impl<T: Revalidated> Revalidating<T> {
         lock(&self.items).get(name).cloned()
     }
 
-    fn fresh(&self, name: &str) -> Option<Arc<T>> {
+    /// The copy of `name` in memory while it needs no revalidation (what [`Revalidating::get`]
+    /// answers first; a front-end's hot path can ask this before preparing a lookup).
+    pub(crate) fn fresh(&self, name: &str) -> Option<Arc<T>> {
         self.remembered(name).filter(|item| {
             let freshness = item.freshness();
             !freshness.stale && Utc::now() - freshness.checked_at < self.revalidate_after

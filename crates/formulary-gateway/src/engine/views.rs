@@ -123,6 +123,13 @@ impl<V: Send + Sync> Views<V> {
             .map(|built| (Arc::clone(&built.served), built.at.elapsed() < self.reuse))
     }
 
+    /// The document built for `key` from the same sources while it is within its reuse period
+    /// (what [`Views::get_or_build`] answers first, without preparing a build).
+    pub(crate) fn reusable(&self, key: &ViewKey, sources: &Sources) -> Option<Arc<V>> {
+        self.current(key, sources)
+            .and_then(|(served, reusable)| reusable.then_some(served))
+    }
+
     /// The last document built for `key`, whatever it was built from (so that a rebuild that
     /// changes nothing can keep the same bytes).
     pub(crate) fn previous(&self, key: &ViewKey) -> Option<Arc<V>> {
