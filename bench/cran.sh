@@ -56,15 +56,25 @@ text = "\n\n".join(paragraphs) + "\n"
 open(os.path.join(folder, "PACKAGES"), "w").write(text)
 with gzip.open(os.path.join(folder, "PACKAGES.gz"), "wt") as out:
     out.write(text)
-with open(os.path.join(folder, "pkg00001_1.0-0.tar.gz"), "wb") as out:
-    out.write(os.urandom(1024 * 1024))
+# A real source package (the gateway opens every CRAN tarball and checks its DESCRIPTION before
+# caching it): a DESCRIPTION and 1 MB of incompressible data.
+import io, tarfile
+with tarfile.open(os.path.join(folder, "pkg00001_1.0-0.tar.gz"), "w:gz") as archive:
+    for member, data in [("pkg00001/DESCRIPTION", b"Package: pkg00001\nVersion: 1.0-0\nLicense: MIT\nTitle: Bench\n"),
+                         ("pkg00001/inst/data.bin", os.urandom(1024 * 1024))]:
+        info = tarfile.TarInfo(member)
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
 PY
 # The tarball must be in PACKAGES with that version for the gateway to serve it.
 python3 - "$WORKDIR/static/src/contrib" <<'PY'
-import gzip, os, re, sys
+import gzip, hashlib, os, re, sys
 folder = sys.argv[1]
 text = open(os.path.join(folder, "PACKAGES")).read()
 text = re.sub(r"(Package: pkg00001\nVersion: )[^\n]+", r"\g<1>1.0-0", text, count=1)
+# Its real MD5sum: the gateway checks every digest the index gives before caching a file.
+digest = hashlib.md5(open(os.path.join(folder, "pkg00001_1.0-0.tar.gz"), "rb").read()).hexdigest()
+text = re.sub(r"(Package: pkg00001\n(?:[^\n]+\n)*?MD5sum: )[0-9a-f]+", r"\g<1>" + digest, text, count=1)
 open(os.path.join(folder, "PACKAGES"), "w").write(text)
 with gzip.open(os.path.join(folder, "PACKAGES.gz"), "wt") as out:
     out.write(text)
