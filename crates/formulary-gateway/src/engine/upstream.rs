@@ -462,25 +462,13 @@ impl UpstreamClient {
         etag: Option<&str>,
         limit: usize,
     ) -> Result<Document, UpstreamFailure> {
-        let mut request = self.client.get(url.clone()).header(ACCEPT, "*/*");
-        if let Some(etag) = etag.and_then(|etag| HeaderValue::from_str(etag).ok()) {
-            request = request.header(IF_NONE_MATCH, etag);
-        }
-        let deadline = self.document_deadline();
-        let response = self.send(request, url, deadline).await?;
-        match response.status() {
-            StatusCode::NOT_MODIFIED => Ok(Document::NotModified),
-            StatusCode::NOT_FOUND | StatusCode::GONE => Ok(Document::Missing),
-            status if !status.is_success() => Err(UpstreamFailure::Status {
-                url: redacted(url),
-                status: status.as_u16(),
-            }),
-            _ => {
-                let etag = response
-                    .headers()
-                    .get(ETAG)
-                    .and_then(|value| value.to_str().ok())
-                    .map(str::to_owned);
+        match self.start_document(url, etag).await? {
+            Started::Answered(document) => Ok(document),
+            Started::Body {
+                response,
+                etag,
+                deadline,
+            } => {
                 let bytes = self.read_limited(response, url, limit, deadline).await?;
                 Ok(Document::Body { bytes, etag })
             }
@@ -497,6 +485,29 @@ impl UpstreamClient {
         limit: usize,
         out: &mut W,
     ) -> Result<Document, UpstreamFailure> {
+        match self.start_document(url, etag).await? {
+            Started::Answered(document) => Ok(document),
+            Started::Body {
+                response,
+                etag,
+                deadline,
+            } => {
+                self.read_into(response, url, limit, deadline, out).await?;
+                Ok(Document::Body {
+                    bytes: Bytes::new(),
+                    etag,
+                })
+            }
+        }
+    }
+
+    /// Sends a document request (revalidating with `etag`): what the status alone answers, or
+    /// the response whose body is to be read, with its entity tag and the reading deadline.
+    async fn start_document(
+        &self,
+        url: &Url,
+        etag: Option<&str>,
+    ) -> Result<Started, UpstreamFailure> {
         let mut request = self.client.get(url.clone()).header(ACCEPT, "*/*");
         if let Some(etag) = etag.and_then(|etag| HeaderValue::from_str(etag).ok()) {
             request = request.header(IF_NONE_MATCH, etag);
@@ -504,8 +515,8 @@ impl UpstreamClient {
         let deadline = self.document_deadline();
         let response = self.send(request, url, deadline).await?;
         match response.status() {
-            StatusCode::NOT_MODIFIED => Ok(Document::NotModified),
-            StatusCode::NOT_FOUND | StatusCode::GONE => Ok(Document::Missing),
+            StatusCode::NOT_MODIFIED => Ok(Started::Answered(Document::NotModified)),
+            StatusCode::NOT_FOUND | StatusCode::GONE => Ok(Started::Answered(Document::Missing)),
             status if !status.is_success() => Err(UpstreamFailure::Status {
                 url: redacted(url),
                 status: status.as_u16(),
@@ -516,10 +527,10 @@ impl UpstreamClient {
                     .get(ETAG)
                     .and_then(|value| value.to_str().ok())
                     .map(str::to_owned);
-                self.read_into(response, url, limit, deadline, out).await?;
-                Ok(Document::Body {
-                    bytes: Bytes::new(),
+                Ok(Started::Body {
+                    response,
                     etag,
+                    deadline,
                 })
             }
         }
@@ -634,4 +645,16 @@ impl UpstreamClient {
         }
         outcome
     }
+}
+
+/// How a document request began: answered by its status alone, or with a body to read.
+enum Started {
+    /// Not modified, or missing upstream.
+    Answered(Document),
+    /// A body to read before `deadline`, with the upstream's entity tag.
+    Body {
+        response: reqwest::Response,
+        etag: Option<String>,
+        deadline: Instant,
+    },
 }
