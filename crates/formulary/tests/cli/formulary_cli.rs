@@ -111,13 +111,18 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Waits until something listens on `port`.
-pub fn wait_for_port(port: u16) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+/// Waits until `child` (named `what` in messages) listens on `port`. A loaded CI machine can
+/// take a minute to start Node or Python, so the wait is long, but it ends at once if the
+/// child exits instead.
+pub fn wait_for_service(child: &mut std::process::Child, port: u16, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited ({status}) before it listened on port {port}");
+        }
         assert!(
             std::time::Instant::now() < deadline,
-            "nothing listens on port {port}"
+            "{what} did not listen on port {port} within 120 s"
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
@@ -140,8 +145,9 @@ pub fn static_server(root: &Path) -> (Running, String) {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("python3 -m http.server starts");
-    wait_for_port(port);
-    (Running(child), format!("http://127.0.0.1:{port}/"))
+    let mut running = Running(child);
+    wait_for_service(&mut running.0, port, "python3 -m http.server");
+    (running, format!("http://127.0.0.1:{port}/"))
 }
 
 impl Workspace {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::formulary_cli::{free_port, text, wait_for_port, Running, Workspace};
+use crate::formulary_cli::{free_port, text, wait_for_service, Running, Workspace};
 use crate::on_both_databases;
 use crate::requests::{call, login, request_body, PASSWORD};
 
@@ -96,8 +96,8 @@ pub(crate) fn smtp_server(folder: &Path, cert: &Path, key: &Path) -> (Running, u
         .arg(&maildir)
         .spawn()
         .expect("aiosmtpd starts (scripts/test installs it from PyPI)");
-    let running = Running(child);
-    wait_for_port(port);
+    let mut running = Running(child);
+    wait_for_service(&mut running.0, port, "aiosmtpd");
     (running, port, maildir)
 }
 

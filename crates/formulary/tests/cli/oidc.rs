@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use serde_json::{json, Value};
 
 use crate::browser::{node_folder, run_script, PASSWORD};
-use crate::formulary_cli::{free_port, wait_for_port, Running, Workspace};
+use crate::formulary_cli::{free_port, wait_for_service, Running, Workspace};
 
 const CIS2_SECRET: &str = "cis2-client-secret-never-logged-7f3a";
 const ENTRA_SECRET: &str = "entra-client-secret-never-logged-91c2";
@@ -47,8 +47,13 @@ pub(crate) fn start_provider(
         .stderr(Stdio::null())
         .spawn()
         .expect("node runs the provider");
-    wait_for_port(port);
-    (Running(child), file)
+    let mut running = Running(child);
+    wait_for_service(
+        &mut running.0,
+        port,
+        "the OpenID provider (node provider.mjs)",
+    );
+    (running, file)
 }
 
 /// One NHS role as CIS2 lists it in `nhsid_nrbac_roles`.
