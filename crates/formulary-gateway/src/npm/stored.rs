@@ -1,10 +1,10 @@
-//! How a package lies in the store: the packument as upstream sent it (scope [`SCOPE`](super::SCOPE)) and,
-//! beside it, its versions' facts ([`FACTS_SCOPE`], a record about a tenth of the packument's
-//! size). A process that starts and is asked for tarballs reads only the facts: reading
-//! typescript's 10 MB packument costs about three copies of it in memory for a moment (the
-//! database's buffer, the driver's copy of the value, the row handed over) where its facts cost
-//! about three copies of 1 MB. The packument is read when a view's packument or the package's
-//! evidence is built.
+//! How a package lies in the store: the packument as upstream sent it (scope
+//! [`SCOPE`](super::SCOPE)) and, beside it, its versions' facts ([`FACTS_SCOPE`], a record about
+//! a tenth of the packument's size). A process that starts and is asked for tarballs reads only
+//! the facts: reading typescript's 10 MB packument costs about three copies of it in memory for
+//! a moment (the database's buffer, the driver's copy of the value, the row handed over) where
+//! its facts cost about three copies of 1 MB. The packument is read when a view's packument or
+//! the package's evidence is built.
 //!
 //! A record is matched to its packument by the upstream, entity tag and fetch time both rows
 //! carry (their [`Stamp`]): the packument is written first, then its record with the same three,
