@@ -125,8 +125,9 @@ fn presented_token(headers: &HeaderMap) -> Result<Option<String>, ()> {
 enum Checked {
     /// A valid token: its holder.
     Caller(GatewayCaller),
-    /// Unknown, revoked or expired.
-    Refused,
+    /// Unknown, revoked or expired (or, checked against the local copy while the database is
+    /// down, of a disabled account: the copy holds only usable tokens, so it cannot say which).
+    Refused { from_local_copy: bool },
     /// The database is down and the local copy holds no tokens: the request goes on without a
     /// caller (it is refused with a 503 where every request needs a token).
     Unchecked,
@@ -145,7 +146,11 @@ async fn caller_for(state: &AppState, secret: &str) -> Result<Checked, ApiError>
     let actor = if state.database.is_offline() {
         match state.database.token_from_local_copy(secret) {
             Ok(Some(token)) => token.actor,
-            Ok(None) => return Ok(Checked::Refused),
+            Ok(None) => {
+                return Ok(Checked::Refused {
+                    from_local_copy: true,
+                })
+            }
             // Where anonymous reading is allowed, the request goes on unattributed; otherwise
             // it must wait for the database.
             Err(_) => {
@@ -159,7 +164,9 @@ async fn caller_for(state: &AppState, secret: &str) -> Result<Checked, ApiError>
         }
     } else {
         let Some((principal, _scope)) = crate::auth::token_principal(state, secret).await? else {
-            return Ok(Checked::Refused);
+            return Ok(Checked::Refused {
+                from_local_copy: false,
+            });
         };
         principal.actor
     };
@@ -248,15 +255,20 @@ pub(crate) async fn authenticate(
                 request.extensions_mut().insert(caller);
             }
             Ok(Checked::Unchecked) => {}
-            Ok(Checked::Refused) => {
+            Ok(Checked::Refused { from_local_copy }) => {
+                let detail = if from_local_copy {
+                    "The token is unknown, revoked or expired, or its account is disabled (the database is unavailable, so it was checked against the server's local copy of usable tokens, which cannot say which)."
+                } else {
+                    "The token is unknown, revoked or expired."
+                };
                 return unauthorised(
                     &state,
                     Refusal::Invalid(ApiError::new(
                         StatusCode::UNAUTHORIZED,
                         "Invalid token",
-                        "The token is unknown, revoked or expired.",
+                        detail,
                     )),
-                )
+                );
             }
             Err(error) if error.status == StatusCode::UNAUTHORIZED => {
                 return unauthorised(&state, Refusal::Invalid(error))

@@ -105,6 +105,9 @@ pub(crate) enum Lookup<T> {
 /// the upstream again (an unfinished refresh that completes ends it early).
 const RETRY_AFTER_FAILURE: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// The most names remembered as absent upstream at once.
+const ABSENT_AT_MOST: usize = 10_000;
+
 /// A refresh running behind the request that started it, its answer type erased.
 type Pending = tokio::task::JoinHandle<Box<dyn std::any::Any + Send>>;
 
@@ -121,6 +124,11 @@ pub(crate) struct Revalidating<T> {
     quiet: Mutex<HashMap<String, tokio::time::Instant>>,
     /// Refreshes that outlived the request that started them, by document and upstream.
     pending: Mutex<HashMap<(String, Url), Pending>>,
+    /// Documents every upstream said it does not have, and when: asked again only once that
+    /// answer is as old as a revalidation would be (negative caching, as proxies cache a 404),
+    /// so that repeated requests for something absent neither query the store nor the
+    /// upstreams each time.
+    absent: Mutex<HashMap<String, chrono::DateTime<Utc>>>,
     /// When set, a request waits at most the patience even with nothing cached (the fetch goes
     /// on behind, and the request goes on without the document).
     always_within_patience: bool,
@@ -156,6 +164,7 @@ impl<T: Revalidated> Revalidating<T> {
             patience,
             quiet: Mutex::default(),
             pending: Mutex::default(),
+            absent: Mutex::default(),
             always_within_patience: false,
         }
     }
@@ -176,6 +185,7 @@ impl<T: Revalidated> Revalidating<T> {
 
     /// Keeps `item` as the current copy of `name`.
     pub(crate) fn remember(&self, name: &str, item: T) -> Arc<T> {
+        lock(&self.absent).remove(name);
         let item = Arc::new(item);
         lock(&self.items).insert(name.to_owned(), Arc::clone(&item));
         item
@@ -185,6 +195,7 @@ impl<T: Revalidated> Revalidating<T> {
     /// served while the upstream is asked, within the patience). Also ends a quiet period.
     pub(crate) fn expire(&self, name: &str) {
         lock(&self.quiet).remove(name);
+        lock(&self.absent).remove(name);
         let mut items = lock(&self.items);
         if let Some(item) = items.get(name) {
             let long_ago = item.freshness().checked_at - self.revalidate_after;
@@ -204,6 +215,23 @@ impl<T: Revalidated> Revalidating<T> {
             let freshness = item.freshness();
             !freshness.stale && Utc::now() - freshness.checked_at < self.revalidate_after
         })
+    }
+
+    /// True while every upstream's answer that `name` does not exist is recent enough to stand.
+    fn recently_absent(&self, name: &str) -> bool {
+        lock(&self.absent)
+            .get(name)
+            .is_some_and(|at| Utc::now() - *at < self.revalidate_after)
+    }
+
+    /// Remembers that every upstream said `name` does not exist (a bounded memory: beyond
+    /// [`ABSENT_AT_MOST`] names it is emptied, so made-up names cannot grow it without end).
+    fn remember_absent(&self, name: &str) {
+        let mut absent = lock(&self.absent);
+        if absent.len() >= ABSENT_AT_MOST {
+            absent.clear();
+        }
+        absent.insert(name.to_owned(), Utc::now());
     }
 
     /// True while the cached copy of `name` is served without asking: within the quiet period
@@ -292,9 +320,15 @@ impl<T: Revalidated> Revalidating<T> {
         if let Some(item) = self.fresh(name) {
             return Ok(Lookup::Found(item));
         }
+        if self.recently_absent(name) {
+            return Ok(Lookup::Absent(self.remembered(name)));
+        }
         let _flight = self.flight.lock(name).await;
         if let Some(item) = self.fresh(name) {
             return Ok(Lookup::Found(item));
+        }
+        if self.recently_absent(name) {
+            return Ok(Lookup::Absent(self.remembered(name)));
         }
         if upstreams.is_empty() {
             // Only the store can change (`mirror import` in another process): read it again
@@ -329,6 +363,7 @@ impl<T: Revalidated> Revalidating<T> {
         let deadline = (cached.is_some() || self.always_within_patience)
             .then(|| tokio::time::Instant::now() + self.patience);
         let mut failure = None;
+        let mut unanswered = false;
         for upstream in upstreams {
             let etag = cached
                 .as_ref()
@@ -345,6 +380,7 @@ impl<T: Revalidated> Revalidating<T> {
                         return Ok(self.serve_stale(name, item));
                     }
                     tracing::info!(document = name, %upstream, patience_ms = self.patience.as_millis() as u64, "the upstream is slow: going on without this document while it is fetched behind");
+                    unanswered = true;
                     continue;
                 }
             };
@@ -368,6 +404,7 @@ impl<T: Revalidated> Revalidating<T> {
                         if let Some(item) = &cached {
                             return Ok(self.serve_stale(name, item));
                         }
+                        unanswered = true;
                         continue;
                     };
                     match built {
@@ -378,6 +415,7 @@ impl<T: Revalidated> Revalidating<T> {
                         Err(GatewayError::HeldBack { why }) => {
                             // The cached copy stays, as current: the upstream answered.
                             tracing::warn!(document = name, %upstream, %why, "a suspicious upstream document is held back; the cached copy stays");
+                            unanswered = true;
                             if let Some(item) = &cached {
                                 return Ok(Lookup::Found(
                                     self.remember(name, item.rechecked(Utc::now(), false)),
@@ -400,6 +438,8 @@ impl<T: Revalidated> Revalidating<T> {
                             self.remember(name, item.rechecked(Utc::now(), false)),
                         ));
                     }
+                    // "Not modified" with nothing cached answers nothing.
+                    unanswered = true;
                 }
                 Ok(Answer::Missing) => {}
                 Err(error) => {
@@ -411,7 +451,12 @@ impl<T: Revalidated> Revalidating<T> {
         match (failure, cached) {
             (Some(_), Some(item)) => Ok(self.serve_stale(name, &item)),
             (Some(error), None) => Err(GatewayError::Upstream(error)),
-            (None, cached) => Ok(Lookup::Absent(cached)),
+            (None, cached) => {
+                if !unanswered {
+                    self.remember_absent(name);
+                }
+                Ok(Lookup::Absent(cached))
+            }
         }
     }
 }
@@ -475,4 +520,93 @@ mod tests {
         let error = Freshness::stored(&broken).unwrap_err().to_string();
         assert!(error.contains("'not a url' is not a URL"), "{error}");
     }
+
+    /// Asks for `name` with a store that holds nothing and upstreams that say it does not
+    /// exist (or, with `have` set, that have it from then on), counting the store's and the
+    /// upstreams' calls.
+    async fn ask_for(
+        cache: &Revalidating<Page>,
+        name: &str,
+        loads: &std::sync::atomic::AtomicUsize,
+        asks: &Arc<std::sync::atomic::AtomicUsize>,
+        have: bool,
+    ) -> bool {
+        use std::sync::atomic::Ordering;
+        let upstreams = [Url::parse("http://upstream.invalid/").expect("URL")];
+        let lookup = cache
+            .get(
+                name,
+                &upstreams,
+                Box::pin(async move {
+                    loads.fetch_add(1, Ordering::SeqCst);
+                    Ok(None)
+                }),
+                |_upstream, _etag| {
+                    let asks = Arc::clone(asks);
+                    Box::pin(async move {
+                        asks.fetch_add(1, Ordering::SeqCst);
+                        Ok(if have {
+                            Answer::Document("text".to_owned())
+                        } else {
+                            Answer::Missing
+                        })
+                    })
+                },
+                |upstream, text: String, _previous| {
+                    Box::pin(async move {
+                        Ok(Page {
+                            freshness: Freshness {
+                                origin: upstream,
+                                etag: None,
+                                checked_at: Utc::now(),
+                                stale: false,
+                            },
+                            text,
+                        })
+                    })
+                },
+            )
+            .await
+            .expect("no failure");
+        matches!(lookup, Lookup::Found(_))
+    }
+
+    #[tokio::test]
+    async fn a_document_no_upstream_has_is_asked_for_again_only_after_the_revalidation_time() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let cache: Revalidating<Page> = Revalidating::new(
+            std::time::Duration::from_secs(600),
+            std::time::Duration::from_secs(5),
+        );
+        let (loads, asks) = (AtomicUsize::new(0), Arc::new(AtomicUsize::new(0)));
+        for _ in 0..5 {
+            assert!(!ask_for(&cache, "absent", &loads, &asks, false).await);
+        }
+        assert_eq!(
+            (loads.load(Ordering::SeqCst), asks.load(Ordering::SeqCst)),
+            (1, 1),
+            "five requests for a missing document: one store read, one upstream request"
+        );
+        // Another name is its own question.
+        assert!(!ask_for(&cache, "other", &loads, &asks, false).await);
+        assert_eq!(asks.load(Ordering::SeqCst), 2);
+        // Expiring it (as a refresh does) asks again; once the upstream has it, it is found.
+        cache.expire("absent");
+        assert!(ask_for(&cache, "absent", &loads, &asks, true).await);
+        assert_eq!(asks.load(Ordering::SeqCst), 3);
+        assert!(ask_for(&cache, "absent", &loads, &asks, true).await);
+        assert_eq!(asks.load(Ordering::SeqCst), 3, "then served fresh from memory");
+
+        // With no revalidation time, every request asks, as it does for a found document.
+        let eager: Revalidating<Page> = Revalidating::new(
+            std::time::Duration::ZERO,
+            std::time::Duration::from_secs(5),
+        );
+        let (loads, asks) = (AtomicUsize::new(0), Arc::new(AtomicUsize::new(0)));
+        for _ in 0..3 {
+            assert!(!ask_for(&eager, "absent", &loads, &asks, false).await);
+        }
+        assert_eq!(asks.load(Ordering::SeqCst), 3);
+    }
+
 }
