@@ -23,6 +23,19 @@ use sha2::Digest;
 
 use super::spool::{self, SpoolFolder};
 use super::view::blocking;
+
+/// Starts blocking work at once; its result when awaited (a panic in it propagates).
+fn spawn_blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> impl std::future::Future<Output = T> {
+    let handle = tokio::task::spawn_blocking(work);
+    async move {
+        match handle.await {
+            Ok(value) => value,
+            Err(error) => std::panic::resume_unwind(error.into_panic()),
+        }
+    }
+}
 use crate::error::GatewayError;
 
 /// The scope of the parts' rows.
@@ -128,7 +141,8 @@ pub(crate) async fn save(
 ) -> Result<Parts, GatewayError> {
     let slot = previous.map_or(0, |parts| 1 - parts.slot);
     let (sender, mut receiver) = tokio::sync::mpsc::channel::<Vec<u8>>(1);
-    let compressing = blocking(move || {
+    // Spawned now (not on first poll): it produces the parts this task stores.
+    let compressing = spawn_blocking(move || {
         let writer = PartWriter {
             sender,
             part: Vec::with_capacity(PART_BYTES),
@@ -239,7 +253,8 @@ async fn read_with<T: Send + 'static>(
             .map_err(corrupt);
     };
     let (sender, receiver) = tokio::sync::mpsc::channel::<io::Result<Vec<u8>>>(1);
-    let consuming = blocking(move || {
+    // Spawned now (not on first poll): it takes the parts this task reads.
+    let consuming = spawn_blocking(move || {
         let mut reader = PartReader {
             receiver,
             part: io::Cursor::new(Vec::new()),
@@ -332,6 +347,112 @@ pub(crate) async fn load_bytes(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A document of `records` records, each with 64 random hex digits (about 10 MB for
+    /// 100,000; 200,000 are more than one part once compressed).
+    fn document(records: usize, version: &str) -> Vec<u8> {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut packages = serde_json::Map::new();
+        for index in 0..records {
+            let hash: String = (0..4)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    format!("{state:016x}")
+                })
+                .collect();
+            packages.insert(
+                format!("p{index}-{version}-0.tar.bz2"),
+                serde_json::json!({"name": format!("p{index}"), "version": version, "build": "0", "sha256": hash}),
+            );
+        }
+        serde_json::to_vec(&serde_json::json!({"info": {"subdir": "noarch"}, "packages": packages}))
+            .expect("JSON")
+    }
+
+    fn origin() -> Origin<'static> {
+        Origin {
+            upstream: "https://upstream.example/ch/",
+            etag: Some("\"e\"".to_owned()),
+            fetched_at: Utc::now(),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_document_stored_in_parts_reads_back_and_a_spoiled_part_is_refused() {
+        let folder = tempfile::tempdir().expect("a folder");
+        let database = Database::open(&format!(
+            "sqlite://{}",
+            folder.path().join("store.db").display()
+        ))
+        .await
+        .expect("SQLite");
+        let spool = SpoolFolder::new(Some(folder.path()));
+        let (first, _) = RepoData::parse(document(200_000, "1.0")).expect("parsed");
+        let first = Arc::new(first);
+        let parts = save(&database, "ch/noarch", origin(), Arc::clone(&first), None)
+            .await
+            .expect("stored");
+        assert_eq!(parts.slot, 0);
+        assert!(parts.count > 1, "{parts:?}");
+        let (row, loaded, named) = load(&database, "ch/noarch", spool.clone())
+            .await
+            .expect("read")
+            .expect("stored");
+        assert_eq!(named, Some(parts));
+        assert_eq!(row.etag.as_deref(), Some("\"e\""));
+        assert_eq!(loaded.digest(), first.digest());
+        assert_eq!(loaded.records().len(), 200_000);
+
+        // The next document goes to the other slot; the previous one's parts stay until then.
+        let (second, _) = RepoData::parse(document(10, "2.0")).expect("parsed");
+        let later = save(
+            &database,
+            "ch/noarch",
+            origin(),
+            Arc::new(second),
+            Some(parts),
+        )
+        .await
+        .expect("stored");
+        assert_eq!((later.slot, later.count), (1, 1));
+        let (_, bytes) = load_bytes(&database, "ch/noarch")
+            .await
+            .expect("read")
+            .expect("stored");
+        let value: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
+        assert_eq!(value["packages"]["p3-2.0-0.tar.bz2"]["version"], "2.0");
+
+        // A part replaced by another (here the first document's): refused, not served.
+        let spoiled = database
+            .upstream_document(PARTS_SCOPE, &part_key("ch/noarch", 0, 0))
+            .await
+            .expect("read")
+            .expect("a part");
+        database
+            .save_upstream_document(PARTS_SCOPE, &part_key("ch/noarch", 1, 0), &spoiled)
+            .await
+            .expect("written");
+        assert!(load(&database, "ch/noarch", spool.clone()).await.is_err());
+
+        // A document stored whole by an earlier version still reads.
+        let whole = UpstreamDocument {
+            upstream: "https://upstream.example/ch/".to_owned(),
+            document: String::from_utf8(document(3, "3.0")).expect("text"),
+            etag: None,
+            fetched_at: Utc::now(),
+        };
+        database
+            .save_upstream_document(crate::conda::SCOPE, "ch/noarch", &whole)
+            .await
+            .expect("written");
+        let (_, loaded, named) = load(&database, "ch/noarch", spool)
+            .await
+            .expect("read")
+            .expect("stored");
+        assert_eq!((loaded.records().len(), named), (3, None));
+    }
 
     #[test]
     fn the_row_naming_the_parts_reads_back() {
