@@ -229,4 +229,32 @@ mod tests {
         assert_eq!(streamed, content);
         assert_eq!(std::fs::read_dir(folder.path()).expect("listed").count(), 0);
     }
+
+    /// A full disk (Linux's `/dev/full` answers every write with ENOSPC): the append and the
+    /// document fail, so no span or document exists to be served half written.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_full_disk_fails_the_write_and_nothing_is_kept() {
+        let full = || {
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/full")
+                .expect("/dev/full")
+        };
+        let spooled = Spooled {
+            file: full(),
+            end: AtomicU64::new(0),
+        };
+        let error = spooled.append(&[1; 4096]).expect_err("a full disk");
+        assert_eq!(error.raw_os_error(), Some(28), "{error}");
+        let mut writer = DocumentWriter {
+            file: io::BufWriter::with_capacity(CHUNK, full()),
+            len: 0,
+            hasher: sha2::Sha256::new(),
+        };
+        // Buffered writes may succeed; the document cannot be finished.
+        let written = writer.write_all(&vec![7; CHUNK * 2]);
+        assert!(written.is_err() || SpooledDocument::finish(writer).is_err());
+    }
 }
