@@ -37,13 +37,16 @@ impl StoredShard {
     }
 }
 
+/// A full shard's hash and where it is in its file.
+type FullShard = ([u8; 32], Span);
+
 /// One package name of a subdirectory: its records and where its shard with all of them is.
 #[derive(Debug)]
 struct NameShard {
     /// Indexes into [`RepoData::records`].
     records: Vec<u32>,
     /// `None` when no record of the name could be encoded.
-    full: Option<([u8; 32], Span)>,
+    full: Option<FullShard>,
 }
 
 /// Every package name's full shard of one upstream document, in one spool file.
@@ -66,7 +69,7 @@ fn encode(
     subdir: &str,
     indexes: &[u32],
     file: &Spooled,
-) -> io::Result<Option<([u8; 32], Span)>> {
+) -> io::Result<Option<FullShard>> {
     let records = indexes
         .iter()
         .map(|&index| &repodata.records()[index as usize]);
@@ -105,7 +108,7 @@ impl NameShards {
         let file = Spooled::new(folder)?;
         let threads = std::thread::available_parallelism().map_or(1, usize::from);
         let chunk = grouped.len().div_ceil(threads).max(1);
-        let encoded: Vec<io::Result<Vec<Option<([u8; 32], Span)>>>> = std::thread::scope(|scope| {
+        let encoded: Vec<io::Result<Vec<Option<FullShard>>>> = std::thread::scope(|scope| {
             let workers: Vec<_> = grouped
                 .chunks(chunk)
                 .map(|names| {
