@@ -197,13 +197,39 @@ async fn repodata(
         document = filename,
         "serving a conda document"
     );
-    let (rendered, content_type) = match filename {
-        "repodata.json.zst" => (
-            gateway.repodata_zst(&served).await.map_err(gateway_error)?,
-            "application/zstd",
-        ),
-        "repodata_shards.msgpack.zst" => match gateway.sharded(&served).await {
-            Some(sharded) => (sharded.index.clone(), "application/zstd"),
+    let rendered = match filename {
+        "repodata.json.zst" => {
+            let zst = gateway
+                .repodata_zst(&served)
+                .await
+                .map_err(|error| local_disk_failure("repodata.json.zst", &error))?;
+            // Sent from its spool file as it is read, with its entity tag, 304 and the
+            // headers of `document_response`.
+            let matched = etag_matches(headers, &zst.etag);
+            let mut response = document_response(
+                headers,
+                &formulary_gateway::Rendered {
+                    body: bytes::Bytes::new(),
+                    etag: zst.etag.clone(),
+                },
+                "application/zstd",
+                served.stale,
+                false,
+            );
+            if !matched {
+                *response.body_mut() = Body::from_stream(zst.stream());
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(zst.len()));
+            }
+            return Ok(response);
+        }
+        "repodata_shards.msgpack.zst" => match gateway
+            .sharded(&served)
+            .await
+            .map_err(|error| local_disk_failure("the sharded repodata", &error))?
+        {
+            Some(sharded) => sharded.index.clone(),
             None => {
                 return Err(ApiError::not_found(format!(
                     "the sharded repodata of {channel}/{subdir} could not be built (the server log says why); conda, mamba and pixi fall back to repodata.json"
@@ -215,10 +241,21 @@ async fn repodata(
     Ok(document_response(
         headers,
         &rendered,
-        content_type,
+        "application/zstd",
         served.stale,
         false,
     ))
+}
+
+/// A 503 for a document the gateway could not write to (or read from) its spool files on local
+/// disk (full or failing): nothing partial was kept or sent, and a later request tries again.
+fn local_disk_failure(what: &str, error: &std::io::Error) -> ApiError {
+    tracing::error!(%error, what, "cannot build a conda document on local disk");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Local disk unavailable",
+        format!("Formulary could not build {what} on its local disk ({error}). Nothing partial was kept; try again in a minute, and if it persists tell the operator (the disk holding the data directory is full or failing)."),
+    )
 }
 
 /// The view's `repodata.json`, streamed as it is rendered from the records (never held whole),
@@ -268,7 +305,11 @@ async fn shard(
         )));
     };
     let served = served_repodata(state, gateway, params, channel, subdir).await?;
-    let Some(bytes) = gateway.shard(&served, &sha256).await else {
+    let stored = gateway
+        .shard(&served, &sha256)
+        .await
+        .map_err(|error| local_disk_failure("a shard", &error))?;
+    let Some(bytes) = stored else {
         return Err(ApiError::not_found(format!(
             "no index of {channel}/{subdir} in this view names the shard {filename} (it was not built here, or was retired more than an hour ago); fetch repodata_shards.msgpack.zst again"
         )));

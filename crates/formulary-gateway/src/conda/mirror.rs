@@ -319,19 +319,18 @@ async fn merge_repodata(
     plan: &Plan,
 ) -> Result<(), GatewayError> {
     let key = format!("{channel}/{subdir}");
-    let stored = database.upstream_document(SCOPE, &key).await?;
-    let stored_bytes =
-        match &stored {
-            Some(stored) => Some(super::spool::decode_stored(&stored.document).map_err(
-                |error| GatewayError::Mirror {
-                    what: format!("the cached {subdir}/repodata.json"),
-                    why: format!(
-                        "it cannot be read ({error}), so imported records cannot be merged into it"
-                    ),
-                },
-            )?),
-            None => None,
-        };
+    let stored = super::stored::load_bytes(database, &key)
+        .await
+        .map_err(|error| GatewayError::Mirror {
+            what: format!("the cached {subdir}/repodata.json"),
+            why: format!(
+                "it cannot be read ({error}), so imported records cannot be merged into it"
+            ),
+        })?;
+    let (stored, stored_bytes) = match stored {
+        Some((row, bytes)) => (Some(row), Some(bytes)),
+        None => (None, None),
+    };
     let mut top: RawMembers = stored_bytes
         .as_deref()
         .and_then(members)

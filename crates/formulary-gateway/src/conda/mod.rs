@@ -11,11 +11,13 @@ mod notices;
 mod passthrough;
 mod shards;
 mod spool;
+mod spooled;
+mod stored;
 mod verify;
 mod view;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -23,7 +25,7 @@ use formulary_core::ecosystems::conda::{RepoData, MAX_REPODATA_BYTES};
 use formulary_core::ecosystems::{Ecosystem, Version};
 use formulary_core::policy::{Decision, PolicySnapshot, Release, View};
 use formulary_core::Component;
-use formulary_store::{Algorithm, BlobRef, BlobStore, Database, Digests, UpstreamDocument};
+use formulary_store::{Algorithm, BlobRef, BlobStore, Database, Digests};
 use url::Url;
 
 use crate::engine::documents::{Answer, Freshness, Lookup, Revalidated, Revalidating};
@@ -62,8 +64,11 @@ pub(crate) struct Subdir {
     repodata: Arc<RepoData>,
     /// Packages by normalised name.
     packages: Arc<BTreeMap<String, Package>>,
-    /// Each package name's shard with every record, encoded on first use.
-    names: Arc<OnceLock<Arc<shards::NameShards>>>,
+    /// Each package name's shard with every record, encoded on first use (the lock is held
+    /// while they are encoded, so views built at once encode them once).
+    names: Arc<Mutex<Option<Arc<shards::NameShards>>>>,
+    /// Where its copy in the store is (`None`: stored whole by an earlier version).
+    stored: Option<stored::Parts>,
 }
 
 impl Revalidated for Subdir {
@@ -77,6 +82,7 @@ impl Revalidated for Subdir {
             repodata: Arc::clone(&self.repodata),
             packages: Arc::clone(&self.packages),
             names: Arc::clone(&self.names),
+            stored: self.stored,
         }
     }
 }
@@ -136,8 +142,13 @@ impl Subdir {
             freshness,
             repodata,
             packages: Arc::new(packages),
-            names: Arc::new(OnceLock::new()),
+            names: Arc::default(),
+            stored: None,
         }
+    }
+
+    fn with_stored(self, stored: Option<stored::Parts>) -> Subdir {
+        Subdir { stored, ..self }
     }
 }
 
@@ -248,9 +259,12 @@ impl CondaGateway {
                         fetch(&client, &spool, &upstream, &subdir, etag.as_deref()).await
                     })
                 },
-                |upstream: Url, (repodata, etag): (RepoData, Option<String>), _previous| {
+                |upstream: Url, (repodata, etag): (RepoData, Option<String>), previous| {
                     let key = key.clone();
-                    Box::pin(async move { self.refresh(&key, &upstream, repodata, etag).await })
+                    Box::pin(async move {
+                        self.refresh(&key, &upstream, repodata, etag, previous)
+                            .await
+                    })
                 },
             )
             .await?;
@@ -261,57 +275,48 @@ impl CondaGateway {
     }
 
     async fn load_cached(&self, key: &str) -> Result<Option<Subdir>, GatewayError> {
-        let Some(stored) = self.database.upstream_document(SCOPE, key).await? else {
+        let Some((row, repodata, parts)) =
+            stored::load(&self.database, key, self.spool.clone()).await?
+        else {
             return Ok(None);
         };
-        let freshness = Freshness::stored(&stored)?;
-        let folder = self.spool.clone();
-        let subdir = view::blocking(move || {
-            let (repodata, _) = folder.parse(spool::stored_reader(&stored.document)?)?;
-            Ok::<_, formulary_core::ecosystems::conda::RepoDataError>(Subdir::new(
-                freshness, repodata,
-            ))
-        })
-        .await
-        .map_err(|error| formulary_store::StoreError::Corrupt {
-            what: "cached repodata.json",
-            why: error.to_string(),
-        })?;
-        Ok(Some(subdir))
+        let freshness = Freshness::stored(&row)?;
+        Ok(Some(
+            view::blocking(move || Subdir::new(freshness, repodata).with_stored(parts)).await,
+        ))
     }
 
-    /// Keeps a newly fetched repodata (as upstream wrote it).
+    /// Keeps a newly fetched repodata (as upstream wrote it) in the store, then makes it the
+    /// subdirectory's.
     async fn refresh(
         &self,
         key: &str,
         upstream: &Url,
         repodata: RepoData,
         etag: Option<String>,
+        previous: Option<Arc<Subdir>>,
     ) -> Result<Subdir, GatewayError> {
         let now = Utc::now();
-        // Stored compressed (a fifth of the text), so the database, its driver and the local
-        // copy each hold tens of megabytes, not hundreds, for conda-forge's largest.
         let repodata = Arc::new(repodata);
-        let document = {
-            let repodata = Arc::clone(&repodata);
-            view::blocking(move || spool::encode_stored(&repodata)).await
-        }
-        .map_err(|error| formulary_store::StoreError::Corrupt {
-            what: "repodata.json to store",
-            why: error.to_string(),
-        })?;
-        let stored = UpstreamDocument {
-            upstream: upstream.to_string(),
-            document,
+        let origin = stored::Origin {
+            upstream: upstream.as_str(),
             etag: etag.clone(),
             fetched_at: now,
         };
-        self.database
-            .save_upstream_document(SCOPE, key, &stored)
-            .await?;
-        drop(stored);
+        let previous_parts = previous.and_then(|previous| previous.stored);
+        let parts = stored::save(
+            &self.database,
+            key,
+            origin,
+            Arc::clone(&repodata),
+            previous_parts,
+        )
+        .await?;
         let freshness = Freshness::new(upstream.clone(), etag, now);
-        Ok(view::blocking(move || Subdir::from_shared(freshness, repodata)).await)
+        Ok(view::blocking(move || {
+            Subdir::from_shared(freshness, repodata).with_stored(Some(parts))
+        })
+        .await)
     }
 
     /// The decision on a package file's version for a view, with the subdirectory it is in.

@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, BufWriter, Read};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -15,9 +15,6 @@ use formulary_core::ecosystems::conda::{RecordStore, RepoData, RepoDataError};
 
 /// How a compressed stored document starts (a plain one starts with `{`).
 const STORED_PREFIX: &str = "zstd+base64:";
-
-/// The zstd level of the stored copy.
-const STORED_LEVEL: i32 = 3;
 
 /// Records' bytes in an anonymous file.
 #[derive(Debug)]
@@ -40,12 +37,12 @@ impl RecordStore for SpoolFile {
 }
 
 #[cfg(unix)]
-fn read_exact_at(file: &File, buffer: &mut [u8], offset: u64) -> io::Result<()> {
+pub(crate) fn read_exact_at(file: &File, buffer: &mut [u8], offset: u64) -> io::Result<()> {
     std::os::unix::fs::FileExt::read_exact_at(file, buffer, offset)
 }
 
 #[cfg(windows)]
-fn read_exact_at(file: &File, mut buffer: &mut [u8], mut offset: u64) -> io::Result<()> {
+pub(crate) fn read_exact_at(file: &File, mut buffer: &mut [u8], mut offset: u64) -> io::Result<()> {
     while !buffer.is_empty() {
         match std::os::windows::fs::FileExt::seek_read(file, buffer, offset)? {
             0 => return Err(io::ErrorKind::UnexpectedEof.into()),
@@ -92,21 +89,8 @@ impl SpoolFolder {
     }
 }
 
-/// The upstream copy as stored in `upstream_documents`: the whole document (every record, every
-/// member as upstream wrote it, `info.base_url` included), zstd-compressed, base64-encoded.
-pub(crate) fn encode_stored(repodata: &RepoData) -> io::Result<String> {
-    let text = base64::write::EncoderStringWriter::from_consumer(
-        String::from(STORED_PREFIX),
-        &base64::engine::general_purpose::STANDARD,
-    );
-    let mut compressor = zstd::stream::write::Encoder::new(text, STORED_LEVEL)?;
-    repodata.render_into(|_, _| true, false, &mut |chunk: &[u8]| {
-        compressor.write_all(chunk)
-    })?;
-    Ok(compressor.finish()?.into_inner())
-}
-
-/// Reads a stored document back: compressed ([`encode_stored`]) or plain.
+/// Reads a document stored whole by an earlier version back: compressed (zstd, base64, after
+/// a prefix) or plain. Documents are now stored in parts (`super::stored`).
 pub(crate) fn stored_reader(text: &str) -> io::Result<Box<dyn Read + '_>> {
     Ok(match text.strip_prefix(STORED_PREFIX) {
         Some(encoded) => Box::new(zstd::stream::read::Decoder::new(
@@ -117,19 +101,6 @@ pub(crate) fn stored_reader(text: &str) -> io::Result<Box<dyn Read + '_>> {
         )?),
         None => Box::new(text.as_bytes()),
     })
-}
-
-/// A stored document's bytes (for the mirror import's merge).
-pub(crate) fn decode_stored(text: &str) -> io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    stored_reader(text)?.read_to_end(&mut bytes)?;
-    Ok(bytes)
-}
-
-/// Whether `text` is a document in the stored (compressed) form.
-#[cfg(test)]
-fn is_encoded(text: &str) -> bool {
-    text.starts_with(STORED_PREFIX)
 }
 
 #[cfg(test)]
@@ -162,18 +133,29 @@ mod tests {
         // The spool file is anonymous: nothing is left in the folder.
         assert_eq!(std::fs::read_dir(folder.path()).expect("listed").count(), 0);
 
-        // Stored compressed, read back to the same records and members, base_url included.
-        let stored = encode_stored(&spooled).expect("encoded");
-        assert!(is_encoded(&stored));
-        let decoded: serde_json::Value =
-            serde_json::from_slice(&decode_stored(&stored).expect("decoded")).expect("JSON");
-        let original: serde_json::Value = serde_json::from_str(DOCUMENT).expect("JSON");
-        assert_eq!(decoded, original);
+        // Stored whole and compressed by an earlier version: still reads.
+        let mut compressed = Vec::new();
+        zstd::stream::copy_encode(DOCUMENT.as_bytes(), &mut compressed, 3).expect("compressed");
+        let stored = format!(
+            "{STORED_PREFIX}{}",
+            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &compressed)
+        );
+        let mut decoded = Vec::new();
+        stored_reader(&stored)
+            .expect("a reader")
+            .read_to_end(&mut decoded)
+            .expect("decoded");
+        assert_eq!(decoded, DOCUMENT.as_bytes());
         let (again, _) = spool
             .parse(stored_reader(&stored).expect("a reader"))
             .expect("parsed");
         assert_eq!(again.records().len(), 2);
         // A plain document stored by an earlier version still reads.
-        assert_eq!(decode_stored(DOCUMENT).expect("plain"), DOCUMENT.as_bytes());
+        let mut plain = Vec::new();
+        stored_reader(DOCUMENT)
+            .expect("plain")
+            .read_to_end(&mut plain)
+            .expect("read");
+        assert_eq!(plain, DOCUMENT.as_bytes());
     }
 }

@@ -18,9 +18,10 @@ use formulary_core::policy::{evaluate_releases, PolicySnapshot, View};
 use futures::Stream;
 use sha2::Digest;
 
-use super::shards::{NameShards, RetainedShards, ShardedView};
+use super::shards::{NameShards, RetainedShards, ShardBuildError, ShardedView, StoredShard};
+use super::spool::SpoolFolder;
+use super::spooled::SpooledDocument;
 use super::{CondaGateway, Subdir};
-use crate::engine::rendered::Rendered;
 use crate::engine::views::{Sources, ViewKey};
 use crate::error::GatewayError;
 
@@ -46,14 +47,17 @@ pub struct ServedRepodata {
     view_id: String,
     /// Orders the builds of a view (a later build's index replaces an earlier one's).
     sequence: u64,
-    /// `repodata.json.zst`, compressed on first use.
-    zst: OnceLock<Rendered>,
+    /// `repodata.json.zst`, compressed on first use into a spool file.
+    zst: OnceLock<Arc<SpooledDocument>>,
     /// Held while `zst` is compressed: one compression per build, however many requests ask
     /// for it at once (each would otherwise compress the whole document).
     compressing: std::sync::Mutex<()>,
-    /// The sharded repodata, built on first use (`None` when it could not be encoded).
+    /// The sharded repodata, built on first use (`None` when it could not be encoded; a disk
+    /// that fails leaves it unset, so a later request tries again).
     sharded: OnceLock<Option<Arc<ShardedView>>>,
-    /// True once a background build of `sharded` has started.
+    /// Held while `sharded` is built (one build per view build).
+    sharding: std::sync::Mutex<()>,
+    /// True while a background build of `sharded` runs.
     building: AtomicBool,
 }
 
@@ -184,112 +188,154 @@ fn entity_tag(digest: &[u8; 32], kept: &[bool]) -> String {
 
 impl CondaGateway {
     /// The view's `repodata.json.zst`: its `repodata.json`, zstd-compressed once as it is
-    /// rendered (with its own entity tag).
+    /// rendered into a spool file (with its own entity tag), then sent from there. An error
+    /// when local disk fails (nothing is kept, so a later request tries again).
     pub async fn repodata_zst(
         &self,
         served: &Arc<ServedRepodata>,
-    ) -> Result<Rendered, GatewayError> {
+    ) -> std::io::Result<Arc<SpooledDocument>> {
         if let Some(zst) = served.zst.get() {
-            return Ok(zst.clone());
+            return Ok(Arc::clone(zst));
         }
-        let served = Arc::clone(served);
+        let (served, folder) = (Arc::clone(served), self.spool.clone());
         blocking(move || {
             let _compressing = served
                 .compressing
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             if let Some(zst) = served.zst.get() {
-                return Ok(zst.clone());
+                return Ok(Arc::clone(zst));
             }
             let started = std::time::Instant::now();
-            let mut compressor = zstd::stream::write::Encoder::new(Vec::new(), ZST_LEVEL)?;
+            let mut compressor =
+                zstd::stream::write::Encoder::new(SpooledDocument::writer(&folder)?, ZST_LEVEL)?;
             served.subdir.repodata.render_into(
                 |index, _| served.kept.get(index).copied().unwrap_or(false),
                 true,
                 &mut |chunk: &[u8]| compressor.write_all(chunk),
             )?;
-            let compressed = Rendered::new(compressor.finish()?);
+            let compressed = Arc::new(SpooledDocument::finish(compressor.finish()?)?);
             tracing::debug!(
                 subdir = %served.subdir_name,
                 elapsed_ms = started.elapsed().as_millis() as u64,
+                bytes = compressed.len(),
                 "compressed a view's repodata.json"
             );
-            Ok::<_, std::io::Error>(served.zst.get_or_init(|| compressed).clone())
+            Ok(Arc::clone(served.zst.get_or_init(|| compressed)))
         })
         .await
-        .map_err(|error| {
-            GatewayError::Store(formulary_store::StoreError::Corrupt {
-                what: "conda records spool",
-                why: error.to_string(),
-            })
-        })
     }
 
     /// The view's sharded repodata (CEP-16), built from the same decisions as its
     /// `repodata.json`; `None` when it cannot be encoded (the index then answers 404 and
-    /// clients fall back to `repodata.json`). When an earlier build of the view has an index,
-    /// that one is answered while this one builds in the background (a policy change or a new
-    /// upstream document never makes clients wait for every shard to be encoded); the first
-    /// build of a view is waited for.
-    pub async fn sharded(&self, served: &Arc<ServedRepodata>) -> Option<Arc<ShardedView>> {
+    /// clients fall back to `repodata.json`), an error when local disk fails. When an earlier
+    /// build of the view has an index, that one is answered while this one builds in the
+    /// background (a policy change or a new upstream document never makes clients wait for
+    /// every shard to be encoded); the first build of a view is waited for.
+    pub async fn sharded(
+        &self,
+        served: &Arc<ServedRepodata>,
+    ) -> std::io::Result<Option<Arc<ShardedView>>> {
         if let Some(sharded) = served.sharded.get() {
-            return sharded.clone();
+            return Ok(sharded.clone());
         }
         if let Some(previous) = self.retained.latest(&served.view_id) {
             if !served.building.swap(true, Ordering::SeqCst) {
                 let (served, retained) = (Arc::clone(served), Arc::clone(&self.retained));
-                tokio::task::spawn_blocking(move || build_sharded(&served, &retained));
+                let folder = self.spool.clone();
+                tokio::task::spawn_blocking(move || {
+                    if let Err(error) = build_sharded(&served, &retained, &folder) {
+                        tracing::error!(subdir = %served.subdir_name, %error, "cannot build sharded repodata; the previous index is still served");
+                    }
+                    served.building.store(false, Ordering::SeqCst);
+                });
             }
-            return Some(previous);
+            return Ok(Some(previous));
         }
         let (served, retained) = (Arc::clone(served), Arc::clone(&self.retained));
-        blocking(move || build_sharded(&served, &retained)).await
+        let folder = self.spool.clone();
+        blocking(move || build_sharded(&served, &retained, &folder)).await
     }
 
     /// A shard of the view: one its current index names, or one an index of the last
     /// [`super::SHARD_RETENTION`] named (so a client that fetched the index just before a policy
-    /// change still gets it).
-    pub async fn shard(&self, served: &Arc<ServedRepodata>, sha256: &[u8; 32]) -> Option<Bytes> {
-        if let Some(bytes) = self
-            .sharded(served)
-            .await
-            .and_then(|sharded| sharded.shard(sha256))
-        {
-            return Some(bytes);
+    /// change still gets it), read from its spool file.
+    pub async fn shard(
+        &self,
+        served: &Arc<ServedRepodata>,
+        sha256: &[u8; 32],
+    ) -> std::io::Result<Option<Bytes>> {
+        let stored: Option<StoredShard> = match self.sharded(served).await? {
+            Some(sharded) => sharded.shard(sha256),
+            None => None,
+        };
+        match stored.or_else(|| self.retained.get(&served.view_id, sha256)) {
+            // A shard is a few kilobytes, read from the page cache: a read in place costs
+            // less than handing it to a blocking thread.
+            Some(stored) => stored.read().map(Some),
+            None => Ok(None),
         }
-        self.retained.get(&served.view_id, sha256)
     }
 }
 
-/// Builds (once) a view's sharded repodata and makes it the view's latest index.
-fn build_sharded(served: &ServedRepodata, retained: &RetainedShards) -> Option<Arc<ShardedView>> {
-    served
-        .sharded
-        .get_or_init(|| {
-            let started = std::time::Instant::now();
-            let subdir = &served.subdir;
-            let names = subdir
-                .names
-                .get_or_init(|| Arc::new(NameShards::build(&subdir.repodata, &served.subdir_name)));
-            let built = ShardedView::build(&subdir.repodata, names, &served.kept, &served.subdir_name);
-            tracing::debug!(
-                subdir = %served.subdir_name,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "built a view's sharded repodata"
-            );
-            match built {
-                Ok(built) => {
-                    let built = Arc::new(built);
-                    retained.remember(&served.view_id, served.sequence, &built);
-                    Some(built)
-                }
-                Err(error) => {
-                    tracing::error!(subdir = %served.subdir_name, %error, "cannot build sharded repodata; clients fall back to repodata.json");
-                    None
-                }
+/// Builds (once) a view's sharded repodata and makes it the view's latest index; an error
+/// (nothing kept) when local disk fails.
+fn build_sharded(
+    served: &ServedRepodata,
+    retained: &RetainedShards,
+    folder: &SpoolFolder,
+) -> std::io::Result<Option<Arc<ShardedView>>> {
+    let _sharding = served
+        .sharding
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(sharded) = served.sharded.get() {
+        return Ok(sharded.clone());
+    }
+    let started = std::time::Instant::now();
+    let subdir = &served.subdir;
+    let names = {
+        let mut names = subdir
+            .names
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &*names {
+            Some(names) => Arc::clone(names),
+            None => {
+                let built = Arc::new(NameShards::build(
+                    &subdir.repodata,
+                    &served.subdir_name,
+                    folder,
+                )?);
+                Arc::clone(names.insert(built))
             }
-        })
-        .clone()
+        }
+    };
+    let built = ShardedView::build(
+        &subdir.repodata,
+        &names,
+        &served.kept,
+        &served.subdir_name,
+        folder,
+    );
+    tracing::debug!(
+        subdir = %served.subdir_name,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "built a view's sharded repodata"
+    );
+    let built = match built {
+        Ok(built) => {
+            let built = Arc::new(built);
+            retained.remember(&served.view_id, served.sequence, &built);
+            Some(built)
+        }
+        Err(ShardBuildError::Disk(error)) => return Err(error),
+        Err(error) => {
+            tracing::error!(subdir = %served.subdir_name, %error, "cannot build sharded repodata; clients fall back to repodata.json");
+            None
+        }
+    };
+    Ok(served.sharded.get_or_init(|| built).clone())
 }
 
 /// Decides every version of every package in the subdirectory (a dated view does not see
@@ -372,6 +418,7 @@ fn build(
         zst: OnceLock::new(),
         compressing: std::sync::Mutex::new(()),
         sharded: OnceLock::new(),
+        sharding: std::sync::Mutex::new(()),
         building: AtomicBool::new(false),
     }))
 }
