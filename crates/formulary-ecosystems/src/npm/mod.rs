@@ -3,6 +3,7 @@
 //! `npm audit`. Parsing and rendering only; no policy and no I/O.
 
 mod audit;
+mod facts;
 mod name;
 mod packument;
 

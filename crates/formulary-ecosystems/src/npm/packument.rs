@@ -55,29 +55,42 @@ pub enum PackumentError {
         /// The name in the document.
         found: String,
     },
+    /// A facts record ([`PackumentFacts::to_record`]) that cannot be read, or of another format.
+    #[error("the facts record cannot be read: {0}")]
+    Record(String),
 }
 
-/// What one version of a packument says about itself.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// What one version of a packument says about itself. It (de)serializes as the gateway's
+/// facts record ([`PackumentFacts::to_record`]): absent fields are left out.
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct VersionFacts {
     /// The version, as the packument writes it.
     pub version: String,
     /// `time[version]`, as written.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub published: Option<String>,
     /// The licence (`license`, or the legacy `licenses` list joined with ` OR `).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub licence: Option<String>,
     /// `dist.tarball`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tarball: Option<String>,
     /// `dist.integrity` (a Subresource Integrity string, usually `sha512-…`).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub integrity: Option<String>,
     /// `dist.shasum` (hex SHA-1).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub shasum: Option<String>,
     /// `dist.unpackedSize`, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub unpacked_size: Option<u64>,
     /// The install-time lifecycle scripts it declares (`preinstall`, `install`, `postinstall`);
     /// `install` alone when only `hasInstallScript` says so.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub install_scripts: Vec<String>,
     /// The publisher's deprecation message.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub deprecated: Option<String>,
 }
 

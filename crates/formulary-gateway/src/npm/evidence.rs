@@ -32,6 +32,7 @@ impl NpmGateway {
         let Some(package) = self.package(component).await? else {
             return Ok(None);
         };
+        let (package, kept) = self.with_text(component, package).await?;
         let mut evidence = Evidence::empty(component, &package.freshness);
         let mut versions: Vec<(formulary_core::ecosystems::Version, VersionEvidence)> = package
             .versions
@@ -51,13 +52,13 @@ impl NpmGateway {
             .collect();
         versions.sort_by(|left, right| right.0.cmp(&left.0));
         evidence.versions = versions.into_iter().map(|(_, version)| version).collect();
-        if package.document.len() > MAX_PACKUMENT_BYTES {
+        if kept.len() > MAX_PACKUMENT_BYTES {
             evidence.gaps.push(
                 "the packument is too large to read for its links and maintainers".to_owned(),
             );
             return Ok(Some(evidence));
         }
-        let text = package.document.text();
+        let text = kept.text();
         let Some(document) = text
             .ok()
             .and_then(|text| serde_json::from_slice::<Value>(&text).ok())
@@ -202,10 +203,11 @@ impl Requirements for NpmGateway {
         let Some(package) = self.package(component).await? else {
             return Ok(None);
         };
-        if package.document.len() > MAX_PACKUMENT_BYTES {
+        let (package, kept) = self.with_text(component, package).await?;
+        if kept.len() > MAX_PACKUMENT_BYTES {
             return Ok(None);
         }
-        let text = package.document.text();
+        let text = kept.text();
         let Some(document) = text
             .ok()
             .and_then(|text| serde_json::from_slice::<Value>(&text).ok())

@@ -13,14 +13,14 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use chrono::Utc;
-use formulary_core::ecosystems::npm::Packument;
+use formulary_core::ecosystems::npm::{self, Packument};
 use formulary_core::ecosystems::{Ecosystem, Version};
 use formulary_core::Component;
 use formulary_store::{BlobStore, Database, Digests, UpstreamDocument};
 use serde_json::{Map, Value};
 use sha1::Digest as _;
 
-use super::{verify, BLOB_SCHEME, SCOPE};
+use super::{stored, verify, BLOB_SCHEME, SCOPE};
 use crate::engine::import::MirrorReport;
 use crate::error::GatewayError;
 
@@ -166,19 +166,20 @@ async fn import_one(
     let text = serde_json::to_string(&document).map_err(|error| Skip(error.to_string()))?;
     // Refuse to store what the gateway could not read back.
     Packument::parse(text.as_bytes(), &name).map_err(|error| Skip(error.to_string()))?;
-    database
-        .save_upstream_document(
-            SCOPE,
-            component.name.as_str(),
-            &UpstreamDocument {
-                upstream: MIRROR_ORIGIN.to_owned(),
-                document: text,
-                etag: None,
-                fetched_at: Utc::now(),
-            },
-        )
-        .await
-        .map_err(GatewayError::from)?;
+    let facts = npm::read_facts(text.as_bytes(), &name).map_err(|error| Skip(error.to_string()))?;
+    stored::save(
+        database,
+        component.name.as_str(),
+        &UpstreamDocument {
+            upstream: MIRROR_ORIGIN.to_owned(),
+            document: text,
+            etag: None,
+            fetched_at: Utc::now(),
+        },
+        &facts,
+    )
+    .await
+    .map_err(GatewayError::from)?;
     Ok(name)
 }
 

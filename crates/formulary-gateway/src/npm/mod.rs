@@ -10,6 +10,7 @@ pub(crate) mod audit;
 mod evidence;
 pub(crate) mod mirror;
 mod packument;
+mod stored;
 mod text;
 pub(crate) mod verify;
 
@@ -23,6 +24,7 @@ use formulary_core::ecosystems::Version;
 use formulary_core::policy::{Decision, PolicySnapshot, Release, View};
 use formulary_core::Component;
 use formulary_store::{BlobRef, BlobStore, Database, Digests, UpstreamDocument};
+use tokio::sync::OnceCell;
 use url::Url;
 
 use crate::engine::documents::{Answer, Freshness, Lookup, Revalidated, Revalidating};
@@ -36,6 +38,7 @@ use crate::engine::views::Views;
 use crate::error::GatewayError;
 
 pub use packument::{PackumentOutcome, ServedPackument};
+use stored::Stamp;
 use text::PackumentText;
 
 /// The cache scope of npm packuments.
@@ -53,9 +56,12 @@ pub(crate) const BLOB_SCHEME: &str = "formulary-blob:";
 #[derive(Debug)]
 pub(crate) struct Package {
     freshness: Freshness,
-    /// The packument as upstream sent it (compressed when large: a tarball request needs only
-    /// `versions`); read and parsed whole only when a view's packument is built.
-    document: PackumentText,
+    /// Which stored packument the facts are of.
+    stamp: Stamp,
+    /// The packument as upstream sent it (compressed when large), once something needed it (a
+    /// view's packument, the evidence): a tarball request needs only the facts, so a package
+    /// read from the store leaves it there until then ([`NpmGateway::with_text`]).
+    document: Arc<OnceCell<PackumentText>>,
     /// Each version's facts, with its parsed version (versions that do not parse are left out).
     versions: Arc<Vec<(Version, VersionFacts)>>,
     /// Each tarball's file name, to its index in `versions`: a tarball request finds its
@@ -73,7 +79,8 @@ impl Revalidated for Package {
     fn with_freshness(&self, freshness: Freshness) -> Package {
         Package {
             freshness,
-            document: self.document.clone(),
+            stamp: self.stamp.clone(),
+            document: Arc::clone(&self.document),
             versions: Arc::clone(&self.versions),
             tarballs: Arc::clone(&self.tarballs),
             releases: Arc::clone(&self.releases),
@@ -82,10 +89,13 @@ impl Revalidated for Package {
 }
 
 impl Package {
+    /// A package from its facts; `document` is the packument they were read from, if it is at
+    /// hand.
     fn new(
         component: &Component,
         freshness: Freshness,
-        document: PackumentText,
+        stamp: Stamp,
+        document: Option<PackumentText>,
         facts: PackumentFacts,
     ) -> Package {
         let versions: Vec<(Version, VersionFacts)> = facts
@@ -119,12 +129,21 @@ impl Package {
         }
         Package {
             freshness,
-            document,
+            stamp,
+            document: Arc::new(OnceCell::new_with(document)),
             versions: Arc::new(versions),
             tarballs: Arc::new(tarballs),
             releases: Arc::new(releases),
         }
     }
+}
+
+/// Why [`NpmGateway::with_text`] kept no text in a package.
+enum NotKept {
+    /// Reading the store failed.
+    Failed(GatewayError),
+    /// The stored packument is another one: the package read from it.
+    Renewed(Box<Package>),
 }
 
 /// A packument as fetched: its bytes, what they say about each version, its entity tag.
@@ -224,31 +243,88 @@ impl NpmGateway {
         })
     }
 
+    /// The package as the store holds it: from its facts record alone when there is one (the
+    /// packument stays in the store until something needs it), else from the packument, whose
+    /// facts record is then written for the next start.
     async fn load_cached(&self, component: &Component) -> Result<Option<Package>, GatewayError> {
         let name = component.name.as_str();
-        // Read from the row as the store holds it: the facts and the compressed text are all
-        // that is kept, so no further copy of a large packument's text is made.
-        let read = self
-            .database
-            .read_upstream_document(SCOPE, name, |stored| {
-                let facts = npm::read_facts(stored.document.as_bytes(), name).map_err(|error| {
-                    formulary_store::StoreError::Corrupt {
-                        what: "cached packument",
-                        why: error.to_string(),
-                    }
-                })?;
-                Ok::<_, GatewayError>((
-                    Freshness::stored_ref(stored)?,
-                    PackumentText::new(stored.document.as_bytes()),
-                    facts,
-                ))
-            })
-            .await?;
-        let Some(read) = read else {
+        if let Some((freshness, stamp, facts)) = stored::read_facts(&self.database, name).await? {
+            return Ok(Some(Package::new(component, freshness, stamp, None, facts)));
+        }
+        let Some(read) = stored::read_packument(&self.database, name, None).await? else {
             return Ok(None);
         };
-        let (freshness, document, facts) = read?;
-        Ok(Some(Package::new(component, freshness, document, facts)))
+        let facts = read.facts.unwrap_or_default();
+        if let Err(error) = stored::save_facts(&self.database, name, &read.stamp, &facts).await {
+            tracing::warn!(package = name, %error, "could not write a packument's facts record");
+        }
+        Ok(Some(Package::new(
+            component,
+            read.freshness,
+            read.stamp,
+            Some(read.text),
+            facts,
+        )))
+    }
+
+    /// The package with its packument's text at hand (read from the store the first time). When
+    /// the stored packument is not the one the facts were read from (a crash between the two
+    /// writes, another replica's refresh), the package is read again from the packument, its
+    /// facts record written again, and the new package remembered in place of the old.
+    pub(crate) async fn with_text(
+        &self,
+        component: &Component,
+        package: Arc<Package>,
+    ) -> Result<(Arc<Package>, PackumentText), GatewayError> {
+        if let Some(text) = package.document.get() {
+            return Ok((Arc::clone(&package), text.clone()));
+        }
+        let name = component.name.as_str();
+        let missing = || crate::engine::upstream::UpstreamFailure::Malformed {
+            url: name.to_owned(),
+            why: "the cached packument is no longer in the store".to_owned(),
+        };
+        let text = package
+            .document
+            .get_or_try_init(|| async {
+                let read = stored::read_packument(&self.database, name, Some(&package.stamp))
+                    .await
+                    .map_err(NotKept::Failed)?
+                    .ok_or_else(|| NotKept::Failed(missing().into()))?;
+                let Some(facts) = read.facts else {
+                    // The packument the facts were read from.
+                    return Ok(read.text);
+                };
+                tracing::info!(package = name, "a packument's facts record was out of step with it");
+                if let Err(error) =
+                    stored::save_facts(&self.database, name, &read.stamp, &facts).await
+                {
+                    tracing::warn!(package = name, %error, "could not write a packument's facts record");
+                }
+                let freshness = Freshness {
+                    checked_at: package.freshness.checked_at,
+                    stale: package.freshness.stale,
+                    ..read.freshness
+                };
+                // This package's facts are of no stored packument: it keeps no text.
+                Err(NotKept::Renewed(Box::new(Package::new(
+                    component,
+                    freshness,
+                    read.stamp,
+                    Some(read.text),
+                    facts,
+                ))))
+            })
+            .await;
+        match text {
+            Ok(text) => Ok((Arc::clone(&package), text.clone())),
+            Err(NotKept::Renewed(renewed)) => {
+                let renewed = self.packages.remember(name, *renewed);
+                let text = renewed.document.get().cloned().ok_or_else(missing)?;
+                Ok((renewed, text))
+            }
+            Err(NotKept::Failed(error)) => Err(error),
+        }
     }
 
     /// Keeps a newly fetched packument and records each release's evidence (in the background:
@@ -269,14 +345,14 @@ impl NpmGateway {
             etag: etag.clone(),
             fetched_at: now,
         };
-        self.database
-            .save_upstream_document(SCOPE, component.name.as_str(), &stored)
-            .await?;
+        stored::save(&self.database, component.name.as_str(), &stored, &facts).await?;
+        let stamp = Stamp::of(stored.as_ref());
         drop(stored);
         let package = Package::new(
             component,
             Freshness::new(registry.clone(), etag, now),
-            PackumentText::new(&document),
+            stamp,
+            Some(PackumentText::new(&document)),
             facts,
         );
         self.record_releases(component, Arc::clone(&package.releases));

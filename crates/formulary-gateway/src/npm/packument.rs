@@ -7,6 +7,7 @@ use formulary_core::ecosystems::npm;
 use formulary_core::policy::{evaluate_releases, Decision, PolicySnapshot, ReasonCode, View};
 use formulary_core::Component;
 
+use super::text::PackumentText;
 use super::{NpmGateway, Package};
 use crate::engine::rendered::Rendered;
 use crate::engine::views::{Sources, ViewKey};
@@ -123,6 +124,7 @@ impl NpmGateway {
         let Some(package) = self.package(component).await? else {
             return Ok(PackumentOutcome::Missing);
         };
+        let (package, text) = self.with_text(component, package).await?;
         let decisions = self
             .decisions(snapshot, generation, view, day, component, &package)
             .await?;
@@ -136,7 +138,7 @@ impl NpmGateway {
         let outcome = self
             .views
             .get_or_build(key, Sources::new(generation, sources), async {
-                build(component, &package, &decisions, tarballs_base)
+                build(component, &package, &text, &decisions, tarballs_base)
             })
             .await?;
         Ok(PackumentOutcome::clone(&outcome))
@@ -147,6 +149,7 @@ impl NpmGateway {
 fn build(
     component: &Component,
     package: &Package,
+    kept: &PackumentText,
     decided: &ViewDecisions,
     tarballs_base: &str,
 ) -> Result<PackumentOutcome, GatewayError> {
@@ -185,8 +188,7 @@ fn build(
         url: name.to_owned(),
         why,
     };
-    let text = package
-        .document
+    let text = kept
         .text()
         .map_err(|error| malformed(format!("the kept packument cannot be read: {error}")))?;
     let packument =

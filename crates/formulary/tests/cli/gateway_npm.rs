@@ -713,3 +713,66 @@ fn a_tarball_served_from_memory_is_refused_at_once_when_prohibited() {
     assert_eq!(served, 23 + served_between, "every download in the ledger");
     assert_eq!(refused, 11, "every refusal in the ledger");
 }
+
+crate::on_both_databases!(fn a_restarted_gateway_serves_tarballs_then_packuments_from_its_store);
+/// A gateway started on a warm store serves a tarball from the package's facts record alone, and
+/// reads the packument itself only when one is asked for: every answer as before the restart,
+/// with the upstream gone.
+fn a_restarted_gateway_serves_tarballs_then_packuments_from_its_store() {
+    let workspace = Workspace::new();
+    let upstream_root = workspace.folder.path().join("upstream");
+    std::fs::create_dir_all(&upstream_root).expect("upstream folder");
+    let (upstream, upstream_base) = static_server(&upstream_root);
+    let built = Command::new("python3")
+        .arg(repo_root().join("test-data/npm/local_registry.py"))
+        .arg(real_tarballs())
+        .arg(&upstream_root)
+        .arg(&upstream_base)
+        .output()
+        .expect("python3 runs");
+    assert!(built.status.success(), "{}", text(&built.stderr));
+    let upstreams = format!("[\"{upstream_base}registry/\"]");
+    let original = std::fs::read(real_tarballs().join("chalk-5.6.0.tgz")).expect("tarball");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let client = reqwest::Client::new();
+    let download = |url: String| {
+        runtime.block_on(async {
+            let response = client.get(url).send().await.expect("an answer");
+            let status = response.status().as_u16();
+            (status, response.bytes().await.expect("body"))
+        })
+    };
+    let abbreviated = "application/vnd.npm.install-v1+json";
+
+    let (mut server, base) = gateway(&workspace, &upstreams);
+    let full_before = get(&format!("{base}/npm/chalk"), "application/json", &[]);
+    let abbreviated_before = get(&format!("{base}/npm/chalk"), abbreviated, &[]);
+    assert_eq!((full_before.0, abbreviated_before.0), (200, 200));
+    let (status, body) = download(format!("{base}/npm/chalk/-/chalk-5.6.0.tgz"));
+    assert_eq!(status, 200);
+    assert!(body == original, "the upstream's bytes");
+    let stopped = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(stopped.success());
+    assert!(server.0.wait().expect("server exits").success());
+    drop(upstream);
+
+    // Started again: the tarball first (the facts are enough), then both packuments.
+    let (_server, again) = gateway(&workspace, &upstreams);
+    let (status, body) = download(format!("{again}/npm/chalk/-/chalk-5.6.0.tgz"));
+    assert_eq!(status, 200);
+    assert!(body == original, "the cached bytes");
+    let (status, body) = download(format!("{again}/npm/chalk/-/chalk-5.5.0.tgz"));
+    assert_eq!(status, 404, "a file no version names: {body:?}");
+    for (accept, before) in [
+        ("application/json", &full_before),
+        (abbreviated, &abbreviated_before),
+    ] {
+        let after = get(&format!("{again}/npm/chalk"), accept, &[]);
+        assert_eq!(after.0, 200, "{accept}: {}", after.2);
+        // Tarball URLs name the server's address, which changed with the restart.
+        assert_eq!(after.2, before.2.replace(&base, &again), "{accept}");
+    }
+}
