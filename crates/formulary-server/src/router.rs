@@ -325,11 +325,10 @@ fn routes(state: AppState) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             Duration::from_secs(60),
         ))
-        .layer(axum::middleware::from_fn(crate::text_guard::refuse_nul))
-        .layer(axum::middleware::from_fn(api::problems::as_problem))
+        // Answer protection, problem+json under /api/ and NUL refusal, in one layer.
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
-            crate::web::protect_answers,
+            crate::front_door::front_door,
         ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -7,7 +7,6 @@
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::header;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
@@ -15,34 +14,34 @@ use crate::error::ApiError;
 /// Largest body examined (and so buffered); larger bodies are left to the handler's own limit.
 const MAX_EXAMINED_BYTES: usize = 64 * 1024 * 1024;
 
-/// Refuses a request whose query string or JSON/form body holds a NUL character.
-pub(crate) async fn refuse_nul(request: Request, next: Next) -> Response {
+/// Lets a request in, or answers 400 when its query string or JSON/form body holds a NUL
+/// character (a body it examined is handed on in full). Called by the front door
+/// ([`crate::front_door`]) before routing.
+pub(crate) async fn admit(request: Request) -> Result<Request, Response> {
     if request.uri().query().is_some_and(percent_encodes_nul) {
-        return refusal("the query string");
+        return Err(refusal("the query string"));
     }
-    let content_type = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let Some(content_type) = request.headers().get(header::CONTENT_TYPE) else {
+        return Ok(request);
+    };
+    let content_type = content_type.to_str().unwrap_or("").to_ascii_lowercase();
     let is_json = content_type.contains("json");
     let is_form = content_type.starts_with("application/x-www-form-urlencoded");
     // A compressed body (npm audit sends gzip) is the handler's to decode and check.
     let encoded = request.headers().contains_key(header::CONTENT_ENCODING);
     if encoded || (!is_json && !is_form) {
-        return next.run(request).await;
+        return Ok(request);
     }
     let (parts, body) = request.into_parts();
     let bytes = match axum::body::to_bytes(body, MAX_EXAMINED_BYTES).await {
         Ok(bytes) => bytes,
         Err(_) => {
-            return ApiError::new(
+            return Err(ApiError::new(
                 axum::http::StatusCode::PAYLOAD_TOO_LARGE,
                 "The request body is too large",
                 "The body could not be read in full (it is larger than 64 MB, or the connection broke off). Send a smaller body.",
             )
-            .into_response()
+            .into_response())
         }
     };
     let holds_nul = if is_json {
@@ -51,10 +50,9 @@ pub(crate) async fn refuse_nul(request: Request, next: Next) -> Response {
         form_encodes_nul(&bytes)
     };
     if holds_nul {
-        return refusal("the body");
+        return Err(refusal("the body"));
     }
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+    Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
 fn refusal(place: &str) -> Response {

@@ -6,7 +6,6 @@
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
@@ -14,11 +13,16 @@ use crate::error::ApiError;
 /// The most of a framework rejection's text kept as the problem's detail.
 const MAX_DETAIL_BYTES: usize = 4096;
 
-/// Rewrites a plain-text error answer to an `/api/` request as problem+json.
-pub(crate) async fn as_problem(request: Request, next: Next) -> Response {
-    let is_api = request.uri().path().starts_with("/api/");
-    let response = next.run(request).await;
-    if !is_api || !needs_rewrite(&response) {
+/// Whether answers to this request are rewritten by [`as_problem`] (paths under `/api/`).
+pub(crate) fn applies_to(request: &Request) -> bool {
+    request.uri().path().starts_with("/api/")
+}
+
+/// Rewrites a plain-text error answer to an `/api/` request (see [`applies_to`]) as
+/// problem+json; any other answer is returned as it is. Called by the front door
+/// ([`crate::front_door`]).
+pub(crate) async fn as_problem(response: Response) -> Response {
+    if !needs_rewrite(&response) {
         return response;
     }
     let status = response.status();

@@ -89,7 +89,9 @@ pub(crate) async fn snapshot_for(
 /// True when an `If-None-Match` header matches `etag`: weak comparison (RFC 9110 §13.1.2), so
 /// `W/"x"` matches `"x"`, and `*` matches anything.
 pub(crate) fn etag_matches(headers: &HeaderMap, etag: &str) -> bool {
-    let opaque = |tag: &str| tag.trim().trim_start_matches("W/").to_owned();
+    fn opaque(tag: &str) -> &str {
+        tag.trim().trim_start_matches("W/")
+    }
     let wanted = opaque(etag);
     headers
         .get_all(header::IF_NONE_MATCH)

@@ -122,7 +122,8 @@ fn with_security_headers(response: Response) -> Response {
     response
 }
 
-/// Headers for every answer of the application (one layer over the whole router):
+/// Headers for every answer of the application (applied by the front door,
+/// [`crate::front_door`], over the whole router):
 ///
 /// - `Cache-Control: no-store, private` on whatever is answered to a signed-in browser (session
 ///   cookie) or an API token, and on answers that set a cookie, unless the handler chose its
@@ -130,43 +131,54 @@ fn with_security_headers(response: Response) -> Response {
 ///   not stay in a shared or browser cache.
 /// - `Strict-Transport-Security` when `public_url` is `https`.
 ///
-/// It also makes the connection's peer available as `ConnectInfo<SocketAddr>`.
-pub(crate) async fn protect_answers(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    mut request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    // Handlers written against the plain socket address (the gateway's download ledger) see
-    // the TCP peer too.
-    if let Some(axum::extract::ConnectInfo(crate::state::Peer(peer))) = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<crate::state::Peer>>()
-        .copied()
-    {
-        request
-            .extensions_mut()
-            .insert(axum::extract::ConnectInfo(peer));
+/// [`AnswerProtection::before`] looks at the request (and makes the connection's peer available
+/// as `ConnectInfo<SocketAddr>`); [`AnswerProtection::after`] sets the headers on the answer.
+pub(crate) struct AnswerProtection {
+    /// The request carried a credential (an `Authorization` header or a session cookie).
+    personal: bool,
+}
+
+impl AnswerProtection {
+    /// Notes what the answer's headers depend on, before the request is handed on.
+    pub(crate) fn before(request: &mut axum::extract::Request) -> Self {
+        // Handlers written against the plain socket address (the gateway's download ledger)
+        // see the TCP peer too (the server's own connection loop puts in both).
+        let extensions = request.extensions();
+        if let (None, Some(axum::extract::ConnectInfo(crate::state::Peer(peer)))) = (
+            extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>(),
+            extensions
+                .get::<axum::extract::ConnectInfo<crate::state::Peer>>()
+                .copied(),
+        ) {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+        }
+        let personal = request
+            .headers()
+            .contains_key(axum::http::header::AUTHORIZATION)
+            || session::cookie(request.headers(), session::SESSION_COOKIE).is_some();
+        Self { personal }
     }
-    let personal = request
-        .headers()
-        .contains_key(axum::http::header::AUTHORIZATION)
-        || session::cookie(request.headers(), session::SESSION_COOKIE).is_some();
-    let mut response = next.run(request).await;
-    let headers = response.headers_mut();
-    let sets_cookie = headers.contains_key(axum::http::header::SET_COOKIE);
-    if (personal || sets_cookie) && !headers.contains_key(axum::http::header::CACHE_CONTROL) {
-        headers.insert(
-            axum::http::header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store, private"),
-        );
+
+    /// Sets the caching and transport-security headers on the answer.
+    pub(crate) fn after(self, state: &AppState, response: &mut Response) {
+        let headers = response.headers_mut();
+        if (self.personal || headers.contains_key(axum::http::header::SET_COOKIE))
+            && !headers.contains_key(axum::http::header::CACHE_CONTROL)
+        {
+            headers.insert(
+                axum::http::header::CACHE_CONTROL,
+                HeaderValue::from_static("no-store, private"),
+            );
+        }
+        if state.is_https() {
+            headers.insert(
+                axum::http::header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static("max-age=31536000"),
+            );
+        }
     }
-    if state.is_https() {
-        headers.insert(
-            axum::http::header::STRICT_TRANSPORT_SECURITY,
-            HeaderValue::from_static("max-age=31536000"),
-        );
-    }
-    response
 }
 
 /// The web UI's routes.
