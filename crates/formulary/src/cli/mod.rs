@@ -117,7 +117,7 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     if matches!(cli.command, Command::Serve(_)) {
-        crate::allocator::limit_arenas_by_restarting();
+        crate::allocator::tune_by_restarting();
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
