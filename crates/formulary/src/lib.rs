@@ -2,6 +2,7 @@
 //! read from disk (OSV sources, lockfiles) or seed the demo. `anyhow` is used here, at the edge,
 //! and nowhere in the library crates.
 
+pub mod allocator;
 pub mod cli;
 pub mod config;
 pub mod demo;

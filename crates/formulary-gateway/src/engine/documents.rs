@@ -595,18 +595,19 @@ mod tests {
         assert!(ask_for(&cache, "absent", &loads, &asks, true).await);
         assert_eq!(asks.load(Ordering::SeqCst), 3);
         assert!(ask_for(&cache, "absent", &loads, &asks, true).await);
-        assert_eq!(asks.load(Ordering::SeqCst), 3, "then served fresh from memory");
+        assert_eq!(
+            asks.load(Ordering::SeqCst),
+            3,
+            "then served fresh from memory"
+        );
 
         // With no revalidation time, every request asks, as it does for a found document.
-        let eager: Revalidating<Page> = Revalidating::new(
-            std::time::Duration::ZERO,
-            std::time::Duration::from_secs(5),
-        );
+        let eager: Revalidating<Page> =
+            Revalidating::new(std::time::Duration::ZERO, std::time::Duration::from_secs(5));
         let (loads, asks) = (AtomicUsize::new(0), Arc::new(AtomicUsize::new(0)));
         for _ in 0..3 {
             assert!(!ask_for(&eager, "absent", &loads, &asks, false).await);
         }
         assert_eq!(asks.load(Ordering::SeqCst), 3);
     }
-
 }

@@ -116,6 +116,9 @@ enum Command {
 /// Parses the command line, runs the command and turns the outcome into an exit status.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Serve(_)) {
+        crate::allocator::tune_by_restarting();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

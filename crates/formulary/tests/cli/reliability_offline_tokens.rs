@@ -259,7 +259,12 @@ async fn tokens_are_checked_from_the_local_copy(down: Down) {
     // The revoked token and a made-up one are refused, saying so; no token is refused too.
     let page = format!("{index}calm/");
     let (status, problem) = gateway_get(&client, &page, Some(&revoked)).await;
-    assert_refused(status, &problem, "Invalid token", "checked against the server's local copy");
+    assert_refused(
+        status,
+        &problem,
+        "Invalid token",
+        "checked against the server's local copy",
+    );
     let (status, problem) = gateway_get(&client, &page, Some("frm_made-up")).await;
     assert_refused(status, &problem, "Invalid token", "unknown");
     let (status, problem) = gateway_get(&client, &page, None).await;
