@@ -377,6 +377,24 @@ fn npm_and_pnpm_install_from_the_public_registry_under_policy() {
 }
 
 /// The real tarballs the local registry is built from, downloaded once.
+/// A local npm upstream in `workspace`: the real tarballs' packuments and files, laid out by
+/// test-data/npm/local_registry.py under `upstream/registry/` and served statically. Returns the
+/// server, the `upstream` folder and the registry's URL (ending in `registry/`).
+pub(crate) fn local_upstream(workspace: &Workspace) -> (Running, PathBuf, String) {
+    let upstream_root = workspace.folder.path().join("upstream");
+    std::fs::create_dir_all(&upstream_root).expect("upstream folder");
+    let (upstream, upstream_base) = static_server(&upstream_root);
+    let built = Command::new("python3")
+        .arg(repo_root().join("test-data/npm/local_registry.py"))
+        .arg(real_tarballs())
+        .arg(&upstream_root)
+        .arg(&upstream_base)
+        .output()
+        .expect("python3 runs");
+    assert!(built.status.success(), "{}", text(&built.stderr));
+    (upstream, upstream_root, format!("{upstream_base}registry/"))
+}
+
 pub(crate) fn real_tarballs() -> &'static Path {
     static FOLDER: OnceLock<PathBuf> = OnceLock::new();
     FOLDER.get_or_init(|| {
@@ -401,18 +419,8 @@ crate::on_both_databases!(fn a_local_registry_shows_malicious_releases_damaged_f
 fn a_local_registry_shows_malicious_releases_damaged_files_and_outages() {
     let workspace = Workspace::new();
     import_advisories(&workspace);
-    let upstream_root = workspace.folder.path().join("upstream");
-    std::fs::create_dir_all(&upstream_root).expect("upstream folder");
-    let (upstream, upstream_base) = static_server(&upstream_root);
-    let built = Command::new("python3")
-        .arg(repo_root().join("test-data/npm/local_registry.py"))
-        .arg(real_tarballs())
-        .arg(&upstream_root)
-        .arg(&upstream_base)
-        .output()
-        .expect("python3 runs");
-    assert!(built.status.success(), "{}", text(&built.stderr));
-    let (_server, base) = gateway(&workspace, &format!("[\"{upstream_base}registry/\"]"));
+    let (upstream, _upstream_root, upstream_registry) = local_upstream(&workspace);
+    let (_server, base) = gateway(&workspace, &format!("[\"{upstream_registry}\"]"));
     let registry = format!("{base}/npm/");
     let root = workspace.folder.path();
 
@@ -585,18 +593,8 @@ crate::on_both_databases!(fn a_tarball_served_from_memory_is_refused_at_once_whe
 /// none of that may outlive a policy change, and every request still reaches the ledger.
 fn a_tarball_served_from_memory_is_refused_at_once_when_prohibited() {
     let workspace = Workspace::new();
-    let upstream_root = workspace.folder.path().join("upstream");
-    std::fs::create_dir_all(&upstream_root).expect("upstream folder");
-    let (upstream, upstream_base) = static_server(&upstream_root);
-    let built = Command::new("python3")
-        .arg(repo_root().join("test-data/npm/local_registry.py"))
-        .arg(real_tarballs())
-        .arg(&upstream_root)
-        .arg(&upstream_base)
-        .output()
-        .expect("python3 runs");
-    assert!(built.status.success(), "{}", text(&built.stderr));
-    let (mut server, base) = gateway(&workspace, &format!("[\"{upstream_base}registry/\"]"));
+    let (upstream, _upstream_root, upstream_registry) = local_upstream(&workspace);
+    let (mut server, base) = gateway(&workspace, &format!("[\"{upstream_registry}\"]"));
     let url = format!("{base}/npm/chalk/-/chalk-5.6.0.tgz");
     let original = std::fs::read(real_tarballs().join("chalk-5.6.0.tgz")).expect("tarball");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
@@ -720,18 +718,8 @@ crate::on_both_databases!(fn a_restarted_gateway_serves_tarballs_then_packuments
 /// with the upstream gone.
 fn a_restarted_gateway_serves_tarballs_then_packuments_from_its_store() {
     let workspace = Workspace::new();
-    let upstream_root = workspace.folder.path().join("upstream");
-    std::fs::create_dir_all(&upstream_root).expect("upstream folder");
-    let (upstream, upstream_base) = static_server(&upstream_root);
-    let built = Command::new("python3")
-        .arg(repo_root().join("test-data/npm/local_registry.py"))
-        .arg(real_tarballs())
-        .arg(&upstream_root)
-        .arg(&upstream_base)
-        .output()
-        .expect("python3 runs");
-    assert!(built.status.success(), "{}", text(&built.stderr));
-    let upstreams = format!("[\"{upstream_base}registry/\"]");
+    let (upstream, _upstream_root, upstream_registry) = local_upstream(&workspace);
+    let upstreams = format!("[\"{upstream_registry}\"]");
     let original = std::fs::read(real_tarballs().join("chalk-5.6.0.tgz")).expect("tarball");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let client = reqwest::Client::new();

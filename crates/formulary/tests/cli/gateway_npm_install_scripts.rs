@@ -4,11 +4,10 @@
 //! organisation's settings deny them, unless an entry approves that version.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use crate::formulary_cli::{repo_root, static_server, text, Workspace};
-use crate::gateway_npm::{failed, gateway, get, real_tarballs, succeeded, Project};
+use crate::formulary_cli::Workspace;
+use crate::gateway_npm::{failed, gateway, get, local_upstream, succeeded, Project};
 
 /// The reason every refusal of a version with install scripts gives.
 const REASON: &str =
@@ -56,22 +55,12 @@ fn component_api(base: &str, organisation: &str) -> serde_json::Value {
 crate::on_both_databases!(fn install_scripts_are_flagged_and_refused_where_a_view_denies_them);
 fn install_scripts_are_flagged_and_refused_where_a_view_denies_them() {
     let workspace = Workspace::new();
-    let upstream_root = workspace.folder.path().join("upstream");
-    std::fs::create_dir_all(&upstream_root).expect("upstream folder");
-    let (_upstream, upstream_base) = static_server(&upstream_root);
-    let built = Command::new("python3")
-        .arg(repo_root().join("test-data/npm/local_registry.py"))
-        .arg(real_tarballs())
-        .arg(&upstream_root)
-        .arg(&upstream_base)
-        .output()
-        .expect("python3 runs");
-    assert!(built.status.success(), "{}", text(&built.stderr));
+    let (_upstream, upstream_root, upstream_registry) = local_upstream(&workspace);
     let upstream: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(upstream_root.join("registry/formulary-hook")).expect("packument"),
     )
     .expect("packument JSON");
-    let (_server, base) = gateway(&workspace, &format!("[\"{upstream_base}registry/\"]"));
+    let (_server, base) = gateway(&workspace, &format!("[\"{upstream_registry}\"]"));
     let root = workspace.folder.path();
     workspace.ok(&[
         "org",

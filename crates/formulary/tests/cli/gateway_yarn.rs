@@ -9,8 +9,8 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::formulary_cli::{repo_root, static_server, text, Workspace};
-use crate::gateway_npm::{failed, gateway, import_advisories, real_tarballs, succeeded, Project};
+use crate::formulary_cli::{text, Workspace};
+use crate::gateway_npm::{failed, gateway, import_advisories, local_upstream, succeeded, Project};
 
 const PUBLIC_REGISTRY: &str = "https://registry.npmjs.org/";
 
@@ -71,21 +71,11 @@ crate::on_both_databases!(fn yarn_berry_installs_through_the_gateway_under_polic
 fn yarn_berry_installs_through_the_gateway_under_policy() {
     let workspace = Workspace::new();
     import_advisories(&workspace);
-    let upstream_root = workspace.folder.path().join("upstream");
-    std::fs::create_dir_all(&upstream_root).expect("upstream folder");
-    let (_upstream, upstream_base) = static_server(&upstream_root);
-    let built = Command::new("python3")
-        .arg(repo_root().join("test-data/npm/local_registry.py"))
-        .arg(real_tarballs())
-        .arg(&upstream_root)
-        .arg(&upstream_base)
-        .output()
-        .expect("python3 runs");
-    assert!(built.status.success(), "{}", text(&built.stderr));
+    let (_upstream, _upstream_root, upstream_registry) = local_upstream(&workspace);
     // The local registry first (chalk 5.6.1 malicious, a scoped package), then the public one.
     let (_server, base) = gateway(
         &workspace,
-        &format!("[\"{upstream_base}registry/\", \"{PUBLIC_REGISTRY}\"]"),
+        &format!("[\"{upstream_registry}\", \"{PUBLIC_REGISTRY}\"]"),
     );
     let registry = format!("{base}/npm/");
     let root = workspace.folder.path();
