@@ -139,8 +139,9 @@ pub fn render_json(page: &ProjectPage) -> Vec<u8> {
                     json!(hashes)
                 }
             });
-            object.insert("core-metadata".into(), core_metadata.clone());
-            object.insert("dist-info-metadata".into(), core_metadata);
+            // PEP 714: only the new key in JSON. pip 22.3 to 23.1 (Debian 12's pip is 23.0.1)
+            // fail with an exception on any `dist-info-metadata` key, as PyPI found.
+            object.insert("core-metadata".into(), core_metadata);
             object.insert(
                 "yanked".into(),
                 match &file.yanked {
@@ -251,6 +252,28 @@ mod tests {
         assert_eq!(again.status, page.status);
         assert_eq!(again.files[0].upload_time, page.files[0].upload_time);
         assert_eq!(again.files[0].provenance, page.files[0].provenance);
+    }
+
+    #[test]
+    fn metadata_is_offered_under_the_pep_714_key_only() {
+        let base = url::Url::parse("https://index.example/simple/demo/").unwrap();
+        for (given, offered) in [
+            (r#""dist-info-metadata":true"#, json!(true)),
+            (
+                r#""core-metadata":{"sha256":"1111111111111111111111111111111111111111111111111111111111111111"}"#,
+                json!({"sha256":"1111111111111111111111111111111111111111111111111111111111111111"}),
+            ),
+        ] {
+            let body = format!(
+                r#"{{"meta":{{"api-version":"1.1"}},"name":"demo","files":[{{"filename":"demo-1.0-py3-none-any.whl","url":"demo-1.0-py3-none-any.whl","hashes":{{}},{given}}}]}}"#
+            );
+            let page = parse_json(body.as_bytes(), &base).unwrap();
+            let rendered: Value = serde_json::from_slice(&render_json(&page)).unwrap();
+            let file = rendered["files"][0].as_object().unwrap();
+            assert_eq!(file["core-metadata"], offered, "{given}");
+            // pip 22.3 to 23.1 fail on the old key in JSON, whatever its value.
+            assert!(!file.contains_key("dist-info-metadata"), "{given}");
+        }
     }
 
     #[test]

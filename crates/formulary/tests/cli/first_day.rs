@@ -1,8 +1,8 @@
 //! The analyst's first day (issue 13): a fresh account (`useradd -m`, its own empty home, no
 //! sudo) with only a shell and curl runs the bootstrap against a running Formulary, then
 //! installs uv's real binary with `formulary tools install`, an approved CPython with
-//! `uv python install`, and Python and R packages through the configured clients with no
-//! flags. Nothing runs as root on the person's side; the ledger names them for every download.
+//! `uv python install`, and Python (uv and pip), R and npm packages through the configured
+//! clients with no flags. Nothing runs as root on the person's side; the ledger names them for every download.
 //!
 //! The files the "vendors" publish are served by a static upstream: the `formulary` client is
 //! the binary under test; uv's archive is built from its wheel on PyPI, as astral publishes it;
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use sha2::{Digest, Sha256};
 
 use crate::formulary_cli::{static_server, text, Workspace};
-use crate::gateway_auth::{gateway_token, ledger_actors, serve, upstreams, PASSWORD};
+use crate::gateway_auth::{gateway_token, ledger_actors, serve_with, upstreams, PASSWORD};
 use crate::tools::{vendor_archive, TRIPLE};
 
 /// A person's account, removed with its home folder when dropped.
@@ -313,7 +313,20 @@ async fn a_fresh_account_sets_up_everything_without_admin_rights() {
         "Not yet validated with the trust's data platform",
     ]);
 
-    let (_server, base) = serve(&workspace, &pypi_url, &cran_url, "token", &root.join("log"));
+    // npm's upstream: real tarballs, with chalk 5.6.1 standing in for its malicious release.
+    let (_npm, _, npm_url) = crate::gateway_npm::local_upstream(&workspace);
+    crate::gateway_npm::import_advisories(&workspace);
+
+    let (_server, base) = serve_with(
+        &workspace,
+        &[
+            ("FORMULARY_PYPI_UPSTREAMS", format!("[\"{pypi_url}\"]")),
+            ("FORMULARY_CRAN_UPSTREAMS", format!("[\"{cran_url}\"]")),
+            ("FORMULARY_NPM_UPSTREAMS", format!("[\"{npm_url}\"]")),
+        ],
+        "token",
+        &root.join("log"),
+    );
     let (token, _) = gateway_token(&reqwest::Client::new(), &base, "jane").await;
     let home = person.home.display().to_string();
     let mut timings: Vec<(&str, Duration)> = Vec::new();
@@ -447,7 +460,38 @@ async fn a_fresh_account_sets_up_everything_without_admin_rights() {
     timings.push(("uv venv + uv pip install requests", took));
     assert_eq!(text(&output.stdout).trim(), "2.32.3");
 
-    // 5. An R package, no flags.
+    // 5. pip (the system's), no flags: it reads the user configuration setup wrote.
+    let (output, took) = person.run(
+        "python3 -m pip download --quiet --no-deps --dest ~/downloads requests==2.32.3 && ls ~/downloads",
+        &[],
+    );
+    assert_ran("pip download", &output);
+    timings.push(("pip download requests", took));
+    assert!(
+        text(&output.stdout).contains("requests-2.32.3-py3-none-any.whl"),
+        "{}",
+        text(&output.stdout)
+    );
+
+    // 6. npm, no flags: the malicious newest chalk is skipped for the newest allowed one.
+    let (output, took) = person.run(
+        "mkdir -p ~/dashboard && cd ~/dashboard && npm init --yes >/dev/null && npm install --no-fund chalk && node -p \"require('./node_modules/chalk/package.json').version\"",
+        &[],
+    );
+    assert_ran("npm install", &output);
+    timings.push(("npm install chalk", took));
+    assert_eq!(
+        text(&output.stdout).lines().last().unwrap_or_default(),
+        "5.6.0",
+        "{}",
+        text(&output.stdout)
+    );
+    assert!(
+        !text(&output.stderr).contains(&token),
+        "npm prints no token"
+    );
+
+    // 7. An R package, no flags.
     let (output, took) = person.run(
         "Rscript -e \"lib <- file.path(Sys.getenv('HOME'), 'R', 'library'); dir.create(lib, recursive = TRUE); install.packages('cellar', lib = lib, quiet = TRUE); cat(as.character(packageVersion('cellar', lib.loc = lib)))\"",
         &[],
@@ -480,6 +524,8 @@ async fn a_fresh_account_sets_up_everything_without_admin_rights() {
         "pkg:generic/uv",
         "pkg:generic/cpython",
         "pkg:pypi/requests",
+        "pkg:cran/cellar",
+        "pkg:npm/chalk",
     ] {
         let actors = ledger_actors(&workspace, purl, 1).await;
         assert!(
