@@ -10,7 +10,8 @@
 # and its resident memory then (anonymous and file-backed); how long a policy change takes to
 # reach the shard index (a second package prohibited while the server runs: the wall time from
 # `entry add` returning to an index without its shard, which includes SQLite's 2-second poll,
-# and the server's own rebuild times from its log); then requests/s
+# and the server's own rebuild times from its log; then the same through the server's API, as a
+# curator makes it); then requests/s
 # with wrk for repodata.json.zst, the shard index, one shard and the 20 MB package at
 # concurrency 1, 16 and 64 (median of REPEATS runs of DURATION seconds), Formulary and nginx. nginx
 # serves the very bytes Formulary produced (copied after the warm-up), so both send the same
@@ -157,6 +158,21 @@ done
 policy_s=$(echo "$(date +%s.%N) - $changed" | bc)
 sleep 1
 rebuild_ms=$(elapsed "built a view's repodata.json" 2); reshard_ms=$(elapsed "built a view's sharded repodata" 2)
+# The same change as a curator makes it, through the running server's API (the web UI's path):
+# pkg00044 prohibited with a national curator's token; the server learns of it at once.
+[[ $(index_has pkg00044) -ge 1 ]] || { log "pkg00044 is not in the shard index before the change"; exit 1; }
+CURATOR=$("$BIN" --data-dir "$WORKDIR/formulary-data" token create --name bench --role national-curator --org NATIONAL | tr -d '[:space:]')
+curl -fsS -o /dev/null -X POST -H "Authorization: Bearer $CURATOR" -H 'Content-Type: application/json' \
+  -d '{"component": "pkg:conda/pkg00044", "status": "prohibited", "reason": "withdrawn (benchmark)"}' \
+  "http://127.0.0.1:$PORT_GATEWAY/api/v1/entries"
+changed=$(date +%s.%N)
+while [[ $(index_has pkg00044) -ge 1 ]]; do
+  sleep 0.05
+  (( $(echo "$(date +%s.%N) - $changed > 30" | bc) )) && { log "the shard index did not change within 30 s of the API call"; exit 1; }
+done
+api_policy_s=$(echo "$(date +%s.%N) - $changed" | bc)
+sleep 1
+api_rebuild_ms=$(elapsed "built a view's repodata.json" 3); api_reshard_ms=$(elapsed "built a view's sharded repodata" 3)
 peak=$(status VmHWM)
 # One shard: the largest package name's (pkg00000 has as many records as any).
 SHARD=$(python3 - "$S/repodata_shards.msgpack.zst" <<'PY'
@@ -171,7 +187,7 @@ PY
 curl -fsS -o "$S/shards/$SHARD" "$G/shards/$SHARD"
 read -r served_size < <(wc -c <"$WORKDIR/served.json")
 read -r upstream_size < <(wc -c <"$S/repodata.json")
-log "first repodata.json ${first}s (fetch, parse, store, decide $build_ms ms, send); .zst ${zst_first}s (compress $zst_ms ms); shard index ${shards_first}s (build $shards_ms ms); peak $peak_build MB (at the end $peak MB), now $rss MB ($rss_anon MB anonymous, $rss_file MB file-backed); policy change in the index after ${policy_s}s (decide $rebuild_ms ms, shards $reshard_ms ms)"
+log "first repodata.json ${first}s (fetch, parse, store, decide $build_ms ms, send); .zst ${zst_first}s (compress $zst_ms ms); shard index ${shards_first}s (build $shards_ms ms); peak $peak_build MB (at the end $peak MB), now $rss MB ($rss_anon MB anonymous, $rss_file MB file-backed); policy change in the index after ${policy_s}s (decide $rebuild_ms ms, shards $reshard_ms ms); through the API after ${api_policy_s}s (decide $api_rebuild_ms ms, shards $api_reshard_ms ms)"
 
 measure() { # url concurrency -> "req/s MB/s"
   wrk -t1 -c"$2" -d"${DURATION}s" "$1" 2>/dev/null | awk '
@@ -200,7 +216,7 @@ for c in 1 16 64; do
   row "one shard ($shard_size bytes)" "shards/$SHARD" "$c"
   row "20 MB package" "bigpkg-1.0-0.tar.bz2" "$c"
 done
-REPORT="Run of $(date +%F) on $(nproc) cores; wrk, one thread, ${DURATION} s per run, median of $REPEATS. Upstream linux-64/repodata.json: $RECORDS records plus the package, $((upstream_size / 1024 / 1024)) MB; the view's document (one package prohibited, 1% of records in cooldown): $((served_size / 1024 / 1024)) MB. Deciding the view's records took **$build_ms ms** (every version of every package); the first repodata.json request took **${first} s**, including the upstream fetch (streamed to a spool file), parsing, storing the upstream copy (compressed) and sending the filtered document as it is rendered; its repodata.json.zst $zst_ms ms (rendered and compressed); its sharded repodata $shards_ms ms (every name's shard encoded, then the view's index). Memory after building all three and serving the package: VmHWM **$peak_build MB** (peak resident; $peak MB at the end, after the policy change), VmRSS $rss MB of which $rss_anon MB anonymous and $rss_file MB file-backed. A second package prohibited while serving was gone from the shard index **${policy_s} s** after \`entry add\` returned (SQLite: the server polls every 2 s; it then decided the records in $rebuild_ms ms and built the index in $reshard_ms ms, serving the previous index meanwhile).
+REPORT="Run of $(date +%F) on $(nproc) cores; wrk, one thread, ${DURATION} s per run, median of $REPEATS. Upstream linux-64/repodata.json: $RECORDS records plus the package, $((upstream_size / 1024 / 1024)) MB; the view's document (one package prohibited, 1% of records in cooldown): $((served_size / 1024 / 1024)) MB. Deciding the view's records took **$build_ms ms** (every version of every package); the first repodata.json request took **${first} s**, including the upstream fetch (streamed to a spool file), parsing, storing the upstream copy (compressed) and sending the filtered document as it is rendered; its repodata.json.zst $zst_ms ms (rendered and compressed); its sharded repodata $shards_ms ms (every name's shard encoded, then the view's index). Memory after building all three and serving the package: VmHWM **$peak_build MB** (peak resident; $peak MB at the end, after the policy change), VmRSS $rss MB of which $rss_anon MB anonymous and $rss_file MB file-backed. A second package prohibited while serving was gone from the shard index **${policy_s} s** after \`entry add\` returned (SQLite: the server polls every 2 s; it then decided the records in $rebuild_ms ms and built the index in $reshard_ms ms, serving the previous index meanwhile). The same change made through the running server's API (\`POST /api/v1/entries\` with a national curator's token, as the web UI does) was gone from the shard index **${api_policy_s} s** after the call returned (decided in $api_rebuild_ms ms, index built in $api_reshard_ms ms).
 
 $TABLE"
 echo "$REPORT"
