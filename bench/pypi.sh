@@ -8,7 +8,7 @@
 #   WORKDIR=/tmp/formulary-pypibench   everything generated goes here (package set is reused)
 #   PEERBENCH=/work/shared/bench/peerbench.sh   the harness (its peerbench.conf is the base config)
 #   CLIENTS=0      1: also time real pip/uv runs against every peer (harness 'clients' step, ~5 min)
-#   BUILD=1        0: use the existing target/release/formulary
+#   BUILD=1        0: use the existing release build (BIN, or CARGO_TARGET_DIR/release/formulary)
 #   DOCS=1         0: do not write the tables into docs/performance.md
 #   DURATION, REPEATS, CONCURRENCY   override the harness defaults (5 s, 3, "1 16 64")
 #   PYTHON_PEERS="pypiserver devpi proxpi"   the Python peers beside nginx; "" for nginx and
@@ -24,7 +24,7 @@ WORKDIR=${WORKDIR:-/tmp/formulary-pypibench}
 CLIENTS=${CLIENTS:-0}
 BUILD=${BUILD:-1}
 DOCS=${DOCS:-1}
-BIN=$ROOT/target/release/formulary
+BIN=${BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/formulary}
 ADVISORIES=$ROOT/test-data/osv/pypa-advisory-database
 PORT_NGINX=18080
 PORT_GATEWAY=18090

@@ -217,7 +217,16 @@ async fn repodata(
                 false,
             );
             if !matched {
-                *response.body_mut() = Body::from_stream(zst.stream());
+                // With sendfile from a second descriptor of its spool file where the
+                // connection allows; read chunk by chunk otherwise.
+                *response.body_mut() = match zst.file().try_clone() {
+                    Ok(file) => Body::from_stream(crate::file_ranges::stream(
+                        std::sync::Arc::new(file),
+                        0,
+                        zst.len(),
+                    )),
+                    Err(_) => Body::from_stream(zst.stream()),
+                };
                 response
                     .headers_mut()
                     .insert(header::CONTENT_LENGTH, HeaderValue::from(zst.len()));

@@ -350,7 +350,9 @@ async fn connection(
         let guard = RequestGuard(Arc::clone(&service_activity));
         let app = app.clone();
         async move {
-            let response: Response = match app.oneshot(request.map(Body::new)).await {
+            // File ranges in the answer may go out with sendfile (this connection sends them).
+            let handled = crate::file_ranges::serving(app.oneshot(request.map(Body::new)));
+            let response: Response = match handled.await {
                 Ok(response) => response,
                 Err(never) => match never {},
             };
@@ -365,6 +367,9 @@ async fn connection(
     });
     let connection = hyper::server::conn::http1::Builder::new()
         .keep_alive(true)
+        // Body chunks reach the stream as they are, never copied into a buffer of hyper's:
+        // registered bodies and file placeholders are recognised by their addresses.
+        .writev(true)
         .serve_connection(io, service);
     let mut connection = pin!(connection);
     let check_every = (limits.header_read_timeout.min(limits.idle_timeout) / 4)

@@ -131,20 +131,11 @@ pub(crate) async fn serve_blob(
                 Source::Memory(bytes) => Body::from(bytes.slice(
                     usize::try_from(start).unwrap_or(0)..usize::try_from(end + 1).unwrap_or(0),
                 )),
-                Source::File(mut file) => {
-                    use tokio::io::{AsyncReadExt, AsyncSeekExt};
-                    file.seek(std::io::SeekFrom::Start(start))
-                        .await
-                        .map_err(|error| {
-                            formulary_store::StoreError::Conflict(format!(
-                                "cannot read a stored package file: {error}"
-                            ))
-                        })?;
-                    Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
-                        file.take(length),
-                        128 * 1024,
-                    ))
-                }
+                Source::File(file) => Body::from_stream(crate::file_ranges::stream(
+                    std::sync::Arc::new(file.into_std().await),
+                    start,
+                    length,
+                )),
                 Source::Remote => remote_body(state, sha256, start..end + 1)?,
             };
             let mut response = (StatusCode::PARTIAL_CONTENT, part).into_response();
@@ -166,9 +157,11 @@ pub(crate) async fn serve_blob(
         None => {
             let body = match source {
                 Source::Memory(bytes) => Body::from(bytes),
-                Source::File(file) => Body::from_stream(
-                    tokio_util::io::ReaderStream::with_capacity(file, 256 * 1024),
-                ),
+                Source::File(file) => Body::from_stream(crate::file_ranges::stream(
+                    std::sync::Arc::new(file.into_std().await),
+                    0,
+                    size,
+                )),
                 Source::Remote => remote_body(state, sha256, 0..size)?,
             };
             let mut response = body.into_response();

@@ -18,6 +18,7 @@ mod cran;
 mod downloads;
 mod error;
 pub mod evidence;
+mod file_ranges;
 mod front_door;
 mod gateway;
 mod gateway_auth;

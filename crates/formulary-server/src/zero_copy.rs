@@ -99,6 +99,16 @@ fn registering() -> &'static Mutex<()> {
 }
 
 impl Registry {
+    /// Where `slice` is sent from: a file range it stands for ([`crate::file_ranges`]), the
+    /// file copy of a registered body it lies in, or nowhere (it is written as it is). A
+    /// placeholder with nothing behind it is an error: it must not be written.
+    fn locate(&self, slice: &[u8]) -> std::io::Result<Option<(Arc<std::fs::File>, u64)>> {
+        match crate::file_ranges::locate(slice) {
+            Some(placed) => placed.map(Some),
+            None => Ok(self.find(slice)),
+        }
+    }
+
     /// The file and offset holding `slice`, when it lies inside a registered body.
     fn find(&self, slice: &[u8]) -> Option<(Arc<std::fs::File>, u64)> {
         if slice.is_empty() {
@@ -347,7 +357,7 @@ impl AsyncWrite for ZeroCopyStream {
         context: &mut Context<'_>,
         buffer: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        let found = read_registry().find(buffer);
+        let found = read_registry().locate(buffer)?;
         match found {
             Some((file, offset)) => self.poll_sendfile(context, &file, offset, buffer.len()),
             None => Pin::new(&mut self.inner).poll_write(context, buffer),
@@ -364,14 +374,14 @@ impl AsyncWrite for ZeroCopyStream {
         };
         let (found, plain_end) = {
             let registry = read_registry();
-            match registry.find(&buffers[first]) {
+            match registry.locate(&buffers[first])? {
                 Some(found) => (Some(found), first),
-                // Write the ordinary slices up to the next registered one in one call.
+                // Write the ordinary slices up to the next one sent from a file in one call.
                 None => (
                     None,
                     buffers[first..]
                         .iter()
-                        .position(|buffer| registry.find(buffer).is_some())
+                        .position(|buffer| !matches!(registry.locate(buffer), Ok(None)))
                         .map_or(buffers.len(), |index| first + index),
                 ),
             }

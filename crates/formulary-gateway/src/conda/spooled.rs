@@ -147,6 +147,12 @@ impl SpooledDocument {
         self.len == 0
     }
 
+    /// The spool file holding the document's bytes from offset 0 (never written again), for
+    /// a server that sends it with `sendfile`.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
     /// The document's bytes, read from its file a chunk at a time as the client takes them
     /// (a read that fails ends the stream with the error, so the response is cut short
     /// against its `Content-Length`, never completed with wrong bytes).
