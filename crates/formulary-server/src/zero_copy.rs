@@ -311,10 +311,56 @@ impl ZeroCopyStream {
                     SENT_FROM_FILES.fetch_add(sent as u64, std::sync::atomic::Ordering::Relaxed);
                     return Poll::Ready(Ok(sent));
                 }
+                // A file system that cannot feed sendfile: the same bytes, read and written.
+                Err(error) if sendfile_unsupported(&error) => {
+                    return self.poll_copy(context, file, offset, count)
+                }
                 Err(error) => return Poll::Ready(Err(error)),
             }
         }
     }
+
+    /// Writes up to `count` bytes of `file` from `offset` by reading them first (at most
+    /// [`COPY_BYTES`] at a time), for files `sendfile` cannot send.
+    fn poll_copy(
+        &self,
+        context: &mut Context<'_>,
+        file: &std::fs::File,
+        offset: u64,
+        count: usize,
+    ) -> Poll<std::io::Result<usize>> {
+        use std::os::unix::fs::FileExt;
+        let mut buffer = vec![0; count.min(COPY_BYTES)];
+        loop {
+            ready!(self.inner.poll_write_ready(context))?;
+            let read = file.read_at(&mut buffer, offset)?;
+            if read == 0 {
+                return Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "a file ended before the range the response sends from it",
+                )));
+            }
+            match self.inner.try_write(&buffer[..read]) {
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+                other => return Poll::Ready(other),
+            }
+        }
+    }
+}
+
+/// How much [`ZeroCopyStream::poll_copy`] reads at a time.
+const COPY_BYTES: usize = 256 * 1024;
+
+/// True for the errors `sendfile` gives when the file (not the connection) cannot be sent that
+/// way, such as some FUSE and `/proc` files.
+fn sendfile_unsupported(error: &std::io::Error) -> bool {
+    [
+        rustix::io::Errno::INVAL,
+        rustix::io::Errno::NOSYS,
+        rustix::io::Errno::OPNOTSUPP,
+    ]
+    .iter()
+    .any(|errno| error.raw_os_error() == Some(errno.raw_os_error()))
 }
 
 impl ZeroCopyStream {
@@ -456,6 +502,45 @@ mod tests {
 
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn a_file_sendfile_cannot_send_is_read_and_written_instead() {
+        // The kernel refuses sendfile from this file (EINVAL) but reads it.
+        let path = "/proc/self/cmdline";
+        let expected = std::fs::read(path).expect("readable");
+        let file = std::fs::File::open(path).expect("opened");
+        {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let probe = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let refused = rustix::fs::sendfile(&probe, &file, Some(&mut 0), 16).map_err(Into::into);
+            assert!(
+                refused.as_ref().is_err_and(sendfile_unsupported),
+                "this kernel must refuse sendfile from {path} for the test to mean anything: {refused:?}"
+            );
+        }
+        let listener = ZeroCopyListener::new(TcpListener::bind("127.0.0.1:0").await.unwrap());
+        let address = axum::serve::Listener::local_addr(&listener).unwrap();
+        let sender = tokio::spawn(async move {
+            let mut listener = listener;
+            let (mut stream, _) = axum::serve::Listener::accept(&mut listener).await;
+            let mut at = 0;
+            while at < expected.len() {
+                at += std::future::poll_fn(|context| {
+                    stream.poll_sendfile(context, &file, at as u64, expected.len() - at)
+                })
+                .await
+                .expect("sent");
+            }
+            stream.shutdown().await.unwrap();
+            expected
+        });
+        let mut client = TcpStream::connect(address).await.unwrap();
+        let mut received = Vec::new();
+        client.read_to_end(&mut received).await.unwrap();
+        let expected = sender.await.unwrap();
+        assert!(!expected.is_empty());
+        assert_eq!(received, expected, "the same bytes, read and written");
+    }
 
     #[tokio::test]
     async fn registered_bodies_arrive_whole_and_in_order_with_other_writes() {
