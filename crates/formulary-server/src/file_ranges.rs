@@ -58,8 +58,11 @@ struct Slots {
     placed: RwLock<BTreeMap<usize, Placed>>,
 }
 
+/// The slots, made when the first placeholder is (so a server that never sends a large file
+/// never reserves the region).
+static SLOTS_CELL: OnceLock<Slots> = OnceLock::new();
+
 fn slots() -> &'static Slots {
-    static SLOTS_CELL: OnceLock<Slots> = OnceLock::new();
     SLOTS_CELL.get_or_init(|| Slots {
         // A zeroed allocation this large is fresh pages from the kernel: nothing is resident
         // until touched, and nothing ever touches it.
@@ -127,7 +130,8 @@ fn placeholder(file: &Arc<File>, offset: u64, len: usize) -> Option<Bytes> {
 /// the offset of its first byte, or an error when no file range stands behind it (it must then
 /// not be written).
 pub(crate) fn locate(slice: &[u8]) -> Option<std::io::Result<(Arc<File>, u64)>> {
-    let slots = slots();
+    // Asked for every write of every response: with no placeholder ever made, nothing to look up.
+    let slots = SLOTS_CELL.get()?;
     let base = slots.region.as_ptr() as usize;
     let start = slice.as_ptr() as usize;
     if slice.is_empty() || start < base || start >= base + slots.region.len() {
