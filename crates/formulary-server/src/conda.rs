@@ -203,23 +203,10 @@ async fn repodata(
                 .repodata_zst(&served)
                 .await
                 .map_err(|error| local_disk_failure("repodata.json.zst", &error))?;
-            // Sent from its spool file as it is read, with its entity tag, 304 and the
-            // headers of `document_response`.
-            let matched = etag_matches(headers, &zst.etag);
-            let mut response = document_response(
-                headers,
-                &formulary_gateway::Rendered {
-                    body: bytes::Bytes::new(),
-                    etag: zst.etag.clone(),
-                },
-                "application/zstd",
-                served.stale,
-                false,
-            );
-            if !matched {
-                // With sendfile from a second descriptor of its spool file where the
-                // connection allows; read chunk by chunk otherwise.
-                *response.body_mut() = match zst.file().try_clone() {
+            // Sent from its spool file as it is read: with sendfile from a second descriptor of
+            // it where the connection allows, read chunk by chunk otherwise.
+            let body = || {
+                let body = match zst.file().try_clone() {
                     Ok(file) => Body::from_stream(crate::file_ranges::stream(
                         std::sync::Arc::new(file),
                         0,
@@ -227,11 +214,15 @@ async fn repodata(
                     )),
                     Err(_) => Body::from_stream(zst.stream()),
                 };
-                response
-                    .headers_mut()
-                    .insert(header::CONTENT_LENGTH, HeaderValue::from(zst.len()));
-            }
-            return Ok(response);
+                (body, Some(zst.len()))
+            };
+            return Ok(streamed_document(
+                headers,
+                &zst.etag,
+                "application/zstd",
+                served.stale,
+                body,
+            ));
         }
         "repodata_shards.msgpack.zst" => match gateway
             .sharded(&served)
@@ -267,22 +258,46 @@ fn local_disk_failure(what: &str, error: &std::io::Error) -> ApiError {
     )
 }
 
-/// The view's `repodata.json`, streamed as it is rendered from the records (never held whole),
-/// with its entity tag, 304 and the headers of [`document_response`].
+/// The view's `repodata.json`, streamed as it is rendered from the records (never held whole).
 fn streamed_json(headers: &HeaderMap, served: &Arc<ServedRepodata>) -> Response {
-    let matched = etag_matches(headers, &served.etag);
+    streamed_document(
+        headers,
+        &served.etag,
+        "application/json",
+        served.stale,
+        || (Body::from_stream(served.json_stream()), None),
+    )
+}
+
+/// A document whose body is streamed rather than held, with its entity tag, 304 and the headers
+/// of [`document_response`]: `body` (and its length, when known) is made only when the client's
+/// copy is not current.
+fn streamed_document(
+    headers: &HeaderMap,
+    etag: &str,
+    content_type: &'static str,
+    stale: bool,
+    body: impl FnOnce() -> (Body, Option<u64>),
+) -> Response {
+    let matched = etag_matches(headers, etag);
     let mut response = document_response(
         headers,
         &formulary_gateway::Rendered {
             body: bytes::Bytes::new(),
-            etag: served.etag.clone(),
+            etag: etag.to_owned(),
         },
-        "application/json",
-        served.stale,
+        content_type,
+        stale,
         false,
     );
     if !matched {
-        *response.body_mut() = Body::from_stream(served.json_stream());
+        let (body, length) = body();
+        *response.body_mut() = body;
+        if let Some(length) = length {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        }
     }
     response
 }

@@ -5,6 +5,8 @@
 //! expired, [`JobLease::ttl`] later at most. A replica that shuts down cleanly hands it over at
 //! once ([`JobLease::release`]).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -34,6 +36,9 @@ pub struct JobLease {
     name: &'static str,
     holder: String,
     ttl: Duration,
+    /// Set by [`JobLease::release`] (shared by clones): a released lease is never taken again by
+    /// this replica, so a job loop still running at shutdown cannot take it back.
+    released: Arc<AtomicBool>,
 }
 
 impl JobLease {
@@ -45,6 +50,7 @@ impl JobLease {
             name,
             holder,
             ttl: JOB_LEASE,
+            released: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -61,8 +67,12 @@ impl JobLease {
 
     /// True when this replica holds the lease for the next [`JobLease::ttl`]: it extends the
     /// lease it holds, or takes one that nobody holds or that has expired. False when another
-    /// replica holds it, or when the database cannot be reached (a job never runs unleased).
+    /// replica holds it, when the database cannot be reached (a job never runs unleased), and
+    /// after [`JobLease::release`].
     pub async fn hold(&self) -> bool {
+        if self.released.load(Ordering::SeqCst) {
+            return false;
+        }
         if self.database.is_offline() {
             // Started with the database down: no job runs until it answers (said once, at start).
             return false;
@@ -106,11 +116,37 @@ impl JobLease {
     }
 
     /// Gives the lease up (at shutdown), so that another replica takes the job over at its next
-    /// round rather than after the lease expires.
+    /// round rather than after the lease expires. From then on [`JobLease::hold`] is false here.
     pub async fn release(&self) {
+        self.released.store(true, Ordering::SeqCst);
         let _ = self
             .database
             .extend_lease(self.name, &self.holder, Utc::now())
             .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_released_lease_is_free_for_others_and_never_taken_back_by_its_holder() {
+        let folder = tempfile::tempdir().expect("temporary folder");
+        let url = format!("sqlite://{}", folder.path().join("jobs.db").display());
+        let database = Database::open(&url).await.expect("SQLite opens");
+        let ours = JobLease::new(database.clone(), "recalls", "replica-a".to_owned());
+        let theirs = JobLease::new(database.clone(), "recalls", "replica-b".to_owned());
+        assert!(ours.hold().await, "a free lease is taken");
+        assert!(ours.hold().await, "and extended by its holder");
+        assert!(!theirs.hold().await, "another replica waits");
+        // A job loop holds a clone; releasing through any clone stops them all.
+        let in_the_loop = ours.clone();
+        ours.release().await;
+        assert!(
+            !in_the_loop.hold().await,
+            "a loop still running after the release does not take the lease back"
+        );
+        assert!(theirs.hold().await, "another replica takes it at once");
     }
 }

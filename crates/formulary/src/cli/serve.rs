@@ -108,7 +108,7 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
         lease("dependency-admissions"),
         lease("recalls"),
     ];
-    let _outbox = match &context.settings.smtp_url {
+    let outbox = match &context.settings.smtp_url {
         Some(smtp_url) => {
             let mailer =
                 formulary_server::mail::Mailer::new(&formulary_server::mail::MailOptions {
@@ -128,7 +128,7 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
     let _checkpoints =
         super::audit::follow_checkpoints(context, database.clone(), Duration::from_secs(10))?;
     let _follower = Arc::clone(&state.snapshot).follow(database.clone(), Duration::from_secs(2));
-    let _admissions = formulary_server::follow_admissions(
+    let admissions = formulary_server::follow_admissions(
         state.clone(),
         Duration::from_secs(2),
         job_leases[1].clone(),
@@ -147,7 +147,7 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
         public_url: state.public_url.clone(),
     };
     let _advisory_sync = start_advisory_sync(context, &database, &state, &announcer);
-    let _recalls = crate::surveillance::prohibitions::follow(
+    let recalls = crate::surveillance::prohibitions::follow(
         database.clone(),
         Arc::clone(&state.snapshot),
         announcer,
@@ -213,7 +213,14 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
             "connections were refused because max_connections was reached"
         );
     }
-    // Hand the background jobs over to another replica now rather than when the leases expire.
+    // Stop the leased jobs first (a loop still running would take its lease again at its next
+    // round and keep it past exit), then hand them over to another replica now rather than when
+    // the leases expire.
+    let leased_jobs = outbox.into_iter().chain([admissions, recalls]);
+    for job in leased_jobs {
+        job.abort();
+        let _ = job.await;
+    }
     for job in &job_leases {
         job.release().await;
     }

@@ -658,6 +658,59 @@ fn each_background_job_runs_on_one_replica_and_moves_when_that_one_dies() {
     drop(b);
 }
 
+#[test]
+fn a_replica_stopped_gracefully_hands_its_jobs_over_at_once() {
+    let Some(database) = database() else { return };
+    let blobs = tempfile::tempdir().expect("blob folder");
+    let mut replicas = [
+        Replica::new(&database.url, blobs.path(), &[]),
+        Replica::new(&database.url, blobs.path(), &[]),
+    ];
+    let jobs = ["recalls", "dependency-admissions"];
+    let names = |holder: &str, pid: u32| holder.split('-').any(|part| part == pid.to_string());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let holders = loop {
+        let holders = jobs.map(|job| lease_holder(&database.url, job));
+        if holders.iter().all(|holder| !holder.is_empty()) {
+            break holders;
+        }
+        assert!(Instant::now() < deadline, "no replica took the jobs");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    // Stop the replica holding the recall job with SIGTERM; the other must take every job it
+    // held well within the lease (30 s), at its next round (2 s), not when the lease expires.
+    let holder = usize::from(!names(&holders[0], replicas[0].pid()));
+    let (stopped_pid, survivor_pid) = (replicas[holder].pid(), replicas[1 - holder].pid());
+    assert!(names(&holders[0], stopped_pid), "{holders:?}");
+    let stopped = Instant::now();
+    replicas[holder].stop();
+    for job in jobs {
+        assert!(
+            !names(&lease_holder(&database.url, job), stopped_pid),
+            "a stopped replica holds no lease"
+        );
+    }
+    for job in jobs {
+        let deadline = stopped + Duration::from_secs(10);
+        loop {
+            let now_held = lease_holder(&database.url, job);
+            if names(&now_held, survivor_pid) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{job} did not move to the survivor within 10 s of a graceful stop (held by {now_held:?})"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+    eprintln!(
+        "after a graceful stop the jobs moved in {:?} (lease {}s)",
+        stopped.elapsed(),
+        formulary_server::jobs::JOB_LEASE.as_secs()
+    );
+}
+
 async fn sign_in(client: &reqwest::Client, base: &str, password: &str) -> reqwest::Response {
     client
         .post(format!("{base}/api/v1/session/token"))
