@@ -14,7 +14,7 @@ use crate::state::AppState;
 /// How often upstream changes are looked for when no record changed.
 const PERIOD: Duration = Duration::from_secs(600);
 
-/// Runs the job every `interval` until the process ends.
+/// Runs the job every `interval` until its lease is stopped (at shutdown).
 pub fn follow_admissions(
     state: AppState,
     interval: Duration,
@@ -53,7 +53,9 @@ pub fn follow_admissions(
                     }
                 }
             }
-            tokio::time::sleep(interval).await;
+            if !lease.pause(interval).await {
+                return;
+            }
         }
     })
 }

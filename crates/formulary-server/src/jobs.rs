@@ -2,15 +2,16 @@
 //! before each round the loop asks for the job's lease in the database ([`JobLease::hold`]). The
 //! replica that holds it extends it every round; the others skip the round. A replica that dies
 //! (kill -9, a lost machine) stops extending, and another takes the job over once the lease has
-//! expired, [`JobLease::ttl`] later at most. A replica that shuts down cleanly hands it over at
-//! once ([`JobLease::release`]).
+//! expired, [`JobLease::ttl`] later at most. A replica that shuts down cleanly first asks its
+//! loops to stop ([`JobLease::stop`]: no new round starts, a pause between rounds ends at once),
+//! lets a round in progress finish ([`finish`]), and then hands the leases over at once
+//! ([`JobLease::release`]).
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use formulary_store::Database;
+use tokio_util::sync::CancellationToken;
 
 /// How long a job's lease lasts without being extended: the longest a job pauses when the
 /// replica running it dies.
@@ -36,9 +37,10 @@ pub struct JobLease {
     name: &'static str,
     holder: String,
     ttl: Duration,
-    /// Set by [`JobLease::release`] (shared by clones): a released lease is never taken again by
-    /// this replica, so a job loop still running at shutdown cannot take it back.
-    released: Arc<AtomicBool>,
+    /// Cancelled by [`JobLease::stop`] (shared by clones): a stopped lease is never taken or
+    /// extended again by this replica, so a job loop still running at shutdown cannot take back
+    /// a lease it has handed over.
+    stopped: CancellationToken,
 }
 
 impl JobLease {
@@ -50,7 +52,7 @@ impl JobLease {
             name,
             holder,
             ttl: JOB_LEASE,
-            released: Arc::new(AtomicBool::new(false)),
+            stopped: CancellationToken::new(),
         }
     }
 
@@ -68,9 +70,9 @@ impl JobLease {
     /// True when this replica holds the lease for the next [`JobLease::ttl`]: it extends the
     /// lease it holds, or takes one that nobody holds or that has expired. False when another
     /// replica holds it, when the database cannot be reached (a job never runs unleased), and
-    /// after [`JobLease::release`].
+    /// after [`JobLease::stop`].
     pub async fn hold(&self) -> bool {
-        if self.released.load(Ordering::SeqCst) {
+        if self.stopped.is_cancelled() {
             return false;
         }
         if self.database.is_offline() {
@@ -115,15 +117,45 @@ impl JobLease {
         }
     }
 
-    /// Gives the lease up (at shutdown), so that another replica takes the job over at its next
-    /// round rather than after the lease expires. From then on [`JobLease::hold`] is false here.
+    /// Asks the job's loop to stop (at shutdown): from now on [`JobLease::hold`] is false here
+    /// and [`JobLease::pause`] returns false at once. A round in progress is not interrupted.
+    pub fn stop(&self) {
+        self.stopped.cancel();
+    }
+
+    /// Waits `interval` between rounds; false (at once) when the job is asked to stop, and the
+    /// loop should then end.
+    pub async fn pause(&self, interval: Duration) -> bool {
+        tokio::select! {
+            () = self.stopped.cancelled() => false,
+            () = tokio::time::sleep(interval) => true,
+        }
+    }
+
+    /// Gives the lease up (at shutdown, after the loop has ended), so that another replica takes
+    /// the job over at its next round rather than after the lease expires. Stops it here too.
     pub async fn release(&self) {
-        self.released.store(true, Ordering::SeqCst);
+        self.stop();
         let _ = self
             .database
             .extend_lease(self.name, &self.holder, Utc::now())
             .await;
     }
+}
+
+/// Waits for stopped job loops to end (each finishing the round it is in) until `patience` has
+/// passed, then cancels those still running; returns how many had to be cancelled.
+pub async fn finish(loops: Vec<tokio::task::JoinHandle<()>>, patience: Duration) -> usize {
+    let deadline = tokio::time::Instant::now() + patience;
+    let mut cancelled = 0;
+    for mut job in loops {
+        if tokio::time::timeout_at(deadline, &mut job).await.is_err() {
+            job.abort();
+            let _ = job.await;
+            cancelled += 1;
+        }
+    }
+    cancelled
 }
 
 #[cfg(test)]
@@ -148,5 +180,47 @@ mod tests {
             "a loop still running after the release does not take the lease back"
         );
         assert!(theirs.hold().await, "another replica takes it at once");
+    }
+
+    #[tokio::test]
+    async fn a_stopped_loop_ends_after_its_round_and_one_that_overruns_is_cancelled() {
+        let folder = tempfile::tempdir().expect("temporary folder");
+        let url = format!("sqlite://{}", folder.path().join("jobs.db").display());
+        let database = Database::open(&url).await.expect("SQLite opens");
+        let rounds = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let lease = JobLease::new(database.clone(), "email-outbox", "replica-a".to_owned());
+        // A loop like the real ones: a round (here 300 ms of work) while it holds the lease, then
+        // a long pause.
+        let job = {
+            let (lease, rounds) = (lease.clone(), std::sync::Arc::clone(&rounds));
+            tokio::spawn(async move {
+                loop {
+                    if lease.hold().await {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                        rounds.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    if !lease.pause(Duration::from_secs(3600)).await {
+                        return;
+                    }
+                }
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let asked = std::time::Instant::now();
+        lease.stop();
+        assert_eq!(finish(vec![job], Duration::from_secs(5)).await, 0);
+        assert_eq!(
+            rounds.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "the round in progress finished"
+        );
+        assert!(
+            asked.elapsed() < Duration::from_secs(2),
+            "the pause ended at once: {:?}",
+            asked.elapsed()
+        );
+        // A loop that does not end within the patience is cancelled.
+        let stuck = tokio::spawn(std::future::pending::<()>());
+        assert_eq!(finish(vec![stuck], Duration::from_millis(100)).await, 1);
     }
 }

@@ -169,8 +169,9 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&decoded).into_owned()
 }
 
-/// Sends due emails every `interval` until the process ends, while this replica holds the
-/// `email-outbox` lease (one sender across replicas).
+/// Sends due emails every `interval` while this replica holds the `email-outbox` lease (one
+/// sender across replicas), until the lease is stopped (at shutdown: the message being sent is
+/// sent and recorded first, so none goes out twice).
 pub fn follow_outbox(
     mailer: Mailer,
     database: Database,
@@ -182,7 +183,9 @@ pub fn follow_outbox(
         loop {
             if !lease.hold().await {
                 // Another replica sends the outbox (one sender, so no email goes out twice).
-                tokio::time::sleep(interval).await;
+                if !lease.pause(interval).await {
+                    return;
+                }
                 continue;
             }
             match database.due_emails(50).await {
@@ -207,7 +210,9 @@ pub fn follow_outbox(
                 }
                 Err(error) => tracing::warn!(%error, "could not read the email outbox"),
             }
-            tokio::time::sleep(interval).await;
+            if !lease.pause(interval).await {
+                return;
+            }
         }
     })
 }

@@ -213,13 +213,20 @@ pub(crate) async fn run(context: &Context, args: ServeArgs) -> anyhow::Result<Ex
             "connections were refused because max_connections was reached"
         );
     }
-    // Stop the leased jobs first (a loop still running would take its lease again at its next
-    // round and keep it past exit), then hand them over to another replica now rather than when
-    // the leases expire.
-    let leased_jobs = outbox.into_iter().chain([admissions, recalls]);
-    for job in leased_jobs {
-        job.abort();
-        let _ = job.await;
+    // Stop the leased jobs first, letting a round in progress finish (an email being sent is
+    // recorded as sent), then hand them over to another replica now rather than when the leases
+    // expire. A loop still running would otherwise take its lease again and keep it past exit.
+    for job in &job_leases {
+        job.stop();
+    }
+    let leased_jobs = outbox.into_iter().chain([admissions, recalls]).collect();
+    let cancelled = formulary_server::jobs::finish(leased_jobs, JOBS_FINISH).await;
+    if cancelled > 0 {
+        tracing::warn!(
+            cancelled,
+            patience = ?JOBS_FINISH,
+            "background jobs were stopped mid-round at exit; the next holder repeats the round"
+        );
     }
     for job in &job_leases {
         job.release().await;
@@ -270,6 +277,9 @@ fn start_advisory_sync(
         .start(),
     )
 }
+
+/// How long the background jobs may take to finish the round they are in at exit.
+const JOBS_FINISH: Duration = Duration::from_secs(5);
 
 /// How long the download ledger may take to write what is queued at exit.
 const LEDGER_FINISH: Duration = Duration::from_secs(5);

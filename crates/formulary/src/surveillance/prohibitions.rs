@@ -61,7 +61,9 @@ pub fn follow(
                 // Another replica runs the job; when this one takes over, it starts afresh.
                 watcher = Watcher::default();
             }
-            tokio::time::sleep(interval).await;
+            if !lease.pause(interval).await {
+                return;
+            }
         }
     })
 }
