@@ -188,14 +188,17 @@ mod tests {
         let url = format!("sqlite://{}", folder.path().join("jobs.db").display());
         let database = Database::open(&url).await.expect("SQLite opens");
         let rounds = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let started = std::sync::Arc::new(tokio::sync::Notify::new());
         let lease = JobLease::new(database.clone(), "email-outbox", "replica-a".to_owned());
         // A loop like the real ones: a round (here 300 ms of work) while it holds the lease, then
         // a long pause.
         let job = {
             let (lease, rounds) = (lease.clone(), std::sync::Arc::clone(&rounds));
+            let started = std::sync::Arc::clone(&started);
             tokio::spawn(async move {
                 loop {
                     if lease.hold().await {
+                        started.notify_one();
                         tokio::time::sleep(Duration::from_millis(300)).await;
                         rounds.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     }
@@ -205,7 +208,10 @@ mod tests {
                 }
             })
         };
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Asked to stop in the middle of its first round.
+        tokio::time::timeout(Duration::from_secs(30), started.notified())
+            .await
+            .expect("the loop starts a round");
         let asked = std::time::Instant::now();
         lease.stop();
         assert_eq!(finish(vec![job], Duration::from_secs(5)).await, 0);
