@@ -238,12 +238,14 @@ async fn repodata(
         },
         _ => return Ok(streamed_json(headers, &served)),
     };
+    // The shard index (hundreds of KB for a large subdir) is the same bytes for every client of
+    // the view until the policy changes: sent from an in-memory file with `sendfile`.
     Ok(document_response(
         headers,
         &rendered,
         "application/zstd",
         served.stale,
-        false,
+        true,
     ))
 }
 
