@@ -54,8 +54,24 @@ pub fn hex_of(digest: &[u8; 32]) -> String {
     digest.iter().map(|byte| format!("{byte:02x}")).collect()
 }
 
+thread_local! {
+    /// Each thread's zstd context, made once: a subdirectory has tens of thousands of shards,
+    /// and making a context for each cost about a fifth of the sharded build (allocating,
+    /// clearing and unmapping its tables). The output is the same as a fresh context's.
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
 fn compress(bytes: &[u8]) -> Result<Vec<u8>, ShardError> {
-    zstd::bulk::compress(bytes, ZSTD_LEVEL).map_err(|error| ShardError::Encoding(error.to_string()))
+    let failed = |error: std::io::Error| ShardError::Encoding(error.to_string());
+    COMPRESSOR.with(|cell| {
+        let mut compressor = cell.borrow_mut();
+        let compressor = match &mut *compressor {
+            Some(compressor) => compressor,
+            empty => empty.insert(zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(failed)?),
+        };
+        compressor.compress(bytes).map_err(failed)
+    })
 }
 
 /// The shard holding `records` (all of one package name), each read from the document as
@@ -155,6 +171,23 @@ pub fn encode_index<'a>(
 mod tests {
     use super::*;
     use rattler_conda_types::ShardedRepodata;
+
+    #[test]
+    fn a_reused_zstd_context_compresses_exactly_as_a_fresh_one() {
+        // Shard names are the digests of the compressed bytes: reusing the thread's context
+        // must not change them, whatever was compressed before.
+        let inputs: Vec<Vec<u8>> = (0..20u8)
+            .map(|seed| {
+                (0..(1000 + usize::from(seed) * 997))
+                    .map(|i| (i * usize::from(seed + 1) % 251) as u8)
+                    .collect()
+            })
+            .collect();
+        for input in inputs.iter().chain(inputs.iter().rev()) {
+            let fresh = zstd::bulk::compress(input, ZSTD_LEVEL).expect("zstd");
+            assert_eq!(compress(input).expect("zstd"), fresh);
+        }
+    }
 
     const DOCUMENT: &str = r#"{"info":{"subdir":"noarch"},
       "packages":{"six-1.16.0-pyh6c4a22f_0.tar.bz2":{"name":"six","version":"1.16.0","build":"pyh6c4a22f_0","build_number":0,"depends":["python"],"sha256":"6f2bd8c1d8f8e9e6c7e7d6d6ccf1b1c9a4b3f7dcf3ab4a5e1c0e8b9a7d6c5b4a","md5":"a5f8e0e1c1d36c2c7ff1b8e6e1a4f4b2","size":14259,"timestamp":1620240338000,"license":"MIT"}},
