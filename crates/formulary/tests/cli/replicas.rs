@@ -20,6 +20,7 @@ use crate::cluster::Cluster;
 use crate::databases::{self, PostgresDatabase};
 use crate::formulary_cli::{text, Running, Workspace};
 use crate::gateway_pypi::{pip, static_upstream, venv, wheel};
+use crate::surveillance::wait_until;
 
 /// One replica: its own data folder (journal, checkpoints), the shared database and blob folder.
 struct Replica {
@@ -668,15 +669,11 @@ fn a_replica_stopped_gracefully_hands_its_jobs_over_at_once() {
     ];
     let jobs = ["recalls", "dependency-admissions"];
     let names = |holder: &str, pid: u32| holder.split('-').any(|part| part == pid.to_string());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let holders = loop {
-        let holders = jobs.map(|job| lease_holder(&database.url, job));
-        if holders.iter().all(|holder| !holder.is_empty()) {
-            break holders;
-        }
-        assert!(Instant::now() < deadline, "no replica took the jobs");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let held = || jobs.map(|job| lease_holder(&database.url, job));
+    wait_until(Duration::from_secs(10), "a replica taking the jobs", || {
+        held().iter().all(|holder| !holder.is_empty())
+    });
+    let holders = held();
     // Stop the replica holding the recall job with SIGTERM; the other must take every job it
     // held well within the lease (30 s), at its next round (2 s), not when the lease expires.
     let holder = usize::from(!names(&holders[0], replicas[0].pid()));
@@ -691,18 +688,11 @@ fn a_replica_stopped_gracefully_hands_its_jobs_over_at_once() {
         );
     }
     for job in jobs {
-        let deadline = stopped + Duration::from_secs(10);
-        loop {
-            let now_held = lease_holder(&database.url, job);
-            if names(&now_held, survivor_pid) {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{job} did not move to the survivor within 10 s of a graceful stop (held by {now_held:?})"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        let what = format!("{job} moving to the survivor after a graceful stop");
+        let left = Duration::from_secs(10).saturating_sub(stopped.elapsed());
+        wait_until(left, &what, || {
+            names(&lease_holder(&database.url, job), survivor_pid)
+        });
     }
     eprintln!(
         "after a graceful stop the jobs moved in {:?} (lease {}s)",
